@@ -1,0 +1,315 @@
+"""The ECS world as data: cluster -> container instances -> tasks -> containers.
+
+This is the one source of truth. The fakes (IMDS, ECS introspection, task metadata) answer from
+it; the backends (local, docker) and the instance agent fill it with what really runs (process
+ids, real docker container ids, addresses, ports). Nothing here opens a socket.
+
+Values follow the shapes AWS documents (FACTS.md sections 4 and 5): an EC2 instance's identity
+document, `local-ipv4`, `hostname`, MAC tree and AZ all describe the same instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_CLUSTER = "ecs-lab"
+# What the ECS agent reports in /v1/metadata; the Datadog agent uses task metadata v4 from 1.39.0.
+ECS_AGENT_VERSION = "Amazon ECS Agent - v1.89.2 (labc0ffe)"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _stable_hex(seed: str, length: int) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()[:length]
+
+
+@dataclass
+class PortMapping:
+    container_port: int
+    host_port: int | None = None
+    protocol: str = "tcp"
+    host_ip: str = "0.0.0.0"
+
+    def as_ecs(self) -> dict:
+        """The `Ports` entry of task metadata v4."""
+        return {
+            "ContainerPort": self.container_port,
+            "Protocol": self.protocol,
+            "HostPort": self.host_port if self.host_port is not None else self.container_port,
+            "HostIp": self.host_ip,
+        }
+
+
+@dataclass
+class Container:
+    """One container of a task. On the local backend it is a process; on docker, a container."""
+
+    name: str
+    image: str
+    docker_id: str = ""
+    docker_name: str = ""
+    image_id: str = ""
+    pid: int | None = None
+    ipv4_addresses: list[str] = field(default_factory=list)
+    network_mode: str = "bridge"
+    ports: list[PortMapping] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    cpu: int = 0
+    memory: int | None = None
+    desired_status: str = "RUNNING"
+    known_status: str = "PENDING"
+    health_status: str = "UNKNOWN"
+    created_at: str = field(default_factory=_now_iso)
+    started_at: str | None = None
+    exit_code: int | None = None
+    # The token that appears in ECS_CONTAINER_METADATA_URI(_V4): it identifies the container.
+    metadata_token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __post_init__(self) -> None:
+        if not self.docker_id:
+            self.docker_id = _stable_hex(self.metadata_token, 64)
+        if not self.image_id:
+            self.image_id = "sha256:" + _stable_hex(self.image, 64)
+
+    def mark_running(self) -> None:
+        self.known_status = "RUNNING"
+        self.started_at = _now_iso()
+
+    def mark_stopped(self, exit_code: int | None) -> None:
+        self.known_status = "STOPPED"
+        self.exit_code = exit_code
+
+
+@dataclass
+class Task:
+    family: str
+    revision: int
+    containers: list[Container]
+    arn: str = ""
+    network_mode: str = "bridge"
+    service_name: str = ""
+    desired_status: str = "RUNNING"
+    known_status: str = "PENDING"
+    cpu: int | None = None
+    memory: int | None = None
+    pull_started_at: str = field(default_factory=_now_iso)
+    task_role_credentials_id: str | None = None
+
+    def container(self, name: str) -> Container:
+        for c in self.containers:
+            if c.name == name:
+                return c
+        raise KeyError(f"task {self.family}:{self.revision} has no container named {name!r}")
+
+
+@dataclass
+class ContainerInstance:
+    """An emulated EC2 instance registered in the cluster. Its IMDS identity lives here too."""
+
+    index: int
+    private_ip: str
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT
+    availability_zone: str = ""
+    instance_id: str = ""
+    instance_type: str = "m5.large"
+    ami_id: str = "ami-0ab1ec5a0000c0ffe"
+    public_ip: str | None = None
+    mac: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    # IMDS policy of this instance (HttpTokens=required, HttpPutResponseHopLimit, HttpEndpoint).
+    imds_tokens_required: bool = False
+    imds_hop_limit: int = 2
+    imds_enabled: bool = True
+    iam_role: str | None = "ecs-lab-instance-role"
+    arn: str = ""
+    tasks: list[Task] = field(default_factory=list)
+    launched_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    def __post_init__(self) -> None:
+        if not self.availability_zone:
+            self.availability_zone = self.region + "abc"[(self.index - 1) % 3]
+        if not self.instance_id:
+            self.instance_id = "i-0" + _stable_hex(f"instance-{self.index}-{self.private_ip}", 16)
+        if not self.mac:
+            h = _stable_hex(self.instance_id, 10)
+            self.mac = "0e:" + ":".join(h[i : i + 2] for i in range(0, 10, 2))
+        if not self.tags:
+            self.tags = {"Name": f"ecs-lab-instance-{self.index}"}
+
+    @property
+    def hostname(self) -> str:
+        """EC2's IP-based private DNS name (ip-10-0-0-1.ec2.internal style)."""
+        dashed = "ip-" + self.private_ip.replace(".", "-")
+        suffix = "ec2.internal" if self.region == "us-east-1" else f"{self.region}.compute.internal"
+        return f"{dashed}.{suffix}"
+
+    def identity_document(self) -> dict:
+        """The instance identity document, as /latest/dynamic/instance-identity/document returns it."""
+        return {
+            "accountId": self.account_id,
+            "architecture": "x86_64",
+            "availabilityZone": self.availability_zone,
+            "billingProducts": None,
+            "devpayProductCodes": None,
+            "marketplaceProductCodes": None,
+            "imageId": self.ami_id,
+            "instanceId": self.instance_id,
+            "instanceType": self.instance_type,
+            "kernelId": None,
+            "pendingTime": self.launched_at,
+            "privateIp": self.private_ip,
+            "ramdiskId": None,
+            "region": self.region,
+            "version": "2017-09-30",
+        }
+
+
+@dataclass
+class Cluster:
+    name: str = DEFAULT_CLUSTER
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:ecs:{self.region}:{self.account_id}:cluster/{self.name}"
+
+
+class World:
+    """Thread-safe registry of the emulated cluster. Fakes read it; backends write it."""
+
+    def __init__(self, cluster: Cluster | None = None) -> None:
+        self.cluster = cluster or Cluster()
+        self.instances: list[ContainerInstance] = []
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self.generation = 0
+
+    # -- building -------------------------------------------------------------------------------
+    def add_instance(self, private_ip: str, **kwargs) -> ContainerInstance:
+        with self._lock:
+            inst = ContainerInstance(index=len(self.instances) + 1, private_ip=private_ip,
+                                     region=self.cluster.region, account_id=self.cluster.account_id,
+                                     **kwargs)
+            if not inst.arn:
+                inst.arn = (f"arn:aws:ecs:{self.cluster.region}:{self.cluster.account_id}:"
+                            f"container-instance/{self.cluster.name}/{_stable_hex(inst.instance_id, 32)}")
+            self.instances.append(inst)
+            self._bump()
+            return inst
+
+    def add_task(self, instance: ContainerInstance, task: Task) -> Task:
+        with self._lock:
+            if not task.arn:
+                task.arn = (f"arn:aws:ecs:{self.cluster.region}:{self.cluster.account_id}:"
+                            f"task/{self.cluster.name}/{uuid.uuid4().hex}")
+            for c in task.containers:
+                c.network_mode = task.network_mode
+                c.labels.update(self.ecs_labels(task, c))
+                if not c.docker_name:
+                    c.docker_name = f"ecs-{task.family}-{task.revision}-{c.name}-{_stable_hex(task.arn, 16)}"
+            instance.tasks.append(task)
+            self._bump()
+            return task
+
+    def remove_task(self, task_arn: str) -> None:
+        with self._lock:
+            for inst in self.instances:
+                inst.tasks = [t for t in inst.tasks if t.arn != task_arn]
+            self._bump()
+
+    def touch(self) -> None:
+        """Call after mutating a task or container in place (status, pid, docker id)."""
+        with self._lock:
+            self._bump()
+
+    def _bump(self) -> None:
+        self.generation += 1
+        self._changed.notify_all()
+
+    def wait_for_change(self, generation: int, timeout: float) -> int:
+        with self._lock:
+            self._changed.wait_for(lambda: self.generation != generation, timeout=timeout)
+            return self.generation
+
+    # -- reading --------------------------------------------------------------------------------
+    def ecs_labels(self, task: Task, container: Container) -> dict[str, str]:
+        """The docker labels the ECS agent puts on every container it starts."""
+        return {
+            "com.amazonaws.ecs.cluster": self.cluster.name,
+            "com.amazonaws.ecs.container-name": container.name,
+            "com.amazonaws.ecs.task-arn": task.arn,
+            "com.amazonaws.ecs.task-definition-family": task.family,
+            "com.amazonaws.ecs.task-definition-version": str(task.revision),
+        }
+
+    def instance(self, index: int) -> ContainerInstance:
+        with self._lock:
+            return self.instances[index - 1]
+
+    def instance_by_ip(self, ip: str) -> ContainerInstance | None:
+        with self._lock:
+            for inst in self.instances:
+                if inst.private_ip == ip:
+                    return inst
+            return None
+
+    def iter_containers(self) -> Iterator[tuple[ContainerInstance, Task, Container]]:
+        with self._lock:
+            snapshot = [(i, t, c) for i in self.instances for t in i.tasks for c in t.containers]
+        yield from snapshot
+
+    def find_container(self, *, metadata_token: str | None = None, docker_id: str | None = None,
+                       pid: int | None = None, ip: str | None = None,
+                       ) -> tuple[ContainerInstance, Task, Container] | None:
+        for inst, task, c in self.iter_containers():
+            if metadata_token is not None and c.metadata_token == metadata_token:
+                return inst, task, c
+            if docker_id is not None and (c.docker_id == docker_id or c.docker_id.startswith(docker_id)):
+                return inst, task, c
+            if pid is not None and c.pid == pid:
+                return inst, task, c
+            if ip is not None and ip in c.ipv4_addresses:
+                return inst, task, c
+        return None
+
+    def find_task(self, task_arn: str) -> tuple[ContainerInstance, Task] | None:
+        with self._lock:
+            for inst in self.instances:
+                for t in inst.tasks:
+                    if t.arn == task_arn:
+                        return inst, t
+        return None
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll `predicate` until it returns a truthy value; raise TimeoutError naming `what`.
+
+    The one polling primitive of the lab: tests and readiness checks wait on conditions, never on
+    fixed sleeps.
+    """
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - readiness probes fail with anything until ready
+            last_exc = exc
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_exc!r})" if last_exc else ""
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}{detail}")
+        time.sleep(interval)

@@ -1,13 +1,314 @@
 """pytest plugin (entry point `ecs_lab`): a session-wide lab and fixtures for scenarios.
 
-Filled in by the local backend work; this module must import cheaply because pytest loads it in
-every run.
+A scenario asks for fixtures and nothing else::
+
+    def test_trace_reaches_intake(lab, apps, intake):
+        ...
+
+`lab` is started once per pytest run and shared by every scenario, or attached to a lab that is
+already running (`ecs-lab up --detach`; found through `$LAB_STATE` or `.lab/state.json`). A scenario
+that needs a differently configured agent asks `lab_with(features=..., agent_env=...)` for a second,
+separate stack on its own loopback subnet, stopped when the module ends.
+
+This module is loaded by every pytest run on the machine: it imports nothing heavy at the top.
 """
 
 from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("ecs-lab")
     group.addoption("--backend", action="store", default=None, choices=("local", "docker"),
                     help="which backend scenarios run on (default: local, or LAB_BACKEND)")
+    group.addoption("--lab-instances", action="store", type=int, default=None,
+                    help="number of emulated EC2 instances in the session lab (default 1)")
+    group.addoption("--lab-subnet", action="store", default=None,
+                    help="first two octets of the session lab's loopback addresses (default: a free 127.X)")
+
+
+# -- what a scenario sees --------------------------------------------------------------------------
+
+
+@dataclass
+class AgentInfo:
+    """One instance's agent, as an app on that instance reaches it."""
+
+    instance_index: int
+    instance_id: str
+    private_ip: str
+    apm_url: str
+    dogstatsd: tuple[str, int]
+    cmd_url: str
+    pid: int | None
+    known_status: str
+    log: str | None
+
+    @property
+    def hostname(self) -> str:
+        """What the agent reports as its host on ECS EC2: the IMDS instance-id."""
+        return self.instance_id
+
+    def status(self, timeout: float = 5.0) -> dict:
+        """The agent's status document (`agent status --json`): receiver counts, forwarder, ECS."""
+        import json
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{self.cmd_url}/agent/status", timeout=timeout) as resp:
+            return json.loads(resp.read())
+
+
+@dataclass
+class AppInfo:
+    variant: str
+    service: str
+    pid: int | None
+    task_arn: str
+    docker_id: str
+    log: str | None
+    url: str | None
+    instance_index: int = 1
+
+    def get(self, path: str = "/", timeout: float = 10.0) -> dict:
+        """GET a path of the app (JSON), as a client of the service would."""
+        import json
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{self.url}{path}", timeout=timeout) as resp:
+            return json.loads(resp.read())
+
+
+@dataclass
+class Lab:
+    """A running lab, started here or attached; read from the dict `ecs-lab status --json` prints."""
+
+    state: dict
+    backend: Any = None  # the owner object when started in this process (LocalBackend/DockerBackend)
+    attached: bool = False
+    _extra: dict = field(default_factory=dict)
+
+    def refresh(self) -> Lab:
+        if self.backend is not None:
+            self.state = self.backend.status()
+        else:
+            from lab.backends.supervisor import read_state
+
+            self.state = read_state(Path(self.state["state_file"])) or self.state
+        return self
+
+    @property
+    def intake_url(self) -> str:
+        return self.state["intake_url"]
+
+    @property
+    def egress_proxy_url(self) -> str | None:
+        return self.state.get("egress_proxy_url")
+
+    @property
+    def world(self):
+        return getattr(self.backend, "world", None)
+
+    @property
+    def features(self) -> set[str]:
+        return set(self.state.get("features", ()))
+
+    @property
+    def agents(self) -> list[AgentInfo]:
+        out = []
+        for inst in self.state["instances"]:
+            host, _, port = inst["dogstatsd"].rpartition(":")
+            agent = inst.get("agent", {})
+            out.append(AgentInfo(inst["index"], inst["instance_id"], inst["private_ip"], inst["apm_url"],
+                                 (host, int(port)), inst.get("agent_cmd_url", ""), agent.get("pid"),
+                                 agent.get("status", "UNKNOWN"), agent.get("log")))
+        return out
+
+    @property
+    def apps(self) -> dict[str, AppInfo]:
+        return {v: AppInfo(v, a["service"], a.get("pid"), a["task_arn"], a.get("docker_id", ""), a.get("log"),
+                           a.get("url"), a.get("instance", 1))
+                for v, a in self.state.get("apps", {}).items()}
+
+    def imds_url(self, n: int = 1) -> str:
+        return self.state["instances"][n - 1]["imds_url"]
+
+    def instance(self, n: int = 1) -> dict:
+        return self.state["instances"][n - 1]
+
+    def log_tail(self, component: str, lines: int = 30) -> str:
+        from lab.backends.process import tail_file
+
+        proc = self.state.get("processes", {}).get(component)
+        return tail_file(Path(proc["log"]), lines) if proc else f"(no component {component!r})"
+
+    def pids(self) -> dict[str, int]:
+        return {name: p["pid"] for name, p in self.state.get("processes", {}).items() if p.get("pid")}
+
+
+# -- starting ----------------------------------------------------------------------------------------
+
+
+def _used_second_octets() -> set[int]:
+    import psutil
+
+    used = set()
+    try:
+        for conn in psutil.net_connections(kind="inet4"):
+            if conn.laddr and conn.laddr.ip.startswith("127."):
+                used.add(int(conn.laddr.ip.split(".")[1]))
+    except (psutil.AccessDenied, PermissionError):
+        pass
+    return used
+
+
+def free_subnet() -> str:
+    """A 127.X loopback /16 nobody listens on, so concurrent runs (and `ecs-lab up`) never clash."""
+    used = _used_second_octets()
+    choices = [x for x in range(100, 250) if x not in used]
+    return f"127.{random.choice(choices)}"
+
+
+def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | None = None,
+              features: set[str] | frozenset[str] | None = None, agent_env: dict[str, str] | None = None,
+              apps: tuple[str, ...] | None = None, run_dir: Path | None = None) -> Lab:
+    """Start a private stack (own subnet, ephemeral shared ports) and return it; call `stop_lab`."""
+    from lab.backends.stack import DEFAULT_FEATURES, Ports, Stack
+
+    subnet = subnet or free_subnet()
+    kwargs: dict = {
+        "instances": instances, "subnet": subnet, "services_host": f"{subnet}.0.1",
+        "ports": Ports.ephemeral(), "features": frozenset(features or DEFAULT_FEATURES),
+        "agent_env": dict(agent_env or {}),
+        "run_dir": run_dir or Path(os.environ.get("LAB_HOME", ".lab")) / "pytest" / subnet.replace(".", "-"),
+    }
+    if apps is not None:
+        kwargs["apps"] = apps
+    stack = Stack(**kwargs)
+    if backend_name == "docker":
+        from lab.backends.docker import DockerBackend
+
+        backend = DockerBackend(stack)
+    else:
+        from lab.backends.local import LocalBackend
+
+        backend = LocalBackend(stack)
+    backend.__enter__()
+    try:
+        return Lab(state=backend.status(), backend=backend)
+    except BaseException:
+        backend.__exit__(None, None, None)
+        raise
+
+
+def stop_lab(lab: Lab) -> None:
+    if lab.backend is not None:
+        lab.backend.__exit__(None, None, None)
+
+
+def _attach() -> Lab | None:
+    from lab.backends.supervisor import read_state, state_path
+
+    state = read_state(state_path())
+    if not state or not state.get("ready"):
+        return None
+    state.setdefault("state_file", str(state_path()))
+    return Lab(state=state, attached=True)
+
+
+# -- fixtures ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def lab(request) -> Lab:
+    """The session-wide lab: the running one (`ecs-lab up --detach`) or one started for this run."""
+    backend = request.config.getoption("--backend") or os.environ.get("LAB_BACKEND", "local")
+    attached = _attach()
+    if attached is not None:
+        yield attached
+        return
+    started = start_lab(backend, instances=request.config.getoption("--lab-instances") or 1,
+                        subnet=request.config.getoption("--lab-subnet"))
+    try:
+        yield started
+    finally:
+        stop_lab(started)
+
+
+@pytest.fixture(scope="module")
+def lab_with(request):
+    """Factory for a second, differently configured stack, private to the requesting module.
+
+    `lab_with(features={"apm", "dogstatsd"}, agent_env={"DD_ENV": "x"})` -> Lab. Stacks with the same
+    settings are shared within the module and stopped when it ends.
+    """
+    backend = request.config.getoption("--backend") or os.environ.get("LAB_BACKEND", "local")
+    stacks: dict[tuple, Lab] = {}
+
+    def factory(*, features: set[str] | None = None, agent_env: dict[str, str] | None = None,
+                apps: tuple[str, ...] | None = None, instances: int = 1) -> Lab:
+        key = (frozenset(features or ()), tuple(sorted((agent_env or {}).items())), apps, instances)
+        if key not in stacks:
+            stacks[key] = start_lab(backend, instances=instances, features=features, agent_env=agent_env,
+                                    apps=apps)
+        return stacks[key]
+
+    try:
+        yield factory
+    finally:
+        for started in stacks.values():
+            stop_lab(started)
+
+
+def intake_client(url: str, label: str = ""):
+    """An IntakeClient scoped to the calling test: it sees only payloads that arrived after it began."""
+    from lab.fakes.intake.client import IntakeClient
+
+    return IntakeClient(url).open_session(label)
+
+
+@pytest.fixture
+def intake(lab, request):
+    """The fake intake's client, with a per-test cursor so tests never see each other's payloads."""
+    client = intake_client(lab.intake_url, request.node.nodeid)
+    yield client
+    client.close_session()
+
+
+@pytest.fixture
+def agent(lab) -> AgentInfo:
+    """Instance 1's agent (`lab.agents` has them all)."""
+    return lab.agents[0]
+
+
+@pytest.fixture
+def agents(lab) -> list[AgentInfo]:
+    return lab.agents
+
+
+@pytest.fixture
+def apps(lab) -> dict[str, AppInfo]:
+    """The sample apps by DD_AGENT_HOST variant: imdsv1, imdsv2, metadata_file, in_code."""
+    return lab.refresh().apps
+
+
+@pytest.fixture
+def imds(lab) -> str:
+    """Instance 1's fake IMDS base URL."""
+    return lab.imds_url(1)
+
+
+@pytest.fixture
+def world(lab):
+    """The world model (only when the lab runs in this process)."""
+    if lab.world is None:
+        pytest.skip("the world model is only available when the lab runs inside this pytest process")
+    return lab.world

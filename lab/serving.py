@@ -114,12 +114,14 @@ class ServerThread:
         self.start()
         return asyncio.run_coroutine_threadsafe(coro_factory(), self.loop).result(timeout)
 
-    def add_app(self, app: web.Application, host: str, port: int) -> Listener:
+    def add_app(self, app: web.Application, host: str, port: int, **runner_kwargs) -> Listener:
+        """Bind `app`; `runner_kwargs` go to aiohttp's AppRunner (e.g. `auto_decompress=False` for a
+        server that must see request bodies exactly as sent)."""
         check_free(host, port)
         listener = Listener(host, port, app)
 
         async def _start() -> None:
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, **runner_kwargs)
             await runner.setup()
             site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
             try:

@@ -132,6 +132,8 @@ class ContainerInstance:
     imds_tokens_required: bool = False
     imds_hop_limit: int = 2
     imds_enabled: bool = True
+    # InstanceMetadataTags: whether tags/instance is served (AWS default disabled; the lab serves them).
+    imds_tags_enabled: bool = True
     iam_role: str | None = "ecs-lab-instance-role"
     arn: str = ""
     tasks: list[Task] = field(default_factory=list)

@@ -157,14 +157,17 @@ class ManagedProcess:
             return self
         timeout = self.ready_timeout if timeout is None else timeout
 
-        def ready() -> bool:
-            self.check_alive()
-            return self.ready_probe()
+        probe = self.ready_probe
+
+        def ready_or_exited() -> bool:
+            # wait_until swallows probe exceptions, so an exit must end the wait by returning true.
+            return self.returncode is not None or probe()
 
         try:
-            wait_until(ready, timeout=timeout, interval=0.02, what=f"{self.name}: {self.ready_probe.what}")
+            wait_until(ready_or_exited, timeout=timeout, interval=0.02, what=f"{self.name}: {probe.what}")
         except TimeoutError as exc:
             raise ProcessExited(f"{exc}\n{self._log_excerpt()}") from None
+        self.check_alive()
         return self
 
     def check_alive(self) -> None:

@@ -1,0 +1,53 @@
+"""One decoder per payload kind, and the table saying which route carries which kind.
+
+Routes and bodies: FACTS.md section 2 (the agent's intake traffic). A route missing here is still
+accepted and kept raw (fakeintake catches every POST too); it just has no decoded view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lab.fakes.intake.decode import apm_stats, check_runs, json_payloads, process, series, sketches, traces
+from lab.fakes.intake.decode.payload import DecodedPayload, MalformedPayload
+
+__all__ = ["DecodedPayload", "MalformedPayload", "RouteDecoder", "ROUTES", "decoder_for"]
+
+
+@dataclass(frozen=True)
+class RouteDecoder:
+    kind: str
+    decode: Callable[[bytes, Mapping[str, str] | None], DecodedPayload]
+    # select(data, filters) -> the matching part of `data`, or None when nothing matches.
+    select: Callable[[Any, Mapping[str, Any]], Any]
+    filters: frozenset[str]
+
+
+_PROCESS = RouteDecoder(process.KIND, process.decode, process.select, process.FILTERS)
+_OBJECT = RouteDecoder("json", json_payloads.decode_object, json_payloads.select_object,
+                       json_payloads.OBJECT_FILTERS)
+
+ROUTES: dict[str, RouteDecoder] = {
+    "/api/v0.2/traces": RouteDecoder(traces.KIND, traces.decode, traces.select, traces.FILTERS),
+    "/api/v0.2/stats": RouteDecoder(apm_stats.KIND, apm_stats.decode, apm_stats.select, apm_stats.FILTERS),
+    "/api/v2/series": RouteDecoder(series.KIND, series.decode, series.select, series.FILTERS),
+    "/api/v1/series": RouteDecoder("series_v1", json_payloads.decode_series_v1,
+                                   json_payloads.select_series_v1, json_payloads.SERIES_V1_FILTERS),
+    "/api/beta/sketches": RouteDecoder(sketches.KIND, sketches.decode, sketches.select, sketches.FILTERS),
+    "/api/v1/check_run": RouteDecoder(check_runs.KIND, check_runs.decode, check_runs.select,
+                                      check_runs.FILTERS),
+    "/api/v1/collector": _PROCESS,
+    "/api/v1/container": _PROCESS,
+    "/api/v1/discovery": _PROCESS,
+    "/api/v1/connections": _PROCESS,
+    "/api/v2/logs": RouteDecoder("logs", json_payloads.decode_logs, json_payloads.select_logs,
+                                 json_payloads.LOGS_FILTERS),
+    "/intake/": _OBJECT,
+    "/api/v1/metadata": _OBJECT,
+}
+
+
+def decoder_for(route: str) -> RouteDecoder | None:
+    return ROUTES.get(route)

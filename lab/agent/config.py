@@ -1,0 +1,439 @@
+"""The emulated agent's configuration: the ONE place that knows the agent's `DD_*` names and defaults.
+
+`AgentConfig.from_env(os.environ)` reads the same environment as `public.ecr.aws/datadog/agent`
+(FACTS.md sections 1-3) and resolves every intake URL the way the agent does:
+
+- a `*_DD_URL` override is used as given (DataDog/datadog-agent pkg/config/utils/endpoints.go,
+  `GetMainEndpoint`: "value under ddURLKey takes precedence over 'site'");
+- otherwise the URL is derived from `DD_SITE` (default `datadoghq.com`), and only a real Datadog
+  infra host (`app[.mrf][.xx1].datadoghq.com|eu, datad0g, ddog-gov.com`) gets the version prefix
+  `7-NN-N-app.agent.` (`AddAgentVersionToDomain` and its `ddURLRegexp`);
+- `DD_FIPS_ENABLED=true` replaces every URL by `http(s)://<DD_FIPS_LOCAL_ADDRESS>:<start+offset>`
+  from `lab.fakes.fips_proxy.ports`, unsets the proxies, disables remote configuration and logs the
+  agent's warning (pkg/config/setup/config.go `setupFipsEndpoints`). A non-loopback local address
+  fails the load with the agent's own message.
+
+Lab-only variables (design.md): `LAB_AGENT_LOCALHOST` (what 127.0.0.1 is inside the agent's own
+network namespace; default 127.0.0.1), `LAB_AGENT_HOST_ADDRESSES` (comma list standing for "all
+interfaces"; default 0.0.0.0), `LAB_AGENT_FLUSH_INTERVAL` (DogStatsD/metrics flush, seconds,
+default 2 instead of the agent's 15), `LAB_AGENT_TRACE_FLUSH_INTERVAL` (default 1 instead of 5),
+`LAB_AGENT_PROCESS_INTERVAL` (default 2 instead of 10), `LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1` (only
+where the lab itself owns 169.254.x: the docker backend).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+from lab.fakes.fips_proxy import ports as fips_ports
+
+log = logging.getLogger("lab.agent.config")
+
+# The agent release the emulation speaks for (version prefix, /info, payload agentVersion).
+AGENT_VERSION = "7.60.0"
+DEFAULT_SITE = "datadoghq.com"
+
+# pkg/config/utils/endpoints.go: only these hosts get the X-Y-Z-app.agent. prefix.
+_DD_INFRA_HOST = re.compile(r"^app(\.mrf)?(\.[a-z]{2}\d)?\.(datad(oghq|0g)\.(com|eu)|ddog-gov\.com)\.?$")
+
+_TRUE = {"1", "true", "yes", "on", "t", "y"}
+_FALSE = {"0", "false", "no", "off", "f", "n", ""}
+
+
+class ConfigError(ValueError):
+    """The environment cannot make a running agent (the real agent exits at start-up too)."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def parse_tags(raw: str | None) -> list[str]:
+    """DD_TAGS: space separated in the agent's env binding; commas are accepted too (both appear in docs)."""
+    if not raw:
+        return []
+    return [t for t in re.split(r"[\s,]+", raw.strip()) if t]
+
+
+def add_agent_version_to_domain(url: str, app: str = "app", version: str = AGENT_VERSION) -> str:
+    """`AddAgentVersionToDomain`: https://app.datadoghq.com -> https://7-60-0-app.agent.datadoghq.com."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not _DD_INFRA_HOST.match(host):
+        return url
+    major, minor, patch = (version.split(".") + ["0", "0"])[:3]
+    prefix = f"{major}-{minor}-{patch}-{app}.agent"
+    new_host = host.replace(host.split(".")[0], prefix, 1)
+    netloc = parts.netloc.replace(host, new_host, 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where each data type goes (base URLs; the forwarder appends the route)."""
+
+    metrics: str  # dd_url: series, sketches, check runs, events, metadata
+    traces: str  # apm_config.apm_dd_url: traces and APM stats
+    processes: str  # process_config.process_dd_url
+    logs: str  # logs_config.logs_dd_url
+    orchestrator: str  # orchestrator_explorer.orchestrator_dd_url
+    profiling: str  # apm_config.profiling_dd_url (already ends with /api/v2/profile)
+    telemetry: str  # apm_config.telemetry.dd_url
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+def site_endpoints(site: str) -> Endpoints:
+    """Defaults derived from DD_SITE (pkg/config/setup: each product's `<prefix>.<site>` host)."""
+    return Endpoints(
+        metrics=add_agent_version_to_domain(f"https://app.{site}"),
+        traces=f"https://trace.agent.{site}",
+        processes=f"https://process.{site}",
+        logs=f"https://agent-http-intake.logs.{site}",
+        orchestrator=f"https://orchestrator.{site}",
+        profiling=f"https://intake.profile.{site}/api/v2/profile",
+        telemetry=f"https://instrumentation-telemetry-intake.{site}",
+    )
+
+
+def _clean_url(raw: str) -> str:
+    value = raw.strip()
+    if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", value):
+        # The agent prefixes scheme-less dd_url values with https:// (pkg/config/utils).
+        value = "https://" + value
+    return value.rstrip("/")
+
+
+@dataclass(frozen=True)
+class FipsSettings:
+    local_address: str
+    port_range_start: int
+    https: bool
+    tls_verify: bool
+
+    def url_for(self, route: str) -> str:
+        scheme = "https" if self.https else "http"
+        host = f"[{self.local_address}]" if ":" in self.local_address else self.local_address
+        return f"{scheme}://{host}:{fips_ports.port_for(route, self.port_range_start)}"
+
+    @property
+    def log_line(self) -> str:
+        return (
+            "FIPS mode is enabled! All communication to DataDog will be routed to the local FIPS proxy "
+            f"on '{self.local_address}' starting from port {self.port_range_start}"
+        )
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    api_key: str
+    site: str = DEFAULT_SITE
+    endpoints: Endpoints = field(default_factory=lambda: site_endpoints(DEFAULT_SITE))
+    hostname: str = ""  # DD_HOSTNAME; empty -> resolved (IMDS instance-id on ECS EC2)
+    env: str = ""  # DD_ENV
+    tags: tuple[str, ...] = ()
+    log_level: str = "info"
+    remote_configuration_enabled: bool = True
+    # APM
+    apm_enabled: bool = True
+    apm_receiver_port: int = 8126
+    apm_non_local_traffic: bool = True
+    # DogStatsD
+    dogstatsd_enabled: bool = True
+    dogstatsd_port: int = 8125
+    dogstatsd_non_local_traffic: bool = False
+    dogstatsd_so_rcvbuf: int = 4 * 1024 * 1024
+    dogstatsd_origin_detection: bool = False
+    dogstatsd_tag_cardinality: str = "low"
+    dogstatsd_tags: tuple[str, ...] = ()  # DD_DOGSTATSD_TAGS: added to every DogStatsD message
+    checks_tag_cardinality: str = "low"
+    histogram_aggregates: tuple[str, ...] = ("max", "median", "avg", "count")
+    histogram_percentiles: tuple[float, ...] = (0.95,)
+    # Processes
+    process_collection_enabled: bool = False
+    container_collection_enabled: bool = True
+    procfs_path: str = "/proc"
+    docker_socket: str = "/var/run/docker.sock"
+    # FIPS and proxies
+    fips: FipsSettings | None = None
+    proxy_http: str = ""
+    proxy_https: str = ""
+    no_proxy: tuple[str, ...] = ()
+    # IPC
+    cmd_port: int = 5001
+    expvar_port: int = 5000
+    # ECS / EC2
+    ecs_agent_url: str = ""
+    aws_execution_env: str = ""
+    imds_endpoint: str = ""  # AWS_EC2_METADATA_SERVICE_ENDPOINT
+    imds_timeout: float = 0.3  # ec2_metadata_timeout: 300 ms
+    allow_link_local: bool = False
+    # Lab-only
+    localhost: str = "127.0.0.1"
+    host_addresses: tuple[str, ...] = ("0.0.0.0",)
+    flush_interval: float = 2.0
+    trace_flush_interval: float = 1.0
+    process_interval: float = 2.0
+
+    # -- loading -------------------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AgentConfig:
+        api_key = (env.get("DD_API_KEY") or "").strip()
+        if not api_key:
+            # The real agent refuses to start: "API key is missing" / "no API key configured, exiting".
+            raise ConfigError("no API key configured, exiting (set DD_API_KEY)")
+        site = (env.get("DD_SITE") or DEFAULT_SITE).strip() or DEFAULT_SITE
+        base = site_endpoints(site)
+        dd_url = env.get("DD_DD_URL") or env.get("DD_URL")
+        process_url = env.get("DD_PROCESS_CONFIG_PROCESS_DD_URL") or env.get("DD_PROCESS_AGENT_URL")
+        endpoints = Endpoints(
+            metrics=_clean_url(dd_url) if dd_url else base.metrics,
+            traces=_clean_url(env["DD_APM_DD_URL"]) if env.get("DD_APM_DD_URL") else base.traces,
+            processes=_clean_url(process_url) if process_url else base.processes,
+            logs=_clean_url(env["DD_LOGS_CONFIG_LOGS_DD_URL"])
+            if env.get("DD_LOGS_CONFIG_LOGS_DD_URL")
+            else base.logs,
+            orchestrator=_clean_url(env["DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL"])
+            if env.get("DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL")
+            else base.orchestrator,
+            profiling=_clean_url(env["DD_APM_PROFILING_DD_URL"])
+            if env.get("DD_APM_PROFILING_DD_URL")
+            else base.profiling,
+            telemetry=_clean_url(env["DD_APM_TELEMETRY_DD_URL"])
+            if env.get("DD_APM_TELEMETRY_DD_URL")
+            else base.telemetry,
+        )
+
+        # process_config.process_collection.enabled, or the legacy DD_PROCESS_AGENT_ENABLED.
+        process_enabled = _bool(
+            env, "DD_PROCESS_CONFIG_PROCESS_COLLECTION_ENABLED", _bool(env, "DD_PROCESS_AGENT_ENABLED", False)
+        )
+        container_enabled = _bool(env, "DD_PROCESS_CONFIG_CONTAINER_COLLECTION_ENABLED", True)
+
+        procfs = "/host/proc" if _is_dir(env.get("LAB_AGENT_HOST_PROC", "/host/proc")) else "/proc"
+
+        host_addresses = tuple(
+            a.strip() for a in env.get("LAB_AGENT_HOST_ADDRESSES", "0.0.0.0").split(",") if a.strip()
+        ) or ("0.0.0.0",)
+
+        cfg = cls(
+            api_key=api_key,
+            site=site,
+            endpoints=endpoints,
+            hostname=(env.get("DD_HOSTNAME") or "").strip(),
+            env=(env.get("DD_ENV") or "").strip(),
+            tags=tuple(parse_tags(env.get("DD_TAGS"))),
+            log_level=(env.get("DD_LOG_LEVEL") or "info").strip().lower(),
+            remote_configuration_enabled=_bool(env, "DD_REMOTE_CONFIGURATION_ENABLED", True),
+            apm_enabled=_bool(env, "DD_APM_ENABLED", True),
+            apm_receiver_port=_int(env, "DD_APM_RECEIVER_PORT", 8126),
+            # The agent image's datadog-docker.yaml sets apm_config.apm_non_local_traffic: true.
+            apm_non_local_traffic=_bool(env, "DD_APM_NON_LOCAL_TRAFFIC", True),
+            dogstatsd_enabled=_bool(env, "DD_USE_DOGSTATSD", True),
+            dogstatsd_port=_int(env, "DD_DOGSTATSD_PORT", 8125),
+            dogstatsd_non_local_traffic=_bool(env, "DD_DOGSTATSD_NON_LOCAL_TRAFFIC", False),
+            dogstatsd_so_rcvbuf=_int(env, "DD_DOGSTATSD_SO_RCVBUF", 4 * 1024 * 1024),
+            dogstatsd_origin_detection=_bool(env, "DD_DOGSTATSD_ORIGIN_DETECTION", False),
+            dogstatsd_tag_cardinality=_cardinality(env, "DD_DOGSTATSD_TAG_CARDINALITY"),
+            dogstatsd_tags=tuple(parse_tags(env.get("DD_DOGSTATSD_TAGS"))),
+            checks_tag_cardinality=_cardinality(env, "DD_CHECKS_TAG_CARDINALITY"),
+            histogram_aggregates=tuple(parse_tags(env.get("DD_HISTOGRAM_AGGREGATES")))
+            or ("max", "median", "avg", "count"),
+            histogram_percentiles=_percentiles(env.get("DD_HISTOGRAM_PERCENTILES")),
+            process_collection_enabled=process_enabled,
+            container_collection_enabled=container_enabled,
+            procfs_path=procfs,
+            docker_socket=_docker_socket(env),
+            proxy_http=(env.get("DD_PROXY_HTTP") or "").strip(),
+            proxy_https=(env.get("DD_PROXY_HTTPS") or "").strip(),
+            no_proxy=tuple(parse_tags(env.get("DD_PROXY_NO_PROXY") or env.get("DD_NO_PROXY"))),
+            cmd_port=_int(env, "DD_CMD_PORT", 5001),
+            expvar_port=_int(env, "DD_EXPVAR_PORT", 5000),
+            ecs_agent_url=(env.get("DD_ECS_AGENT_URL") or "").strip().rstrip("/"),
+            aws_execution_env=(env.get("AWS_EXECUTION_ENV") or "").strip(),
+            imds_endpoint=(env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or "").strip().rstrip("/"),
+            imds_timeout=_int(env, "DD_EC2_METADATA_TIMEOUT", 300) / 1000.0,
+            allow_link_local=_bool(env, "LAB_AGENT_ALLOW_LINK_LOCAL_IMDS", False),
+            localhost=(env.get("LAB_AGENT_LOCALHOST") or "127.0.0.1").strip(),
+            host_addresses=host_addresses,
+            flush_interval=_float(env, "LAB_AGENT_FLUSH_INTERVAL", 2.0),
+            trace_flush_interval=_float(env, "LAB_AGENT_TRACE_FLUSH_INTERVAL", 1.0),
+            process_interval=_float(env, "LAB_AGENT_PROCESS_INTERVAL", 2.0),
+        )
+        if _bool(env, "DD_FIPS_ENABLED", False):
+            cfg = cfg.with_fips(
+                FipsSettings(
+                    local_address=(
+                        env.get("DD_FIPS_LOCAL_ADDRESS") or fips_ports.DEFAULT_LOCAL_ADDRESS
+                    ).strip(),
+                    port_range_start=_int(
+                        env, "DD_FIPS_PORT_RANGE_START", fips_ports.DEFAULT_PORT_RANGE_START
+                    ),
+                    https=_bool(env, "DD_FIPS_HTTPS", True),
+                    tls_verify=_bool(env, "DD_FIPS_TLS_VERIFY", True),
+                )
+            )
+        return cfg
+
+    def with_fips(self, fips: FipsSettings) -> AgentConfig:
+        """`setupFipsEndpoints`: every URL to the local proxy, proxies off, remote config off."""
+        try:
+            fips_ports.validate_local_address(fips.local_address)
+        except fips_ports.NonLoopbackFipsAddress as exc:
+            raise ConfigError(str(exc)) from None
+        endpoints = Endpoints(
+            metrics=fips.url_for("metrics"),
+            traces=fips.url_for("traces"),
+            processes=fips.url_for("processes"),
+            # logs_dd_url is host:port (use_http=true, logs_no_ssl=!fips.https)
+            logs=fips.url_for("logs"),
+            orchestrator=fips.url_for("orchestrator"),
+            # "Adding /api/v2/profile because it's not added to the profiling_dd_url value by the Agent"
+            profiling=fips.url_for("profiles") + "/api/v2/profile",
+            telemetry=fips.url_for("instrumentation_telemetry"),
+        )
+        return replace(
+            self,
+            fips=fips,
+            endpoints=endpoints,
+            proxy_http="",
+            proxy_https="",
+            remote_configuration_enabled=False,
+        )
+
+    # -- derived -------------------------------------------------------------------------------
+    def bind_addresses(self, non_local_traffic: bool) -> list[str]:
+        """Where a receiver listens: "localhost" only, or "all interfaces" too (design.md)."""
+        if not non_local_traffic:
+            return [self.localhost]
+        if "0.0.0.0" in self.host_addresses:
+            return ["0.0.0.0"]
+        out = [self.localhost]
+        out += [a for a in self.host_addresses if a not in out]
+        return out
+
+    def proxy_for(self, url: str) -> str | None:
+        """proxy.https for https:// targets, proxy.http for http:// ones, minus proxy.no_proxy."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        for entry in self.no_proxy:
+            e = entry.lower().lstrip(".")
+            if host == e or host.endswith("." + e):
+                return None
+        proxy = self.proxy_https if parts.scheme == "https" else self.proxy_http
+        return proxy or None
+
+    def tags_for(self, cardinality: str | None = None) -> list[str]:
+        return list(self.tags)
+
+    def summary(self) -> dict:
+        return {
+            "site": self.site,
+            "endpoints": self.endpoints.as_dict(),
+            "env": self.env,
+            "tags": list(self.tags),
+            "apm": {
+                "enabled": self.apm_enabled,
+                "port": self.apm_receiver_port,
+                "non_local_traffic": self.apm_non_local_traffic,
+            },
+            "dogstatsd": {
+                "port": self.dogstatsd_port,
+                "non_local_traffic": self.dogstatsd_non_local_traffic,
+                "so_rcvbuf": self.dogstatsd_so_rcvbuf,
+            },
+            "process_collection": self.process_collection_enabled,
+            "fips": None
+            if self.fips is None
+            else {
+                "local_address": self.fips.local_address,
+                "port_range_start": self.fips.port_range_start,
+                "https": self.fips.https,
+            },
+            "remote_configuration_enabled": self.remote_configuration_enabled,
+            "proxy": {"http": self.proxy_http, "https": self.proxy_https, "no_proxy": list(self.no_proxy)},
+            "flush_interval": self.flush_interval,
+            "trace_flush_interval": self.trace_flush_interval,
+        }
+
+
+def ipc_address(env: Mapping[str, str]) -> tuple[str, int]:
+    """Where `agent health` / `agent status` find the running agent (cmd_host:cmd_port).
+
+    Needs no API key: the health command reads only where to ask.
+    """
+    host = (env.get("DD_CMD_HOST") or env.get("LAB_AGENT_LOCALHOST") or "127.0.0.1").strip()
+    if host == "localhost":
+        host = "127.0.0.1"
+    return host, _int(env, "DD_CMD_PORT", 5001)
+
+
+def _cardinality(env: Mapping[str, str], name: str) -> str:
+    value = (env.get(name) or "low").strip().lower()
+    if value not in ("low", "orchestrator", "high"):
+        raise ConfigError(f"{name}={value!r}: use low, orchestrator or high")
+    return value
+
+
+def _percentiles(raw: str | None) -> tuple[float, ...]:
+    if not raw:
+        return (0.95,)
+    out = []
+    for item in parse_tags(raw):
+        try:
+            p = float(item)
+        except ValueError:
+            raise ConfigError(f"DD_HISTOGRAM_PERCENTILES: {item!r} is not a number") from None
+        if not 0 < p < 1:
+            raise ConfigError(f"DD_HISTOGRAM_PERCENTILES: {item!r} must be between 0 and 1")
+        out.append(p)
+    return tuple(out)
+
+
+def _docker_socket(env: Mapping[str, str]) -> str:
+    host = env.get("DOCKER_HOST", "")
+    if host.startswith("unix://"):
+        return host[len("unix://") :]
+    return "/var/run/docker.sock"
+
+
+def _is_dir(path: str) -> bool:
+    import os
+
+    return os.path.isdir(path) and os.path.isdir(os.path.join(path, "1"))

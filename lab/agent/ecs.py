@@ -1,0 +1,351 @@
+"""ECS awareness: find the ECS agent, read tasks and task metadata, map pids and peers to containers.
+
+Like the real agent (pkg/util/ecs/metadata, pkg/workloadmeta/collectors/internal/ecs):
+- the introspection API is found from `DD_ECS_AGENT_URL`, else a docker container named `ecs-agent`,
+  else the default gateway:51678, 169.254.172.1:51678, localhost:51678 - a candidate counts only if
+  `GET /` lists `AvailableCommands`. The gateway and 169.254.172.1 are tried only where the lab owns
+  those addresses (`LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1`): on the host they belong to someone else.
+- `/v1/metadata` gives the cluster and ECS agent version (v4 task metadata from 1.39.0);
+- `/v1/tasks` lists tasks and their containers' DockerIds;
+- each container's `ECS_CONTAINER_METADATA_URI_V4` (read from its environment: docker inspect, or
+  `/proc/<pid>/environ` on the local backend where containers are processes) answers `/task`.
+
+On the local backend a tracer cannot send a useful `Datadog-Container-ID` (no cgroup), so the
+emulation maps the TCP/UDP peer to a pid with psutil and the pid to its container through that same
+environment variable - a stand-in for the agent's cgroup-based origin detection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+import psutil
+
+from lab.agent.config import AgentConfig
+from lab.agent.ecs_tags import ContainerTags, container_tags
+
+log = logging.getLogger("lab.agent.ecs")
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+MIN_V4_VERSION = (1, 39, 0)
+
+
+def _get_json(url: str, timeout: float = 1.0):
+    with _opener.open(url, timeout=timeout) as resp:
+        return json.loads(resp.read().decode() or "null")
+
+
+def parse_ecs_agent_version(version: str) -> tuple[int, int, int] | None:
+    """ "Amazon ECS Agent - v1.89.2 (abc)" -> (1, 89, 2)."""
+    for word in version.split():
+        if word.startswith("v") and word.count(".") >= 2:
+            try:
+                a, b, c = word[1:].split(".")[:3]
+                return int(a), int(b), int("".join(ch for ch in c if ch.isdigit()) or 0)
+            except ValueError:
+                return None
+    return None
+
+
+def _default_gateway() -> str | None:
+    try:
+        with open("/proc/net/route") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == "00000000":
+                    gw = int(fields[2], 16)
+                    return ".".join(str((gw >> (8 * i)) & 0xFF) for i in range(4))
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class EcsState:
+    introspection_url: str | None = None
+    cluster: str = ""
+    ecs_agent_version: str = ""
+    uses_v4: bool = False
+    containers: dict[str, ContainerTags] = field(default_factory=dict)  # docker id -> tags
+    pid_to_docker_id: dict[int, str] = field(default_factory=dict)
+    last_refresh: float = 0.0
+    last_error: str = ""
+
+
+class EcsAwareness:
+    """Keeps ECS tags fresh in a background thread; answers tag look-ups from caches."""
+
+    def __init__(self, config: AgentConfig, refresh_interval: float = 2.0) -> None:
+        self.config = config
+        self.refresh_interval = refresh_interval
+        self.state = EcsState()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._uri_cache: dict[
+            str, tuple[str, dict, dict]
+        ] = {}  # metadata uri -> (docker id, task, container)
+        self._peer_cache: dict[tuple[str, str, int], tuple[float, int | None]] = {}
+        self._refreshed = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> EcsAwareness:
+        self._thread = threading.Thread(target=self._run, name="agent-ecs", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def wait_refreshed(self, timeout: float) -> bool:
+        return self._refreshed.wait(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception as exc:  # noqa: BLE001 - keep the agent alive, report in status
+                self.state.last_error = repr(exc)
+                log.debug("ECS refresh failed: %r", exc)
+            self._refreshed.set()
+            self._stop.wait(self.refresh_interval)
+
+    # -- discovery ------------------------------------------------------------------------------
+    def candidates(self) -> list[str]:
+        out = []
+        if self.config.ecs_agent_url:
+            out.append(self.config.ecs_agent_url)
+            return out
+        ip = self._ecs_agent_container_ip()
+        if ip:
+            out.append(f"http://{ip}:51678")
+        if self.config.allow_link_local:
+            gw = _default_gateway()
+            if gw:
+                out.append(f"http://{gw}:51678")
+            out.append("http://169.254.172.1:51678")
+        out.append("http://localhost:51678")
+        return out
+
+    def _ecs_agent_container_ip(self) -> str | None:
+        if not os.path.exists(self.config.docker_socket):
+            return None
+        try:
+            import docker  # lazily: only where a docker socket is mounted
+
+            client = docker.DockerClient(base_url=f"unix://{self.config.docker_socket}", timeout=2)
+            c = client.containers.get("ecs-agent")
+            nets = c.attrs.get("NetworkSettings", {}).get("Networks", {})
+            for net in nets.values():
+                if net.get("IPAddress"):
+                    return net["IPAddress"]
+        except Exception:  # noqa: BLE001 - no such container, or docker unreachable
+            return None
+        return None
+
+    def discover(self) -> str | None:
+        for url in self.candidates():
+            try:
+                root = _get_json(url.rstrip("/") + "/", timeout=0.5)
+                if isinstance(root, dict) and "AvailableCommands" in root:
+                    return url.rstrip("/")
+            except Exception:  # noqa: BLE001
+                continue
+        return None
+
+    # -- refresh --------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        url = self.state.introspection_url or self.discover()
+        if not url:
+            self.state.last_error = "ECS agent introspection API not found"
+        tasks: list[dict] = []
+        if url:
+            meta = _get_json(url + "/v1/metadata")
+            self.state.introspection_url = url
+            self.state.cluster = meta.get("Cluster", "")
+            self.state.ecs_agent_version = meta.get("Version", "")
+            version = parse_ecs_agent_version(self.state.ecs_agent_version)
+            self.state.uses_v4 = bool(version and version >= MIN_V4_VERSION)
+            tasks = (_get_json(url + "/v1/tasks") or {}).get("Tasks") or []
+        known_ids = {c.get("DockerId") for t in tasks for c in t.get("Containers", [])}
+        uris = self._container_metadata_uris()
+        containers: dict[str, ContainerTags] = {}
+        pid_map: dict[int, str] = {}
+        for uri, pids in uris.items():
+            info = self._container_from_uri(uri)
+            if info is None:
+                continue
+            docker_id, task, container = info
+            if known_ids and docker_id not in known_ids:
+                continue
+            if not task.get("Cluster"):
+                task = dict(task, Cluster=self.state.cluster)
+            containers[docker_id] = container_tags(task, container)
+            for pid in pids:
+                pid_map[pid] = docker_id
+        with self._lock:
+            self.state.containers = containers
+            self.state.pid_to_docker_id = pid_map
+            self.state.last_refresh = time.time()
+            if url:
+                self.state.last_error = ""
+
+    def _container_metadata_uris(self) -> dict[str, list[int]]:
+        """Each container's ECS_CONTAINER_METADATA_URI_V4 and the pids that carry it."""
+        out: dict[str, list[int]] = {}
+        me = os.getpid()
+        for proc in psutil.process_iter(["pid"]):
+            if proc.pid == me:
+                continue
+            try:
+                env = proc.environ()
+            except (psutil.Error, OSError):
+                continue
+            uri = env.get("ECS_CONTAINER_METADATA_URI_V4") or env.get("ECS_CONTAINER_METADATA_URI")
+            if uri and _is_reachable_metadata_uri(uri, self.config.allow_link_local):
+                out.setdefault(uri.rstrip("/"), []).append(proc.pid)
+        out.update({u: [] for u in self._docker_metadata_uris() if u not in out})
+        return out
+
+    def _docker_metadata_uris(self) -> list[str]:
+        if not os.path.exists(self.config.docker_socket):
+            return []
+        try:
+            import docker
+
+            client = docker.DockerClient(base_url=f"unix://{self.config.docker_socket}", timeout=2)
+            uris = []
+            for c in client.containers.list():
+                for kv in c.attrs.get("Config", {}).get("Env", []) or []:
+                    if kv.startswith("ECS_CONTAINER_METADATA_URI_V4="):
+                        uris.append(kv.split("=", 1)[1].rstrip("/"))
+            return uris
+        except Exception:  # noqa: BLE001
+            return []
+
+    def _container_from_uri(self, uri: str) -> tuple[str, dict, dict] | None:
+        cached = self._uri_cache.get(uri)
+        if cached is not None:
+            return cached
+        try:
+            container = _get_json(uri)
+            task = _get_json(uri + "/task")
+        except Exception as exc:  # noqa: BLE001
+            log.debug("task metadata %s unreachable: %r", uri, exc)
+            return None
+        docker_id = container.get("DockerId", "")
+        for c in task.get("Containers", []):
+            if c.get("DockerId") == docker_id:
+                container = {**container, **c}
+        result = (docker_id, task, container)
+        if docker_id:
+            self._uri_cache[uri] = result
+        return result
+
+    # -- look-ups -------------------------------------------------------------------------------
+    def tags_for_container(self, docker_id: str, cardinality: str = "low") -> list[str]:
+        if not docker_id:
+            return []
+        with self._lock:
+            ct = self.state.containers.get(docker_id)
+            if ct is None:
+                for cid, c in self.state.containers.items():
+                    if cid.startswith(docker_id):
+                        ct = c
+                        break
+        return ct.at(cardinality) if ct else []
+
+    def container_of_pid(self, pid: int) -> str | None:
+        with self._lock:
+            pid_map = dict(self.state.pid_to_docker_id)
+        chain = []
+        while pid and len(chain) < 16:
+            if pid in pid_map:
+                return pid_map[pid]
+            chain.append(pid)
+            try:
+                pid = psutil.Process(pid).ppid()
+            except psutil.Error:
+                break
+        # Not seen by the last refresh (a process that just started): read its environment now.
+        for p in chain:
+            cid = self._container_of_new_pid(p)
+            if cid:
+                return cid
+        return None
+
+    def _container_of_new_pid(self, pid: int) -> str | None:
+        try:
+            env = psutil.Process(pid).environ()
+        except (psutil.Error, OSError):
+            return None
+        uri = (
+            env.get("ECS_CONTAINER_METADATA_URI_V4") or env.get("ECS_CONTAINER_METADATA_URI") or ""
+        ).rstrip("/")
+        if not uri or not _is_reachable_metadata_uri(uri, self.config.allow_link_local):
+            return None
+        info = self._container_from_uri(uri)
+        if info is None:
+            return None
+        docker_id, task, container = info
+        if not task.get("Cluster") and self.state.cluster:
+            task = dict(task, Cluster=self.state.cluster)
+        with self._lock:
+            self.state.containers.setdefault(docker_id, container_tags(task, container))
+            self.state.pid_to_docker_id[pid] = docker_id
+        return docker_id
+
+    def pid_of_peer(self, ip: str, port: int, kind: str = "tcp") -> int | None:
+        """The pid owning the socket whose local address is the peer (ip, port); cached briefly."""
+        key = (kind, ip, port)
+        now = time.monotonic()
+        hit = self._peer_cache.get(key)
+        if hit and now - hit[0] < 30:
+            return hit[1]
+        pid = None
+        try:
+            for conn in psutil.net_connections(kind=kind):
+                if conn.laddr and conn.laddr.port == port and conn.laddr.ip in (ip, "0.0.0.0", "::"):
+                    if conn.pid and conn.pid != os.getpid():
+                        pid = conn.pid
+                        break
+        except (psutil.Error, OSError):
+            pid = None
+        if len(self._peer_cache) > 4096:
+            self._peer_cache.clear()
+        self._peer_cache[key] = (now, pid)
+        return pid
+
+    def container_of_peer(self, ip: str, port: int, kind: str = "tcp") -> str | None:
+        pid = self.pid_of_peer(ip, port, kind)
+        return self.container_of_pid(pid) if pid else None
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "introspection_url": self.state.introspection_url,
+                "cluster": self.state.cluster,
+                "ecs_agent_version": self.state.ecs_agent_version,
+                "task_metadata_v4": self.state.uses_v4,
+                "containers": {
+                    cid: {"name": c.name, "task_arn": c.task_arn, "tags": c.at("low")}
+                    for cid, c in self.state.containers.items()
+                },
+                "last_error": self.state.last_error,
+            }
+
+
+def _is_reachable_metadata_uri(uri: str, allow_link_local: bool) -> bool:
+    """On the host only loopback metadata endpoints are called; elsewhere the lab owns the network."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(uri).hostname or ""
+    return allow_link_local or host == "localhost" or host.startswith("127.")

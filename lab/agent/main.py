@@ -1,0 +1,332 @@
+"""`Agent`: the owner object that starts every part of the emulated agent and stops all of it.
+
+    with Agent(AgentConfig.from_env(env), env) as agent:
+        agent.ports.apm, agent.ports.dogstatsd, agent.ports.cmd
+
+Start order mirrors the real agent: configuration (FIPS rewrite and its warning already applied),
+hostname, forwarder, ECS awareness, then the receivers (APM 8126/tcp, DogStatsD 8125/udp, each on
+"localhost" or all addresses by its non-local-traffic switch), the IPC/status API, and the flush
+loops (metrics every LAB_AGENT_FLUSH_INTERVAL, traces every LAB_AGENT_TRACE_FLUSH_INTERVAL, processes
+every LAB_AGENT_PROCESS_INTERVAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from lab.agent import apm, forwarder, processes, status
+from lab.agent.config import AGENT_VERSION, AgentConfig
+from lab.agent.dogstatsd import TYPE_GAUGE, MetricAggregator, Serie, ServiceCheck
+from lab.agent.dogstatsd_server import DogStatsDServer
+from lab.agent.ecs import EcsAwareness
+from lab.agent.hostname import HostnameResult, resolve_hostname
+from lab.serving import ServerThread
+
+log = logging.getLogger("lab.agent")
+
+
+@dataclass
+class AgentPorts:
+    apm: int | None
+    dogstatsd: int | None
+    cmd: int
+    expvar: int | None = None
+
+
+class Agent:
+    def __init__(
+        self, config: AgentConfig, env: Mapping[str, str] | None = None, ecs_refresh_interval: float = 2.0
+    ) -> None:
+        self.config = config
+        self.env = dict(os.environ if env is None else env)
+        self.ecs_refresh_interval = ecs_refresh_interval
+        self.hostname: HostnameResult | None = None
+        self.server: ServerThread | None = None
+        self.forwarder: forwarder.Forwarder | None = None
+        self.ecs: EcsAwareness | None = None
+        self.traces: apm.TraceBuffer | None = None
+        self.aggregator: MetricAggregator | None = None
+        self.dogstatsd: DogStatsDServer | None = None
+        self.ports = AgentPorts(None, None, 0)
+        self.apm_listening: list[str] = []
+        self._tasks: list[asyncio.Task] = []
+        self._ticks: dict[str, float] = {}
+        self.started_at = 0.0
+        self.process_replies = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> Agent:
+        cfg = self.config
+        self.started_at = time.time()
+        try:
+            if cfg.fips:
+                log.warning(cfg.fips.log_line)
+            self.hostname = resolve_hostname(cfg, self.env)
+            log.info("hostname: %s (%s)", self.hostname.hostname, self.hostname.provider)
+            processes.use_procfs(cfg.procfs_path)
+            self.server = ServerThread("agent").start()
+            self.forwarder = forwarder.Forwarder(cfg)
+            self.server.call(self.forwarder.start)
+            self.ecs = EcsAwareness(cfg, self.ecs_refresh_interval).start()
+            self.ecs.wait_refreshed(3.0)
+            host = self.hostname.hostname
+            if cfg.apm_enabled:
+                self.traces = apm.TraceBuffer(host, cfg.env)
+                app = apm.make_app(self.traces, self._info, self._apm_container_tags)
+                port = cfg.apm_receiver_port
+                for addr in cfg.bind_addresses(cfg.apm_non_local_traffic):
+                    listener = self.server.add_app(
+                        app if not self.apm_listening else self._clone_apm(), addr, port
+                    )
+                    port = listener.bound_port
+                    self.apm_listening.append(f"{addr}:{port}")
+                self.ports.apm = port
+            if cfg.dogstatsd_enabled:
+                self.aggregator = MetricAggregator(
+                    host,
+                    cfg.flush_interval,
+                    cfg.histogram_aggregates,
+                    cfg.histogram_percentiles,
+                    extra_tags=cfg.dogstatsd_tags,
+                )
+                self.dogstatsd = DogStatsDServer(
+                    self.aggregator,
+                    cfg.bind_addresses(cfg.dogstatsd_non_local_traffic),
+                    cfg.dogstatsd_port,
+                    cfg.dogstatsd_so_rcvbuf,
+                    self._dogstatsd_origin,
+                ).start()
+                self.ports.dogstatsd = self.dogstatsd.port
+            cmd = self.server.add_app(status.make_app(self.status, self.health), cfg.localhost, cfg.cmd_port)
+            self.ports.cmd = cmd.bound_port
+            expvar_app = web.Application()
+            expvar_app.router.add_get("/debug/vars", self._expvar)
+            self.ports.expvar = self.server.add_app(expvar_app, cfg.localhost, cfg.expvar_port).bound_port
+            self.server.call(self._start_loops)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _clone_apm(self) -> web.Application:
+        # An aiohttp app is frozen once served; each address gets its own app over the same buffer.
+        assert self.traces is not None
+        return apm.make_app(self.traces, self._info, self._apm_container_tags)
+
+    async def _start_loops(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._every(self.config.flush_interval, "aggregator", self._flush_metrics))
+        ]
+        if self.traces is not None:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._every(self.config.trace_flush_interval, "trace-writer", self._flush_traces)
+                )
+            )
+        if self.config.process_collection_enabled:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._every(self.config.process_interval, "process-agent", self._collect_processes)
+                )
+            )
+        assert self.forwarder is not None and self.hostname is not None
+        self.forwarder.submit(
+            forwarder.host_metadata_transaction(self.config, self.hostname.hostname, self.host_tags())
+        )
+
+    async def _every(self, interval: float, name: str, fn) -> None:
+        while True:
+            self._ticks[name] = time.monotonic()
+            try:
+                await fn()
+            except Exception as exc:  # noqa: BLE001 - one failed flush must not stop the loop
+                log.warning("%s flush failed: %r", name, exc)
+            await asyncio.sleep(interval)
+
+    async def _stop_loops(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Final flush: what was received before the stop still goes out.
+        try:
+            await self._flush_metrics(force=True)
+            await self._flush_traces()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("final flush failed: %r", exc)
+
+    def stop(self) -> None:
+        if self.dogstatsd is not None:
+            self.dogstatsd.drain(1.0)
+            self.dogstatsd.stop()
+        if self.server is not None:
+            try:
+                if self._tasks:
+                    self.server.call(self._stop_loops, timeout=15)
+                if self.forwarder is not None:
+                    self.server.call(self.forwarder.stop, timeout=15)
+            finally:
+                self.server.stop()
+                self.server = None
+        if self.ecs is not None:
+            self.ecs.stop()
+
+    def __enter__(self) -> Agent:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- flushes --------------------------------------------------------------------------------
+    async def _flush_metrics(self, force: bool = False) -> None:
+        assert self.forwarder is not None and self.hostname is not None
+        cfg, host = self.config, self.hostname.hostname
+        series, sketches, events, checks = ([], [], [], [])
+        if self.aggregator is not None:
+            series, sketches, events, checks = self.aggregator.flush(force=force)
+        now = int(time.time())
+        # The agent reports itself every flush: datadog.agent.running and the datadog.agent.up check.
+        series.append(
+            Serie("datadog.agent.running", [(now, 1.0)], [f"version:{AGENT_VERSION}"], host, TYPE_GAUGE)
+        )
+        checks.append(ServiceCheck("datadog.agent.up", 0, now, host, "", []))
+        self.forwarder.submit(forwarder.series_transaction(cfg, series))
+        if sketches:
+            self.forwarder.submit(forwarder.sketches_transaction(cfg, sketches))
+        if events:
+            self.forwarder.submit(forwarder.events_transaction(cfg, events, host))
+        self.forwarder.submit(forwarder.check_runs_transaction(cfg, checks, host))
+
+    async def _flush_traces(self) -> None:
+        if self.traces is None or self.forwarder is None:
+            return
+        payload = self.traces.take_agent_payload()
+        if payload is not None:
+            self.forwarder.submit(forwarder.traces_transaction(self.config, payload, self.traces.languages))
+        stats = self.traces.take_stats_payload()
+        if stats is not None:
+            self.forwarder.submit(forwarder.stats_transaction(self.config, stats))
+
+    async def _collect_processes(self) -> None:
+        from lab.proto import process_codec as codec
+
+        assert self.forwarder is not None and self.hostname is not None
+        host = self.hostname.hostname
+        loop = asyncio.get_running_loop()
+        msg = await loop.run_in_executor(None, processes.collect_processes, self.config, host, self.ecs)
+        body = codec.encode_message(codec.TYPE_COLLECTOR_PROC, msg)
+        self.forwarder.submit(
+            forwarder.Transaction(
+                "process",
+                self.config.endpoints.processes + "/api/v1/collector",
+                body,
+                processes.process_headers(host),
+                on_response=self._process_reply,
+            )
+        )
+        if self.config.container_collection_enabled and self.ecs is not None and self.ecs.state.containers:
+            cmsg = processes.collect_containers(host, self.ecs)
+            self.forwarder.submit(
+                forwarder.Transaction(
+                    "container",
+                    self.config.endpoints.processes + "/api/v1/container",
+                    codec.encode_message(codec.TYPE_COLLECTOR_CONTAINER, cmsg),
+                    processes.process_headers(host),
+                    on_response=self._process_reply,
+                )
+            )
+
+    def _process_reply(self, status_code: int, body: bytes) -> None:
+        from lab.proto import process_codec as codec
+
+        # The process agent expects a v3 ResCollector; anything else is reported as an error.
+        msg = codec.decode_message(body)
+        if msg.header.type != codec.TYPE_RES_COLLECTOR:
+            raise ValueError(f"expected ResCollector (23), got message type {msg.header.type}")
+        self.process_replies += 1
+
+    # -- origin / container tags ----------------------------------------------------------------
+    def _apm_container_tags(self, request: web.Request, tinfo: apm.TracerInfo) -> list[str]:
+        if self.ecs is None:
+            return []
+        cid = tinfo.container_id
+        if not cid or not self.ecs.tags_for_container(cid):
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            if peer:
+                found = self.ecs.container_of_peer(peer[0], peer[1], "tcp")
+                if found:
+                    cid = found
+                    tinfo.container_id = found
+        return self.ecs.tags_for_container(cid, "high") if cid else []
+
+    def _dogstatsd_origin(self, ip: str, port: int, container_id: str) -> list[str]:
+        if self.ecs is None:
+            return []
+        card = self.config.dogstatsd_tag_cardinality
+        if container_id:
+            tags = self.ecs.tags_for_container(container_id, card)
+            if tags:
+                return tags
+        cid = self.ecs.container_of_peer(ip, port, "udp")
+        return self.ecs.tags_for_container(cid, card) if cid else []
+
+    # -- introspection --------------------------------------------------------------------------
+    def host_tags(self) -> list[str]:
+        tags = list(self.config.tags)
+        if self.config.env and not any(t.startswith("env:") for t in tags):
+            tags.append(f"env:{self.config.env}")
+        return tags
+
+    def _info(self) -> dict:
+        return apm.info_document(
+            self.config,
+            self.ports.dogstatsd or self.config.dogstatsd_port,
+            self.ports.apm or self.config.apm_receiver_port,
+        )
+
+    async def _expvar(self, request: web.Request) -> web.Response:
+        return web.json_response(self.status())
+
+    def health(self) -> dict:
+        now = time.monotonic()
+        healthy, unhealthy = ["forwarder"], []
+        intervals = {
+            "aggregator": self.config.flush_interval,
+            "trace-writer": self.config.trace_flush_interval,
+            "process-agent": self.config.process_interval,
+        }
+        for name, last in sorted(self._ticks.items()):
+            (healthy if now - last < max(10.0, 5 * intervals.get(name, 1.0)) else unhealthy).append(name)
+        if self.dogstatsd is not None:
+            (healthy if all(t.is_alive() for t in self.dogstatsd._threads) else unhealthy).append(
+                "dogstatsd-main"
+            )
+        if self.server is None:
+            unhealthy.append("ipc-api")
+        else:
+            healthy.append("ipc-api")
+        return {"healthy": sorted(healthy), "unhealthy": sorted(unhealthy)}
+
+    def status(self) -> dict:
+        return {
+            "version": AGENT_VERSION,
+            "hostname": self.hostname.hostname if self.hostname else "",
+            "hostname_provider": self.hostname.provider if self.hostname else "",
+            "pid": os.getpid(),
+            "uptime": time.time() - self.started_at,
+            "config": self.config.summary(),
+            "host_tags": self.host_tags(),
+            "ports": self.ports.__dict__,
+            "forwarder": self.forwarder.snapshot() if self.forwarder else {},
+            "dogstatsd": self.dogstatsd.snapshot() if self.dogstatsd else None,
+            "apm": {**self.traces.stats.as_dict(), "listening": self.apm_listening} if self.traces else None,
+            "processes": {"enabled": self.config.process_collection_enabled, "replies": self.process_replies},
+            "ecs": self.ecs.snapshot() if self.ecs else None,
+            "fips": self.config.fips is not None,
+        }

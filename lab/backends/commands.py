@@ -1,0 +1,321 @@
+"""`ecs-lab up | status | logs | down | run`: the lab's lifecycle from a terminal.
+
+`up` runs the supervisor (the owner of every fake and process) in the foreground, Ctrl-C stops it;
+`up --detach` runs it as a background process and returns once the lab is ready. Either way the
+state file (`.lab/state.json`, or `$LAB_STATE`) tells `status`, `logs`, `down`, `run` and the pytest
+plugin where everything is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from lab.backends.stack import APP_VARIANTS, DEFAULT_FEATURES, FEATURES, Stack
+from lab.backends.supervisor import lab_home, read_state, stack_from_json, stack_to_json, state_path
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--agent-env")
+        env[key] = value
+    return env
+
+
+def build_stack(instances: int, features: tuple[str, ...], agent_image: str | None,
+                agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None,
+                intake_url: str | None = None) -> Stack:
+    chosen = set(DEFAULT_FEATURES)
+    for f in features:
+        if f.startswith(("no-", "-")):
+            chosen.discard(f.removeprefix("no-").removeprefix("-"))
+        else:
+            chosen.add(f)
+    kwargs: dict = {"instances": instances, "features": frozenset(chosen), "agent_env": _parse_env(agent_env),
+                    "run_dir": lab_home() / "run"}
+    if agent_image:
+        kwargs["agent_image"] = agent_image
+    if apps:
+        kwargs["apps"] = () if apps == ("none",) else tuple(apps)
+    if subnet:
+        # A lab on another subnet keeps its shared servers (intake, task metadata) there too, so
+        # two labs never fight over 127.0.0.1:8091.
+        kwargs["subnet"] = subnet
+        kwargs["services_host"] = f"{subnet}.0.1"
+    if intake_url:
+        kwargs["external_intake_url"] = intake_url
+    try:
+        return Stack(**kwargs)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def print_status(state: dict) -> None:
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"ecs-lab ({state.get('backend', 'local')}, pid {state.get('pid')})")
+    table.add_column("endpoint")
+    table.add_column("address")
+    for key in ("intake_url", "task_metadata_url", "egress_proxy_url"):
+        if state.get(key):
+            table.add_row(key, state[key])
+    for inst in state.get("instances", []):
+        n = inst["index"]
+        table.add_row(f"instance {n}", f"{inst['instance_id']} ({inst['private_ip']})")
+        for key in ("imds_url", "ecs_endpoint", "apm_url", "dogstatsd", "fips_proxy"):
+            if inst.get(key):
+                table.add_row(f"  {key}", inst[key])
+        agent = inst.get("agent", {})
+        table.add_row("  agent", f"pid {agent.get('pid')} {agent.get('status')} health={agent.get('health')}")
+    for variant, app in state.get("apps", {}).items():
+        table.add_row(f"app {app['service']}", f"pid {app.get('pid')} {app.get('status')} ({variant})")
+    console.print(table)
+
+
+@click.command()
+@click.option("--detach", "-d", is_flag=True, help="Start in the background and return once ready.")
+@click.option("--instances", "-n", default=1, show_default=True, type=click.IntRange(1, 200),
+              help="Number of emulated EC2 container instances.")
+@click.option("--backend", type=click.Choice(["local", "docker"]), default=lambda: os.environ.get(
+    "LAB_BACKEND", "local"), show_default="local", help="Processes on loopback, or docker containers.")
+@click.option("--feature", "-f", "features", multiple=True,
+              help=f"Add a feature ({', '.join(FEATURES)}); prefix with no- to remove a default one.")
+@click.option("--agent-image", default=None, help="Agent image (docker) / agent image name (local).")
+@click.option("--agent-env", "-e", multiple=True, metavar="KEY=VALUE", help="Extra agent environment.")
+@click.option("--app", "apps", multiple=True, type=click.Choice([*APP_VARIANTS, "none"]),
+              help="Sample app variants to run (default: all).")
+@click.option("--subnet", default=None,
+              help="First two octets of every lab address (default 127.0: instances on 127.0.1.N).")
+@click.option("--intake-url", default=None,
+              help="Send agent data to this intake instead of the embedded one (e.g. datadog/fakeintake).")
+def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], agent_image: str | None,
+       agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None, intake_url: str | None) -> None:
+    """Start the ECS world: fakes, one agent per instance, the sample apps."""
+    existing = read_state()
+    if existing:
+        raise click.ClickException(f"a lab is already running (pid {existing['pid']}, state "
+                                   f"{state_path()}); `ecs-lab down` stops it")
+    stack = build_stack(instances, features, agent_image, agent_env, apps, subnet, intake_url)
+    console = _console()
+    if detach:
+        _up_detached(stack, backend, console)
+        return
+    from lab.backends.supervisor import serve
+
+    t0 = time.monotonic()
+    with console.status("starting the lab...") as spinner:
+        def progress(msg: str) -> None:
+            spinner.update(msg)
+            console.log(msg)
+
+        def on_ready(state: dict) -> None:
+            spinner.stop()
+            print_status(state)
+            console.print(f"[green]ready in {time.monotonic() - t0:.1f}s[/]; Ctrl-C stops everything "
+                          f"(logs: ecs-lab logs -f)")
+
+        def on_error(msg: str) -> None:
+            spinner.stop()
+            click.echo(f"Error: {msg}", err=True)
+
+        code = serve(stack, progress=progress, on_ready=on_ready, backend_name=backend, on_error=on_error)
+    sys.exit(code)
+
+
+def _up_detached(stack: Stack, backend: str, console) -> None:
+    path = state_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    log_path = Path(stack.run_dir) / "supervisor.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        argv = [sys.executable, "-m", "lab.backends.supervisor", stack_to_json(stack), backend]
+        proc = subprocess.Popen(argv,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "LAB_STATE": str(path)})
+    t0 = time.monotonic()
+    with console.status("starting the lab in the background..."):
+        while True:
+            try:
+                state = json.loads(path.read_text())
+            except (OSError, ValueError):
+                state = None
+            if state and state.get("pid") == proc.pid:
+                if state.get("ready"):
+                    break
+                if "error" in state:
+                    proc.wait(30)
+                    raise click.ClickException(f"the lab failed to start: {state['error']}\n"
+                                               f"(log: {log_path})")
+            if proc.poll() is not None:
+                from lab.backends.process import tail_file
+
+                raise click.ClickException(f"the lab supervisor exited with {proc.returncode}:\n"
+                                           f"{tail_file(log_path, 30)}")
+            if time.monotonic() - t0 > stack.ready_timeout * 3:
+                proc.send_signal(signal.SIGTERM)
+                raise click.ClickException(f"the lab was not ready in {stack.ready_timeout * 3:.0f}s "
+                                           f"(log: {log_path})")
+            time.sleep(0.05)
+    print_status(state)
+    console.print(f"[green]ready in {time.monotonic() - t0:.1f}s[/] (supervisor pid {proc.pid}); "
+                  f"`ecs-lab down` stops it")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Show the running lab's endpoints, agents and apps."""
+    state = read_state()
+    if as_json:
+        click.echo(json.dumps(state if state else {"running": False}, indent=2))
+        if not state:
+            sys.exit(1)
+        return
+    if not state:
+        raise click.ClickException(f"no lab is running (no live state at {state_path()}); `ecs-lab up`")
+    print_status(state)
+
+
+def _log_dir() -> Path:
+    state = read_state()
+    if state and state.get("run_dir"):
+        return Path(state["run_dir"])
+    return lab_home() / "run"
+
+
+@click.command()
+@click.argument("component", required=False)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
+@click.option("--lines", "-n", default=50, show_default=True, help="Lines of history to show.")
+def logs(component: str | None, follow: bool, lines: int) -> None:
+    """Show a component's log (agent-1, web-imdsv1, supervisor, ...); without one, list them."""
+    from lab.backends.process import tail_file
+
+    log_dir = _log_dir()
+    available = sorted(p.stem for p in log_dir.glob("*.log"))
+    if component is None and not follow:
+        if not available:
+            raise click.ClickException(f"no logs in {log_dir}")
+        for name in available:
+            click.echo(name)
+        return
+    names = [component] if component else available
+    for name in names:
+        if name not in available:
+            raise click.ClickException(f"no log for {name!r} in {log_dir}; known: {', '.join(available)}")
+    paths = [log_dir / f"{n}.log" for n in names]
+    for p in paths:
+        text = tail_file(p, lines)
+        for line in text.splitlines():
+            click.echo(f"{p.stem} | {line}" if len(paths) > 1 else line)
+    if not follow:
+        return
+    offsets = {p: p.stat().st_size for p in paths}
+    try:
+        while True:
+            for p in paths:
+                size = p.stat().st_size if p.exists() else 0
+                if size > offsets[p]:
+                    with open(p, "rb") as fh:
+                        fh.seek(offsets[p])
+                        chunk = fh.read().decode("utf-8", "replace")
+                    offsets[p] = size
+                    for line in chunk.splitlines():
+                        click.echo(f"{p.stem} | {line}" if len(paths) > 1 else line)
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+@click.command()
+@click.option("--all", "everything", is_flag=True,
+              help="Also kill any process the state file still lists and remove the run directory.")
+@click.option("--timeout", default=20.0, show_default=True, help="Seconds to wait for a clean stop.")
+def down(everything: bool, timeout: float) -> None:
+    """Stop the running lab (the supervisor stops everything it started)."""
+    from lab.world import wait_until
+
+    path = state_path()
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raw = None
+    state = read_state()
+    if not state and not (everything and raw):
+        click.echo("no lab is running")
+        if raw:
+            path.unlink(missing_ok=True)
+        return
+    if state:
+        pid = state["pid"]
+        os.kill(pid, signal.SIGTERM)
+        try:
+            wait_until(lambda: _gone(pid), timeout=timeout, what=f"lab supervisor pid {pid} to stop")
+        except TimeoutError:
+            click.echo(f"supervisor {pid} did not stop in {timeout:.0f}s; killing it", err=True)
+            os.kill(pid, signal.SIGKILL)
+            everything = True
+        raw = raw or state
+    if everything and raw:
+        for name, proc in (raw.get("processes") or {}).items():
+            pgid = proc.get("pid")
+            if pgid:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                    click.echo(f"killed leftover {name} (group {pgid})")
+                except (ProcessLookupError, PermissionError):
+                    pass
+        import shutil
+
+        shutil.rmtree(lab_home() / "run", ignore_errors=True)
+    path.unlink(missing_ok=True)
+    click.echo("lab stopped")
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def run(pytest_args: tuple[str, ...]) -> None:
+    """Run pytest (default: scenarios/) against the running lab, or a lab it starts for the run."""
+    state = read_state()
+    env = dict(os.environ)
+    if state:
+        env["LAB_STATE"] = str(state_path())
+        click.echo(f"using the running lab (pid {state['pid']})", err=True)
+    args = list(pytest_args) or ["scenarios"]
+    sys.exit(subprocess.call([sys.executable, "-m", "pytest", *args], env=env))
+
+
+__all__ = ["up", "down", "status", "logs", "run", "build_stack", "stack_from_json"]

@@ -1,0 +1,364 @@
+"""The lab's services inside the docker backend: what EC2 and ECS provide around the containers.
+
+`python -m lab.backends.docker_services --world-file /run/ecs-lab/world.json --role ROLE` runs in
+the lab image, on the lab's link-local network, where the lab's own fakes hold the addresses AWS
+uses (FACTS.md sections 4, 5 and 8):
+
+- role `imds` at 169.254.169.254: the fake IMDS on port 80, one listener for every instance,
+  answering each caller as the instance its source address belongs to (Docker refuses
+  overlapping subnets, so all instances share one link-local network).
+- role `services` at 169.254.170.2: task metadata v2/v3/v4 and credentials on port 80, the ECS
+  agent introspection API on 51678 (again by caller address), the fake intake on 8091 and the
+  recording egress proxy on 3128.
+- role `ports`: a userland port forwarder in the docker host's network namespace that plays an
+  instance's host ports (`portMappings`): the lab's networks are `internal` so nothing can leave,
+  and Docker publishes no ports of containers on internal networks.
+
+The world these answer from is the backend's `World`, written as JSON (`world_to_json`) to a file
+mounted read-only; the services reload it when it changes and report the generation they hold at
+`GET /ecs-lab/world`, so the backend starts a container only once its metadata is being served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import ipaddress
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World
+
+log = logging.getLogger("lab.docker_services")
+
+IMDS_PORT = 80
+TASK_METADATA_PORT = 80
+INTROSPECTION_PORT = 51678
+INTAKE_PORT = 8091
+EGRESS_PROXY_PORT = 3128
+WORLD_PATH = "/ecs-lab/world"
+
+
+# -- the world as JSON ----------------------------------------------------------------------------
+
+
+def _fields(cls, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the keys `cls` knows: a world file from newer code still loads (and vice versa)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in doc.items() if k in names}
+
+
+def world_to_json(world: World, routes: Mapping[str, str] | None = None) -> dict:
+    """The world (cluster, instances, tasks, containers) plus `routes` {cidr: instance_id}."""
+    with world._lock:
+        return {
+            "generation": world.generation,
+            "cluster": dataclasses.asdict(world.cluster),
+            "instances": [dataclasses.asdict(inst) for inst in world.instances],
+            "routes": dict(routes or {}),
+        }
+
+
+def world_from_json(doc: Mapping[str, Any], into: World | None = None) -> World:
+    """Rebuild a `World` from `world_to_json`'s output; with `into`, replace that world's contents."""
+    instances = []
+    for idoc in doc.get("instances", []):
+        tasks = []
+        for tdoc in idoc.get("tasks", []):
+            containers = []
+            for cdoc in tdoc.get("containers", []):
+                c = dict(_fields(Container, cdoc))
+                c["ports"] = [PortMapping(**_fields(PortMapping, p)) for p in cdoc.get("ports", [])]
+                containers.append(Container(**c))
+            t = dict(_fields(Task, tdoc))
+            t["containers"] = containers
+            tasks.append(Task(**t))
+        i = dict(_fields(ContainerInstance, idoc))
+        i["tasks"] = tasks
+        instances.append(ContainerInstance(**i))
+    world = into or World(Cluster(**_fields(Cluster, doc.get("cluster", {}))))
+    with world._lock:
+        if into is not None:
+            world.cluster = Cluster(**_fields(Cluster, doc.get("cluster", {})))
+        world.instances = instances
+        world.touch()
+    return world
+
+
+def write_world_file(path: str | os.PathLike, world: World, routes: Mapping[str, str] | None = None) -> int:
+    """Write atomically (rename), so a reader never sees half a file; returns the generation."""
+    doc = world_to_json(world, routes)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+    return doc["generation"]
+
+
+class WorldFile:
+    """Keeps a `World` in step with a world file written by the backend (polls its mtime)."""
+
+    def __init__(self, path: str | os.PathLike, on_load=None, interval: float = 0.05) -> None:
+        self.path = Path(path)
+        self.world = World()
+        self.routes: dict[str, str] = {}
+        self.loaded_generation = -1
+        self._on_load = on_load
+        self._interval = interval
+        self._stamp: tuple[int, int] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="world-file", daemon=True)
+        self.errors = 0
+
+    def load(self) -> bool:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return False
+        stamp = (st.st_mtime_ns, st.st_ino)
+        if stamp == self._stamp:
+            return False
+        try:
+            doc = json.loads(self.path.read_text())
+        except (OSError, ValueError) as exc:
+            self.errors += 1
+            log.warning("world file %s unreadable (%s); keeping the previous world", self.path, exc)
+            return False
+        world_from_json(doc, into=self.world)
+        self.routes = dict(doc.get("routes", {}))
+        self._stamp = stamp
+        self.loaded_generation = int(doc.get("generation", 0))
+        if self._on_load:
+            self._on_load(self)
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.load()
+
+    def start(self) -> WorldFile:
+        self.load()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def resolve_instance(world: World, routes: Mapping[str, str], peer: str | None) -> ContainerInstance | None:
+    """The instance a caller belongs to: its own address first, then the backend's address routes."""
+    if not peer:
+        return None
+    found = world.find_container(ip=peer)
+    if found:
+        return found[0]
+    inst = world.instance_by_ip(peer)
+    if inst:
+        return inst
+    addr = ipaddress.ip_address(peer)
+    for cidr, iid in routes.items():
+        if addr in ipaddress.ip_network(cidr, strict=False):
+            for candidate in list(world.instances):
+                if candidate.instance_id == iid:
+                    return candidate
+    return None
+
+
+def _world_app(world_file: WorldFile, extra: dict | None = None) -> web.Application:
+    async def world_state(_request: web.Request) -> web.Response:
+        return web.json_response({"generation": world_file.loaded_generation, "errors": world_file.errors,
+                                  "instances": len(world_file.world.instances), **(extra or {})})
+
+    app = web.Application()
+    app.router.add_get(WORLD_PATH, world_state)
+    return app
+
+
+# -- roles ----------------------------------------------------------------------------------------
+
+
+def run_imds(world_file: WorldFile, stop: threading.Event, host: str = "0.0.0.0") -> None:
+    from lab.fakes.imds.server import ImdsServer
+
+    routed: set[tuple[str, str]] = set()
+
+    def add_routes(wf: WorldFile) -> None:
+        for cidr, iid in wf.routes.items():
+            if (cidr, iid) not in routed:
+                imds.model.route(cidr, iid)
+                routed.add((cidr, iid))
+
+    with ImdsServer(world_file.world) as imds:
+        world_file._on_load = add_routes
+        add_routes(world_file)
+        imds.listen(host, IMDS_PORT)
+        # The backend's readiness probe and world generation check (not an IMDS path: own port).
+        imds._thread.add_app(_world_app(world_file, {"role": "imds"}), host, INTROSPECTION_PORT)
+        log.info("IMDS on %s:%s", host, IMDS_PORT)
+        stop.wait()
+
+
+def _introspection_app(world_file: WorldFile, model) -> web.Application:
+    async def handle(request: web.Request) -> web.Response:
+        from lab.fakes.ecs_metadata.server import _to_response
+
+        instance = resolve_instance(world_file.world, world_file.routes, request.remote)
+        if instance is None:
+            return web.json_response(
+                f"ecs-agent-lab: no emulated instance owns caller {request.remote}", status=404)
+        if request.method not in ("GET", "HEAD"):
+            return web.json_response("method not allowed", status=405)
+        return _to_response(model.introspection(instance, request.path, dict(request.query)))
+
+    app = _world_app(world_file, {"role": "services"})
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def run_services(world_file: WorldFile, stop: threading.Event, host: str = "0.0.0.0") -> None:
+    from lab.fakes.ecs_metadata.server import EcsMetadataServer
+    from lab.fakes.egress_proxy.proxy import EgressProxy
+    from lab.fakes.intake.server import IntakeServer
+
+    with EcsMetadataServer(world_file.world) as ecs, IntakeServer() as intake, \
+            EgressProxy(host, EGRESS_PROXY_PORT) as egress:
+        ecs.listen_task_metadata(host, TASK_METADATA_PORT)
+        ecs._server.add_app(_introspection_app(world_file, ecs.model), host, INTROSPECTION_PORT)
+        intake.listen(host, INTAKE_PORT)
+
+        async def attempts(_request: web.Request) -> web.Response:
+            return web.json_response([a.as_json() for a in egress.attempts])
+
+        app = web.Application()
+        app.router.add_get("/ecs-lab/attempts", attempts)
+        log.info("task metadata :%s, introspection :%s, intake :%s, egress proxy :%s",
+                 TASK_METADATA_PORT, INTROSPECTION_PORT, INTAKE_PORT, egress.bound_port)
+        stop.wait()
+
+
+# -- ports: an instance's host ports --------------------------------------------------------------
+
+
+def parse_mapping(text: str) -> tuple[str, int, str, str, int]:
+    """`HOSTIP:PORT/PROTO=TARGETIP:PORT` -> (host_ip, host_port, proto, target_ip, target_port)."""
+    try:
+        left, right = text.split("=", 1)
+        bind, _, proto = left.partition("/")
+        host_ip, host_port = bind.rsplit(":", 1)
+        target_ip, target_port = right.rsplit(":", 1)
+        proto = proto or "tcp"
+        if proto not in ("tcp", "udp"):
+            raise ValueError(f"protocol {proto!r}")
+        return host_ip, int(host_port), proto, target_ip, int(target_port)
+    except ValueError as exc:
+        raise ValueError(f"bad port mapping {text!r} (want HOSTIP:PORT/tcp|udp=TARGETIP:PORT): {exc}") from None
+
+
+class _UdpRelay(asyncio.DatagramProtocol):
+    """DogStatsD is one-way: every datagram goes on to the target from one upstream socket."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.upstream.setblocking(False)
+        self.forwarded = 0
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        try:
+            self.upstream.sendto(data, self.target)
+            self.forwarded += 1
+        except OSError as exc:  # target not up yet: dropped, as the kernel would drop it
+            log.debug("udp relay to %s: %s", self.target, exc)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        try:
+            writer.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+async def _serve_ports(mappings: list[tuple[str, int, str, str, int]], stop: asyncio.Event,
+                       bound: asyncio.Event) -> None:
+    servers = []
+    transports = []
+    for host_ip, host_port, proto, target_ip, target_port in mappings:
+        if proto == "tcp":
+            async def handle(r, w, _t=(target_ip, target_port)):
+                try:
+                    ur, uw = await asyncio.open_connection(*_t)
+                except OSError:
+                    w.close()
+                    return
+                await asyncio.gather(_pipe(r, uw), _pipe(ur, w))
+
+            servers.append(await asyncio.start_server(handle, host_ip, host_port, reuse_address=True))
+        else:
+            loop = asyncio.get_running_loop()
+            t, _ = await loop.create_datagram_endpoint(lambda _t=(target_ip, target_port): _UdpRelay(_t),
+                                                       local_addr=(host_ip, host_port))
+            transports.append(t)
+        log.info("host port %s:%s/%s -> %s:%s", host_ip, host_port, proto, target_ip, target_port)
+    bound.set()
+    await stop.wait()
+    for s in servers:
+        s.close()
+    for t in transports:
+        t.close()
+
+
+def run_ports(mappings: list[str], stop: threading.Event) -> None:
+    parsed = [parse_mapping(m) for m in mappings]
+    loop = asyncio.new_event_loop()
+    done = asyncio.Event()
+    bound = asyncio.Event()
+    threading.Thread(target=lambda: (stop.wait(), loop.call_soon_threadsafe(done.set)), daemon=True).start()
+    loop.run_until_complete(_serve_ports(parsed, done, bound))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.backends.docker_services", description=__doc__)
+    parser.add_argument("--role", choices=("imds", "services", "ports"), required=True)
+    parser.add_argument("--world-file", default="/run/ecs-lab/world.json")
+    parser.add_argument("--map", dest="mappings", action="append", default=[],
+                        help="role ports: HOSTIP:PORT/tcp|udp=TARGETIP:PORT (repeatable)")
+    parser.add_argument("--log-level", default=os.environ.get("LAB_LOG_LEVEL", "info"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.role == "ports":
+        run_ports(args.mappings, stop)
+        return 0
+    world_file = WorldFile(args.world_file).start()
+    started = time.monotonic()
+    try:
+        (run_imds if args.role == "imds" else run_services)(world_file, stop)
+    finally:
+        world_file.stop()
+        log.info("%s stopped after %.1fs", args.role, time.monotonic() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,289 @@
+"""The images the docker backend runs: a registry-free Debian base and the lab's own image.
+
+No registry is reachable on the lab's machines (FACTS.md section 8), so nothing is pulled: the base
+is Debian made by `debootstrap --variant=minbase` and `docker import`ed; the lab image is built on
+it from `docker/Dockerfile`. Both are cached: an existing tag is reused unless a rebuild is asked.
+
+Behind an intercepting HTTPS proxy, pip in the build needs that proxy's CA bundle. It is an input
+of the build (`ca_bundle`, default `$PIP_CERT`), added to the build context in memory as
+`ca-bundle.crt`: never a file in the repo, and only the Dockerfile's wheel stage sees it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.backends.base import LAB_IMAGE
+
+BASE_IMAGE = "ecs-agent-lab/debian:bookworm"
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+LAB_LABEL = "ecs-agent-lab"
+SOURCE_LABEL = f"{LAB_LABEL}.source-hash"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = "docker/Dockerfile"
+# What the Dockerfile COPYs; the rest of the repo stays out of the build context.
+CONTEXT_PATHS = ("pyproject.toml", "README.md", "lab", "docker")
+
+ENGINE_HINT = (
+    "Get one with `sudo bash .ci/docker-engine.sh` (installs Debian's docker.io and starts dockerd "
+    "in the background), or start Docker Desktop / `sudo systemctl start docker`. The local backend "
+    "(`--backend local`) needs no Docker."
+)
+
+
+class DockerUnavailable(RuntimeError):
+    """No Docker engine answers; the message says how to get one."""
+
+
+class ImageBuildError(RuntimeError):
+    """An image could not be made; the message carries the failing step's output."""
+
+
+def docker_client(timeout: int = 120):
+    """A docker SDK client for the engine in the environment (DOCKER_HOST or the default socket)."""
+    try:
+        import docker
+    except ImportError as exc:  # pragma: no cover - docker is a dependency
+        raise DockerUnavailable(f"the `docker` Python package is missing ({exc}); pip install docker") from exc
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - every failure here means "no engine"
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise DockerUnavailable(f"no Docker engine answers at {where} ({exc}). {ENGINE_HINT}") from None
+    return client
+
+
+@dataclass
+class ImageResult:
+    tag: str
+    image_id: str
+    built: bool  # False when the cached tag was reused
+    seconds: float
+
+
+def image_exists(client, tag: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+# -- base image -----------------------------------------------------------------------------------
+
+
+def ensure_base_image(client=None, tag: str = BASE_IMAGE, *, suite: str = DEBIAN_SUITE,
+                      mirror: str = DEBIAN_MIRROR, rebuild: bool = False,
+                      log: Callable[[str], None] = lambda _m: None) -> ImageResult:
+    """The Debian base image, from `debootstrap --variant=minbase` + `docker import` (no registry)."""
+    client = client or docker_client()
+    started = time.monotonic()
+    if not rebuild and image_exists(client, tag):
+        return ImageResult(tag, client.images.get(tag).id, False, time.monotonic() - started)
+    if shutil.which("debootstrap") is None:
+        raise ImageBuildError(
+            "debootstrap is missing: it makes the base image without a registry. "
+            "Install it with `sudo apt-get install -y debootstrap` (Debian/Ubuntu), or build the lab "
+            "image on any Debian image you have: `--base-image debian:bookworm-slim`."
+        )
+    if os.geteuid() != 0:
+        raise ImageBuildError("debootstrap needs root (it creates device nodes and chroots); run as root "
+                              "or pass a base image you already have (`--base-image`).")
+    with tempfile.TemporaryDirectory(prefix="ecs-lab-rootfs-") as rootfs:
+        log(f"debootstrap --variant=minbase {suite} (from {mirror})")
+        proc = subprocess.run(["debootstrap", "--variant=minbase", suite, rootfs, mirror],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ImageBuildError(f"debootstrap failed (exit {proc.returncode}):\n{_tail(proc.stdout + proc.stderr)}")
+        # Images are meant to be small and reproducible: drop apt's downloaded lists and packages.
+        for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for p in Path(rootfs, leftover).glob("*"):
+                if p.is_file():
+                    p.unlink()
+        log(f"docker import -> {tag}")
+        tar_proc = subprocess.Popen(["tar", "-C", rootfs, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+        try:
+            imported = subprocess.run(
+                ["docker", "import", "--change", f"LABEL {LAB_LABEL}.image=base",
+                 "--change", 'CMD ["/bin/bash"]', "-", tag],
+                stdin=tar_proc.stdout, capture_output=True, text=True)
+        finally:
+            assert tar_proc.stdout is not None
+            tar_proc.stdout.close()
+            tar_proc.wait()
+        if imported.returncode != 0:
+            raise ImageBuildError(f"docker import failed: {imported.stderr.strip()}")
+    return ImageResult(tag, client.images.get(tag).id, True, time.monotonic() - started)
+
+
+# -- lab image ------------------------------------------------------------------------------------
+
+
+def default_ca_bundle() -> str | None:
+    """The CA bundle pip on this machine uses (PIP_CERT), if any: an intercepting proxy's CA."""
+    value = os.environ.get("PIP_CERT")
+    return value if value and Path(value).is_file() else None
+
+
+def source_hash(root: Path = REPO_ROOT, paths: Iterable[str] = CONTEXT_PATHS) -> str:
+    """A digest of the image's inputs from the repo: a lab image built from other sources is stale."""
+    digest = hashlib.sha256()
+    for rel in paths:
+        src = root / rel
+        files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file()) if src.exists() else []
+        for f in files:
+            if "__pycache__" in f.parts or f.suffix in (".pyc", ".pyo"):
+                continue
+            digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def build_context(root: Path = REPO_ROOT, ca_bundle: str | None = None,
+                  paths: Iterable[str] = CONTEXT_PATHS) -> io.BytesIO:
+    """The build context as an in-memory tar: the repo's image inputs plus the optional CA bundle."""
+    buf = io.BytesIO()
+
+    def skip(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        name = Path(info.name)
+        if "__pycache__" in name.parts or name.suffix in (".pyc", ".pyo"):
+            return None
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for rel in paths:
+            src = root / rel
+            if src.exists():
+                tar.add(str(src), arcname=rel, filter=skip)
+        if ca_bundle:
+            data = Path(ca_bundle).read_bytes()
+            info = tarfile.TarInfo("ca-bundle.crt")
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def build_lab_image(client=None, tag: str = LAB_IMAGE, *, base_image: str = BASE_IMAGE,
+                    ca_bundle: str | None | bool = True, rebuild: bool = False, no_cache: bool = False,
+                    log: Callable[[str], None] = lambda _m: None) -> ImageResult:
+    """Build `docker/Dockerfile` as `tag` on `base_image`.
+
+    `ca_bundle=True` means "PIP_CERT if set"; a path uses that file; False/None builds without one.
+    With `rebuild=False` an existing tag built from the same sources (label `SOURCE_LABEL`) is
+    reused; otherwise the build runs, which is fast when only the lab's code changed (the
+    dependency layers stay cached: about 8 s here).
+    """
+    client = client or docker_client()
+    started = time.monotonic()
+    digest = source_hash()
+    if not rebuild and image_exists(client, tag):
+        image = client.images.get(tag)
+        if (image.labels or {}).get(SOURCE_LABEL) == digest:
+            return ImageResult(tag, image.id, False, time.monotonic() - started)
+        log(f"{tag} was built from other sources; rebuilding (dependency layers stay cached)")
+    bundle = default_ca_bundle() if ca_bundle is True else (ca_bundle or None)
+    if bundle and not Path(bundle).is_file():
+        raise ImageBuildError(f"CA bundle {bundle} does not exist")
+    context = build_context(ca_bundle=bundle)
+    log(f"building {tag} on {base_image}" + (f" (CA bundle {bundle})" if bundle else ""))
+    output: list[str] = []
+    image_id = None
+    # The low-level API streams the build log, so a failure shows the failing step's output.
+    for chunk in client.api.build(fileobj=context, custom_context=True, dockerfile=DOCKERFILE, tag=tag,
+                                  buildargs={"BASE_IMAGE": base_image}, rm=True, forcerm=True,
+                                  nocache=no_cache, decode=True,
+                                  labels={f"{LAB_LABEL}.image": "lab", SOURCE_LABEL: digest}):
+        if "stream" in chunk:
+            text = chunk["stream"]
+            output.append(text)
+            if text.strip():
+                log(text.rstrip())
+        if "aux" in chunk and "ID" in chunk["aux"]:
+            image_id = chunk["aux"]["ID"]
+        if "error" in chunk:
+            raise ImageBuildError(f"building {tag} failed: {chunk['error'].strip()}\n{_tail(''.join(output))}")
+    if image_id is None:
+        image_id = client.images.get(tag).id
+    # The image this build replaced is left untagged; drop it so rebuilds do not pile up.
+    try:
+        client.images.prune(filters={"dangling": True, "label": f"{LAB_LABEL}.image=lab"})
+    except Exception:  # noqa: BLE001 - pruning is housekeeping; an image in use stays, harmlessly
+        pass
+    return ImageResult(tag, image_id, True, time.monotonic() - started)
+
+
+def ensure_lab_image(client=None, *, base_image: str | None = None, rebuild: bool = False,
+                     log: Callable[[str], None] = lambda _m: None) -> list[ImageResult]:
+    """Everything the docker backend needs from the repo: base (unless given) then the lab image."""
+    client = client or docker_client()
+    results = []
+    if base_image is None:
+        results.append(ensure_base_image(client, log=log))
+        base_image = BASE_IMAGE
+    elif not image_exists(client, base_image):
+        raise ImageBuildError(f"base image {base_image} is not present locally and the lab pulls nothing; "
+                              f"`docker load` it or omit --base-image to debootstrap one")
+    results.append(build_lab_image(client, base_image=base_image, rebuild=rebuild, log=log))
+    return results
+
+
+def ensure_agent_image(client, image: str) -> str:
+    """A non-lab agent image must already be local or pullable; say how to get it when it is not."""
+    import docker.errors
+
+    if image_exists(client, image):
+        return image
+    try:
+        client.images.pull(image)
+        return image
+    except docker.errors.APIError as exc:
+        raise ImageBuildError(
+            f"agent image {image} is not present and cannot be pulled ({exc.explanation or exc}). "
+            f"On a machine with a registry: `docker pull {image} && docker save {image} -o agent.tar`; "
+            f"here: `docker load -i agent.tar`. Or use the lab's emulated agent: --agent-image {LAB_IMAGE}"
+        ) from None
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lab.backends.images [--rebuild] [--base-image IMG]`: make the images, print timings."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the lab image (layers stay cached)")
+    parser.add_argument("--base-image", default=None, help="build on this local image instead of debootstrap")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        results = ensure_lab_image(base_image=args.base_image, rebuild=args.rebuild,
+                                   log=(lambda _m: None) if args.quiet else print)
+    except (DockerUnavailable, ImageBuildError) as exc:
+        print(f"error: {exc}")
+        return 1
+    print(json.dumps([r.__dict__ for r in results], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,560 @@
+"""The local backend: the ECS world as processes on loopback, no Docker.
+
+`LocalBackend` is an owner object. Entering it starts the fakes (IMDS per instance, ECS agent
+introspection per instance, task metadata, intake, optional FIPS proxy and egress proxy) as in-process
+servers, adds the instances to the world, and runs one agent task per instance plus the sample app
+tasks through its own `TaskRunner.start_task` (the path the ECS instance agent uses later). Leaving
+it stops every process group and server it started, in reverse order.
+
+An ECS container becomes a process here:
+- agent images (`AGENT_IMAGE_PREFIXES`) run the emulated agent (`python -m lab.agent run`), or the
+  user's `LAB_AGENT_COMMAND`; a `bin/agent` shim makes the task definition's `agent health` check
+  run as written;
+- the lab image runs entryPoint + command exactly as docker would (`sh -c` lines included);
+- any other image is refused with its name.
+The environment is what the container would see on EC2: the spec's env, what the ECS agent injects
+(ECS_CONTAINER_METADATA_URI(_V4), credentials URI, AWS_EXECUTION_ENV, metadata file), and, since
+169.254.169.254 on this host belongs to someone else, `AWS_EC2_METADATA_SERVICE_ENDPOINT` pointing at
+this instance's fake IMDS (FACTS.md section 8). Host env (proxies, AWS keys) is not inherited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.backends.base import AGENT_IMAGE_PREFIXES, LAB_IMAGE, ContainerSpec
+from lab.backends.process import (
+    ManagedProcess,
+    Probe,
+    ProcessExited,
+    file_probe,
+    http_probe,
+    tcp_probe,
+    udp_probe,
+)
+from lab.backends.stack import Stack, app_service
+from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
+
+# Host variables a process needs to run at all; everything else (HTTP(S)_PROXY, AWS_*, DD_*) stays
+# out, as it would from a container.
+_INHERITED_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "TERM")
+
+
+class UnknownImage(ValueError):
+    """An image the local backend cannot run as a process."""
+
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class RunningContainer:
+    instance: ContainerInstance
+    task: Task
+    container: Container
+    spec: ContainerSpec
+    process: ManagedProcess
+    env: dict[str, str]
+    failures: int = 0
+    next_health_at: float = 0.0
+
+
+@dataclass
+class RunningTask:
+    instance: ContainerInstance
+    task: Task
+    containers: list[RunningContainer] = field(default_factory=list)
+
+
+def is_agent_image(image: str) -> bool:
+    return image.startswith(AGENT_IMAGE_PREFIXES)
+
+
+def is_lab_image(image: str) -> bool:
+    return image.split(":")[0] == LAB_IMAGE.split(":")[0]
+
+
+class LocalBackend:
+    """TaskRunner + owner of a whole local stack. Use as a context manager."""
+
+    name = "local"
+
+    def __init__(self, stack: Stack | None = None, world: World | None = None,
+                 progress: Progress | None = None) -> None:
+        self.stack = stack or Stack()
+        self.world = world or World(Cluster(name=self.stack.cluster))
+        self.progress = progress or _quiet
+        self.run_dir = Path(self.stack.run_dir).resolve()
+        self._exit = contextlib.ExitStack()
+        self._lock = threading.RLock()
+        self.tasks: dict[str, RunningTask] = {}
+        self.intake_url = ""
+        self.task_metadata_url = ""
+        self.egress_proxy_url: str | None = None
+        self.imds_urls: dict[int, str] = {}
+        self.ecs_agent_urls: dict[int, str] = {}
+        self.fips_proxies: dict[int, object] = {}
+        self.intake = None
+        self.egress_proxy = None
+        self.imds = None
+        self.ecs_metadata = None
+        self.agent_tasks: dict[int, Task] = {}
+        self.app_tasks: dict[str, Task] = {}
+        self.events: list[str] = []
+        self._monitor_stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+        self.started_in: float | None = None
+        self._container_seq = 0
+
+    # -- owner lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> LocalBackend:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> LocalBackend:
+        t0 = time.monotonic()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for old_log in self.run_dir.glob("*.log"):
+            if old_log.name != "supervisor.log":
+                old_log.unlink(missing_ok=True)
+        (self.run_dir / "metadata").mkdir(exist_ok=True)
+        self._write_shims()
+        self._start_fakes()
+        self._monitor = threading.Thread(target=self._watch, name="lab-local-monitor", daemon=True)
+        self._monitor.start()
+        self._exit.callback(self._stop_monitor)
+        # Apps need not wait for the agents (a tracer retries its flushes), so both start at once
+        # and are awaited together: start-up is the slowest process, not the sum.
+        self._start_agents()
+        self._start_apps()
+        self._wait_started()
+        self.started_in = time.monotonic() - t0
+        self.progress(f"lab ready in {self.started_in:.1f}s")
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            arns = list(self.tasks)
+        for arn in reversed(arns):
+            with contextlib.suppress(Exception):
+                self.stop_task(arn)
+        self._exit.close()
+
+    def _stop_monitor(self) -> None:
+        self._monitor_stop.set()
+        if self._monitor:
+            self._monitor.join(timeout=5)
+
+    # -- fakes -----------------------------------------------------------------------------------------
+    def _start_fakes(self) -> None:
+        from lab.fakes.ecs_metadata.server import EcsMetadataServer
+        from lab.fakes.imds.server import ImdsServer
+
+        s = self.stack
+        if s.external_intake_url:
+            self.intake_url = s.external_intake_url.rstrip("/")
+        else:
+            from lab.fakes.intake.server import IntakeServer
+
+            self.progress("starting fake intake")
+            self.intake = self._exit.enter_context(IntakeServer())
+            self.intake_url = self.intake.listen(s.services_host, s.ports.intake).url
+
+        if s.has("egress_proxy"):
+            from lab.fakes.egress_proxy import EgressProxy
+
+            self.progress("starting egress proxy")
+            self.egress_proxy = self._exit.enter_context(EgressProxy(s.services_host, s.ports.egress_proxy))
+            self.egress_proxy_url = self.egress_proxy.url
+
+        self.progress("starting fake IMDS and ECS metadata")
+        self.imds = self._exit.enter_context(ImdsServer(self.world))
+        self.ecs_metadata = self._exit.enter_context(EcsMetadataServer(self.world))
+        self.task_metadata_url = self.ecs_metadata.listen_task_metadata(
+            s.services_host, s.ports.task_metadata).url
+        for n in range(1, s.instances + 1):
+            inst = self.world.add_instance(s.private_ip(n), imds_tokens_required=s.imds_tokens_required)
+            self.imds_urls[n] = self.imds.listen(inst.private_ip, s.ports.imds, inst).url
+            self.ecs_agent_urls[n] = self.ecs_metadata.listen_introspection(
+                inst.private_ip, s.ports.ecs_introspection, inst).url
+            if s.has("fips"):
+                from lab.fakes.fips_proxy.proxy import FipsProxy
+
+                self.fips_proxies[n] = self._exit.enter_context(
+                    FipsProxy(self.intake_url, s.agent_localhost(n), s.ports.fips_start))
+
+    # -- agents and apps -------------------------------------------------------------------------------
+    def _start_agents(self) -> None:
+        s = self.stack
+        for n in range(1, s.instances + 1):
+            inst = self.world.instance(n)
+            spec = s.agent_spec(n, self.intake_url, egress_proxy_url=self.egress_proxy_url)
+            spec.env["DD_ECS_AGENT_URL"] = self.ecs_agent_urls[n]
+            task = Task(family="datadog-agent-task", revision=1, service_name="datadog-agent",
+                        containers=[Container(name=spec.name, image=spec.image)])
+            self.world.add_task(inst, task)
+            self.progress(f"starting agent on instance {n} ({inst.instance_id}, {inst.private_ip})")
+            self.start_task(inst, task, [spec], wait=False)
+            self.agent_tasks[n] = task
+
+    def _start_apps(self) -> None:
+        s = self.stack
+        if not s.apps:
+            return
+        inst = self.world.instance(1)
+        for variant in s.apps:
+            from lab.apps import entrypoints
+
+            spec = s.app_spec(variant)
+            spec.entry_point = entrypoints.entry_point(variant)
+            spec.command = entrypoints.container_command(variant)
+            task = Task(family=f"{app_service(variant)}-task", revision=1, service_name=app_service(variant),
+                        containers=[Container(name=spec.name, image=spec.image)])
+            self.world.add_task(inst, task)
+            self.progress(f"starting sample app {app_service(variant)} ({variant})")
+            self.start_task(inst, task, [spec], wait=False)
+            self.app_tasks[variant] = task
+
+    def _wait_started(self) -> None:
+        for n, task in self.agent_tasks.items():
+            rc = self.tasks[task.arn].containers[0]
+            rc.process.wait_ready(self.stack.ready_timeout)
+            self.progress(f"agent {n} ready (pid {rc.process.pid})")
+        for variant, task in self.app_tasks.items():
+            for rc in self.tasks[task.arn].containers:
+                rc.process.wait_ready(self.stack.ready_timeout)
+            self.progress(f"app {app_service(variant)} ready")
+
+    # -- TaskRunner ------------------------------------------------------------------------------------
+    def start_task(self, instance: ContainerInstance, task: Task, specs: list[ContainerSpec],
+                   wait: bool = True) -> None:
+        """Start the task's containers as process groups in dependsOn order; write pids to the world."""
+        if self.world.find_task(task.arn) is None:
+            self.world.add_task(instance, task)
+        by_name = {s.name: s for s in specs}
+        for spec in specs:
+            if not (is_agent_image(spec.image) or is_lab_image(spec.image)):
+                raise UnknownImage(
+                    f"container {spec.name!r}: image {spec.image!r} cannot run on the local backend "
+                    f"(it runs agent images {', '.join(AGENT_IMAGE_PREFIXES)} as the emulated agent and "
+                    f"{LAB_IMAGE} as the sample app); use --backend docker for other images")
+        running = RunningTask(instance, task)
+        with self._lock:
+            self.tasks[task.arn] = running
+        for spec in _dependency_order(specs):
+            for dep, condition in spec.depends_on:
+                self._wait_dependency(running, by_name, dep, condition.upper())
+            rc = self._start_container(instance, task, spec)
+            running.containers.append(rc)
+            if wait:
+                rc.process.wait_ready(self.stack.ready_timeout)
+        task.known_status = "RUNNING"
+        self.world.touch()
+
+    def stop_task(self, task_arn: str) -> None:
+        with self._lock:
+            running = self.tasks.pop(task_arn, None)
+        if running is None:
+            return
+        running.task.desired_status = "STOPPED"
+        for rc in reversed(running.containers):
+            code = rc.process.stop()
+            if rc.container.known_status != "STOPPED":
+                rc.container.mark_stopped(code)
+        running.task.known_status = "STOPPED"
+        self.world.touch()
+
+    def _wait_dependency(self, running: RunningTask, by_name: dict, dep: str, condition: str) -> None:
+        rc = next((c for c in running.containers if c.spec.name == dep), None)
+        if rc is None:
+            raise ValueError(f"dependsOn names {dep!r}, which is not an earlier container of the task")
+        if condition == "START":
+            return
+        if condition == "HEALTHY":
+            wait_until(lambda: rc.container.health_status == "HEALTHY", timeout=self.stack.ready_timeout * 3,
+                       what=f"{dep} HEALTHY")
+        elif condition in ("COMPLETE", "SUCCESS"):
+            wait_until(lambda: rc.process.returncode is not None, timeout=self.stack.ready_timeout * 3,
+                       what=f"{dep} to exit")
+            if condition == "SUCCESS" and rc.process.returncode != 0:
+                raise ProcessExited(f"{dep} exited with {rc.process.returncode}; dependsOn SUCCESS not met")
+
+    def _start_container(self, instance: ContainerInstance, task: Task,
+                         spec: ContainerSpec) -> RunningContainer:
+        container = task.container(spec.name)
+        container.env = dict(spec.env)
+        # Bridge mode gives each container its own address (docker0's 172.17.0.x); here a loopback
+        # address of its own, so two apps can both listen on their containerPort 8080.
+        container.ipv4_addresses = ([self._container_ip()] if is_lab_image(spec.image)
+                                    else [instance.private_ip])
+        container.ports = [PortMapping(p.container_port, p.host_port, p.protocol, instance.private_ip)
+                           for p in spec.ports]
+        env = self.container_env(instance, task, container, spec)
+        argv, ready = self._argv_and_probe(instance, spec, env)
+        proc_name = f"{task.family}-{instance.index}-{spec.name}"
+        if task.service_name and task.service_name != "datadog-agent":
+            proc_name = f"{task.service_name}-{spec.name}" if spec.name != "app" else task.service_name
+        elif is_agent_image(spec.image):
+            proc_name = f"agent-{instance.index}"
+        proc = ManagedProcess(proc_name, argv, env=env, log_dir=self.run_dir, cwd=spec.working_directory,
+                              ready=ready, ready_timeout=self.stack.ready_timeout)
+        proc.start()
+        container.pid = proc.pid
+        container.mark_running()
+        self.world.touch()
+        return RunningContainer(instance, task, container, spec, proc, env,
+                                next_health_at=time.monotonic() + (spec.health_check.start_period
+                                                                   if spec.health_check else 0))
+
+    def container_env(self, instance: ContainerInstance, task: Task, container: Container,
+                      spec: ContainerSpec) -> dict[str, str]:
+        env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
+        # The shims, then this interpreter's own bin (ddtrace-run, ecs-lab) ahead of any pyenv shim.
+        env["PATH"] = os.pathsep.join([str(self.run_dir / "bin"), os.path.dirname(sys.executable),
+                                       os.environ.get("PATH", "/usr/bin:/bin")])
+        env.update(spec.env)
+        from lab.fakes.ecs_metadata.model import container_env, write_metadata_file
+
+        # The ECS agent writes the metadata file when ECS_ENABLE_CONTAINER_METADATA=true; the lab's
+        # instances always have it on (the docs' metadata-file variant needs it).
+        meta_file = self.run_dir / "metadata" / container.docker_name / "ecs-container-metadata.json"
+        write_metadata_file(meta_file, instance, task, container)
+        env.update(container_env(instance, task, container, base_url=self.task_metadata_url,
+                                 relative_credentials=False, metadata_file=str(meta_file)))
+        env.setdefault("ECS_CONTAINER_METADATA_FILE", str(meta_file))
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.imds_urls[instance.index]
+        env.setdefault("AWS_DEFAULT_REGION", instance.region)
+        env.setdefault("AWS_REGION", instance.region)
+        env.setdefault("HOSTNAME", container.docker_id[:12])
+        if is_lab_image(spec.image):
+            env.setdefault("LAB_APP_BIND", container.ipv4_addresses[0])
+            port_file = self.run_dir / "ports" / f"{container.docker_name}.port"
+            port_file.parent.mkdir(parents=True, exist_ok=True)
+            port_file.unlink(missing_ok=True)
+            env.setdefault("LAB_APP_PORT_FILE", str(port_file))
+        if is_agent_image(spec.image):
+            n = instance.index
+            env.setdefault("LAB_AGENT_LOCALHOST", self.stack.agent_localhost(n))
+            env.setdefault("LAB_AGENT_HOST_ADDRESSES",
+                           f"{self.stack.private_ip(n)},{self.stack.agent_localhost(n)}")
+        return env
+
+    def _argv_and_probe(self, instance: ContainerInstance, spec: ContainerSpec,
+                        env: dict[str, str]) -> tuple[list[str], Probe | None]:
+        if is_agent_image(spec.image):
+            if self.stack.agent_command:
+                argv = ["sh", "-c", self.stack.agent_command]
+            elif spec.entry_point or spec.command:
+                argv = [*(spec.entry_point or []), *(spec.command or [])]
+            else:
+                argv = [sys.executable, "-m", "lab.agent", "run"]
+                # The emulated agent opens its cmd API after its receivers: answering means ready.
+                host = env.get("LAB_AGENT_LOCALHOST", "127.0.0.1")
+                return argv, http_probe(f"http://{host}:{env.get('DD_CMD_PORT', '5001')}/agent/status/health",
+                                        expect_status=(200, 500, 503))
+            return argv, agent_probe(env)
+        # The lab image has no ENTRYPOINT and runs the sample web app by default (docker semantics:
+        # entryPoint replaces it, command is appended).
+        argv = [*(spec.entry_point or []), *(spec.command or [])] or ["python", "-m", "lab.apps", "web"]
+        if any("lab.apps" in part for part in argv):
+            return argv, file_probe(env["LAB_APP_PORT_FILE"])
+        return argv, None
+
+    def _container_ip(self) -> str:
+        with self._lock:
+            self._container_seq += 1
+            seq = self._container_seq
+        return f"{self.stack.subnet}.{3 + (seq - 1) // 254}.{(seq - 1) % 254 + 1}"
+
+    # -- health checks and exits -------------------------------------------------------------------------
+    def _watch(self) -> None:
+        while not self._monitor_stop.wait(0.1):
+            with self._lock:
+                running = list(self.tasks.values())
+            for rt in running:
+                for rc in list(rt.containers):
+                    self._check_exit(rt, rc)
+                    if rc.spec.health_check and rc.process.running and time.monotonic() >= rc.next_health_at:
+                        self._run_health_check(rc)
+
+    def _check_exit(self, rt: RunningTask, rc: RunningContainer) -> None:
+        code = rc.process.returncode
+        if code is None or rc.container.known_status == "STOPPED":
+            return
+        rc.container.mark_stopped(code)
+        self.events.append(f"{rc.process.name} exited with {code}")
+        self.world.touch()
+        # ECS: when an essential container stops, the task stops (its other containers are stopped).
+        if rc.spec.essential and rt.task.desired_status != "STOPPED":
+            self.events.append(f"task {rt.task.family} stopped: essential container {rc.spec.name} exited")
+            threading.Thread(target=self.stop_task, args=(rt.task.arn,), daemon=True).start()
+
+    def _run_health_check(self, rc: RunningContainer) -> None:
+        hc = rc.spec.health_check
+        assert hc is not None
+        rc.next_health_at = time.monotonic() + hc.interval
+        kind, *args = hc.command
+        argv = ["sh", "-c", " ".join(args)] if kind == "CMD-SHELL" else list(args)
+        try:
+            ok = subprocess.run(argv, env=rc.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                timeout=hc.timeout, start_new_session=True).returncode == 0
+        except (subprocess.TimeoutExpired, OSError):
+            ok = False
+        # ECS: HEALTHY on the first success; UNHEALTHY after `retries` consecutive failures.
+        if ok:
+            rc.failures = 0
+            status = "HEALTHY"
+        else:
+            rc.failures += 1
+            status = "UNHEALTHY" if rc.failures >= hc.retries else rc.container.health_status
+        if status != rc.container.health_status:
+            rc.container.health_status = status
+            self.world.touch()
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def processes(self) -> list[ManagedProcess]:
+        with self._lock:
+            return [rc.process for rt in self.tasks.values() for rc in rt.containers]
+
+    def agent_process(self, n: int) -> ManagedProcess:
+        return self.tasks[self.agent_tasks[n].arn].containers[0].process
+
+    def app_process(self, variant: str) -> ManagedProcess:
+        return self.tasks[self.app_tasks[variant].arn].containers[0].process
+
+    def apm_host(self, n: int) -> str:
+        return self.stack.private_ip(n) if self.stack.has("apm_non_local") else self.stack.agent_localhost(n)
+
+    def status(self) -> dict:
+        """What `ecs-lab status --json` prints and the pytest plugin attaches to."""
+        s = self.stack
+        instances = []
+        for n in range(1, s.instances + 1):
+            inst = self.world.instance(n)
+            agent = self.tasks.get(self.agent_tasks[n].arn) if n in self.agent_tasks else None
+            agent_c = agent.containers[0] if agent else None
+            instances.append({
+                "index": n,
+                "instance_id": inst.instance_id,
+                "private_ip": inst.private_ip,
+                "agent_localhost": s.agent_localhost(n),
+                "imds_url": self.imds_urls.get(n),
+                "ecs_endpoint": self.ecs_agent_urls.get(n),
+                "apm_url": f"http://{inst.private_ip}:{s.ports.apm}",
+                "dogstatsd": f"{inst.private_ip}:{s.ports.dogstatsd}",
+                "agent_cmd_url": f"http://{s.agent_localhost(n)}:{s.ports.agent_cmd}",
+                "agent": {
+                    "pid": agent_c.process.pid if agent_c else None,
+                    "status": agent_c.container.known_status if agent_c else "STOPPED",
+                    "health": agent_c.container.health_status if agent_c else "UNKNOWN",
+                    "log": str(agent_c.process.log_path) if agent_c else None,
+                },
+                "fips_proxy": (f"{s.agent_localhost(n)}:{s.ports.fips_start}" if s.has("fips") else None),
+            })
+        apps = {}
+        for variant, task in self.app_tasks.items():
+            rt = self.tasks.get(task.arn)
+            rc = rt.containers[0] if rt else None
+            apps[variant] = {
+                "service": app_service(variant), "instance": 1, "task_arn": task.arn,
+                "pid": rc.process.pid if rc else None,
+                "status": rc.container.known_status if rc else "STOPPED",
+                "docker_id": task.containers[0].docker_id,
+                "url": self._app_url(rc) if rc else None,
+                "log": str(rc.process.log_path) if rc else None,
+            }
+        first = instances[0] if instances else {}
+        return {
+            "backend": self.name,
+            "pid": os.getpid(),
+            "run_dir": str(self.run_dir),
+            "cluster": self.world.cluster.name,
+            "features": sorted(s.features),
+            "intake_url": self.intake_url,
+            "task_metadata_url": self.task_metadata_url,
+            "egress_proxy_url": self.egress_proxy_url,
+            "imds_url": first.get("imds_url"),
+            "apm_url": first.get("apm_url"),
+            "dogstatsd": first.get("dogstatsd"),
+            "ecs_endpoint": first.get("ecs_endpoint"),
+            "instances": instances,
+            "apps": apps,
+            "processes": {p.name: {"pid": p.pid, "log": str(p.log_path), "running": p.running}
+                          for p in self.processes()},
+            "started_in": self.started_in,
+        }
+
+    @staticmethod
+    def _app_url(rc: RunningContainer) -> str | None:
+        try:
+            port = int(Path(rc.env["LAB_APP_PORT_FILE"]).read_text().strip())
+        except (KeyError, OSError, ValueError):
+            return None
+        return f"http://{rc.env['LAB_APP_BIND']}:{port}"
+
+    def _write_shims(self) -> None:
+        """`agent` and `python` on the containers' PATH, as the agent image and lab image have them."""
+        bin_dir = self.run_dir / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        shims = {
+            "agent": f'exec {shlex.quote(sys.executable)} -m lab.agent "$@"\n',
+            "python": f'exec {shlex.quote(sys.executable)} "$@"\n',
+            "python3": f'exec {shlex.quote(sys.executable)} "$@"\n',
+        }
+        for name, body in shims.items():
+            path = bin_dir / name
+            path.write_text("#!/bin/sh\n" + body)
+            path.chmod(0o755)
+
+
+def agent_probe(env: dict[str, str]) -> Probe:
+    """Ready when the agent's receivers are bound where it was told to bind them."""
+    localhost = env.get("LAB_AGENT_LOCALHOST", "127.0.0.1")
+    hosts = env.get("LAB_AGENT_HOST_ADDRESSES", "0.0.0.0").split(",")
+    host = hosts[0] if env.get("DD_APM_NON_LOCAL_TRAFFIC", "true").lower() == "true" else localhost
+    host = "127.0.0.1" if host == "0.0.0.0" else host
+    if env.get("DD_APM_ENABLED", "true").lower() == "true":
+        return tcp_probe(host, int(env.get("DD_APM_RECEIVER_PORT", "8126")))
+    return udp_probe(localhost, int(env.get("DD_DOGSTATSD_PORT", "8125")))
+
+
+def dump_status(backend: LocalBackend) -> str:
+    return json.dumps(backend.status(), indent=2)
+
+
+def _dependency_order(specs: list[ContainerSpec]) -> list[ContainerSpec]:
+    names = {s.name for s in specs}
+    done: list[ContainerSpec] = []
+    placed: set[str] = set()
+    pending = list(specs)
+    while pending:
+        progressed = False
+        for spec in list(pending):
+            if all(d in placed or d not in names for d, _ in spec.depends_on):
+                done.append(spec)
+                placed.add(spec.name)
+                pending.remove(spec)
+                progressed = True
+        if not progressed:
+            raise ValueError(f"dependsOn cycle among {[s.name for s in pending]}")
+    return done

@@ -1,0 +1,156 @@
+"""The process that owns a running lab: `ecs-lab up` runs it in the foreground, `up --detach` in the
+background (`python -m lab.backends.supervisor STACK_JSON`).
+
+It enters the backend (an owner object), writes the state file (`.lab/state.json`: its pid, the
+endpoints, every child pid and log) once the lab is ready, and waits for SIGINT/SIGTERM/SIGHUP.
+Whatever ends it (signal, failure, interpreter exit) leaves through the backend's `__exit__`, which
+stops every process group and server; the state file goes with it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from lab.backends.stack import Ports, Stack
+
+
+def lab_home() -> Path:
+    return Path(os.environ.get("LAB_HOME", ".lab")).resolve()
+
+
+def state_path() -> Path:
+    return Path(os.environ.get("LAB_STATE") or lab_home() / "state.json").resolve()
+
+
+def stack_to_json(stack: Stack) -> str:
+    d = asdict(stack)
+    d["features"] = sorted(stack.features)
+    d["apps"] = list(stack.apps)
+    d["run_dir"] = str(stack.run_dir)
+    return json.dumps(d)
+
+
+def stack_from_json(text: str) -> Stack:
+    d = json.loads(text)
+    d["ports"] = Ports(**d.get("ports", {}))
+    d["features"] = frozenset(d["features"])
+    d["apps"] = tuple(d["apps"])
+    names = {f.name for f in fields(Stack)}
+    return Stack(**{k: v for k, v in d.items() if k in names})
+
+
+def read_state(path: Path | None = None) -> dict | None:
+    """The running lab's state, or None when there is none (or its owner is gone)."""
+    path = path or state_path()
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = state.get("pid")
+    if not pid or not _alive(pid):
+        return None
+    return state
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        import psutil
+
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except Exception:  # noqa: BLE001
+        return True
+
+
+class _Stop(BaseException):
+    """Raised in the main thread by a termination signal so `with` blocks unwind."""
+
+
+def _write_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], None] | None = None,
+          on_ready: Callable[[dict], None] | None = None, backend_name: str = "local",
+          on_error: Callable[[str], None] | None = None) -> int:
+    """Run the lab until a signal arrives. Returns the exit code."""
+    state = state or state_path()
+    progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    def on_signal(signum, _frame):
+        raise _Stop(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    if backend_name == "docker":
+        from lab.backends.docker import DockerBackend  # built by the docker backend work
+
+        backend = DockerBackend(stack, progress=progress)
+    else:
+        from lab.backends.local import LocalBackend
+
+        backend = LocalBackend(stack, progress=progress)
+    atexit.register(backend.stop)
+    try:
+        with backend:
+            status = backend.status()
+            status.update({"pid": os.getpid(), "ready": True, "state_file": str(state),
+                           "stack": json.loads(stack_to_json(stack))})
+            _write_atomic(state, status)
+            if on_ready:
+                on_ready(status)
+            last = 0.0
+            while True:
+                # Keep the recorded statuses fresh for `ecs-lab status` (health, exits).
+                time.sleep(0.5)
+                if time.monotonic() - last > 2:
+                    last = time.monotonic()
+                    refreshed = backend.status()
+                    refreshed.update({k: status[k] for k in ("pid", "ready", "state_file", "stack")})
+                    _write_atomic(state, refreshed)
+    except _Stop:
+        progress("stopping the lab")
+        return 0
+    except Exception as exc:  # noqa: BLE001 - report why the lab could not start, then clean up
+        (on_error or progress)(f"lab failed: {exc}")
+        _write_atomic(state, {"pid": os.getpid(), "ready": False, "error": str(exc)})
+        return 1
+    finally:
+        # Ignore further signals while the owner objects stop their children.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        backend.stop()
+        try:
+            current = json.loads(state.read_text())
+            if current.get("pid") == os.getpid() and current.get("ready", False):
+                state.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    stack = stack_from_json(argv[0]) if argv else Stack()
+    backend_name = argv[1] if len(argv) > 1 else "local"
+    return serve(stack, backend_name=backend_name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

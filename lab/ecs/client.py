@@ -1,0 +1,82 @@
+"""Clients of the lab's control plane: every piece of lab code talks to it through `localstack-client`.
+
+`localstack-client` is the thin boto3 wrapper users already know for http://localhost:4566, so the
+lab's own calls go over the same wire (and the same endpoint) as the user's `aws --endpoint-url`,
+boto3 and Terraform. Credentials are dummies: moto and LocalStack accept any.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlparse
+
+from botocore.config import Config
+from localstack_client.session import Session
+
+from lab.world import DEFAULT_REGION
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+# Dummy credentials, as LocalStack's own docs use: the control plane checks none.
+DUMMY_ACCESS_KEY = "test"
+DUMMY_SECRET_KEY = "test"
+
+
+class ControlPlaneClients:
+    """boto3 clients bound to one control plane endpoint (moto or LocalStack)."""
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, region: str = DEFAULT_REGION) -> None:
+        parsed = urlparse(endpoint)
+        if not parsed.hostname or not parsed.port:
+            raise ValueError(f"control plane endpoint needs a host and a port: {endpoint!r}")
+        self.endpoint = endpoint.rstrip("/")
+        self.region = region
+        self._session = Session(aws_access_key_id=DUMMY_ACCESS_KEY, aws_secret_access_key=DUMMY_SECRET_KEY,
+                                region_name=region, localstack_host=f"{parsed.hostname}:{parsed.port}")
+        # localstack-client lets $AWS_ENDPOINT_URL win over the host it is given; the lab talks to
+        # the control plane it started, whatever the user's shell exports.
+        self._session._service_endpoint_mapping = {
+            name: self.endpoint for name in self._session._service_endpoint_mapping
+        }
+        self._config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2,
+                              read_timeout=30)
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, config=self._config)
+
+    @cached_property
+    def ecs(self) -> Any:
+        return self.client("ecs")
+
+    @cached_property
+    def ec2(self) -> Any:
+        return self.client("ec2")
+
+    @cached_property
+    def secretsmanager(self) -> Any:
+        return self.client("secretsmanager")
+
+    @cached_property
+    def ssm(self) -> Any:
+        return self.client("ssm")
+
+    def ecs_client(self) -> Any:
+        return self.ecs
+
+    def secrets_client(self) -> Any:
+        return self.secretsmanager
+
+    def ssm_client(self) -> Any:
+        return self.ssm
+
+
+def ecs_client(endpoint: str = DEFAULT_ENDPOINT, region: str = DEFAULT_REGION) -> Any:
+    return ControlPlaneClients(endpoint, region).ecs
+
+
+def secrets_client(endpoint: str = DEFAULT_ENDPOINT, region: str = DEFAULT_REGION) -> Any:
+    return ControlPlaneClients(endpoint, region).secretsmanager
+
+
+def ssm_client(endpoint: str = DEFAULT_ENDPOINT, region: str = DEFAULT_REGION) -> Any:
+    return ControlPlaneClients(endpoint, region).ssm

@@ -1,0 +1,91 @@
+"""The ECS side of a running lab, as one owner: the control plane plus one instance agent per EC2
+instance. Backends compose it (`ecs-lab up` on local or docker); its exit stops what it started.
+
+    with EcsCluster(world, runner, port=4566, redirects_for=...) as ecs:
+        inst = ecs.add_instance("127.0.1.1")   # EC2 instance + container instance + instance agent
+        ...                                    # users register task definitions / services on :4566
+
+`redirects_for(instance)` gives the lab's deploy-time settings for that instance's agent containers
+(intake URL, egress proxy, its IMDS and ECS agent endpoints); None runs definitions unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lab.backends.base import TaskRunner
+from lab.ecs.control_plane import DEFAULT_PORT, ControlPlane
+from lab.ecs.instance_agent import InstanceAgent
+from lab.ecs.translate import Redirects
+from lab.world import ContainerInstance, World
+
+
+class EcsCluster:
+    def __init__(self, world: World, runner: TaskRunner, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 kind: str | None = None, control_plane: ControlPlane | None = None,
+                 redirects_for: Callable[[ContainerInstance], Redirects | None] | None = None,
+                 agent_interval: float = 0.25) -> None:
+        self.world = world
+        self.runner = runner
+        self._own_control_plane = control_plane is None
+        self.control_plane = control_plane or ControlPlane(host=host, port=port, kind=kind)
+        self.redirects_for = redirects_for or (lambda inst: None)
+        self.agent_interval = agent_interval
+        self.agents: dict[int, InstanceAgent] = {}
+
+    @property
+    def endpoint(self) -> str:
+        return self.control_plane.endpoint
+
+    def start(self) -> EcsCluster:
+        if self._own_control_plane:
+            self.control_plane.start()
+        try:
+            self.control_plane.ensure_cluster(self.world.cluster.name)
+            for inst in list(self.world.instances):
+                if not inst.arn or inst.index not in self.agents:
+                    self.adopt_instance(inst)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def add_instance(self, private_ip: str, **kwargs: Any) -> ContainerInstance:
+        """A new EC2 instance joins the cluster; DAEMON services get a task on it."""
+        inst = self.control_plane.add_instance(self.world, private_ip, **kwargs)
+        self._start_agent(inst)
+        return inst
+
+    def adopt_instance(self, inst: ContainerInstance) -> ContainerInstance:
+        """Register an instance the backend built itself (its instance id becomes moto's)."""
+        self.control_plane.adopt_instance(self.world, inst)
+        self._start_agent(inst)
+        return inst
+
+    def _start_agent(self, inst: ContainerInstance) -> None:
+        agent = InstanceAgent(self.world, inst, self.runner, self.control_plane.clients,
+                              redirects=self.redirects_for(inst), interval=self.agent_interval)
+        self.agents[inst.index] = agent.start()
+
+    def stop(self) -> None:
+        for agent in list(self.agents.values()):
+            try:
+                agent.stop()
+            except Exception:  # noqa: BLE001 - stop the rest whatever one of them says
+                pass
+        self.agents.clear()
+        if self._own_control_plane:
+            self.control_plane.stop()
+
+    def __enter__(self) -> EcsCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def status(self) -> dict:
+        """For the state file: where users point `aws --endpoint-url`."""
+        return {"control_plane": self.endpoint, "cluster": self.world.cluster.name,
+                "container_instances": {str(i.index): i.arn for i in self.world.instances},
+                "start_failures": [f.__dict__ for a in self.agents.values() for f in a.failures]}

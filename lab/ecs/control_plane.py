@@ -1,0 +1,249 @@
+"""The lab's AWS control plane on :4566: embedded moto (default) or a LocalStack Pro container.
+
+Embedded moto serves ECS, EC2, Secrets Manager, SSM, IAM and STS in this process
+(`ThreadedMotoServer`), with `lab.ecs.moto_ecs.EcsFront` in front of its ECS (placement with
+ECS's failure reasons, `SubmitTaskStateChange`) and the ECS service scheduler running beside it.
+Task state transitions are pinned (FACTS.md section 6): by default moto advances a task one step
+per describe, which would let a `describe-tasks` loop "stop" a task nobody stopped.
+
+Container instances are registered as the ECS agent registers them: an EC2 instance exists first
+(moto's `RegisterContainerInstance` needs the `instanceId` of an instance its EC2 created), then
+its instance identity document (the same one the lab's IMDS serves for that instance) is handed to
+`RegisterContainerInstance`. So the world instance is built with moto's instance id, and IMDS,
+`describe-instances`, `describe-container-instances` and the agent's hostname all agree.
+
+`--control-plane localstack` (or `LOCALSTACK_AUTH_TOKEN` in the environment) runs
+`localstack/localstack-pro` through docker instead; ECS is a Pro feature, the community image has
+no ECS at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import urllib.request
+from typing import Any
+
+from lab.ecs.client import ControlPlaneClients
+from lab.ecs.moto_ecs import ECS_LOCK, EcsFront, ServiceScheduler
+from lab.serving import check_free
+from lab.world import DEFAULT_CLUSTER, DEFAULT_REGION, ContainerInstance, World, wait_until
+
+DEFAULT_PORT = 4566
+LOCALSTACK_IMAGE = "localstack/localstack-pro"
+# The ECS agent's answer to "which agent registered this instance" (describe-container-instances).
+AGENT_VERSION_INFO = {"agentVersion": "1.89.2", "agentHash": "labc0ffe",
+                      "dockerVersion": "DockerVersion: 26.1.5"}
+# Pin moto's task lifecycle: tasks change state only when the lab's instance agent reports it.
+PINNED_TASK_TRANSITION = {"model_name": "ecs::task",
+                          "transition": {"progression": "manual", "times": 1_000_000}}
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+def _moto_server_class() -> type:
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        # werkzeug logs every request to stderr; the lab's logs are for what users need to read.
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    class LabMotoServer(ThreadedMotoServer):
+        """moto's threaded server with the lab's ECS front wrapped around its app."""
+
+        def __init__(self, ip_address: str, port: int, on_change: Any) -> None:
+            super().__init__(ip_address=ip_address, port=port, verbose=False)
+            self._on_change = on_change
+
+        def _server_entry(self) -> None:
+            app = EcsFront(DomainDispatcherApplication(create_backend_app), on_change=self._on_change)
+            self._server = make_server(self._ip_address, self._port, app, True,
+                                       request_handler=QuietHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return LabMotoServer
+
+
+class ControlPlane:
+    """Owner of the control plane. `with ControlPlane(port=0) as cp: cp.endpoint ...`.
+
+    `kind` is "moto" (embedded) or "localstack" (a LocalStack Pro container; needs docker and
+    `LOCALSTACK_AUTH_TOKEN`). Port 0 picks a free port (tests); the default is 4566.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT, region: str = DEFAULT_REGION,
+                 kind: str | None = None, scheduler_interval: float = 0.25) -> None:
+        self.host = host
+        self.port = port
+        self.region = region
+        self.kind = kind or ("localstack" if os.environ.get("LOCALSTACK_AUTH_TOKEN") else "moto")
+        if self.kind not in ("moto", "localstack"):
+            raise ValueError(f"unknown control plane {self.kind!r}: use 'moto' or 'localstack'")
+        self.scheduler_interval = scheduler_interval
+        self._server: Any = None
+        self._container: str | None = None
+        self.service_scheduler: ServiceScheduler | None = None
+        self._clients: ControlPlaneClients | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def clients(self) -> ControlPlaneClients:
+        if self._clients is None:
+            self._clients = ControlPlaneClients(self.endpoint, self.region)
+        return self._clients
+
+    def start(self) -> ControlPlane:
+        if self.kind == "localstack":
+            self._start_localstack()
+        else:
+            self._start_moto()
+        return self
+
+    def _start_moto(self) -> None:
+        check_free(self.host, self.port)
+        self.service_scheduler = ServiceScheduler(self.region, interval=self.scheduler_interval)
+        self._server = _moto_server_class()(self.host, self.port, self.service_scheduler.wake)
+        self._server.start()
+        self.port = self._server.get_host_and_port()[1]
+        self._post_moto_api("/moto-api/state-manager/set-transition", PINNED_TASK_TRANSITION)
+        # ECS's default for accounts today: long ARNs (task/<cluster>/<id>).
+        for name in ("taskLongArnFormat", "containerInstanceLongArnFormat", "serviceLongArnFormat"):
+            self.clients.ecs.put_account_setting(name=name, value="enabled")
+        self.service_scheduler.start()
+
+    def _post_moto_api(self, path: str, payload: dict) -> None:
+        req = urllib.request.Request(self.endpoint + path, data=json.dumps(payload).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback
+            resp.read()
+
+    def _start_localstack(self) -> None:
+        token = os.environ.get("LOCALSTACK_AUTH_TOKEN")
+        if not token:
+            raise ControlPlaneError("--control-plane localstack needs LOCALSTACK_AUTH_TOKEN: ECS is a "
+                                    "LocalStack Pro feature (the community image has no ECS provider)")
+        if not shutil.which("docker"):
+            raise ControlPlaneError("--control-plane localstack runs the localstack/localstack-pro image "
+                                    "and needs a docker engine; none found (use the default moto)")
+        have = subprocess.run(["docker", "image", "inspect", LOCALSTACK_IMAGE], capture_output=True)
+        if have.returncode != 0:
+            pull = subprocess.run(["docker", "pull", LOCALSTACK_IMAGE], capture_output=True, text=True)
+            if pull.returncode != 0:
+                raise ControlPlaneError(
+                    f"cannot pull {LOCALSTACK_IMAGE}: {pull.stderr.strip() or pull.stdout.strip()}. "
+                    "This machine reaches no container registry; load the image yourself "
+                    f"(docker load -i localstack-pro.tar) or run without --control-plane localstack "
+                    "(the embedded moto control plane needs nothing).")
+        check_free(self.host, self.port or DEFAULT_PORT)
+        self.port = self.port or DEFAULT_PORT
+        run = subprocess.run(
+            ["docker", "run", "-d", "--rm", "--name", f"ecs-lab-localstack-{self.port}",
+             "-p", f"{self.host}:{self.port}:4566", "-e", "LOCALSTACK_AUTH_TOKEN",
+             "-v", "/var/run/docker.sock:/var/run/docker.sock", LOCALSTACK_IMAGE],
+            capture_output=True, text=True, env={**os.environ, "LOCALSTACK_AUTH_TOKEN": token})
+        if run.returncode != 0:
+            raise ControlPlaneError(f"docker run {LOCALSTACK_IMAGE} failed: {run.stderr.strip()}")
+        self._container = run.stdout.strip()
+
+        def ready() -> bool:
+            with urllib.request.urlopen(self.endpoint + "/_localstack/health", timeout=1) as r:  # noqa: S310
+                return json.loads(r.read()).get("services", {}).get("ecs") in ("available", "running")
+
+        wait_until(ready, timeout=90, what=f"LocalStack ECS on {self.endpoint}")
+
+    def stop(self) -> None:
+        if self.service_scheduler:
+            self.service_scheduler.stop()
+            self.service_scheduler = None
+        if self._server:
+            self._server.stop()
+            self._server = None
+        if self._container:
+            subprocess.run(["docker", "rm", "-f", self._container], capture_output=True)
+            self._container = None
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- cluster and instances ------------------------------------------------------------------
+    def ensure_cluster(self, name: str = DEFAULT_CLUSTER) -> str:
+        found = self.clients.ecs.describe_clusters(clusters=[name])["clusters"]
+        if found and found[0]["status"] == "ACTIVE":
+            return found[0]["clusterArn"]
+        return self.clients.ecs.create_cluster(clusterName=name)["cluster"]["clusterArn"]
+
+    def launch_ec2_instance(self, *, instance_type: str = "m5.large", ami_id: str = "ami-0ab1ec5a0000c0ffe",
+                            name: str = "ecs-lab-instance") -> dict:
+        """An EC2 instance in the control plane: the thing RegisterContainerInstance vouches for."""
+        resp = self.clients.ec2.run_instances(
+            ImageId=ami_id, InstanceType=instance_type, MinCount=1, MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}])
+        return resp["Instances"][0]
+
+    def add_instance(self, world: World, private_ip: str, **kwargs: Any) -> ContainerInstance:
+        """Launch an EC2 instance, add it to the world with that instance id, and register it.
+
+        The world's cluster is created if needed. The returned instance's `arn` is the control
+        plane's container instance ARN.
+        """
+        self.ensure_cluster(world.cluster.name)
+        with self._lock:
+            index = len(world.instances) + 1
+            ec2 = self.launch_ec2_instance(instance_type=kwargs.get("instance_type", "m5.large"),
+                                           ami_id=kwargs.get("ami_id", "ami-0ab1ec5a0000c0ffe"),
+                                           name=f"ecs-lab-instance-{index}")
+            inst = world.add_instance(private_ip, instance_id=ec2["InstanceId"], **kwargs)
+        self.register_container_instance(world, inst)
+        return inst
+
+    def register_container_instance(self, world: World, inst: ContainerInstance) -> str:
+        """Register `inst` (whose instance_id moto's EC2 knows) as a container instance of the cluster."""
+        self.ensure_cluster(world.cluster.name)
+        resp = self.clients.ecs.register_container_instance(
+            cluster=world.cluster.name,
+            instanceIdentityDocument=json.dumps(inst.identity_document()),
+            instanceIdentityDocumentSignature="",
+            versionInfo=AGENT_VERSION_INFO,
+        )
+        arn = resp["containerInstance"]["containerInstanceArn"]
+        inst.arn = arn
+        world.touch()
+        return arn
+
+    def adopt_instance(self, world: World, inst: ContainerInstance) -> str:
+        """Register an instance the backend already built: give it a moto EC2 instance id first.
+
+        Call before the instance's IMDS serves it (its `instance-id` changes to moto's).
+        """
+        ec2 = self.launch_ec2_instance(instance_type=inst.instance_type, ami_id=inst.ami_id,
+                                       name=inst.tags.get("Name", f"ecs-lab-instance-{inst.index}"))
+        inst.instance_id = ec2["InstanceId"]
+        return self.register_container_instance(world, inst)
+
+    def deregister_instance(self, world: World, inst: ContainerInstance) -> None:
+        self.clients.ecs.deregister_container_instance(cluster=world.cluster.name,
+                                                       containerInstance=inst.arn, force=True)
+
+    def reconcile_services(self) -> None:
+        """Run one service-scheduler pass now (tests and benchmarks; the loop runs anyway)."""
+        if self.service_scheduler:
+            self.service_scheduler.reconcile()
+
+
+__all__ = ["ControlPlane", "ControlPlaneError", "DEFAULT_PORT", "ECS_LOCK", "LOCALSTACK_IMAGE"]

@@ -1,0 +1,232 @@
+"""The ECS container agent's role on one EC2 instance: run what the control plane assigns it.
+
+On EC2 the ECS agent polls the control plane for the tasks placed on its container instance,
+pulls secrets with the task execution role, starts the containers, and reports every state change
+back (`SubmitTaskStateChange`). `InstanceAgent` does the same against the lab's control plane,
+over the wire (localstack-client), and drives a backend's `TaskRunner`:
+
+- a task placed here with desired status RUNNING -> translated (`lab.ecs.translate`), recorded in
+  the world under the control plane's task ARN (so the ECS introspection API and task metadata
+  describe the same task with the same id), started, then reported RUNNING;
+- a task that cannot start (a secret ECS could not fetch, an unknown image, a field the lab cannot
+  honour) -> reported STOPPED with the reason ECS would give, visible in `describe-tasks`
+  (`stoppedReason`), never dropped;
+- desired status STOPPED -> stopped and reported STOPPED;
+- an essential container that exits -> the task stops ("Essential container in task exited"),
+  and the service scheduler replaces it, as ECS does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lab.backends.base import ContainerSpec, TaskRunner, UnsupportedField
+from lab.ecs.client import ControlPlaneClients
+from lab.ecs.translate import (
+    ControlPlaneSecrets,
+    Redirects,
+    SecretResolutionError,
+    container_specs,
+    world_task,
+)
+from lab.world import ContainerInstance, World
+
+log = logging.getLogger("lab.ecs.instance_agent")
+
+ESSENTIAL_EXITED = "Essential container in task exited"
+
+
+@dataclass
+class LocalTask:
+    arn: str
+    specs: list[ContainerSpec]
+    reported: str = "PENDING"
+
+
+@dataclass
+class StartFailure:
+    task_arn: str
+    reason: str
+
+
+@dataclass
+class InstanceAgent:
+    """One per container instance. `with InstanceAgent(...)` runs the reconcile loop on a thread."""
+
+    world: World
+    instance: ContainerInstance
+    runner: TaskRunner
+    clients: ControlPlaneClients
+    redirects: Redirects | None = None
+    interval: float = 0.25
+    on_error: Callable[[str], None] | None = None
+    local: dict[str, LocalTask] = field(default_factory=dict)
+    failures: list[StartFailure] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._secrets = ControlPlaneSecrets(self.clients.secretsmanager, self.clients.ssm)
+        self._taskdefs: dict[str, dict] = {}
+
+    @property
+    def cluster(self) -> str:
+        return self.world.cluster.name
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> InstanceAgent:
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"ecs-instance-agent-{self.instance.index}")
+        self._thread.start()
+        return self
+
+    def stop(self, *, stop_tasks: bool = True) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        if stop_tasks:
+            for arn in list(self.local):
+                self._stop_local(arn, "Instance agent stopped")
+
+    def __enter__(self) -> InstanceAgent:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.reconcile()
+            except Exception as exc:  # noqa: BLE001 - a control plane hiccup must not end the agent
+                log.warning("instance %s: reconcile failed: %r", self.instance.index, exc)
+                if self.on_error:
+                    self.on_error(repr(exc))
+            self._stop.wait(self.interval)
+
+    # -- one pass -------------------------------------------------------------------------------
+    def reconcile(self) -> None:
+        ecs = self.clients.ecs
+        wanted = self._list(ecs, "RUNNING")
+        for arn, desc in wanted.items():
+            if arn not in self.local and desc.get("lastStatus") != "STOPPED":
+                self._start(desc)
+        stopping = self._list(ecs, "STOPPED")
+        for arn in list(self.local):
+            if arn in stopping or arn not in wanted:
+                self._stop_local(arn, None)
+        self._watch_essential()
+
+    def _list(self, ecs, desired: str) -> dict[str, dict]:
+        arns: list[str] = []
+        kwargs = {"cluster": self.cluster, "containerInstance": self.instance.arn, "desiredStatus": desired}
+        for page in ecs.get_paginator("list_tasks").paginate(**kwargs):
+            arns.extend(page["taskArns"])
+        if desired == "STOPPED":
+            return {a: {} for a in arns if a in self.local}
+        out: dict[str, dict] = {}
+        for i in range(0, len(arns), 100):
+            for t in ecs.describe_tasks(cluster=self.cluster, tasks=arns[i:i + 100])["tasks"]:
+                out[t["taskArn"]] = t
+        return out
+
+    def _taskdef(self, arn: str) -> dict:
+        if arn not in self._taskdefs:
+            resp = self.clients.ecs.describe_task_definition(taskDefinition=arn)
+            self._taskdefs[arn] = resp["taskDefinition"]
+        return self._taskdefs[arn]
+
+    def _start(self, desc: dict) -> None:
+        arn = desc["taskArn"]
+        group = desc.get("group", "")
+        service = group.split(":", 1)[1] if group.startswith("service:") else ""
+        td = self._taskdef(desc["taskDefinitionArn"])
+        try:
+            specs = container_specs(td, resolve_secret=self._secrets.resolve, redirects=self.redirects)
+        except SecretResolutionError as exc:
+            return self._refuse(arn, str(exc))
+        except UnsupportedField as exc:
+            return self._refuse(arn, f"UnsupportedField: {exc}")
+        task = world_task(td, arn=arn, service_name=service)
+        self.world.add_task(self.instance, task)
+        self.local[arn] = LocalTask(arn=arn, specs=specs)
+        try:
+            self.runner.start_task(self.instance, task, specs)
+        except UnsupportedField as exc:
+            self._fail_started(arn, f"UnsupportedField: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - the backend's reason becomes the stopped reason
+            self._fail_started(arn, f"CannotStartContainerError: {exc}")
+            return
+        self._report(arn, "RUNNING")
+
+    def _refuse(self, arn: str, reason: str) -> None:
+        log.warning("instance %s: task %s cannot start: %s", self.instance.index, arn, reason)
+        self.failures.append(StartFailure(arn, reason))
+        self.clients.ecs.submit_task_state_change(cluster=self.cluster, task=arn, status="STOPPED",
+                                                  reason=reason)
+
+    def _fail_started(self, arn: str, reason: str) -> None:
+        try:
+            self.runner.stop_task(arn)
+        except Exception:  # noqa: BLE001 - best effort: it did not start properly anyway
+            pass
+        self.local.pop(arn, None)
+        self._mark_world_stopped(arn)
+        self._refuse(arn, reason)
+
+    def _stop_local(self, arn: str, reason: str | None) -> None:
+        local = self.local.pop(arn, None)
+        if local is None:
+            return
+        try:
+            self.runner.stop_task(arn)
+        finally:
+            self._mark_world_stopped(arn)
+            self._report(arn, "STOPPED", reason or "")
+
+    def _mark_world_stopped(self, arn: str) -> None:
+        found = self.world.find_task(arn)
+        if found:
+            _, task = found
+            task.desired_status = task.known_status = "STOPPED"
+            for c in task.containers:
+                if c.known_status != "STOPPED":
+                    c.mark_stopped(c.exit_code)
+            self.world.touch()
+
+    def _watch_essential(self) -> None:
+        for arn, local in list(self.local.items()):
+            found = self.world.find_task(arn)
+            if not found:
+                continue
+            _, task = found
+            essential = {s.name for s in local.specs if s.essential}
+            exited = [c for c in task.containers if c.name in essential and c.known_status == "STOPPED"]
+            if exited:
+                c = exited[0]
+                self._stop_local(arn, f"{ESSENTIAL_EXITED} ({c.name} exit code {c.exit_code})")
+
+    def _report(self, arn: str, status: str, reason: str = "") -> None:
+        containers = []
+        found = self.world.find_task(arn)
+        if found:
+            _, task = found
+            if status == "RUNNING":
+                task.known_status = "RUNNING"
+                self.world.touch()
+            for c in task.containers:
+                entry = {"containerName": c.name, "runtimeId": c.docker_id,
+                         "status": "STOPPED" if status == "STOPPED" else (c.known_status or status)}
+                if c.exit_code is not None:
+                    entry["exitCode"] = c.exit_code
+                containers.append(entry)
+        kwargs = {"cluster": self.cluster, "task": arn, "status": status, "containers": containers}
+        if reason:
+            kwargs["reason"] = reason
+        self.clients.ecs.submit_task_state_change(**kwargs)
+        if arn in self.local:
+            self.local[arn].reported = status

@@ -1,0 +1,299 @@
+"""A registered task definition -> what a backend runs: the world's `Task` + one `ContainerSpec` each.
+
+Field by field, as the ECS container agent reads a container definition: image, entryPoint/command
+(the docs' `sh -c` lines pass through untouched), environment, `secrets` resolved from the control
+plane's Secrets Manager / SSM Parameter Store (as the agent does with the task execution role),
+portMappings under the task's network mode, mountPoints joined with the task's host volumes,
+healthCheck, essential, dependsOn, linuxParameters.capabilities, pidMode, cpu/memory.
+
+A field the lab cannot honour is never dropped: `UnsupportedField` names it (the task then stops
+with that reason, as a task ECS cannot start does). The lab's redirects (intake URLs, an `.invalid`
+DD_SITE, the recording egress proxy, remote configuration off, the instance's IMDS and ECS agent
+endpoints) are applied here, at deploy time, to agent containers only: the user's file is never
+edited, and a setting the user got wrong (no DD_DOGSTATSD_NON_LOCAL_TRAFFIC, no 8126 hostPort)
+stays wrong, so the lab shows what ECS would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab.backends.base import (
+    AGENT_IMAGE_PREFIXES,
+    ContainerSpec,
+    HealthCheck,
+    Mount,
+    PortSpec,
+    UnsupportedField,
+)
+from lab.world import Container, Task
+
+FIPS_PROXY_IMAGE_PREFIXES = ("datadog/fips-proxy", "public.ecr.aws/datadog/fips-proxy",
+                             "gcr.io/datadoghq/fips-proxy", "docker.io/datadog/fips-proxy")
+
+# Container-definition fields the lab honours (mapped into ContainerSpec or acted on here).
+HONOURED_CONTAINER_FIELDS = frozenset({
+    "name", "image", "cpu", "memory", "memoryReservation", "essential", "entryPoint", "command",
+    "environment", "secrets", "portMappings", "mountPoints", "healthCheck", "dependsOn",
+    "linuxParameters", "workingDirectory", "user", "dockerLabels",
+    # Placement/start-up bookkeeping with no runtime effect the lab could get wrong:
+    "startTimeout", "stopTimeout", "versionConsistency",
+})
+HONOURED_LINUX_PARAMETERS = frozenset({"capabilities", "initProcessEnabled"})
+# Task-level fields: used for placement, identity or resolution (execution role -> secrets).
+HONOURED_TASK_FIELDS = frozenset({
+    "family", "containerDefinitions", "volumes", "networkMode", "pidMode", "cpu", "memory",
+    "requiresCompatibilities", "taskRoleArn", "executionRoleArn", "tags", "placementConstraints",
+    "runtimePlatform",
+})
+# Fields moto adds to what describe-task-definition returns (not the user's input).
+_DESCRIBE_KEYS = frozenset({"taskDefinitionArn", "revision", "status", "requiresAttributes",
+                            "compatibilities", "registeredAt", "registeredBy", "deregisteredAt"})
+
+# Where the agent sends data, by env name (FACTS.md section 2): every one is redirected.
+INTAKE_URL_KEYS = ("DD_DD_URL", "DD_APM_DD_URL", "DD_PROCESS_CONFIG_PROCESS_DD_URL",
+                   "DD_LOGS_CONFIG_LOGS_DD_URL", "DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL",
+                   "DD_APM_PROFILING_DD_URL", "DD_APM_TELEMETRY_DD_URL")
+# A reserved TLD (RFC 2606): whatever the agent derives from DD_SITE can never resolve.
+LAB_SITE = "ecs-lab.invalid"
+
+SECRETS_ERROR_PREFIX = "ResourceInitializationError: unable to pull secrets or registry auth: "
+
+
+class SecretResolutionError(RuntimeError):
+    """A `secrets` entry the control plane cannot resolve; the text is the ECS stopped reason."""
+
+
+def is_agent_image(image: str) -> bool:
+    return image.split("@")[0].startswith(AGENT_IMAGE_PREFIXES)
+
+
+def is_fips_proxy_image(image: str) -> bool:
+    return image.split("@")[0].startswith(FIPS_PROXY_IMAGE_PREFIXES)
+
+
+@dataclass
+class Redirects:
+    """The lab's deploy-time settings for one instance's agent containers (never the user's file)."""
+
+    intake_url: str
+    egress_proxy_url: str | None = None
+    ecs_agent_url: str | None = None
+    imds_url: str | None = None
+    agent_localhost: str | None = None  # LAB_AGENT_LOCALHOST (design.md, local backend)
+    host_addresses: str | None = None  # LAB_AGENT_HOST_ADDRESSES
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def agent_env(self, user_env: dict[str, str]) -> dict[str, str]:
+        env = dict(user_env)
+        for key in INTAKE_URL_KEYS:
+            env[key] = self.intake_url
+        env["DD_LOGS_CONFIG_USE_HTTP"] = "true"
+        env["DD_SITE"] = LAB_SITE
+        env["DD_REMOTE_CONFIGURATION_ENABLED"] = "false"
+        if self.egress_proxy_url:
+            env["DD_PROXY_HTTPS"] = env["DD_PROXY_HTTP"] = self.egress_proxy_url
+        if self.ecs_agent_url:
+            env["DD_ECS_AGENT_URL"] = self.ecs_agent_url
+        if self.imds_url:
+            env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.imds_url
+        if self.agent_localhost:
+            env["LAB_AGENT_LOCALHOST"] = self.agent_localhost
+            # FIPS: the docs' sidecar listens on 127.0.0.1; in the agent's netns that is this address.
+            if env.get("DD_FIPS_LOCAL_ADDRESS") in ("127.0.0.1", "localhost"):
+                env["DD_FIPS_LOCAL_ADDRESS"] = self.agent_localhost
+        if self.host_addresses:
+            env["LAB_AGENT_HOST_ADDRESSES"] = self.host_addresses
+        env.update(self.extra_env)
+        return env
+
+    def fips_proxy_env(self, user_env: dict[str, str]) -> dict[str, str]:
+        env = dict(user_env)
+        env["LAB_INTAKE_URL"] = self.intake_url
+        if self.agent_localhost and env.get("DD_FIPS_LOCAL_ADDRESS") in ("127.0.0.1", "localhost", None):
+            env["DD_FIPS_LOCAL_ADDRESS"] = self.agent_localhost
+        return env
+
+
+# -- secrets --------------------------------------------------------------------------------------
+
+SecretFetcher = Callable[[str], str]
+
+
+class ControlPlaneSecrets:
+    """Resolve `valueFrom` against the control plane's Secrets Manager and SSM Parameter Store."""
+
+    def __init__(self, secretsmanager: Any, ssm: Any) -> None:
+        self.secretsmanager = secretsmanager
+        self.ssm = ssm
+
+    def resolve(self, value_from: str) -> str:
+        if value_from.startswith("arn:") and ":secretsmanager:" in value_from:
+            return self._asm(value_from)
+        return self._ssm(value_from)
+
+    def _asm(self, value_from: str) -> str:
+        # arn:aws:secretsmanager:region:acct:secret:name[:json-key:version-stage:version-id]
+        parts = value_from.split(":")
+        secret_id = ":".join(parts[:7])
+        json_key = parts[7] if len(parts) > 7 else ""
+        stage = parts[8] if len(parts) > 8 else ""
+        version = parts[9] if len(parts) > 9 else ""
+        kwargs: dict[str, str] = {"SecretId": secret_id}
+        if stage:
+            kwargs["VersionStage"] = stage
+        if version:
+            kwargs["VersionId"] = version
+        try:
+            value = self.secretsmanager.get_secret_value(**kwargs)["SecretString"]
+        except Exception as exc:  # noqa: BLE001 - botocore ClientError and transport errors alike
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            msg = getattr(exc, "response", {}).get("Error", {}).get("Message", str(exc))
+            raise SecretResolutionError(
+                SECRETS_ERROR_PREFIX + "execution resource retrieval failed: unable to retrieve secret "
+                "from asm: service call has been retried 1 time(s): failed to fetch secret "
+                f"{secret_id} from secrets manager: {code}: {msg}") from None
+        if not json_key:
+            return value
+        try:
+            return str(json.loads(value)[json_key])
+        except (ValueError, KeyError, TypeError):
+            raise SecretResolutionError(
+                SECRETS_ERROR_PREFIX + "execution resource retrieval failed: unable to retrieve secret "
+                f"from asm: failed to find key {json_key} in secret {secret_id}") from None
+
+    def _ssm(self, value_from: str) -> str:
+        name = value_from.split(":parameter", 1)[1] if value_from.startswith("arn:") else value_from
+        try:
+            return self.ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+        except Exception as exc:  # noqa: BLE001
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+            raise SecretResolutionError(
+                SECRETS_ERROR_PREFIX + "execution resource retrieval failed: unable to retrieve secrets "
+                f"from ssm: service call has been retried 1 time(s): {code}: invalid parameters: "
+                f"{name}") from None
+
+
+# -- translation ----------------------------------------------------------------------------------
+
+
+def check_supported(taskdef: dict) -> None:
+    """Raise UnsupportedField naming the first field the lab cannot honour."""
+    for key in taskdef:
+        if key in HONOURED_TASK_FIELDS or key in _DESCRIBE_KEYS:
+            continue
+        if taskdef[key] not in (None, [], {}):
+            raise UnsupportedField(f"task definition field {key!r} is not supported by the lab")
+    if taskdef.get("networkMode") not in (None, "bridge", "host", "awsvpc"):
+        raise UnsupportedField(f"networkMode {taskdef['networkMode']!r} is not supported by the lab")
+    if taskdef.get("pidMode") not in (None, "host", "task"):
+        raise UnsupportedField(f"pidMode {taskdef['pidMode']!r} is not supported by the lab")
+    for i, v in enumerate(taskdef.get("volumes") or []):
+        for key in v:
+            if key not in ("name", "host") and v[key] not in (None, {}, []):
+                raise UnsupportedField(f"volumes[{i}].{key} ({v.get('name')}) is not supported by the lab: "
+                                       "only host volumes are")
+    for i, c in enumerate(taskdef.get("containerDefinitions") or []):
+        where = f"containerDefinitions[{i}] ({c.get('name')})"
+        for key, value in c.items():
+            if key not in HONOURED_CONTAINER_FIELDS and value not in (None, [], {}, False):
+                raise UnsupportedField(f"{where}.{key} is not supported by the lab")
+        for key, value in (c.get("linuxParameters") or {}).items():
+            if key not in HONOURED_LINUX_PARAMETERS and value not in (None, [], {}):
+                raise UnsupportedField(f"{where}.linuxParameters.{key} is not supported by the lab")
+        caps = (c.get("linuxParameters") or {}).get("capabilities") or {}
+        if caps.get("drop"):
+            raise UnsupportedField(f"{where}.linuxParameters.capabilities.drop is not supported by the lab")
+
+
+def _ports(c: dict, network_mode: str) -> list[PortSpec]:
+    out = []
+    for pm in c.get("portMappings") or []:
+        cport = pm.get("containerPort")
+        if cport is None:
+            continue
+        proto = pm.get("protocol", "tcp")
+        if network_mode in ("host", "awsvpc"):
+            host = cport  # no translation: the container's port is the host's / the ENI's
+        else:
+            host = pm.get("hostPort") or None  # bridge: absent/0 = a dynamic host port
+        out.append(PortSpec(container_port=int(cport), host_port=host, protocol=proto))
+    return out
+
+
+def _mounts(c: dict, volumes: dict[str, dict]) -> list[Mount]:
+    out = []
+    for mp in c.get("mountPoints") or []:
+        vol = volumes.get(mp.get("sourceVolume", ""))
+        if vol is None:
+            raise UnsupportedField(f"mountPoints sourceVolume {mp.get('sourceVolume')!r} of container "
+                                   f"{c.get('name')!r} names no volume of the task")
+        source = (vol.get("host") or {}).get("sourcePath")
+        if not source:
+            raise UnsupportedField(f"volume {vol.get('name')!r} has no host.sourcePath: the lab runs host "
+                                   "volumes only")
+        out.append(Mount(source=source, target=mp["containerPath"], read_only=bool(mp.get("readOnly"))))
+    return out
+
+
+def _health(c: dict) -> HealthCheck | None:
+    hc = c.get("healthCheck")
+    if not hc:
+        return None
+    # ECS defaults: interval 30, timeout 5, retries 3, startPeriod 0 (off).
+    return HealthCheck(command=list(hc["command"]), interval=float(hc.get("interval", 30)),
+                       timeout=float(hc.get("timeout", 5)), retries=int(hc.get("retries", 3)),
+                       start_period=float(hc.get("startPeriod", 0)))
+
+
+def container_specs(taskdef: dict, *, resolve_secret: SecretFetcher | None = None,
+                    redirects: Redirects | None = None) -> list[ContainerSpec]:
+    """Translate every container definition; raise UnsupportedField / SecretResolutionError."""
+    check_supported(taskdef)
+    network_mode = taskdef.get("networkMode") or "bridge"
+    volumes = {v["name"]: v for v in taskdef.get("volumes") or [] if v.get("name")}
+    specs = []
+    for c in taskdef.get("containerDefinitions") or []:
+        env = {e["name"]: e.get("value", "") for e in c.get("environment") or []}
+        for s in c.get("secrets") or []:
+            if resolve_secret is None:
+                raise SecretResolutionError(SECRETS_ERROR_PREFIX + f"no secrets backend to resolve "
+                                            f"{s['valueFrom']} for {s['name']}")
+            env[s["name"]] = resolve_secret(s["valueFrom"])
+        image = c.get("image", "")
+        if redirects is not None:
+            if is_agent_image(image):
+                env = redirects.agent_env(env)
+            elif is_fips_proxy_image(image):
+                env = redirects.fips_proxy_env(env)
+        caps = ((c.get("linuxParameters") or {}).get("capabilities") or {}).get("add") or []
+        specs.append(ContainerSpec(
+            name=c["name"], image=image, entry_point=c.get("entryPoint"), command=c.get("command"),
+            env=env, ports=_ports(c, network_mode), mounts=_mounts(c, volumes), health_check=_health(c),
+            essential=c.get("essential", True),
+            depends_on=[(d["containerName"], d["condition"]) for d in c.get("dependsOn") or []],
+            cpu=int(c.get("cpu") or 0), memory=c.get("memory"), memory_reservation=c.get("memoryReservation"),
+            capabilities_add=list(caps), pid_mode=taskdef.get("pidMode"),
+            working_directory=c.get("workingDirectory"), user=c.get("user"),
+            docker_labels=dict(c.get("dockerLabels") or {}),
+        ))
+    return specs
+
+
+def world_task(taskdef: dict, *, arn: str, service_name: str = "") -> Task:
+    """The world's record of a task: same ARN as the control plane, one Container per definition."""
+    mode = taskdef.get("networkMode") or "bridge"
+    containers = [
+        Container(name=c["name"], image=c.get("image", ""), network_mode=mode, cpu=int(c.get("cpu") or 0),
+                  memory=c.get("memory"),
+                  env={e["name"]: e.get("value", "") for e in c.get("environment") or []})
+        for c in taskdef.get("containerDefinitions") or []
+    ]
+    cpu = taskdef.get("cpu")
+    memory = taskdef.get("memory")
+    return Task(family=taskdef["family"], revision=int(taskdef.get("revision") or 1), containers=containers,
+                arn=arn, network_mode=mode, service_name=service_name,
+                cpu=int(cpu) if cpu else None, memory=int(memory) if memory else None)

@@ -1,0 +1,92 @@
+"""The ECS metadata wire layer: aiohttp listeners that copy `EcsMetadata` answers onto HTTP.
+
+One owner (`EcsMetadataServer`) runs every listener on one `ServerThread`: an introspection
+listener per container instance (51678 on that instance's address tells instances apart, as on
+EC2) and one task metadata listener (169.254.170.2:80 on EC2, a loopback port on the local
+backend). Leaving the `with` block stops them all.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lab.serving import Listener, ServerThread
+from lab.world import ContainerInstance, World
+
+from .model import Answer, EcsMetadata
+from .stats import StatsSource
+
+# Stats read /proc or ask the docker engine (a second or more): keep them off the event loop.
+_SLOW_SUFFIXES = ("/stats",)
+
+
+def _to_response(answer: Answer) -> web.Response:
+    if answer.kind == "text":
+        return web.Response(status=answer.status, text=str(answer.body), content_type="text/plain")
+    # The ECS agent always answers JSON (errors too: a JSON-encoded message string).
+    return web.Response(status=answer.status, body=answer.json_bytes(), content_type="application/json")
+
+
+class EcsMetadataServer:
+    """Owner of the introspection and task metadata listeners of one world."""
+
+    def __init__(self, world: World, stats_source: StatsSource | None = None) -> None:
+        self.world = world
+        self.model = EcsMetadata(world, stats_source)
+        self._server = ServerThread("ecs-metadata")
+        self.introspection_listeners: dict[int, Listener] = {}
+        self.task_metadata_listener: Listener | None = None
+
+    # -- listeners ------------------------------------------------------------------------------
+    def listen_introspection(self, host: str, port: int, instance: ContainerInstance) -> Listener:
+        """ECS agent introspection of `instance` on host:port (51678 on EC2)."""
+        model = self.model
+
+        async def handle(request: web.Request) -> web.Response:
+            # The ECS agent's handlers ignore the method (plain ServeMux HandleFuncs): so do we.
+            return _to_response(model.introspection(instance, request.path, dict(request.query)))
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        listener = self._server.add_app(app, host, port)
+        self.introspection_listeners[instance.index] = listener
+        return listener
+
+    def listen_task_metadata(self, host: str, port: int) -> Listener:
+        """Task metadata v2/v3/v4, credentials and the agent API on host:port (169.254.170.2:80)."""
+        model = self.model
+        loop = self._server.loop
+
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.read() if request.can_read_body else b""
+            args = (request.method, request.path, dict(request.query), request.remote, body)
+            if request.path.endswith(_SLOW_SUFFIXES):
+                answer = await loop.run_in_executor(None, model.task_metadata, *args)
+            else:
+                answer = model.task_metadata(*args)
+            return _to_response(answer)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        self.task_metadata_listener = self._server.add_app(app, host, port)
+        return self.task_metadata_listener
+
+    @property
+    def task_metadata_url(self) -> str:
+        if self.task_metadata_listener is None:
+            raise RuntimeError("listen_task_metadata() has not been called")
+        return self.task_metadata_listener.url
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def start(self) -> EcsMetadataServer:
+        self._server.start()
+        return self
+
+    def close(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> EcsMetadataServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

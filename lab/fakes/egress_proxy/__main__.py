@@ -1,0 +1,3 @@
+from .cli import egress_proxy
+
+egress_proxy()

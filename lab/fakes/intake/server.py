@@ -1,0 +1,363 @@
+"""The intake on the wire: the agent's routes, fakeintake's query API, and the lab's extensions.
+
+Agent side (FACTS.md section 2): every POST is accepted and stored (unknown routes too, raw, as
+fakeintake does); a body its route cannot carry is answered `400 {"errors": [reason]}` (the error
+shape of Datadog's API and of fakeintake). Accepted payloads get the answer of the real API for
+that route (`202 {"errors": []}` for v2 series and sketches, `202 {"status": "ok"}` for check
+runs and the v1 routes, `202 {}` for logs, traces and stats) and the process routes get a v3
+`ResCollector` (type 23) message, which the process agent decodes to pace itself. `GET
+/api/v1/validate` answers `{"valid": true}`. Any answer can be replaced at run time with
+`POST /fakeintake/configure/override` (fakeintake's API: endpoint, status_code, content_type,
+method, body as base64).
+
+Query side, fakeintake-compatible: `GET /fakeintake/payloads?endpoint=<route>[&format=json]`,
+`/fakeintake/routestats`, `/fakeintake/flushPayloads`, `/fakeintake/health`. Extensions: filters
+(`metric=`, `service=`, `tags=k:v,...` and per-kind ones), `since=<seq>` cursors (`next_since` in
+every answer), sessions (`POST /fakeintake/sessions`, then `session=<id>`, or send payloads to
+`/session/<id>/<route>` or with `X-Lab-Session`), rejected payloads
+(`/fakeintake/rejected?endpoint=`), and route stats with accepted/rejected/evicted counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from lab.fakes.intake import public_api
+from lab.fakes.intake.decode import ROUTES, decoder_for
+from lab.fakes.intake.decode.payload import b64, parse_tag_filter
+from lab.fakes.intake.store import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PAYLOADS,
+    IntakeStore,
+    UnknownSession,
+    UnsupportedFilter,
+)
+from lab.proto import process_codec
+from lab.serving import Listener, ServerThread
+
+SESSION_HEADER = "X-Lab-Session"
+SESSION_PREFIX = "/session/"
+# Agent payloads are a few MB at most (the forwarder splits above ~3 MB compressed); leave room.
+MAX_BODY = 64 * 1024 * 1024
+
+_ERRORS_OK = (202, {"errors": []})
+_STATUS_OK = (202, {"status": "ok"})
+_EMPTY_OK = (202, {})
+# What the real intake answers on success, per route (Datadog API reference: v2 series and
+# sketches -> {"errors": []}; v1 check_run and series -> {"status": "ok"}; logs -> {}).
+ACCEPTED_ANSWERS: dict[str, tuple[int, dict]] = {
+    "/api/v2/series": _ERRORS_OK,
+    "/api/beta/sketches": _ERRORS_OK,
+    "/api/v1/series": _STATUS_OK,
+    "/api/v1/check_run": _STATUS_OK,
+    "/intake/": _STATUS_OK,
+    "/api/v1/metadata": _STATUS_OK,
+    "/api/v2/logs": _EMPTY_OK,
+    "/api/v0.2/traces": _EMPTY_OK,
+    "/api/v0.2/stats": _EMPTY_OK,
+}
+# fakeintake's default for everything else.
+DEFAULT_ANSWER = (200, {"errors": []})
+PROCESS_ROUTES = frozenset({"/api/v1/collector", "/api/v1/container", "/api/v1/discovery",
+                            "/api/v1/connections"})
+# Query parameters that are not filters.
+_QUERY_PARAMS = frozenset({"endpoint", "format", "since", "session"})
+# Friendly aliases: `name=` means the kind's own name field.
+_NAME_ALIASES = {"series": "metric", "sketches": "metric", "series_v1": "metric", "check_runs": "check",
+                 "traces": "service", "apm_stats": "service", "logs": "service"}
+
+
+@dataclass
+class Override:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def go_time(ts: float) -> str:
+    """A timestamp as Go's encoding/json writes time.Time (RFC 3339, UTC)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _strip_session(path: str) -> tuple[str | None, str]:
+    """`/session/<id>/api/v2/series` -> ("<id>", "/api/v2/series")."""
+    if path.startswith(SESSION_PREFIX):
+        sid, _, rest = path[len(SESSION_PREFIX):].partition("/")
+        return sid or None, "/" + rest
+    return None, path
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
+                        content_type="application/json")
+
+
+def _error(reason: str, status: int = 400) -> web.Response:
+    return _json({"errors": [reason]}, status)
+
+
+class IntakeServer:
+    """Owner of a fake intake: its store, its overrides, and the listeners it starts.
+
+    Usage::
+
+        with IntakeServer() as intake:
+            listener = intake.listen("127.0.0.1", 0)
+            ... DD_DD_URL=listener.url ...
+            intake.store.payloads("/api/v2/series")
+    """
+
+    def __init__(self, store: IntakeStore | None = None, max_payloads: int = DEFAULT_MAX_PAYLOADS,
+                 max_bytes: int = DEFAULT_MAX_BYTES, collector_interval: int = 10,
+                 collector_active_clients: int = 0) -> None:
+        self.store = store if store is not None else IntakeStore(max_payloads, max_bytes)
+        # ResCollector.status: `interval` paces the process agent's real-time checks and
+        # `activeClients` > 0 switches real-time collection on (someone watching live processes).
+        self.collector_interval = collector_interval
+        self.collector_active_clients = collector_active_clients
+        self.overrides: dict[tuple[str, str], Override] = {}
+        self._thread: ServerThread | None = None
+        self.listeners: list[Listener] = []
+
+    # --- owner ------------------------------------------------------------------------------------
+
+    def listen(self, host: str = "127.0.0.1", port: int = 0) -> Listener:
+        if self._thread is None:
+            self._thread = ServerThread("intake").start()
+        # The agent's bodies must be stored exactly as sent: no transparent decompression.
+        listener = self._thread.add_app(self.app(), host, port, auto_decompress=False)
+        self.listeners.append(listener)
+        return listener
+
+    @property
+    def url(self) -> str:
+        if not self.listeners:
+            raise RuntimeError("the intake is not listening; call listen() first")
+        return self.listeners[0].url
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None
+            self.listeners = []
+
+    def __enter__(self) -> IntakeServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- app --------------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._override_middleware])
+        r = app.router
+        r.add_get("/fakeintake/health", self._health)
+        r.add_get("/fakeintake/payloads", self._payloads)
+        r.add_get("/fakeintake/routestats", self._routestats)
+        r.add_route("*", "/fakeintake/flushPayloads", self._flush)
+        r.add_post("/fakeintake/configure/override", self._configure_override)
+        r.add_get("/fakeintake/rejected", self._rejected)
+        r.add_post("/fakeintake/sessions", self._open_session)
+        r.add_get("/fakeintake/sessions", self._list_sessions)
+        r.add_get("/fakeintake/sessions/{sid}", self._get_session)
+        r.add_delete("/fakeintake/sessions/{sid}", self._close_session)
+        public_api.add_routes(app, self.store)
+        # Everything else is the agent talking: registered last so the routes above win.
+        r.add_route("*", "/{tail:.*}", self._datadog_request)
+        return app
+
+    @web.middleware
+    async def _override_middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        # Overrides of non-POST answers (e.g. GET /api/v1/validate -> 403) win over every handler;
+        # POSTs are stored first and answered with the override in _datadog_request.
+        if request.method != "POST" and not request.path.startswith("/fakeintake/"):
+            override = self.overrides.get((request.method, _strip_session(request.path)[1]))
+            if override is not None:
+                return self._answer_override(override)
+        return await handler(request)
+
+    # --- agent side -------------------------------------------------------------------------------
+
+    async def _datadog_request(self, request: web.Request) -> web.Response:
+        sid, path = _strip_session(request.path)
+        session = sid or request.headers.get(SESSION_HEADER) or None
+        if request.method != "POST":
+            if path == "/api/v1/validate":
+                return _json({"valid": True})
+            if request.method in ("GET", "HEAD"):
+                return web.Response(status=200)
+            return _error(f"invalid request with route {path} and method {request.method}")
+        body = await request.read()
+        result = self.store.ingest(path, body, request.headers, "POST", session)
+        if not result.accepted:
+            return _error(result.reason)
+        override = self.overrides.get(("POST", path))
+        if override is not None:
+            return self._answer_override(override)
+        if path in PROCESS_ROUTES:
+            reply = process_codec.res_collector(interval=self.collector_interval,
+                                                active_clients=self.collector_active_clients)
+            return web.Response(body=reply, status=200, content_type="application/x-protobuf")
+        status, answer = ACCEPTED_ANSWERS.get(path, DEFAULT_ANSWER)
+        return _json(answer, status)
+
+    @staticmethod
+    def _answer_override(override: Override) -> web.Response:
+        resp = web.Response(body=override.body, status=override.status)
+        if override.content_type:
+            resp.headers["Content-Type"] = override.content_type
+        return resp
+
+    def set_override(self, endpoint: str, status_code: int, body: bytes = b"", content_type: str = "",
+                     method: str = "POST") -> None:
+        self.overrides[(method.upper(), endpoint)] = Override(status_code, content_type, body)
+
+    # --- query side -------------------------------------------------------------------------------
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def _payloads(self, request: web.Request) -> web.Response:
+        q = request.query
+        route = q.get("endpoint")
+        if not route:
+            return web.Response(status=400, text="missing endpoint query parameter")
+        session = q.get("session") or None
+        try:
+            since = int(q["since"]) if q.get("since") else None
+        except ValueError:
+            return _error(f"since must be a sequence number, not {q['since']!r}")
+        filters = self._filters(route, q)
+        try:
+            if q.get("format") == "json":
+                if decoder_for(route) is None:
+                    return _error(f"invalid route parameter: {route} has no decoded view "
+                                  f"(decoded routes: {', '.join(sorted(ROUTES))})")
+                selection = self.store.select(route, since, session, filters)
+                payloads = [
+                    {"timestamp": go_time(rec.received), "api_key": rec.api_key, "data": data,
+                     "encoding": rec.encoding, "seq": rec.seq, "session": rec.session,
+                     **({"flags": list(rec.flags)} if rec.flags else {})}
+                    for rec, data in selection.items
+                ]
+                cursor, evicted = selection.cursor, selection.evicted_after_cursor
+            else:
+                if filters:
+                    selection = self.store.select(route, since, session, filters)
+                    records = [rec for rec, _ in selection.items]
+                    cursor, evicted = selection.cursor, selection.evicted_after_cursor
+                else:
+                    records, cursor = self.store.snapshot(route, since, session)
+                    evicted = self.store.evicted_after(route, since)
+                payloads = [
+                    {"timestamp": go_time(rec.received), "api_key": rec.api_key, "data": b64(rec.body),
+                     "encoding": rec.encoding, "content_type": rec.content_type, "seq": rec.seq,
+                     "session": rec.session, **({"flags": list(rec.flags)} if rec.flags else {})}
+                    for rec in records
+                ]
+        except UnsupportedFilter as exc:
+            return _error(str(exc))
+        except UnknownSession:
+            return _error(f"unknown session {session!r}", 404)
+        return _json({"payloads": payloads, "next_since": cursor, "evicted_after_cursor": evicted})
+
+    @staticmethod
+    def _filters(route: str, query) -> dict[str, Any]:
+        filters: dict[str, Any] = {}
+        decoder = decoder_for(route)
+        for key, value in query.items():
+            if key in _QUERY_PARAMS:
+                continue
+            if key == "name" and decoder is not None:
+                key = _NAME_ALIASES.get(decoder.kind, key)
+            if key == "tags":
+                filters["tags"] = parse_tag_filter(query.getall("tags"))
+            else:
+                filters[key] = value
+        return filters
+
+    async def _routestats(self, request: web.Request) -> web.Response:
+        session = request.query.get("session") or None
+        try:
+            stats = self.store.route_stats(session)
+        except UnknownSession:
+            return _error(f"unknown session {session!r}", 404)
+        routes = {route: {"id": route, **counts} for route, counts in stats.items()}
+        return _json({"routes": routes, "totals": self.store.totals(), "last_seq": self.store.last_seq})
+
+    async def _flush(self, request: web.Request) -> web.Response:
+        session = request.query.get("session") or None
+        try:
+            flushed = self.store.flush(session)
+        except UnknownSession:
+            return _error(f"unknown session {session!r}", 404)
+        return _json({"flushed": flushed})
+
+    async def _configure_override(self, request: web.Request) -> web.Response:
+        try:
+            spec = await request.json()
+            endpoint = spec["endpoint"]
+            status = int(spec.get("status_code") or 200)
+        except (ValueError, KeyError, TypeError) as exc:
+            return _error("override must be JSON {endpoint, status_code, content_type, method, body}: "
+                          f"{exc}")
+        method = (spec.get("method") or "POST").upper()
+        if method not in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
+            return _error(f"invalid request method {method}")
+        raw = spec.get("body") or ""
+        # Go marshals []byte as base64, so fakeintake clients send the body that way.
+        try:
+            body = base64.b64decode(raw, validate=True) if isinstance(raw, str) else json.dumps(raw).encode()
+        except (binascii.Error, ValueError):
+            body = raw.encode()
+        self.set_override(endpoint, status, body, spec.get("content_type") or "", method)
+        return web.Response(status=200)
+
+    async def _rejected(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            items = self.store.rejected(q.get("endpoint") or None, q.get("session") or None)
+        except UnknownSession:
+            return _error(f"unknown session {q.get('session')!r}", 404)
+        return _json({"rejected": [
+            {"seq": r.seq, "route": r.route, "timestamp": go_time(r.received), "reason": r.reason,
+             "headers": r.headers, "data": b64(r.body), "body_truncated": r.body_truncated,
+             "session": r.session}
+            for r in items
+        ], "dropped": self.store.rejected_dropped})
+
+    async def _open_session(self, request: web.Request) -> web.Response:
+        spec: dict[str, Any] = {}
+        if request.can_read_body:
+            try:
+                spec = await request.json() or {}
+            except ValueError:
+                return _error("session spec must be JSON {label, id}")
+        try:
+            sess = self.store.open_session(spec.get("label", ""), spec.get("id"))
+        except ValueError as exc:
+            return _error(str(exc), 409)
+        return _json(sess.as_dict(), 201)
+
+    async def _list_sessions(self, _request: web.Request) -> web.Response:
+        return _json({"sessions": [s.as_dict() for s in self.store.sessions()]})
+
+    async def _get_session(self, request: web.Request) -> web.Response:
+        try:
+            return _json(self.store.session(request.match_info["sid"]).as_dict())
+        except UnknownSession:
+            return _error(f"unknown session {request.match_info['sid']!r}", 404)
+
+    async def _close_session(self, request: web.Request) -> web.Response:
+        try:
+            return _json(self.store.close_session(request.match_info["sid"]).as_dict())
+        except UnknownSession:
+            return _error(f"unknown session {request.match_info['sid']!r}", 404)

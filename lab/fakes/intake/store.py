@@ -1,0 +1,422 @@
+"""The intake's memory: every payload the agent sent, in arrival order, socket-free.
+
+- Every accepted payload gets a sequence number (monotonic, never reused, also across flushes):
+  queries take `since=<seq>` and see only what came after, so a test can poll without rereading.
+- Bodies are validated on arrival (decompressed and parsed by the route's decoder) and kept raw;
+  the decoded JSON view is rendered on query and cached for the most recent payloads. That keeps
+  ingest cheap and memory close to the size of the compressed bodies.
+- Sessions isolate one test's data: a session sees the payloads tagged with its id (a
+  `/session/<id>/...` URL prefix or an `X-Lab-Session` header) and the untagged payloads that
+  arrived while it was open. Payloads tagged for another session stay invisible to it.
+- Memory is bounded by a payload count and a byte budget. When either is exceeded the oldest
+  payloads are evicted first, and every eviction is counted per route (route stats show it and a
+  query whose cursor reaches into evicted payloads says so): nothing is dropped silently.
+- A body the route cannot carry is rejected (the server answers 400 with the reason), counted
+  per route, and kept in a separate bounded list for inspection.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab.fakes.intake.decode import DecodedPayload, MalformedPayload, decoder_for
+
+DEFAULT_MAX_PAYLOADS = 100_000
+DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
+DEFAULT_MAX_REJECTED = 1_000
+DEFAULT_DECODED_CACHE = 1_024
+# Rejected bodies are kept for a look, not for replay: cap what one of them may hold.
+MAX_REJECTED_BODY = 1024 * 1024
+# Per-payload bookkeeping (record object, headers dict, deque slots) counted against max_bytes.
+RECORD_OVERHEAD = 512
+
+
+class UnsupportedFilter(ValueError):
+    pass
+
+
+class UnknownSession(KeyError):
+    pass
+
+
+@dataclass(eq=False)
+class StoredPayload:
+    seq: int
+    route: str
+    received: float
+    headers: dict[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
+    kind: str = "raw"
+    session: str | None = None
+    method: str = "POST"
+    flags: tuple[str, ...] = ()
+
+    def header(self, name: str, default: str = "") -> str:
+        lname = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lname:
+                return value
+        return default
+
+    @property
+    def content_type(self) -> str:
+        return self.header("Content-Type")
+
+    @property
+    def encoding(self) -> str:
+        # fakeintake's `encoding`: Content-Encoding, or the Content-Type when there is none.
+        return self.header("Content-Encoding") or self.content_type
+
+    @property
+    def api_key(self) -> str:
+        return self.header("DD-API-KEY")
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + RECORD_OVERHEAD + sum(len(k) + len(v) for k, v in self.headers.items())
+
+
+@dataclass(eq=False)
+class RejectedPayload:
+    seq: int
+    route: str
+    received: float
+    headers: dict[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
+    reason: str = ""
+    session: str | None = None
+    body_truncated: bool = False
+
+
+@dataclass
+class IngestResult:
+    accepted: bool
+    seq: int
+    route: str
+    reason: str = ""
+    flags: tuple[str, ...] = ()
+
+
+@dataclass
+class Selection:
+    items: list[tuple[StoredPayload, Any]]
+    # Pass as `since` next time to see only newer payloads.
+    cursor: int
+    # Payloads newer than the `since` given were evicted before this read: the reader missed some.
+    evicted_after_cursor: bool = False
+
+
+@dataclass
+class RouteCounters:
+    accepted: int = 0
+    rejected: int = 0
+    evicted: int = 0
+    flushed: int = 0
+    stored: int = 0
+    stored_bytes: int = 0
+    flagged: int = 0
+    last_evicted_seq: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "count": self.stored, "accepted": self.accepted, "rejected": self.rejected,
+            "evicted": self.evicted, "flushed": self.flushed, "flagged": self.flagged,
+            "stored_bytes": self.stored_bytes,
+        }
+
+
+@dataclass
+class Session:
+    id: str
+    opened_seq: int
+    opened_at: float
+    label: str = ""
+    closed_seq: int | None = None
+
+    def sees(self, seq: int, tagged: str | None) -> bool:
+        if tagged is not None:
+            return tagged == self.id
+        if seq <= self.opened_seq:
+            return False
+        return self.closed_seq is None or seq <= self.closed_seq
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label, "opened_seq": self.opened_seq,
+                "opened_at": self.opened_at, "closed_seq": self.closed_seq}
+
+
+class IntakeStore:
+    """All payloads received, bounded, with counted eviction. Thread-safe."""
+
+    def __init__(self, max_payloads: int = DEFAULT_MAX_PAYLOADS, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_rejected: int = DEFAULT_MAX_REJECTED, decoded_cache: int = DEFAULT_DECODED_CACHE,
+                 clock: Callable[[], float] = time.time) -> None:
+        if max_payloads < 1 or max_bytes < 1:
+            raise ValueError("max_payloads and max_bytes must be positive")
+        self.max_payloads = max_payloads
+        self.max_bytes = max_bytes
+        self.max_rejected = max_rejected
+        self.decoded_cache_size = decoded_cache
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._seq = itertools.count(1)
+        self._last_seq = 0
+        self._order: deque[StoredPayload] = deque()
+        self._by_route: dict[str, deque[StoredPayload]] = {}
+        self._bytes = 0
+        self._counters: dict[str, RouteCounters] = {}
+        self._rejected: deque[RejectedPayload] = deque()
+        self.rejected_dropped = 0  # rejected payloads pushed out of the inspection list (counted)
+        self._sessions: dict[str, Session] = {}
+        self._decoded: OrderedDict[int, DecodedPayload] = OrderedDict()
+
+    # --- ingest -----------------------------------------------------------------------------------
+
+    def ingest(self, route: str, body: bytes, headers: Mapping[str, str] | None = None,
+               method: str = "POST", session: str | None = None,
+               received: float | None = None) -> IngestResult:
+        """Validate and keep one payload; a malformed one is counted and kept aside, never stored."""
+        headers = dict(headers or {})
+        received = self.clock() if received is None else received
+        decoder = decoder_for(route)
+        kind, flags, reason = "raw", (), ""
+        if decoder is not None:
+            kind = decoder.kind
+            try:
+                decoded = decoder.decode(body, headers)
+                flags = decoded.flags
+            except MalformedPayload as exc:
+                reason = exc.reason
+        with self._lock:
+            seq = next(self._seq)
+            self._last_seq = seq
+            counters = self._counters.setdefault(route, RouteCounters())
+            if reason:
+                counters.rejected += 1
+                self._keep_rejected(RejectedPayload(
+                    seq, route, received, headers, body[:MAX_REJECTED_BODY], reason, session,
+                    body_truncated=len(body) > MAX_REJECTED_BODY))
+                return IngestResult(False, seq, route, reason)
+            record = StoredPayload(seq, route, received, headers, bytes(body), kind, session, method, flags)
+            self._order.append(record)
+            self._by_route.setdefault(route, deque()).append(record)
+            size = record.size
+            self._bytes += size
+            counters.accepted += 1
+            counters.stored += 1
+            counters.stored_bytes += size
+            if flags:
+                counters.flagged += 1
+            self._evict()
+            return IngestResult(True, seq, route, flags=flags)
+
+    def _keep_rejected(self, rejected: RejectedPayload) -> None:
+        self._rejected.append(rejected)
+        while len(self._rejected) > self.max_rejected:
+            self._rejected.popleft()
+            self.rejected_dropped += 1
+
+    def _evict(self) -> None:
+        while self._order and (len(self._order) > self.max_payloads or self._bytes > self.max_bytes):
+            record = self._order.popleft()
+            self._by_route[record.route].popleft()
+            self._forget(record)
+            counters = self._counters[record.route]
+            counters.evicted += 1
+            counters.last_evicted_seq = record.seq
+
+    def _forget(self, record: StoredPayload) -> None:
+        size = record.size
+        self._bytes -= size
+        counters = self._counters[record.route]
+        counters.stored -= 1
+        counters.stored_bytes -= size
+        self._decoded.pop(record.seq, None)
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    @property
+    def stored_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def session(self, session_id: str) -> Session:
+        try:
+            return self._sessions[session_id]
+        except KeyError:
+            raise UnknownSession(session_id) from None
+
+    def payloads(self, route: str | None = None, since: int | None = None,
+                 session: str | None = None) -> list[StoredPayload]:
+        """Stored payloads in arrival order, optionally one route's, after `since`, in a session."""
+        return self.snapshot(route, since, session)[0]
+
+    def snapshot(self, route: str | None = None, since: int | None = None,
+                 session: str | None = None) -> tuple[list[StoredPayload], int]:
+        """(payloads, cursor): the cursor is the last sequence number at the time of the snapshot,
+        so `since=cursor` next time returns exactly what arrived after, with no gap or repeat."""
+        sess = self.session(session) if session else None
+        with self._lock:
+            source: Iterable[StoredPayload] = self._order if route is None else self._by_route.get(route, ())
+            records = list(source)
+            cursor = self._last_seq
+        if since:
+            # Records are in seq order: skip the prefix at or before the cursor.
+            lo, hi = 0, len(records)
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if records[mid].seq <= since:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            records = records[lo:]
+        if sess is not None:
+            records = [r for r in records if sess.sees(r.seq, r.session)]
+        return records, cursor
+
+    def decoded(self, record: StoredPayload) -> DecodedPayload | None:
+        """The decoded payload (rendered lazily, cached for recent payloads); None for raw routes."""
+        decoder = decoder_for(record.route)
+        if decoder is None:
+            return None
+        with self._lock:
+            cached = self._decoded.get(record.seq)
+            if cached is not None:
+                self._decoded.move_to_end(record.seq)
+                return cached
+        decoded = decoder.decode(record.body, record.headers)
+        _ = decoded.data
+        with self._lock:
+            if self.decoded_cache_size > 0:
+                self._decoded[record.seq] = decoded
+                while len(self._decoded) > self.decoded_cache_size:
+                    self._decoded.popitem(last=False)
+        return decoded
+
+    def check_filters(self, route: str, filters: Mapping[str, Any]) -> dict[str, Any]:
+        """Drop empty filters; raise UnsupportedFilter for one the route's kind cannot apply."""
+        active = {k: v for k, v in filters.items() if v not in (None, "", (), [])}
+        if not active:
+            return {}
+        decoder = decoder_for(route)
+        supported = decoder.filters if decoder else frozenset()
+        unknown = sorted(set(active) - supported)
+        if unknown:
+            kind = decoder.kind if decoder else "raw"
+            raise UnsupportedFilter(
+                f"filter {', '.join(unknown)} does not apply to {route} ({kind}); "
+                f"supported: {', '.join(sorted(supported)) or 'none'}")
+        return active
+
+    def select(self, route: str, since: int | None = None, session: str | None = None,
+               filters: Mapping[str, Any] | None = None) -> Selection:
+        """Each payload with something matching `filters`, with its decoded data narrowed to the
+        matching items (series, traces with a matching span, check runs, log entries...)."""
+        decoder = decoder_for(route)
+        if decoder is None:
+            raise UnsupportedFilter(f"{route} has no decoder: only the raw format is available")
+        active = self.check_filters(route, filters or {})
+        records, cursor = self.snapshot(route, since, session)
+        items = []
+        for record in records:
+            data = self.decoded(record).data
+            if active:
+                data = decoder.select(data, active)
+                if data is None:
+                    continue
+            items.append((record, data))
+        return Selection(items, cursor, self.evicted_after(route, since))
+
+    def evicted_after(self, route: str, since: int | None) -> bool:
+        """True when payloads newer than the cursor were evicted (the reader missed some)."""
+        counters = self._counters.get(route)
+        return bool(counters and counters.last_evicted_seq > (since or 0))
+
+    def rejected(self, route: str | None = None, session: str | None = None) -> list[RejectedPayload]:
+        sess = self.session(session) if session else None
+        with self._lock:
+            items = list(self._rejected)
+        return [r for r in items
+                if (route is None or r.route == route) and (sess is None or sess.sees(r.seq, r.session))]
+
+    def route_stats(self, session: str | None = None) -> dict[str, dict[str, int]]:
+        """Per route: `count` (stored now, as fakeintake reports) and the lab's lifetime counters
+        accepted / rejected / evicted / flushed / flagged. accepted = count + evicted + flushed."""
+        with self._lock:
+            stats = {route: c.as_dict() for route, c in self._counters.items()}
+        if session:
+            visible: dict[str, dict[str, int]] = {}
+            for record in self.payloads(session=session):
+                entry = visible.setdefault(record.route, {"count": 0, "rejected": 0, "stored_bytes": 0})
+                entry["count"] += 1
+                entry["stored_bytes"] += record.size
+            for rej in self.rejected(session=session):
+                entry = visible.setdefault(rej.route, {"count": 0, "rejected": 0, "stored_bytes": 0})
+                entry["rejected"] += 1
+            return visible
+        return stats
+
+    def totals(self) -> dict[str, int]:
+        with self._lock:
+            out = {"count": len(self._order), "stored_bytes": self._bytes, "last_seq": self._last_seq,
+                   "max_payloads": self.max_payloads, "max_bytes": self.max_bytes,
+                   "rejected_kept": len(self._rejected), "rejected_dropped": self.rejected_dropped}
+            for key in ("accepted", "rejected", "evicted", "flushed", "flagged"):
+                out[key] = sum(getattr(c, key) for c in self._counters.values())
+        return out
+
+    # --- control ----------------------------------------------------------------------------------
+
+    def flush(self, session: str | None = None) -> int:
+        """Forget stored payloads (all of them, or only those a session sees); counted as flushed."""
+        sess = self.session(session) if session else None
+        with self._lock:
+            if sess is None:
+                gone = list(self._order)
+                self._order.clear()
+                self._by_route.clear()
+                self._rejected.clear()
+            else:
+                gone = [r for r in self._order if sess.sees(r.seq, r.session)]
+                gone_ids = {id(r) for r in gone}
+                self._order = deque(r for r in self._order if id(r) not in gone_ids)
+                for route, records in list(self._by_route.items()):
+                    self._by_route[route] = deque(r for r in records if id(r) not in gone_ids)
+                self._rejected = deque(r for r in self._rejected if not sess.sees(r.seq, r.session))
+            for record in gone:
+                self._forget(record)
+                self._counters[record.route].flushed += 1
+        return len(gone)
+
+    def open_session(self, label: str = "", session_id: str | None = None) -> Session:
+        with self._lock:
+            sid = session_id or uuid.uuid4().hex[:12]
+            if sid in self._sessions:
+                raise ValueError(f"session {sid} already exists")
+            sess = Session(sid, self._last_seq, self.clock(), label)
+            self._sessions[sid] = sess
+            return sess
+
+    def close_session(self, session_id: str) -> Session:
+        with self._lock:
+            sess = self.session(session_id)
+            if sess.closed_seq is None:
+                sess.closed_seq = self._last_seq
+            return sess
+
+    def sessions(self) -> list[Session]:
+        with self._lock:
+            return list(self._sessions.values())

@@ -1,0 +1,118 @@
+"""`ecs-lab up / status / down` as a user runs them: everything starts, is reported, and is gone after Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from lab.backends.process import tail_file
+from lab.pytest_plugin import free_subnet
+from lab.world import wait_until
+
+
+@pytest.fixture
+def lab_env(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DD_"))}
+    env["LAB_HOME"] = str(tmp_path / "home")
+    return env
+
+
+def _ecs_lab(*args: str, env: dict, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=60, **kwargs)
+
+
+def _state(env: dict) -> dict | None:
+    try:
+        state = json.loads((open(os.path.join(env["LAB_HOME"], "state.json"))).read())
+    except (OSError, ValueError):
+        return None
+    return state if state.get("ready") else None
+
+
+def _listening(subnet: str) -> list[str]:
+    return [f"{c.laddr.ip}:{c.laddr.port}" for c in psutil.net_connections("inet4")
+            if c.laddr and c.laddr.ip.startswith(subnet + ".")
+            and (c.status == psutil.CONN_LISTEN or c.type == socket.SOCK_DGRAM)]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_up_then_ctrl_c_leaves_no_process_and_no_port(lab_env, tmp_path):
+    subnet = free_subnet()
+    up = subprocess.Popen([sys.executable, "-m", "lab.cli", "up", "--subnet", subnet, "--app", "imdsv1"],
+                          env=lab_env, stdout=subprocess.PIPE, stderr=open(tmp_path / "up.err", "w"), text=True)
+    try:
+        state = wait_until(lambda: _state(lab_env) or up.poll() is not None, timeout=40,
+                           what="ecs-lab up to be ready")
+        assert up.poll() is None, f"ecs-lab up exited {up.returncode}: {tail_file(tmp_path / 'up.err', 30)}"
+        children = [p["pid"] for p in state["processes"].values()]
+        assert len(children) == 2, state["processes"]  # agent-1 + web-imdsv1
+        descendants = [p.pid for p in psutil.Process(up.pid).children(recursive=True)]
+        assert set(children) <= set(descendants)
+        assert f"{subnet}.1.1:8126" in _listening(subnet)
+
+        status = _ecs_lab("status", "--json", env=lab_env)
+        assert status.returncode == 0, status.stderr
+        shown = json.loads(status.stdout)
+        assert shown["intake_url"] == f"http://{subnet}.0.1:8091"
+        assert shown["imds_url"] == f"http://{subnet}.1.1:1338"
+        assert shown["apm_url"] == f"http://{subnet}.1.1:8126"
+        assert shown["dogstatsd"] == f"{subnet}.1.1:8125"
+        assert shown["ecs_endpoint"] == f"http://{subnet}.1.1:51678"
+        assert shown["instances"][0]["instance_id"].startswith("i-0")
+
+        up.send_signal(signal.SIGINT)
+        assert up.wait(30) == 0, tail_file(tmp_path / "up.err", 30)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    for pid in descendants:
+        assert _gone(pid), f"pid {pid} ({psutil.Process(pid).cmdline()}) survived Ctrl-C"
+    assert _listening(subnet) == []
+    assert _state(lab_env) is None
+
+
+def test_detached_lab_is_stopped_by_down(lab_env):
+    subnet = free_subnet()
+    started = _ecs_lab("up", "--detach", "--subnet", subnet, "--app", "none", env=lab_env)
+    assert started.returncode == 0, started.stderr
+    state = _state(lab_env)
+    assert state is not None
+    pids = [state["pid"], *(p["pid"] for p in state["processes"].values())]
+    again = _ecs_lab("up", "--detach", "--subnet", subnet, env=lab_env)
+    assert again.returncode != 0 and "already running" in again.stderr
+
+    stopped = _ecs_lab("down", env=lab_env)
+    assert stopped.returncode == 0, stopped.stderr
+    for pid in pids:
+        wait_until(lambda pid=pid: _gone(pid), timeout=10, what=f"pid {pid} to be gone")
+    assert _listening(subnet) == []
+    status = _ecs_lab("status", "--json", env=lab_env)
+    assert status.returncode == 1 and json.loads(status.stdout) == {"running": False}
+
+
+def test_a_busy_port_names_its_holder(lab_env):
+    subnet = free_subnet()
+    holder = socket.socket()
+    holder.bind((f"{subnet}.0.1", 8091))
+    holder.listen()
+    try:
+        started = _ecs_lab("up", "--subnet", subnet, "--app", "none", env=lab_env)
+    finally:
+        holder.close()
+    assert started.returncode != 0
+    assert f"{subnet}.0.1:8091/tcp is already in use by pid {os.getpid()}" in started.stderr
+    assert _listening(subnet) == []

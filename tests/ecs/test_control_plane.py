@@ -1,0 +1,194 @@
+"""The control plane as users drive it: the real `aws` CLI and boto3 against the lab's :4566 twin,
+tasks placed and run as ECS would (DAEMON: one per instance, instances added later included)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lab.ecs.instance_agent import InstanceAgent
+from lab.world import wait_until
+
+TASKDEFS = Path(__file__).resolve().parents[2] / "lab" / "ecs" / "taskdefs"
+
+
+def aws(control_plane, env, *args) -> dict:
+    proc = subprocess.run(["aws", "--endpoint-url", control_plane.endpoint, "--output", "json", *args],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout) if proc.stdout.strip() else {}
+
+
+def test_docs_agent_task_definition_registers_with_the_real_aws_cli(control_plane, aws_env):
+    out = aws(control_plane, aws_env, "ecs", "register-task-definition",
+              "--cli-input-json", f"file://{TASKDEFS / 'datadog-agent-ecs-apm.json'}")
+    td = out["taskDefinition"]
+    assert td["family"] == "datadog-agent-task" and td["revision"] >= 1
+    agent = td["containerDefinitions"][0]
+    assert agent["portMappings"][0]["hostPort"] == 8126
+    assert agent["healthCheck"]["command"] == ["CMD-SHELL", "agent health"]
+    assert {v["name"] for v in td["volumes"]} == {"docker_sock", "proc", "cgroup"}
+
+
+def test_boto3_through_localstack_client_sees_the_same_definition(control_plane):
+    ecs = control_plane.clients.ecs_client()
+    td = json.loads((TASKDEFS / "datadog-agent-sysprobe-ecs.json").read_text())
+    arn = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
+    got = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    caps = got["containerDefinitions"][0]["linuxParameters"]["capabilities"]["add"]
+    assert "SYS_ADMIN" in caps and "NET_ADMIN" in caps
+
+
+def test_server_side_refusal_reaches_the_cli(control_plane, aws_env, tmp_path):
+    path = tmp_path / "no-memory.json"
+    path.write_text(json.dumps({"family": "nomem", "containerDefinitions": [{"name": "web", "image": "x"}]}))
+    proc = subprocess.run(["aws", "--endpoint-url", control_plane.endpoint, "ecs", "register-task-definition",
+                           "--cli-input-json", f"file://{path}"], capture_output=True, text=True,
+                          env=aws_env, timeout=60)
+    assert proc.returncode != 0
+    assert "ClientException" in proc.stderr and "'memory' or 'memoryReservation'" in proc.stderr
+
+
+def test_instances_are_registered_with_their_imds_identity(control_plane, world):
+    inst = control_plane.add_instance(world, "127.0.1.1")
+    ec2 = control_plane.clients.ec2.describe_instances(InstanceIds=[inst.instance_id])
+    assert ec2["Reservations"][0]["Instances"][0]["InstanceId"] == inst.instance_id
+    ci = control_plane.clients.ecs.describe_container_instances(
+        cluster=world.cluster.name, containerInstances=[inst.arn])["containerInstances"][0]
+    assert ci["ec2InstanceId"] == inst.identity_document()["instanceId"] == inst.instance_id
+    assert ci["status"] == "ACTIVE"
+
+
+def test_run_task_port_clash_is_refused_with_the_ecs_reason(control_plane, aws_env, world):
+    control_plane.add_instance(world, "127.0.1.1")
+    aws(control_plane, aws_env, "ecs", "register-task-definition",
+        "--cli-input-json", f"file://{TASKDEFS / 'datadog-agent-ecs-apm.json'}")
+    first = aws(control_plane, aws_env, "ecs", "run-task", "--cluster", world.cluster.name,
+                "--task-definition", "datadog-agent-task")
+    assert len(first["tasks"]) == 1 and first["tasks"][0]["lastStatus"] == "PENDING"
+    second = aws(control_plane, aws_env, "ecs", "run-task", "--cluster", world.cluster.name,
+                 "--task-definition", "datadog-agent-task")
+    assert second["tasks"] == []
+    assert second["failures"][0]["reason"] == "RESOURCE:PORTS"
+
+
+def test_run_task_beyond_memory_is_refused(control_plane, world):
+    control_plane.add_instance(world, "127.0.1.1")
+    ecs = control_plane.clients.ecs
+    ecs.register_task_definition(family="hog", containerDefinitions=[{"name": "h", "image": "x",
+                                                                       "memory": 100_000}])
+    out = ecs.run_task(cluster=world.cluster.name, taskDefinition="hog")
+    assert out["tasks"] == [] and out["failures"][0]["reason"] == "RESOURCE:MEMORY"
+
+
+def _agents(control_plane, world, runner):
+    return [InstanceAgent(world, inst, runner, control_plane.clients, interval=0.1).start()
+            for inst in world.instances]
+
+
+def _running(control_plane, world, service):
+    ecs = control_plane.clients.ecs
+    arns = ecs.list_tasks(cluster=world.cluster.name, serviceName=service)["taskArns"]
+    if not arns:
+        return []
+    tasks = ecs.describe_tasks(cluster=world.cluster.name, tasks=arns)["tasks"]
+    return [t for t in tasks if t["lastStatus"] == "RUNNING"]
+
+
+def test_daemon_service_runs_one_agent_per_instance_including_a_new_one(control_plane, world, fake_runner):
+    for n in (1, 2):
+        control_plane.add_instance(world, f"127.0.1.{n}")
+    ecs = control_plane.clients.ecs
+    td = json.loads((TASKDEFS / "datadog-agent-ecs-apm.json").read_text())
+    ecs.register_task_definition(**td)
+    ecs.create_service(cluster=world.cluster.name, serviceName="datadog-agent",
+                       taskDefinition="datadog-agent-task", schedulingStrategy="DAEMON")
+    agents = _agents(control_plane, world, fake_runner)
+    try:
+        tasks = wait_until(lambda: len(_running(control_plane, world, "datadog-agent")) == 2
+                           and _running(control_plane, world, "datadog-agent"), 10, what="2 daemon tasks")
+        assert {t["containerInstanceArn"] for t in tasks} == {i.arn for i in world.instances}
+        # The world (what IMDS, introspection and task metadata answer from) holds the same ARNs.
+        world_arns = {t.arn for i in world.instances for t in i.tasks}
+        assert world_arns == {t["taskArn"] for t in tasks}
+        assert fake_runner.running_on(1) and fake_runner.running_on(2)
+
+        third = control_plane.add_instance(world, "127.0.1.3")
+        agents.append(InstanceAgent(world, third, fake_runner, control_plane.clients, interval=0.1).start())
+        wait_until(lambda: len(_running(control_plane, world, "datadog-agent")) == 3, 10,
+                   what="a daemon task on the instance added later")
+        assert len(fake_runner.running_on(3)) == 1
+        svc = ecs.describe_services(cluster=world.cluster.name, services=["datadog-agent"])["services"][0]
+        assert (svc["desiredCount"], svc["runningCount"]) == (3, 3)
+        # Exactly one per instance: the scheduler does not add more on later passes.
+        control_plane.reconcile_services()
+        assert [len(fake_runner.running_on(n)) for n in (1, 2, 3)] == [1, 1, 1]
+    finally:
+        for a in agents:
+            a.stop()
+
+
+def test_stopped_task_is_stopped_on_its_instance_and_replaced(control_plane, world, fake_runner):
+    control_plane.add_instance(world, "127.0.1.1")
+    ecs = control_plane.clients.ecs
+    ecs.register_task_definition(family="daemon-x", containerDefinitions=[{"name": "a", "image": "x",
+                                                                            "memory": 64}])
+    ecs.create_service(cluster=world.cluster.name, serviceName="dx", taskDefinition="daemon-x",
+                       schedulingStrategy="DAEMON")
+    agents = _agents(control_plane, world, fake_runner)
+    try:
+        first = wait_until(lambda: _running(control_plane, world, "dx"), 10, what="daemon task")[0]["taskArn"]
+        ecs.stop_task(cluster=world.cluster.name, task=first, reason="test")
+        wait_until(lambda: first in fake_runner.stopped, 10, what="the instance agent to stop the task")
+        replacement = wait_until(lambda: [t for t in _running(control_plane, world, "dx")
+                                          if t["taskArn"] != first], 10, what="a replacement task")
+        assert replacement[0]["containerInstanceArn"] == world.instances[0].arn
+        stopped = ecs.describe_tasks(cluster=world.cluster.name, tasks=[first])["tasks"][0]
+        assert stopped["lastStatus"] == "STOPPED" and stopped["stoppedReason"] == "test"
+    finally:
+        for a in agents:
+            a.stop()
+
+
+def test_unknown_image_stops_the_task_with_the_backend_reason(control_plane, world, fake_runner):
+    runner = fake_runner
+    runner.unknown_images = ("acme/",)
+    control_plane.add_instance(world, "127.0.1.1")
+    ecs = control_plane.clients.ecs
+    ecs.register_task_definition(family="acme", containerDefinitions=[{"name": "a", "image": "acme/app:1",
+                                                                        "memory": 64}])
+    arn = ecs.run_task(cluster=world.cluster.name, taskDefinition="acme")["tasks"][0]["taskArn"]
+    agents = _agents(control_plane, world, runner)
+    try:
+        def stopped():
+            t = ecs.describe_tasks(cluster=world.cluster.name, tasks=[arn])["tasks"][0]
+            return t if t["lastStatus"] == "STOPPED" else None
+        t = wait_until(stopped, 10, what="the task to stop")
+        assert "acme/app:1" in t["stoppedReason"]
+    finally:
+        for a in agents:
+            a.stop()
+
+
+@pytest.mark.parametrize("field", ["logConfiguration", "ulimits"])
+def test_a_field_the_lab_cannot_honour_is_named(control_plane, world, fake_runner, field):
+    control_plane.add_instance(world, "127.0.1.1")
+    ecs = control_plane.clients.ecs
+    extra = {"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}},
+             "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 2048}]}[field]
+    ecs.register_task_definition(family=f"u-{field}", containerDefinitions=[
+        {"name": "a", "image": "x", "memory": 64, field: extra}])
+    arn = ecs.run_task(cluster=world.cluster.name, taskDefinition=f"u-{field}")["tasks"][0]["taskArn"]
+    agents = _agents(control_plane, world, fake_runner)
+    try:
+        def reason():
+            t = ecs.describe_tasks(cluster=world.cluster.name, tasks=[arn])["tasks"][0]
+            return t.get("stoppedReason") if t["lastStatus"] == "STOPPED" else None
+        assert field in wait_until(reason, 10, what="the task to stop")
+        assert not fake_runner.started
+    finally:
+        for a in agents:
+            a.stop()

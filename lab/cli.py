@@ -54,6 +54,7 @@ def main() -> None:
         "ecs": "lab.fakes.ecs_metadata.cli:ecs",
         "intake": "lab.fakes.intake.cli:intake",
         "fips-proxy": "lab.fakes.fips_proxy.cli:fips_proxy",
+        "egress-proxy": "lab.fakes.egress_proxy.cli:egress_proxy",
     },
 )
 def fake() -> None:

@@ -105,6 +105,8 @@ class Task:
     memory: int | None = None
     pull_started_at: str = field(default_factory=_now_iso)
     task_role_credentials_id: str | None = None
+    # Task tags (RunTask/CreateService `tags`), served by task metadata v4 /taskWithTags.
+    tags: dict[str, str] = field(default_factory=dict)
 
     def container(self, name: str) -> Container:
         for c in self.containers:

@@ -56,34 +56,50 @@ def _s(v) -> str:
     return "" if v is None else str(v)
 
 
+def _str_map(m) -> dict:
+    if not m:
+        return {}
+    # Fast path: msgpack already gave str -> str (what every tracer sends).
+    if all(type(k) is str and type(v) is str for k, v in m.items()):
+        return m
+    return {_s(k): _s(v) for k, v in m.items()}
+
+
+def _float_map(m) -> dict:
+    if not m:
+        return {}
+    if all(type(k) is str and type(v) is float for k, v in m.items()):
+        return m
+    out = {}
+    for k, v in m.items():
+        try:
+            out[_s(k)] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
 def _span_from_map(raw: dict) -> dict:
     if not isinstance(raw, dict):
         raise DecodeError(f"span is a {type(raw).__name__}, not a map")
-    meta = {_s(k): _s(v) for k, v in (raw.get("meta") or {}).items()}
-    metrics = {}
-    for k, v in (raw.get("metrics") or {}).items():
-        try:
-            metrics[_s(k)] = float(v)
-        except (TypeError, ValueError):
-            continue
-    meta_struct = {
-        _s(k): (v if isinstance(v, bytes) else msgpack.packb(v))
-        for k, v in (raw.get("meta_struct") or {}).items()
-    }
+    get = raw.get
+    ms = get("meta_struct")
     return {
-        "service": _s(raw.get("service")),
-        "name": _s(raw.get("name")),
-        "resource": _s(raw.get("resource")),
-        "trace_id": int(raw.get("trace_id") or 0) & U64,
-        "span_id": int(raw.get("span_id") or 0) & U64,
-        "parent_id": int(raw.get("parent_id") or 0) & U64,
-        "start": int(raw.get("start") or 0),
-        "duration": int(raw.get("duration") or 0),
-        "error": int(raw.get("error") or 0),
-        "meta": meta,
-        "metrics": metrics,
-        "type": _s(raw.get("type")),
-        "meta_struct": meta_struct,
+        "service": _s(get("service")),
+        "name": _s(get("name")),
+        "resource": _s(get("resource")),
+        "trace_id": int(get("trace_id") or 0) & U64,
+        "span_id": int(get("span_id") or 0) & U64,
+        "parent_id": int(get("parent_id") or 0) & U64,
+        "start": int(get("start") or 0),
+        "duration": int(get("duration") or 0),
+        "error": int(get("error") or 0),
+        "meta": _str_map(get("meta")),
+        "metrics": _float_map(get("metrics")),
+        "type": _s(get("type")),
+        "meta_struct": {_s(k): (v if isinstance(v, bytes) else msgpack.packb(v)) for k, v in ms.items()}
+        if ms
+        else {},
     }
 
 
@@ -304,7 +320,7 @@ class TraceBuffer:
             pending, self._pending = self._pending, {}
         if not pending:
             return None
-        from lab.proto import agent_payload_pb2, span_pb2, tracer_payload_pb2
+        from lab.proto import agent_payload_pb2, tracer_payload_pb2
 
         payload = agent_payload_pb2.AgentPayload(
             hostName=self.hostname,
@@ -331,7 +347,8 @@ class TraceBuffer:
             for priority, origin, spans in p.chunks:
                 chunk = tp.chunks.add(priority=priority, origin=origin)
                 for s in spans:
-                    pb_span = span_pb2.Span(
+                    # add() builds in place (append copies); maps by update(): faster than kwargs on upb.
+                    pb_span = chunk.spans.add(
                         service=s["service"],
                         name=s["name"],
                         resource=s["resource"],
@@ -345,9 +362,8 @@ class TraceBuffer:
                     )
                     pb_span.meta.update(s["meta"])
                     pb_span.metrics.update(s["metrics"])
-                    for k, v in s["meta_struct"].items():
-                        pb_span.meta_struct[k] = v
-                    chunk.spans.append(pb_span)
+                    if s["meta_struct"]:
+                        pb_span.meta_struct.update(s["meta_struct"])
             payload.tracerPayloads.append(tp)
         with self._lock:
             self.stats.payloads_built += 1

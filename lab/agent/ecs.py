@@ -93,6 +93,8 @@ class EcsAwareness:
         ] = {}  # metadata uri -> (docker id, task, container)
         self._peer_cache: dict[tuple[str, str, int], tuple[float, int | None]] = {}
         self._refreshed = threading.Event()
+        self._late: dict[str, ContainerTags] = {}
+        self._late_pids: dict[int, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> EcsAwareness:
@@ -255,9 +257,10 @@ class EcsAwareness:
         if not docker_id:
             return []
         with self._lock:
-            ct = self.state.containers.get(docker_id)
+            known = {**self._late, **self.state.containers}
+            ct = known.get(docker_id)
             if ct is None:
-                for cid, c in self.state.containers.items():
+                for cid, c in known.items():
                     if cid.startswith(docker_id):
                         ct = c
                         break
@@ -265,7 +268,7 @@ class EcsAwareness:
 
     def container_of_pid(self, pid: int) -> str | None:
         with self._lock:
-            pid_map = dict(self.state.pid_to_docker_id)
+            pid_map = {**self._late_pids, **self.state.pid_to_docker_id}
         chain = []
         while pid and len(chain) < 16:
             if pid in pid_map:
@@ -299,8 +302,12 @@ class EcsAwareness:
         if not task.get("Cluster") and self.state.cluster:
             task = dict(task, Cluster=self.state.cluster)
         with self._lock:
-            self.state.containers.setdefault(docker_id, container_tags(task, container))
-            self.state.pid_to_docker_id[pid] = docker_id
+            # Kept apart from the refreshed maps so a refresh that began before this process
+            # existed cannot erase it before the caller reads the tags.
+            if len(self._late) > 1024:
+                self._late.clear()
+            self._late[docker_id] = container_tags(task, container)
+            self._late_pids[pid] = docker_id
         return docker_id
 
     def pid_of_peer(self, ip: str, port: int, kind: str = "tcp") -> int | None:

@@ -60,6 +60,7 @@ class Agent:
         self._ticks: dict[str, float] = {}
         self.started_at = 0.0
         self.process_replies = 0
+        self._origin_cache: dict[tuple[str, str, int], tuple[float, str | None]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -206,12 +207,20 @@ class Agent:
     async def _flush_traces(self) -> None:
         if self.traces is None or self.forwarder is None:
             return
-        payload = self.traces.take_agent_payload()
-        if payload is not None:
-            self.forwarder.submit(forwarder.traces_transaction(self.config, payload, self.traces.languages))
+        # Building and compressing a large payload takes a while: off the loop that receives.
+        txn = await asyncio.get_running_loop().run_in_executor(None, self._trace_transaction)
+        if txn is not None:
+            self.forwarder.submit(txn)
         stats = self.traces.take_stats_payload()
         if stats is not None:
             self.forwarder.submit(forwarder.stats_transaction(self.config, stats))
+
+    def _trace_transaction(self) -> forwarder.Transaction | None:
+        assert self.traces is not None
+        payload = self.traces.take_agent_payload()
+        if payload is None:
+            return None
+        return forwarder.traces_transaction(self.config, payload, self.traces.languages)
 
     async def _collect_processes(self) -> None:
         from lab.proto import process_codec as codec
@@ -258,11 +267,10 @@ class Agent:
         cid = tinfo.container_id
         if not cid or not self.ecs.tags_for_container(cid):
             peer = request.transport.get_extra_info("peername") if request.transport else None
-            if peer:
-                found = self.ecs.container_of_peer(peer[0], peer[1], "tcp")
-                if found:
-                    cid = found
-                    tinfo.container_id = found
+            found = self._peer_container(peer[0], peer[1], "tcp") if peer else None
+            if found:
+                cid = found
+                tinfo.container_id = found
         return self.ecs.tags_for_container(cid, "high") if cid else []
 
     def _dogstatsd_origin(self, ip: str, port: int, container_id: str) -> list[str]:
@@ -273,8 +281,24 @@ class Agent:
             tags = self.ecs.tags_for_container(container_id, card)
             if tags:
                 return tags
-        cid = self.ecs.container_of_peer(ip, port, "udp")
+        cid = self._peer_container(ip, port, "udp")
         return self.ecs.tags_for_container(cid, card) if cid else []
+
+    def _peer_container(self, ip: str, port: int, kind: str) -> str | None:
+        """The container of a sender, cached a few seconds (a miss for one second): a process
+        look-up per request or packet would cap the receivers' rate, and a sender's container does
+        not change between two of its packets."""
+        assert self.ecs is not None
+        key = (kind, ip, port)
+        now = time.monotonic()
+        hit = self._origin_cache.get(key)
+        if hit is not None and now - hit[0] < (5.0 if hit[1] else 1.0):
+            return hit[1]
+        cid = self.ecs.container_of_peer(ip, port, kind)
+        if len(self._origin_cache) > 10000:
+            self._origin_cache.clear()
+        self._origin_cache[key] = (now, cid)
+        return cid
 
     # -- introspection --------------------------------------------------------------------------
     def host_tags(self) -> list[str]:

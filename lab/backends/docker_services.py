@@ -176,6 +176,21 @@ def resolve_instance(world: World, routes: Mapping[str, str], peer: str | None) 
     return None
 
 
+def static_world(world_file: WorldFile, instances: int) -> None:
+    """The topology's instances with no tasks: what `docker compose up` gets without `ecs-lab`."""
+    from lab.backends.docker_topology import Topology
+
+    topo = Topology(instances=instances)
+    world = World()
+    ids = {n: world.add_instance(topo.private_ip(n)).instance_id for n in range(1, instances + 1)}
+    routes = topo.routes(ids)
+    world_from_json(world_to_json(world, routes), into=world_file.world)
+    world_file.routes = routes
+    world_file.loaded_generation = 0
+    if world_file._on_load:
+        world_file._on_load(world_file)
+
+
 def _world_app(world_file: WorldFile, extra: dict | None = None) -> web.Application:
     async def world_state(_request: web.Request) -> web.Response:
         return web.json_response({"generation": world_file.loaded_generation, "errors": world_file.errors,
@@ -263,7 +278,8 @@ def parse_mapping(text: str) -> tuple[str, int, str, str, int]:
             raise ValueError(f"protocol {proto!r}")
         return host_ip, int(host_port), proto, target_ip, int(target_port)
     except ValueError as exc:
-        raise ValueError(f"bad port mapping {text!r} (want HOSTIP:PORT/tcp|udp=TARGETIP:PORT): {exc}") from None
+        raise ValueError(f"bad port mapping {text!r} (want HOSTIP:PORT/tcp|udp=TARGETIP:PORT): {exc}"
+                         ) from None
 
 
 class _UdpRelay(asyncio.DatagramProtocol):
@@ -341,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world-file", default="/run/ecs-lab/world.json")
     parser.add_argument("--map", dest="mappings", action="append", default=[],
                         help="role ports: HOSTIP:PORT/tcp|udp=TARGETIP:PORT (repeatable)")
+    parser.add_argument("--instances", type=int, default=0,
+                        help="with no world file yet: serve a world of N instances (docker compose)")
     parser.add_argument("--log-level", default=os.environ.get("LAB_LOG_LEVEL", "info"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -351,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         run_ports(args.mappings, stop)
         return 0
     world_file = WorldFile(args.world_file).start()
+    if world_file.loaded_generation < 0 and args.instances:
+        static_world(world_file, args.instances)
     started = time.monotonic()
     try:
         (run_imds if args.role == "imds" else run_services)(world_file, stop)

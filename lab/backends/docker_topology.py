@@ -114,15 +114,13 @@ class Topology:
     def service_containers(self) -> dict[str, dict]:
         """The lab's own containers: key -> {command, networks {key: ipv4}}."""
         return {
-            "imds": {"command": ["services-role", "imds"],
-                     "networks": {"linklocal": IMDS_IP, "lab": IMDS_LAB_IP}},
-            "services": {"command": ["services-role", "services"],
-                         "networks": {"linklocal": TASK_METADATA_IP, "lab": SERVICES_LAB_IP}},
+            "imds": {"networks": {"linklocal": IMDS_IP, "lab": IMDS_LAB_IP}},
+            "services": {"networks": {"linklocal": TASK_METADATA_IP, "lab": SERVICES_LAB_IP}},
         }
 
-    @staticmethod
-    def service_argv(role: str) -> list[str]:
-        return ["python", "-m", "lab.backends.docker_services", "--role", role, "--world-file", WORLD_FILE]
+    def service_argv(self, role: str) -> list[str]:
+        return ["python", "-m", "lab.backends.docker_services", "--role", role, "--world-file", WORLD_FILE,
+                "--instances", str(self.instances)]
 
     def agent_addresses(self, n: int) -> dict[str, str]:
         """The agent of instance N: first address of its link-local block, .2 on its bridge."""
@@ -130,7 +128,8 @@ class Topology:
 
     # -- compose -----------------------------------------------------------------------------------
     def compose(self, agent_env: dict[str, dict[str, str]] | None = None,
-                agent_image: str = "${LAB_AGENT_IMAGE:-" + LAB_IMAGE + "}") -> dict:
+                agent_image: str = "${LAB_AGENT_IMAGE:-" + LAB_IMAGE + "}",
+                apps: dict[str, dict] | None = None) -> dict:
         """The same world for `docker compose up`: networks, services, one agent per instance.
 
         Compose cannot run the lab's Python owner, so its world file is static (`world.json` made
@@ -173,6 +172,19 @@ class Topology:
                             *self.port_map_args(n, addrs[f"instance{n}"], [(8126, "tcp"), (8125, "udp")])],
                 "depends_on": [f"datadog-agent-{n}"],
             }
+        for name, app in (apps or {}).items():
+            n = app.get("instance", 1)
+            services[name] = {
+                "image": self.image,
+                "labels": {**labels, ROLE_LABEL: "app"},
+                "environment": dict(app.get("environment", {})),
+                "networks": {"linklocal": {"ipv4_address": app["linklocal"]}, f"instance{n}": {}},
+                "depends_on": ["imds", f"datadog-agent-{n}"],
+            }
+            for key in ("entrypoint", "command"):
+                if app.get(key) is not None:
+                    # Compose interpolates `$VAR`; the task definition's shell line needs `$$`.
+                    services[name][key] = [a.replace("$", "$$") for a in app[key]]
         return {"name": PROJECT, "services": services, "networks": networks}
 
     def port_map_args(self, n: int, target_ip: str, ports: list[tuple[int, str]],

@@ -56,7 +56,8 @@ def docker_client(timeout: int = 120):
     try:
         import docker
     except ImportError as exc:  # pragma: no cover - docker is a dependency
-        raise DockerUnavailable(f"the `docker` Python package is missing ({exc}); pip install docker") from exc
+        raise DockerUnavailable(f"the `docker` Python package is missing ({exc}); pip install docker"
+                                ) from exc
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
@@ -109,14 +110,16 @@ def ensure_base_image(client=None, tag: str = BASE_IMAGE, *, suite: str = DEBIAN
         proc = subprocess.run(["debootstrap", "--variant=minbase", suite, rootfs, mirror],
                               capture_output=True, text=True)
         if proc.returncode != 0:
-            raise ImageBuildError(f"debootstrap failed (exit {proc.returncode}):\n{_tail(proc.stdout + proc.stderr)}")
+            raise ImageBuildError(f"debootstrap failed (exit {proc.returncode}):\n"
+                                  f"{_tail(proc.stdout + proc.stderr)}")
         # Images are meant to be small and reproducible: drop apt's downloaded lists and packages.
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for p in Path(rootfs, leftover).glob("*"):
                 if p.is_file():
                     p.unlink()
         log(f"docker import -> {tag}")
-        tar_proc = subprocess.Popen(["tar", "-C", rootfs, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+        tar_proc = subprocess.Popen(["tar", "-C", rootfs, "--numeric-owner", "-c", "."],
+                                    stdout=subprocess.PIPE)
         try:
             imported = subprocess.run(
                 ["docker", "import", "--change", f"LABEL {LAB_LABEL}.image=base",
@@ -145,7 +148,9 @@ def source_hash(root: Path = REPO_ROOT, paths: Iterable[str] = CONTEXT_PATHS) ->
     digest = hashlib.sha256()
     for rel in paths:
         src = root / rel
-        files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file()) if src.exists() else []
+        if not src.exists():
+            continue
+        files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
         for f in files:
             if "__pycache__" in f.parts or f.suffix in (".pyc", ".pyo"):
                 continue
@@ -219,7 +224,8 @@ def build_lab_image(client=None, tag: str = LAB_IMAGE, *, base_image: str = BASE
         if "aux" in chunk and "ID" in chunk["aux"]:
             image_id = chunk["aux"]["ID"]
         if "error" in chunk:
-            raise ImageBuildError(f"building {tag} failed: {chunk['error'].strip()}\n{_tail(''.join(output))}")
+            raise ImageBuildError(f"building {tag} failed: {chunk['error'].strip()}\n"
+                                  f"{_tail(''.join(output))}")
     if image_id is None:
         image_id = client.images.get(tag).id
     # The image this build replaced is left untagged; drop it so rebuilds do not pile up.
@@ -245,20 +251,22 @@ def ensure_lab_image(client=None, *, base_image: str | None = None, rebuild: boo
     return results
 
 
-def ensure_agent_image(client, image: str) -> str:
+def ensure_agent_image(client, image: str, *, pull: bool = True) -> str:
     """A non-lab agent image must already be local or pullable; say how to get it when it is not."""
     import docker.errors
 
     if image_exists(client, image):
         return image
+    hint = (f"On a machine with a registry: `docker pull {image} && docker save {image} -o agent.tar`; "
+            f"here: `docker load -i agent.tar`. Or use the lab's emulated agent: --agent-image {LAB_IMAGE}")
+    if not pull:
+        raise ImageBuildError(f"agent image {image} is not present (pulling is off). {hint}")
     try:
         client.images.pull(image)
         return image
     except docker.errors.APIError as exc:
         raise ImageBuildError(
-            f"agent image {image} is not present and cannot be pulled ({exc.explanation or exc}). "
-            f"On a machine with a registry: `docker pull {image} && docker save {image} -o agent.tar`; "
-            f"here: `docker load -i agent.tar`. Or use the lab's emulated agent: --agent-image {LAB_IMAGE}"
+            f"agent image {image} is not present and cannot be pulled ({exc.explanation or exc}). {hint}"
         ) from None
 
 

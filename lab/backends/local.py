@@ -153,16 +153,24 @@ class LocalBackend:
         return self
 
     def stop(self) -> None:
+        """Stop every task (all at once: each waits up to its stop timeout), then the fakes."""
         with self._lock:
             arns = list(self.tasks)
-        for arn in reversed(arns):
-            with contextlib.suppress(Exception):
-                self.stop_task(arn)
+        self._stop_monitor()
+        stoppers = [threading.Thread(target=self._stop_quietly, args=(arn,), daemon=True) for arn in arns]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(timeout=30)
         self._exit.close()
+
+    def _stop_quietly(self, arn: str) -> None:
+        with contextlib.suppress(Exception):
+            self.stop_task(arn)
 
     def _stop_monitor(self) -> None:
         self._monitor_stop.set()
-        if self._monitor:
+        if self._monitor and self._monitor is not threading.current_thread():
             self._monitor.join(timeout=5)
 
     # -- fakes -----------------------------------------------------------------------------------------
@@ -248,26 +256,43 @@ class LocalBackend:
     # -- TaskRunner ------------------------------------------------------------------------------------
     def start_task(self, instance: ContainerInstance, task: Task, specs: list[ContainerSpec],
                    wait: bool = True) -> None:
-        """Start the task's containers as process groups in dependsOn order; write pids to the world."""
-        if self.world.find_task(task.arn) is None:
-            self.world.add_task(instance, task)
-        by_name = {s.name: s for s in specs}
+        """Start the task's containers as process groups in dependsOn order; write pids to the world.
+
+        A container with a readiness probe (the agent, the sample app) that dies before it is ready
+        fails the start with its log tail; the task's other containers are then stopped. Any other
+        exit is ECS's business: the task stops when an essential container exits.
+        """
         for spec in specs:
             if not (is_agent_image(spec.image) or is_lab_image(spec.image)):
                 raise UnknownImage(
                     f"container {spec.name!r}: image {spec.image!r} cannot run on the local backend "
                     f"(it runs agent images {', '.join(AGENT_IMAGE_PREFIXES)} as the emulated agent and "
                     f"{LAB_IMAGE} as the sample app); use --backend docker for other images")
+        ordered = _dependency_order(specs)
+        if self.world.find_task(task.arn) is None:
+            self.world.add_task(instance, task)
+        by_name = {s.name: s for s in specs}
         running = RunningTask(instance, task)
         with self._lock:
             self.tasks[task.arn] = running
-        for spec in _dependency_order(specs):
-            for dep, condition in spec.depends_on:
-                self._wait_dependency(running, by_name, dep, condition.upper())
-            rc = self._start_container(instance, task, spec)
-            running.containers.append(rc)
-            if wait:
-                rc.process.wait_ready(self.stack.ready_timeout)
+        try:
+            for spec in ordered:
+                for dep, condition in spec.depends_on:
+                    self._wait_dependency(running, by_name, dep, condition.upper())
+                rc = self._start_container(instance, task, spec)
+                with self._lock:
+                    running.containers.append(rc)
+                    stopped_meanwhile = task.arn not in self.tasks
+                if stopped_meanwhile:
+                    # An essential container exited while we were starting the next: ECS stops them all.
+                    rc.container.mark_stopped(rc.process.stop())
+                    self.world.touch()
+                    return
+                if wait and rc.process.ready_probe is not None:
+                    rc.process.wait_ready(self.stack.ready_timeout)
+        except BaseException:
+            self.stop_task(task.arn)
+            raise
         task.known_status = "RUNNING"
         self.world.touch()
 
@@ -319,6 +344,8 @@ class LocalBackend:
         proc = ManagedProcess(proc_name, argv, env=env, log_dir=self.run_dir, cwd=spec.working_directory,
                               ready=ready, ready_timeout=self.stack.ready_timeout)
         proc.start()
+        if isinstance(ready, AgentStatusProbe):
+            ready.pid = proc.pid
         container.pid = proc.pid
         container.mark_running()
         self.world.touch()
@@ -369,9 +396,9 @@ class LocalBackend:
             else:
                 argv = [sys.executable, "-m", "lab.agent", "run"]
                 # The emulated agent opens its cmd API after its receivers: answering means ready.
+                # Its status names its pid, so another agent already on that port cannot pass for it.
                 host = env.get("LAB_AGENT_LOCALHOST", "127.0.0.1")
-                return argv, http_probe(f"http://{host}:{env.get('DD_CMD_PORT', '5001')}/agent/status/health",
-                                        expect_status=(200, 500, 503))
+                return argv, agent_status_probe(f"http://{host}:{env.get('DD_CMD_PORT', '5001')}")
             return argv, agent_probe(env)
         # The lab image has no ENTRYPOINT and runs the sample web app by default (docker semantics:
         # entryPoint replaces it, command is appended).
@@ -525,6 +552,29 @@ class LocalBackend:
             path = bin_dir / name
             path.write_text("#!/bin/sh\n" + body)
             path.chmod(0o755)
+
+
+class AgentStatusProbe(Probe):
+    """Ready when the emulated agent's status API answers with *this* process's pid."""
+
+    pid: int | None = None
+
+
+def agent_status_probe(cmd_url: str) -> AgentStatusProbe:
+    import json
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def check() -> bool:
+        try:
+            with opener.open(f"{cmd_url}/agent/status", timeout=1.0) as resp:
+                return json.loads(resp.read()).get("pid") == probe.pid
+        except (OSError, ValueError):
+            return False
+
+    probe = AgentStatusProbe(f"agent status at {cmd_url}", check)
+    return probe
 
 
 def agent_probe(env: dict[str, str]) -> Probe:

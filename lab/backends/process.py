@@ -31,7 +31,7 @@ class ProcessExited(RuntimeError):
 # -- readiness probes ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Probe:
     """A readiness check: `check()` is true once the component answers. `what` names it in errors."""
 

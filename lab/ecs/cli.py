@@ -55,6 +55,11 @@ def deploy(file: str, daemon: bool, count: int, endpoint: str | None, cluster: s
         click.echo(str(exc), err=True)
         sys.exit(255)  # the aws CLI's exit status for a parameter error
     from lab.ecs.client import ControlPlaneClients
+    from lab.ecs.diagnose import agent_findings
+
+    # Said before anything runs; the lab still runs the file as written, as ECS would.
+    for finding in agent_findings(td):
+        click.echo(f"warning: {finding}", err=True)
 
     state = _running_lab()
     url = resolve_endpoint(endpoint, state)

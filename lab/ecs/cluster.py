@@ -5,8 +5,10 @@ instance. Backends compose it (`ecs-lab up` on local or docker); its exit stops 
         inst = ecs.add_instance("127.0.1.1")   # EC2 instance + container instance + instance agent
         ...                                    # users register task definitions / services on :4566
 
-`redirects_for(instance)` gives the lab's deploy-time settings for that instance's agent containers
-(intake URL, egress proxy, its IMDS and ECS agent endpoints); None runs definitions unchanged.
+`on_instance(instance)` lets the backend serve a new instance (its IMDS and ECS agent listeners)
+before any task lands on it. `redirects_for(instance)` gives the lab's deploy-time settings for
+that instance's agent containers (intake URL, egress proxy, its IMDS and ECS agent endpoints); None
+runs definitions unchanged.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ class EcsCluster:
     def __init__(self, world: World, runner: TaskRunner, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  kind: str | None = None, control_plane: ControlPlane | None = None,
                  redirects_for: Callable[[ContainerInstance], Redirects | None] | None = None,
+                 on_instance: Callable[[ContainerInstance], None] | None = None,
                  agent_interval: float = 0.25) -> None:
         self.world = world
         self.runner = runner
         self._own_control_plane = control_plane is None
         self.control_plane = control_plane or ControlPlane(host=host, port=port, kind=kind)
         self.redirects_for = redirects_for or (lambda inst: None)
+        self.on_instance = on_instance or (lambda inst: None)
         self.agent_interval = agent_interval
         self.agents: dict[int, InstanceAgent] = {}
 
@@ -64,6 +68,8 @@ class EcsCluster:
         return inst
 
     def _start_agent(self, inst: ContainerInstance) -> None:
+        # The backend serves the instance (IMDS, ECS agent introspection) before tasks land on it.
+        self.on_instance(inst)
         agent = InstanceAgent(self.world, inst, self.runner, self.control_plane.clients,
                               redirects=self.redirects_for(inst), interval=self.agent_interval)
         self.agents[inst.index] = agent.start()

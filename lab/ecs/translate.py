@@ -84,10 +84,12 @@ class Redirects:
     ecs_agent_url: str | None = None
     imds_url: str | None = None
     agent_localhost: str | None = None  # LAB_AGENT_LOCALHOST (design.md, local backend)
-    host_addresses: str | None = None  # LAB_AGENT_HOST_ADDRESSES
+    private_ip: str | None = None  # the instance's IP: reachable only through published host ports
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    def agent_env(self, user_env: dict[str, str]) -> dict[str, str]:
+    def agent_env(self, user_env: dict[str, str], reachable_on_host: bool = True) -> dict[str, str]:
+        """`reachable_on_host`: whether apps can reach the agent at the instance's private IP (host
+        mode, or bridge mode with its 8126/8125 host ports published)."""
         env = dict(user_env)
         for key in INTAKE_URL_KEYS:
             env[key] = self.intake_url
@@ -95,7 +97,10 @@ class Redirects:
         env["DD_SITE"] = LAB_SITE
         env["DD_REMOTE_CONFIGURATION_ENABLED"] = "false"
         if self.egress_proxy_url:
-            env["DD_PROXY_HTTPS"] = env["DD_PROXY_HTTP"] = self.egress_proxy_url
+            # Real intakes are https: whatever the redirects missed goes to the recording proxy. The
+            # lab's own intake is plain http and must not (proxy.http would send it there too).
+            env["DD_PROXY_HTTPS"] = self.egress_proxy_url
+            env.pop("DD_PROXY_HTTP", None)
         if self.ecs_agent_url:
             env["DD_ECS_AGENT_URL"] = self.ecs_agent_url
         if self.imds_url:
@@ -105,8 +110,10 @@ class Redirects:
             # FIPS: the docs' sidecar listens on 127.0.0.1; in the agent's netns that is this address.
             if env.get("DD_FIPS_LOCAL_ADDRESS") in ("127.0.0.1", "localhost"):
                 env["DD_FIPS_LOCAL_ADDRESS"] = self.agent_localhost
-        if self.host_addresses:
-            env["LAB_AGENT_HOST_ADDRESSES"] = self.host_addresses
+        if self.agent_localhost:
+            # "All interfaces" of the agent's netns: the instance's IP only when published/host mode.
+            addresses = [self.private_ip] if (reachable_on_host and self.private_ip) else []
+            env["LAB_AGENT_HOST_ADDRESSES"] = ",".join([*addresses, self.agent_localhost])
         env.update(self.extra_env)
         return env
 
@@ -224,6 +231,25 @@ def _ports(c: dict, network_mode: str) -> list[PortSpec]:
     return out
 
 
+def _reachable_on_host(c: dict, env: dict[str, str], network_mode: str) -> bool:
+    """Can an app on the instance reach this agent at the instance's IP? In bridge mode only through
+    a published hostPort (the docs' 8126/tcp and 8125/udp mappings); in host mode always; in awsvpc
+    the agent has its own ENI address instead (FACTS.md section 1)."""
+    if network_mode == "host":
+        return True
+    if network_mode == "awsvpc":
+        return False
+    apm = int(env.get("DD_APM_RECEIVER_PORT") or 8126)
+    dsd = int(env.get("DD_DOGSTATSD_PORT") or 8125)
+    for pm in c.get("portMappings") or []:
+        if not pm.get("hostPort"):
+            continue
+        proto = pm.get("protocol", "tcp")
+        if (pm.get("containerPort"), proto) in ((apm, "tcp"), (dsd, "udp")):
+            return True
+    return False
+
+
 def _mounts(c: dict, volumes: dict[str, dict]) -> list[Mount]:
     out = []
     for mp in c.get("mountPoints") or []:
@@ -266,7 +292,7 @@ def container_specs(taskdef: dict, *, resolve_secret: SecretFetcher | None = Non
         image = c.get("image", "")
         if redirects is not None:
             if is_agent_image(image):
-                env = redirects.agent_env(env)
+                env = redirects.agent_env(env, _reachable_on_host(c, env, network_mode))
             elif is_fips_proxy_image(image):
                 env = redirects.fips_proxy_env(env)
         caps = ((c.get("linuxParameters") or {}).get("capabilities") or {}).get("add") or []

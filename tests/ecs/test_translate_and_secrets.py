@@ -24,7 +24,7 @@ from lab.world import wait_until
 TASKDEFS = Path(__file__).resolve().parents[2] / "lab" / "ecs" / "taskdefs"
 REDIRECTS = Redirects(intake_url="http://127.0.0.1:8091", egress_proxy_url="http://127.0.0.1:3128",
                       ecs_agent_url="http://127.0.1.1:51678", imds_url="http://127.0.1.1:1338",
-                      agent_localhost="127.0.2.1", host_addresses="127.0.1.1,127.0.2.1")
+                      agent_localhost="127.0.2.1", private_ip="127.0.1.1")
 
 
 def load(name):
@@ -174,3 +174,15 @@ def test_task_with_a_missing_dd_api_key_secret_stops_with_that_reason(control_pl
     assert missing in t["stoppedReason"]
     assert agent_loop.failures[0].task_arn == arn
     assert not fake_runner.started
+
+
+def test_agent_is_reachable_at_the_instance_ip_only_through_published_ports():
+    apm = load("datadog-agent-ecs-apm.json")
+    (spec,) = container_specs(apm, redirects=REDIRECTS)
+    assert spec.env["LAB_AGENT_HOST_ADDRESSES"] == "127.0.1.1,127.0.2.1"
+    bare = load("datadog-agent-ecs.json")  # no portMappings: nothing published in bridge mode
+    (spec,) = container_specs(bare, redirects=REDIRECTS)
+    assert spec.env["LAB_AGENT_HOST_ADDRESSES"] == "127.0.2.1"
+    bare["networkMode"] = "host"
+    (spec,) = container_specs(bare, redirects=REDIRECTS)
+    assert spec.env["LAB_AGENT_HOST_ADDRESSES"] == "127.0.1.1,127.0.2.1"

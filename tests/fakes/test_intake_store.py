@@ -125,3 +125,36 @@ def test_flushing_a_session_leaves_other_payloads():
     _series(store, "drop", session=sess.id)
     assert store.flush(sess.id) == 1
     assert [d[0]["metric"] for _, d in store.select(SERIES).items] == ["keep"]
+
+
+def test_limit_pages_through_payloads_with_the_cursor():
+    store = IntakeStore()
+    seqs = [_series(store, f"m{i}").seq for i in range(7)]
+    seen, cursor = [], None
+    while True:
+        page, cursor = store.snapshot(SERIES, since=cursor, limit=3)
+        if not page:
+            break
+        seen.extend(p.seq for p in page)
+    assert seen == seqs and cursor == seqs[-1]
+
+
+def test_fast_ingest_checks_framing_on_arrival_and_flags_a_nested_decode_error_on_query():
+    from lab.fakes.intake.samples import compress
+    from lab.proto import frames_pb2
+
+    frame = frames_pb2.MetricPayloadFrame(series=[b"\xff\xff\xff"])
+    nested_garbage = compress(frame.SerializeToString(), "zstd")
+    headers = {"Content-Encoding": "zstd"}
+    assert not IntakeStore().ingest(SERIES, nested_garbage, headers).accepted  # full decode refuses it
+    store = IntakeStore(ingest="fast")
+    assert not store.ingest(SERIES, compress(b"\xff\xff\xff\xff", "zstd"), headers).accepted
+    assert store.ingest(SERIES, nested_garbage, headers).accepted
+    good = _series(store, "ok")
+    (bad_item, good_item) = store.select(SERIES).items
+    assert bad_item[1] is None
+    assert bad_item[0].flags[0].startswith("decode error: body is not a MetricPayload")
+    assert good_item[0].seq == good.seq and good_item[1][0]["metric"] == "ok"
+    assert [rec.seq for rec, _ in store.select(SERIES, filters={"metric": "ok"}).items] == [good.seq]
+    stats = store.route_stats()[SERIES]
+    assert (stats["accepted"], stats["rejected"], stats["decode_errors"]) == (2, 1, 1)

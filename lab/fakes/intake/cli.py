@@ -31,8 +31,12 @@ def _host_port(value: str) -> tuple[str, int]:
 @click.option("--collector-active-clients", type=click.IntRange(0), default=0, show_default=True,
               help="ResCollector status.activeClients: > 0 switches the agent's real-time process "
                    "collection on, as if someone watched the live processes page.")
+@click.option("--fast-ingest", is_flag=True,
+              help="Check series, sketches and traces on arrival by compression and top-level framing "
+                   "only, and decode them fully when queried (several times cheaper per payload; a body "
+                   "that fails the full decode later is flagged and counted in decode_errors).")
 def intake(listen: tuple[str, ...], max_payloads: int, max_mb: int, collector_interval: int,
-           collector_active_clients: int) -> None:
+           collector_active_clients: int, fast_ingest: bool) -> None:
     """Serve a fake Datadog intake (fakeintake-compatible query API) until Ctrl-C.
 
     \b
@@ -49,7 +53,8 @@ def intake(listen: tuple[str, ...], max_payloads: int, max_mb: int, collector_in
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     server = IntakeServer(max_payloads=max_payloads, max_bytes=max_mb * 1024 * 1024,
                           collector_interval=collector_interval,
-                          collector_active_clients=collector_active_clients)
+                          collector_active_clients=collector_active_clients,
+                          ingest="fast" if fast_ingest else "full")
     try:
         with server:
             for spec in listen:
@@ -63,7 +68,8 @@ def intake(listen: tuple[str, ...], max_payloads: int, max_mb: int, collector_in
             click.echo(f"export DD_DD_URL={url} DD_APM_DD_URL={url} DD_PROCESS_CONFIG_PROCESS_DD_URL={url}")
             click.echo(f"query API: {url}/fakeintake/payloads?endpoint=/api/v2/series&format=json, "
                        f"{url}/fakeintake/routestats")
-            click.echo(f"limits: {max_payloads} payloads, {max_mb} MiB (oldest evicted first, counted)")
+            click.echo(f"limits: {max_payloads} payloads, {max_mb} MiB (oldest evicted first, counted); "
+                       f"ingest: {server.store.ingest_mode}")
             click.echo("Ctrl-C to stop.", err=True)
             while not stop.wait(0.5):
                 pass

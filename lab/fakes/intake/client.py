@@ -242,7 +242,8 @@ class IntakeClient:
             stats = self.routestats()
         except (requests.RequestException, RuntimeError) as exc:
             return f"intake at {self.url} did not answer routestats ({exc})"
-        busy = sorted((r for r, st in stats.items() if st.get("count")), key=lambda r: (-stats[r]["count"], r))
+        busy = sorted((r for r, st in stats.items() if st.get("count")),
+                      key=lambda r: (-stats[r]["count"], r))
         routes = busy + ([focus] if focus and focus not in busy else [])
         if not routes:
             text = "intake saw no payloads at all"

@@ -68,7 +68,7 @@ DEFAULT_ANSWER = (200, {"errors": []})
 PROCESS_ROUTES = frozenset({"/api/v1/collector", "/api/v1/container", "/api/v1/discovery",
                             "/api/v1/connections"})
 # Query parameters that are not filters.
-_QUERY_PARAMS = frozenset({"endpoint", "format", "since", "session"})
+_QUERY_PARAMS = frozenset({"endpoint", "format", "since", "session", "limit"})
 # Friendly aliases: `name=` means the kind's own name field.
 _NAME_ALIASES = {"series": "metric", "sketches": "metric", "series_v1": "metric", "check_runs": "check",
                  "traces": "service", "apm_stats": "service", "logs": "service"}
@@ -116,8 +116,8 @@ class IntakeServer:
 
     def __init__(self, store: IntakeStore | None = None, max_payloads: int = DEFAULT_MAX_PAYLOADS,
                  max_bytes: int = DEFAULT_MAX_BYTES, collector_interval: int = 10,
-                 collector_active_clients: int = 0) -> None:
-        self.store = store if store is not None else IntakeStore(max_payloads, max_bytes)
+                 collector_active_clients: int = 0, ingest: str = "full") -> None:
+        self.store = store if store is not None else IntakeStore(max_payloads, max_bytes, ingest=ingest)
         # ResCollector.status: `interval` paces the process agent's real-time checks and
         # `activeClients` > 0 switches real-time collection on (someone watching live processes).
         self.collector_interval = collector_interval
@@ -233,15 +233,16 @@ class IntakeServer:
         session = q.get("session") or None
         try:
             since = int(q["since"]) if q.get("since") else None
+            limit = int(q["limit"]) if q.get("limit") else None
         except ValueError:
-            return _error(f"since must be a sequence number, not {q['since']!r}")
+            return _error("since and limit must be integers")
         filters = self._filters(route, q)
         try:
             if q.get("format") == "json":
                 if decoder_for(route) is None:
                     return _error(f"invalid route parameter: {route} has no decoded view "
                                   f"(decoded routes: {', '.join(sorted(ROUTES))})")
-                selection = self.store.select(route, since, session, filters)
+                selection = self.store.select(route, since, session, filters, limit)
                 payloads = [
                     {"timestamp": go_time(rec.received), "api_key": rec.api_key, "data": data,
                      "encoding": rec.encoding, "seq": rec.seq, "session": rec.session,
@@ -251,11 +252,11 @@ class IntakeServer:
                 cursor, evicted = selection.cursor, selection.evicted_after_cursor
             else:
                 if filters:
-                    selection = self.store.select(route, since, session, filters)
+                    selection = self.store.select(route, since, session, filters, limit)
                     records = [rec for rec, _ in selection.items]
                     cursor, evicted = selection.cursor, selection.evicted_after_cursor
                 else:
-                    records, cursor = self.store.snapshot(route, since, session)
+                    records, cursor = self.store.snapshot(route, since, session, limit)
                     evicted = self.store.evicted_after(route, since)
                 payloads = [
                     {"timestamp": go_time(rec.received), "api_key": rec.api_key, "data": b64(rec.body),

@@ -28,6 +28,7 @@ from typing import Any
 
 from lab.fakes.intake.decode import DecodedPayload, MalformedPayload, decoder_for
 
+INGEST_MODES = ("full", "fast")
 DEFAULT_MAX_PAYLOADS = 100_000
 DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
 DEFAULT_MAX_REJECTED = 1_000
@@ -122,13 +123,14 @@ class RouteCounters:
     stored: int = 0
     stored_bytes: int = 0
     flagged: int = 0
+    decode_errors: int = 0
     last_evicted_seq: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
             "count": self.stored, "accepted": self.accepted, "rejected": self.rejected,
             "evicted": self.evicted, "flushed": self.flushed, "flagged": self.flagged,
-            "stored_bytes": self.stored_bytes,
+            "decode_errors": self.decode_errors, "stored_bytes": self.stored_bytes,
         }
 
 
@@ -153,13 +155,23 @@ class Session:
 
 
 class IntakeStore:
-    """All payloads received, bounded, with counted eviction. Thread-safe."""
+    """All payloads received, bounded, with counted eviction. Thread-safe.
+
+    `ingest="full"` (default) decodes every body on arrival, so anything malformed is refused
+    with a 400. `ingest="fast"` checks compression and the protobuf's top-level framing only for
+    the costly kinds (series, sketches, traces) and decodes them when queried; a body that passes
+    the check but fails the full decode is then flagged `decode error: ...` and counted in
+    `decode_errors`, never dropped.
+    """
 
     def __init__(self, max_payloads: int = DEFAULT_MAX_PAYLOADS, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_rejected: int = DEFAULT_MAX_REJECTED, decoded_cache: int = DEFAULT_DECODED_CACHE,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, ingest: str = "full") -> None:
         if max_payloads < 1 or max_bytes < 1:
             raise ValueError("max_payloads and max_bytes must be positive")
+        if ingest not in INGEST_MODES:
+            raise ValueError(f"ingest must be one of {', '.join(INGEST_MODES)}, not {ingest!r}")
+        self.ingest_mode = ingest
         self.max_payloads = max_payloads
         self.max_bytes = max_bytes
         self.max_rejected = max_rejected
@@ -190,8 +202,10 @@ class IntakeStore:
         if decoder is not None:
             kind = decoder.kind
             try:
-                decoded = decoder.decode(body, headers)
-                flags = decoded.flags
+                if self.ingest_mode == "fast" and decoder.check is not None:
+                    decoder.check(body, headers)
+                else:
+                    flags = decoder.decode(body, headers).flags
             except MalformedPayload as exc:
                 reason = exc.reason
         with self._lock:
@@ -264,10 +278,11 @@ class IntakeStore:
         """Stored payloads in arrival order, optionally one route's, after `since`, in a session."""
         return self.snapshot(route, since, session)[0]
 
-    def snapshot(self, route: str | None = None, since: int | None = None,
-                 session: str | None = None) -> tuple[list[StoredPayload], int]:
+    def snapshot(self, route: str | None = None, since: int | None = None, session: str | None = None,
+                 limit: int | None = None) -> tuple[list[StoredPayload], int]:
         """(payloads, cursor): the cursor is the last sequence number at the time of the snapshot,
-        so `since=cursor` next time returns exactly what arrived after, with no gap or repeat."""
+        so `since=cursor` next time returns exactly what arrived after, with no gap or repeat.
+        With `limit`, at most that many payloads and the cursor is the last one returned."""
         sess = self.session(session) if session else None
         with self._lock:
             source: Iterable[StoredPayload] = self._order if route is None else self._by_route.get(route, ())
@@ -285,6 +300,9 @@ class IntakeStore:
             records = records[lo:]
         if sess is not None:
             records = [r for r in records if sess.sees(r.seq, r.session)]
+        if limit is not None and len(records) > limit:
+            records = records[:limit]
+            cursor = records[-1].seq if records else (since or 0)
         return records, cursor
 
     def decoded(self, record: StoredPayload) -> DecodedPayload | None:
@@ -297,8 +315,19 @@ class IntakeStore:
             if cached is not None:
                 self._decoded.move_to_end(record.seq)
                 return cached
-        decoded = decoder.decode(record.body, record.headers)
-        _ = decoded.data
+        try:
+            decoded = decoder.decode(record.body, record.headers)
+            _ = decoded.data
+        except Exception as exc:  # noqa: BLE001 - any failure to render is this payload's decode error
+            reason = exc.reason if isinstance(exc, MalformedPayload) else f"{type(exc).__name__}: {exc}"
+            flag = f"decode error: {reason}"
+            decoded = DecodedPayload(decoder.kind, None, lambda _native: None, flags=(flag,))
+            with self._lock:
+                if flag not in record.flags:
+                    record.flags = (*record.flags, flag)
+                    counters = self._counters.get(record.route)
+                    if counters is not None:
+                        counters.decode_errors += 1
         with self._lock:
             if self.decoded_cache_size > 0:
                 self._decoded[record.seq] = decoded
@@ -322,17 +351,21 @@ class IntakeStore:
         return active
 
     def select(self, route: str, since: int | None = None, session: str | None = None,
-               filters: Mapping[str, Any] | None = None) -> Selection:
+               filters: Mapping[str, Any] | None = None, limit: int | None = None) -> Selection:
         """Each payload with something matching `filters`, with its decoded data narrowed to the
         matching items (series, traces with a matching span, check runs, log entries...)."""
         decoder = decoder_for(route)
         if decoder is None:
             raise UnsupportedFilter(f"{route} has no decoder: only the raw format is available")
         active = self.check_filters(route, filters or {})
-        records, cursor = self.snapshot(route, since, session)
+        records, cursor = self.snapshot(route, since, session, limit)
         items = []
         for record in records:
             data = self.decoded(record).data
+            if data is None:
+                if not active:
+                    items.append((record, None))
+                continue
             if active:
                 data = decoder.select(data, active)
                 if data is None:
@@ -374,7 +407,7 @@ class IntakeStore:
             out = {"count": len(self._order), "stored_bytes": self._bytes, "last_seq": self._last_seq,
                    "max_payloads": self.max_payloads, "max_bytes": self.max_bytes,
                    "rejected_kept": len(self._rejected), "rejected_dropped": self.rejected_dropped}
-            for key in ("accepted", "rejected", "evicted", "flushed", "flagged"):
+            for key in ("accepted", "rejected", "evicted", "flushed", "flagged", "decode_errors"):
                 out[key] = sum(getattr(c, key) for c in self._counters.values())
         return out
 

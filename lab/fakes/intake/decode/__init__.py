@@ -23,6 +23,9 @@ class RouteDecoder:
     # select(data, filters) -> the matching part of `data`, or None when nothing matches.
     select: Callable[[Any, Mapping[str, Any]], Any]
     filters: frozenset[str]
+    # The fast ingest path's cheaper validation (compression + top-level framing), where the
+    # full decode is costly; None means the full decode is the check.
+    check: Callable[[bytes, Mapping[str, str] | None], None] | None = None
 
 
 _PROCESS = RouteDecoder(process.KIND, process.decode, process.select, process.FILTERS)
@@ -30,12 +33,13 @@ _OBJECT = RouteDecoder("json", json_payloads.decode_object, json_payloads.select
                        json_payloads.OBJECT_FILTERS)
 
 ROUTES: dict[str, RouteDecoder] = {
-    "/api/v0.2/traces": RouteDecoder(traces.KIND, traces.decode, traces.select, traces.FILTERS),
+    "/api/v0.2/traces": RouteDecoder(traces.KIND, traces.decode, traces.select, traces.FILTERS, traces.check),
     "/api/v0.2/stats": RouteDecoder(apm_stats.KIND, apm_stats.decode, apm_stats.select, apm_stats.FILTERS),
-    "/api/v2/series": RouteDecoder(series.KIND, series.decode, series.select, series.FILTERS),
+    "/api/v2/series": RouteDecoder(series.KIND, series.decode, series.select, series.FILTERS, series.check),
     "/api/v1/series": RouteDecoder("series_v1", json_payloads.decode_series_v1,
                                    json_payloads.select_series_v1, json_payloads.SERIES_V1_FILTERS),
-    "/api/beta/sketches": RouteDecoder(sketches.KIND, sketches.decode, sketches.select, sketches.FILTERS),
+    "/api/beta/sketches": RouteDecoder(sketches.KIND, sketches.decode, sketches.select, sketches.FILTERS,
+                                       sketches.check),
     "/api/v1/check_run": RouteDecoder(check_runs.KIND, check_runs.decode, check_runs.select,
                                       check_runs.FILTERS),
     "/api/v1/collector": _PROCESS,

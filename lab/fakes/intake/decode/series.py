@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 
 from lab.fakes.intake.decode.compression import decompress
 from lab.fakes.intake.decode.payload import DecodedPayload, MalformedPayload, header, tags_match
-from lab.proto import metrics_payload_pb2
+from lab.proto import frames_pb2, metrics_payload_pb2
 
 KIND = "series"
 FILTERS = frozenset({"metric", "tags", "host", "type"})
@@ -27,7 +27,7 @@ _TYPE_BY_NAME = {v: k for k, v in TYPE_NAMES.items()}
 def decode(body: bytes, headers: Mapping[str, str] | None = None) -> DecodedPayload:
     raw = decompress(body, header(headers, "Content-Encoding"))
     msg = metrics_payload_pb2.MetricPayload()
-    if raw.strip() == b"{}":
+    if _is_empty_json(raw):
         # The agent may send an empty JSON object (fakeintake accepts it too).
         return DecodedPayload(KIND, msg, render)
     try:
@@ -38,6 +38,22 @@ def decode(body: bytes, headers: Mapping[str, str] | None = None) -> DecodedPayl
     except (DecodeError, json_format.ParseError, UnicodeDecodeError) as exc:
         raise MalformedPayload(f"body is not a MetricPayload: {exc}") from None
     return DecodedPayload(KIND, msg, render)
+
+
+def _is_empty_json(raw: bytes) -> bool:
+    return len(raw) < 16 and raw.strip() == b"{}"
+
+
+def check(body: bytes, headers: Mapping[str, str] | None = None) -> None:
+    """The fast ingest path: decompress and check the top-level framing only (see frames.proto)."""
+    raw = decompress(body, header(headers, "Content-Encoding"))
+    if _is_empty_json(raw) or header(headers, "Content-Type").startswith("application/json"):
+        decode(body, headers)
+        return
+    try:
+        frames_pb2.MetricPayloadFrame.FromString(raw)
+    except DecodeError as exc:
+        raise MalformedPayload(f"body is not a MetricPayload: {exc}") from None
 
 
 def render(msg: metrics_payload_pb2.MetricPayload) -> list[dict[str, Any]]:

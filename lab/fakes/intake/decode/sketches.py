@@ -13,7 +13,7 @@ from google.protobuf.message import DecodeError
 
 from lab.fakes.intake.decode.compression import decompress
 from lab.fakes.intake.decode.payload import DecodedPayload, MalformedPayload, header, tags_match
-from lab.proto import metrics_payload_pb2
+from lab.proto import frames_pb2, metrics_payload_pb2
 
 KIND = "sketches"
 FILTERS = frozenset({"metric", "tags", "host"})
@@ -27,6 +27,15 @@ def decode(body: bytes, headers: Mapping[str, str] | None = None) -> DecodedPayl
     except DecodeError as exc:
         raise MalformedPayload(f"body is not a SketchPayload: {exc}") from None
     return DecodedPayload(KIND, msg, render)
+
+
+def check(body: bytes, headers: Mapping[str, str] | None = None) -> None:
+    """The fast ingest path: decompress and check the top-level framing only (see frames.proto)."""
+    raw = decompress(body, header(headers, "Content-Encoding"))
+    try:
+        frames_pb2.SketchPayloadFrame.FromString(raw)
+    except DecodeError as exc:
+        raise MalformedPayload(f"body is not a SketchPayload: {exc}") from None
 
 
 def render(msg: metrics_payload_pb2.SketchPayload) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from lab.fakes.intake.decode.compression import decompress
 from lab.fakes.intake.decode.payload import DecodedPayload, MalformedPayload, header, tags_match
-from lab.proto import agent_payload_pb2
+from lab.proto import agent_payload_pb2, frames_pb2
 
 KIND = "traces"
 FILTERS = frozenset({"service", "name", "resource", "env", "tags", "host"})
@@ -32,6 +32,15 @@ def decode(body: bytes, headers: Mapping[str, str] | None = None) -> DecodedPayl
     except DecodeError as exc:
         raise MalformedPayload(f"body is not a protobuf AgentPayload: {exc}") from None
     return DecodedPayload(KIND, msg, render)
+
+
+def check(body: bytes, headers: Mapping[str, str] | None = None) -> None:
+    """The fast ingest path: decompress and check the top-level framing only (see frames.proto)."""
+    raw = decompress(body, header(headers, "Content-Encoding"))
+    try:
+        frames_pb2.AgentPayloadFrame.FromString(raw)
+    except DecodeError as exc:
+        raise MalformedPayload(f"body is not a protobuf AgentPayload: {exc}") from None
 
 
 def render(msg: agent_payload_pb2.AgentPayload) -> dict[str, Any]:

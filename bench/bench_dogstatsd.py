@@ -1,0 +1,283 @@
+"""DogStatsD datagrams/s received without loss: the lab's emulated agent against the DogStatsD of the
+`datadog-serverless-compat` binary (Datadog's Rust agent components, FACTS.md section 7).
+
+For each receiver, in one run, this process sends bursts of one-metric datagrams
+(`bench.dsd.count:1|c|#step:<n>`) over loopback UDP at increasing offered rates (`--rates`), each
+burst bounded in count (`--max-per-step`) and time (`--step-seconds`). After a burst it waits until
+the receiver stops counting, then compares: received = what the receiver says it parsed (the lab:
+`packets` in its `/agent/status`; serverless-compat: the sum of its `Parsed N valid metrics` debug
+log lines). The kernel's per-socket drop counter (`/proc/net/udp`) is read alongside as a witness.
+
+Receivers: `lab` (its default DD_DOGSTATSD_SO_RCVBUF), `lab-rcvbuf-peer` (the lab with the socket
+buffer the peer uses, 208 KiB: the kernel default it cannot change), `serverless-compat`.
+
+The sender is one Python thread: on a loaded 2-core machine it cannot offer much more than ~100k
+datagrams/s, so each step reports the rate it really achieved next to the one it aimed at.
+
+Usage: python bench/bench_dogstatsd.py [--rates 10000,25000,50000,100000,200000] [--rounds 1]
+Writes bench/results/dogstatsd.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402
+
+from lab.world import wait_until  # noqa: E402
+
+PEER_RCVBUF = 212992  # what serverless-compat logs: "DogStatsD using default SO_RCVBUF: 212992 bytes"
+METRIC = "bench.dsd.count"
+
+
+def udp_socket_drops(port: int) -> int:
+    """The kernel's drop counter of every UDP socket bound to `port` (/proc/net/udp, last column)."""
+    total = 0
+    try:
+        with open("/proc/net/udp") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    total += int(fields[-1])
+    except OSError:
+        return -1
+    return total
+
+
+def send_burst(port: int, rate: int, count: int, step: int) -> dict:
+    """Send `count` datagrams to 127.0.0.1:`port` paced at `rate`/s; returns what was really sent."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+    sock.connect((peers.LOOPBACK, port))
+    datagram = f"{METRIC}:1|c|#step:{step}".encode()
+    batch = max(1, rate // 2000)  # pace every 0.5 ms
+    send = sock.send
+    sent = errors = 0
+    began = time.perf_counter()
+    try:
+        while sent < count:
+            n = min(batch, count - sent)
+            for _ in range(n):
+                try:
+                    send(datagram)
+                except OSError:
+                    errors += 1
+            sent += n
+            ahead = began + sent / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
+        elapsed = time.perf_counter() - began
+    finally:
+        sock.close()
+    return {"sent": sent - errors, "send_errors": errors, "seconds": elapsed}
+
+
+def settle(read: Callable[[], int], idle: float = 0.6, timeout: float = 60.0) -> int:
+    """Wait until `read()` stops growing for `idle` seconds; return its last value."""
+    last = read()
+    changed = time.monotonic()
+
+    def quiet() -> bool:
+        nonlocal last, changed
+        now = read()
+        if now != last:
+            last, changed = now, time.monotonic()
+        return time.monotonic() - changed >= idle
+
+    try:
+        wait_until(quiet, timeout, interval=0.1, what="the receiver to stop counting")
+    except TimeoutError:
+        pass
+    return last
+
+
+class Receiver:
+    """What a step needs of a receiver: its port and a monotonic count of datagrams parsed."""
+
+    def __init__(self, kind: str, intake_url: str = "") -> None:
+        self.kind = kind
+        if kind == "serverless-compat":
+            self.owner = peers.ServerlessCompat()
+        elif kind == "lab-rcvbuf-peer":
+            # SO_RCVBUF is doubled by the kernel: ask for half of what the peer ends up with.
+            self.owner = peers.LabAgent(intake_url, {"DD_DOGSTATSD_SO_RCVBUF": str(PEER_RCVBUF // 2)})
+        else:
+            self.owner = peers.LabAgent(intake_url)
+
+    def __enter__(self) -> Receiver:
+        self.owner.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.owner.stop()
+        self.owner.cleanup()
+
+    @property
+    def port(self) -> int:
+        return self.owner.dogstatsd_port
+
+    def parsed(self) -> int:
+        if isinstance(self.owner, peers.ServerlessCompat):
+            return self.owner.metrics_parsed()
+        c = self.owner.dogstatsd_counts()
+        # Packets still queued between the reader thread and the parser are received, not lost.
+        return c["packets"] + c["queued"]
+
+    def fully_parsed(self) -> int:
+        if isinstance(self.owner, peers.ServerlessCompat):
+            return self.owner.metrics_parsed()
+        wait_until(lambda: self.owner.dogstatsd_counts()["queued"] == 0, 120, interval=0.1,
+                   what="the lab's DogStatsD queue to drain")
+        return self.owner.dogstatsd_counts()["packets"]
+
+    def so_rcvbuf(self) -> int:
+        if isinstance(self.owner, peers.ServerlessCompat):
+            return PEER_RCVBUF
+        return self.owner.dogstatsd_counts()["so_rcvbuf"]
+
+
+def run_receiver(kind: str, rates: list[int], args: argparse.Namespace, rnd: int) -> list[dict]:
+    rows = []
+    intake = peers.FakeIntake().start() if kind.startswith("lab") else None
+    try:
+        with Receiver(kind, intake.url if intake else "") as rx:
+            for i, rate in enumerate(rates):
+                step = rnd * 100 + i
+                count = int(min(args.max_per_step, rate * args.step_seconds))
+                before = rx.fully_parsed()
+                drops_before = udp_socket_drops(rx.port)
+                burst = send_burst(rx.port, rate, count, step)
+                settle(rx.parsed)
+                received = rx.fully_parsed() - before
+                drops = udp_socket_drops(rx.port) - drops_before
+                lost = burst["sent"] - received
+                rows.append({
+                    "round": rnd,
+                    "receiver": kind,
+                    "offered_rate": rate,
+                    "achieved_rate": round(burst["sent"] / burst["seconds"]),
+                    "sent": burst["sent"],
+                    "received": received,
+                    "lost": lost,
+                    "loss_pct": round(100.0 * lost / burst["sent"], 3) if burst["sent"] else 0.0,
+                    "kernel_drops": drops,
+                    "send_errors": burst["send_errors"],
+                    "so_rcvbuf": rx.so_rcvbuf(),
+                })
+                r = rows[-1]
+                print(f"round {rnd} {kind:<18} offered {rate:>7}/s achieved {r['achieved_rate']:>7}/s "
+                      f"sent {r['sent']:>7} received {received:>7} loss {r['loss_pct']}% "
+                      f"(kernel drops {drops})", flush=True)
+            if intake is not None:
+                rows[-1]["intake_check"] = intake_check(intake, sum(r["received"] for r in rows))
+    finally:
+        if intake is not None:
+            intake.stop()
+            intake.cleanup()
+    return rows
+
+
+def intake_check(intake: peers.FakeIntake, received: int) -> dict:
+    """The lab's counters summed at the intake: each flushed RATE point is count / interval."""
+    client = intake.client()
+
+    def total() -> float:
+        series = client.metrics(METRIC)
+        return sum(p["value"] * (s.get("interval") or 1) for s in series for p in s.get("points", []))
+
+    try:
+        wait_until(lambda: round(total()) >= received, 30, interval=0.5, what="the counters at the intake")
+    except TimeoutError:
+        pass
+    try:
+        return {"datagrams_counted_at_intake": round(total()), "received": received}
+    except Exception as exc:  # noqa: BLE001 - the check is a witness, not the measurement
+        return {"error": repr(exc)}
+
+
+def summarise(results: list[dict]) -> dict:
+    """Per receiver: the highest offered (and achieved) rate with zero loss in every round."""
+    out: dict[str, dict] = {}
+    for kind in dict.fromkeys(r["receiver"] for r in results):
+        rows = [r for r in results if r["receiver"] == kind]
+        by_rate: dict[int, list[dict]] = {}
+        for r in rows:
+            by_rate.setdefault(r["offered_rate"], []).append(r)
+        clean = [rate for rate, rs in by_rate.items() if all(r["lost"] <= 0 for r in rs)]
+        best = max(clean) if clean else None
+        out[kind] = {
+            "max_offered_rate_without_loss": best,
+            "achieved_rate_at_that_step": max(r["achieved_rate"] for r in by_rate[best]) if best else None,
+            "loss_pct_by_offered_rate": {rate: [r["loss_pct"] for r in rs] for rate, rs in by_rate.items()},
+        }
+    return out
+
+
+def print_table(results: list[dict], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    cols = ["round", "receiver", "offered_rate", "achieved_rate", "sent", "received", "loss_pct",
+            "kernel_drops", "so_rcvbuf"]
+    for c in cols:
+        table.add_column(c, justify="left" if c == "receiver" else "right")
+    for r in results:
+        table.add_row(*(str(r.get(c)) for c in cols))
+    Console(width=150).print(table)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rates", default="10000,25000,50000,100000,200000", help="offered datagrams/s per step")
+    ap.add_argument("--step-seconds", type=float, default=2.0, help="burst length per step (time bound)")
+    ap.add_argument("--max-per-step", type=int, default=200_000, help="datagrams per step (count bound)")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison (noise)")
+    ap.add_argument("--receivers", default="lab,lab-rcvbuf-peer,serverless-compat",
+                    help="comma list: lab, lab-rcvbuf-peer, serverless-compat")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dogstatsd.json"))
+    args = ap.parse_args()
+
+    rates = [int(x) for x in args.rates.split(",") if x.strip()]
+    receivers = [r.strip() for r in args.receivers.split(",") if r.strip()]
+    load_before = os.getloadavg()
+    results: list[dict] = []
+    for rnd in range(1, args.rounds + 1):
+        for kind in receivers:
+            results += run_receiver(kind, rates, args, rnd)
+
+    summary = summarise(results)
+    doc = {
+        "benchmark": "dogstatsd",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "platform": platform.platform(), "loadavg_before": load_before,
+                    "loadavg_after": os.getloadavg()},
+        "settings": {"rates": rates, "step_seconds": args.step_seconds, "max_per_step": args.max_per_step,
+                     "rounds": args.rounds, "datagram": f"{METRIC}:1|c|#step:<n>"},
+        "summary": summary,
+        "results": results,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print_table(results, f"DogStatsD over loopback UDP, one metric per datagram, {os.cpu_count()} CPUs, "
+                         f"load {load_before[0]:.1f}")
+    for kind, s in summary.items():
+        print(f"{kind}: highest offered rate with zero loss = {s['max_offered_rate_without_loss']}/s "
+              f"(achieved {s['achieved_rate_at_that_step']}/s)")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,666 @@
+"""The docker backend: ECS tasks as real containers inside an emulated EC2 instance.
+
+`DockerBackend` owns everything it creates (networks, the services, every task container, the host
+port forwarders), labels it `ecs-agent-lab=1` + `ecs-agent-lab.run=<run id>`, and removes it on
+exit, Ctrl-C or failure; `sweep()` removes what crashed runs left (`ecs-lab down --all`). The
+layout is `docker_topology.Topology` (also rendered as docker-compose.yml).
+
+How a task is placed, as the ECS agent places it on an EC2 instance (FACTS.md sections 1, 5, 8):
+- every container joins the link-local network (the lab's IMDS and task metadata) *before* it
+  starts, with an address from its instance's block, so callers are told apart by address;
+- `bridge`: the container's own netns on the instance's bridge network; `portMappings` become
+  host ports on the instance's private IP (the bridge gateway);
+- `host`: the instance's own netns, played by one "instance host" container per instance (the
+  docker host's netns is not the instance's: its 169.254.169.254 belongs to someone else);
+- `awsvpc`: one netns per task (a pause container, the task's ENI) shared by its containers
+  (`network_mode=container:<pause>`), so they share 127.0.0.1, as the FIPS sidecar needs;
+- the ECS agent's env (`ECS_CONTAINER_METADATA_URI(_V4)`, the metadata file, credentials) comes
+  from `lab.fakes.ecs_metadata.model.container_env`, and the world records the *real* docker ids,
+  so the agent's ECS tagging works on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.backends import images
+from lab.backends.base import AGENT_IMAGE_PREFIXES, LAB_IMAGE, ContainerSpec, Mount, UnsupportedField
+from lab.backends.docker_services import write_world_file
+from lab.backends.docker_topology import (
+    IMDS_IP,
+    IMDS_LAB_IP,
+    LABEL,
+    ROLE_LABEL,
+    RUN_LABEL,
+    SERVICES_LAB_IP,
+    TASK_METADATA_IP,
+    WORLD_DIR,
+    Topology,
+)
+from lab.backends.stack import Stack, app_service
+from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
+
+NS = 1_000_000_000
+AGENT_MOUNTS = (  # the docs' task definition volumes (FACTS.md section 1)
+    Mount("/var/run/docker.sock", "/var/run/docker.sock", True),
+    Mount("/proc/", "/host/proc/", True),
+    Mount("/sys/fs/cgroup/", "/host/sys/fs/cgroup", True),
+)
+ECS_METADATA_DIR = "/opt/ecs/metadata"  # where ECS mounts the container metadata file
+
+
+def is_agent_image(image: str) -> bool:
+    return image.startswith(AGENT_IMAGE_PREFIXES)
+
+
+def agent_env(stack: Stack, topo: Topology, n: int) -> dict[str, str]:
+    """The agent container's env on docker: the stack's (the docs' settings + every redirect),
+    with the lab's URLs as seen from inside the instance."""
+    egress = topo.egress_proxy_url if stack.has("egress_proxy") else None
+    env = stack.agent_env_for(n, topo.intake_url, egress_proxy_url=egress)
+    # The agent has its own netns here: 127.0.0.1 and 0.0.0.0 mean what they say.
+    env.pop("LAB_AGENT_LOCALHOST", None)
+    env.pop("LAB_AGENT_HOST_ADDRESSES", None)
+    env.update({
+        "DD_ECS_AGENT_URL": topo.ecs_agent_url,
+        "AWS_EXECUTION_ENV": "AWS_ECS_EC2",
+        # 169.254.x here is the lab's own network (the emulated agent refuses it elsewhere).
+        "LAB_AGENT_ALLOW_LINK_LOCAL_IMDS": "1",
+    })
+    if stack.has("fips"):
+        env["DD_FIPS_LOCAL_ADDRESS"] = "127.0.0.1"
+    env.update(stack.agent_env)
+    return env
+
+
+@dataclass
+class RunningTask:
+    task: Task
+    instance: ContainerInstance
+    container_ids: dict[str, str] = field(default_factory=dict)  # container name -> docker id
+    helper_ids: list[str] = field(default_factory=list)  # pause / host port forwarders
+
+
+class DockerBackend:
+    """TaskRunner + owner of a whole docker stack. Use as a context manager."""
+
+    name = "docker"
+
+    def __init__(self, stack: Stack | None = None, world: World | None = None, *,
+                 agent_image: str | None = None, client=None, progress=None,
+                 start_stack_tasks: bool = True, pull: bool = True) -> None:
+        self.stack = stack or Stack()
+        self.world = world or World(Cluster(name=self.stack.cluster))
+        self.topo = Topology(instances=self.stack.instances)
+        self.agent_image = agent_image or os.environ.get("LAB_AGENT_IMAGE") or LAB_IMAGE
+        self.progress = progress or (lambda _m: None)
+        self.start_stack_tasks = start_stack_tasks
+        self.pull = pull
+        self.run_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.run_dir = Path(self.stack.run_dir).resolve() / "docker"
+        self.world_dir = self.run_dir / "world"
+        self._client = client
+        self._lock = threading.RLock()
+        self.networks: dict[str, object] = {}
+        self.service_ids: dict[str, str] = {}
+        self.instance_hosts: dict[int, str] = {}
+        self.tasks: dict[str, RunningTask] = {}
+        self.agent_tasks: dict[int, Task] = {}
+        self.app_tasks: dict[str, Task] = {}
+        self._next_address: dict[int, int] = {}
+        self._routes: dict[str, str] = {}
+        self.started_in: float | None = None
+
+    # -- owner lifecycle --------------------------------------------------------------------------
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = images.docker_client()
+        return self._client
+
+    def __enter__(self) -> DockerBackend:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> DockerBackend:
+        t0 = time.monotonic()
+        self.progress("docker: checking images")
+        images.ensure_lab_image(self.client, log=self.progress)
+        if self.agent_image != LAB_IMAGE:
+            images.ensure_agent_image(self.client, self.agent_image, pull=self.pull)
+        sweep(self.client, stale_only=True)
+        self.world_dir.mkdir(parents=True, exist_ok=True)
+        self._create_networks()
+        for n in range(1, self.stack.instances + 1):
+            inst = self.world.add_instance(self.topo.private_ip(n),
+                                           imds_tokens_required=self.stack.imds_tokens_required)
+            self._routes[self.topo.instance_block(n)] = inst.instance_id
+        self._publish_world()
+        self._start_services()
+        if self.start_stack_tasks:
+            self._start_agents()
+            self._start_apps()
+        self.started_in = time.monotonic() - t0
+        self.progress(f"docker lab ready in {self.started_in:.1f}s")
+        return self
+
+    def stop(self) -> None:
+        # Tasks stop in parallel, as the ECS agent stops them: teardown is the slowest task, not the sum.
+        from concurrent.futures import ThreadPoolExecutor
+
+        arns = list(self.tasks)
+        if arns:
+            with ThreadPoolExecutor(max_workers=min(8, len(arns))) as pool:
+                list(pool.map(self._stop_quietly, arns))
+        if self._client is not None:
+            sweep(self.client, run_id=self.run_id)
+
+    def _stop_quietly(self, arn: str) -> None:
+        with contextlib.suppress(Exception):
+            self.stop_task(arn)
+
+    # -- networks and services --------------------------------------------------------------------
+    def _labels(self, role: str, **extra: str) -> dict[str, str]:
+        return {LABEL: "1", RUN_LABEL: self.run_id, ROLE_LABEL: role, **extra}
+
+    def network_name(self, key: str) -> str:
+        return f"ecs-lab-{key}"
+
+    def _create_networks(self) -> None:
+        import docker.types
+
+        for key, net in self.topo.networks().items():
+            ipam = docker.types.IPAMConfig(pool_configs=[
+                docker.types.IPAMPool(subnet=net["subnet"], gateway=net["gateway"])])
+            try:
+                self.networks[key] = self.client.networks.create(
+                    self.network_name(key), driver="bridge", internal=True, ipam=ipam,
+                    labels=self._labels("network"), check_duplicate=True)
+            except Exception as exc:
+                raise RuntimeError(
+                    f"cannot create docker network {self.network_name(key)} ({net['subnet']}): {exc}. "
+                    "Another docker lab may be running on this engine (its subnets are fixed): stop it, or "
+                    "`ecs-lab down --all` to remove leftovers") from exc
+
+    def _publish_world(self) -> int:
+        return write_world_file(self.world_dir / "world.json", self.world, self._routes)
+
+    def _wait_world(self, generation: int, timeout: float = 10.0) -> None:
+        """The services answer from the new world (e.g. a task's metadata token) before we go on."""
+        for ip in (IMDS_LAB_IP, SERVICES_LAB_IP):
+            def loaded(ip=ip) -> bool:
+                with urllib.request.urlopen(f"http://{ip}:51678/ecs-lab/world", timeout=1) as r:  # noqa: S310
+                    import json
+
+                    return json.load(r)["generation"] >= generation
+            wait_until(loaded, timeout, interval=0.03, what=f"services at {ip} to load world {generation}")
+
+    def _start_services(self) -> None:
+        for key, svc in self.topo.service_containers().items():
+            cid = self._create(
+                name=f"ecs-lab-{key}", image=LAB_IMAGE, labels=self._labels(key),
+                entrypoint=[], command=self.topo.service_argv(key),
+                networks=svc["networks"],
+                binds={str(self.world_dir): {"bind": WORLD_DIR, "mode": "ro"}})
+            self.service_ids[key] = cid
+            self.client.api.start(cid)
+        try:
+            self._wait_world(self.world.generation, timeout=20)
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}\n{self._logs_of(self.service_ids)}") from None
+
+    @property
+    def intake_url(self) -> str:
+        return self.topo.host_intake_url
+
+    @property
+    def egress_proxy_url(self) -> str | None:
+        return self.topo.egress_proxy_url if self.stack.has("egress_proxy") else None
+
+    # -- containers ---------------------------------------------------------------------------------
+    def _create(self, *, name: str, image: str, labels: dict[str, str], networks: dict[str, str | None],
+                entrypoint=None, command=None, env: dict[str, str] | None = None,
+                binds: dict | None = None, network_mode: str | None = None, healthcheck: dict | None = None,
+                extra_host_config: dict | None = None, user: str | None = None,
+                working_dir: str | None = None) -> str:
+        """Create (not start) a container; join every network, with its address, before it starts."""
+        api = self.client.api
+        first = next(iter(networks), None)
+        host_config = api.create_host_config(
+            binds=binds or {}, network_mode=network_mode or (self.network_name(first) if first else "none"),
+            **(extra_host_config or {}))
+        networking_config = None
+        if first and not network_mode:
+            networking_config = api.create_networking_config({
+                self.network_name(first): api.create_endpoint_config(ipv4_address=networks[first])})
+        created = api.create_container(
+            image, command=command, entrypoint=entrypoint, environment=env or {}, labels=labels,
+            name=name, host_config=host_config, networking_config=networking_config,
+            healthcheck=healthcheck, user=user, working_dir=working_dir, detach=True)
+        cid = created["Id"]
+        try:
+            if not network_mode:
+                for key, ip in list(networks.items())[1:]:
+                    api.connect_container_to_network(cid, self.network_name(key), ipv4_address=ip)
+        except Exception:
+            api.remove_container(cid, force=True)
+            raise
+        return cid
+
+    def _link_local_address(self, n: int) -> str:
+        with self._lock:
+            addrs = self.topo.block_addresses(n)
+            i = self._next_address.get(n, 1)  # [0] is the agent's (docker_topology.agent_addresses)
+            if i >= len(addrs):
+                raise RuntimeError(f"instance {n} has no link-local addresses left ({len(addrs)} containers)")
+            self._next_address[n] = i + 1
+            return addrs[i]
+
+    def _ip_on(self, cid: str, key: str) -> str:
+        info = self.client.api.inspect_container(cid)
+        return info["NetworkSettings"]["Networks"][self.network_name(key)]["IPAddress"]
+
+    def _instance_host(self, n: int) -> str:
+        """The emulated instance's own netns (ECS `host` network mode), one per instance."""
+        with self._lock:
+            if n not in self.instance_hosts:
+                cid = self._create(name=f"ecs-lab-instance{n}-host", image=LAB_IMAGE,
+                                   labels=self._labels("instance-host"), entrypoint=["sleep", "infinity"],
+                                   networks={f"instance{n}": None, "linklocal": self._link_local_address(n)})
+                self.client.api.start(cid)
+                self.instance_hosts[n] = cid
+            return self.instance_hosts[n]
+
+    # -- TaskRunner ---------------------------------------------------------------------------------
+    def start_task(self, instance: ContainerInstance, task: Task, specs: list[ContainerSpec]) -> None:
+        n = instance.index
+        mode = task.network_mode
+        if mode not in ("bridge", "host", "awsvpc"):
+            raise UnsupportedField(f"networkMode {mode!r}: the docker backend runs bridge, host and awsvpc")
+        if task not in instance.tasks:
+            self.world.add_task(instance, task)
+        running = RunningTask(task, instance)
+        with self._lock:
+            self.tasks[task.arn] = running
+        by_name = {s.name: s for s in specs}
+        try:
+            netns = None
+            if mode == "awsvpc":
+                # The task ENI: one netns for the whole task, on the instance's subnet.
+                pause = self._create(
+                    name=f"{task.containers[0].docker_name}-pause"[:120], image=LAB_IMAGE,
+                    labels=self._labels("pause", **{"com.amazonaws.ecs.task-arn": task.arn}),
+                    entrypoint=["sleep", "infinity"],
+                    networks={f"instance{n}": None, "linklocal": self._link_local_address(n)})
+                running.helper_ids.append(pause)
+                self.client.api.start(pause)
+                netns = f"container:{pause}"
+            elif mode == "host":
+                netns = f"container:{self._instance_host(n)}"
+            for c in task.containers:
+                spec = by_name[c.name]
+                cid = self._create_task_container(instance, task, c, spec, netns)
+                running.container_ids[c.name] = cid
+                c.docker_id = cid
+                c.image_id = self.client.api.inspect_container(cid)["Image"]
+            self._wait_world(self._publish_world())
+            for c in _start_order(task.containers, specs):
+                cid = running.container_ids[c.name]
+                self.client.api.start(cid)
+                if mode == "bridge":
+                    c.ipv4_addresses = [self._ip_on(cid, f"instance{n}")]
+                elif mode == "awsvpc":
+                    c.ipv4_addresses = [self._ip_on(running.helper_ids[0], f"instance{n}")]
+                c.mark_running()
+            self._publish_ports(running, specs)
+            task.known_status = "RUNNING"
+            self.world.touch()
+            self._publish_world()
+        except BaseException:
+            self.stop_task(task.arn)
+            raise
+
+    def _create_task_container(self, instance: ContainerInstance, task: Task, c: Container,
+                               spec: ContainerSpec, netns: str | None) -> str:
+        from lab.fakes.ecs_metadata.model import container_env, write_metadata_file
+
+        n = instance.index
+        meta_dir = self.run_dir / "metadata" / c.docker_name
+        meta_dir.mkdir(parents=True, exist_ok=True)
+        env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://{IMDS_IP}"}
+        env.update(container_env(instance, task, c, base_url=f"http://{TASK_METADATA_IP}",
+                                 relative_credentials=True,
+                                 metadata_file=f"{ECS_METADATA_DIR}/ecs-container-metadata.json"))
+        env.update(spec.env)
+        binds = {str(meta_dir): {"bind": ECS_METADATA_DIR, "mode": "ro"}}
+        mounts = list(spec.mounts)
+        if is_agent_image(spec.image) or spec.name == "datadog-agent":
+            mounts += [m for m in AGENT_MOUNTS if m.target not in {x.target for x in mounts}]
+        for m in mounts:
+            binds[m.source] = {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+        health = None
+        if spec.health_check:
+            hc = spec.health_check
+            health = {"test": hc.command, "interval": int(hc.interval * NS), "timeout": int(hc.timeout * NS),
+                      "retries": hc.retries, "start_period": int(hc.start_period * NS)}
+        networks: dict[str, str | None] = {}
+        if netns is None:
+            networks = {"linklocal": self._link_local_address(n), f"instance{n}": None}
+            if spec.name == "datadog-agent":
+                networks = self.topo.agent_addresses(n)
+        extra = {}
+        if spec.memory:
+            extra["mem_limit"] = f"{spec.memory}m"
+        if spec.cpu:
+            extra["cpu_shares"] = spec.cpu
+        if spec.capabilities_add:
+            extra["cap_add"] = list(spec.capabilities_add)
+        if spec.pid_mode:
+            extra["pid_mode"] = spec.pid_mode
+        cid = self._create(
+            name=c.docker_name, image=spec.image, labels={**self._labels("task"), **c.labels,
+                                                          **spec.docker_labels},
+            networks=networks, network_mode=netns, entrypoint=spec.entry_point, command=spec.command,
+            env=env, binds=binds, healthcheck=health, extra_host_config=extra, user=spec.user,
+            working_dir=spec.working_directory)
+        c.docker_id = cid
+        write_metadata_file(meta_dir / "ecs-container-metadata.json", instance, task, c)
+        return cid
+
+    def _publish_ports(self, running: RunningTask, specs: list[ContainerSpec]) -> None:
+        """Host ports on the instance's private IP, forwarded to the container (bridge) or the
+        instance netns (host), as docker-proxy does; awsvpc tasks have no host ports."""
+        task, n = running.task, running.instance.index
+        if task.network_mode == "awsvpc":
+            return
+        maps: list[str] = []
+        for spec in specs:
+            c = task.container(spec.name)
+            for p in spec.ports:
+                host_port = p.host_port or p.container_port
+                if task.network_mode == "bridge":
+                    target = c.ipv4_addresses[0]
+                else:
+                    target = self._ip_on(self.instance_hosts[n], f"instance{n}")
+                host_ip = self.topo.private_ip(n)
+                maps += ["--map", f"{host_ip}:{host_port}/{p.protocol}={target}:{p.container_port}"]
+                c.ports.append(PortMapping(p.container_port, host_port, p.protocol, self.topo.private_ip(n)))
+        if not maps:
+            return
+        cid = self._create(name=f"{task.containers[0].docker_name}-ports"[:120], image=LAB_IMAGE,
+                           labels=self._labels("host-ports", **{"com.amazonaws.ecs.task-arn": task.arn}),
+                           networks={}, network_mode="host", entrypoint=[],
+                           command=["python", "-m", "lab.backends.docker_services", "--role", "ports", *maps])
+        running.helper_ids.append(cid)
+        self.client.api.start(cid)
+        first = next(m for m in maps if m != "--map")
+        host, port = first.split("=")[0].split("/")[0].rsplit(":", 1)
+        proto = first.split("=")[0].split("/")[1]
+        if proto == "tcp":
+            def bound() -> bool:
+                with socket.create_connection((host, int(port)), timeout=0.5):
+                    return True
+            wait_until(bound, 10, what=f"host port {host}:{port}")
+        else:
+            wait_until(lambda: self._udp_bound(cid), 10, what=f"host port {host}:{port}/udp")
+
+    def _udp_bound(self, cid: str) -> bool:
+        logs = self.client.api.logs(cid).decode(errors="replace")
+        return "host port" in logs
+
+    def stop_task(self, task_arn: str) -> None:
+        with self._lock:
+            running = self.tasks.pop(task_arn, None)
+        if running is None:
+            return
+        for name, cid in running.container_ids.items():
+            exit_code = None
+            with contextlib.suppress(Exception):
+                self.client.api.stop(cid, timeout=5)
+                exit_code = self.client.api.inspect_container(cid)["State"]["ExitCode"]
+            with contextlib.suppress(Exception):
+                running.task.container(name).mark_stopped(exit_code)
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(cid, force=True, v=True)
+        for cid in running.helper_ids:
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(cid, force=True)
+        running.task.known_status = "STOPPED"
+        self.world.touch()
+
+    # -- the stack's own tasks ----------------------------------------------------------------------
+    def _start_agents(self) -> None:
+        for n in range(1, self.stack.instances + 1):
+            inst = self.world.instance(n)
+            spec = self.stack.agent_spec(n, self.topo.intake_url)
+            spec.image = self.agent_image
+            spec.env = agent_env(self.stack, self.topo, n)
+            spec.mounts = list(AGENT_MOUNTS)
+            task = Task(family="datadog-agent-task", revision=1, service_name="datadog-agent",
+                        containers=[Container(name=spec.name, image=spec.image)])
+            self.world.add_task(inst, task)
+            self.start_task(inst, task, [spec])
+            self.agent_tasks[n] = task
+        for task in self.agent_tasks.values():
+            self.wait_healthy(task.containers[0], timeout=self.stack.ready_timeout + 30)
+
+    def wait_healthy(self, c: Container, timeout: float) -> None:
+        def healthy() -> bool:
+            state = self.client.api.inspect_container(c.docker_id)["State"]
+            if not state["Running"]:
+                raise RuntimeError(f"{c.name} exited with {state['ExitCode']}:\n{self.logs(c.docker_id)}")
+            status = state.get("Health", {}).get("Status", "healthy")
+            c.health_status = status.upper()
+            return status == "healthy"
+
+        try:
+            wait_until(healthy, timeout, interval=0.2, what=f"{c.name} to report healthy")
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}\n{self.logs(c.docker_id)}") from None
+
+    def _start_apps(self) -> None:
+        from lab.apps import entrypoints
+
+        inst = self.world.instance(1)
+        for variant in self.stack.apps:
+            spec = self.stack.app_spec(variant)
+            spec.entry_point = entrypoints.entry_point(variant)
+            spec.command = entrypoints.container_command(variant)
+            if spec.entry_point is None and spec.command is not None:
+                spec.entry_point = []
+            task = Task(family=f"{app_service(variant)}-task", revision=1,
+                        containers=[Container(name=spec.name, image=spec.image)],
+                        service_name=app_service(variant))
+            self.world.add_task(inst, task)
+            self.start_task(inst, task, [spec])
+            self.app_tasks[variant] = task
+
+    # -- reading ------------------------------------------------------------------------------------
+    def logs(self, cid: str, lines: int = 30) -> str:
+        try:
+            return self.client.api.logs(cid, tail=lines).decode(errors="replace")
+        except Exception as exc:  # noqa: BLE001
+            return f"(no logs: {exc})"
+
+    def _logs_of(self, ids: dict[str, str]) -> str:
+        return "\n".join(f"--- {k}:\n{self.logs(v)}" for k, v in ids.items())
+
+    def run_in_instance(self, n: int, argv: list[str], *, timeout: float = 60,
+                        env: dict[str, str] | None = None) -> tuple[int, str]:
+        """Run a one-off container on instance N (bridge, link-local attached first); returns
+        (exit code, output). What an app container would see, without being a task."""
+        cid = self._create(name=f"ecs-lab-run-{uuid.uuid4().hex[:8]}", image=LAB_IMAGE,
+                           labels=self._labels("run"), entrypoint=[], command=argv,
+                           networks={"linklocal": self._link_local_address(n), f"instance{n}": None},
+                           env={"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://{IMDS_IP}", **(env or {})})
+        try:
+            self.client.api.start(cid)
+            result = self.client.api.wait(cid, timeout=timeout)
+            return result["StatusCode"], self.client.api.logs(cid).decode(errors="replace")
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(cid, force=True)
+
+    def status(self) -> dict:
+        s = self.stack
+        instances = []
+        for n in range(1, s.instances + 1):
+            inst = self.world.instance(n)
+            task = self.agent_tasks.get(n)
+            agent_c = task.containers[0] if task else None
+            instances.append({
+                "index": n, "instance_id": inst.instance_id, "private_ip": inst.private_ip,
+                "imds_url": "http://169.254.169.254", "ecs_endpoint": self.topo.ecs_agent_url,
+                "apm_url": f"http://{inst.private_ip}:{s.ports.apm}",
+                "dogstatsd": f"{inst.private_ip}:{s.ports.dogstatsd}",
+                "agent_cmd_url": "",
+                "agent": {"docker_id": agent_c.docker_id if agent_c else None,
+                          "status": agent_c.known_status if agent_c else "STOPPED",
+                          "health": agent_c.health_status if agent_c else "UNKNOWN", "log": None},
+            })
+        apps = {v: {"service": app_service(v), "instance": 1, "task_arn": t.arn,
+                    "docker_id": t.containers[0].docker_id, "status": t.containers[0].known_status}
+                for v, t in self.app_tasks.items()}
+        first = instances[0] if instances else {}
+        return {
+            "backend": self.name, "pid": os.getpid(), "run_id": self.run_id, "run_dir": str(self.run_dir),
+            "cluster": self.world.cluster.name, "features": sorted(s.features),
+            "agent_image": self.agent_image,
+            "intake_url": self.intake_url, "egress_proxy_url": self.egress_proxy_url,
+            "task_metadata_url": f"http://{TASK_METADATA_IP}",
+            "imds_url": first.get("imds_url"), "apm_url": first.get("apm_url"),
+            "dogstatsd": first.get("dogstatsd"), "ecs_endpoint": first.get("ecs_endpoint"),
+            "instances": instances, "apps": apps, "processes": {}, "started_in": self.started_in,
+        }
+
+
+def _start_order(containers: list[Container], specs: list[ContainerSpec]) -> list[Container]:
+    """dependsOn order (a container after the ones it names); otherwise as defined."""
+    deps = {s.name: [d for d, _ in s.depends_on] for s in specs}
+    done: list[Container] = []
+    by_name = {c.name: c for c in containers}
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in (c.name for c in done) or name not in by_name:
+            return
+        if name in visiting:
+            raise UnsupportedField(f"dependsOn cycle through {name!r}")
+        visiting.add(name)
+        for d in deps.get(name, []):
+            visit(d)
+        done.append(by_name[name])
+
+    for c in containers:
+        visit(c.name)
+    return done
+
+
+def sweep(client=None, *, run_id: str | None = None, stale_only: bool = False) -> int:
+    """Remove the lab's containers and networks (`ecs-lab down --all`): all of them, one run's
+    (`run_id`), or those whose owner process is gone (`stale_only`). Returns how many."""
+    client = client or images.docker_client()
+    selector = {"label": [f"{LABEL}=1"] + ([f"{RUN_LABEL}={run_id}"] if run_id else [])}
+
+    def stale(labels: dict) -> bool:
+        # run id: <hostname>-<owner pid>-<random>
+        rid = labels.get(RUN_LABEL, "")
+        parts = rid.split("-")
+        if len(parts) < 3 or rid == "compose":
+            return False
+        pid = parts[-2]
+        owner_host = "-".join(parts[:-2])
+        if owner_host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+            return False
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+
+    removed = 0
+    for c in client.api.containers(all=True, filters=selector):
+        if stale_only and not stale(c.get("Labels") or {}):
+            continue
+        with contextlib.suppress(Exception):
+            client.api.remove_container(c["Id"], force=True, v=True)
+            removed += 1
+    for net in client.api.networks(filters=selector):
+        if stale_only and not stale(net.get("Labels") or {}):
+            continue
+        with contextlib.suppress(Exception):
+            client.api.remove_network(net["Id"])
+            removed += 1
+    return removed
+
+
+def render_compose(stack: Stack | None = None) -> dict:
+    """docker-compose.yml's content: the topology the backend builds, agent env and one sample app
+    per DD_AGENT_HOST variant on instance 1, as `DockerBackend` would start them."""
+    from lab.apps import entrypoints
+
+    stack = stack or Stack()
+    topo = Topology(instances=stack.instances)
+    apps = {}
+    for i, variant in enumerate(stack.apps):
+        spec = stack.app_spec(variant)
+        apps[f"app-{variant.replace('_', '-')}"] = {
+            "instance": 1,
+            "linklocal": topo.block_addresses(1)[1 + i],
+            "entrypoint": entrypoints.entry_point(variant) or ([] if entrypoints.container_command(variant)
+                                                               else None),
+            "command": entrypoints.container_command(variant),
+            "environment": {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://{IMDS_IP}", **spec.env},
+        }
+    return topo.compose(agent_env={str(n): agent_env(stack, topo, n) for n in range(1, stack.instances + 1)},
+                        apps=apps)
+
+
+COMPOSE_HEADER = """\
+# Generated by `python -m lab.backends.docker compose > docker-compose.yml` from the same
+# topology DockerBackend builds (lab/backends/docker_topology.py); tests/docker/test_compose.py
+# fails when they drift. `docker compose up` gives the networks, the lab's IMDS/task metadata/
+# intake, one agent per instance (LAB_AGENT_IMAGE picks it) and the sample apps. Build the image
+# first: `python -m lab.backends.images`. Host ports on 172.30.N.1 are served by `host-ports-N`.
+"""
+
+
+def compose_text(stack: Stack | None = None) -> str:
+    import yaml
+
+    return COMPOSE_HEADER + yaml.safe_dump(render_compose(stack), sort_keys=False, width=200)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lab.backends.docker compose|sweep`."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["compose"]:
+        sys.stdout.write(compose_text())
+        return 0
+    if args[:1] == ["sweep"]:
+        print(f"removed {sweep()} lab containers/networks")
+        return 0
+    print("usage: python -m lab.backends.docker compose|sweep", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

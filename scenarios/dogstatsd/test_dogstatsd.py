@@ -1,0 +1,71 @@
+"""dogstatsd: custom metrics sent over 8125/udp to the instance's private IP arrive with ECS tags;
+with DD_DOGSTATSD_NON_LOCAL_TRAFFIC off they do not, because the agent then listens only on its own
+localhost, which an app container in bridge mode cannot reach (FACTS.md section 1).
+"""
+
+from __future__ import annotations
+
+import time
+
+from lab.backends.stack import DEFAULT_FEATURES
+from lab.world import wait_until
+
+METRIC = "ecs_lab.app.work.done"
+
+
+def test_custom_metrics_arrive_with_service_and_ecs_tags(apps, agent, intake):
+    app = apps["imdsv1"]
+    app.get("/work?ms=1&depth=1")
+    series = intake.wait_for_metric(METRIC, tags=["depth:1", f"service:{app.service}"], timeout=20)
+    tags = set(series[0]["tags"])
+    assert {"env:lab", "version:1.0.0", "app:ecs-lab-web"} <= tags, sorted(tags)
+    expected_ecs = {f"task_family:{app.service}-task", "task_version:1", "ecs_cluster_name:ecs-lab",
+                    "ecs_container_name:app"}
+    assert expected_ecs <= tags, f"ECS tags missing from {METRIC}: {sorted(expected_ecs - tags)}; got {sorted(tags)}"
+    resources = {(r["type"], r["name"]) for r in series[0].get("resources", [])}
+    assert ("host", agent.instance_id) in resources or series[0].get("host") == agent.instance_id, series[0]
+
+
+def test_every_metric_kind_of_the_app_is_aggregated(apps, intake):
+    app = apps["imdsv1"]
+    for _ in range(3):
+        app.get("/work?ms=1&depth=2")
+    tags = ["route:/work", f"service:{app.service}"]
+
+    def counted() -> float:
+        # A DogStatsD counter leaves the agent as a RATE: value per second over the flush interval.
+        series = intake.metrics("ecs_lab.app.requests", tags=tags)
+        return sum(p["value"] * (s.get("interval") or 1) for s in series for p in s["points"])
+
+    wait_until(lambda: counted() >= 3, timeout=20,
+               what="3 requests counted by ecs_lab.app.requests (a rate * its interval)")
+    series = intake.metrics("ecs_lab.app.requests", tags=tags)
+    assert {s.get("type") for s in series} == {2}, "a DogStatsD counter is flushed as type RATE (2)"
+    intake.wait_for_metric("ecs_lab.app.request.latency_ms.max", tags=[f"service:{app.service}"], timeout=20)
+
+
+def test_without_non_local_traffic_the_agent_receives_nothing_from_apps(lab_with):
+    features = set(DEFAULT_FEATURES) - {"dogstatsd_non_local"}
+    lab = lab_with(features=features, apps=("imdsv1",))
+    app, agent = lab.apps["imdsv1"], lab.agents[0]
+    from lab.pytest_plugin import intake_client
+
+    intake = intake_client(lab.intake_url, "non-local-off")
+    for _ in range(5):
+        app.get("/work?ms=1&depth=1")
+    # Traces still arrive (APM non-local traffic is on): the app did run and send.
+    intake.wait_for_spans(service=app.service, timeout=20)
+    # Two DogStatsD flushes later, still nothing from the app.
+    flush = float(agent.status()["config"].get("flush_interval", 2.0)) if isinstance(
+        agent.status().get("config"), dict) else 2.0
+    deadline = time.monotonic() + 2 * flush + 1
+    wait_until(lambda: time.monotonic() >= deadline, timeout=2 * flush + 2, what="two flush intervals")
+    got = intake.metrics(METRIC)
+    received = agent.status()["dogstatsd"]
+    assert not got, (
+        f"{METRIC} reached the intake although DD_DOGSTATSD_NON_LOCAL_TRAFFIC=false: the agent should "
+        f"listen only on its own localhost ({received.get('listening')}) and an app in another container "
+        f"sends to the instance's private IP {agent.private_ip}:8125")
+    assert not any(addr.startswith(agent.private_ip) for addr in received.get("listening", [])), (
+        f"with DD_DOGSTATSD_NON_LOCAL_TRAFFIC=false DogStatsD must not listen on the private IP; "
+        f"it listens on {received.get('listening')}")

@@ -1,0 +1,191 @@
+"""ecs_control_plane: the docs' agent task definition and a sample app, registered with the real
+`aws` CLI / boto3 against the lab's control plane, run as ECS runs them; then the mistakes ECS users
+make, each with a failure text that names the field and the fix.
+
+The agent runs as a DAEMON service on 2 instances; an app task is started on each instance (`aws
+ecs start-task --container-instances`, as the docs' user-data script does). Each app finds its
+agent through IMDS `local-ipv4`, so its traces must arrive with its own instance's hostname: an app
+on instance 2 never reports through the agent of instance 1.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import AGENT_TASKDEFS, APP_TASKDEFS
+
+from lab.ecs.diagnose import agent_findings, secrets_findings
+from lab.world import wait_until
+
+AGENT_SERVICE = "datadog-agent"
+APP_FAMILY = "ecs-lab-web-imdsv1"
+
+
+def _agent_revision(lab, td: dict) -> dict:
+    """Put `td` behind the DAEMON service (create it, or roll it to this revision) and wait."""
+    services = lab.ecs.describe_services(cluster=lab.name, services=[AGENT_SERVICE])["services"]
+    if services and services[0]["status"] == "ACTIVE":
+        lab.aws("ecs", "update-service", "--cluster", lab.name, "--service", AGENT_SERVICE,
+                "--task-definition", td["taskDefinitionArn"])
+    else:
+        lab.aws("ecs", "create-service", "--cluster", lab.name, "--service-name", AGENT_SERVICE,
+                "--task-definition", td["taskDefinitionArn"], "--scheduling-strategy", "DAEMON")
+
+    def settled():
+        tasks = lab.tasks(service=AGENT_SERVICE)
+        mine = [t for t in tasks if t["taskDefinitionArn"] == td["taskDefinitionArn"]
+                and t["lastStatus"] == "RUNNING"]
+        return mine if len(mine) == 2 and len(tasks) == 2 else None
+
+    return wait_until(settled, 40, what=f"2 RUNNING agent tasks of {td['taskDefinitionArn']} "
+                                         f"(service events: {_events(lab)})")
+
+
+def _events(lab) -> list[str]:
+    svc = lab.ecs.describe_services(cluster=lab.name, services=[AGENT_SERVICE])["services"]
+    return [e["message"] for e in svc[0].get("events", [])[:3]] if svc else []
+
+
+def _app_url(lab, task_arn: str) -> str:
+    rc = lab.backend.tasks[task_arn].containers[0]
+    port = wait_until(lambda: Path(rc.env["LAB_APP_PORT_FILE"]).read_text().strip(), 20,
+                      what=f"the app of {task_arn} to listen")
+    return f"http://{rc.env['LAB_APP_BIND']}:{port}"
+
+
+@pytest.fixture(scope="module")
+def apps(ecs_lab):
+    """The sample app registered with boto3 and started on each instance with `aws ecs start-task`."""
+    td = json.loads((APP_TASKDEFS / "imdsv1.json").read_text())
+    registered = ecs_lab.ecs.register_task_definition(**td)["taskDefinition"]
+    out = {}
+    for inst in ecs_lab.world.instances:
+        started = ecs_lab.aws("ecs", "start-task", "--cluster", ecs_lab.name, "--task-definition",
+                              registered["taskDefinitionArn"], "--container-instances", inst.arn)
+        assert not started["failures"], started["failures"]
+        out[inst.index] = started["tasks"][0]["taskArn"]
+
+    def running():
+        tasks = ecs_lab.tasks(family=APP_FAMILY)
+        return len([t for t in tasks if t["lastStatus"] == "RUNNING"]) == 2
+
+    wait_until(running, 30, what="2 RUNNING app tasks")
+    return {n: {"arn": arn, "url": _app_url(ecs_lab, arn), "revision": registered["revision"],
+                "docker_id": ecs_lab.world.find_task(arn)[1].containers[0].docker_id}
+            for n, arn in out.items()}
+
+
+def test_docs_agent_runs_once_per_instance_and_apps_report_through_their_own(ecs_lab, apps):
+    td = ecs_lab.register(AGENT_TASKDEFS / "datadog-agent-ecs-full.json")
+    agents = _agent_revision(ecs_lab, td)
+    assert {t["containerInstanceArn"] for t in agents} == {i.arn for i in ecs_lab.world.instances}
+    # The ECS introspection API / task metadata (the world) describe the same tasks, same ARNs.
+    for inst in ecs_lab.world.instances:
+        world_agents = [t.arn for t in inst.tasks if t.family == "datadog-agent-task"
+                        and t.known_status == "RUNNING"]
+        assert world_agents == [t["taskArn"] for t in agents if t["containerInstanceArn"] == inst.arn]
+
+    for app in apps.values():
+        requests.get(app["url"] + "/work?ms=1&depth=1", timeout=10)
+    for inst in ecs_lab.world.instances:
+        app = apps[inst.index]
+        spans = ecs_lab.intake.wait_for_spans(
+            service="ecs-lab-web", timeout=30,
+            predicate=lambda s, d=app["docker_id"]: s.get("container_id") == d)
+        hosts = {s["hostname"] for s in spans}
+        assert hosts == {inst.instance_id}, (
+            f"traces of the app on instance {inst.index} arrived with hostname(s) {sorted(hosts)}; "
+            f"expected only its own instance's {inst.instance_id}: it must report through its own agent")
+
+    # Metrics carry the task's family and version, and come from each app's own instance.
+    for inst in ecs_lab.world.instances:
+        family_tags = [f"task_family:{APP_FAMILY}", f"task_version:{apps[inst.index]['revision']}"]
+        ecs_lab.intake.wait_for_metric("ecs_lab.app.requests", tags=family_tags, timeout=40,
+                                       predicate=lambda s, i=inst.instance_id: _host(s) == i)
+
+
+def _host(series: dict) -> str | None:
+    for r in series.get("resources") or []:
+        if r.get("type") == "host":
+            return r.get("name")
+    return series.get("host")
+
+
+def test_missing_8126_host_port_leaves_traces_nowhere_and_says_why(ecs_lab, apps):
+    td = json.loads((AGENT_TASKDEFS / "datadog-agent-ecs-apm.json").read_text())
+    td["containerDefinitions"][0]["portMappings"] = [{"containerPort": 8126, "protocol": "tcp"}]
+    findings = agent_findings(td)
+    assert [f.code for f in findings] == ["apm_host_port"]
+    path = ecs_lab.backend.run_dir / "agent-no-hostport.json"
+    path.write_text(json.dumps(td))
+    _agent_revision(ecs_lab, ecs_lab.register(path))
+
+    inst = ecs_lab.world.instance(1)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((inst.private_ip, 8126), timeout=2).close()
+    work = requests.get(apps[1]["url"] + "/work?ms=1&depth=1", timeout=10).json()
+    # The agent flushes traces every second in the lab: 6 s without this trace means it never came.
+    with pytest.raises(AssertionError, match="no span for service=ecs-lab-web"):
+        ecs_lab.intake.wait_for_spans(service="ecs-lab-web", timeout=6,
+                                      predicate=lambda s: str(s.get("trace_id")) == str(work["trace_id"]))
+    # The failure text a user reads:
+    assert "no hostPort 8126/tcp" in str(findings[0]) and '"hostPort": 8126' in str(findings[0])
+
+
+def test_dogstatsd_without_non_local_traffic_is_named(ecs_lab):
+    td = json.loads((AGENT_TASKDEFS / "datadog-agent-ecs-dogstatsd.json").read_text())
+    env = td["containerDefinitions"][0]["environment"]
+    td["containerDefinitions"][0]["environment"] = [e for e in env
+                                                    if e["name"] != "DD_DOGSTATSD_NON_LOCAL_TRAFFIC"]
+    (finding,) = agent_findings(td)
+    assert finding.code == "dogstatsd_non_local"
+    assert "ignores metrics from other containers" in finding.message
+    path = ecs_lab.backend.run_dir / "agent-dsd-local.json"
+    path.write_text(json.dumps(td))
+    _agent_revision(ecs_lab, ecs_lab.register(path))
+    # The agent's DogStatsD listens on its own localhost only: the instance IP has no listener.
+    inst = ecs_lab.world.instance(1)
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind((inst.private_ip, 8125))  # would fail with EADDRINUSE if the agent held it
+    finally:
+        probe.close()
+
+
+def test_fips_sidecar_over_127_0_0_1_in_bridge_mode_is_named():
+    td = json.loads((AGENT_TASKDEFS / "datadog-agent-ecs-fips.json").read_text())
+    td.pop("networkMode")  # the docs' fragment pasted into a bridge-mode task definition
+    (finding,) = agent_findings(td)
+    assert finding.code == "fips_bridge"
+    assert "each container of the task has its own 127.0.0.1" in finding.message
+
+
+def test_dd_api_key_secret_that_does_not_exist_stops_the_task_with_ecs_reason(ecs_lab):
+    td = json.loads((AGENT_TASKDEFS / "datadog-agent-ecs.json").read_text())
+    agent = td["containerDefinitions"][0]
+    agent["environment"] = [e for e in agent["environment"] if e["name"] != "DD_API_KEY"]
+    region = ecs_lab.world.cluster.region
+    missing = f"arn:aws:secretsmanager:{region}:123456789012:secret:datadog-api-key-Xy12Ab"
+    agent["secrets"] = [{"name": "DD_API_KEY", "valueFrom": missing}]
+    td["family"] = "datadog-agent-secret-check"
+    path = ecs_lab.backend.run_dir / "agent-secret.json"
+    path.write_text(json.dumps(td))
+    registered = ecs_lab.register(path)
+    run = ecs_lab.aws("ecs", "run-task", "--cluster", ecs_lab.name, "--task-definition",
+                      registered["taskDefinitionArn"])
+    arn = run["tasks"][0]["taskArn"]
+
+    def stopped():
+        t = ecs_lab.aws("ecs", "describe-tasks", "--cluster", ecs_lab.name, "--tasks", arn)["tasks"][0]
+        return t if t["lastStatus"] == "STOPPED" else None
+
+    task = wait_until(stopped, 20, what="the task with a missing secret to stop")
+    reason = task["stoppedReason"]
+    assert reason.startswith("ResourceInitializationError: unable to pull secrets or registry auth")
+    assert missing in reason and "ResourceNotFoundException" in reason
+    (finding,) = secrets_findings(reason)
+    assert "aws secretsmanager describe-secret" in finding.message

@@ -1,0 +1,81 @@
+"""fips: with the docs' FIPS settings (DD_FIPS_ENABLED=true, DD_FIPS_PORT_RANGE_START=9803,
+DD_FIPS_LOCAL_ADDRESS=<the agent's loopback>, DD_FIPS_HTTPS=false) every data type leaves the agent
+on its own proxy port (9804 metrics, 9805 traces, 9807 processes), nothing goes to the intake
+directly, and a non-loopback DD_FIPS_LOCAL_ADDRESS is refused at config load (FACTS.md section 3).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.backends.base import ContainerSpec
+from lab.backends.process import ProcessExited
+from lab.backends.stack import DEFAULT_FEATURES
+from lab.pytest_plugin import intake_client
+from lab.world import Container, Task, wait_until
+
+ROUTES = {"metrics": (9804, "/api/v2/series"), "traces": (9805, "/api/v0.2/traces"),
+          "processes": (9807, "/api/v1/collector")}
+
+
+@pytest.fixture(scope="module")
+def fips_lab(lab_with):
+    lab = lab_with(features=set(DEFAULT_FEATURES) | {"fips"}, apps=("imdsv1",))
+    if lab.backend is None or not getattr(lab.backend, "fips_proxies", None):
+        pytest.skip("the FIPS proxy records are read in-process (local backend)")
+    return lab
+
+
+def test_each_data_type_goes_out_on_its_own_proxy_port(fips_lab):
+    proxy = fips_lab.backend.fips_proxies[1]
+    app = fips_lab.apps["imdsv1"]
+    intake = intake_client(fips_lab.intake_url, "fips")
+    app.get("/work?ms=1&depth=1")
+    intake.wait_for_spans(service=app.service, timeout=20)
+    intake.wait_for_metric("ecs_lab.app.work.done", timeout=20)
+    intake.wait_for_payloads("/api/v1/collector", timeout=20)
+    for route, (port, path) in ROUTES.items():
+        records = [r for r in proxy.records_for(route) if r.path == path]
+        assert records, f"no {path} request on the FIPS proxy's {route} port {port}; " \
+                        f"proxy saw {[(r.port, r.path) for r in proxy.records][:20]}"
+        assert {r.port for r in records} == {port}
+        assert all(200 <= r.status < 300 for r in records), [r for r in records if r.status >= 300][:3]
+    assert proxy.misrouted() == [], f"requests on the wrong FIPS port: {proxy.misrouted()[:5]}"
+
+
+def test_nothing_reaches_the_intake_except_through_the_proxy(fips_lab):
+    proxy = fips_lab.backend.fips_proxies[1]
+    from lab.fakes.intake.client import IntakeClient
+
+    intake = IntakeClient(fips_lab.intake_url)  # no session: every payload since the lab started
+
+    def counts_match() -> bool:
+        # Between flushes the two counts agree; a direct send would leave the intake ahead forever.
+        stats = intake.routestats()
+        at_intake = sum(s["count"] for s in stats.values())
+        via_proxy = sum(1 for r in proxy.records if 200 <= r.status < 300)
+        return at_intake == via_proxy and at_intake > 0
+
+    wait_until(counts_match, timeout=15, interval=0.1,
+               what="every payload the intake stored to have come through the FIPS proxy")
+
+
+def test_the_agent_logs_fips_mode(fips_lab):
+    log = fips_lab.log_tail("agent-1", 400)
+    start = fips_lab.instance(1)["agent_localhost"]
+    assert (f"FIPS mode is enabled! All communication to DataDog will be routed to the local FIPS proxy on "
+            f"'{start}' starting from port 9803") in log
+
+
+def test_a_non_loopback_fips_local_address_is_refused(fips_lab):
+    backend = fips_lab.backend
+    inst = backend.world.instance(1)
+    spec = fips_lab.backend.stack.agent_spec(1, fips_lab.intake_url)
+    spec.env["DD_FIPS_LOCAL_ADDRESS"] = "10.0.0.5"
+    spec.health_check = None
+    task = Task(family="datadog-agent-fips-misconfigured", revision=1,
+                containers=[Container(name=spec.name, image=spec.image)])
+    with pytest.raises(ProcessExited) as refused:
+        backend.start_task(inst, task, [ContainerSpec(**{**spec.__dict__})])
+    assert "address was set to a non-loopback IP address" in str(refused.value)
+    backend.stop_task(task.arn)

@@ -1,0 +1,27 @@
+"""processes: with DD_PROCESS_AGENT_ENABLED=true the app's process shows up in the process payloads
+(`/api/v1/collector`, v3 process codec) under the instance's hostname, attributed to its container."""
+
+from __future__ import annotations
+
+import psutil
+
+
+def test_the_app_process_is_in_the_process_payloads(apps, agent, intake):
+    app = apps["imdsv1"]
+    # The container's process tree: the entryPoint's shell `exec`s ddtrace-run, which runs the app.
+    tree = {app.pid, *(p.pid for p in psutil.Process(app.pid).children(recursive=True))}
+    found = intake.wait_for_processes(lambda p: p.get("pid") in tree and "lab.apps" in p["cmdline"],
+                                      timeout=20)
+    mine = found[0]
+    assert mine["hostName"] == agent.instance_id, "process payloads carry the agent's hostname (instance-id)"
+    assert mine.get("containerId") == app.docker_id, (
+        f"the app's process should be attributed to its container {app.docker_id[:12]}, "
+        f"got {mine.get('containerId')!r}")
+
+
+def test_container_payloads_carry_the_app_container_with_ecs_tags(apps, intake):
+    app = apps["imdsv1"]
+    payloads = intake.wait_for_payloads("/api/v1/container", timeout=20, container_id=app.docker_id)
+    container = next(c for p in payloads for c in p["data"]["body"]["containers"] if c["id"] == app.docker_id)
+    assert f"task_family:{app.service}-task" in container["tags"]
+    assert "ecs_cluster_name:ecs-lab" in container["tags"]

@@ -1,0 +1,130 @@
+"""LocalBackend as a TaskRunner: ECS containers become process groups with the env ECS gives them."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import psutil
+import pytest
+
+from lab.backends.base import LAB_IMAGE, ContainerSpec, HealthCheck
+from lab.backends.local import LocalBackend, UnknownImage
+from lab.backends.stack import Ports, Stack
+from lab.pytest_plugin import free_subnet
+from lab.world import Container, Task, wait_until
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory):
+    subnet = free_subnet()
+    stack = Stack(subnet=subnet, services_host=f"{subnet}.0.1", ports=Ports.ephemeral(), apps=(),
+                  features=frozenset({"apm", "dogstatsd", "apm_non_local", "dogstatsd_non_local"}),
+                  run_dir=tmp_path_factory.mktemp("run"), health_interval=0.3)
+    with LocalBackend(stack) as b:
+        yield b
+
+
+def _task(name: str, *containers: str) -> Task:
+    return Task(family=name, revision=3, containers=[Container(name=c, image=LAB_IMAGE) for c in containers])
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _open(url: str) -> bytes:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=5) as resp:
+        return resp.read()
+
+
+def test_a_container_gets_the_env_ecs_gives_it_and_its_pid_goes_into_the_world(backend, tmp_path):
+    out = tmp_path / "env.json"
+    inst = backend.world.instance(1)
+    task = _task("envdump", "web")
+    line = f"python -c 'import json,os; json.dump(dict(os.environ), open(\"{out}\", \"w\"))'; exec sleep 300"
+    backend.start_task(inst, task, [ContainerSpec("web", LAB_IMAGE, entry_point=["sh", "-c", line],
+                                                  env={"DD_SERVICE": "envdump"})])
+    try:
+        env = wait_until(lambda: out.exists() and json.loads(out.read_text()), timeout=10, what="env dump")
+        container = task.container("web")
+        assert container.pid and container.known_status == "RUNNING"
+        assert env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == backend.imds_urls[1]
+        assert env["DD_SERVICE"] == "envdump"
+        assert env["AWS_EXECUTION_ENV"] == "AWS_ECS_EC2"
+        assert "HTTPS_PROXY" not in env and "AWS_ACCESS_KEY_ID" not in env
+        # The metadata endpoints the env names really describe this container.
+        task_md = json.loads(_open(env["ECS_CONTAINER_METADATA_URI_V4"] + "/task"))
+        assert task_md["Family"] == "envdump" and task_md["Revision"] == "3"
+        own = json.loads(_open(env["ECS_CONTAINER_METADATA_URI_V4"]))
+        assert own["DockerId"] == container.docker_id
+        meta_file = json.loads(open(env["ECS_CONTAINER_METADATA_FILE"]).read())
+        assert meta_file["HostPrivateIPv4Address"] == inst.private_ip
+        local_ipv4 = _open(env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] + "/latest/meta-data/local-ipv4").decode()
+        assert local_ipv4 == inst.private_ip
+    finally:
+        backend.stop_task(task.arn)
+    assert task.container("web").known_status == "STOPPED"
+    assert _gone(container.pid)
+
+
+def test_an_unknown_image_is_refused_by_name(backend):
+    task = _task("nginx", "web")
+    with pytest.raises(UnknownImage, match="image 'nginx:1.27' cannot run on the local backend"):
+        backend.start_task(backend.world.instance(1), task, [ContainerSpec("web", "nginx:1.27")])
+
+
+def test_an_essential_container_exit_stops_the_task(backend):
+    task = _task("essential", "main", "sidecar")
+    specs = [ContainerSpec("main", LAB_IMAGE, entry_point=["sh", "-c", "exit 7"]),
+             ContainerSpec("sidecar", LAB_IMAGE, entry_point=["sh", "-c", "exec sleep 300"], essential=False)]
+    backend.start_task(backend.world.instance(1), task, specs)
+    sidecar_pid = task.container("sidecar").pid
+    wait_until(lambda: task.known_status == "STOPPED", timeout=10, what="the task to stop")
+    assert task.container("main").exit_code == 7
+    assert task.container("sidecar").known_status == "STOPPED"
+    wait_until(lambda: _gone(sidecar_pid), timeout=10, what="the sidecar process to be gone")
+
+
+def test_health_checks_run_on_their_interval_and_mark_health(backend, tmp_path):
+    flag = tmp_path / "healthy"
+    task = _task("health", "web")
+    hc = HealthCheck(["CMD-SHELL", f"test -e {flag}"], interval=0.2, timeout=2, retries=2)
+    backend.start_task(backend.world.instance(1), task,
+                       [ContainerSpec("web", LAB_IMAGE, entry_point=["sh", "-c", "exec sleep 300"],
+                                      health_check=hc)])
+    try:
+        container = task.container("web")
+        wait_until(lambda: container.health_status == "UNHEALTHY", timeout=10, what="UNHEALTHY")
+        flag.touch()
+        wait_until(lambda: container.health_status == "HEALTHY", timeout=10, what="HEALTHY")
+    finally:
+        backend.stop_task(task.arn)
+
+
+def test_the_agent_task_passes_the_docs_health_check(backend):
+    agent = backend.agent_tasks[1].containers[0]
+    wait_until(lambda: agent.health_status == "HEALTHY", timeout=20,
+               what="the agent container's `agent health` check to pass")
+
+
+def test_depends_on_healthy_waits_for_the_dependency(backend, tmp_path):
+    order = tmp_path / "order"
+    task = _task("deps", "proxy", "app")
+    specs = [
+        ContainerSpec("app", LAB_IMAGE, entry_point=["sh", "-c", f"echo app >> {order}; exec sleep 300"],
+                      depends_on=[("proxy", "HEALTHY")]),
+        ContainerSpec("proxy", LAB_IMAGE, entry_point=["sh", "-c", f"echo proxy >> {order}; exec sleep 300"],
+                      health_check=HealthCheck(["CMD-SHELL", "true"], interval=0.2, timeout=2, retries=1)),
+    ]
+    backend.start_task(backend.world.instance(1), task, specs)
+    try:
+        wait_until(lambda: order.exists() and len(order.read_text().split()) == 2, timeout=10, what="both")
+        assert order.read_text().split() == ["proxy", "app"]
+        assert task.container("proxy").health_status == "HEALTHY"
+    finally:
+        backend.stop_task(task.arn)

@@ -1,0 +1,88 @@
+"""The emulated EC2 instance as ECS builds it: IMDS by caller, host ports, agent, intake."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from lab.world import wait_until
+
+pytestmark = pytest.mark.docker
+
+
+def _intake(backend, query: str):
+    with urllib.request.urlopen(f"{backend.intake_url}{query}", timeout=2) as resp:
+        return json.load(resp)
+
+
+def test_docs_curl_gets_each_instance_private_ip(docker_lab):
+    # The docs' line: export DD_AGENT_HOST=$(curl http://169.254.169.254/latest/meta-data/local-ipv4)
+    for n in (1, 2):
+        code, out = docker_lab.run_in_instance(
+            n, ["curl", "-sS", "-m", "5", "http://169.254.169.254/latest/meta-data/local-ipv4"])
+        assert (code, out) == (0, f"172.30.{n}.1"), out
+
+
+def test_imdsv2_token_flow_from_a_container(docker_lab):
+    line = ('T=$(curl -sS -m 5 -X PUT http://169.254.169.254/latest/api/token '
+            '-H "X-aws-ec2-metadata-token-ttl-seconds: 60"); '
+            'curl -sS -m 5 -H "X-aws-ec2-metadata-token: $T" '
+            'http://169.254.169.254/latest/meta-data/instance-id')
+    code, out = docker_lab.run_in_instance(2, ["sh", "-c", line])
+    assert code == 0 and out == docker_lab.world.instance(2).instance_id, out
+
+
+def test_introspection_answers_as_the_callers_instance(docker_lab):
+    code, out = docker_lab.run_in_instance(
+        2, ["curl", "-sS", "-m", "5", "http://169.254.170.2:51678/v1/tasks"])
+    assert code == 0, out
+    tasks = json.loads(out)["Tasks"]
+    agent = docker_lab.agent_tasks[2]
+    # The real docker id of the agent container, so a real agent can tag by it.
+    assert [t["Containers"][0]["DockerId"] for t in tasks] == [agent.containers[0].docker_id]
+
+
+def test_agent_is_healthy_by_the_task_definition_check(docker_lab):
+    info = docker_lab.client.api.inspect_container(docker_lab.agent_tasks[1].containers[0].docker_id)
+    assert info["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", "agent health"]
+    assert info["State"]["Health"]["Status"] == "healthy"
+    env = dict(e.split("=", 1) for e in info["Config"]["Env"])
+    assert env["AWS_EXECUTION_ENV"] == "AWS_ECS_EC2"
+    assert env["DD_SITE"].endswith(".invalid")
+    binds = set(info["HostConfig"]["Binds"])
+    assert {"/var/run/docker.sock:/var/run/docker.sock:ro", "/proc/:/host/proc/:ro",
+            "/sys/fs/cgroup/:/host/sys/fs/cgroup:ro"} <= binds
+
+
+def test_app_trace_reaches_intake_through_the_instance_host_port(docker_lab):
+    app = docker_lab.app_tasks["imdsv1"].containers[0]
+    code, out = docker_lab.run_in_instance(1, ["sh", "-c", (
+        f"for i in $(seq 100); do curl -sf -m 2 http://{app.ipv4_addresses[0]}:8080/ && exit 0; "
+        "sleep 0.2; done; exit 1")])
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1])["agent_host"] == "172.30.1.1"
+
+    def trace_from_app():
+        query = "/fakeintake/payloads?endpoint=/api/v0.2/traces&format=json"
+        for p in _intake(docker_lab, query)["payloads"]:
+            for tp in p["data"]["tracerPayloads"]:
+                if tp.get("container_id") == app.docker_id:
+                    return tp
+        return None
+
+    tp = wait_until(trace_from_app, 30, what="a trace from the app's container at the intake")
+    services = {s["service"] for c in tp["chunks"] for s in c["spans"]}
+    assert "web-imdsv1" in services
+
+
+def test_every_lab_network_is_internal(docker_lab):
+    nets = docker_lab.client.api.networks(filters={"label": [f"ecs-agent-lab.run={docker_lab.run_id}"]})
+    assert {n["Name"] for n in nets} == {"ecs-lab-linklocal", "ecs-lab-lab", "ecs-lab-instance1",
+                                         "ecs-lab-instance2"}
+    assert all(n["Internal"] for n in nets)
+    # No resolver answers for outside names either (internal networks get no DNS forwarding).
+    code, out = docker_lab.run_in_instance(
+        1, ["sh", "-c", "timeout 2 getent hosts deb.debian.org || echo unresolved"])
+    assert out.strip() == "unresolved"

@@ -153,7 +153,8 @@ def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
                 "p50_ms": round(percentile(load["latencies"], 50) * 1000, 1),
                 "p99_ms": round(percentile(load["latencies"], 99) * 1000, 1),
                 "max_ms": round(max(load["latencies"]) * 1000, 1) if load["latencies"] else None,
-                "mean_ms": round(statistics.fmean(load["latencies"]) * 1000, 1) if load["latencies"] else None,
+                "mean_ms": round(statistics.fmean(load["latencies"]) * 1000, 1)
+                if load["latencies"] else None,
                 "errors": sum(load["errors"].values()),
                 "errors_by_kind": load["errors"],
             }
@@ -161,8 +162,8 @@ def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
             if kind == "lab":
                 row["receiver_counted_spans"] = receiver.spans_received()
                 try:
-                    wait_until(lambda: intake.trace_spans() >= row["receiver_counted_spans"], 60, interval=0.5,
-                               what="the lab agent's spans at the intake")
+                    wait_until(lambda: intake.trace_spans() >= row["receiver_counted_spans"], 60,
+                               interval=0.5, what="the lab agent's spans at the intake")
                 except TimeoutError:
                     pass
                 row["forwarded_spans_at_intake"] = intake.trace_spans()
@@ -222,20 +223,24 @@ def main() -> None:
             results.append(row)
             print(f"round {rnd} {kind}: {row['spans_per_s']} spans/s, p99 {row['p99_ms']} ms", flush=True)
 
-    best = {}
-    for r in results:
-        if r["errors"] == 0:
-            best[r["receiver"]] = max(best.get(r["receiver"], 0), r["spans_per_s"])
+    best: dict[str, int] = {}
+    median: dict[str, float] = {}
+    for kind in receivers:
+        rates = [r["spans_per_s"] for r in results if r["receiver"] == kind and r["errors"] == 0]
+        if rates:
+            best[kind] = max(rates)
+            median[kind] = statistics.median(rates)
     doc = {
         "benchmark": "apm_receiver",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform(), "loadavg_before": load_before,
+                    "platform": platform.platform(), "loadavg_before": load_before, "lab": peers.lab_tree(),
                     "loadavg_after": os.getloadavg()},
         "settings": {"requests": args.requests, "seconds_cap": args.seconds, "concurrency": args.concurrency,
                      "traces_per_request": args.traces, "spans_per_trace": args.spans,
                      "body_bytes": [len(b) for b in bodies[:1]][0], "rounds": args.rounds},
         "best_spans_per_s": best,
+        "median_spans_per_s": median,
         "results": results,
     }
     out = Path(args.out)
@@ -244,6 +249,7 @@ def main() -> None:
     print_table(results, f"APM /v0.4/traces, {args.traces}x{args.spans} spans per request, "
                          f"{args.concurrency} senders, {os.cpu_count()} CPUs, load {load_before[0]:.1f}")
     print("best spans/s (error-free rounds):", json.dumps(best))
+    print("median spans/s (error-free rounds):", json.dumps(median))
     print(f"wrote {out}")
 
 

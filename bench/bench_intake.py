@@ -234,7 +234,7 @@ async def memory(payloads, n: int, cpu: int | None) -> dict:
                           "overhead_per_payload_bytes": round(grown / n - body_size)}
         finally:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
+            proc.wait(timeout=60)
     return out
 
 
@@ -267,10 +267,10 @@ async def run_mode(mode: str, payloads, args, server_cpu: int | None) -> dict:
             loss = await zero_loss(url, posted)
         else:
             loss = {"ok": False, "reason": "sustained phase had errors"}
-        dec = {route: await decode_rate(url, route, 500) for route in (SERIES, TRACES)}
+        dec = {route: await decode_rate(url, route, 200) for route in (SERIES, TRACES)}
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
     return {"ingest": mode, "sustained": sus, "max_throughput": mx, "zero_loss": loss, "query_decode": dec}
 
 

@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO))
 
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
-    env.update({"LAB_HOME": str(home), "LAB_STATE": str(home / "state.json"), "NO_PROXY": "127.0.0.1,localhost",
-                "LAB_BACKEND": "local"})
+    env.update({"LAB_HOME": str(home), "LAB_STATE": str(home / "state.json"),
+                "NO_PROXY": "127.0.0.1,localhost", "LAB_BACKEND": "local"})
     return env
 
 
@@ -73,7 +73,8 @@ def time_up(rounds: int) -> list[dict]:
                                   timeout=120)
             down_s = time.perf_counter() - down_began
             if down.returncode != 0:
-                subprocess.run(["ecs-lab", "down", "--all"], env=env, cwd=REPO, capture_output=True, timeout=120)
+                subprocess.run(["ecs-lab", "down", "--all"], env=env, cwd=REPO, capture_output=True,
+                               timeout=120)
         shown = re.search(r"ready in ([\d.]+)s", up_output or "")
         rows.append({
             "round": i + 1,
@@ -97,8 +98,8 @@ def time_scenarios(extra: list[str]) -> dict:
     home = Path(tempfile.mkdtemp(prefix="bench-lab-scenarios-"))
     env = _env(home)
     began = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "scenarios", "-q", "-p", "no:cacheprovider", *extra],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    argv = [sys.executable, "-m", "pytest", "scenarios", "-q", "-p", "no:cacheprovider", *extra]
+    proc = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - began
     shutil.rmtree(home, ignore_errors=True)
     summary = next((line for line in reversed(proc.stdout.splitlines()) if " in " in line and "=" in line

@@ -58,6 +58,24 @@ def free_port(kind: str = "tcp", host: str = LOOPBACK) -> int:
         sock.close()
 
 
+def lab_tree() -> dict[str, str]:
+    """Which lab code a figure was measured on: the commit and a digest of the agent and intake
+    sources as they are on disk (other work may be uncommitted)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    sources = sorted((REPO / "lab" / "agent").glob("*.py"))
+    sources += sorted((REPO / "lab" / "fakes" / "intake").rglob("*.py"))
+    for path in sources:
+        digest.update(path.read_bytes())
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"commit": commit, "lab_agent_and_intake_sha1": digest.hexdigest()[:12]}
+
+
 def get_json(url: str, timeout: float = 5.0) -> Any:
     with _http.open(url, timeout=timeout) as resp:
         return json.loads(resp.read().decode() or "null")
@@ -72,7 +90,8 @@ def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DD_", "LAB_", "ECS_", "AWS_")) and k.lower() not in ("http_proxy", "https_proxy")
+        if not k.startswith(("DD_", "LAB_", "ECS_", "AWS_"))
+        and k.lower() not in ("http_proxy", "https_proxy")
     }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env["PYTHONUNBUFFERED"] = "1"
@@ -125,7 +144,8 @@ class ManagedProcess:
 
         def seen() -> re.Match | None:
             if not self.alive():
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_text()[-2000:]}")
+                code = self.proc.returncode
+                raise RuntimeError(f"{self.name} exited with {code}:\n{self.log_text()[-2000:]}")
             return rx.search(self.log_text())
 
         try:
@@ -340,10 +360,17 @@ class TestAgent(ManagedProcess):
 def serverless_compat_binary() -> Path:
     import datadog_serverless_compat
 
-    return Path(datadog_serverless_compat.__file__).parent / "bin" / "linux-amd64" / "datadog-serverless-compat"
+    package = Path(datadog_serverless_compat.__file__).parent
+    return package / "bin" / "linux-amd64" / "datadog-serverless-compat"
 
 
 _PARSED = re.compile(rb"Parsed (\d+) valid metrics")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((LOOPBACK, port)) == 0
 
 
 class ServerlessCompat(ManagedProcess):
@@ -355,7 +382,8 @@ class ServerlessCompat(ManagedProcess):
 
     name = "serverless-compat"
 
-    def __init__(self, apm_intake_url: str = "") -> None:
+    def __init__(self, apm_intake_url: str = "", log_level: str = "debug") -> None:
+        self.log_level = log_level
         self.dogstatsd_port = free_port("udp", "0.0.0.0")
         self.apm_port = free_port("tcp")
         env = {
@@ -371,7 +399,7 @@ class ServerlessCompat(ManagedProcess):
             "HTTPS_PROXY": DEAD_END,
             "HTTP_PROXY": DEAD_END,
             "NO_PROXY": "127.0.0.1,localhost",
-            "DD_LOG_LEVEL": "debug",
+            "DD_LOG_LEVEL": log_level,
         }
         super().__init__([], env)
         self.binary = self.workdir / "datadog-serverless-compat"
@@ -385,7 +413,10 @@ class ServerlessCompat(ManagedProcess):
         super().start()
         try:
             self.wait_for_log(r"dogstatsd-udp: starting to listen on port \d+", 20)
-            self.wait_for_log(rf"Mini Agent listening on TCP port {self.apm_port}", 10)
+            if self.log_level == "debug":
+                self.wait_for_log(rf"Mini Agent listening on TCP port {self.apm_port}", 10)
+            else:
+                wait_until(lambda: _listening(self.apm_port), 10, what=f"{self.name} APM port")
         except BaseException:
             self.stop()
             raise

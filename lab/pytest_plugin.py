@@ -94,6 +94,7 @@ class Lab:
     state: dict
     backend: Any = None  # the owner object when started in this process (LocalBackend/DockerBackend)
     attached: bool = False
+    link_local_watch: Any = None  # LinkLocalWatch of the session lab
     _extra: dict = field(default_factory=dict)
 
     def refresh(self) -> Lab:
@@ -154,6 +155,59 @@ class Lab:
         return {name: p["pid"] for name, p in self.state.get("processes", {}).items() if p.get("pid")}
 
 
+class LinkLocalWatch:
+    """Samples, for the whole session, every socket of every lab process (and its children) and keeps
+    any whose peer is link-local (169.254.x: on this host, someone else's cloud metadata service)."""
+
+    def __init__(self, lab: Lab, interval: float = 0.5) -> None:
+        import threading
+
+        self.lab = lab
+        self.interval = interval
+        self.offenders: list[tuple[int, str, str]] = []
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lab-link-local-watch", daemon=True)
+
+    def start(self) -> LinkLocalWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def sample(self) -> None:
+        import ipaddress
+
+        import psutil
+
+        for pid in self.lab.pids().values():
+            try:
+                root = psutil.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for proc in procs:
+                try:
+                    conns = proc.net_connections(kind="inet")
+                    name = " ".join(proc.cmdline()[:4])
+                except psutil.Error:
+                    continue
+                for c in conns:
+                    if c.raddr and ipaddress.ip_address(c.raddr.ip).is_link_local:
+                        self.offenders.append((proc.pid, name, f"{c.raddr.ip}:{c.raddr.port}"))
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.lab.refresh()
+                self.sample()
+            except Exception:  # noqa: BLE001 - a watcher must never break the session
+                continue
+
+
 # -- starting ----------------------------------------------------------------------------------------
 
 
@@ -201,12 +255,32 @@ def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | 
         from lab.backends.local import LocalBackend
 
         backend = LocalBackend(stack)
+    _stop_on_sigterm()
     backend.__enter__()
+    import atexit
+
+    atexit.register(backend.__exit__, None, None, None)
     try:
         return Lab(state=backend.status(), backend=backend)
     except BaseException:
         backend.__exit__(None, None, None)
         raise
+
+
+def _stop_on_sigterm() -> None:
+    """The lab's processes live in their own sessions, so a SIGTERM'd pytest would orphan them:
+    turn SIGTERM into KeyboardInterrupt, which pytest unwinds through the fixtures' teardown."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def on_sigterm(signum, frame):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            raise KeyboardInterrupt("SIGTERM")
+
+        signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def stop_lab(lab: Lab) -> None:
@@ -232,14 +306,22 @@ def lab(request) -> Lab:
     """The session-wide lab: the running one (`ecs-lab up --detach`) or one started for this run."""
     backend = request.config.getoption("--backend") or os.environ.get("LAB_BACKEND", "local")
     attached = _attach()
+    if attached is not None and attached.state.get("backend", "local") != backend:
+        attached = None  # a running lab of the other backend is not what was asked for
     if attached is not None:
-        yield attached
+        attached.link_local_watch = LinkLocalWatch(attached).start()
+        try:
+            yield attached
+        finally:
+            attached.link_local_watch.stop()
         return
     started = start_lab(backend, instances=request.config.getoption("--lab-instances") or 1,
                         subnet=request.config.getoption("--lab-subnet"))
+    started.link_local_watch = LinkLocalWatch(started).start()
     try:
         yield started
     finally:
+        started.link_local_watch.stop()
         stop_lab(started)
 
 

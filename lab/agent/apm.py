@@ -57,21 +57,12 @@ def _s(v) -> str:
 
 
 def _str_map(m) -> dict:
-    if not m:
-        return {}
-    # Fast path: msgpack already gave str -> str (what every tracer sends).
-    if all(type(k) is str and type(v) is str for k, v in m.items()):
-        return m
-    return {_s(k): _s(v) for k, v in m.items()}
+    return {_s(k): _s(v) for k, v in m.items()} if isinstance(m, dict) else {}
 
 
 def _float_map(m) -> dict:
-    if not m:
-        return {}
-    if all(type(k) is str and type(v) is float for k, v in m.items()):
-        return m
     out = {}
-    for k, v in m.items():
+    for k, v in m.items() if isinstance(m, dict) else ():
         try:
             out[_s(k)] = float(v)
         except (TypeError, ValueError):
@@ -94,8 +85,10 @@ def _span_from_map(raw: dict) -> dict:
         "start": int(get("start") or 0),
         "duration": int(get("duration") or 0),
         "error": int(get("error") or 0),
-        "meta": _str_map(get("meta")),
-        "metrics": _float_map(get("metrics")),
+        # Checked when the span is built into protobuf (in C, see _fill_span); a tracer that sends
+        # a non-string tag value gets it stringified there, never loses the span.
+        "meta": meta if isinstance(meta := get("meta"), dict) else {},
+        "metrics": metrics if isinstance(metrics := get("metrics"), dict) else {},
         "type": _s(get("type")),
         "meta_struct": {_s(k): (v if isinstance(v, bytes) else msgpack.packb(v)) for k, v in ms.items()}
         if ms
@@ -278,30 +271,30 @@ class TraceBuffer:
                     continue
                 root = _root(spans)
                 env = (
-                    root["meta"].get("env")
-                    or next((s["meta"]["env"] for s in spans if s["meta"].get("env")), "")
+                    _s(root["meta"].get("env"))
+                    or next((_s(s["meta"]["env"]) for s in spans if s["meta"].get("env")), "")
                     or self.default_env
                 )
-                origin = next((s["meta"]["_dd.origin"] for s in spans if s["meta"].get("_dd.origin")), "")
+                origin = next((_s(s["meta"]["_dd.origin"]) for s in spans if s["meta"].get("_dd.origin")), "")
                 key = (
                     info.lang,
                     info.lang_version,
                     info.tracer_version,
                     info.container_id,
-                    root["meta"].get("runtime-id", ""),
+                    _s(root["meta"].get("runtime-id")),
                     env,
-                    root["meta"].get("version", ""),
+                    _s(root["meta"].get("version")),
                     tuple(container_tags),
-                    root["meta"].get("_dd.hostname", ""),
+                    _s(root["meta"].get("_dd.hostname")),
                 )
                 pending = self._pending.get(key)
                 if pending is None:
                     pending = self._pending[key] = _Pending(
                         info=info,
                         env=env,
-                        app_version=root["meta"].get("version", ""),
-                        runtime_id=root["meta"].get("runtime-id", ""),
-                        hostname=root["meta"].get("_dd.hostname", ""),
+                        app_version=_s(root["meta"].get("version")),
+                        runtime_id=_s(root["meta"].get("runtime-id")),
+                        hostname=_s(root["meta"].get("_dd.hostname")),
                         container_tags=list(container_tags),
                     )
                 pending.chunks.append((priority, origin, spans))
@@ -320,7 +313,7 @@ class TraceBuffer:
             pending, self._pending = self._pending, {}
         if not pending:
             return None
-        from lab.proto import agent_payload_pb2, tracer_payload_pb2
+        from lab.proto import agent_payload_pb2
 
         payload = agent_payload_pb2.AgentPayload(
             hostName=self.hostname,
@@ -331,7 +324,8 @@ class TraceBuffer:
             rareSamplerEnabled=False,
         )
         for p in pending.values():
-            tp = tracer_payload_pb2.TracerPayload(
+            # add(): built in place inside the payload (append would copy every span once more).
+            tp = payload.tracerPayloads.add(
                 containerID=p.info.container_id,
                 languageName=p.info.lang,
                 languageVersion=p.info.lang_version,
@@ -360,11 +354,7 @@ class TraceBuffer:
                         error=s["error"],
                         type=s["type"],
                     )
-                    pb_span.meta.update(s["meta"])
-                    pb_span.metrics.update(s["metrics"])
-                    if s["meta_struct"]:
-                        pb_span.meta_struct.update(s["meta_struct"])
-            payload.tracerPayloads.append(tp)
+                    _fill_maps(pb_span, s)
         with self._lock:
             self.stats.payloads_built += 1
         return payload
@@ -383,6 +373,19 @@ class TraceBuffer:
             "ClientComputed": True,
             "SplitPayload": False,
         }
+
+
+def _fill_maps(pb_span, s: dict) -> None:
+    try:
+        pb_span.meta.update(s["meta"])
+        pb_span.metrics.update(s["metrics"])
+    except (TypeError, ValueError, AttributeError):
+        pb_span.meta.clear()
+        pb_span.metrics.clear()
+        pb_span.meta.update(_str_map(s["meta"]))
+        pb_span.metrics.update(_float_map(s["metrics"]))
+    if s["meta_struct"]:
+        pb_span.meta_struct.update(s["meta_struct"])
 
 
 def _root(spans: list[dict]) -> dict:

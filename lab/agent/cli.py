@@ -36,7 +36,13 @@ def run() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with Agent(config, os.environ) as a:
+    agent_ = Agent(config, os.environ)
+    try:
+        agent_.start()
+    except OSError as exc:  # a busy port names its holder (lab.serving.PortInUseError)
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    with agent_ as a:
         click.echo(
             json.dumps(
                 {

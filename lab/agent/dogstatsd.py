@@ -157,7 +157,8 @@ def parse_metric(line: str) -> MetricSample:
                 raise ParseError("invalid_timestamp", f) from None
         # Unknown fields (e:external data, card:...) are ignored, as newer agents ignore what they
         # do not know rather than dropping the metric.
-    sample.tags, sample.host = _extract_host(sample.tags)
+    if sample.tags and any(t.startswith("host:") for t in sample.tags):
+        sample.tags, sample.host = _extract_host(sample.tags)
     return sample
 
 
@@ -362,8 +363,17 @@ class Sketch:
         return self.sum / self.count if self.count else 0.0
 
     def keys_counts(self) -> tuple[list[int], list[int]]:
-        ks = sorted(self.bins)
-        return ks, [self.bins[k] for k in ks]
+        """Dogsketch k/n: a bin holds at most 65535 (uint16 `bin.n`), more spills into another bin
+        with the same key, as pkg/quantile does."""
+        keys: list[int] = []
+        counts: list[int] = []
+        for k in sorted(self.bins):
+            n = self.bins[k]
+            while n > 0:
+                keys.append(k)
+                counts.append(min(n, 0xFFFF))
+                n -= 0xFFFF
+        return keys, counts
 
 
 # -- aggregation -----------------------------------------------------------------------------------
@@ -431,6 +441,7 @@ class MetricAggregator:
         self._events: list[Event] = []
         self._service_checks: list[ServiceCheck] = []
         self.contexts_seen = 0
+        self._tag_sets: dict[tuple, tuple[str, ...]] = {}
 
     def _bucket(self, now: float) -> int:
         return int(now) - int(now) % self.interval
@@ -454,7 +465,14 @@ class MetricAggregator:
         self, s: MetricSample, origin_tags: list[str] | tuple[str, ...] = (), now: float | None = None
     ) -> None:
         now = time.time() if now is None else now
-        tags = tuple(sorted(set(s.tags + self.extra_tags + list(origin_tags))))
+        tag_key = (tuple(s.tags), tuple(origin_tags))
+        tags = self._tag_sets.get(tag_key)
+        if tags is None:
+            # The context's tag set: sorted and de-duplicated once per distinct combination.
+            tags = tuple(sorted(set(s.tags + self.extra_tags + list(origin_tags))))
+            if len(self._tag_sets) > 100_000:
+                self._tag_sets.clear()
+            self._tag_sets[tag_key] = tags
         host = s.host if s.host is not None else self.hostname
         ctx: ContextKey = (s.name, tags, host)
         if s.timestamp is not None and s.mtype in ("c", "g"):
@@ -537,20 +555,28 @@ class MetricAggregator:
     def _histogram_series(
         self, name: str, tags: list[str], host: str, ts: int, values: list[tuple[float, float]]
     ) -> list[Serie]:
-        """pkg/metrics/histogram.go: aggregates from the (weighted) samples of one bucket."""
+        """pkg/metrics/histogram.go: aggregates from the weighted samples of one bucket.
+
+        Weights are int(1 / sample_rate); the median is the first sample whose cumulative weight
+        passes (count-1)/2, the p-th percentile the first past (p*count - 1)/100 (integer maths).
+        """
         ordered = sorted(values)
-        total_weight = sum(w for _, w in ordered)
+        weights = [int(w) for _, w in ordered]
+        total_weight = sum(weights)
         out: list[Serie] = []
 
-        def pct(q: float) -> float:
-            # histogram.go: the value at rank int(q*count - 0.5) of the sorted samples (weights expanded)
-            target = max(0.0, q * total_weight - 0.5)
-            seen = 0.0
-            for v, w in ordered:
+        def first_past(target: int) -> float:
+            seen = 0
+            for (v, _), w in zip(ordered, weights, strict=True):
                 seen += w
                 if seen > target:
                     return v
             return ordered[-1][0]
+
+        def pct(q: float) -> float:
+            if q == 0.5:
+                return first_past((total_weight - 1) // 2)
+            return first_past((int(round(q * 100)) * total_weight - 1) // 100)
 
         for agg in self.histogram_aggregates:
             if agg == "max":
@@ -560,7 +586,7 @@ class MetricAggregator:
             elif agg == "median":
                 out.append(Serie(f"{name}.median", [(ts, pct(0.5))], tags, host, TYPE_GAUGE))
             elif agg == "avg":
-                avg = sum(v * w for v, w in ordered) / total_weight
+                avg = sum(v * w for v, w in ordered) / total_weight  # histogram.go: sum / count
                 out.append(Serie(f"{name}.avg", [(ts, avg)], tags, host, TYPE_GAUGE))
             elif agg == "sum":
                 out.append(

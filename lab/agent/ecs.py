@@ -95,6 +95,10 @@ class EcsAwareness:
         self._refreshed = threading.Event()
         self._late: dict[str, ContainerTags] = {}
         self._late_pids: dict[int, str] = {}
+        self._env_cache: dict[int, tuple[float, str]] = {}
+        self._docker_ips: dict[
+            str, str
+        ] = {}  # container address -> docker id (docker backend)  # pid -> (create time, metadata URI)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> EcsAwareness:
@@ -178,6 +182,12 @@ class EcsAwareness:
             self.state.uses_v4 = bool(version and version >= MIN_V4_VERSION)
             tasks = (_get_json(url + "/v1/tasks") or {}).get("Tasks") or []
         known_ids = {c.get("DockerId") for t in tasks for c in t.get("Containers", [])}
+        if not known_ids:
+            # No ECS agent or no task on this instance: there is nothing to tag with.
+            with self._lock:
+                self.state.containers, self.state.pid_to_docker_id = {}, {}
+                self.state.last_refresh = time.time()
+            return
         uris = self._container_metadata_uris()
         containers: dict[str, ContainerTags] = {}
         pid_map: dict[int, str] = {}
@@ -186,7 +196,7 @@ class EcsAwareness:
             if info is None:
                 continue
             docker_id, task, container = info
-            if known_ids and docker_id not in known_ids:
+            if docker_id not in known_ids:
                 continue
             if not task.get("Cluster"):
                 task = dict(task, Cluster=self.state.cluster)
@@ -201,36 +211,54 @@ class EcsAwareness:
                 self.state.last_error = ""
 
     def _container_metadata_uris(self) -> dict[str, list[int]]:
-        """Each container's ECS_CONTAINER_METADATA_URI_V4 and the pids that carry it."""
+        """Each container's ECS_CONTAINER_METADATA_URI_V4 and the pids that carry it.
+
+        A process's environment never changes, so each pid is read once (keyed by its start time,
+        in case the pid is reused)."""
         out: dict[str, list[int]] = {}
         me = os.getpid()
-        for proc in psutil.process_iter(["pid"]):
-            if proc.pid == me:
+        alive: dict[int, tuple[float, str]] = {}
+        for proc in psutil.process_iter(["pid", "create_time"]):
+            pid, created = proc.info["pid"], proc.info["create_time"] or 0.0
+            if pid == me:
                 continue
-            try:
-                env = proc.environ()
-            except (psutil.Error, OSError):
-                continue
-            uri = env.get("ECS_CONTAINER_METADATA_URI_V4") or env.get("ECS_CONTAINER_METADATA_URI")
-            if uri and _is_reachable_metadata_uri(uri, self.config.allow_link_local):
-                out.setdefault(uri.rstrip("/"), []).append(proc.pid)
+            cached = self._env_cache.get(pid)
+            if cached is not None and cached[0] == created:
+                uri = cached[1]
+            else:
+                try:
+                    env = proc.environ()
+                except (psutil.Error, OSError):
+                    env = {}
+                uri = env.get("ECS_CONTAINER_METADATA_URI_V4") or env.get("ECS_CONTAINER_METADATA_URI") or ""
+                uri = uri.rstrip("/") if _is_reachable_metadata_uri(uri, self.config.allow_link_local) else ""
+            alive[pid] = (created, uri)
+            if uri:
+                out.setdefault(uri, []).append(pid)
+        self._env_cache = alive
         out.update({u: [] for u in self._docker_metadata_uris() if u not in out})
         return out
 
     def _docker_metadata_uris(self) -> list[str]:
+        """Metadata URIs of the containers the docker socket shows; also notes their addresses, so
+        a peer address can name its container where /proc cannot (other network namespaces)."""
         if not os.path.exists(self.config.docker_socket):
             return []
         try:
-            import docker
+            import docker  # lazily: only where a docker socket is mounted
 
             client = docker.DockerClient(base_url=f"unix://{self.config.docker_socket}", timeout=2)
-            uris = []
+            uris, ips = [], {}
             for c in client.containers.list():
                 for kv in c.attrs.get("Config", {}).get("Env", []) or []:
                     if kv.startswith("ECS_CONTAINER_METADATA_URI_V4="):
                         uris.append(kv.split("=", 1)[1].rstrip("/"))
+                        for net in (c.attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
+                            if net.get("IPAddress"):
+                                ips[net["IPAddress"]] = c.id
+            self._docker_ips = ips
             return uris
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - docker unreachable: nothing to add
             return []
 
     def _container_from_uri(self, uri: str) -> tuple[str, dict, dict] | None:
@@ -315,7 +343,7 @@ class EcsAwareness:
         key = (kind, ip, port)
         now = time.monotonic()
         hit = self._peer_cache.get(key)
-        if hit and now - hit[0] < 30:
+        if hit and now - hit[0] < (30 if hit[1] else 1):
             return hit[1]
         pid = None
         try:
@@ -333,7 +361,8 @@ class EcsAwareness:
 
     def container_of_peer(self, ip: str, port: int, kind: str = "tcp") -> str | None:
         pid = self.pid_of_peer(ip, port, kind)
-        return self.container_of_pid(pid) if pid else None
+        cid = self.container_of_pid(pid) if pid else None
+        return cid or self._docker_ips.get(ip)
 
     def snapshot(self) -> dict:
         with self._lock:

@@ -179,7 +179,7 @@ class Agent:
             self.ecs.stop()
 
     def __enter__(self) -> Agent:
-        return self.start()
+        return self if self.server is not None else self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()

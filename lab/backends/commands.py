@@ -22,10 +22,10 @@ from lab.backends.stack import APP_VARIANTS, DEFAULT_FEATURES, FEATURES, Stack
 from lab.backends.supervisor import lab_home, read_state, stack_from_json, stack_to_json, state_path
 
 
-def _console():
+def _console(stderr: bool = True):
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=stderr, log_path=False)
 
 
 def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -66,10 +66,10 @@ def build_stack(instances: int, features: tuple[str, ...], agent_image: str | No
         raise click.UsageError(str(exc)) from None
 
 
-def print_status(state: dict) -> None:
+def print_status(state: dict, console=None) -> None:
     from rich.table import Table
 
-    console = _console()
+    console = console or _console()
     table = Table(title=f"ecs-lab ({state.get('backend', 'local')}, pid {state.get('pid')})")
     table.add_column("endpoint")
     table.add_column("address")
@@ -85,7 +85,8 @@ def print_status(state: dict) -> None:
         agent = inst.get("agent", {})
         table.add_row("  agent", f"pid {agent.get('pid')} {agent.get('status')} health={agent.get('health')}")
     for variant, app in state.get("apps", {}).items():
-        table.add_row(f"app {app['service']}", f"pid {app.get('pid')} {app.get('status')} ({variant})")
+        table.add_row(f"app {app['service']}",
+                      f"{app.get('url') or ''} pid {app.get('pid')} {app.get('status')} ({variant})")
     console.print(table)
 
 
@@ -191,7 +192,7 @@ def status(as_json: bool) -> None:
         return
     if not state:
         raise click.ClickException(f"no lab is running (no live state at {state_path()}); `ecs-lab up`")
-    print_status(state)
+    print_status(state, _console(stderr=False))
 
 
 def _log_dir() -> Path:

@@ -45,6 +45,7 @@ from lab.backends.docker_topology import (
     WORLD_DIR,
     Topology,
 )
+from lab.backends.stack import AGENT_IMAGE as STACK_DEFAULT_AGENT_IMAGE
 from lab.backends.stack import Stack, app_service
 from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
 
@@ -55,10 +56,23 @@ AGENT_MOUNTS = (  # the docs' task definition volumes (FACTS.md section 1)
     Mount("/sys/fs/cgroup/", "/host/sys/fs/cgroup", True),
 )
 ECS_METADATA_DIR = "/opt/ecs/metadata"  # where ECS mounts the container metadata file
+AGENT_HEALTH_INTERVAL = 2.0
+ENGINE_LOCK = Path(os.environ.get("LAB_DOCKER_LOCK", "/tmp/ecs-agent-lab-docker.lock"))
 
 
 def is_agent_image(image: str) -> bool:
     return image.startswith(AGENT_IMAGE_PREFIXES)
+
+
+def resolve_agent_image(client) -> str:
+    """The real agent image when this engine has it (pulled earlier or `docker load`ed), else the
+    lab's emulated agent. Nothing is pulled implicitly: on a machine without a registry a pull
+    attempt only costs a timeout; name the image (--agent-image / LAB_AGENT_IMAGE) to pull it."""
+    for image in (STACK_DEFAULT_AGENT_IMAGE, "public.ecr.aws/datadog/agent:7", "datadog/agent:7",
+                  "gcr.io/datadoghq/agent:7"):
+        if images.image_exists(client, image):
+            return image
+    return LAB_IMAGE
 
 
 def agent_env(stack: Stack, topo: Topology, n: int) -> dict[str, str]:
@@ -96,14 +110,25 @@ class DockerBackend:
 
     def __init__(self, stack: Stack | None = None, world: World | None = None, *,
                  agent_image: str | None = None, client=None, progress=None,
-                 start_stack_tasks: bool = True, pull: bool = True) -> None:
+                 start_stack_tasks: bool = True, pull: bool = True,
+                 agent_network_mode: str | None = None, fips_proxy_image: str | None = None) -> None:
         self.stack = stack or Stack()
         self.world = world or World(Cluster(name=self.stack.cluster))
         self.topo = Topology(instances=self.stack.instances)
-        self.agent_image = agent_image or os.environ.get("LAB_AGENT_IMAGE") or LAB_IMAGE
+        # Explicit choice (argument, LAB_AGENT_IMAGE, a Stack image other than its default) is used
+        # as given (pulled if missing); otherwise resolved at start (`resolve_agent_image`).
+        explicit = agent_image or os.environ.get("LAB_AGENT_IMAGE") or (
+            self.stack.agent_image if self.stack.agent_image != STACK_DEFAULT_AGENT_IMAGE else None)
+        self.agent_image = explicit or ""
         self.progress = progress or (lambda _m: None)
         self.start_stack_tasks = start_stack_tasks
         self.pull = pull
+        # FIPS needs the agent and its proxy in one netns (FACTS.md section 3): host mode by default;
+        # `bridge` is allowed and fails as it would on ECS (the agent's 127.0.0.1 has no proxy).
+        self.agent_network_mode = agent_network_mode or os.environ.get("LAB_AGENT_NETWORK_MODE") or (
+            "host" if self.stack.has("fips") else "bridge")
+        # The real datadog/fips-proxy reads the same config path, so it can stand in for HAProxy.
+        self.fips_proxy_image = fips_proxy_image or os.environ.get("LAB_FIPS_PROXY_IMAGE") or LAB_IMAGE
         self.run_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.run_dir = Path(self.stack.run_dir).resolve() / "docker"
         self.world_dir = self.run_dir / "world"
@@ -118,6 +143,7 @@ class DockerBackend:
         self._next_address: dict[int, int] = {}
         self._routes: dict[str, str] = {}
         self.started_in: float | None = None
+        self._lock_file = None
 
     # -- owner lifecycle --------------------------------------------------------------------------
     @property
@@ -140,8 +166,12 @@ class DockerBackend:
         t0 = time.monotonic()
         self.progress("docker: checking images")
         images.ensure_lab_image(self.client, log=self.progress)
+        if not self.agent_image:
+            self.agent_image = resolve_agent_image(self.client)
+            self.progress(f"docker: agent image {self.agent_image}")
         if self.agent_image != LAB_IMAGE:
             images.ensure_agent_image(self.client, self.agent_image, pull=self.pull)
+        self._take_engine_lock()
         sweep(self.client, stale_only=True)
         self.world_dir.mkdir(parents=True, exist_ok=True)
         self._create_networks()
@@ -153,7 +183,11 @@ class DockerBackend:
         self._start_services()
         if self.start_stack_tasks:
             self._start_agents()
+            # Apps need not wait for a healthy agent (a tracer retries its flushes): start them
+            # while the agents' health checks run, so start-up is the slowest part, not the sum.
             self._start_apps()
+            for task in self.agent_tasks.values():
+                self.wait_healthy(task.container("datadog-agent"), timeout=self.stack.ready_timeout + 30)
         self.started_in = time.monotonic() - t0
         self.progress(f"docker lab ready in {self.started_in:.1f}s")
         return self
@@ -162,12 +196,51 @@ class DockerBackend:
         # Tasks stop in parallel, as the ECS agent stops them: teardown is the slowest task, not the sum.
         from concurrent.futures import ThreadPoolExecutor
 
-        arns = list(self.tasks)
-        if arns:
-            with ThreadPoolExecutor(max_workers=min(8, len(arns))) as pool:
-                list(pool.map(self._stop_quietly, arns))
+        # Apps first: a tracer flushes on SIGTERM, and with its agent gone it waits out its timeout.
+        agent_arns = {t.arn for t in self.agent_tasks.values()}
+        apps = [a for a in self.tasks if a not in agent_arns]
+        for batch in (apps, [a for a in self.tasks if a in agent_arns]):
+            if batch:
+                with ThreadPoolExecutor(max_workers=min(8, len(batch))) as pool:
+                    list(pool.map(self._stop_quietly, batch))
         if self._client is not None:
             sweep(self.client, run_id=self.run_id)
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
+
+    def _take_engine_lock(self, timeout: float | None = None) -> None:
+        """One docker lab per engine: 169.254.169.254 can live in only one docker network (Docker
+        refuses overlapping subnets). A second lab on this machine waits for the first to finish
+        instead of failing half-way (tests and `ecs-lab up` queue up)."""
+        import fcntl
+
+        timeout = float(os.environ.get("LAB_DOCKER_LOCK_TIMEOUT", "600")) if timeout is None else timeout
+        ENGINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(ENGINE_LOCK, "a+")  # noqa: SIM115 - held for the backend's lifetime
+        deadline = time.monotonic() + timeout
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip()
+                if not announced:
+                    self.progress(f"docker: another docker lab holds the engine ({holder}); waiting")
+                    announced = True
+                if time.monotonic() > deadline:
+                    fh.close()
+                    raise RuntimeError(
+                        f"another docker lab ({holder}) held the engine for {timeout:.0f}s; one docker "
+                        "lab runs per engine (169.254.169.254 lives in one network)") from None
+                time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"run {self.run_id}, pid {os.getpid()}\n")
+        fh.flush()
+        self._lock_file = fh
 
     def _stop_quietly(self, arn: str) -> None:
         with contextlib.suppress(Exception):
@@ -450,13 +523,33 @@ class DockerBackend:
             spec.image = self.agent_image
             spec.env = agent_env(self.stack, self.topo, n)
             spec.mounts = list(AGENT_MOUNTS)
+            if spec.health_check:
+                # Docker runs the first check one interval after start: keep readiness in seconds.
+                spec.health_check.interval = min(spec.health_check.interval, AGENT_HEALTH_INTERVAL)
+            specs = [spec]
+            if self.stack.has("fips"):
+                specs.insert(0, self._fips_proxy_spec(n))
+                spec.depends_on.append(("fips-proxy", "START"))
             task = Task(family="datadog-agent-task", revision=1, service_name="datadog-agent",
-                        containers=[Container(name=spec.name, image=spec.image)])
+                        network_mode=self.agent_network_mode,
+                        containers=[Container(name=s.name, image=s.image) for s in specs])
             self.world.add_task(inst, task)
-            self.start_task(inst, task, [spec])
+            self.start_task(inst, task, specs)
             self.agent_tasks[n] = task
-        for task in self.agent_tasks.values():
-            self.wait_healthy(task.containers[0], timeout=self.stack.ready_timeout + 30)
+
+    def _fips_proxy_spec(self, n: int) -> ContainerSpec:
+        """The FIPS proxy sidecar: Debian's HAProxy with the lab's config, mounted where the
+        datadog/fips-proxy image keeps its own; every port relays to the lab's intake."""
+        from lab.fakes.fips_proxy.haproxy import CONFIG_PATH, render_haproxy_cfg
+
+        cfg = self.run_dir / f"fips-proxy-{n}.cfg"
+        host, port = TASK_METADATA_IP, int(self.topo.intake_url.rsplit(":", 1)[1])
+        cfg.write_text(render_haproxy_cfg(host, port, bind_address="127.0.0.1",
+                                          port_range_start=self.stack.ports.fips_start))
+        lab_image = self.fips_proxy_image == LAB_IMAGE
+        return ContainerSpec(name="fips-proxy", image=self.fips_proxy_image,
+                             command=["fips-proxy"] if lab_image else None,
+                             mounts=[Mount(str(cfg), CONFIG_PATH, True)])
 
     def wait_healthy(self, c: Container, timeout: float) -> None:
         def healthy() -> bool:
@@ -521,13 +614,15 @@ class DockerBackend:
         for n in range(1, s.instances + 1):
             inst = self.world.instance(n)
             task = self.agent_tasks.get(n)
-            agent_c = task.containers[0] if task else None
+            agent_c = task.container("datadog-agent") if task else None
             instances.append({
                 "index": n, "instance_id": inst.instance_id, "private_ip": inst.private_ip,
                 "imds_url": "http://169.254.169.254", "ecs_endpoint": self.topo.ecs_agent_url,
                 "apm_url": f"http://{inst.private_ip}:{s.ports.apm}",
                 "dogstatsd": f"{inst.private_ip}:{s.ports.dogstatsd}",
                 "agent_cmd_url": "",
+                "network_mode": self.agent_network_mode,
+                "fips_proxy": f"127.0.0.1:{s.ports.fips_start}" if s.has("fips") else None,
                 "agent": {"docker_id": agent_c.docker_id if agent_c else None,
                           "status": agent_c.known_status if agent_c else "STOPPED",
                           "health": agent_c.health_status if agent_c else "UNKNOWN", "log": None},

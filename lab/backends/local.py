@@ -38,7 +38,6 @@ from lab.backends.process import (
     Probe,
     ProcessExited,
     file_probe,
-    http_probe,
     tcp_probe,
     udp_probe,
 )
@@ -71,6 +70,7 @@ class RunningContainer:
     env: dict[str, str]
     failures: int = 0
     next_health_at: float = 0.0
+    checking: bool = False
 
 
 @dataclass
@@ -155,13 +155,18 @@ class LocalBackend:
     def stop(self) -> None:
         """Stop every task (all at once: each waits up to its stop timeout), then the fakes."""
         with self._lock:
-            arns = list(self.tasks)
+            agent_arns = {arn for arn, rt in self.tasks.items()
+                          if any(is_agent_image(c.spec.image) for c in rt.containers)}
+            apps = [arn for arn in self.tasks if arn not in agent_arns]
+            agents = [arn for arn in self.tasks if arn in agent_arns]
         self._stop_monitor()
-        stoppers = [threading.Thread(target=self._stop_quietly, args=(arn,), daemon=True) for arn in arns]
-        for t in stoppers:
-            t.start()
-        for t in stoppers:
-            t.join(timeout=30)
+        # Apps first, so their tracers' last flush on SIGTERM still finds a live agent; then agents.
+        for wave in (apps, agents):
+            stoppers = [threading.Thread(target=self._stop_quietly, args=(arn,), daemon=True) for arn in wave]
+            for t in stoppers:
+                t.start()
+            for t in stoppers:
+                t.join(timeout=30)
         self._exit.close()
 
     def _stop_quietly(self, arn: str) -> None:
@@ -201,15 +206,25 @@ class LocalBackend:
         self.task_metadata_url = self.ecs_metadata.listen_task_metadata(
             s.services_host, s.ports.task_metadata).url
         for n in range(1, s.instances + 1):
-            inst = self.world.add_instance(s.private_ip(n), imds_tokens_required=s.imds_tokens_required)
+            self.attach_instance(self.world.add_instance(s.private_ip(n),
+                                                         imds_tokens_required=s.imds_tokens_required))
+
+    def attach_instance(self, inst: ContainerInstance) -> None:
+        """Give an instance of the world (ours, or one the ECS control plane registered) its own
+        IMDS and ECS agent introspection on its private IP, and its FIPS proxy when asked for."""
+        s, n = self.stack, inst.index
+        if n not in self.imds_urls:
             self.imds_urls[n] = self.imds.listen(inst.private_ip, s.ports.imds, inst).url
+        if n not in self.ecs_agent_urls:
             self.ecs_agent_urls[n] = self.ecs_metadata.listen_introspection(
                 inst.private_ip, s.ports.ecs_introspection, inst).url
-            if s.has("fips"):
-                from lab.fakes.fips_proxy.proxy import FipsProxy
+        if s.has("fips") and n not in self.fips_proxies:
+            from lab.fakes.fips_proxy.proxy import FipsProxy
 
-                self.fips_proxies[n] = self._exit.enter_context(
-                    FipsProxy(self.intake_url, s.agent_localhost(n), s.ports.fips_start))
+            # The agent's loopback-only rule (FACTS.md section 3): the proxy sits on the agent's own
+            # "localhost" address of this instance, as a sidecar in the agent's netns would.
+            self.fips_proxies[n] = self._exit.enter_context(
+                FipsProxy(self.intake_url, s.agent_localhost(n), s.ports.fips_start))
 
     # -- agents and apps -------------------------------------------------------------------------------
     def _start_agents(self) -> None:
@@ -383,7 +398,7 @@ class LocalBackend:
             n = instance.index
             env.setdefault("LAB_AGENT_LOCALHOST", self.stack.agent_localhost(n))
             env.setdefault("LAB_AGENT_HOST_ADDRESSES",
-                           f"{self.stack.private_ip(n)},{self.stack.agent_localhost(n)}")
+                           f"{instance.private_ip},{self.stack.agent_localhost(n)}")
         return env
 
     def _argv_and_probe(self, instance: ContainerInstance, spec: ContainerSpec,
@@ -421,8 +436,11 @@ class LocalBackend:
             for rt in running:
                 for rc in list(rt.containers):
                     self._check_exit(rt, rc)
-                    if rc.spec.health_check and rc.process.running and time.monotonic() >= rc.next_health_at:
-                        self._run_health_check(rc)
+                    if (rc.spec.health_check and rc.process.running and not rc.checking
+                            and time.monotonic() >= rc.next_health_at):
+                        # Each check runs on its own thread: a slow one (timeout 5 s) delays nobody else.
+                        rc.checking = True
+                        threading.Thread(target=self._run_health_check, args=(rc,), daemon=True).start()
 
     def _check_exit(self, rt: RunningTask, rc: RunningContainer) -> None:
         code = rc.process.returncode
@@ -437,9 +455,14 @@ class LocalBackend:
             threading.Thread(target=self.stop_task, args=(rt.task.arn,), daemon=True).start()
 
     def _run_health_check(self, rc: RunningContainer) -> None:
+        try:
+            self._health_check_once(rc)
+        finally:
+            rc.checking = False
+
+    def _health_check_once(self, rc: RunningContainer) -> None:
         hc = rc.spec.health_check
         assert hc is not None
-        rc.next_health_at = time.monotonic() + hc.interval
         kind, *args = hc.command
         argv = ["sh", "-c", " ".join(args)] if kind == "CMD-SHELL" else list(args)
         try:
@@ -454,7 +477,8 @@ class LocalBackend:
         else:
             rc.failures += 1
             status = "UNHEALTHY" if rc.failures >= hc.retries else rc.container.health_status
-        if status != rc.container.health_status:
+        rc.next_health_at = time.monotonic() + hc.interval
+        if status != rc.container.health_status and rc.process.running:
             rc.container.health_status = status
             self.world.touch()
 
@@ -476,8 +500,8 @@ class LocalBackend:
         """What `ecs-lab status --json` prints and the pytest plugin attaches to."""
         s = self.stack
         instances = []
-        for n in range(1, s.instances + 1):
-            inst = self.world.instance(n)
+        for inst in list(self.world.instances):
+            n = inst.index
             agent = self.tasks.get(self.agent_tasks[n].arn) if n in self.agent_tasks else None
             agent_c = agent.containers[0] if agent else None
             instances.append({

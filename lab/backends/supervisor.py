@@ -93,7 +93,15 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
     state = state or state_path()
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
 
+    stopping = False
+
     def on_signal(signum, _frame):
+        # Only the first signal unwinds the stack: a second Ctrl-C must not interrupt the owner
+        # objects half-way through stopping their children.
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
         raise _Stop(signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

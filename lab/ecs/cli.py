@@ -68,7 +68,9 @@ def deploy(file: str, daemon: bool, count: int, endpoint: str | None, cluster: s
     try:
         registered = ecs.register_task_definition(**td)["taskDefinition"]
     except Exception as exc:  # noqa: BLE001 - botocore's text names the problem (connection or ClientException)
-        raise click.ClickException(f"register-task-definition against {url} failed: {exc}") from None
+        raise click.ClickException(
+            f"register-task-definition against {url} failed: {exc}\n(is a lab running with its control "
+            "plane? `ecs-lab up`, or pass --endpoint)") from None
     td_arn = registered["taskDefinitionArn"]
     click.echo(f"registered {td_arn}")
     failures: list[dict] = []

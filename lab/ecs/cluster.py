@@ -38,6 +38,27 @@ class EcsCluster:
         self.agent_interval = agent_interval
         self.agents: dict[int, InstanceAgent] = {}
 
+    @classmethod
+    def for_backend(cls, backend: Any, *, port: int = DEFAULT_PORT, kind: str | None = None,
+                    **kwargs: Any) -> EcsCluster:
+        """The cluster for a backend that owns a world, with its glue wired in: the local backend's
+        per-instance listeners and redirects (lab.ecs.local_backend), the docker backend's runner,
+        redirects and IMDS routes (lab.ecs.docker_backend). Other backends pass their own."""
+        runner = backend
+        kind_of = getattr(backend, "name", "")
+        if kind_of == "local":
+            from lab.ecs.local_backend import attach_instance, redirects_for
+
+            kwargs.setdefault("redirects_for", redirects_for(backend))
+            kwargs.setdefault("on_instance", attach_instance(backend))
+        elif kind_of == "docker":
+            from lab.ecs import docker_backend
+
+            runner = docker_backend.docker_runner(backend)
+            kwargs.setdefault("redirects_for", docker_backend.redirects_for(backend))
+            kwargs.setdefault("on_instance", docker_backend.adopt_routes(backend))
+        return cls(backend.world, runner, port=port, kind=kind, **kwargs)
+
     @property
     def endpoint(self) -> str:
         return self.control_plane.endpoint
@@ -71,7 +92,8 @@ class EcsCluster:
         # The backend serves the instance (IMDS, ECS agent introspection) before tasks land on it.
         self.on_instance(inst)
         agent = InstanceAgent(self.world, inst, self.runner, self.control_plane.clients,
-                              redirects=self.redirects_for(inst), interval=self.agent_interval)
+                              redirects=self.redirects_for(inst), interval=self.agent_interval,
+                              report_health=self.control_plane.report_health)
         self.agents[inst.index] = agent.start()
 
     def stop(self) -> None:

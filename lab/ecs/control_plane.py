@@ -28,7 +28,7 @@ import urllib.request
 from typing import Any
 
 from lab.ecs.client import ControlPlaneClients
-from lab.ecs.moto_ecs import ECS_LOCK, EcsFront, ServiceScheduler
+from lab.ecs.moto_ecs import ECS_LOCK, EcsFront, MotoEcs, ServiceScheduler
 from lab.serving import check_free
 from lab.world import DEFAULT_CLUSTER, DEFAULT_REGION, ContainerInstance, World, wait_until
 
@@ -176,7 +176,11 @@ class ControlPlane:
             self._container = None
 
     def __enter__(self) -> ControlPlane:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -239,6 +243,14 @@ class ControlPlane:
     def deregister_instance(self, world: World, inst: ContainerInstance) -> None:
         self.clients.ecs.deregister_container_instance(cluster=world.cluster.name,
                                                        containerInstance=inst.arn, force=True)
+
+    def report_health(self, task_arn: str, container_health: dict[str, str], essential: set[str]) -> None:
+        """Container health from an instance agent into describe-tasks (embedded moto only: LocalStack
+        runs its own tasks)."""
+        if self.kind != "moto":
+            return
+        with ECS_LOCK:
+            MotoEcs(self.region).set_health(task_arn, container_health, essential)
 
     def reconcile_services(self) -> None:
         """Run one service-scheduler pass now (tests and benchmarks; the loop runs anyway)."""

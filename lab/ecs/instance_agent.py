@@ -44,6 +44,7 @@ class LocalTask:
     arn: str
     specs: list[ContainerSpec]
     reported: str = "PENDING"
+    health: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +64,8 @@ class InstanceAgent:
     redirects: Redirects | None = None
     interval: float = 0.25
     on_error: Callable[[str], None] | None = None
+    # Where container health goes (the ECS agent's telemetry channel); None keeps it in the world only.
+    report_health: Callable[[str, dict[str, str], set[str]], None] | None = None
     local: dict[str, LocalTask] = field(default_factory=dict)
     failures: list[StartFailure] = field(default_factory=list)
 
@@ -119,6 +122,7 @@ class InstanceAgent:
             if arn in stopping or arn not in wanted:
                 self._stop_local(arn, None)
         self._watch_essential()
+        self._watch_health()
 
     def _list(self, ecs, desired: str) -> dict[str, dict]:
         arns: list[str] = []
@@ -209,6 +213,19 @@ class InstanceAgent:
             if exited:
                 c = exited[0]
                 self._stop_local(arn, f"{ESSENTIAL_EXITED} ({c.name} exit code {c.exit_code})")
+
+    def _watch_health(self) -> None:
+        if self.report_health is None:
+            return
+        for arn, local in list(self.local.items()):
+            found = self.world.find_task(arn)
+            if not found:
+                continue
+            checked = {s.name for s in local.specs if s.health_check}
+            health = {c.name: c.health_status for c in found[1].containers if c.name in checked}
+            if health and health != local.health:
+                local.health = health
+                self.report_health(arn, health, {s.name for s in local.specs if s.essential})
 
     def _report(self, arn: str, status: str, reason: str = "") -> None:
         containers = []

@@ -146,6 +146,25 @@ class MotoEcs:
             t.stopped_reason = reason or t.stopped_reason
             self._release(cluster_name, t)
 
+    def set_health(self, task: str, container_health: dict[str, str], essential: set[str]) -> None:
+        """Container health as the agent saw it run (the ECS agent reports it over its private
+        telemetry channel, not a public API); the task is HEALTHY when every essential container
+        with a health check is, UNHEALTHY when one is not (developer guide, "task health")."""
+        found = self.find_task(task)
+        if not found:
+            return
+        t = found[1]
+        for c in t.containers:
+            if c.name in container_health:
+                c.health_status = container_health[c.name]
+        judged = [h for name, h in container_health.items() if name in essential and h != "UNKNOWN"]
+        if any(h == "UNHEALTHY" for h in judged):
+            t.health_status = "UNHEALTHY"
+        elif judged and all(h == "HEALTHY" for h in judged):
+            t.health_status = "HEALTHY"
+        else:
+            t.health_status = "UNKNOWN"
+
     def stop(self, cluster_name: str, task_arn: str, reason: str) -> None:
         """Ask for a task to stop (desired STOPPED); its agent reports STOPPED once it has."""
         t = self.backend.tasks.get(cluster_name, {}).get(task_arn)
@@ -245,7 +264,8 @@ class EcsFront:
         constraints = list(td.placement_constraints or []) + list(p.get("placementConstraints") or [])
         try:
             placement = scheduler.place(needs, ecs.instance_views(cluster.name), int(p.get("count") or 1),
-                                        group=group, constraints=constraints)
+                                        group=group, constraints=constraints,
+                                        strategy=p.get("placementStrategy") or ())
         except ValueError as exc:
             return self._client_error(start_response, "InvalidParameterException", str(exc))
         return self._start_and_reply(ecs, cluster.name, td.arn, p, placement, group, environ,

@@ -203,9 +203,40 @@ def _member_of(instance: InstanceView, expression: str) -> bool:
     raise ValueError(f"unsupported memberOf expression {expression!r} (the lab knows ==, != and in)")
 
 
+def _strategy_key(strategy: Sequence[dict], group: str, virtual: dict[str, list[PlacedTask]]):
+    """Sort key for candidates under ECS placement strategies (evaluated in order).
+
+    spread(field) -> fewest tasks of this group on the instance (the lab knows `instanceId`/`host`
+    and treats attribute fields the same way, per instance); binpack(memory|cpu) -> least of that
+    resource remaining; random -> arbitrary but stable. Default (none given): spread by instance.
+    """
+    import random
+
+    def key(inst: InstanceView):
+        tasks = inst.tasks + virtual[inst.arn]
+        view = InstanceView(**{**inst.__dict__, "tasks": tasks})
+        parts: list = []
+        for s in strategy or [{"type": "spread", "field": "instanceId"}]:
+            kind = s.get("type")
+            if kind == "spread":
+                parts.append(sum(1 for t in tasks if t.group == group))
+                parts.append(len(tasks))
+            elif kind == "binpack":
+                left = view.remaining()
+                parts.append(left.cpu if (s.get("field") or "").lower() == "cpu" else left.memory)
+            elif kind == "random":
+                parts.append(random.Random(inst.arn + str(len(tasks))).random())
+            else:
+                raise ValueError(f"unsupported placement strategy type {kind!r}")
+        parts.append(inst.arn)
+        return tuple(parts)
+
+    return key
+
+
 def place(needs: TaskNeeds, instances: Iterable[InstanceView], count: int = 1, *, group: str = "",
-          constraints: Sequence[dict] = ()) -> Placement:
-    """Place `count` tasks; the default EC2 strategy spreads over instances, then fills.
+          constraints: Sequence[dict] = (), strategy: Sequence[dict] = ()) -> Placement:
+    """Place `count` tasks; without a `strategy` ECS spreads over instances, then fills.
 
     Each refused instance contributes one failure with its reason (as RunTask reports them);
     tasks that found no home leave those failures in the result.
@@ -234,10 +265,7 @@ def place(needs: TaskNeeds, instances: Iterable[InstanceView], count: int = 1, *
             if not pool:
                 result.failures.append(Failure("", "MISSING", "no container instances in the cluster"))
             break
-        # Spread: the instance with the fewest tasks of this group first, then the fewest tasks.
-        best = min(candidates, key=lambda i: (
-            sum(1 for t in i.tasks + virtual[i.arn] if t.group == group),
-            len(i.tasks) + len(virtual[i.arn]), i.arn))
+        best = min(candidates, key=_strategy_key(strategy, group, virtual))
         result.placed.append(best.arn)
         placed_on[best.arn] = placed_on.get(best.arn, 0) + 1
         virtual[best.arn].append(PlacedTask(arn="", needs=needs, group=group))

@@ -8,8 +8,8 @@ little-endian, then the body::
 Encodings (`MessageEncoding`): 0 protobuf, 1 JSON (gogo jsonpb), 2 zstd through the pre-1.0
 `DataDog/zstd_0` library, 4 zstd 1.x (cgo `DataDog/zstd`), 5 zstd through the pure-Go
 `klauspost/compress/zstd` decoder. 4 and 5 both produce standard zstd frames (RFC 8878), so both
-decode here. 2 is an obsolete frame format that python-zstandard cannot read: such a message keeps
-its raw body and decoded header, and says so, instead of failing.
+decode here. 2 is an obsolete frame format that python-zstandard generally cannot read: such a
+message keeps its raw body and decoded header, and says so, instead of failing.
 """
 
 from __future__ import annotations
@@ -194,11 +194,17 @@ def decode_message(data: bytes) -> ProcessMessage:
     body_cls = BODY_TYPES.get(header.type)
     if body_cls is None:
         return ProcessMessage(header, None, raw, f"message type {header.type} has no schema in the lab")
-    if header.encoding == ENCODING_ZSTD_LEGACY:
-        return ProcessMessage(header, None, raw,
-                              "encoding 2 is DataDog/zstd_0 (a pre-1.0 zstd frame format) which this "
-                              "decoder cannot read; body kept raw")
     body = body_cls()
+    if header.encoding == ENCODING_ZSTD_LEGACY:
+        # libzstd reads some pre-1.0 frame formats when built with legacy support; try, and keep the
+        # body raw (not an error: the envelope is sound) when this build cannot.
+        try:
+            body.ParseFromString(_zstd_decompress(raw))
+            return ProcessMessage(header, body, raw)
+        except (zstandard.ZstdError, DecodeError):
+            return ProcessMessage(header, None, raw,
+                                  "encoding 2 is DataDog/zstd_0 (a pre-1.0 zstd frame format) which this "
+                                  "decoder cannot read; body kept raw")
     try:
         if header.encoding == ENCODING_PROTOBUF:
             body.ParseFromString(raw)

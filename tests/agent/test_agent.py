@@ -223,6 +223,14 @@ def test_agent_health_passes_when_running_and_fails_when_unreachable(start_agent
     assert down.returncode == 1 and "could not reach agent" in down.stderr
 
 
+def test_agent_health_fails_when_a_component_died(start_agent):
+    agent = start_agent()
+    agent.dogstatsd.stop()  # the DogStatsD reader threads are gone: the agent is not healthy
+    out = run_cli("health", env={"DD_CMD_PORT": str(agent.ports.cmd), "LAB_AGENT_LOCALHOST": "127.0.0.1"})
+    assert out.returncode == 1
+    assert out.stdout.startswith("Agent health: FAIL") and "dogstatsd-main" in out.stdout
+
+
 def test_agent_status_json(start_agent):
     agent = start_agent()
     out = run_cli(
@@ -233,9 +241,81 @@ def test_agent_status_json(start_agent):
     assert doc["hostname"] == "i-0labtest" and doc["ports"]["apm"] == agent.ports.apm
 
 
+def test_busy_port_names_its_holder_and_leaves_nothing_running(intake):
+    from lab.serving import PortInUseError
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        env = agent_env(intake.url, DD_APM_RECEIVER_PORT=str(port))
+        agent = Agent(AgentConfig.from_env(env), env)
+        with pytest.raises(
+            PortInUseError, match=f"127.0.0.1:{port}/tcp is already in use by pid {os.getpid()}"
+        ):
+            agent.start()
+        assert agent.server is None  # the failed start stopped what it had started
+    finally:
+        holder.close()
+
+
 def test_run_without_api_key_exits_with_error():
     env = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
     out = subprocess.run(
         [sys.executable, "-m", "lab.agent", "run"], env=env, capture_output=True, text=True, timeout=30
     )
     assert out.returncode == 1 and "API key" in out.stderr
+
+
+def test_site_traffic_goes_through_dd_proxy_https_and_nowhere_else():
+    """DD_SITE on .invalid plus DD_PROXY_HTTPS at a recorder: every https request is a CONNECT to
+    the recorder naming the site-derived host (FACTS.md section 2, the no-egress check)."""
+    import threading
+
+    seen: list[str] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    seen.append(conn.recv(4096).split(b"\r\n", 1)[0].decode())
+                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    env = {
+        "DD_API_KEY": "k",
+        "DD_SITE": "lab.invalid",
+        "DD_HOSTNAME": "h",
+        "DD_APM_RECEIVER_PORT": "0",
+        "DD_DOGSTATSD_PORT": "0",
+        "DD_CMD_PORT": "0",
+        "DD_EXPVAR_PORT": "0",
+        "DD_ECS_AGENT_URL": "http://127.0.0.1:9",
+        "LAB_AGENT_HOST_ADDRESSES": "127.0.0.1",
+        "LAB_AGENT_FLUSH_INTERVAL": "1",
+        "DD_PROXY_HTTPS": f"http://127.0.0.1:{server.getsockname()[1]}",
+    }
+    try:
+        with Agent(AgentConfig.from_env(env), env):
+            wait_until(lambda: any("/api" in s or "CONNECT" in s for s in seen), 10, what="a proxied request")
+    finally:
+        stop.set()
+        t.join(5)
+        server.close()
+    version = AgentConfig.from_env(env).endpoints.metrics
+    assert seen and all(s.startswith("CONNECT ") for s in seen), seen
+    assert {s.split()[1] for s in seen} <= {"app.lab.invalid:443", version.split("//")[1] + ":443"}

@@ -142,3 +142,20 @@ def test_rejected_priority_dropped_unless_error():
     assert sorted(c.spans[0].traceID for c in tp.chunks) == [2, 3]
     assert tp.tags["_dd.tags.container"] == "task_family:web"
     assert buf.stats.traces_dropped_sampling == 1
+
+
+def test_odd_tag_values_are_stringified_not_lost():
+    buf = TraceBuffer("h")
+    span = {
+        "service": "s",
+        "name": "n",
+        "trace_id": 9,
+        "span_id": 1,
+        "parent_id": 0,
+        "meta": {"env": "prod", "count": 3},
+        "metrics": {"m": 1, "bad": "x"},
+    }
+    buf.add(decode_v04(msgpack.packb([[span]])), TracerInfo())
+    (chunk,) = buf.take_agent_payload().tracerPayloads[0].chunks
+    assert dict(chunk.spans[0].meta) == {"env": "prod", "count": "3"}
+    assert dict(chunk.spans[0].metrics) == {"m": 1.0}

@@ -198,3 +198,23 @@ def test_events_and_service_checks_pass_through_with_tags():
     agg = MetricAggregator("h", 10)
     _s, _k, events, checks = flush(agg, "_e{1,1}:a|b|#x", "_sc|c|0|#y")
     assert events[0].tags == ["x"] and checks[0].tags == ["y"]
+
+
+def test_histogram_sample_rate_weights_use_the_agents_integer_ranks():
+    # Ten values at @0.5 weigh 2 each: count 20 (a rate of 2/s over 10 s), median rank (20-1)//2 = 9
+    # is passed at the 5th value, the 95th rank (95*20-1)//100 = 18 at the 10th.
+    series, *_ = flush(MetricAggregator("h", 10), *[f"lat:{v}|h|@0.5" for v in range(1, 11)])
+    s = by_name(series)
+    assert s["lat.count"].points[0][1] == pytest.approx(2.0)
+    assert s["lat.median"].points[0][1] == 5
+    assert s["lat.95percentile"].points[0][1] == 10
+    assert s["lat.avg"].points[0][1] == pytest.approx(5.5)
+
+
+def test_sketch_keys_match_the_agents_mapping_and_bin_limit():
+    # pkg/quantile: gamma 1+1/64, bias 1338, round to nearest; known keys of the agent's sketches.
+    assert [Sketch.key(v) for v in (11.9, 47.3, 890, 1150)] == [1498, 1587, 1776, 1793]
+    sk = Sketch()
+    sk.insert(5.0, 70000)
+    keys, counts = sk.keys_counts()
+    assert keys == [Sketch.key(5.0)] * 2 and counts == [65535, 70000 - 65535]

@@ -1,4 +1,5 @@
-"""`ecs-lab up / status / down` as a user runs them: everything starts, is reported, and is gone after Ctrl-C."""
+"""`ecs-lab up / status / down / run` as a user runs them: everything starts, is reported, and is gone
+after Ctrl-C or `down`."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def _gone(pid: int) -> bool:
 def test_up_then_ctrl_c_leaves_no_process_and_no_port(lab_env, tmp_path):
     subnet = free_subnet()
     up = subprocess.Popen([sys.executable, "-m", "lab.cli", "up", "--subnet", subnet, "--app", "imdsv1"],
-                          env=lab_env, stdout=subprocess.PIPE, stderr=open(tmp_path / "up.err", "w"), text=True)
+                          env=lab_env, stdout=subprocess.PIPE, stderr=open(tmp_path / "up.err", "w"),
+                          text=True)
     try:
         state = wait_until(lambda: _state(lab_env) or up.poll() is not None, timeout=40,
                            what="ecs-lab up to be ready")
@@ -85,7 +87,7 @@ def test_up_then_ctrl_c_leaves_no_process_and_no_port(lab_env, tmp_path):
     assert _state(lab_env) is None
 
 
-def test_detached_lab_is_stopped_by_down(lab_env):
+def test_detached_lab_is_reused_by_run_and_stopped_by_down(lab_env, tmp_path):
     subnet = free_subnet()
     started = _ecs_lab("up", "--detach", "--subnet", subnet, "--app", "none", env=lab_env)
     assert started.returncode == 0, started.stderr
@@ -94,6 +96,18 @@ def test_detached_lab_is_stopped_by_down(lab_env):
     pids = [state["pid"], *(p["pid"] for p in state["processes"].values())]
     again = _ecs_lab("up", "--detach", "--subnet", subnet, env=lab_env)
     assert again.returncode != 0 and "already running" in again.stderr
+
+    # `ecs-lab run` (and so the pytest plugin) attaches to the running lab instead of starting one.
+    probe = tmp_path / "test_attached.py"
+    probe.write_text(
+        "import os\n"
+        "def test_attached(lab, agent):\n"
+        "    assert lab.attached\n"
+        "    assert lab.state['pid'] == int(os.environ['EXPECTED_PID'])\n"
+        "    assert agent.status()['hostname'] == agent.instance_id\n")
+    ran = _ecs_lab("run", str(probe), "-q", "-p", "no:cacheprovider",
+                   env={**lab_env, "EXPECTED_PID": str(state["pid"])}, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
 
     stopped = _ecs_lab("down", env=lab_env)
     assert stopped.returncode == 0, stopped.stderr

@@ -75,6 +75,9 @@ def test_app_trace_reaches_intake_through_the_instance_host_port(docker_lab):
     tp = wait_until(trace_from_app, 30, what="a trace from the app's container at the intake")
     services = {s["service"] for c in tp["chunks"] for s in c["spans"]}
     assert "web-imdsv1" in services
+    # The agent found the task through introspection + the app's ECS_CONTAINER_METADATA_URI_V4.
+    ecs_tags = set(tp["tags"]["_dd.tags.container"].split(","))
+    assert {"task_family:web-imdsv1-task", "ecs_cluster_name:ecs-lab", "ecs_container_name:app"} <= ecs_tags
 
 
 def test_every_lab_network_is_internal(docker_lab):

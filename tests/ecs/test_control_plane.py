@@ -192,3 +192,50 @@ def test_a_field_the_lab_cannot_honour_is_named(control_plane, world, fake_runne
     finally:
         for a in agents:
             a.stop()
+
+
+def test_health_check_status_is_visible_in_describe_tasks(control_plane, world, fake_runner):
+    from lab.ecs.cluster import EcsCluster
+
+    with EcsCluster(world, fake_runner, control_plane=control_plane, agent_interval=0.1) as cluster:
+        cluster.add_instance("127.0.1.1")
+        ecs = control_plane.clients.ecs
+        td = json.loads((TASKDEFS / "datadog-agent-ecs-apm.json").read_text())
+        td["family"] = "agent-health"
+        ecs.register_task_definition(**td)
+        arn = ecs.run_task(cluster=world.cluster.name, taskDefinition="agent-health")["tasks"][0]["taskArn"]
+        task = wait_until(lambda: world.find_task(arn), 10, what="the task in the world")[1]
+        task.containers[0].health_status = "HEALTHY"  # what the backend's health check runner found
+        world.touch()
+
+        def described():
+            t = ecs.describe_tasks(cluster=world.cluster.name, tasks=[arn])["tasks"][0]
+            return t if t.get("healthStatus") == "HEALTHY" else None
+        t = wait_until(described, 10, what="healthStatus HEALTHY in describe-tasks")
+        assert t["containers"][0]["healthStatus"] == "HEALTHY"
+        task.containers[0].health_status = "UNHEALTHY"
+        world.touch()
+        wait_until(lambda: ecs.describe_tasks(cluster=world.cluster.name, tasks=[arn])["tasks"][0]
+                   .get("healthStatus") == "UNHEALTHY", 10, what="healthStatus UNHEALTHY")
+
+
+def test_replica_service_spreads_and_scales_in(control_plane, world, fake_runner):
+    from lab.ecs.cluster import EcsCluster
+
+    with EcsCluster(world, fake_runner, control_plane=control_plane, agent_interval=0.1) as cluster:
+        for n in (1, 2):
+            cluster.add_instance(f"127.0.1.{n}")
+        ecs = control_plane.clients.ecs
+        ecs.register_task_definition(family="web-replica", containerDefinitions=[
+            {"name": "web", "image": "ecs-agent-lab/lab:latest", "memory": 128,
+             "portMappings": [{"containerPort": 8080}]}])
+        ecs.create_service(cluster=world.cluster.name, serviceName="web", taskDefinition="web-replica",
+                           desiredCount=4)
+        tasks = wait_until(lambda: len(_running(control_plane, world, "web")) == 4
+                           and _running(control_plane, world, "web"), 10, what="4 replica tasks")
+        per_instance = sorted(sum(t["containerInstanceArn"] == i.arn for t in tasks) for i in world.instances)
+        assert per_instance == [2, 2]  # spread over instances, dynamic host ports stack
+        ecs.update_service(cluster=world.cluster.name, service="web", desiredCount=1)
+        wait_until(lambda: len(_running(control_plane, world, "web")) == 1, 10, what="scale in to 1")
+        svc = ecs.describe_services(cluster=world.cluster.name, services=["web"])["services"][0]
+        assert (svc["desiredCount"], svc["runningCount"]) == (1, 1)

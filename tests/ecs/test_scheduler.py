@@ -130,3 +130,16 @@ def test_service_event_says_why_in_ecs_words():
     result = place(needs, [instance(1, tasks=[PlacedTask("t", needs)])])
     event = result.service_event("datadog-agent")
     assert "was unable to place a task" in event and "already using a port required by your task" in event
+
+
+def test_binpack_memory_fills_the_fullest_instance_first():
+    busy = instance(1, tasks=[PlacedTask("t", TaskNeeds(memory=4000))])
+    empty = instance(2)
+    result = place(TaskNeeds(memory=256), [empty, busy], count=2,
+                   strategy=[{"type": "binpack", "field": "memory"}])
+    assert result.placed == [busy.arn, busy.arn]
+
+
+def test_unknown_strategy_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="placement strategy"):
+        place(TaskNeeds(memory=1), [instance(1)], strategy=[{"type": "bogus"}])

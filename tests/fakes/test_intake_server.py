@@ -128,6 +128,9 @@ def test_traces_filter_by_service_and_ecs_tag(intake, http):
     page = _payloads(http, intake, endpoint=TRACES, format="json", service="worker", tags="task_family:web")
     (item,) = page["payloads"]
     assert item["data"]["tracerPayloads"][0]["chunks"][0]["spans"][0]["service"] == "worker"
+    by_operation = _payloads(http, intake, endpoint=TRACES, format="json", name="requests.request")
+    assert len(by_operation["payloads"]) == 2
+    assert _payloads(http, intake, endpoint=TRACES, format="json", name="nope")["payloads"] == []
 
 
 def test_sessions_isolate_payloads_by_time_and_by_url_prefix(intake, http):

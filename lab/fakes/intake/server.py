@@ -69,9 +69,10 @@ PROCESS_ROUTES = frozenset({"/api/v1/collector", "/api/v1/container", "/api/v1/d
                             "/api/v1/connections"})
 # Query parameters that are not filters.
 _QUERY_PARAMS = frozenset({"endpoint", "format", "since", "session", "limit"})
-# Friendly aliases: `name=` means the kind's own name field.
+# `name=` means the kind's own name field where the kind has no `name` filter of its own (for
+# traces and APM stats, `name` is the span/operation name).
 _NAME_ALIASES = {"series": "metric", "sketches": "metric", "series_v1": "metric", "check_runs": "check",
-                 "traces": "service", "apm_stats": "service", "logs": "service"}
+                 "logs": "service"}
 
 
 @dataclass
@@ -277,7 +278,7 @@ class IntakeServer:
         for key, value in query.items():
             if key in _QUERY_PARAMS:
                 continue
-            if key == "name" and decoder is not None:
+            if key == "name" and decoder is not None and "name" not in decoder.filters:
                 key = _NAME_ALIASES.get(decoder.kind, key)
             if key == "tags":
                 filters["tags"] = parse_tag_filter(query.getall("tags"))

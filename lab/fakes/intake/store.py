@@ -32,7 +32,11 @@ INGEST_MODES = ("full", "fast")
 DEFAULT_MAX_PAYLOADS = 100_000
 DEFAULT_MAX_BYTES = 1024 * 1024 * 1024
 DEFAULT_MAX_REJECTED = 1_000
-DEFAULT_DECODED_CACHE = 1_024
+# Rendered views of recent payloads are cached for repeated queries (a test polling), bounded by
+# count and by an estimate of their size: a rendered view takes ~50-100x its compressed body.
+DEFAULT_DECODED_CACHE = 512
+DEFAULT_DECODED_CACHE_BYTES = 256 * 1024 * 1024
+CACHE_WEIGHT_PER_BODY_BYTE = 64
 # Rejected bodies are kept for a look, not for replay: cap what one of them may hold.
 MAX_REJECTED_BODY = 1024 * 1024
 # Per-payload bookkeeping (record object, headers dict, deque slots) counted against max_bytes.
@@ -166,6 +170,7 @@ class IntakeStore:
 
     def __init__(self, max_payloads: int = DEFAULT_MAX_PAYLOADS, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_rejected: int = DEFAULT_MAX_REJECTED, decoded_cache: int = DEFAULT_DECODED_CACHE,
+                 decoded_cache_bytes: int = DEFAULT_DECODED_CACHE_BYTES,
                  clock: Callable[[], float] = time.time, ingest: str = "full") -> None:
         if max_payloads < 1 or max_bytes < 1:
             raise ValueError("max_payloads and max_bytes must be positive")
@@ -188,6 +193,9 @@ class IntakeStore:
         self.rejected_dropped = 0  # rejected payloads pushed out of the inspection list (counted)
         self._sessions: dict[str, Session] = {}
         self._decoded: OrderedDict[int, DecodedPayload] = OrderedDict()
+        self._decoded_weights: dict[int, int] = {}
+        self._decoded_weight = 0
+        self.decoded_cache_bytes = decoded_cache_bytes
 
     # --- ingest -----------------------------------------------------------------------------------
 
@@ -252,7 +260,8 @@ class IntakeStore:
         counters = self._counters[record.route]
         counters.stored -= 1
         counters.stored_bytes -= size
-        self._decoded.pop(record.seq, None)
+        if self._decoded.pop(record.seq, None) is not None:
+            self._decoded_weight -= self._decoded_weights.pop(record.seq)
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -305,34 +314,58 @@ class IntakeStore:
             cursor = records[-1].seq if records else (since or 0)
         return records, cursor
 
+    def _parse(self, record: StoredPayload) -> DecodedPayload:
+        """Decode a stored body again (not rendered); a failure becomes this payload's flagged,
+        counted decode error (possible with fast ingest, which only checked the framing)."""
+        decoder = decoder_for(record.route)
+        assert decoder is not None
+        try:
+            return decoder.decode(record.body, record.headers)
+        except MalformedPayload as exc:
+            return self._decode_error(record, decoder.kind, exc.reason)
+
+    def _decode_error(self, record: StoredPayload, kind: str, reason: str) -> DecodedPayload:
+        flag = f"decode error: {reason}"
+        with self._lock:
+            if flag not in record.flags:
+                record.flags = (*record.flags, flag)
+                counters = self._counters.get(record.route)
+                if counters is not None:
+                    counters.decode_errors += 1
+        return DecodedPayload(kind, None, lambda _native: None, flags=(flag,))
+
+    def _cached(self, seq: int) -> DecodedPayload | None:
+        with self._lock:
+            cached = self._decoded.get(seq)
+            if cached is not None:
+                self._decoded.move_to_end(seq)
+            return cached
+
     def decoded(self, record: StoredPayload) -> DecodedPayload | None:
         """The decoded payload (rendered lazily, cached for recent payloads); None for raw routes."""
-        decoder = decoder_for(record.route)
-        if decoder is None:
+        if decoder_for(record.route) is None:
             return None
+        cached = self._cached(record.seq)
+        if cached is not None:
+            return cached
+        decoded = self._parse(record)
+        if decoded.native is not None:
+            try:
+                _ = decoded.data
+            except Exception as exc:  # noqa: BLE001 - a body that cannot be rendered is a decode error too
+                decoded = self._decode_error(record, decoded.kind, f"{type(exc).__name__}: {exc}")
+            # The rendered view is all queries need: let the parsed message (and its arena) go.
+            decoded.native = None
+        weight = len(record.body) * CACHE_WEIGHT_PER_BODY_BYTE
         with self._lock:
-            cached = self._decoded.get(record.seq)
-            if cached is not None:
-                self._decoded.move_to_end(record.seq)
-                return cached
-        try:
-            decoded = decoder.decode(record.body, record.headers)
-            _ = decoded.data
-        except Exception as exc:  # noqa: BLE001 - any failure to render is this payload's decode error
-            reason = exc.reason if isinstance(exc, MalformedPayload) else f"{type(exc).__name__}: {exc}"
-            flag = f"decode error: {reason}"
-            decoded = DecodedPayload(decoder.kind, None, lambda _native: None, flags=(flag,))
-            with self._lock:
-                if flag not in record.flags:
-                    record.flags = (*record.flags, flag)
-                    counters = self._counters.get(record.route)
-                    if counters is not None:
-                        counters.decode_errors += 1
-        with self._lock:
-            if self.decoded_cache_size > 0:
+            if self.decoded_cache_size > 0 and weight <= self.decoded_cache_bytes:
                 self._decoded[record.seq] = decoded
-                while len(self._decoded) > self.decoded_cache_size:
-                    self._decoded.popitem(last=False)
+                self._decoded_weights[record.seq] = weight
+                self._decoded_weight += weight
+                while (len(self._decoded) > self.decoded_cache_size
+                       or self._decoded_weight > self.decoded_cache_bytes):
+                    old, _ = self._decoded.popitem(last=False)
+                    self._decoded_weight -= self._decoded_weights.pop(old)
         return decoded
 
     def check_filters(self, route: str, filters: Mapping[str, Any]) -> dict[str, Any]:
@@ -361,6 +394,16 @@ class IntakeStore:
         records, cursor = self.snapshot(route, since, session, limit)
         items = []
         for record in records:
+            if active and decoder.select_native is not None and self._cached(record.seq) is None:
+                # Filter on the parsed message and render only what matches: a metric-name query
+                # over payloads of hundreds of series renders one series each, not all of them.
+                parsed = self._parse(record)
+                if parsed.native is None:
+                    continue
+                data = decoder.select_native(parsed.native, active)
+                if data is not None:
+                    items.append((record, data))
+                continue
             data = self.decoded(record).data
             if data is None:
                 if not active:

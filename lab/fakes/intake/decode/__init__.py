@@ -26,6 +26,8 @@ class RouteDecoder:
     # The fast ingest path's cheaper validation (compression + top-level framing), where the
     # full decode is costly; None means the full decode is the check.
     check: Callable[[bytes, Mapping[str, str] | None], None] | None = None
+    # select on the parsed message, rendering only what matches (for kinds with big payloads).
+    select_native: Callable[[Any, Mapping[str, Any]], Any] | None = None
 
 
 _PROCESS = RouteDecoder(process.KIND, process.decode, process.select, process.FILTERS)
@@ -35,7 +37,8 @@ _OBJECT = RouteDecoder("json", json_payloads.decode_object, json_payloads.select
 ROUTES: dict[str, RouteDecoder] = {
     "/api/v0.2/traces": RouteDecoder(traces.KIND, traces.decode, traces.select, traces.FILTERS, traces.check),
     "/api/v0.2/stats": RouteDecoder(apm_stats.KIND, apm_stats.decode, apm_stats.select, apm_stats.FILTERS),
-    "/api/v2/series": RouteDecoder(series.KIND, series.decode, series.select, series.FILTERS, series.check),
+    "/api/v2/series": RouteDecoder(series.KIND, series.decode, series.select, series.FILTERS, series.check,
+                                   series.select_native),
     "/api/v1/series": RouteDecoder("series_v1", json_payloads.decode_series_v1,
                                    json_payloads.select_series_v1, json_payloads.SERIES_V1_FILTERS),
     "/api/beta/sketches": RouteDecoder(sketches.KIND, sketches.decode, sketches.select, sketches.FILTERS,

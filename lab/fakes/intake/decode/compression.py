@@ -56,9 +56,9 @@ def _deflate(body: bytes) -> bytes:
             out = d.decompress(body, MAX_DECOMPRESSED + 1)
         except zlib.error:
             continue
+        _check_size(out)
         if not d.eof:
             raise zlib.error("truncated deflate stream")
-        _check_size(out)
         return out
     raise zlib.error("neither zlib nor raw deflate data")
 

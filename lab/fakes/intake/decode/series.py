@@ -57,19 +57,32 @@ def check(body: bytes, headers: Mapping[str, str] | None = None) -> None:
 
 
 def render(msg: metrics_payload_pb2.MetricPayload) -> list[dict[str, Any]]:
-    return [
-        {
-            "resources": [{"type": r.type, "name": r.name} for r in s.resources],
-            "metric": s.metric,
-            "tags": list(s.tags),
-            "points": [{"value": p.value, "timestamp": p.timestamp} for p in s.points],
-            "type": s.type,
-            "unit": s.unit,
-            "source_type_name": s.source_type_name,
-            "interval": s.interval,
-        }
-        for s in msg.series
-    ]
+    return [_series(s) for s in msg.series]
+
+
+def _series(s: metrics_payload_pb2.MetricPayload.MetricSeries) -> dict[str, Any]:
+    return {
+        "resources": [{"type": r.type, "name": r.name} for r in s.resources],
+        "metric": s.metric,
+        "tags": list(s.tags),
+        "points": [{"value": p.value, "timestamp": p.timestamp} for p in s.points],
+        "type": s.type,
+        "unit": s.unit,
+        "source_type_name": s.source_type_name,
+        "interval": s.interval,
+    }
+
+
+def select_native(msg: metrics_payload_pb2.MetricPayload, filters: Mapping[str, Any]) -> list[dict] | None:
+    wanted = filters.get("metric")
+    kept = []
+    for s in msg.series:
+        if wanted and s.metric != wanted:
+            continue
+        rendered = _series(s)
+        if series_matches(rendered, filters):
+            kept.append(rendered)
+    return kept or None
 
 
 def host_of(series: Mapping[str, Any]) -> str:

@@ -21,7 +21,8 @@ def test_custom_metrics_arrive_with_service_and_ecs_tags(apps, agent, intake):
     assert {"env:lab", "version:1.0.0", "app:ecs-lab-web"} <= tags, sorted(tags)
     expected_ecs = {f"task_family:{app.service}-task", "task_version:1", "ecs_cluster_name:ecs-lab",
                     "ecs_container_name:app"}
-    assert expected_ecs <= tags, f"ECS tags missing from {METRIC}: {sorted(expected_ecs - tags)}; got {sorted(tags)}"
+    assert expected_ecs <= tags, (f"ECS tags missing from {METRIC}: {sorted(expected_ecs - tags)}; "
+                                  f"got {sorted(tags)}")
     resources = {(r["type"], r["name"]) for r in series[0].get("resources", [])}
     assert ("host", agent.instance_id) in resources or series[0].get("host") == agent.instance_id, series[0]
 

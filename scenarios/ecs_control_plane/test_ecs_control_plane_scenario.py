@@ -16,10 +16,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import AGENT_TASKDEFS, APP_TASKDEFS
 
 from lab.ecs.diagnose import agent_findings, secrets_findings
 from lab.world import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT_TASKDEFS = ROOT / "lab" / "ecs" / "taskdefs"
+APP_TASKDEFS = ROOT / "lab" / "apps" / "taskdefs"
 
 AGENT_SERVICE = "datadog-agent"
 APP_FAMILY = "ecs-lab-web-imdsv1"
@@ -88,6 +91,17 @@ def test_docs_agent_runs_once_per_instance_and_apps_report_through_their_own(ecs
         world_agents = [t.arn for t in inst.tasks if t.family == "datadog-agent-task"
                         and t.known_status == "RUNNING"]
         assert world_agents == [t["taskArn"] for t in agents if t["containerInstanceArn"] == inst.arn]
+
+    # The ECS agent introspection API of each instance and the app's task metadata (v4) name the
+    # same tasks as the control plane.
+    for inst in ecs_lab.world.instances:
+        listed = requests.get(ecs_lab.backend.ecs_agent_urls[inst.index] + "/v1/tasks", timeout=5).json()
+        arns = {t["Arn"] for t in listed["Tasks"] if t["KnownStatus"] == "RUNNING"}
+        assert {apps[inst.index]["arn"]} | {t["taskArn"] for t in agents
+                                           if t["containerInstanceArn"] == inst.arn} <= arns
+        rc = ecs_lab.backend.tasks[apps[inst.index]["arn"]].containers[0]
+        meta = requests.get(rc.env["ECS_CONTAINER_METADATA_URI_V4"] + "/task", timeout=5).json()
+        assert meta["TaskARN"] == apps[inst.index]["arn"] and meta["Family"] == APP_FAMILY
 
     for app in apps.values():
         requests.get(app["url"] + "/work?ms=1&depth=1", timeout=10)

@@ -15,6 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from lab.world import wait_until
+
 
 def _lab_processes(lab) -> list[psutil.Process]:
     procs = []
@@ -42,11 +44,22 @@ def test_every_lab_process_got_the_lab_imds_endpoint(lab):
         except (FileNotFoundError, ProcessLookupError):
             continue  # exited meanwhile (a health check's shell)
         endpoint = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", "")
-        assert endpoint, f"pid {proc.pid} ({' '.join(proc.cmdline())}) has no AWS_EC2_METADATA_SERVICE_ENDPOINT"
+        cmd = " ".join(proc.cmdline())[:120]
+        assert endpoint, f"pid {proc.pid} ({cmd}) has no AWS_EC2_METADATA_SERVICE_ENDPOINT"
         host = endpoint.split("//", 1)[-1].split(":", 1)[0]
         assert ipaddress.ip_address(host).is_loopback, f"pid {proc.pid} was given {endpoint}"
         for leak in ("HTTPS_PROXY", "https_proxy", "AWS_ACCESS_KEY_ID"):
             assert leak not in env, f"pid {proc.pid} inherited {leak} from the host"
+
+
+def test_no_lab_process_had_a_socket_to_link_local_addresses_during_the_session(lab):
+    watch = lab.link_local_watch
+    if watch is None:
+        pytest.skip("the session-wide socket watch runs only on the session lab")
+    wait_until(lambda: watch.samples >= 2, timeout=10, what="two samples of the lab's sockets")
+    assert watch.offenders == [], (
+        f"lab processes had sockets to link-local (cloud metadata) addresses during the run "
+        f"({watch.samples} samples): {watch.offenders[:10]}")
 
 
 def test_no_lab_process_opens_a_socket_to_link_local_addresses(lab, apps):

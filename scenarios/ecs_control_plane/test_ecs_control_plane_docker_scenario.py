@@ -1,0 +1,84 @@
+"""ecs_control_plane on the docker backend: the same user path (aws CLI / boto3 against the control
+plane), the agents as real containers on 2 instance networks, apps reaching their own instance's
+agent through the published host port."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from lab.world import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT_TASKDEFS = ROOT / "lab" / "ecs" / "taskdefs"
+APP_TASKDEFS = ROOT / "lab" / "apps" / "taskdefs"
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def docker_ecs(tmp_path_factory):
+    try:
+        from lab.backends import images
+
+        images.docker_client().ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no docker engine: {exc}")
+    from lab.backends.docker import DockerBackend
+    from lab.backends.stack import Ports, Stack
+    from lab.ecs.cluster import EcsCluster
+    from lab.world import Cluster, World
+
+    world = World(Cluster(name=f"dk-{uuid.uuid4().hex[:6]}"))
+    stack = Stack(instances=2, apps=(), cluster=world.cluster.name, ports=Ports.ephemeral(),
+                  run_dir=tmp_path_factory.mktemp("ecs-docker"))
+    with DockerBackend(stack, world=world, start_stack_tasks=False) as backend, \
+            EcsCluster.for_backend(backend, port=0, agent_interval=0.2) as cluster:
+        yield backend, cluster
+
+
+def _running(ecs, cluster, **kwargs):
+    arns = ecs.list_tasks(cluster=cluster, **kwargs)["taskArns"]
+    tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+    return [t for t in tasks if t["lastStatus"] == "RUNNING"]
+
+
+def test_daemon_agents_as_containers_and_apps_report_through_their_own_instance(docker_ecs):
+    from lab.fakes.intake.client import IntakeClient
+
+    backend, cluster = docker_ecs
+    world, ecs, name = backend.world, cluster.control_plane.clients.ecs, backend.world.cluster.name
+    ecs.register_task_definition(**json.loads((AGENT_TASKDEFS / "datadog-agent-ecs-full.json").read_text()))
+    ecs.create_service(cluster=name, serviceName="datadog-agent", taskDefinition="datadog-agent-task",
+                       schedulingStrategy="DAEMON")
+    agents = wait_until(lambda: len(_running(ecs, name, serviceName="datadog-agent")) == 2
+                        and _running(ecs, name, serviceName="datadog-agent"), 120, interval=0.5,
+                        what="2 RUNNING agent containers")
+    # The world records the real docker ids of the control plane's tasks.
+    for t in agents:
+        _, task = world.find_task(t["taskArn"])
+        assert backend.client.api.inspect_container(task.containers[0].docker_id)["State"]["Running"]
+
+    app_td = ecs.register_task_definition(**json.loads((APP_TASKDEFS / "imdsv1.json").read_text()))
+    app_arns = {}
+    for inst in world.instances:
+        out = ecs.start_task(cluster=name, taskDefinition=app_td["taskDefinition"]["taskDefinitionArn"],
+                             containerInstances=[inst.arn])
+        app_arns[inst.index] = out["tasks"][0]["taskArn"]
+    wait_until(lambda: len(_running(ecs, name, family="ecs-lab-web-imdsv1")) == 2, 120, interval=0.5,
+               what="2 RUNNING app containers")
+    intake = IntakeClient(backend.topo.host_intake_url)
+    for inst in world.instances:
+        _, task = world.find_task(app_arns[inst.index])
+        c = task.containers[0]
+        # Instance networks are not routed to the docker host: call the app from inside instance N.
+        url = f"http://{c.ipv4_addresses[0]}:8080/work?ms=1&depth=1"
+        code, out = backend.run_in_instance(inst.index, ["curl", "-sf", "--retry", "30", "--retry-delay", "1",
+                                                         "--retry-connrefused", url], timeout=90)
+        assert code == 0, f"the app on instance {inst.index} did not answer {url}: {out}"
+        spans = intake.wait_for_spans(service="ecs-lab-web", timeout=40,
+                                      predicate=lambda s, d=c.docker_id: s.get("container_id") == d)
+        assert {s["hostname"] for s in spans} == {inst.instance_id}

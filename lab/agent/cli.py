@@ -33,6 +33,9 @@ def run() -> None:
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    # Receivers, parser and flushes are threads of one interpreter: a shorter GIL switch interval
+    # keeps the DogStatsD reader from waiting 5 ms behind a busy thread (packets lost meanwhile).
+    sys.setswitchinterval(0.001)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

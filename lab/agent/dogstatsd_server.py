@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -49,6 +50,7 @@ class DogStatsDServer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.packets_read = 0
+        self.max_queued = 500_000
 
     def start(self) -> DogStatsDServer:
         port = self.requested_port
@@ -84,8 +86,12 @@ class DogStatsDServer:
                 continue
             except OSError:
                 return
-            q.append((data, addr))
             self.packets_read += 1
+            if len(q) >= self.max_queued:
+                # Bounded like the agent's packet channel (dogstatsd_queue_size): drop and count.
+                self.stats.errors["queue_full"] += 1
+                continue
+            q.append((data, addr))
             self._wake.set()
 
     def _work(self) -> None:
@@ -101,6 +107,10 @@ class DogStatsDServer:
             except Exception as exc:  # noqa: BLE001 - a bad packet never stops the server
                 self.stats.errors["internal"] += 1
                 log.debug("packet from %s failed: %r", addr, exc)
+            # Hand the GIL over after each packet: a reader thread waiting to return from recvfrom
+            # would otherwise wait a whole switch interval (5 ms) per datagram while this thread
+            # parses, and the kernel buffer would overflow.
+            time.sleep(0)
 
     def handle(self, data: bytes, addr: tuple) -> None:
         messages = parse_packet(data, self.stats)
@@ -120,8 +130,6 @@ class DogStatsDServer:
 
     def drain(self, timeout: float = 2.0) -> bool:
         """Wait until every packet read so far is aggregated (tests, shutdown)."""
-        import time
-
         deadline = time.monotonic() + timeout
         while self._queue and time.monotonic() < deadline:
             time.sleep(0.005)

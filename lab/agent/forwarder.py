@@ -174,6 +174,7 @@ class Forwarder:
 
     config: AgentConfig
     max_retry_queue: int = 100
+    max_queue: int = 1000
     max_attempts: int = 10
     timeout: float = 10.0
     counters: dict[str, EndpointCounters] = field(default_factory=dict)
@@ -214,7 +215,13 @@ class Forwarder:
     def submit(self, txn: Transaction) -> None:
         """Queue a transaction (call on the forwarder's loop)."""
         assert self._queue is not None, "forwarder not started"
-        self.counter(txn.name)
+        c = self.counter(txn.name)
+        if self._queue.qsize() >= self.max_queue:
+            # pkg/trace/writer: "queue full. Payload dropped" - memory stays bounded when the
+            # intake hangs.
+            c.dropped += 1
+            c.last_error = "queue full"
+            return
         self._queue.put_nowait(txn)
 
     @property

@@ -2,8 +2,7 @@ from lab.proto import tracer_payload_pb2 as _tracer_payload_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -34,4 +33,4 @@ class AgentPayload(_message.Message):
     errorTPS: float
     rareSamplerEnabled: bool
     APMMode: str
-    def __init__(self, hostName: _Optional[str] = ..., env: _Optional[str] = ..., tracerPayloads: _Optional[_Iterable[_Union[_tracer_payload_pb2.TracerPayload, _Mapping]]] = ..., tags: _Optional[_Mapping[str, str]] = ..., agentVersion: _Optional[str] = ..., targetTPS: _Optional[float] = ..., errorTPS: _Optional[float] = ..., rareSamplerEnabled: _Optional[bool] = ..., APMMode: _Optional[str] = ...) -> None: ...
+    def __init__(self, hostName: _Optional[str] = ..., env: _Optional[str] = ..., tracerPayloads: _Optional[_Iterable[_Union[_tracer_payload_pb2.TracerPayload, _Mapping]]] = ..., tags: _Optional[_Mapping[str, str]] = ..., agentVersion: _Optional[str] = ..., targetTPS: _Optional[float] = ..., errorTPS: _Optional[float] = ..., rareSamplerEnabled: bool = ..., APMMode: _Optional[str] = ...) -> None: ...

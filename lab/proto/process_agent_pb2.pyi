@@ -2,8 +2,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -312,7 +311,7 @@ class Command(_message.Message):
     pgroup: int
     exe: str
     comm: str
-    def __init__(self, args: _Optional[_Iterable[str]] = ..., cwd: _Optional[str] = ..., root: _Optional[str] = ..., onDisk: _Optional[bool] = ..., ppid: _Optional[int] = ..., pgroup: _Optional[int] = ..., exe: _Optional[str] = ..., comm: _Optional[str] = ...) -> None: ...
+    def __init__(self, args: _Optional[_Iterable[str]] = ..., cwd: _Optional[str] = ..., root: _Optional[str] = ..., onDisk: bool = ..., ppid: _Optional[int] = ..., pgroup: _Optional[int] = ..., exe: _Optional[str] = ..., comm: _Optional[str] = ...) -> None: ...
 
 class ProcessUser(_message.Message):
     __slots__ = ("name", "uid", "gid", "euid", "egid", "suid", "sgid")

@@ -1,8 +1,7 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -20,7 +19,7 @@ class StatsPayload(_message.Message):
     agentVersion: str
     clientComputed: bool
     splitPayload: bool
-    def __init__(self, agentHostname: _Optional[str] = ..., agentEnv: _Optional[str] = ..., stats: _Optional[_Iterable[_Union[ClientStatsPayload, _Mapping]]] = ..., agentVersion: _Optional[str] = ..., clientComputed: _Optional[bool] = ..., splitPayload: _Optional[bool] = ...) -> None: ...
+    def __init__(self, agentHostname: _Optional[str] = ..., agentEnv: _Optional[str] = ..., stats: _Optional[_Iterable[_Union[ClientStatsPayload, _Mapping]]] = ..., agentVersion: _Optional[str] = ..., clientComputed: bool = ..., splitPayload: bool = ...) -> None: ...
 
 class ClientStatsPayload(_message.Message):
     __slots__ = ("hostname", "env", "version", "stats", "lang", "tracerVersion", "runtimeID", "sequence", "agentAggregation", "service", "containerID", "tags", "git_commit_sha", "image_tag", "is_parent_root")
@@ -54,7 +53,7 @@ class ClientStatsPayload(_message.Message):
     git_commit_sha: str
     image_tag: str
     is_parent_root: bool
-    def __init__(self, hostname: _Optional[str] = ..., env: _Optional[str] = ..., version: _Optional[str] = ..., stats: _Optional[_Iterable[_Union[ClientStatsBucket, _Mapping]]] = ..., lang: _Optional[str] = ..., tracerVersion: _Optional[str] = ..., runtimeID: _Optional[str] = ..., sequence: _Optional[int] = ..., agentAggregation: _Optional[str] = ..., service: _Optional[str] = ..., containerID: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., git_commit_sha: _Optional[str] = ..., image_tag: _Optional[str] = ..., is_parent_root: _Optional[bool] = ...) -> None: ...
+    def __init__(self, hostname: _Optional[str] = ..., env: _Optional[str] = ..., version: _Optional[str] = ..., stats: _Optional[_Iterable[_Union[ClientStatsBucket, _Mapping]]] = ..., lang: _Optional[str] = ..., tracerVersion: _Optional[str] = ..., runtimeID: _Optional[str] = ..., sequence: _Optional[int] = ..., agentAggregation: _Optional[str] = ..., service: _Optional[str] = ..., containerID: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., git_commit_sha: _Optional[str] = ..., image_tag: _Optional[str] = ..., is_parent_root: bool = ...) -> None: ...
 
 class ClientStatsBucket(_message.Message):
     __slots__ = ("start", "duration", "stats", "agentTimeShift")
@@ -100,4 +99,4 @@ class ClientGroupedStats(_message.Message):
     topLevelHits: int
     span_kind: str
     peer_tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, service: _Optional[str] = ..., name: _Optional[str] = ..., resource: _Optional[str] = ..., HTTP_status_code: _Optional[int] = ..., type: _Optional[str] = ..., DB_type: _Optional[str] = ..., hits: _Optional[int] = ..., errors: _Optional[int] = ..., duration: _Optional[int] = ..., okSummary: _Optional[bytes] = ..., errorSummary: _Optional[bytes] = ..., synthetics: _Optional[bool] = ..., topLevelHits: _Optional[int] = ..., span_kind: _Optional[str] = ..., peer_tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, service: _Optional[str] = ..., name: _Optional[str] = ..., resource: _Optional[str] = ..., HTTP_status_code: _Optional[int] = ..., type: _Optional[str] = ..., DB_type: _Optional[str] = ..., hits: _Optional[int] = ..., errors: _Optional[int] = ..., duration: _Optional[int] = ..., okSummary: _Optional[bytes] = ..., errorSummary: _Optional[bytes] = ..., synthetics: bool = ..., topLevelHits: _Optional[int] = ..., span_kind: _Optional[str] = ..., peer_tags: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -2,8 +2,7 @@ from lab.proto import span_pb2 as _span_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -26,7 +25,7 @@ class TraceChunk(_message.Message):
     spans: _containers.RepeatedCompositeFieldContainer[_span_pb2.Span]
     tags: _containers.ScalarMap[str, str]
     droppedTrace: bool
-    def __init__(self, priority: _Optional[int] = ..., origin: _Optional[str] = ..., spans: _Optional[_Iterable[_Union[_span_pb2.Span, _Mapping]]] = ..., tags: _Optional[_Mapping[str, str]] = ..., droppedTrace: _Optional[bool] = ...) -> None: ...
+    def __init__(self, priority: _Optional[int] = ..., origin: _Optional[str] = ..., spans: _Optional[_Iterable[_Union[_span_pb2.Span, _Mapping]]] = ..., tags: _Optional[_Mapping[str, str]] = ..., droppedTrace: bool = ...) -> None: ...
 
 class TracerPayload(_message.Message):
     __slots__ = ("containerID", "languageName", "languageVersion", "tracerVersion", "runtimeID", "chunks", "tags", "env", "hostname", "appVersion", "APMMode")

@@ -20,18 +20,19 @@ say() { echo "docker-engine: $*" >&2; }
 
 engine_answers() { docker info >/dev/null 2>&1; }
 
+already=false
 if command -v docker >/dev/null 2>&1 && engine_answers; then
   say "engine already answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?'))"
-  exit 0
+  already=true
 fi
 
-if [ "$(id -u)" != 0 ]; then
+if [ "$already" = false ] && [ "$(id -u)" != 0 ]; then
   say "no Docker engine answers and this script is not root, so it cannot install or start one."
   say "Start Docker yourself (e.g. 'sudo systemctl start docker') or re-run as root."
   exit 1
 fi
 
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
+if [ "$already" = false ] && { ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; }; then
   say "installing Debian's docker.io (dockerd, containerd, runc, iptables)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -39,7 +40,7 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; 
 fi
 
 # A systemd-managed machine starts it the ordinary way; containers and sandboxes have no systemd.
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+if [ "$already" = false ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl start docker 2>/dev/null || true
 fi
 
@@ -97,6 +98,15 @@ if ! engine_answers; then
     fi
     tail -n 20 "$log_file" >&2 || true
     exit 1
+  fi
+fi
+
+# `docker compose` (plugin) or docker-compose 1.x: the root docker-compose.yml is tested with it.
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian's docker-compose"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
   fi
 fi
 

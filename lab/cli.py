@@ -40,6 +40,7 @@ class LazyGroup(click.Group):
         "app": "lab.apps.cli:app",
         "deploy": "lab.ecs.cli:deploy",
         "fake": "lab.cli:fake",
+        "images": "lab.backends.images:images_cli",
     },
 )
 @click.version_option(package_name="ecs-agent-lab")

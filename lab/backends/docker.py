@@ -57,11 +57,53 @@ AGENT_MOUNTS = (  # the docs' task definition volumes (FACTS.md section 1)
 )
 ECS_METADATA_DIR = "/opt/ecs/metadata"  # where ECS mounts the container metadata file
 AGENT_HEALTH_INTERVAL = 2.0
+APP_PORT = 8080  # lab.apps.entrypoints.APP_PORT
 ENGINE_LOCK = Path(os.environ.get("LAB_DOCKER_LOCK", "/tmp/ecs-agent-lab-docker.lock"))
 
 
 def is_agent_image(image: str) -> bool:
     return image.startswith(AGENT_IMAGE_PREFIXES)
+
+
+def take_engine_lock(holder: str, timeout: float | None = None, progress=None):
+    """One docker lab per engine: 169.254.169.254 can live in only one docker network (Docker
+    refuses overlapping subnets). A second lab on this machine waits for the first to finish
+    instead of failing half-way (tests and `ecs-lab up` queue up). Returns the open lock file:
+    closing it releases the lock."""
+    import fcntl
+
+    timeout = float(os.environ.get("LAB_DOCKER_LOCK_TIMEOUT", "600")) if timeout is None else timeout
+    ENGINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(ENGINE_LOCK, "a+")  # noqa: SIM115 - held until the caller closes it
+    deadline = time.monotonic() + timeout
+    announced = False
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            fh.seek(0)
+            current = fh.read().strip()
+            if current.endswith(f"pid {os.getpid()}"):
+                fh.close()
+                raise RuntimeError(
+                    f"this process already runs a docker lab ({current}) and one docker lab runs per engine "
+                    "(169.254.169.254 lives in one network): stop it first, or change its agents in place "
+                    "with DockerBackend.replace_agents(stack)") from None
+            if not announced and progress:
+                progress(f"docker: another docker lab holds the engine ({current}); waiting")
+                announced = True
+            if time.monotonic() > deadline:
+                fh.close()
+                raise RuntimeError(
+                    f"another docker lab ({current}) held the engine for {timeout:.0f}s; one docker "
+                    "lab runs per engine (169.254.169.254 lives in one network)") from None
+            time.sleep(0.2)
+    fh.seek(0)
+    fh.truncate()
+    fh.write(holder + "\n")
+    fh.flush()
+    return fh
 
 
 def resolve_agent_image(client) -> str:
@@ -125,7 +167,8 @@ class DockerBackend:
         self.pull = pull
         # FIPS needs the agent and its proxy in one netns (FACTS.md section 3): host mode by default;
         # `bridge` is allowed and fails as it would on ECS (the agent's 127.0.0.1 has no proxy).
-        self.agent_network_mode = agent_network_mode or os.environ.get("LAB_AGENT_NETWORK_MODE") or (
+        self._explicit_network_mode = agent_network_mode or os.environ.get("LAB_AGENT_NETWORK_MODE")
+        self.agent_network_mode = self._explicit_network_mode or (
             "host" if self.stack.has("fips") else "bridge")
         # The real datadog/fips-proxy reads the same config path, so it can stand in for HAProxy.
         self.fips_proxy_image = fips_proxy_image or os.environ.get("LAB_FIPS_PROXY_IMAGE") or LAB_IMAGE
@@ -188,6 +231,8 @@ class DockerBackend:
             self._start_apps()
             for task in self.agent_tasks.values():
                 self.wait_healthy(task.container("datadog-agent"), timeout=self.stack.ready_timeout + 30)
+            for task in self.app_tasks.values():
+                self.wait_listening(task.containers[0], APP_PORT, timeout=self.stack.ready_timeout + 30)
         self.started_in = time.monotonic() - t0
         self.progress(f"docker lab ready in {self.started_in:.1f}s")
         return self
@@ -209,38 +254,8 @@ class DockerBackend:
             self._lock_file.close()  # releases the flock
             self._lock_file = None
 
-    def _take_engine_lock(self, timeout: float | None = None) -> None:
-        """One docker lab per engine: 169.254.169.254 can live in only one docker network (Docker
-        refuses overlapping subnets). A second lab on this machine waits for the first to finish
-        instead of failing half-way (tests and `ecs-lab up` queue up)."""
-        import fcntl
-
-        timeout = float(os.environ.get("LAB_DOCKER_LOCK_TIMEOUT", "600")) if timeout is None else timeout
-        ENGINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(ENGINE_LOCK, "a+")  # noqa: SIM115 - held for the backend's lifetime
-        deadline = time.monotonic() + timeout
-        announced = False
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip()
-                if not announced:
-                    self.progress(f"docker: another docker lab holds the engine ({holder}); waiting")
-                    announced = True
-                if time.monotonic() > deadline:
-                    fh.close()
-                    raise RuntimeError(
-                        f"another docker lab ({holder}) held the engine for {timeout:.0f}s; one docker "
-                        "lab runs per engine (169.254.169.254 lives in one network)") from None
-                time.sleep(0.2)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"run {self.run_id}, pid {os.getpid()}\n")
-        fh.flush()
-        self._lock_file = fh
+    def _take_engine_lock(self) -> None:
+        self._lock_file = take_engine_lock(f"run {self.run_id}, pid {os.getpid()}", progress=self.progress)
 
     def _stop_quietly(self, arn: str) -> None:
         with contextlib.suppress(Exception):
@@ -268,6 +283,18 @@ class DockerBackend:
                     f"cannot create docker network {self.network_name(key)} ({net['subnet']}): {exc}. "
                     "Another docker lab may be running on this engine (its subnets are fixed): stop it, or "
                     "`ecs-lab down --all` to remove leftovers") from exc
+
+    def publish_world(self) -> int:
+        """Write the world for the services and wait until they answer from it (call after changing
+        the world from outside the backend, e.g. the control plane adopting instance ids)."""
+        generation = self._publish_world()
+        self._wait_world(generation)
+        return generation
+
+    def route_instance(self, inst: ContainerInstance) -> None:
+        """Callers from instance `inst.index`'s address block are `inst` (its id may have changed)."""
+        self._routes[self.topo.instance_block(inst.index)] = inst.instance_id
+        self.publish_world()
 
     def _publish_world(self) -> int:
         return write_world_file(self.world_dir / "world.json", self.world, self._routes)
@@ -394,6 +421,8 @@ class DockerBackend:
             for c in _start_order(task.containers, specs):
                 cid = running.container_ids[c.name]
                 self.client.api.start(cid)
+                self._follow_logs(self.log_name(task, c), cid)
+                c.pid = self.client.api.inspect_container(cid)["State"]["Pid"] or None
                 if mode == "bridge":
                     c.ipv4_addresses = [self._ip_on(cid, f"instance{n}")]
                 elif mode == "awsvpc":
@@ -534,8 +563,10 @@ class DockerBackend:
                         network_mode=self.agent_network_mode,
                         containers=[Container(name=s.name, image=s.image) for s in specs])
             self.world.add_task(inst, task)
-            self.start_task(inst, task, specs)
             self.agent_tasks[n] = task
+            self.start_task(inst, task, specs)
+            if self.agent_image == LAB_IMAGE:
+                self._expose_agent_ipc(n, task)
 
     def _fips_proxy_spec(self, n: int) -> ContainerSpec:
         """The FIPS proxy sidecar: Debian's HAProxy with the lab's config, mounted where the
@@ -551,6 +582,46 @@ class DockerBackend:
                              command=["fips-proxy"] if lab_image else None,
                              mounts=[Mount(str(cfg), CONFIG_PATH, True)])
 
+    def replace_agents(self, stack: Stack) -> None:
+        """Run the agents with another configuration (features, agent env) in this same world: the
+        agent tasks are stopped and started again as `stack` describes them; apps keep running and
+        keep sending to the instance IP, as during an agent redeploy on ECS."""
+        if stack.instances != self.stack.instances:
+            raise ValueError("replace_agents keeps the instances; start another lab to change them")
+        for task in list(self.agent_tasks.values()):
+            self.stop_task(task.arn)
+            self.world.remove_task(task.arn)
+        self.agent_tasks.clear()
+        self.stack = stack
+        self.agent_network_mode = self._explicit_network_mode or ("host" if stack.has("fips") else "bridge")
+        self._start_agents()
+        for task in self.agent_tasks.values():
+            self.wait_healthy(task.container("datadog-agent"), timeout=self.stack.ready_timeout + 30)
+
+    def agent_ipc_host(self, n: int) -> str:
+        """The address of instance N's agent netns on its bridge (its own, or the instance's)."""
+        task = self.agent_tasks[n]
+        if task.network_mode == "bridge":
+            return self.topo.agent_addresses(n)[f"instance{n}"]
+        if task.network_mode == "host":
+            return self._ip_on(self.instance_hosts[n], f"instance{n}")
+        return task.container("datadog-agent").ipv4_addresses[0]
+
+    def _expose_agent_ipc(self, n: int, task: Task) -> None:
+        """The emulated agent's status API listens on its netns' 127.0.0.1 (the agent's cmd_host
+        default); a forwarder in that netns offers it on the netns' bridge address, on the lab's
+        internal network only, so the host (tests, `ecs-lab status`) can read it."""
+        port = self.stack.ports.agent_cmd
+        host = self.agent_ipc_host(n)
+        netns = f"container:{task.container('datadog-agent').docker_id}"
+        cid = self._create(name=f"{task.container('datadog-agent').docker_name}-ipc"[:120], image=LAB_IMAGE,
+                           labels=self._labels("agent-ipc", **{"com.amazonaws.ecs.task-arn": task.arn}),
+                           networks={}, network_mode=netns, entrypoint=[],
+                           command=["python", "-m", "lab.backends.docker_services", "--role", "ports",
+                                    "--map", f"{host}:{port}/tcp=127.0.0.1:{port}"])
+        self.tasks[task.arn].helper_ids.append(cid)
+        self.client.api.start(cid)
+
     def wait_healthy(self, c: Container, timeout: float) -> None:
         def healthy() -> bool:
             state = self.client.api.inspect_container(c.docker_id)["State"]
@@ -562,6 +633,20 @@ class DockerBackend:
 
         try:
             wait_until(healthy, timeout, interval=0.2, what=f"{c.name} to report healthy")
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}\n{self.logs(c.docker_id)}") from None
+
+    def wait_listening(self, c: Container, port: int, timeout: float) -> None:
+        """Ready = accepting connections (the host reaches the instance bridge directly)."""
+        def listening() -> bool:
+            state = self.client.api.inspect_container(c.docker_id)["State"]
+            if not state["Running"]:
+                raise RuntimeError(f"{c.name} exited with {state['ExitCode']}:\n{self.logs(c.docker_id)}")
+            with socket.create_connection((c.ipv4_addresses[0], port), timeout=0.5):
+                return True
+
+        try:
+            wait_until(listening, timeout, interval=0.1, what=f"{c.name} to listen on {port}")
         except TimeoutError as exc:
             raise RuntimeError(f"{exc}\n{self.logs(c.docker_id)}") from None
 
@@ -579,8 +664,35 @@ class DockerBackend:
                         containers=[Container(name=spec.name, image=spec.image)],
                         service_name=app_service(variant))
             self.world.add_task(inst, task)
-            self.start_task(inst, task, [spec])
             self.app_tasks[variant] = task
+            self.start_task(inst, task, [spec])
+
+    def log_name(self, task: Task, c: Container) -> str:
+        """`agent-N` / `app-<variant>` for the stack's own tasks (as on the local backend), else the
+        container's docker name."""
+        for n, t in self.agent_tasks.items():
+            if t is task:
+                return f"agent-{n}" if c.name == "datadog-agent" else f"{c.name}-{n}"
+        for variant, t in self.app_tasks.items():
+            if t is task:
+                return f"app-{variant}"
+        return c.docker_name
+
+    def log_path(self, name: str) -> Path:
+        return self.run_dir / f"{name}.log"  # where `ecs-lab logs` looks (status()["run_dir"])
+
+    def _follow_logs(self, name: str, cid: str) -> None:
+        """Copy the container's output into run_dir/<name>.log while it runs (what `ecs-lab
+        logs` and a failing test's message read), as the local backend's log files."""
+        path = self.log_path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def follow() -> None:
+            with contextlib.suppress(Exception), open(path, "ab", buffering=0) as out:
+                for chunk in self.client.api.logs(cid, stream=True, follow=True):
+                    out.write(chunk)
+
+        threading.Thread(target=follow, name=f"logs-{name}", daemon=True).start()
 
     # -- reading ------------------------------------------------------------------------------------
     def logs(self, cid: str, lines: int = 30) -> str:
@@ -615,21 +727,37 @@ class DockerBackend:
             inst = self.world.instance(n)
             task = self.agent_tasks.get(n)
             agent_c = task.container("datadog-agent") if task else None
+            cmd_host = ""
+            if task and self.agent_image == LAB_IMAGE:
+                with contextlib.suppress(Exception):
+                    cmd_host = self.agent_ipc_host(n)
             instances.append({
                 "index": n, "instance_id": inst.instance_id, "private_ip": inst.private_ip,
                 "imds_url": "http://169.254.169.254", "ecs_endpoint": self.topo.ecs_agent_url,
                 "apm_url": f"http://{inst.private_ip}:{s.ports.apm}",
                 "dogstatsd": f"{inst.private_ip}:{s.ports.dogstatsd}",
-                "agent_cmd_url": "",
+                "agent_cmd_url": f"http://{cmd_host}:{s.ports.agent_cmd}" if cmd_host else "",
                 "network_mode": self.agent_network_mode,
                 "fips_proxy": f"127.0.0.1:{s.ports.fips_start}" if s.has("fips") else None,
                 "agent": {"docker_id": agent_c.docker_id if agent_c else None,
+                          "pid": agent_c.pid if agent_c else None,
                           "status": agent_c.known_status if agent_c else "STOPPED",
-                          "health": agent_c.health_status if agent_c else "UNKNOWN", "log": None},
+                          "health": agent_c.health_status if agent_c else "UNKNOWN",
+                          "log": str(self.log_path(f"agent-{n}"))},
             })
-        apps = {v: {"service": app_service(v), "instance": 1, "task_arn": t.arn,
-                    "docker_id": t.containers[0].docker_id, "status": t.containers[0].known_status}
-                for v, t in self.app_tasks.items()}
+        apps = {}
+        for v, t in self.app_tasks.items():
+            c = t.containers[0]
+            apps[v] = {"service": app_service(v), "instance": 1, "task_arn": t.arn, "docker_id": c.docker_id,
+                       "pid": c.pid, "status": c.known_status, "log": str(self.log_path(f"app-{v}")),
+                       # The host reaches containers on the instance bridge directly (never 169.254.x).
+                       "url": f"http://{c.ipv4_addresses[0]}:{APP_PORT}" if c.ipv4_addresses else None}
+        processes = {}
+        for rt in list(self.tasks.values()):
+            for c in rt.task.containers:
+                name = self.log_name(rt.task, c)
+                processes[name] = {"pid": c.pid, "log": str(self.log_path(name)), "docker_id": c.docker_id,
+                                   "running": c.known_status == "RUNNING"}
         first = instances[0] if instances else {}
         return {
             "backend": self.name, "pid": os.getpid(), "run_id": self.run_id, "run_dir": str(self.run_dir),
@@ -639,7 +767,7 @@ class DockerBackend:
             "task_metadata_url": f"http://{TASK_METADATA_IP}",
             "imds_url": first.get("imds_url"), "apm_url": first.get("apm_url"),
             "dogstatsd": first.get("dogstatsd"), "ecs_endpoint": first.get("ecs_endpoint"),
-            "instances": instances, "apps": apps, "processes": {}, "started_in": self.started_in,
+            "instances": instances, "apps": apps, "processes": processes, "started_in": self.started_in,
         }
 
 
@@ -733,6 +861,7 @@ COMPOSE_HEADER = """\
 # fails when they drift. `docker compose up` gives the networks, the lab's IMDS/task metadata/
 # intake, one agent per instance (LAB_AGENT_IMAGE picks it) and the sample apps. Build the image
 # first: `python -m lab.backends.images`. Host ports on 172.30.N.1 are served by `host-ports-N`.
+# Run: `mkdir -p .lab/compose && docker compose -p ecs-agent-lab up` (or docker-compose 1.x).
 """
 
 

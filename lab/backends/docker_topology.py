@@ -185,7 +185,9 @@ class Topology:
                 if app.get(key) is not None:
                     # Compose interpolates `$VAR`; the task definition's shell line needs `$$`.
                     services[name][key] = [a.replace("$", "$$") for a in app[key]]
-        return {"name": PROJECT, "services": services, "networks": networks}
+        # File format 2.4: both docker-compose 1.x (Debian's) and the `docker compose` plugin read it,
+        # with fixed addresses, internal networks and `start_period`.
+        return {"version": "2.4", "services": services, "networks": networks}
 
     def port_map_args(self, n: int, target_ip: str, ports: list[tuple[int, str]],
                       host_ports: list[int] | None = None) -> list[str]:

@@ -274,6 +274,27 @@ def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _click_command():
+    import click
+
+    @click.command("images")
+    @click.option("--rebuild", is_flag=True, help="Rebuild the lab image (dependency layers stay cached).")
+    @click.option("--base-image", default=None, help="Build on this local image, not a debootstrap'd one.")
+    def images_cmd(rebuild: bool, base_image: str | None) -> None:
+        """Build the docker backend's images (Debian base via debootstrap, then ecs-agent-lab/lab)."""
+        try:
+            results = ensure_lab_image(base_image=base_image, rebuild=rebuild, log=click.echo)
+        except (DockerUnavailable, ImageBuildError) as exc:
+            raise click.ClickException(str(exc)) from None
+        for r in results:
+            click.echo(f"{r.tag}: {'built' if r.built else 'cached'} in {r.seconds:.1f}s ({r.image_id[:19]})")
+
+    return images_cmd
+
+
+images_cli = _click_command()
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m lab.backends.images [--rebuild] [--base-image IMG]`: make the images, print timings."""
     import argparse

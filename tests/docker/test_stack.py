@@ -89,3 +89,27 @@ def test_every_lab_network_is_internal(docker_lab):
     code, out = docker_lab.run_in_instance(
         1, ["sh", "-c", "timeout 2 getent hosts deb.debian.org || echo unresolved"])
     assert out.strip() == "unresolved"
+
+
+def test_awsvpc_task_containers_share_one_localhost(docker_lab):
+    from lab.backends.base import LAB_IMAGE, ContainerSpec
+    from lab.world import Container, Task
+
+    server = ContainerSpec(name="server", image=LAB_IMAGE, entry_point=[],
+                           command=["python", "-m", "http.server", "9000", "--bind", "127.0.0.1"])
+    client = ContainerSpec(name="client", image=LAB_IMAGE, entry_point=[], depends_on=[("server", "START")],
+                           command=["sh", "-c", "for i in $(seq 100); do "
+                                    "curl -sf -m 1 -o /dev/null http://127.0.0.1:9000/ && exit 0; "
+                                    "sleep 0.1; done; exit 1"])
+    task = Task(family="awsvpc-pair", revision=1, network_mode="awsvpc",
+                containers=[Container(name=n, image=LAB_IMAGE) for n in ("server", "client")])
+    inst = docker_lab.world.instance(1)
+    docker_lab.start_task(inst, task, [server, client])
+    try:
+        result = docker_lab.client.api.wait(task.container("client").docker_id, timeout=60)
+        assert result["StatusCode"] == 0, docker_lab.logs(task.container("client").docker_id)
+        # Both report the task ENI's address, on the instance's subnet.
+        assert task.container("server").ipv4_addresses == task.container("client").ipv4_addresses
+        assert task.container("server").ipv4_addresses[0].startswith("172.30.1.")
+    finally:
+        docker_lab.stop_task(task.arn)

@@ -56,7 +56,6 @@ class EcsCluster:
 
             runner = docker_backend.docker_runner(backend)
             kwargs.setdefault("redirects_for", docker_backend.redirects_for(backend))
-            kwargs.setdefault("on_instance", docker_backend.adopt_routes(backend))
         return cls(backend.world, runner, port=port, kind=kind, **kwargs)
 
     @property
@@ -83,7 +82,7 @@ class EcsCluster:
         return inst
 
     def adopt_instance(self, inst: ContainerInstance) -> ContainerInstance:
-        """Register an instance the backend built itself (its instance id becomes moto's)."""
+        """Register an instance the backend built itself (it keeps its instance id)."""
         self.control_plane.adopt_instance(self.world, inst)
         self._start_agent(inst)
         return inst

@@ -231,14 +231,27 @@ class ControlPlane:
         return arn
 
     def adopt_instance(self, world: World, inst: ContainerInstance) -> str:
-        """Register an instance the backend already built: give it a moto EC2 instance id first.
+        """Register an instance a backend already built (and whose IMDS may already serve it).
 
-        Call before the instance's IMDS serves it (its `instance-id` changes to moto's).
+        Embedded moto: the EC2 instance is launched, then given the world's instance id and private
+        IP in moto's own records, so nothing the backend already published changes. LocalStack: the
+        world instance takes LocalStack's id (call this before its IMDS serves it).
         """
         ec2 = self.launch_ec2_instance(instance_type=inst.instance_type, ami_id=inst.ami_id,
                                        name=inst.tags.get("Name", f"ecs-lab-instance-{inst.index}"))
-        inst.instance_id = ec2["InstanceId"]
+        if self.kind == "moto":
+            self._rekey_moto_instance(ec2["InstanceId"], inst)
+        else:
+            inst.instance_id = ec2["InstanceId"]
         return self.register_container_instance(world, inst)
+
+    def _rekey_moto_instance(self, moto_id: str, inst: ContainerInstance) -> None:
+        from moto.ec2.models import ec2_backends
+
+        with ECS_LOCK:
+            machine = ec2_backends[inst.account_id][self.region].get_instance(moto_id)
+            machine.id = inst.instance_id
+            machine.nics[0].private_ip_address = inst.private_ip
 
     def deregister_instance(self, world: World, inst: ContainerInstance) -> None:
         self.clients.ecs.deregister_container_instance(cluster=world.cluster.name,

@@ -1,14 +1,13 @@
 """The ECS control plane driving the docker backend.
 
     with DockerBackend(Stack(instances=2, apps=()), world=world, start_stack_tasks=False) as backend, \\
-         EcsCluster(world, docker_runner(backend), redirects_for=redirects_for(backend),
-                    on_instance=adopt_routes(backend)) as cluster:
+         EcsCluster.for_backend(backend) as cluster:
         ...  # users register task definitions / services on :4566
 
 On docker an instance is a bridge network fixed when the backend starts, so the cluster adopts the
-backend's instances (their instance ids become the control plane's EC2 ids) rather than adding new
-ones. Agent containers get the lab's redirects with the URLs as seen from inside an instance; the
-agent has its own network namespace there, so 127.0.0.1 and 0.0.0.0 mean what they say and only
+backend's instances (the control plane's EC2 records take their ids) rather than adding new ones.
+Agent containers get the lab's redirects with the URLs as seen from inside an instance; the agent
+has its own network namespace there, so 127.0.0.1 and 0.0.0.0 mean what they say and only
 published host ports reach it, as on EC2.
 """
 
@@ -19,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from lab.backends.base import LAB_IMAGE, ContainerSpec
-from lab.ecs.translate import Redirects, is_agent_image
+from lab.ecs.translate import Redirects, is_agent_image, is_fips_proxy_image
 from lab.world import ContainerInstance, Task
 
 
@@ -34,19 +33,6 @@ def redirects_for(backend: Any) -> Callable[[ContainerInstance], Redirects]:
                                     "LAB_AGENT_ALLOW_LINK_LOCAL_IMDS": "1"})
 
     return redirects
-
-
-def adopt_routes(backend: Any) -> Callable[[ContainerInstance], None]:
-    """After an instance's id became the control plane's, the backend's IMDS must answer with it."""
-
-    def adopt(inst: ContainerInstance) -> None:
-        routes = getattr(backend, "_routes", None)
-        if routes is None:
-            return
-        routes[backend.topo.instance_block(inst.index)] = inst.instance_id
-        backend._wait_world(backend._publish_world())
-
-    return adopt
 
 
 class DockerTaskRunner:
@@ -69,13 +55,19 @@ class DockerTaskRunner:
         except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound and API errors alike
             return False
 
-    def _map(self, spec: ContainerSpec) -> ContainerSpec:
+    def _map(self, instance: ContainerInstance, spec: ContainerSpec) -> ContainerSpec:
         if is_agent_image(spec.image) and not self._present(spec.image):
             return replace(spec, image=self.backend.agent_image or LAB_IMAGE)
+        if is_fips_proxy_image(spec.image) and not self._present(spec.image):
+            # The backend's FIPS proxy stand-in (HAProxy with the lab's config, relaying every port to
+            # the intake), under the user's container name, ports and env.
+            stand_in = self.backend._fips_proxy_spec(instance.index)
+            return replace(spec, image=stand_in.image, entry_point=stand_in.entry_point,
+                           command=stand_in.command, mounts=[*spec.mounts, *stand_in.mounts])
         return spec
 
     def start_task(self, instance: ContainerInstance, task: Task, specs: list[ContainerSpec]) -> None:
-        self.backend.start_task(instance, task, [self._map(s) for s in specs])
+        self.backend.start_task(instance, task, [self._map(instance, s) for s in specs])
 
     def stop_task(self, task_arn: str) -> None:
         self.backend.stop_task(task_arn)

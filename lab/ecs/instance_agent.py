@@ -92,7 +92,10 @@ class InstanceAgent:
             self._thread.join(timeout=10)
         if stop_tasks:
             for arn in list(self.local):
-                self._stop_local(arn, "Instance agent stopped")
+                try:
+                    self._stop_local(arn, "Instance agent stopped")
+                except Exception as exc:  # noqa: BLE001 - the control plane may be gone already
+                    log.info("instance %s: could not report %s stopped: %r", self.instance.index, arn, exc)
 
     def __enter__(self) -> InstanceAgent:
         return self.start()

@@ -82,3 +82,70 @@ def test_daemon_agents_as_containers_and_apps_report_through_their_own_instance(
         spans = intake.wait_for_spans(service="ecs-lab-web", timeout=40,
                                       predicate=lambda s, d=c.docker_id: s.get("container_id") == d)
         assert {s["hostname"] for s in spans} == {inst.instance_id}
+
+
+SERIES = "/api/v2/series"
+
+
+def _roll(ecs, name, service, td_arn, timeout=120):
+    services = ecs.describe_services(cluster=name, services=[service])["services"]
+    if services and services[0]["status"] == "ACTIVE":
+        ecs.update_service(cluster=name, service=service, taskDefinition=td_arn)
+    else:
+        ecs.create_service(cluster=name, serviceName=service, taskDefinition=td_arn,
+                           schedulingStrategy="DAEMON")
+
+    def settled():
+        arns = ecs.list_tasks(cluster=name, serviceName=service)["taskArns"]
+        tasks = ecs.describe_tasks(cluster=name, tasks=arns)["tasks"] if arns else []
+        return len(tasks) == 2 and all(t["taskDefinitionArn"] == td_arn and t["lastStatus"] == "RUNNING"
+                                       for t in tasks)
+
+    def seen() -> str:
+        arns = ecs.list_tasks(cluster=name, serviceName=service)["taskArns"]
+        arns += ecs.list_tasks(cluster=name, serviceName=service, desiredStatus="STOPPED")["taskArns"]
+        tasks = ecs.describe_tasks(cluster=name, tasks=arns[-6:])["tasks"] if arns else []
+        svc = ecs.describe_services(cluster=name, services=[service])["services"][0]
+        return "; ".join([f"{t['taskDefinitionArn'].rsplit('/', 1)[-1]} {t['lastStatus']} "
+                          f"{t.get('stoppedReason', '')}" for t in tasks]
+                         + [e["message"] for e in svc.get("events", [])[:2]])
+
+    try:
+        wait_until(settled, timeout, interval=0.5, what=f"2 RUNNING tasks of {td_arn}")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; tasks: {seen()}") from None
+
+
+def test_fips_sidecar_sends_nothing_in_bridge_mode_and_works_in_host_mode(docker_ecs):
+    from lab.ecs.diagnose import agent_findings
+    from lab.fakes.intake.client import IntakeClient
+
+    backend, cluster = docker_ecs
+    ecs, name = cluster.control_plane.clients.ecs, backend.world.cluster.name
+    # One agent per instance: the first scenario's DAEMON service goes away first.
+    _remove_service(ecs, name, "datadog-agent")
+    intake = IntakeClient(backend.topo.host_intake_url)
+    td = json.loads((AGENT_TASKDEFS / "datadog-agent-ecs-fips.json").read_text())
+    td["family"] = "datadog-agent-fips"
+    bridge = {k: v for k, v in td.items() if k != "networkMode"}  # the docs' fragment in a bridge task
+    (finding,) = agent_findings(bridge)
+    assert finding.code == "fips_bridge", str(finding)
+    bridge_arn = ecs.register_task_definition(**bridge)["taskDefinition"]["taskDefinitionArn"]
+    _roll(ecs, name, "datadog-agent-fips", bridge_arn)
+    cursor = intake.payloads_page(SERIES)["next_since"]
+    with pytest.raises(TimeoutError):
+        wait_until(lambda: intake.payloads(SERIES, since=cursor), 10,
+                   what=f"series in bridge mode ({finding})")
+
+    host_arn = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
+    cursor = intake.payloads_page(SERIES)["next_since"]
+    _roll(ecs, name, "datadog-agent-fips", host_arn)
+    wait_until(lambda: intake.payloads(SERIES, since=cursor), 40,
+               what="series from the agents through their FIPS proxy sidecar (host mode)")
+
+
+def _remove_service(ecs, name, service):
+    ecs.update_service(cluster=name, service=service, desiredCount=0)
+    ecs.delete_service(cluster=name, service=service, force=True)
+    wait_until(lambda: not ecs.list_tasks(cluster=name, serviceName=service)["taskArns"], 60,
+               what=f"the tasks of {service} to stop")

@@ -239,3 +239,16 @@ def test_replica_service_spreads_and_scales_in(control_plane, world, fake_runner
         wait_until(lambda: len(_running(control_plane, world, "web")) == 1, 10, what="scale in to 1")
         svc = ecs.describe_services(cluster=world.cluster.name, services=["web"])["services"][0]
         assert (svc["desiredCount"], svc["runningCount"]) == (1, 1)
+
+
+def test_an_instance_the_backend_built_keeps_its_id_in_the_control_plane(control_plane, world):
+    inst = world.add_instance("127.0.1.7")  # as a backend builds it, IMDS may already serve this id
+    before = inst.instance_id
+    control_plane.adopt_instance(world, inst)
+    assert inst.instance_id == before
+    described = control_plane.clients.ec2.describe_instances(InstanceIds=[before])
+    ec2 = described["Reservations"][0]["Instances"][0]
+    assert ec2["PrivateIpAddress"] == "127.0.1.7"
+    ci = control_plane.clients.ecs.describe_container_instances(
+        cluster=world.cluster.name, containerInstances=[inst.arn])["containerInstances"][0]
+    assert ci["ec2InstanceId"] == before

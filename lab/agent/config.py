@@ -427,6 +427,10 @@ def _percentiles(raw: str | None) -> tuple[float, ...]:
 
 
 def _docker_socket(env: Mapping[str, str]) -> str:
+    # LAB_AGENT_DOCKER_SOCKET="" turns docker discovery off: on the local backend the host's docker
+    # engine is not the emulated instance's, and its containers are none of the agent's business.
+    if "LAB_AGENT_DOCKER_SOCKET" in env:
+        return env["LAB_AGENT_DOCKER_SOCKET"]
     host = env.get("DOCKER_HOST", "")
     if host.startswith("unix://"):
         return host[len("unix://") :]

@@ -252,7 +252,12 @@ class EcsAwareness:
             for c in client.containers.list():
                 for kv in c.attrs.get("Config", {}).get("Env", []) or []:
                     if kv.startswith("ECS_CONTAINER_METADATA_URI_V4="):
-                        uris.append(kv.split("=", 1)[1].rstrip("/"))
+                        uri = kv.split("=", 1)[1].rstrip("/")
+                        # A container of someone else's docker lab (or a real ECS host) names
+                        # 169.254.170.2: only follow it where the lab owns that address.
+                        if not _is_reachable_metadata_uri(uri, self.config.allow_link_local):
+                            continue
+                        uris.append(uri)
                         for net in (c.attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
                             if net.get("IPAddress"):
                                 ips[net["IPAddress"]] = c.id

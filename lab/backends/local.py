@@ -399,6 +399,10 @@ class LocalBackend:
             env.setdefault("LAB_AGENT_LOCALHOST", self.stack.agent_localhost(n))
             env.setdefault("LAB_AGENT_HOST_ADDRESSES",
                            f"{instance.private_ip},{self.stack.agent_localhost(n)}")
+            # The task definition mounts /var/run/docker.sock, but on this backend that is the host's
+            # engine, not the emulated instance's: its containers (another docker lab's, whose
+            # metadata URIs name 169.254.170.2) are not this instance's. Containers come from /proc.
+            env.setdefault("LAB_AGENT_DOCKER_SOCKET", "")
         return env
 
     def _argv_and_probe(self, instance: ContainerInstance, spec: ContainerSpec,

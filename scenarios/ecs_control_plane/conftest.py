@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The aws CLI of this very environment (a shell `aws` may belong to another Python and botocore).
+AWS_CLI = (sys.executable, "-m", "awscli")
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT_TASKDEFS = ROOT / "lab" / "ecs" / "taskdefs"
@@ -41,7 +45,7 @@ class EcsLab:
 
     def aws(self, *args: str, check: bool = True) -> dict:
         """The real `aws` CLI against the lab's control plane."""
-        proc = subprocess.run(["aws", "--endpoint-url", self.endpoint, "--output", "json", *args],
+        proc = subprocess.run([*AWS_CLI, "--endpoint-url", self.endpoint, "--output", "json", *args],
                               capture_output=True, text=True, env=self.aws_env, timeout=60)
         if check:
             assert proc.returncode == 0, f"aws {' '.join(args)} failed: {proc.stderr}"

@@ -74,7 +74,7 @@ def test_no_lab_process_opens_a_socket_to_link_local_addresses(lab, apps):
                 conns = proc.net_connections(kind="inet")
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-            offenders += [(proc.pid, c.raddr) for c in conns
+            offenders += [(proc.pid, " ".join(proc.cmdline())[:100], c.raddr) for c in conns
                           if c.raddr and ipaddress.ip_address(c.raddr.ip).is_link_local]
     assert offenders == [], f"lab processes connected to link-local (cloud metadata) addresses: {offenders}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,14 @@ import pytest
 from lab.ecs.instance_agent import InstanceAgent
 from lab.world import wait_until
 
+# The aws CLI of this very environment (a shell `aws` may belong to another Python and botocore).
+AWS_CLI = (sys.executable, "-m", "awscli")
+
 TASKDEFS = Path(__file__).resolve().parents[2] / "lab" / "ecs" / "taskdefs"
 
 
 def aws(control_plane, env, *args) -> dict:
-    proc = subprocess.run(["aws", "--endpoint-url", control_plane.endpoint, "--output", "json", *args],
+    proc = subprocess.run([*AWS_CLI, "--endpoint-url", control_plane.endpoint, "--output", "json", *args],
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout) if proc.stdout.strip() else {}
@@ -45,8 +49,9 @@ def test_boto3_through_localstack_client_sees_the_same_definition(control_plane)
 def test_server_side_refusal_reaches_the_cli(control_plane, aws_env, tmp_path):
     path = tmp_path / "no-memory.json"
     path.write_text(json.dumps({"family": "nomem", "containerDefinitions": [{"name": "web", "image": "x"}]}))
-    proc = subprocess.run(["aws", "--endpoint-url", control_plane.endpoint, "ecs", "register-task-definition",
-                           "--cli-input-json", f"file://{path}"], capture_output=True, text=True,
+    proc = subprocess.run([*AWS_CLI, "--endpoint-url", control_plane.endpoint, "ecs",
+                           "register-task-definition", "--cli-input-json", f"file://{path}"],
+                          capture_output=True, text=True,
                           env=aws_env, timeout=60)
     assert proc.returncode != 0
     assert "ClientException" in proc.stderr and "'memory' or 'memoryReservation'" in proc.stderr

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from lab.ecs import taskdef
+
+# The aws CLI of this very environment (a shell `aws` may belong to another Python and botocore).
+AWS_CLI = (sys.executable, "-m", "awscli")
 
 TASKDEFS = Path(__file__).resolve().parents[2] / "lab" / "ecs" / "taskdefs"
 
@@ -26,7 +30,7 @@ BAD_FILES = {
 def _cli_error(path: Path, env: dict[str, str]) -> str:
     # The CLI validates before it sends anything; the endpoint is a closed loopback port anyway.
     proc = subprocess.run(
-        ["aws", "--endpoint-url", "http://127.0.0.1:9", "ecs", "register-task-definition",
+        [*AWS_CLI, "--endpoint-url", "http://127.0.0.1:9", "ecs", "register-task-definition",
          "--cli-input-json", f"file://{path}"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode != 0, proc.stdout
     return proc.stderr.strip()

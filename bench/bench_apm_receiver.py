@@ -140,9 +140,18 @@ def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
         else:
             receiver = peers.ServerlessCompat(apm_intake_url=intake.url)
         with receiver:
+            cpu_before = receiver.cpu_seconds()
             load = asyncio.run(send_load(receiver.traces_url, bodies, args.traces, args.requests,
                                          args.concurrency, args.seconds))
             accepted_spans = load["accepted_requests"] * spans_per_request
+            if kind == "lab":
+                # The lab's work per span includes building and sending the AgentPayload.
+                try:
+                    wait_until(lambda: intake.trace_spans() >= accepted_spans, 60, interval=0.5,
+                               what="the lab agent's spans at the intake")
+                except TimeoutError:
+                    pass
+            cpu = receiver.cpu_seconds() - cpu_before
             row = {
                 "receiver": kind,
                 "requests": load["requests"],
@@ -155,6 +164,8 @@ def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
                 "max_ms": round(max(load["latencies"]) * 1000, 1) if load["latencies"] else None,
                 "mean_ms": round(statistics.fmean(load["latencies"]) * 1000, 1)
                 if load["latencies"] else None,
+                "receiver_cpu_s": round(cpu, 2),
+                "cpu_us_per_span": round(cpu * 1e6 / accepted_spans, 1) if accepted_spans else None,
                 "errors": sum(load["errors"].values()),
                 "errors_by_kind": load["errors"],
             }
@@ -181,8 +192,7 @@ def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
         return row
     finally:
         if intake is not None:
-            intake.stop()
-            intake.cleanup()
+            intake.__exit__(None, None, None)
 
 
 def print_table(results: list[dict], title: str) -> None:
@@ -190,7 +200,7 @@ def print_table(results: list[dict], title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    cols = ["round", "receiver", "spans_per_s", "requests_per_s", "p50_ms", "p99_ms", "errors",
+    cols = ["round", "receiver", "spans_per_s", "cpu_us_per_span", "p50_ms", "p99_ms", "errors",
             "accepted_spans", "receiver_counted_spans", "forwarded_spans_at_intake"]
     for c in cols:
         table.add_column(c, justify="left" if c == "receiver" else "right")

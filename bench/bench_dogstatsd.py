@@ -132,8 +132,7 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.owner.stop()
-        self.owner.cleanup()
+        self.owner.__exit__(*exc)
 
     @property
     def port(self) -> int:
@@ -175,9 +174,11 @@ def run_receiver(kind: str, rates: list[int], args: argparse.Namespace, rnd: int
                 count = int(min(args.max_per_step, rate * args.step_seconds))
                 before = rx.fully_parsed()
                 drops_before = udp_socket_drops(rx.port)
+                cpu_before = rx.owner.cpu_seconds()
                 burst = send_burst(rx.port, rate, count, step)
                 settle(rx.parsed)
                 received = rx.fully_parsed() - before
+                cpu = rx.owner.cpu_seconds() - cpu_before
                 drops = udp_socket_drops(rx.port) - drops_before
                 if rx.quiet:
                     received = burst["sent"] - drops
@@ -192,6 +193,8 @@ def run_receiver(kind: str, rates: list[int], args: argparse.Namespace, rnd: int
                     "lost": lost,
                     "loss_pct": round(100.0 * lost / burst["sent"], 3) if burst["sent"] else 0.0,
                     "kernel_drops": drops,
+                    "receiver_cpu_s": round(cpu, 2),
+                    "cpu_us_per_datagram": round(cpu * 1e6 / received, 1) if received > 0 else None,
                     "send_errors": burst["send_errors"],
                     "so_rcvbuf": rx.so_rcvbuf(),
                 })
@@ -203,8 +206,7 @@ def run_receiver(kind: str, rates: list[int], args: argparse.Namespace, rnd: int
                 rows[-1]["intake_check"] = intake_check(intake, sum(r["received"] for r in rows))
     finally:
         if intake is not None:
-            intake.stop()
-            intake.cleanup()
+            intake.__exit__(None, None, None)
     return rows
 
 
@@ -264,11 +266,11 @@ def print_table(results: list[dict], title: str) -> None:
 
     table = Table(title=title)
     cols = ["round", "receiver", "offered_rate", "achieved_rate", "sent", "received", "loss_pct",
-            "kernel_drops", "so_rcvbuf"]
+            "kernel_drops", "cpu_us_per_datagram", "so_rcvbuf"]
     for c in cols:
         table.add_column(c, justify="left" if c == "receiver" else "right")
     for r in results:
-        table.add_row(*(str(r.get(c)) for c in cols))
+        table.add_row(*("-" if r.get(c) is None else str(r.get(c)) for c in cols))
     Console(width=150).print(table)
 
 

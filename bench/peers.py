@@ -100,7 +100,8 @@ def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
 
 
 class ManagedProcess:
-    """One child process, its output in a log file; `stop()` ends it (SIGINT, then SIGKILL)."""
+    """One child process, its output in a log file in its own temp dir; `stop()` ends it (SIGINT,
+    then SIGKILL), `cleanup()` removes the dir; leaving a `with` block does both."""
 
     name = "process"
 
@@ -129,6 +130,15 @@ class ManagedProcess:
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the child has used so far: a figure machine load does not skew."""
+        import psutil
+
+        if self.proc is None:
+            return 0.0
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -168,6 +178,7 @@ class ManagedProcess:
         return self.proc.returncode
 
     def cleanup(self) -> None:
+        """Remove the work directory (its log, and serverless-compat's copy of the binary)."""
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self):
@@ -175,6 +186,7 @@ class ManagedProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        self.cleanup()
 
 
 # -- the lab ------------------------------------------------------------------------------------------
@@ -308,6 +320,13 @@ _TEST_AGENT_MAIN = (
 )
 
 
+def _test_agent_flags() -> str:
+    """The installed ddapm-test-agent's --help text (its flags changed across versions)."""
+    proc = subprocess.run([sys.executable, "-c", "import ddapm_test_agent.agent as a; a.main()", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    return proc.stdout
+
+
 class TestAgent(ManagedProcess):
     """`ddapm-test-agent` on 127.0.0.1:<free port>, no forwarding (`--agent-url` unset).
 
@@ -320,10 +339,16 @@ class TestAgent(ManagedProcess):
     def __init__(self, log_level: str = "WARNING") -> None:
         self.port = free_port("tcp")
         env = _child_env({})
-        super().__init__(
-            [sys.executable, "-c", _TEST_AGENT_MAIN, "--port", str(self.port), "--log-level", log_level],
-            env,
-        )
+        argv = [sys.executable, "-c", _TEST_AGENT_MAIN, "--port", str(self.port), "--log-level", log_level]
+        # Newer test agents also open OTLP (4318/4317) and web UI servers on fixed ports: move them
+        # to free loopback ports so concurrent runs never clash and nothing binds all interfaces.
+        flags = _test_agent_flags()
+        if "--host" in flags:
+            argv += ["--host", LOOPBACK]
+        for flag in ("--otlp-http-port", "--otlp-grpc-port", "--web-ui-port"):
+            if flag in flags:
+                argv += [flag, str(free_port("tcp"))]
+        super().__init__(argv, env)
 
     def start(self) -> TestAgent:
         super().start()

@@ -182,6 +182,11 @@ class LinkLocalWatch:
 
         import psutil
 
+        # On docker a process in a lab container's netns reaches the lab's own link-local network
+        # (169.254.169.254 is the lab's IMDS there, which no_egress proves); only processes in the
+        # docker host's netns could reach someone else's 169.254.x.
+        docker = self.lab.state.get("backend") == "docker"
+        host_netns = os.readlink("/proc/self/ns/net")
         for pid in self.lab.pids().values():
             try:
                 root = psutil.Process(pid)
@@ -189,6 +194,11 @@ class LinkLocalWatch:
             except psutil.Error:
                 continue
             for proc in procs:
+                try:
+                    if docker and os.readlink(f"/proc/{proc.pid}/ns/net") != host_netns:
+                        continue
+                except OSError:
+                    continue
                 try:
                     conns = proc.net_connections(kind="inet")
                     name = " ".join(proc.cmdline()[:4])
@@ -233,15 +243,22 @@ def free_subnet() -> str:
 
 def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | None = None,
               features: set[str] | frozenset[str] | None = None, agent_env: dict[str, str] | None = None,
-              apps: tuple[str, ...] | None = None, run_dir: Path | None = None) -> Lab:
-    """Start a private stack (own subnet, ephemeral shared ports) and return it; call `stop_lab`."""
+              apps: tuple[str, ...] | None = None, run_dir: Path | None = None,
+              via_control_plane: bool = False) -> Lab:
+    """Start a private stack (own subnet, ephemeral shared ports) and return it; call `stop_lab`.
+
+    `via_control_plane`: deploy the agent and apps through the lab's ECS control plane (on the
+    stack's subnet, an ephemeral port) as `ecs-lab up` does; the session lab does. Second stacks
+    (`lab_with`) start their tasks directly: moto's state is per process, and they live beside the
+    session lab's cluster of the same name (`ecs-lab`, which the scenarios' ECS tags name).
+    """
     from lab.backends.stack import DEFAULT_FEATURES, Ports, Stack
 
     subnet = subnet or free_subnet()
     kwargs: dict = {
         "instances": instances, "subnet": subnet, "services_host": f"{subnet}.0.1",
         "ports": Ports.ephemeral(), "features": frozenset(features or DEFAULT_FEATURES),
-        "agent_env": dict(agent_env or {}),
+        "agent_env": dict(agent_env or {}), "via_control_plane": via_control_plane,
         "run_dir": run_dir or Path(os.environ.get("LAB_HOME", ".lab")) / "pytest" / subnet.replace(".", "-"),
     }
     if apps is not None:
@@ -301,43 +318,97 @@ def _attach() -> Lab | None:
 # -- fixtures ------------------------------------------------------------------------------------------
 
 
+_SESSION_LAB: Lab | None = None  # the `lab` fixture's value, for lab_with / exclusive_docker_engine
+
+
 @pytest.fixture(scope="session")
 def lab(request) -> Lab:
     """The session-wide lab: the running one (`ecs-lab up --detach`) or one started for this run."""
+    global _SESSION_LAB
     backend = request.config.getoption("--backend") or os.environ.get("LAB_BACKEND", "local")
     attached = _attach()
     if attached is not None and attached.state.get("backend", "local") != backend:
         attached = None  # a running lab of the other backend is not what was asked for
     if attached is not None:
         attached.link_local_watch = LinkLocalWatch(attached).start()
+        _SESSION_LAB = attached
         try:
             yield attached
         finally:
             attached.link_local_watch.stop()
+            _SESSION_LAB = None
         return
     started = start_lab(backend, instances=request.config.getoption("--lab-instances") or 1,
-                        subnet=request.config.getoption("--lab-subnet"))
+                        subnet=request.config.getoption("--lab-subnet"), via_control_plane=True)
     started.link_local_watch = LinkLocalWatch(started).start()
+    _SESSION_LAB = started
     try:
         yield started
     finally:
         started.link_local_watch.stop()
         stop_lab(started)
+        _SESSION_LAB = None
+
+
+def _docker_variant(session: Lab, *, features: set[str] | None, agent_env: dict[str, str] | None,
+                    apps: tuple[str, ...] | None, instances: int) -> Lab:
+    """`lab_with` on docker: the session lab's agents, redeployed with other settings.
+
+    One docker lab runs per engine (169.254.169.254 lives in one network), so a second stack cannot
+    start beside the session's; the session's DockerBackend replaces its agent tasks instead, as an
+    agent redeploy on ECS would: apps keep running and keep sending to the instance IP."""
+    from dataclasses import replace
+
+    from lab.backends.stack import DEFAULT_FEATURES
+
+    if session.backend is None:
+        pytest.skip("lab_with on docker reconfigures the session lab's agents in place; a docker lab "
+                    "attached from another process (ecs-lab up --detach) cannot be reconfigured from here")
+    backend = session.backend
+    missing = set(apps or ()) - set(backend.app_tasks)
+    if instances != backend.stack.instances or missing:
+        pytest.skip(f"lab_with on docker reuses the session lab (instances={backend.stack.instances}, "
+                    f"apps={sorted(backend.app_tasks)}); asked for instances={instances}, "
+                    f"apps {sorted(missing)}")
+    stack = replace(backend.stack, features=frozenset(features or DEFAULT_FEATURES),
+                    agent_env=dict(agent_env or {}))
+    backend.replace_agents(stack)
+    variant = Lab(state=backend.status(), backend=backend)
+    if apps is not None:  # only the apps asked for, as a separate stack would have
+        variant.state["apps"] = {v: a for v, a in variant.state["apps"].items() if v in apps}
+    return variant
 
 
 @pytest.fixture(scope="module")
 def lab_with(request):
-    """Factory for a second, differently configured stack, private to the requesting module.
+    """Factory for a differently configured stack, private to the requesting module.
 
     `lab_with(features={"apm", "dogstatsd"}, agent_env={"DD_ENV": "x"})` -> Lab. Stacks with the same
-    settings are shared within the module and stopped when it ends.
+    settings are shared within the module and stopped when it ends. On the local backend it is a
+    second stack on its own subnet; on docker (one lab per engine) the session lab's agents are
+    redeployed with these settings and restored when the module ends.
     """
     backend = request.config.getoption("--backend") or os.environ.get("LAB_BACKEND", "local")
     stacks: dict[tuple, Lab] = {}
+    session: Lab | None = None
+    session_stack = None
 
     def factory(*, features: set[str] | None = None, agent_env: dict[str, str] | None = None,
                 apps: tuple[str, ...] | None = None, instances: int = 1) -> Lab:
+        nonlocal session, session_stack
         key = (frozenset(features or ()), tuple(sorted((agent_env or {}).items())), apps, instances)
+        if backend == "docker":
+            session = session or request.getfixturevalue("lab")
+            if session.backend is not None and session_stack is None:
+                session_stack = session.backend.stack
+            active = stacks.get(key)
+            if active is None or active.backend.stack is not active._extra.get("stack"):
+                stacks.clear()  # one agent configuration at a time: the previous variant is gone
+                active = _docker_variant(session, features=features, agent_env=agent_env, apps=apps,
+                                         instances=instances)
+                active._extra["stack"] = active.backend.stack
+                stacks[key] = active
+            return active
         if key not in stacks:
             stacks[key] = start_lab(backend, instances=instances, features=features, agent_env=agent_env,
                                     apps=apps)
@@ -346,8 +417,40 @@ def lab_with(request):
     try:
         yield factory
     finally:
-        for started in stacks.values():
-            stop_lab(started)
+        if backend == "docker":
+            if session is not None and session_stack is not None and session.backend is not None \
+                    and session.backend.stack is not session_stack:
+                session.backend.replace_agents(session_stack)  # the session's own agents again
+                session.refresh()
+        else:
+            for started in stacks.values():
+                stop_lab(started)
+
+
+@pytest.fixture(scope="module")
+def exclusive_docker_engine():
+    """For a module that runs its own DockerBackend (e.g. with the ECS control plane): one docker lab
+    runs per engine, so the session's docker lab (if this process runs one) is stopped for the
+    module and started again, with the same settings, when it ends. The session `Lab` object is
+    updated in place, so fixtures holding it see the new lab."""
+    session = _SESSION_LAB
+    if session is None or session.backend is None or getattr(session.backend, "name", "") != "docker":
+        yield
+        return
+    stack = session.backend.stack
+    stop_lab(session)
+    try:
+        yield
+    finally:
+        from lab.backends.docker import DockerBackend
+
+        backend = DockerBackend(stack)
+        backend.__enter__()
+        import atexit
+
+        atexit.register(backend.__exit__, None, None, None)
+        session.backend = backend
+        session.refresh()
 
 
 def intake_client(url: str, label: str = ""):

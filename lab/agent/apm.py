@@ -12,6 +12,7 @@ Sources: DataDog/datadog-agent pkg/trace/api (endpoints.go, api.go, info.go, ver
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -96,15 +97,51 @@ def _span_from_map(raw: dict) -> dict:
     }
 
 
+# The types of a span as ddtrace encodes it (every field present, ids unsigned, no meta_struct).
+_WELL_FORMED = (str, str, str, str, dict, dict, int, int, int, int, int, int)
+
+
+def _span(raw: dict) -> dict:
+    """A span map as decoded, when it is already what `_span_from_map` would build (the common
+    case: one tuple comparison instead of a new 13-key dict per span); else `_span_from_map`."""
+    try:
+        if (
+            (
+                type(raw["service"]),
+                type(raw["name"]),
+                type(raw["resource"]),
+                type(raw["type"]),
+                type(raw["meta"]),
+                type(raw["metrics"]),
+                type(raw["trace_id"]),
+                type(raw["span_id"]),
+                type(raw["parent_id"]),
+                type(raw["start"]),
+                type(raw["duration"]),
+                type(raw["error"]),
+            )
+            == _WELL_FORMED
+            and "meta_struct" not in raw
+            and raw["trace_id"] >= 0
+            and raw["span_id"] >= 0
+            and raw["parent_id"] >= 0
+        ):
+            return raw
+    except (KeyError, TypeError):
+        pass
+    return _span_from_map(raw)
+
+
 def decode_v04(body: bytes) -> list[list[dict]]:
     """`/v0.4/traces`: an array of traces, each an array of span maps."""
     try:
-        data = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        # use_list=False: tuples are cheaper to build, and nothing here changes a decoded array.
+        data = msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=False)
     except Exception as exc:  # noqa: BLE001 - msgpack raises several types
         raise DecodeError(f"invalid msgpack: {exc}") from None
-    if not isinstance(data, list):
+    if not isinstance(data, tuple):
         raise DecodeError("v0.4 payload is not an array of traces")
-    return [[_span_from_map(s) for s in trace] for trace in data if isinstance(trace, list)]
+    return [list(map(_span, trace)) for trace in data if isinstance(trace, tuple)]
 
 
 def decode_v05(body: bytes) -> list[list[dict]]:
@@ -340,9 +377,10 @@ class TraceBuffer:
                 tp.tags["_dd.tags.container"] = ",".join(p.container_tags)
             for priority, origin, spans in p.chunks:
                 chunk = tp.chunks.add(priority=priority, origin=origin)
+                add_span = chunk.spans.add
                 for s in spans:
-                    # add() builds in place (append copies); maps by update(): faster than kwargs on upb.
-                    pb_span = chunk.spans.add(
+                    # add() builds in place (append copies).
+                    pb_span = add_span(
                         service=s["service"],
                         name=s["name"],
                         resource=s["resource"],
@@ -377,14 +415,19 @@ class TraceBuffer:
 
 def _fill_maps(pb_span, s: dict) -> None:
     try:
-        pb_span.meta.update(s["meta"])
-        pb_span.metrics.update(s["metrics"])
+        # Item by item: upb maps' update() goes through the MutableMapping mixin, ~1.6x slower.
+        m = pb_span.meta
+        for k, v in s["meta"].items():
+            m[k] = v
+        m = pb_span.metrics
+        for k, v in s["metrics"].items():
+            m[k] = v
     except (TypeError, ValueError, AttributeError):
         pb_span.meta.clear()
         pb_span.metrics.clear()
         pb_span.meta.update(_str_map(s["meta"]))
         pb_span.metrics.update(_float_map(s["metrics"]))
-    if s["meta_struct"]:
+    if s.get("meta_struct"):
         pb_span.meta_struct.update(s["meta_struct"])
 
 
@@ -456,7 +499,13 @@ def make_app(
             buffer.stats.decode_errors += 1
             return web.Response(status=400, text=f"cannot decode traces: {exc}\n")
         tinfo = TracerInfo.from_headers(request.headers)
-        tags = resolve(request, tinfo)
+        # Off the event loop: a sender never seen before (ddtrace opens a new connection per flush)
+        # costs a look-up of its socket in /proc, tens of ms on a host with thousands of sockets.
+        tags = (
+            await asyncio.get_running_loop().run_in_executor(None, resolve, request, tinfo)
+            if container_tags
+            else []
+        )
         buffer.add(decoded, tinfo, tags)
         # The agent answers every trace request with its per-service sampling rates.
         return web.json_response({"rate_by_service": {"service:,env:": 1}})

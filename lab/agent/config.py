@@ -178,7 +178,7 @@ class AgentConfig:
     dogstatsd_enabled: bool = True
     dogstatsd_port: int = 8125
     dogstatsd_non_local_traffic: bool = False
-    dogstatsd_so_rcvbuf: int = 4 * 1024 * 1024
+    dogstatsd_so_rcvbuf: int = 0  # the agent's default: the kernel's (net.core.rmem_default)
     dogstatsd_origin_detection: bool = False
     dogstatsd_tag_cardinality: str = "low"
     dogstatsd_tags: tuple[str, ...] = ()  # DD_DOGSTATSD_TAGS: added to every DogStatsD message
@@ -268,7 +268,7 @@ class AgentConfig:
             dogstatsd_enabled=_bool(env, "DD_USE_DOGSTATSD", True),
             dogstatsd_port=_int(env, "DD_DOGSTATSD_PORT", 8125),
             dogstatsd_non_local_traffic=_bool(env, "DD_DOGSTATSD_NON_LOCAL_TRAFFIC", False),
-            dogstatsd_so_rcvbuf=_int(env, "DD_DOGSTATSD_SO_RCVBUF", 4 * 1024 * 1024),
+            dogstatsd_so_rcvbuf=_int(env, "DD_DOGSTATSD_SO_RCVBUF", 0),
             dogstatsd_origin_detection=_bool(env, "DD_DOGSTATSD_ORIGIN_DETECTION", False),
             dogstatsd_tag_cardinality=_cardinality(env, "DD_DOGSTATSD_TAG_CARDINALITY"),
             dogstatsd_tags=tuple(parse_tags(env.get("DD_DOGSTATSD_TAGS"))),

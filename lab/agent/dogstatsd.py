@@ -61,6 +61,7 @@ class MetricSample:
     sample_rate: float = 1.0
     tags: list[str] = field(default_factory=list)
     container_id: str = ""
+    cgroup_inode: int = 0
     timestamp: float | None = None
     host: str | None = None  # from a `host:` tag, which the agent turns into the hostname
 
@@ -77,6 +78,7 @@ class Event:
     source_type_name: str = ""
     tags: list[str] = field(default_factory=list)
     container_id: str = ""
+    cgroup_inode: int = 0
 
 
 @dataclass
@@ -88,9 +90,43 @@ class ServiceCheck:
     message: str = ""
     tags: list[str] = field(default_factory=list)
     container_id: str = ""
+    cgroup_inode: int = 0
 
 
 Message = MetricSample | Event | ServiceCheck
+
+
+def parse_local_data(raw: str) -> tuple[str, int]:
+    """The `c:` field ("local data" for origin detection) -> (container id, cgroup inode).
+
+    As the agent's origindetection.ParseLocalData: a comma list of `ci-<container id>` and
+    `in-<cgroup v2 inode>` (what datadogpy >= 0.50 and the other current clients send), or one
+    item: `ci-<id>`, `in-<inode>`, `cid-<id>` (old APM form) or a bare id (old DogStatsD form).
+    A bad inode is ignored, not fatal: the agent keeps what it could parse.
+    """
+    cid, inode = "", 0
+
+    def read_inode(item: str) -> int:
+        try:
+            return int(item[3:])
+        except ValueError:
+            return 0
+
+    if "," in raw:
+        for item in raw.split(","):
+            if item.startswith("ci-"):
+                cid = item[3:]
+            elif item.startswith("in-"):
+                inode = read_inode(item)
+    elif raw.startswith("ci-"):
+        cid = raw[3:]
+    elif raw.startswith("in-"):
+        inode = read_inode(raw)
+    elif raw.startswith("cid-"):
+        cid = raw[4:]
+    else:
+        cid = raw
+    return cid, inode
 
 
 def _tags(raw: str) -> list[str]:
@@ -149,7 +185,7 @@ def parse_metric(line: str) -> MetricSample:
         elif f[0] == "#":
             sample.tags = _tags(f[1:])
         elif f.startswith("c:"):
-            sample.container_id = f[2:]
+            sample.container_id, sample.cgroup_inode = parse_local_data(f[2:])
         elif f[0] == "T":
             try:
                 sample.timestamp = float(int(f[1:]))
@@ -198,7 +234,7 @@ def parse_event(line: str) -> Event:
         elif f.startswith("s:"):
             ev.source_type_name = f[2:]
         elif f.startswith("c:"):
-            ev.container_id = f[2:]
+            ev.container_id, ev.cgroup_inode = parse_local_data(f[2:])
         elif f[0] == "#":
             ev.tags = _tags(f[1:])
     ev.tags, host = _extract_host(ev.tags)
@@ -232,7 +268,7 @@ def parse_service_check(line: str) -> ServiceCheck:
         elif f.startswith("h:"):
             sc.host = f[2:]
         elif f.startswith("c:"):
-            sc.container_id = f[2:]
+            sc.container_id, sc.cgroup_inode = parse_local_data(f[2:])
         elif f.startswith("#"):
             sc.tags = _tags(f[1:])
         i += 1

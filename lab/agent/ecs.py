@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import urllib.request
@@ -92,6 +93,7 @@ class EcsAwareness:
             str, tuple[str, dict, dict]
         ] = {}  # metadata uri -> (docker id, task, container)
         self._peer_cache: dict[tuple[str, str, int], tuple[float, int | None]] = {}
+        self._peer_refreshing: set[tuple[str, str, int]] = set()
         self._refreshed = threading.Event()
         self._late: dict[str, ContainerTags] = {}
         self._late_pids: dict[int, str] = {}
@@ -344,25 +346,75 @@ class EcsAwareness:
         return docker_id
 
     def pid_of_peer(self, ip: str, port: int, kind: str = "tcp") -> int | None:
-        """The pid owning the socket whose local address is the peer (ip, port); cached briefly."""
+        """The pid owning the socket whose local address is the peer (ip, port).
+
+        Cached: a known answer is returned at once for 30 s (a miss for 1 s), and after that it is
+        still returned while one background thread looks again, so only a peer never seen before
+        waits for a look-up (a DogStatsD reader must not stop reading for it)."""
         key = (kind, ip, port)
         now = time.monotonic()
         hit = self._peer_cache.get(key)
-        if hit and now - hit[0] < (30 if hit[1] else 1):
+        if hit is not None:
+            if now - hit[0] >= (30 if hit[1] else 1) and key not in self._peer_refreshing:
+                self._peer_refreshing.add(key)
+                threading.Thread(
+                    target=self._refresh_peer, args=(key,), name="agent-peer-lookup", daemon=True
+                ).start()
             return hit[1]
+        return self._refresh_peer(key)
+
+    def _refresh_peer(self, key: tuple[str, str, int]) -> int | None:
+        kind, ip, port = key
         pid = None
         try:
-            for conn in psutil.net_connections(kind=kind):
-                if conn.laddr and conn.laddr.port == port and conn.laddr.ip in (ip, "0.0.0.0", "::"):
-                    if conn.pid and conn.pid != os.getpid():
-                        pid = conn.pid
-                        break
-        except (psutil.Error, OSError):
-            pid = None
-        if len(self._peer_cache) > 4096:
-            self._peer_cache.clear()
-        self._peer_cache[key] = (now, pid)
+            pid = _pid_of_socket(self._socket_inodes(kind, ip, port), self._candidate_pids())
+        except OSError:
+            pass
+        finally:
+            if len(self._peer_cache) > 4096:
+                self._peer_cache.clear()
+            self._peer_cache[key] = (time.monotonic(), pid)
+            self._peer_refreshing.discard(key)
         return pid
+
+    def _candidate_pids(self) -> list[int]:
+        """The processes that carry a container's metadata URI first (a peer that maps to a
+        container is almost always one of them), then every other process."""
+        with self._lock:
+            known = [*self.state.pid_to_docker_id, *self._late_pids]
+        seen = set(known)
+        return known + [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in seen]
+
+    @staticmethod
+    def _socket_inodes(kind: str, ip: str, port: int) -> set[str]:
+        """Inodes of the sockets bound to (ip or any address, port), from /proc/net/{tcp,udp}[6]
+        (what psutil.net_connections reads too, but only the rows of this one port are parsed:
+        on a host with thousands of sockets, a full net_connections took 0.4 s)."""
+        needle = f":{port:04X} "
+        try:
+            packed = socket.inet_aton(ip)
+        except OSError:
+            packed = b"\0\0\0\0"
+        mine = packed[::-1].hex().upper()  # /proc/net shows IPv4 addresses as host-order words
+        accept = {mine, "00000000", "0" * 32, "0000000000000000FFFF0000" + mine}
+        inodes: set[str] = set()
+        for table in (f"/proc/net/{kind}", f"/proc/net/{kind}6"):
+            try:
+                with open(table) as f:
+                    text = f.read()
+            except OSError:
+                continue
+            pos = text.find(needle)
+            while pos != -1:
+                line_start = text.rfind("\n", 0, pos) + 1
+                line_end = text.find("\n", pos)
+                fields = text[line_start : line_end if line_end != -1 else None].split()
+                # fields[1] is the local address; the needle may also have matched the remote one.
+                if len(fields) > 9 and fields[1].endswith(needle[:-1]):
+                    if fields[1].rsplit(":", 1)[0] in accept and fields[9] != "0":
+                        inodes.add(fields[9])
+                pos = text.find(needle, pos + 1)
+        return inodes
 
     def container_of_peer(self, ip: str, port: int, kind: str = "tcp") -> str | None:
         pid = self.pid_of_peer(ip, port, kind)
@@ -382,6 +434,29 @@ class EcsAwareness:
                 },
                 "last_error": self.state.last_error,
             }
+
+
+def _pid_of_socket(inodes: set[str], pids: list[int]) -> int | None:
+    """The first of `pids` (other than this process) holding one of the socket `inodes`."""
+    if not inodes:
+        return None
+    targets = {f"socket:[{i}]" for i in inodes}
+    me = os.getpid()
+    for pid in pids:
+        if pid == me:
+            continue
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"{fd_dir}/{fd}") in targets:
+                    return pid
+            except OSError:
+                continue
+    return None
 
 
 def _is_reachable_metadata_uri(uri: str, allow_link_local: bool) -> bool:

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from lab.agent import apm, forwarder, processes, status
 from lab.agent.config import AGENT_VERSION, AgentConfig
+from lab.agent.containers import ContainerCollector
 from lab.agent.dogstatsd import TYPE_GAUGE, MetricAggregator, Serie, ServiceCheck
 from lab.agent.dogstatsd_server import DogStatsDServer
 from lab.agent.ecs import EcsAwareness
@@ -61,6 +62,7 @@ class Agent:
         self.started_at = 0.0
         self.process_replies = 0
         self._origin_cache: dict[tuple[str, str, int], tuple[float, str | None]] = {}
+        self.container_checks: ContainerCollector | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -78,6 +80,8 @@ class Agent:
             self.ecs = EcsAwareness(cfg, self.ecs_refresh_interval).start()
             self.ecs.wait_refreshed(3.0)
             host = self.hostname.hostname
+            # The `container` / `docker` checks: per-task container metrics (lab.agent.containers).
+            self.container_checks = ContainerCollector(cfg.docker_socket, self.ecs, host)
             if cfg.apm_enabled:
                 self.traces = apm.TraceBuffer(host, cfg.env)
                 app = apm.make_app(self.traces, self._info, self._apm_container_tags)
@@ -197,6 +201,13 @@ class Agent:
             Serie("datadog.agent.running", [(now, 1.0)], [f"version:{AGENT_VERSION}"], host, TYPE_GAUGE)
         )
         checks.append(ServiceCheck("datadog.agent.up", 0, now, host, "", []))
+        if self.container_checks is not None and not force:
+            # docker stats and /proc reads block: off the loop that receives.
+            try:
+                loop = asyncio.get_running_loop()
+                series += await loop.run_in_executor(None, self.container_checks.collect)
+            except Exception as exc:  # noqa: BLE001 - a failed check run must not stop the flush
+                log.warning("container checks failed: %r", exc)
         self.forwarder.submit(forwarder.series_transaction(cfg, series))
         if sketches:
             self.forwarder.submit(forwarder.sketches_transaction(cfg, sketches))

@@ -154,6 +154,33 @@ def create_app(settings: AppSettings, statsd):
         statsd.increment(f"{METRIC_PREFIX}.work.done", tags=[f"depth:{depth}"])
         return flask.jsonify({"ms": ms, "depth": depth, "trace_id": str(root.trace_id)})
 
+    held: list = []  # the mapping /memory holds, so a container's memory metrics move
+
+    @app.get("/memory")
+    def memory():
+        # Hold `mb` MiB (touched, so it is resident) until the next call: container_metrics checks
+        # that the agent's container.memory.* follow what the app really uses. An anonymous mmap,
+        # not Python objects: unmapping gives the memory back to the OS at once (malloc'd memory
+        # may stay in the heap).
+        import mmap
+
+        try:
+            mb = int(flask.request.args.get("mb", "0"))
+        except ValueError:
+            return flask.jsonify({"error": "mb must be an integer"}), 400
+        if not 0 <= mb <= 1024:
+            return flask.jsonify({"error": "mb must be 0..1024"}), 400
+        for m in held:
+            m.close()
+        held.clear()
+        if mb:
+            m = mmap.mmap(-1, mb << 20)
+            page = b"\x01" * mmap.PAGESIZE
+            for offset in range(0, mb << 20, mmap.PAGESIZE):
+                m[offset:offset + mmap.PAGESIZE] = page
+            held.append(m)
+        return flask.jsonify({"held_mb": mb})
+
     @app.get("/error")
     def error():
         raise RuntimeError("sample error from /error (the span should carry error=1)")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from lab.backends.stack import APP_VARIANTS, DEFAULT_FEATURES, FEATURES, Stack
+from lab.backends.stack import APP_VARIANTS, DEFAULT_FEATURES, FEATURES, Ports, Stack
 from lab.backends.supervisor import lab_home, read_state, stack_from_json, stack_to_json, state_path
 
 
@@ -40,7 +40,7 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def build_stack(instances: int, features: tuple[str, ...], agent_image: str | None,
                 agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None,
-                intake_url: str | None = None) -> Stack:
+                intake_url: str | None = None, control_plane_port: int | None = None) -> Stack:
     chosen = set(DEFAULT_FEATURES)
     for f in features:
         if f.startswith(("no-", "-")):
@@ -60,6 +60,8 @@ def build_stack(instances: int, features: tuple[str, ...], agent_image: str | No
         kwargs["services_host"] = f"{subnet}.0.1"
     if intake_url:
         kwargs["external_intake_url"] = intake_url
+    if control_plane_port is not None:
+        kwargs["ports"] = Ports(control_plane=control_plane_port)
     try:
         return Stack(**kwargs)
     except ValueError as exc:
@@ -87,6 +89,17 @@ def print_status(state: dict, console=None) -> None:
     for variant, app in state.get("apps", {}).items():
         table.add_row(f"app {app['service']}",
                       f"{app.get('url') or ''} pid {app.get('pid')} {app.get('status')} ({variant})")
+    if state.get("control_plane"):
+        # Where `aws --endpoint-url` / `ecs-lab deploy` go, and what the cluster runs.
+        table.add_row("control_plane", state["control_plane"])
+        table.add_row("  cluster", state.get("cluster", ""))
+        for index, arn in (state.get("container_instances") or {}).items():
+            table.add_row(f"  container instance {index}", arn or "(not registered)")
+        for svc in state.get("services") or []:
+            table.add_row(f"  service {svc['name']}",
+                          f"{svc['scheduling_strategy']} {svc['running']}/{svc['desired']} running"
+                          + (f", {svc['pending']} pending" if svc.get("pending") else "")
+                          + f" ({svc['task_definition'].rsplit('/', 1)[-1]})")
     console.print(table)
 
 
@@ -106,14 +119,19 @@ def print_status(state: dict, console=None) -> None:
               help="First two octets of every lab address (default 127.0: instances on 127.0.1.N).")
 @click.option("--intake-url", default=None,
               help="Send agent data to this intake instead of the embedded one (e.g. datadog/fakeintake).")
+@click.option("--control-plane-port", type=click.IntRange(0, 65535), default=None,
+              help="Port of the ECS control plane (default 4566; 0 picks a free one).")
 def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], agent_image: str | None,
-       agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None, intake_url: str | None) -> None:
-    """Start the ECS world: fakes, one agent per instance, the sample apps."""
+       agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None, intake_url: str | None,
+       control_plane_port: int | None) -> None:
+    """Start the ECS world: fakes, the ECS control plane on :4566 with every instance registered,
+    the agent as a DAEMON service (one per instance) and the sample apps as services."""
     existing = read_state()
     if existing:
         raise click.ClickException(f"a lab is already running (pid {existing['pid']}, state "
                                    f"{state_path()}); `ecs-lab down` stops it")
-    stack = build_stack(instances, features, agent_image, agent_env, apps, subnet, intake_url)
+    stack = build_stack(instances, features, agent_image, agent_env, apps, subnet, intake_url,
+                        control_plane_port)
     console = _console()
     if detach:
         _up_detached(stack, backend, console)
@@ -152,8 +170,20 @@ def _up_detached(stack: Stack, backend: str, console) -> None:
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={**os.environ, "LAB_STATE": str(path)})
     t0 = time.monotonic()
-    with console.status("starting the lab in the background..."):
+    # On docker a first run builds the images (base about 35 s, lab image about 2 min cold) and may
+    # queue behind another docker lab on the engine: allow for it, and show what it is doing.
+    timeout = float(os.environ.get("LAB_UP_TIMEOUT", 0)) or (
+        stack.ready_timeout * 3 + (900 if backend == "docker" else 0))
+    shown_at = 0.0
+    with console.status("starting the lab in the background...") as shown:
         while True:
+            if time.monotonic() - shown_at > 0.5:
+                from lab.backends.process import tail_file
+
+                shown_at = time.monotonic()
+                last = tail_file(log_path, 1).strip().splitlines()
+                if last:
+                    shown.update(f"starting the lab in the background: {last[-1][-100:]}")
             try:
                 state = json.loads(path.read_text())
             except (OSError, ValueError):
@@ -170,10 +200,10 @@ def _up_detached(stack: Stack, backend: str, console) -> None:
 
                 raise click.ClickException(f"the lab supervisor exited with {proc.returncode}:\n"
                                            f"{tail_file(log_path, 30)}")
-            if time.monotonic() - t0 > stack.ready_timeout * 3:
+            if time.monotonic() - t0 > timeout:
                 proc.send_signal(signal.SIGTERM)
-                raise click.ClickException(f"the lab was not ready in {stack.ready_timeout * 3:.0f}s "
-                                           f"(log: {log_path})")
+                raise click.ClickException(f"the lab was not ready in {timeout:.0f}s "
+                                           f"(log: {log_path}; LAB_UP_TIMEOUT allows longer)")
             time.sleep(0.05)
     print_status(state)
     console.print(f"[green]ready in {time.monotonic() - t0:.1f}s[/] (supervisor pid {proc.pid}); "
@@ -279,6 +309,8 @@ def down(everything: bool, timeout: float) -> None:
         click.echo("no lab is running")
         if raw:
             path.unlink(missing_ok=True)
+        if everything:
+            _sweep_docker()
         return
     if state:
         pid = state["pid"]
@@ -302,8 +334,27 @@ def down(everything: bool, timeout: float) -> None:
         import shutil
 
         shutil.rmtree(lab_home() / "run", ignore_errors=True)
+        _sweep_docker()
     path.unlink(missing_ok=True)
     click.echo("lab stopped")
+
+
+def _sweep_docker() -> None:
+    """`down --all` also removes docker labs' leftovers (containers and networks labelled by a run
+    whose owner process is gone), when a docker engine answers: a machine without Docker has only
+    the local backend's leftovers, and their sweep must not fail for it. A docker lab whose owner
+    still runs (another `ecs-lab up`, a pytest session) is left to its owner."""
+    try:
+        from lab.backends import images
+
+        client = images.docker_client(timeout=10)
+    except Exception:  # noqa: BLE001 - no docker SDK, no engine, no permission: nothing to sweep
+        return
+    from lab.backends.docker import sweep
+
+    removed = sweep(client, stale_only=True)
+    if removed:
+        click.echo(f"removed {removed} docker lab containers/networks left by crashed runs")
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

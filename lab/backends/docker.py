@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import threading
 import time
@@ -135,6 +136,62 @@ def agent_env(stack: Stack, topo: Topology, n: int) -> dict[str, str]:
         env["DD_FIPS_LOCAL_ADDRESS"] = "127.0.0.1"
     env.update(stack.agent_env)
     return env
+
+
+# HAProxy `option httplog`: client:port [date] frontend backend/server timers status bytes ... "request"
+_HTTPLOG = re.compile(r'^(?P<client>[^\s\[]+):\d+ \[(?P<date>[^\]]+)\] (?P<frontend>\S+) \S+ '
+                      r'(?P<timers>\S+) (?P<status>-?\d+) (?P<bytes>\d+) '
+                      r'.*"(?P<method>\S+) (?P<path>\S+)[^"]*"\s*$')
+
+
+class HaproxyRecords:
+    """The FIPS proxy sidecar of instance N, read from HAProxy's httplog lines (each names its
+    frontend, i.e. the data type of the port that carried the request): the docker counterpart of
+    the local backend's in-process `FipsProxy` records (same `records`, `records_for`,
+    `misrouted`)."""
+
+    def __init__(self, backend: DockerBackend, n: int) -> None:
+        self.backend, self.n = backend, n
+
+    @property
+    def records(self) -> list:
+        from lab.fakes.fips_proxy.ports import BY_NAME
+        from lab.fakes.fips_proxy.proxy import ForwardRecord, routes_for_path
+
+        task = self.backend.agent_tasks.get(self.n)
+        proxy = next((c for c in task.containers if c.name == "fips-proxy"), None) if task else None
+        if proxy is None or not proxy.docker_id:
+            return []
+        start = self.backend.stack.ports.fips_start
+        out = []
+        for line in self.backend.logs(proxy.docker_id, lines=100_000).splitlines():
+            m = _HTTPLOG.match(line)
+            if not m or m["frontend"] not in BY_NAME:
+                continue
+            route, path = BY_NAME[m["frontend"]], m["path"]
+            expected = routes_for_path(path.split("?", 1)[0])
+            out.append(ForwardRecord(
+                port=start + route.offset, route=route.name, method=m["method"], path=path,
+                status=int(m["status"]), bytes_in=0, bytes_out=int(m["bytes"]), at=0.0,
+                duration_ms=float(m["timers"].rsplit("/", 1)[-1]) if m["timers"][-1].isdigit() else 0.0,
+                misrouted=bool(expected) and route.name not in expected, expected_routes=expected,
+                client=m["client"]))
+        return out
+
+    def records_for(self, route_name: str) -> list:
+        return [r for r in self.records if r.route == route_name]
+
+    def misrouted(self) -> list:
+        return [r for r in self.records if r.misrouted]
+
+
+def _parse_started_at(inspect: dict) -> float:
+    """A container's `State.StartedAt` (RFC 3339, nanoseconds, UTC) as a unix time."""
+    from datetime import datetime
+
+    text = inspect["State"]["StartedAt"].rstrip("Z")
+    head, _, frac = text.partition(".")
+    return datetime.fromisoformat(head + "+00:00").timestamp() + float(f"0.{frac[:6] or 0}")
 
 
 @dataclass
@@ -273,7 +330,8 @@ class DockerBackend:
 
         for key, net in self.topo.networks().items():
             ipam = docker.types.IPAMConfig(pool_configs=[
-                docker.types.IPAMPool(subnet=net["subnet"], gateway=net["gateway"])])
+                docker.types.IPAMPool(subnet=net["subnet"], gateway=net["gateway"],
+                                     iprange=net.get("ip_range"))])
             try:
                 self.networks[key] = self.client.networks.create(
                     self.network_name(key), driver="bridge", internal=True, ipam=ipam,
@@ -330,6 +388,19 @@ class DockerBackend:
     @property
     def egress_proxy_url(self) -> str | None:
         return self.topo.egress_proxy_url if self.stack.has("egress_proxy") else None
+
+    def egress_attempts(self) -> dict:
+        """What the recording egress proxy (in the services container) saw: {"attempts": [{host,
+        port, ...}], "malformed": N}; read over the services' lab leg, as the intake is."""
+        import json
+
+        from lab.backends.docker_services import EGRESS_ATTEMPTS_PATH
+        from lab.backends.docker_topology import INTROSPECTION_PORT
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        url = f"http://{SERVICES_LAB_IP}:{INTROSPECTION_PORT}{EGRESS_ATTEMPTS_PATH}"
+        with opener.open(url, timeout=5) as r:
+            return json.load(r)
 
     # -- containers ---------------------------------------------------------------------------------
     def _create(self, *, name: str, image: str, labels: dict[str, str], networks: dict[str, str | None],
@@ -557,7 +628,7 @@ class DockerBackend:
                 spec.health_check.interval = min(spec.health_check.interval, AGENT_HEALTH_INTERVAL)
             specs = [spec]
             if self.stack.has("fips"):
-                specs.insert(0, self._fips_proxy_spec(n))
+                specs.insert(0, self.fips_proxy_spec(n))
                 spec.depends_on.append(("fips-proxy", "START"))
             task = Task(family="datadog-agent-task", revision=1, service_name="datadog-agent",
                         network_mode=self.agent_network_mode,
@@ -568,7 +639,7 @@ class DockerBackend:
             if self.agent_image == LAB_IMAGE:
                 self._expose_agent_ipc(n, task)
 
-    def _fips_proxy_spec(self, n: int) -> ContainerSpec:
+    def fips_proxy_spec(self, n: int) -> ContainerSpec:
         """The FIPS proxy sidecar: Debian's HAProxy with the lab's config, mounted where the
         datadog/fips-proxy image keeps its own; every port relays to the lab's intake."""
         from lab.fakes.fips_proxy.haproxy import CONFIG_PATH, render_haproxy_cfg
@@ -597,6 +668,13 @@ class DockerBackend:
         self._start_agents()
         for task in self.agent_tasks.values():
             self.wait_healthy(task.container("datadog-agent"), timeout=self.stack.ready_timeout + 30)
+
+    @property
+    def fips_proxies(self) -> dict[int, HaproxyRecords]:
+        """Instance -> its agent task's FIPS proxy sidecar requests (only with the `fips` feature)."""
+        if not self.stack.has("fips"):
+            return {}
+        return {n: HaproxyRecords(self, n) for n in self.agent_tasks}
 
     def agent_ipc_host(self, n: int) -> str:
         """The address of instance N's agent netns on its bridge (its own, or the instance's)."""
@@ -733,6 +811,7 @@ class DockerBackend:
                     cmd_host = self.agent_ipc_host(n)
             instances.append({
                 "index": n, "instance_id": inst.instance_id, "private_ip": inst.private_ip,
+                "agent_localhost": "127.0.0.1",  # the agent's own netns: localhost is itself
                 "imds_url": "http://169.254.169.254", "ecs_endpoint": self.topo.ecs_agent_url,
                 "apm_url": f"http://{inst.private_ip}:{s.ports.apm}",
                 "dogstatsd": f"{inst.private_ip}:{s.ports.dogstatsd}",

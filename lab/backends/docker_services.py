@@ -191,6 +191,9 @@ def static_world(world_file: WorldFile, instances: int) -> None:
         world_file._on_load(world_file)
 
 
+EGRESS_ATTEMPTS_PATH = "/ecs-lab/egress-attempts"
+
+
 def _world_app(world_file: WorldFile, extra: dict | None = None) -> web.Application:
     async def world_state(_request: web.Request) -> web.Response:
         return web.json_response({"generation": world_file.loaded_generation, "errors": world_file.errors,
@@ -225,7 +228,7 @@ def run_imds(world_file: WorldFile, stop: threading.Event, host: str = "0.0.0.0"
         stop.wait()
 
 
-def _introspection_app(world_file: WorldFile, model) -> web.Application:
+def _introspection_app(world_file: WorldFile, model, extra_routes: dict | None = None) -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         from lab.fakes.ecs_metadata.server import _to_response
 
@@ -238,6 +241,8 @@ def _introspection_app(world_file: WorldFile, model) -> web.Application:
         return _to_response(model.introspection(instance, request.path, dict(request.query)))
 
     app = _world_app(world_file, {"role": "services"})
+    for path, handler in (extra_routes or {}).items():  # lab paths, before the catch-all
+        app.router.add_get(path, handler)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
 
@@ -249,15 +254,15 @@ def run_services(world_file: WorldFile, stop: threading.Event, host: str = "0.0.
 
     with EcsMetadataServer(world_file.world) as ecs, IntakeServer() as intake, \
             EgressProxy(host, EGRESS_PROXY_PORT) as egress:
-        ecs.listen_task_metadata(host, TASK_METADATA_PORT)
-        ecs._server.add_app(_introspection_app(world_file, ecs.model), host, INTROSPECTION_PORT)
-        intake.listen(host, INTAKE_PORT)
-
         async def attempts(_request: web.Request) -> web.Response:
-            return web.json_response([a.as_json() for a in egress.attempts])
+            # What the recording egress proxy saw (no_egress reads it from the host).
+            return web.json_response({"attempts": [a.as_json() for a in egress.attempts],
+                                      "malformed": egress.malformed})
 
-        app = web.Application()
-        app.router.add_get("/ecs-lab/attempts", attempts)
+        ecs.listen_task_metadata(host, TASK_METADATA_PORT)
+        ecs._server.add_app(_introspection_app(world_file, ecs.model, {EGRESS_ATTEMPTS_PATH: attempts}),
+                            host, INTROSPECTION_PORT)
+        intake.listen(host, INTAKE_PORT)
         log.info("task metadata :%s, introspection :%s, intake :%s, egress proxy :%s",
                  TASK_METADATA_PORT, INTROSPECTION_PORT, INTAKE_PORT, egress.bound_port)
         stop.wait()

@@ -104,11 +104,17 @@ class Topology:
 
     # -- the parts ---------------------------------------------------------------------------------
     def networks(self) -> dict[str, dict]:
-        """Network key -> {subnet, gateway}; every one internal."""
+        """Network key -> {subnet, gateway[, ip_range]}; every one internal.
+
+        On an instance network docker hands out addresses from the upper half (`ip_range`) only, so
+        a container with a docker-chosen address (an app, the `host`-mode instance netns) can never
+        take the agent's fixed .2: switching an instance's agent between host and bridge mode would
+        otherwise fail with "Address already in use" while the instance netns holds it."""
         nets = {"linklocal": {"subnet": LINK_LOCAL_SUBNET, "gateway": LINK_LOCAL_GATEWAY},
                 "lab": {"subnet": LAB_SUBNET, "gateway": LAB_GATEWAY}}
         for n in range(1, self.instances + 1):
-            nets[f"instance{n}"] = {"subnet": self.instance_subnet(n), "gateway": self.private_ip(n)}
+            nets[f"instance{n}"] = {"subnet": self.instance_subnet(n), "gateway": self.private_ip(n),
+                                    "ip_range": f"172.30.{n}.128/25"}
         return nets
 
     def service_containers(self) -> dict[str, dict]:
@@ -138,7 +144,8 @@ class Topology:
         """
         labels = {LABEL: "1", RUN_LABEL: "compose"}
         networks = {key: {"name": f"{PROJECT}-{key}", "internal": True, "labels": dict(labels),
-                          "ipam": {"config": [{"subnet": v["subnet"], "gateway": v["gateway"]}]}}
+                          "ipam": {"config": [{k: v[k] for k in ("subnet", "gateway", "ip_range")
+                                               if k in v}]}}
                     for key, v in self.networks().items()}
         services: dict[str, dict] = {}
         for key, svc in self.service_containers().items():

@@ -2,9 +2,13 @@
 
 `LocalBackend` is an owner object. Entering it starts the fakes (IMDS per instance, ECS agent
 introspection per instance, task metadata, intake, optional FIPS proxy and egress proxy) as in-process
-servers, adds the instances to the world, and runs one agent task per instance plus the sample app
-tasks through its own `TaskRunner.start_task` (the path the ECS instance agent uses later). Leaving
-it stops every process group and server it started, in reverse order.
+servers, adds the instances to the world, then deploys the stack as users deploy on ECS: the
+control plane (moto, :4566) registers every instance as a container instance, the agent's task
+definition runs as a DAEMON service and each sample app as a REPLICA service, and the instance
+agents start them through this backend's `TaskRunner.start_task` (`lab.ecs.stack_services`).
+`Stack(via_control_plane=False)` starts the agent and app tasks directly instead; a stack of
+`instances=0` starts only the shared fakes (for callers composing their own `EcsCluster`).
+Leaving it stops every process group and server it started, in reverse order.
 
 An ECS container becomes a process here:
 - agent images (`AGENT_IMAGE_PREFIXES`) run the emulated agent (`python -m lab.agent run`), or the
@@ -119,6 +123,8 @@ class LocalBackend:
         self._monitor: threading.Thread | None = None
         self.started_in: float | None = None
         self._container_seq = 0
+        self.ecs = None  # the EcsCluster (control plane + instance agents) when deployed through it
+        self.deployment = None  # lab.ecs.stack_services.StackDeployment
 
     # -- owner lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> LocalBackend:
@@ -139,21 +145,30 @@ class LocalBackend:
                 old_log.unlink(missing_ok=True)
         (self.run_dir / "metadata").mkdir(exist_ok=True)
         self._write_shims()
+        through_control_plane = self.stack.via_control_plane and self.stack.instances > 0
+        if through_control_plane:
+            # moto's import and first requests cost ~2 s of CPU: begun now, they overlap the fakes.
+            control_plane = self._start_control_plane()
         self._start_fakes()
         self._monitor = threading.Thread(target=self._watch, name="lab-local-monitor", daemon=True)
         self._monitor.start()
         self._exit.callback(self._stop_monitor)
-        # Apps need not wait for the agents (a tracer retries its flushes), so both start at once
-        # and are awaited together: start-up is the slowest process, not the sum.
-        self._start_agents()
-        self._start_apps()
-        self._wait_started()
+        if through_control_plane:
+            self._deploy_through_control_plane(control_plane)
+        else:
+            # Apps need not wait for the agents (a tracer retries its flushes), so both start at once
+            # and are awaited together: start-up is the slowest process, not the sum.
+            self._start_agents()
+            self._start_apps()
+            self._wait_started()
         self.started_in = time.monotonic() - t0
         self.progress(f"lab ready in {self.started_in:.1f}s")
         return self
 
     def stop(self) -> None:
         """Stop every task (all at once: each waits up to its stop timeout), then the fakes."""
+        if self.ecs is not None:
+            self.ecs.stop_scheduling()
         with self._lock:
             agent_arns = {arn for arn, rt in self.tasks.items()
                           if any(is_agent_image(c.spec.image) for c in rt.containers)}
@@ -226,6 +241,112 @@ class LocalBackend:
             self.fips_proxies[n] = self._exit.enter_context(
                 FipsProxy(self.intake_url, s.agent_localhost(n), s.ports.fips_start))
 
+    # -- through the control plane ----------------------------------------------------------------------
+    def _start_control_plane(self) -> Callable[[], object]:
+        """Start the control plane on a thread; the returned callable waits for it (and raises what
+        its start raised)."""
+        from lab.ecs.control_plane import ControlPlane
+
+        s = self.stack
+        cp = ControlPlane(host=s.services_host, port=s.ports.control_plane)
+        result: dict[str, BaseException | None] = {}
+
+        def run() -> None:
+            try:
+                cp.start()
+                result["error"] = None
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                result["error"] = exc
+
+        self.progress(f"starting the ECS control plane on {s.services_host}:{s.ports.control_plane}")
+        starter = threading.Thread(target=run, name="lab-control-plane-start", daemon=True)
+        starter.start()
+
+        def stop() -> None:
+            starter.join(timeout=60)
+            cp.stop()
+
+        self._exit.callback(stop)
+
+        def wait() -> object:
+            starter.join()
+            if result.get("error") is not None:
+                raise result["error"]
+            return cp
+
+        return wait
+
+    def _deploy_through_control_plane(self, control_plane: Callable[[], object]) -> None:
+        from lab.ecs.cluster import EcsCluster
+        from lab.ecs.stack_services import deploy_stack, remove_cluster
+
+        cp = control_plane()
+        cluster_name = self.world.cluster.name
+        remove_cluster(cp.clients.ecs, cluster_name)
+
+        def undeploy() -> None:
+            with contextlib.suppress(Exception):
+                remove_cluster(cp.clients.ecs, cluster_name)
+
+        self._exit.callback(undeploy)
+        # Entering the cluster registers every instance of the world as a container instance (its
+        # IMDS identity, its instance id) and starts its instance agent.
+        self.ecs = self._exit.enter_context(EcsCluster.for_backend(self, port=cp.port, control_plane=cp))
+        self.progress(f"control plane {cp.endpoint}: {len(self.world.instances)} container instance(s) "
+                      f"in cluster {self.world.cluster.name}")
+        self.deployment = deploy_stack(cp.clients.ecs, self.stack, self.world.cluster.name)
+        apps = f" and {len(self.deployment.app_services)} app service(s)" if self.stack.apps else ""
+        self.progress(f"deployed DAEMON service {self.deployment.agent_service}{apps}")
+        cp.reconcile_services()
+        self._wait_deployed()
+
+    def _wait_deployed(self) -> None:
+        """Until every instance runs its agent and every app runs, each ready; a task the cluster
+        refused or stopped fails start-up with ECS's reason."""
+        instances = [inst.index for inst in self.world.instances]
+
+        def failures() -> list:
+            return [f for agent in self.ecs.agents.values() for f in agent.failures]
+
+        def started() -> bool:
+            if failures():
+                return True  # said below, with ECS's reason
+            with self._lock:
+                agents_up = all(n in self.agent_tasks and self.agent_tasks[n].known_status == "RUNNING"
+                                and self.agent_tasks[n].arn in self.tasks for n in instances)
+                apps_up = all(v in self.app_tasks and self.app_tasks[v].known_status == "RUNNING"
+                              and self.app_tasks[v].arn in self.tasks for v in self.stack.apps)
+            return agents_up and apps_up
+
+        try:
+            wait_until(started, timeout=self.stack.ready_timeout * 2, interval=0.05,
+                       what="the stack's services to run (DAEMON agent on every instance, the apps)")
+        except TimeoutError as exc:
+            from lab.ecs.stack_services import services_status
+
+            events = [f"{svc['name']}: {svc['running']}/{svc['desired']} running; {svc['last_event'] or ''}"
+                      for svc in services_status(self.ecs.control_plane.clients.ecs, self.world.cluster.name)]
+            raise TimeoutError(f"{exc}; services: {'; '.join(events)}") from None
+        if failures():
+            first = failures()[0]
+            raise RuntimeError(f"the stack's task {first.task_arn} could not start: {first.reason}")
+        for n in instances:
+            self.progress(f"agent {n} ready (pid {self.agent_process(n).pid})")
+        for variant in self.stack.apps:
+            self.progress(f"app {app_service(variant)} ready")
+
+    def _track(self, instance: ContainerInstance, task: Task) -> None:
+        """Remember which task is instance N's agent and which is each sample app, whoever started
+        it (this backend, or an instance agent for the stack's services, replacements included)."""
+        from lab.ecs.stack_services import AGENT_SERVICE
+
+        if task.service_name == AGENT_SERVICE:
+            self.agent_tasks[instance.index] = task
+            return
+        for variant in self.stack.apps:
+            if task.service_name == app_service(variant):
+                self.app_tasks[variant] = task
+
     # -- agents and apps -------------------------------------------------------------------------------
     def _start_agents(self) -> None:
         s = self.stack
@@ -290,6 +411,7 @@ class LocalBackend:
         running = RunningTask(instance, task)
         with self._lock:
             self.tasks[task.arn] = running
+            self._track(instance, task)
         try:
             for spec in ordered:
                 for dep, condition in spec.depends_on:
@@ -353,7 +475,10 @@ class LocalBackend:
         argv, ready = self._argv_and_probe(instance, spec, env)
         proc_name = f"{task.family}-{instance.index}-{spec.name}"
         if task.service_name and task.service_name != "datadog-agent":
-            proc_name = f"{task.service_name}-{spec.name}" if spec.name != "app" else task.service_name
+            # A one-container service task is named after its service (web-imdsv1), as `docker ps`
+            # shows ECS services; more containers add their names.
+            single = len(task.containers) == 1 or spec.name == "app"
+            proc_name = task.service_name if single else f"{task.service_name}-{spec.name}"
         elif is_agent_image(spec.image):
             proc_name = f"agent-{instance.index}"
         proc = ManagedProcess(proc_name, argv, env=env, log_dir=self.run_dir, cwd=spec.working_directory,
@@ -531,7 +656,8 @@ class LocalBackend:
             rt = self.tasks.get(task.arn)
             rc = rt.containers[0] if rt else None
             apps[variant] = {
-                "service": app_service(variant), "instance": 1, "task_arn": task.arn,
+                "service": app_service(variant), "instance": rt.instance.index if rt else 1,
+                "task_arn": task.arn,
                 "pid": rc.process.pid if rc else None,
                 "status": rc.container.known_status if rc else "STOPPED",
                 "docker_id": task.containers[0].docker_id,
@@ -557,7 +683,22 @@ class LocalBackend:
             "processes": {p.name: {"pid": p.pid, "log": str(p.log_path), "running": p.running}
                           for p in self.processes()},
             "started_in": self.started_in,
+            **self.control_plane_status(),
         }
+
+    def control_plane_status(self) -> dict:
+        """Where users point `aws --endpoint-url`, the container instances and the services with their
+        running/desired counts (empty when the stack did not start through a control plane)."""
+        if self.ecs is None:
+            return {}
+        from lab.ecs.stack_services import services_status
+
+        out = self.ecs.status()
+        try:
+            out["services"] = services_status(self.ecs.control_plane.clients.ecs, self.world.cluster.name)
+        except Exception as exc:  # noqa: BLE001 - status must answer while the control plane stops
+            out["services_error"] = repr(exc)
+        return out
 
     @staticmethod
     def _app_url(rc: RunningContainer) -> str | None:

@@ -41,11 +41,13 @@ class Ports:
     agent_expvar: int = 5000
     fips_start: int = DEFAULT_PORT_RANGE_START
     egress_proxy: int = 3128
+    control_plane: int = 4566
 
     @classmethod
     def ephemeral(cls) -> Ports:
-        """Port 0 for the shared servers (intake, task metadata, egress proxy): for tests."""
-        return cls(intake=0, task_metadata=0, egress_proxy=0)
+        """Port 0 for the shared servers (intake, task metadata, egress proxy, control plane): for
+        tests."""
+        return cls(intake=0, task_metadata=0, egress_proxy=0, control_plane=0)
 
 
 @dataclass
@@ -70,6 +72,10 @@ class Stack:
     imds_tokens_required: bool = False
     health_interval: float = 5.0
     ready_timeout: float = 20.0
+    # How the stack's agents and apps start: registered as task definitions on the lab's control
+    # plane and run as services by its instance agents, as users deploy on ECS (the default); or
+    # started directly by the backend (False: tests that drive the control plane themselves).
+    via_control_plane: bool = True
 
     def __post_init__(self) -> None:
         unknown = set(self.features) - set(FEATURES)

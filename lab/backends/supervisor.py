@@ -10,6 +10,7 @@ stops every process group and server; the state file goes with it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import signal
@@ -117,8 +118,26 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
         backend = LocalBackend(stack, progress=progress)
     atexit.register(backend.stop)
     try:
-        with backend:
-            status = backend.status()
+        with backend, contextlib.ExitStack() as ecs:
+            cluster = None
+            if getattr(backend, "ecs", None) is None and stack.via_control_plane:
+                # A backend that does not deploy through the control plane itself (docker): the
+                # control plane on :4566 with every instance the backend built registered as a
+                # container instance (it keeps its instance id), for users' own deployments.
+                from lab.ecs.cluster import EcsCluster
+
+                where = f"{stack.services_host}:{stack.ports.control_plane}"
+                progress(f"starting the ECS control plane on {where}")
+                cluster = ecs.enter_context(EcsCluster.for_backend(backend, host=stack.services_host,
+                                                                   port=stack.ports.control_plane))
+
+            def current() -> dict:
+                status = backend.status()
+                if cluster is not None:
+                    status.update(cluster.status())
+                return status
+
+            status = current()
             status.update({"pid": os.getpid(), "ready": True, "state_file": str(state),
                            "stack": json.loads(stack_to_json(stack))})
             _write_atomic(state, status)
@@ -126,11 +145,11 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
                 on_ready(status)
             last = 0.0
             while True:
-                # Keep the recorded statuses fresh for `ecs-lab status` (health, exits).
+                # Keep the recorded statuses fresh for `ecs-lab status` (health, exits, services).
                 time.sleep(0.5)
                 if time.monotonic() - last > 2:
                     last = time.monotonic()
-                    refreshed = backend.status()
+                    refreshed = current()
                     refreshed.update({k: status[k] for k in ("pid", "ready", "state_file", "stack")})
                     _write_atomic(state, refreshed)
     except _Stop:

@@ -95,6 +95,15 @@ class EcsCluster:
                               report_health=self.control_plane.report_health)
         self.agents[inst.index] = agent.start()
 
+    def stop_scheduling(self) -> None:
+        """Stop placing and relaunching tasks (the service scheduler, the instance agents' loops);
+        running tasks keep running. For a backend about to stop them all itself: otherwise each app
+        it stops is an essential container exiting, which a service replaces, as on ECS."""
+        if self.control_plane.service_scheduler:
+            self.control_plane.service_scheduler.stop()
+        for agent in list(self.agents.values()):
+            agent.stop(stop_tasks=False)
+
     def stop(self) -> None:
         for agent in list(self.agents.values()):
             try:

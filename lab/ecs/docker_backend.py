@@ -61,7 +61,7 @@ class DockerTaskRunner:
         if is_fips_proxy_image(spec.image) and not self._present(spec.image):
             # The backend's FIPS proxy stand-in (HAProxy with the lab's config, relaying every port to
             # the intake), under the user's container name, ports and env.
-            stand_in = self.backend._fips_proxy_spec(instance.index)
+            stand_in = self.backend.fips_proxy_spec(instance.index)
             return replace(spec, image=stand_in.image, entry_point=stand_in.entry_point,
                            command=stand_in.command, mounts=[*spec.mounts, *stand_in.mounts])
         return spec

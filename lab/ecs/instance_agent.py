@@ -74,6 +74,10 @@ class InstanceAgent:
         self._thread: threading.Thread | None = None
         self._secrets = ControlPlaneSecrets(self.clients.secretsmanager, self.clients.ssm)
         self._taskdefs: dict[str, dict] = {}
+        # Tasks being started, each on its own thread: the ECS agent manages every task on its own
+        # goroutine, so a slow container (a ddtrace app importing for seconds) delays no other task.
+        self._starting: dict[str, threading.Thread] = {}
+        self._starting_lock = threading.Lock()
 
     @property
     def cluster(self) -> str:
@@ -90,6 +94,10 @@ class InstanceAgent:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=10)
+        with self._starting_lock:
+            starting = list(self._starting.values())
+        for t in starting:
+            t.join(timeout=30)
         if stop_tasks:
             for arn in list(self.local):
                 try:
@@ -118,10 +126,19 @@ class InstanceAgent:
         ecs = self.clients.ecs
         wanted = self._list(ecs, "RUNNING")
         for arn, desc in wanted.items():
-            if arn not in self.local and desc.get("lastStatus") != "STOPPED":
-                self._start(desc)
+            with self._starting_lock:
+                new = (arn not in self.local and arn not in self._starting
+                       and desc.get("lastStatus") != "STOPPED")
+                if new:
+                    starter = threading.Thread(target=self._start_thread, args=(desc,), daemon=True,
+                                               name=f"ecs-instance-agent-{self.instance.index}-start")
+                    self._starting[arn] = starter
+            if new:
+                starter.start()
         stopping = self._list(ecs, "STOPPED")
         for arn in list(self.local):
+            if arn in self._starting:
+                continue  # stopped on the next pass, once its start has settled
             if arn in stopping or arn not in wanted:
                 self._stop_local(arn, None)
         self._watch_essential()
@@ -145,6 +162,17 @@ class InstanceAgent:
             resp = self.clients.ecs.describe_task_definition(taskDefinition=arn)
             self._taskdefs[arn] = resp["taskDefinition"]
         return self._taskdefs[arn]
+
+    def _start_thread(self, desc: dict) -> None:
+        try:
+            self._start(desc)
+        except Exception as exc:  # noqa: BLE001 - a control plane hiccup must not end the agent
+            log.warning("instance %s: starting %s failed: %r", self.instance.index, desc["taskArn"], exc)
+            if self.on_error:
+                self.on_error(repr(exc))
+        finally:
+            with self._starting_lock:
+                self._starting.pop(desc["taskArn"], None)
 
     def _start(self, desc: dict) -> None:
         arn = desc["taskArn"]
@@ -207,6 +235,8 @@ class InstanceAgent:
 
     def _watch_essential(self) -> None:
         for arn, local in list(self.local.items()):
+            if arn in self._starting:
+                continue
             found = self.world.find_task(arn)
             if not found:
                 continue

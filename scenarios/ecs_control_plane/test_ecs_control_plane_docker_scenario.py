@@ -20,7 +20,8 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
-def docker_ecs(tmp_path_factory):
+def docker_ecs(tmp_path_factory, exclusive_docker_engine):
+    # Its own DockerBackend (2 instances, no stack tasks): the session's docker lab pauses meanwhile.
     try:
         from lab.backends import images
 

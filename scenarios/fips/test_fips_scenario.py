@@ -6,6 +6,8 @@ directly, and a non-loopback DD_FIPS_LOCAL_ADDRESS is refused at config load (FA
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from lab.backends.base import ContainerSpec
@@ -43,20 +45,37 @@ def test_each_data_type_goes_out_on_its_own_proxy_port(fips_lab):
     assert proxy.misrouted() == [], f"requests on the wrong FIPS port: {proxy.misrouted()[:5]}"
 
 
+def _docker_started_at(fips_lab) -> float:
+    """When instance 1's FIPS proxy container started (docker backend)."""
+    from lab.backends.docker import _parse_started_at
+
+    proxy = fips_lab.backend.agent_tasks[1].container("fips-proxy")
+    return _parse_started_at(fips_lab.backend.client.api.inspect_container(proxy.docker_id))
+
+
 def test_nothing_reaches_the_intake_except_through_the_proxy(fips_lab):
     proxy = fips_lab.backend.fips_proxies[1]
     from lab.fakes.intake.client import IntakeClient
 
     intake = IntakeClient(fips_lab.intake_url)  # no session: every payload since the lab started
+    # On docker the FIPS agents replaced the session lab's (one docker lab per engine): the intake
+    # also holds what the earlier agents sent, before this proxy existed; count from its start.
+    since = _docker_started_at(fips_lab) if fips_lab.state.get("backend") == "docker" else None
+
+    def at_intake_count() -> int:
+        stats = intake.routestats()
+        if since is None:
+            return sum(s["count"] for s in stats.values())
+        return sum(1 for endpoint in stats for p in intake.payloads(endpoint, fmt="raw")
+                   if datetime.fromisoformat(p["timestamp"].replace("Z", "+00:00")).timestamp() >= since)
 
     def counts_match() -> bool:
         # Between flushes the two counts agree; a direct send would leave the intake ahead forever.
-        stats = intake.routestats()
-        at_intake = sum(s["count"] for s in stats.values())
+        at_intake = at_intake_count()
         via_proxy = sum(1 for r in proxy.records if 200 <= r.status < 300)
         return at_intake == via_proxy and at_intake > 0
 
-    wait_until(counts_match, timeout=15, interval=0.1,
+    wait_until(counts_match, timeout=15, interval=0.1 if since is None else 0.5,
                what="every payload the intake stored to have come through the FIPS proxy")
 
 
@@ -69,6 +88,9 @@ def test_the_agent_logs_fips_mode(fips_lab):
 
 def test_a_non_loopback_fips_local_address_is_refused(fips_lab):
     backend = fips_lab.backend
+    if fips_lab.state.get("backend") == "docker":
+        _refused_on_docker(fips_lab)
+        return
     inst = backend.world.instance(1)
     spec = fips_lab.backend.stack.agent_spec(1, fips_lab.intake_url)
     spec.env["DD_FIPS_LOCAL_ADDRESS"] = "10.0.0.5"
@@ -79,3 +101,27 @@ def test_a_non_loopback_fips_local_address_is_refused(fips_lab):
         backend.start_task(inst, task, [ContainerSpec(**{**spec.__dict__})])
     assert "address was set to a non-loopback IP address" in str(refused.value)
     backend.stop_task(task.arn)
+
+
+def _refused_on_docker(fips_lab) -> None:
+    """The same misconfiguration as an agent container: it exits at config load, saying why."""
+    backend = fips_lab.backend
+    inst = backend.world.instance(1)
+    spec = backend.stack.agent_spec(1, fips_lab.intake_url)
+    spec.image = backend.agent_image
+    spec.env["DD_FIPS_LOCAL_ADDRESS"] = "10.0.0.5"
+    spec.health_check, spec.ports = None, []
+    task = Task(family="datadog-agent-fips-misconfigured", revision=1, network_mode="awsvpc",
+                containers=[Container(name=spec.name, image=spec.image)])
+    backend.start_task(inst, task, [spec])
+    try:
+        cid = task.containers[0].docker_id
+
+        def exited() -> bool:
+            return not backend.client.api.inspect_container(cid)["State"]["Running"]
+
+        wait_until(exited, 30, what="the misconfigured agent container to exit")
+        assert backend.client.api.inspect_container(cid)["State"]["ExitCode"] != 0
+        assert "address was set to a non-loopback IP address" in backend.logs(cid, 50)
+    finally:
+        backend.stop_task(task.arn)

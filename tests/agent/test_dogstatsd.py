@@ -17,6 +17,7 @@ from lab.agent.dogstatsd import (
     ServiceCheck,
     Sketch,
     parse_line,
+    parse_local_data,
     parse_packet,
 )
 
@@ -27,6 +28,40 @@ def test_full_metric_line():
     assert (m.name, m.values, m.mtype, m.sample_rate) == ("page.views", [3.0], "c", 0.5)
     assert m.tags == ["env:prod", "team:web"]
     assert m.container_id == "abc123" and m.timestamp == 1700000000
+
+
+@pytest.mark.parametrize(("field", "container_id", "inode"), [
+    ("ci-0123abcd", "0123abcd", 0),  # current clients (datadogpy >= 0.50, the Go/Java clients)
+    ("ci-0123abcd,in-4026532", "0123abcd", 4026532),
+    ("in-4026532", "", 4026532),  # cgroup v2 with a private cgroup namespace: only the inode is known
+    ("cid-0123abcd", "0123abcd", 0),  # the old APM form
+    ("0123abcd", "0123abcd", 0),  # the old DogStatsD form: a bare id
+    ("in-notanumber", "", 0),  # kept as far as it parses, like the agent
+])
+def test_container_field_is_origin_local_data(field, container_id, inode):
+    assert parse_local_data(field) == (container_id, inode)
+    for line in (f"x:1|c|c:{field}", f"_e{{1,1}}:t|x|c:{field}", f"_sc|ok|0|c:{field}"):
+        msg = parse_line(line)
+        assert (msg.container_id, msg.cgroup_inode) == (container_id, inode), line
+
+
+def test_the_datadog_client_s_container_field_yields_the_bare_container_id():
+    import socket
+
+    from datadog.dogstatsd.base import DogStatsd
+
+    cid = "f" * 64
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(5)
+        client = DogStatsd(host="127.0.0.1", port=rx.getsockname()[1], origin_detection_enabled=True,
+                           container_id=cid, disable_buffering=True, disable_telemetry=True)
+        client.increment("ecs_lab.hits", tags=["a:b"])
+        packet = rx.recv(65535).decode()
+        client.close_socket()
+    # A given id goes out bare; one the client reads from its cgroup goes out as `ci-<id>` (above).
+    assert f"|c:{cid}" in packet or f"|c:ci-{cid}" in packet, packet
+    assert parse_line(packet.strip()).container_id == cid
 
 
 @pytest.mark.parametrize("mtype", ["c", "g", "ms", "h", "s", "d"])

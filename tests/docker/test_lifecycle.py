@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from lab.backends import images
@@ -37,3 +39,43 @@ def test_failure_during_start_leaves_nothing(tmp_path):
     with pytest.raises(images.ImageBuildError, match="docker load"):
         backend.__enter__()
     assert client.api.containers(all=True, filters={"label": f"ecs-agent-lab.run={backend.run_id}"}) == []
+
+
+def _ecs_lab(*args: str, env: dict):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_down_all_sweeps_what_a_crashed_docker_run_left(tmp_path):
+    import os
+    import socket
+
+    from lab.backends.docker_topology import LABEL, RUN_LABEL
+
+    client = images.docker_client()
+    crashed = f"{socket.gethostname()}-{2**22 + 7}-dead00"  # an owner pid that cannot exist
+    net = client.networks.create(f"ecs-lab-crashed-{os.getpid()}", internal=True,
+                                 labels={LABEL: "1", RUN_LABEL: crashed})
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
+        env["LAB_HOME"] = str(tmp_path / "home")
+        out = _ecs_lab("down", "--all", env=env)
+        assert out.returncode == 0, out.stderr
+        assert client.api.networks(filters={"label": f"{RUN_LABEL}={crashed}"}) == [], out.stdout
+        assert "left by crashed runs" in out.stdout
+    finally:
+        with contextlib.suppress(Exception):
+            net.remove()
+
+
+def test_down_all_without_a_docker_engine_still_succeeds(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
+    env.update(LAB_HOME=str(tmp_path / "home"), DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock")
+    out = _ecs_lab("down", "--all", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "no lab is running" in out.stdout

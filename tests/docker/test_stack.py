@@ -113,3 +113,23 @@ def test_awsvpc_task_containers_share_one_localhost(docker_lab):
         assert task.container("server").ipv4_addresses[0].startswith("172.30.1.")
     finally:
         docker_lab.stop_task(task.arn)
+
+
+def test_an_agent_switches_between_host_and_bridge_mode(docker_lab):
+    # The host-mode instance netns takes a docker-chosen address; it must never be the bridge-mode
+    # agent's fixed .2, or the switch back fails with "Address already in use".
+    from dataclasses import replace
+
+    original = docker_lab.stack
+    try:
+        docker_lab.replace_agents(replace(original, features=original.features | {"fips"}))
+        assert {t.network_mode for t in docker_lab.agent_tasks.values()} == {"host"}
+        for n in docker_lab.agent_tasks:
+            ip = docker_lab._ip_on(docker_lab.instance_hosts[n], f"instance{n}")
+            assert int(ip.rsplit(".", 1)[1]) >= 128, f"instance {n}'s host netns took {ip}"
+    finally:
+        docker_lab.replace_agents(original)
+    assert {t.network_mode for t in docker_lab.agent_tasks.values()} == {"bridge"}
+    for n, task in docker_lab.agent_tasks.items():
+        c = task.container("datadog-agent")
+        assert c.health_status == "HEALTHY" and c.ipv4_addresses == [f"172.30.{n}.2"]

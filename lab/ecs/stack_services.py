@@ -1,0 +1,166 @@
+"""The lab's own stack, deployed the way users deploy on ECS: task definitions registered on the
+control plane, the agent as a DAEMON service, each sample app as a REPLICA service.
+
+`ecs-lab up` (and the pytest plugin's labs) go through here, so what runs is exactly what
+`aws ecs list-services` / `describe-tasks` show, with the task ARNs the ECS introspection API and
+task metadata serve:
+
+- the agent: the docs' `datadog-agent-ecs-full.json` (APM + DogStatsD + processes, with its
+  8126/tcp and 8125/udp host ports and `agent health` check), with the stack's feature switches and
+  `--agent-env` set in its `environment`, as a user edits the docs' file; the lab's redirects
+  (intake URLs, `.invalid` DD_SITE, egress proxy, each instance's IMDS and ECS agent endpoints) are
+  not in it: instance agents apply them at deploy time (`lab.ecs.translate.Redirects`);
+- the sample apps: `lab/apps/taskdefs/<variant>.json`, each with its own `DD_SERVICE`
+  (`web-<variant>`, also its service name), family (`web-<variant>-task`) and container name
+  (`app`), so the four variants are told apart at the intake.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.backends.stack import Stack, app_service
+
+AGENT_TASKDEF_FILE = Path(__file__).parent / "taskdefs" / "datadog-agent-ecs-full.json"
+APP_TASKDEF_DIR = Path(__file__).parent.parent / "apps" / "taskdefs"
+# The service names users give them in the docs: one DAEMON agent service per cluster.
+AGENT_SERVICE = "datadog-agent"
+# Set by the lab's redirects per instance at deploy time: never part of the registered definition.
+_PER_INSTANCE_ENV = ("DD_ECS_AGENT_URL", "LAB_AGENT_LOCALHOST", "LAB_AGENT_HOST_ADDRESSES")
+
+
+def _env_list(env: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in env.items()]
+
+
+def agent_task_definition(stack: Stack) -> dict:
+    """The agent's task definition for this stack (see the module docstring)."""
+    td = json.loads(AGENT_TASKDEF_FILE.read_text())
+    c = td["containerDefinitions"][0]
+    c["image"] = stack.agent_image
+    p = stack.ports
+    env = {e["name"]: e["value"] for e in c.get("environment") or []}
+    env.update({
+        "DD_API_KEY": "0" * 32,
+        "DD_HOSTNAME_TRUST_UTS_NAMESPACE": "false",
+        "DD_APM_ENABLED": str(stack.has("apm")).lower(),
+        "DD_APM_NON_LOCAL_TRAFFIC": str(stack.has("apm_non_local")).lower(),
+        "DD_APM_RECEIVER_PORT": str(p.apm),
+        "DD_USE_DOGSTATSD": str(stack.has("dogstatsd")).lower(),
+        "DD_DOGSTATSD_NON_LOCAL_TRAFFIC": str(stack.has("dogstatsd_non_local")).lower(),
+        "DD_DOGSTATSD_PORT": str(p.dogstatsd),
+        "DD_PROCESS_AGENT_ENABLED": str(stack.has("processes")).lower(),
+        "DD_PROCESS_CONFIG_PROCESS_COLLECTION_ENABLED": str(stack.has("processes")).lower(),
+        "DD_CMD_PORT": str(p.agent_cmd),
+        "DD_EXPVAR_PORT": str(p.agent_expvar),
+    })
+    if stack.has("fips"):
+        # As the docs' FIPS definition has it: the proxy on the agent's own 127.0.0.1. The local
+        # backend's FIPS proxy stand-in sits on each instance's agent "localhost", which the
+        # redirects substitute for 127.0.0.1 (design.md).
+        env.update({"DD_FIPS_ENABLED": "true", "DD_FIPS_PORT_RANGE_START": str(p.fips_start),
+                    "DD_FIPS_LOCAL_ADDRESS": "127.0.0.1", "DD_FIPS_HTTPS": "false"})
+    env.update({k: v for k, v in stack.agent_env.items() if k not in _PER_INSTANCE_ENV})
+    c["environment"] = _env_list(env)
+    c["portMappings"] = [{"containerPort": p.apm, "hostPort": p.apm, "protocol": "tcp"},
+                         {"containerPort": p.dogstatsd, "hostPort": p.dogstatsd, "protocol": "udp"}]
+    # The docs' check (interval 30, startPeriod 15) at the lab's shorter interval, so `status`
+    # shows HEALTHY within seconds; ECS accepts intervals from 5 s.
+    c["healthCheck"] = {"command": ["CMD-SHELL", "agent health"],
+                        "interval": max(5, int(stack.health_interval)), "timeout": 5, "retries": 3,
+                        "startPeriod": 0}
+    return td
+
+
+def app_task_definition(stack: Stack, variant: str) -> dict:
+    """A sample app's task definition: the shipped file, with this variant's service name."""
+    td = json.loads((APP_TASKDEF_DIR / f"{variant}.json").read_text())
+    c = td["containerDefinitions"][0]
+    service = app_service(variant)
+    # The stack's own names (family `web-<variant>-task`, container `app`): what its scenarios
+    # expect in the ECS tags (task_family, ecs_container_name) whichever way the stack started.
+    td["family"] = f"{service}-task"
+    c["name"] = "app"
+    env = {e["name"]: e["value"] for e in c.get("environment") or []}
+    env.update({"DD_SERVICE": service, "LAB_APP_VARIANT": variant,
+                "DD_TRACE_AGENT_PORT": str(stack.ports.apm), "DD_DOGSTATSD_PORT": str(stack.ports.dogstatsd)})
+    c["environment"] = _env_list(env)
+    labels = dict(c.get("dockerLabels") or {})
+    if "com.datadoghq.tags.service" in labels:
+        labels["com.datadoghq.tags.service"] = service
+        c["dockerLabels"] = labels
+    return td
+
+
+@dataclass
+class StackDeployment:
+    """What `deploy_stack` registered: task definition ARNs and service names, by role."""
+
+    cluster: str
+    agent_task_definition: str = ""
+    agent_service: str = AGENT_SERVICE
+    app_services: dict[str, str] = field(default_factory=dict)  # variant -> service name
+    app_task_definitions: dict[str, str] = field(default_factory=dict)
+
+    def service_names(self) -> list[str]:
+        return [self.agent_service, *self.app_services.values()]
+
+
+def deploy_stack(ecs: Any, stack: Stack, cluster: str | None = None) -> StackDeployment:
+    """Register the stack's task definitions and create its services on `ecs` (a boto3 ECS client
+    of the control plane), exactly as `aws ecs register-task-definition` / `create-service` do."""
+    cluster = cluster or stack.cluster
+    out = StackDeployment(cluster=cluster)
+    td = ecs.register_task_definition(**agent_task_definition(stack))["taskDefinition"]
+    out.agent_task_definition = td["taskDefinitionArn"]
+    ecs.create_service(cluster=cluster, serviceName=AGENT_SERVICE, taskDefinition=out.agent_task_definition,
+                       schedulingStrategy="DAEMON", launchType="EC2")
+    for variant in stack.apps:
+        td = ecs.register_task_definition(**app_task_definition(stack, variant))["taskDefinition"]
+        service = app_service(variant)
+        ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=td["taskDefinitionArn"],
+                           desiredCount=1, schedulingStrategy="REPLICA", launchType="EC2")
+        out.app_services[variant] = service
+        out.app_task_definitions[variant] = td["taskDefinitionArn"]
+    return out
+
+
+def remove_cluster(ecs: Any, cluster: str) -> None:
+    """What a user's teardown does: every service deleted (`--force`), every container instance
+    deregistered, the cluster deleted. The lab's exit does it so that a later lab in the same process
+    (moto's state is per process) starts from an empty cluster; it is also done before deploying, for
+    what a lab that died in this process left."""
+    found = ecs.describe_clusters(clusters=[cluster]).get("clusters", [])
+    if not found or found[0].get("status") != "ACTIVE":
+        return
+    for page in ecs.get_paginator("list_services").paginate(cluster=cluster):
+        for arn in page["serviceArns"]:
+            ecs.delete_service(cluster=cluster, service=arn, force=True)
+    for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster):
+        for arn in page["containerInstanceArns"]:
+            ecs.deregister_container_instance(cluster=cluster, containerInstance=arn, force=True)
+    ecs.delete_cluster(cluster=cluster)
+
+
+def services_status(ecs: Any, cluster: str) -> list[dict]:
+    """Every service of the cluster with its running/desired counts, for `ecs-lab status`."""
+    arns: list[str] = []
+    for page in ecs.get_paginator("list_services").paginate(cluster=cluster):
+        arns.extend(page["serviceArns"])
+    out = []
+    for i in range(0, len(arns), 10):
+        for svc in ecs.describe_services(cluster=cluster, services=arns[i:i + 10])["services"]:
+            out.append({"name": svc["serviceName"], "arn": svc["serviceArn"],
+                        "scheduling_strategy": svc.get("schedulingStrategy", "REPLICA"),
+                        "task_definition": svc.get("taskDefinition"), "status": svc.get("status"),
+                        "desired": svc.get("desiredCount", 0), "running": svc.get("runningCount", 0),
+                        "pending": svc.get("pendingCount", 0),
+                        "last_event": (svc.get("events") or [{}])[0].get("message")})
+    return out
+
+
+__all__ = ["AGENT_SERVICE", "StackDeployment", "agent_task_definition", "app_task_definition", "deploy_stack",
+           "remove_cluster", "services_status"]

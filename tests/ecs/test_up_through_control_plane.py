@@ -150,3 +150,15 @@ def test_the_agent_task_definition_is_the_docs_file_with_the_stacks_features_and
     taskdef.validate(app)
     assert app["family"] == "web-imdsv2-task"
     assert {"name": "DD_SERVICE", "value": "web-imdsv2"} in app["containerDefinitions"][0]["environment"]
+
+
+def test_a_stack_task_the_cluster_cannot_start_fails_start_up_with_ecs_reason(tmp_path):
+    from lab.backends.local import LocalBackend
+    from lab.backends.stack import Ports
+
+    subnet = free_subnet()
+    stack = Stack(apps=(), agent_image="example.com/not-an-agent:1", subnet=subnet,
+                  services_host=f"{subnet}.0.1", ports=Ports.ephemeral(), run_dir=tmp_path)
+    with pytest.raises(RuntimeError, match=r"CannotStartContainerError: .*example.com/not-an-agent:1"):
+        with LocalBackend(stack):
+            pass

@@ -115,6 +115,10 @@ class ControlPlane:
 
     def _start_moto(self) -> None:
         check_free(self.host, self.port)
+        # moto's EC2 loads thousands of default public AMIs on its first request (~0.7 s of
+        # `ecs-lab up`'s start-up); the lab's instances carry the lab's own AMI id, which moto's
+        # RunInstances accepts without them. A user who wants them exports the variable as "true".
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         self.service_scheduler = ServiceScheduler(self.region, interval=self.scheduler_interval)
         self._server = _moto_server_class()(self.host, self.port, self.service_scheduler.wake)
         self._server.start()

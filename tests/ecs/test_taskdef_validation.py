@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,13 @@ def test_bad_file_gets_the_aws_cli_error_text(case, tmp_path, aws_env):
     path.write_text(BAD_FILES[case])
     with pytest.raises(taskdef.TaskDefinitionError) as err:
         taskdef.load(path)
-    assert str(err.value).strip() == _cli_error(path, aws_env)
+    assert _model_independent(str(err.value).strip()) == _model_independent(_cli_error(path, aws_env))
+
+
+def _model_independent(text: str) -> str:
+    # The list of valid keys grows with the ECS service model, and the aws CLI may carry a newer
+    # model than this environment's botocore (awscli >= 1.46 vendors its own): compare the rest.
+    return re.sub(r"must be one of: [^\n]*", "must be one of: <the model's keys>", text)
 
 
 def test_errors_name_every_bad_field(tmp_path):

@@ -13,6 +13,7 @@ Sources: DataDog/datadog-agent pkg/trace/api (endpoints.go, api.go, info.go, ver
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -134,22 +135,33 @@ def _span(raw: dict) -> dict:
 
 def decode_v04(body: bytes) -> list[list[dict]]:
     """`/v0.4/traces`: an array of traces, each an array of span maps."""
-    try:
-        # use_list=False: tuples are cheaper to build, and nothing here changes a decoded array.
-        data = msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=False)
-    except Exception as exc:  # noqa: BLE001 - msgpack raises several types
-        raise DecodeError(f"invalid msgpack: {exc}") from None
+    # use_list=False: tuples are cheaper to build, and nothing here changes a decoded array.
+    data = _unpack(body, raw=False, use_list=False)
     if not isinstance(data, tuple):
         raise DecodeError("v0.4 payload is not an array of traces")
     return [list(map(_span, trace)) for trace in data if isinstance(trace, tuple)]
 
 
+def _unpack(body: bytes, **options):
+    """msgpack.unpackb with the cyclic GC paused: a 1,000-span body makes ~3,000 dicts that all
+    survive (they wait in the TraceBuffer for the next flush), and collecting every 700 of them
+    walked them again and again (measured: 6-7 us per span with the GC on, 3-4 us paused). The
+    first collection after the GC is back on still sees them, once."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return msgpack.unpackb(body, strict_map_key=False, **options)
+    except Exception as exc:  # noqa: BLE001 - msgpack raises several types
+        raise DecodeError(f"invalid msgpack: {exc}") from None
+    finally:
+        if paused:
+            gc.enable()
+
+
 def decode_v05(body: bytes) -> list[list[dict]]:
     """`/v0.5/traces`: `[strings, traces]`; every string in a span is an index into `strings`."""
-    try:
-        data = msgpack.unpackb(body, raw=True, strict_map_key=False)
-    except Exception as exc:  # noqa: BLE001
-        raise DecodeError(f"invalid msgpack: {exc}") from None
+    data = _unpack(body, raw=True)
     if not isinstance(data, list) or len(data) != 2:
         raise DecodeError("v0.5 payload is not [string table, traces]")
     strings = [_s(x) for x in data[0]]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,11 +235,20 @@ def _used_second_octets() -> set[int]:
     return used
 
 
+_SUBNET_LOCK = threading.Lock()
+_HANDED_OUT: set[int] = set()  # subnets given to stacks of this process, listening yet or not
+
+
 def free_subnet() -> str:
-    """A 127.X loopback /16 nobody listens on, so concurrent runs (and `ecs-lab up`) never clash."""
-    used = _used_second_octets()
-    choices = [x for x in range(100, 250) if x not in used]
-    return f"127.{random.choice(choices)}"
+    """A 127.X loopback /16 nobody listens on, so concurrent runs (and `ecs-lab up`) never clash;
+    never one already handed out here, so stacks starting at the same time on threads never share."""
+    with _SUBNET_LOCK:
+        listening = _used_second_octets()
+        # All handed out (a long run): those whose stacks have stopped are free again.
+        choice = random.choice([x for x in range(100, 250) if x not in listening | _HANDED_OUT]
+                               or [x for x in range(100, 250) if x not in listening])
+        _HANDED_OUT.add(choice)
+    return f"127.{choice}"
 
 
 def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | None = None,
@@ -379,6 +389,29 @@ def _docker_variant(session: Lab, *, features: set[str] | None, agent_env: dict[
     return variant
 
 
+_AHEAD: dict[tuple, Any] = {}  # lab_with key -> Future[Lab] of a stack started ahead of its module
+
+
+def _lab_with_key(features, agent_env, apps, instances) -> tuple:
+    return (frozenset(features or ()), tuple(sorted((agent_env or {}).items())), apps, instances)
+
+
+def start_ahead(*, features: set[str] | None = None, agent_env: dict[str, str] | None = None,
+                apps: tuple[str, ...] | None = None, instances: int = 1, subnet: str | None = None) -> None:
+    """Start, on a background thread, the local stack a later module will ask `lab_with` for with
+    the same settings: its start overlaps the earlier modules' waits instead of adding to the run.
+    The module's `lab_with` takes it over (and stops it); one never claimed is stopped at exit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = _lab_with_key(features, agent_env, apps, instances)
+    if key in _AHEAD:
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-ahead")
+    _AHEAD[key] = pool.submit(start_lab, "local", instances=instances, features=features,
+                              agent_env=agent_env, apps=apps, subnet=subnet)
+    pool.shutdown(wait=False)
+
+
 @pytest.fixture(scope="module")
 def lab_with(request):
     """Factory for a differently configured stack, private to the requesting module.
@@ -396,7 +429,7 @@ def lab_with(request):
     def factory(*, features: set[str] | None = None, agent_env: dict[str, str] | None = None,
                 apps: tuple[str, ...] | None = None, instances: int = 1) -> Lab:
         nonlocal session, session_stack
-        key = (frozenset(features or ()), tuple(sorted((agent_env or {}).items())), apps, instances)
+        key = _lab_with_key(features, agent_env, apps, instances)
         if backend == "docker":
             session = session or request.getfixturevalue("lab")
             if session.backend is not None and session_stack is None:
@@ -410,8 +443,9 @@ def lab_with(request):
                 stacks[key] = active
             return active
         if key not in stacks:
-            stacks[key] = start_lab(backend, instances=instances, features=features, agent_env=agent_env,
-                                    apps=apps)
+            ahead = _AHEAD.pop(key, None)
+            stacks[key] = ahead.result() if ahead is not None else start_lab(
+                backend, instances=instances, features=features, agent_env=agent_env, apps=apps)
         return stacks[key]
 
     try:

@@ -5,12 +5,15 @@ localhost, which an app container in bridge mode cannot reach (FACTS.md section 
 
 from __future__ import annotations
 
-import time
+from datadog.dogstatsd import DogStatsd
 
 from lab.backends.stack import DEFAULT_FEATURES
 from lab.world import wait_until
 
 METRIC = "ecs_lab.app.work.done"
+CONTROL = "ecs_lab.scenario.dogstatsd.control"
+# The stack of the DD_DOGSTATSD_NON_LOCAL_TRAFFIC=false test (started ahead: scenarios/conftest.py).
+LAB_WITH = {"features": set(DEFAULT_FEATURES) - {"dogstatsd_non_local"}, "apps": ("imdsv1",)}
 
 
 def test_custom_metrics_arrive_with_service_and_ecs_tags(apps, agent, intake):
@@ -46,21 +49,32 @@ def test_every_metric_kind_of_the_app_is_aggregated(apps, intake):
 
 
 def test_without_non_local_traffic_the_agent_receives_nothing_from_apps(lab_with):
-    features = set(DEFAULT_FEATURES) - {"dogstatsd_non_local"}
-    lab = lab_with(features=features, apps=("imdsv1",))
+    lab = lab_with(**LAB_WITH)
     app, agent = lab.apps["imdsv1"], lab.agents[0]
     from lab.pytest_plugin import intake_client
 
     intake = intake_client(lab.intake_url, "non-local-off")
+    status = agent.status()
+    flush = float(status["config"]["flush_interval"])
+    local = next(a for a in status["dogstatsd"]["listening"] if not a.startswith(agent.private_ip))
     for _ in range(5):
         app.get("/work?ms=1&depth=1")
+    # Positive control, sent after the app's metrics: the same DogStatsD receiver -> aggregator ->
+    # forwarder -> intake path works for a sender on the agent's own localhost, where it listens.
+    host, _, port = local.removesuffix("/udp").rpartition(":")
+    statsd = DogStatsd(host=host, port=int(port), disable_telemetry=True, disable_buffering=True)
+    statsd.increment(CONTROL, tags=["sender:agent-localhost"])
+    statsd.close_socket()
     # Traces still arrive (APM non-local traffic is on): the app did run and send.
     intake.wait_for_spans(service=app.service, timeout=20)
-    # Two DogStatsD flushes later, still nothing from the app.
-    flush = float(agent.status()["config"].get("flush_interval", 2.0)) if isinstance(
-        agent.status().get("config"), dict) else 2.0
-    deadline = time.monotonic() + 2 * flush + 1
-    wait_until(lambda: time.monotonic() >= deadline, timeout=2 * flush + 2, what="two flush intervals")
+    control = intake.wait_for_metric(CONTROL, timeout=2 * flush + 5)
+    control_seq = max(s["seq"] for s in control)
+
+    # One more complete flush after the one that carried the control: the agent's aggregator runs
+    # every `flush` seconds, so anything it received from the app (sent before the control, the
+    # client's 0.3 s buffer included) has been forwarded by then.
+    wait_until(lambda: any(s["seq"] > control_seq for s in intake.metrics("datadog.agent.running")),
+               timeout=2 * flush + 5, what=f"a full agent flush ({flush} s) after the control metric's")
     got = intake.metrics(METRIC)
     received = agent.status()["dogstatsd"]
     assert not got, (

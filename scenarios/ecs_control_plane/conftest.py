@@ -4,11 +4,14 @@ no app runs until a scenario registers them, exactly as users do on a cluster.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +48,26 @@ class EcsLab:
 
     def aws(self, *args: str, check: bool = True) -> dict:
         """The real `aws` CLI against the lab's control plane."""
-        proc = subprocess.run([*AWS_CLI, "--endpoint-url", self.endpoint, "--output", "json", *args],
-                              capture_output=True, text=True, env=self.aws_env, timeout=60)
-        if check:
-            assert proc.returncode == 0, f"aws {' '.join(args)} failed: {proc.stderr}"
-        return json.loads(proc.stdout) if proc.stdout.strip() else {"stderr": proc.stderr}
+        return self.aws_each([args], check=check)[0]
+
+    def aws_each(self, calls: list[tuple[str, ...]], check: bool = True) -> list[dict]:
+        """Several real `aws` CLI commands at once, as separate shells would run them: each is a
+        new interpreter (~1 s to start), so independent calls overlap instead of queueing."""
+        base = [*AWS_CLI, "--endpoint-url", self.endpoint, "--output", "json"]
+        procs = [(args, subprocess.Popen([*base, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True, env=self.aws_env))
+                 for args in calls]
+        out = []
+        for args, proc in procs:
+            try:
+                stdout, stderr = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                stdout, stderr = proc.communicate()
+            if check:
+                assert proc.returncode == 0, f"aws {' '.join(args)} failed: {stderr}"
+            out.append(json.loads(stdout) if stdout.strip() else {"stderr": stderr})
+        return out
 
     def register(self, path: Path, **changes: Any) -> dict:
         """Register a task definition file with the aws CLI (after `changes`, a copy if any)."""
@@ -71,8 +89,8 @@ class EcsLab:
         return self.ecs.describe_tasks(cluster=self.name, tasks=arns)["tasks"] if arns else []
 
 
-@pytest.fixture(scope="module")
-def ecs_lab(tmp_path_factory):
+def start_ecs_lab() -> tuple[EcsLab, contextlib.ExitStack]:
+    """The lab and the ExitStack whose close stops it (the control plane, then the backend)."""
     from lab.backends.local import LocalBackend
     from lab.backends.stack import Ports, Stack
     from lab.ecs.cluster import EcsCluster
@@ -82,7 +100,7 @@ def ecs_lab(tmp_path_factory):
     from lab.world import Cluster, World
 
     subnet = free_subnet()
-    run_dir = tmp_path_factory.mktemp("ecs-lab")
+    run_dir = Path(os.environ.get("LAB_HOME", ".lab")) / "pytest" / f"ecs-{subnet.replace('.', '-')}"
     world = World(Cluster(name=f"scn-{uuid.uuid4().hex[:6]}"))
     stack = Stack(instances=0, apps=(), subnet=subnet, services_host=f"{subnet}.0.1", ports=Ports.ephemeral(),
                   cluster=world.cluster.name, run_dir=run_dir)
@@ -90,10 +108,63 @@ def ecs_lab(tmp_path_factory):
     aws_env.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                     "AWS_DEFAULT_REGION": world.cluster.region, "AWS_CONFIG_FILE": "/dev/null",
                     "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"})
-    with LocalBackend(stack, world=world) as backend, \
-            EcsCluster(world, backend, port=0, agent_interval=0.1, redirects_for=redirects_for(backend),
-                       on_instance=attach_instance(backend)) as cluster:
+    owner = contextlib.ExitStack()
+    try:
+        backend = owner.enter_context(LocalBackend(stack, world=world))
+        cluster = owner.enter_context(EcsCluster(world, backend, port=0, agent_interval=0.1,
+                                                 redirects_for=redirects_for(backend),
+                                                 on_instance=attach_instance(backend)))
         for n in (1, 2):
             cluster.add_instance(stack.private_ip(n))
-        intake = IntakeClient(backend.intake_url)
-        yield EcsLab(backend, cluster, world, intake, aws_env)
+        return EcsLab(backend, cluster, world, IntakeClient(backend.intake_url), aws_env), owner
+    except BaseException:
+        owner.close()
+        raise
+
+
+# The lab is started on a thread while the test just before this module runs, so that its start
+# overlaps that test's waits (started earlier, it would only load the 2 cores for longer); `ecs_lab`
+# takes it over. One never claimed is stopped at session end.
+_AHEAD: dict[str, Future] = {}
+
+
+def pytest_runtest_protocol(item, nextitem) -> None:
+    if "lab" in _AHEAD or nextitem is None or "ecs_lab" in getattr(item, "fixturenames", ()):
+        return
+    if "ecs_lab" in getattr(nextitem, "fixturenames", ()):
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecs-lab-ahead")
+        _AHEAD["lab"] = pool.submit(start_ecs_lab)
+        pool.shutdown(wait=False)
+
+
+_STOPPING: list[threading.Thread] = []
+_STOP_ERRORS: list[BaseException] = []
+
+
+def pytest_sessionfinish(session) -> None:
+    ahead = _AHEAD.pop("lab", None)
+    if ahead is not None and ahead.exception() is None:
+        ahead.result()[1].close()
+    for stopping in _STOPPING:
+        stopping.join()
+    if _STOP_ERRORS:  # a lab that did not stop cleanly fails the run, as a failed teardown would
+        raise _STOP_ERRORS[0]
+
+
+@pytest.fixture(scope="module")
+def ecs_lab():
+    ahead = _AHEAD.pop("lab", None)
+    lab, owner = ahead.result() if ahead is not None else start_ecs_lab()
+    try:
+        yield lab
+    finally:
+        # Stopped on a thread (joined at session end): the next module need not wait for it.
+        def stop() -> None:
+            try:
+                owner.close()
+            except BaseException as exc:  # noqa: BLE001 - re-raised at session end
+                _STOP_ERRORS.append(exc)
+
+        stopping = threading.Thread(target=stop, name="ecs-lab-stop")
+        stopping.start()
+        _STOPPING.append(stopping)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from lab.agent.config import ipc_address
 from lab.ecs.diagnose import agent_findings, secrets_findings
 from lab.world import wait_until
 
@@ -32,8 +33,9 @@ def _agent_revision(lab, td: dict) -> dict:
     """Put `td` behind the DAEMON service (create it, or roll it to this revision) and wait."""
     services = lab.ecs.describe_services(cluster=lab.name, services=[AGENT_SERVICE])["services"]
     if services and services[0]["status"] == "ACTIVE":
-        lab.aws("ecs", "update-service", "--cluster", lab.name, "--service", AGENT_SERVICE,
-                "--task-definition", td["taskDefinitionArn"])
+        # Rolling the service to a new revision is plumbing here (creating it is what users' CLI does).
+        lab.ecs.update_service(cluster=lab.name, service=AGENT_SERVICE,
+                               taskDefinition=td["taskDefinitionArn"])
     else:
         lab.aws("ecs", "create-service", "--cluster", lab.name, "--service-name", AGENT_SERVICE,
                 "--task-definition", td["taskDefinitionArn"], "--scheduling-strategy", "DAEMON")
@@ -66,9 +68,12 @@ def apps(ecs_lab):
     td = json.loads((APP_TASKDEFS / "imdsv1.json").read_text())
     registered = ecs_lab.ecs.register_task_definition(**td)["taskDefinition"]
     out = {}
-    for inst in ecs_lab.world.instances:
-        started = ecs_lab.aws("ecs", "start-task", "--cluster", ecs_lab.name, "--task-definition",
+    instances = list(ecs_lab.world.instances)
+    # One `aws ecs start-task` per instance, as each instance's user data runs it: concurrently.
+    each = ecs_lab.aws_each([("ecs", "start-task", "--cluster", ecs_lab.name, "--task-definition",
                               registered["taskDefinitionArn"], "--container-instances", inst.arn)
+                             for inst in instances])
+    for inst, started in zip(instances, each, strict=True):
         assert not started["failures"], started["failures"]
         out[inst.index] = started["tasks"][0]["taskArn"]
 
@@ -134,17 +139,26 @@ def test_missing_8126_host_port_leaves_traces_nowhere_and_says_why(ecs_lab, apps
     td["containerDefinitions"][0]["portMappings"] = [{"containerPort": 8126, "protocol": "tcp"}]
     findings = agent_findings(td)
     assert [f.code for f in findings] == ["apm_host_port"]
-    path = ecs_lab.backend.run_dir / "agent-no-hostport.json"
-    path.write_text(json.dumps(td))
-    _agent_revision(ecs_lab, ecs_lab.register(path))
+    # Registered in-process: the aws CLI's register-task-definition is the first test's; this one is
+    # about what the missing hostPort does.
+    agents = _agent_revision(ecs_lab, ecs_lab.ecs.register_task_definition(**td)["taskDefinition"])
 
     inst = ecs_lab.world.instance(1)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((inst.private_ip, 8126), timeout=2).close()
+    # How long a trace takes to reach the intake when the path works: the tracer's writer interval
+    # (ddtrace's DD_TRACE_WRITER_INTERVAL_SECONDS, 1 s by default) plus the agent's trace flush
+    # interval, read from the running agent of instance 1. That plus a margin without the trace: it
+    # never came.
+    (agent_arn,) = [t["taskArn"] for t in agents if t["containerInstanceArn"] == inst.arn]
+    host, port = ipc_address(ecs_lab.backend.tasks[agent_arn].containers[0].env)
+    agent_config = requests.get(f"http://{host}:{port}/agent/status", timeout=5).json()["config"]
+    app_env = ecs_lab.backend.tasks[apps[1]["arn"]].containers[0].env
+    tracer_interval = float(app_env.get("DD_TRACE_WRITER_INTERVAL_SECONDS", 1.0))
+    wait = tracer_interval + float(agent_config["trace_flush_interval"]) + 1.0
     work = requests.get(apps[1]["url"] + "/work?ms=1&depth=1", timeout=10).json()
-    # The agent flushes traces every second in the lab: 6 s without this trace means it never came.
     with pytest.raises(AssertionError, match="no span for service=ecs-lab-web"):
-        ecs_lab.intake.wait_for_spans(service="ecs-lab-web", timeout=6,
+        ecs_lab.intake.wait_for_spans(service="ecs-lab-web", timeout=wait,
                                       predicate=lambda s: str(s.get("trace_id")) == str(work["trace_id"]))
     # The failure text a user reads:
     assert "no hostPort 8126/tcp" in str(findings[0]) and '"hostPort": 8126' in str(findings[0])
@@ -158,9 +172,7 @@ def test_dogstatsd_without_non_local_traffic_is_named(ecs_lab):
     (finding,) = agent_findings(td)
     assert finding.code == "dogstatsd_non_local"
     assert "ignores metrics from other containers" in finding.message
-    path = ecs_lab.backend.run_dir / "agent-dsd-local.json"
-    path.write_text(json.dumps(td))
-    _agent_revision(ecs_lab, ecs_lab.register(path))
+    _agent_revision(ecs_lab, ecs_lab.ecs.register_task_definition(**td)["taskDefinition"])
     # The agent's DogStatsD listens on its own localhost only: the instance IP has no listener.
     inst = ecs_lab.world.instance(1)
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -194,7 +206,7 @@ def test_dd_api_key_secret_that_does_not_exist_stops_the_task_with_ecs_reason(ec
     arn = run["tasks"][0]["taskArn"]
 
     def stopped():
-        t = ecs_lab.aws("ecs", "describe-tasks", "--cluster", ecs_lab.name, "--tasks", arn)["tasks"][0]
+        t = ecs_lab.ecs.describe_tasks(cluster=ecs_lab.name, tasks=[arn])["tasks"][0]
         return t if t["lastStatus"] == "STOPPED" else None
 
     task = wait_until(stopped, 20, what="the task with a missing secret to stop")

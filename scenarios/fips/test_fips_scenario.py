@@ -18,11 +18,13 @@ from lab.world import Container, Task, wait_until
 
 ROUTES = {"metrics": (9804, "/api/v2/series"), "traces": (9805, "/api/v0.2/traces"),
           "processes": (9807, "/api/v1/collector")}
+# The FIPS stack (started ahead: scenarios/conftest.py).
+LAB_WITH = {"features": set(DEFAULT_FEATURES) | {"fips"}, "apps": ("imdsv1",)}
 
 
 @pytest.fixture(scope="module")
 def fips_lab(lab_with):
-    lab = lab_with(features=set(DEFAULT_FEATURES) | {"fips"}, apps=("imdsv1",))
+    lab = lab_with(**LAB_WITH)
     if lab.backend is None or not getattr(lab.backend, "fips_proxies", None):
         pytest.skip("the FIPS proxy records are read in-process (local backend)")
     return lab

@@ -62,9 +62,7 @@ def test_without_non_local_traffic_the_agent_receives_nothing_from_apps(lab_with
     # Positive control, sent after the app's metrics: the same DogStatsD receiver -> aggregator ->
     # forwarder -> intake path works for a sender on the agent's own localhost, where it listens.
     host, _, port = local.removesuffix("/udp").rpartition(":")
-    statsd = DogStatsd(host=host, port=int(port), disable_telemetry=True, disable_buffering=True)
-    statsd.increment(CONTROL, tags=["sender:agent-localhost"])
-    statsd.close_socket()
+    _send_control_from_agent_localhost(lab, agent, host, int(port))
     # Traces still arrive (APM non-local traffic is on): the app did run and send.
     intake.wait_for_spans(service=app.service, timeout=20)
     control = intake.wait_for_metric(CONTROL, timeout=2 * flush + 5)
@@ -84,3 +82,23 @@ def test_without_non_local_traffic_the_agent_receives_nothing_from_apps(lab_with
     assert not any(addr.startswith(agent.private_ip) for addr in received.get("listening", [])), (
         f"with DD_DOGSTATSD_NON_LOCAL_TRAFFIC=false DogStatsD must not listen on the private IP; "
         f"it listens on {received.get('listening')}")
+
+
+def _send_control_from_agent_localhost(lab, agent, host: str, port: int) -> None:
+    """Send the control metric where the agent listens: its own localhost.
+
+    On the local backend that address is reachable from here (the real `datadog` client sends it);
+    on docker it exists only inside the agent container's network namespace, so the datagram is
+    sent from there, as a sidecar sharing the agent's netns would send it.
+    """
+    backend = lab.backend
+    if backend is not None and getattr(backend, "name", None) == "docker":
+        container = backend.agent_tasks[agent.instance_index].container("datadog-agent")
+        line = f"{CONTROL}:1|c|#sender:agent-localhost"
+        code, output = backend.client.containers.get(container.docker_id).exec_run(
+            ["bash", "-c", f"printf '%s' '{line}' > /dev/udp/{host}/{port}"])
+        assert code == 0, f"could not send the control datagram inside the agent container: {output!r}"
+        return
+    statsd = DogStatsd(host=host, port=port, disable_telemetry=True, disable_buffering=True)
+    statsd.increment(CONTROL, tags=["sender:agent-localhost"])
+    statsd.close_socket()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 
 class MalformedPayload(ValueError):
@@ -42,6 +42,14 @@ class DecodedPayload:
             self._data = self.render(self.native)
             self._rendered = True
         return self._data
+
+
+def parse_protobuf(raw: bytes, message_cls: type[Message], what: str) -> Message:
+    """Parse decompressed bytes as `message_cls`, or reject the body saying it is not `what`."""
+    try:
+        return message_cls.FromString(raw)
+    except DecodeError as exc:
+        raise MalformedPayload(f"body is not {what}: {exc}") from None
 
 
 def header(headers: Mapping[str, str] | None, name: str, default: str = "") -> str:

@@ -15,7 +15,13 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from lab.fakes.intake.decode.compression import decompress
-from lab.fakes.intake.decode.payload import DecodedPayload, MalformedPayload, header, tags_match
+from lab.fakes.intake.decode.payload import (
+    DecodedPayload,
+    MalformedPayload,
+    header,
+    parse_protobuf,
+    tags_match,
+)
 from lab.proto import frames_pb2, metrics_payload_pb2
 
 KIND = "series"
@@ -50,10 +56,7 @@ def check(body: bytes, headers: Mapping[str, str] | None = None) -> None:
     if _is_empty_json(raw) or header(headers, "Content-Type").startswith("application/json"):
         decode(body, headers)
         return
-    try:
-        frames_pb2.MetricPayloadFrame.FromString(raw)
-    except DecodeError as exc:
-        raise MalformedPayload(f"body is not a MetricPayload: {exc}") from None
+    parse_protobuf(raw, frames_pb2.MetricPayloadFrame, "a MetricPayload")
 
 
 def render(msg: metrics_payload_pb2.MetricPayload) -> list[dict[str, Any]]:

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from google.protobuf.message import DecodeError
-
 from lab.fakes.intake.decode.compression import decompress
-from lab.fakes.intake.decode.payload import DecodedPayload, MalformedPayload, header, tags_match
+from lab.fakes.intake.decode.payload import (
+    DecodedPayload,
+    header,
+    parse_protobuf,
+    tags_match,
+)
 from lab.proto import frames_pb2, metrics_payload_pb2
 
 KIND = "sketches"
@@ -21,21 +24,14 @@ FILTERS = frozenset({"metric", "tags", "host"})
 
 def decode(body: bytes, headers: Mapping[str, str] | None = None) -> DecodedPayload:
     raw = decompress(body, header(headers, "Content-Encoding"))
-    msg = metrics_payload_pb2.SketchPayload()
-    try:
-        msg.ParseFromString(raw)
-    except DecodeError as exc:
-        raise MalformedPayload(f"body is not a SketchPayload: {exc}") from None
+    msg = parse_protobuf(raw, metrics_payload_pb2.SketchPayload, "a SketchPayload")
     return DecodedPayload(KIND, msg, render)
 
 
 def check(body: bytes, headers: Mapping[str, str] | None = None) -> None:
     """The fast ingest path: decompress and check the top-level framing only (see frames.proto)."""
     raw = decompress(body, header(headers, "Content-Encoding"))
-    try:
-        frames_pb2.SketchPayloadFrame.FromString(raw)
-    except DecodeError as exc:
-        raise MalformedPayload(f"body is not a SketchPayload: {exc}") from None
+    parse_protobuf(raw, frames_pb2.SketchPayloadFrame, "a SketchPayload")
 
 
 def render(msg: metrics_payload_pb2.SketchPayload) -> list[dict[str, Any]]:

@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from google.protobuf.message import DecodeError
-
 from lab.fakes.intake.decode.compression import decompress
-from lab.fakes.intake.decode.payload import DecodedPayload, MalformedPayload, header, tags_match
+from lab.fakes.intake.decode.payload import (
+    DecodedPayload,
+    header,
+    parse_protobuf,
+    tags_match,
+)
 from lab.proto import agent_payload_pb2, frames_pb2
 
 KIND = "traces"
@@ -26,21 +29,14 @@ CONTAINER_TAGS_KEY = "_dd.tags.container"
 
 def decode(body: bytes, headers: Mapping[str, str] | None = None) -> DecodedPayload:
     raw = decompress(body, header(headers, "Content-Encoding"))
-    msg = agent_payload_pb2.AgentPayload()
-    try:
-        msg.ParseFromString(raw)
-    except DecodeError as exc:
-        raise MalformedPayload(f"body is not a protobuf AgentPayload: {exc}") from None
+    msg = parse_protobuf(raw, agent_payload_pb2.AgentPayload, "a protobuf AgentPayload")
     return DecodedPayload(KIND, msg, render)
 
 
 def check(body: bytes, headers: Mapping[str, str] | None = None) -> None:
     """The fast ingest path: decompress and check the top-level framing only (see frames.proto)."""
     raw = decompress(body, header(headers, "Content-Encoding"))
-    try:
-        frames_pb2.AgentPayloadFrame.FromString(raw)
-    except DecodeError as exc:
-        raise MalformedPayload(f"body is not a protobuf AgentPayload: {exc}") from None
+    parse_protobuf(raw, frames_pb2.AgentPayloadFrame, "a protobuf AgentPayload")
 
 
 def render(msg: agent_payload_pb2.AgentPayload) -> dict[str, Any]:

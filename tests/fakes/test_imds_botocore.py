@@ -11,7 +11,6 @@ import pytest
 import urllib3.util.connection
 from botocore.utils import IMDSRegionProvider, InstanceMetadataFetcher, InstanceMetadataRegionFetcher
 
-from lab.fakes.imds.server import ImdsServer
 from lab.world import World
 
 ROLE = "ecs-lab-instance-role"
@@ -43,14 +42,6 @@ def world() -> World:
     w.add_instance("127.0.41.1")
     w.add_instance("127.0.41.2", imds_tokens_required=True)
     return w
-
-
-@pytest.fixture
-def imds(world: World):
-    with ImdsServer(world) as server:
-        server.listen("127.0.0.1", 0, world.instance(1))
-        server.listen("127.0.0.1", 0, world.instance(2))
-        yield server
 
 
 def test_instance_metadata_fetcher_gets_role_credentials_with_imdsv2(imds, world):

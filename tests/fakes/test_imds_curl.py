@@ -61,14 +61,6 @@ def world() -> World:
     return w
 
 
-@pytest.fixture
-def imds(world: World):
-    with ImdsServer(world) as server:
-        server.listen("127.0.0.1", 0, world.instance(1))
-        server.listen("127.0.0.1", 0, world.instance(2))
-        yield server
-
-
 def test_docs_imdsv1_entrypoint_sets_dd_agent_host(imds, world):
     assert run_docs_line(DOCS_V1_ENTRYPOINT, imds.url(world.instance(1))) == "127.0.31.1"
 

@@ -39,14 +39,6 @@ def world() -> World:
     return w
 
 
-@pytest.fixture
-def imds(world: World):
-    with ImdsServer(world) as server:
-        server.listen("127.0.0.1", 0, world.instance(1))
-        server.listen("127.0.0.1", 0, world.instance(2))
-        yield server
-
-
 def test_answers_as_plain_text_from_ec2ws(imds, world):
     status, body, headers = call(imds.url(world.instance(1)) + "/latest/meta-data/instance-id")
     assert (status, body) == (200, world.instance(1).instance_id)

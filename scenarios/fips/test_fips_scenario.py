@@ -56,29 +56,39 @@ def _docker_started_at(fips_lab) -> float:
 
 
 def test_nothing_reaches_the_intake_except_through_the_proxy(fips_lab):
-    proxy = fips_lab.backend.fips_proxies[1]
+    """Payload by payload: each one the intake stored since this proxy started carries the proxy's
+    `Via` entry naming a port that may carry its route; one sent straight to the intake has none."""
+    from lab.fakes.fips_proxy.ports import via_route
+    from lab.fakes.fips_proxy.proxy import routes_for_path
     from lab.fakes.intake.client import IntakeClient
 
+    proxy = fips_lab.backend.fips_proxies[1]
     intake = IntakeClient(fips_lab.intake_url)  # no session: every payload since the lab started
     # On docker the FIPS agents replaced the session lab's (one docker lab per engine): the intake
-    # also holds what the earlier agents sent, before this proxy existed; count from its start.
-    since = _docker_started_at(fips_lab) if fips_lab.state.get("backend") == "docker" else None
+    # also holds what the earlier agents sent, before this proxy existed; look from its start on.
+    since = _docker_started_at(fips_lab) if fips_lab.state.get("backend") == "docker" else 0.0
 
-    def at_intake_count() -> int:
-        stats = intake.routestats()
-        if since is None:
-            return sum(s["count"] for s in stats.values())
-        return sum(1 for endpoint in stats for p in intake.payloads(endpoint, fmt="raw")
-                   if datetime.fromisoformat(p["timestamp"].replace("Z", "+00:00")).timestamp() >= since)
+    def stored() -> list[dict]:
+        return [{**p, "endpoint": endpoint} for endpoint in intake.routestats()
+                for p in intake.payloads(endpoint, fmt="raw")
+                if datetime.fromisoformat(p["timestamp"].replace("Z", "+00:00")).timestamp() >= since]
 
-    def counts_match() -> bool:
-        # Between flushes the two counts agree; a direct send would leave the intake ahead forever.
-        at_intake = at_intake_count()
-        via_proxy = sum(1 for r in proxy.records if 200 <= r.status < 300)
-        return at_intake == via_proxy and at_intake > 0
+    def every_route_relayed() -> list[dict] | None:
+        rows = stored()
+        relayed = {via_route(p.get("via")) for p in rows}
+        return rows if {"metrics", "traces", "processes"} <= relayed else None
 
-    wait_until(counts_match, timeout=15, interval=0.1 if since is None else 0.5,
-               what="every payload the intake stored to have come through the FIPS proxy")
+    rows = wait_until(every_route_relayed, timeout=30, interval=0.5,
+                      what="payloads relayed by the FIPS proxy's metrics, traces and processes ports")
+    direct = [(p["endpoint"], p["timestamp"]) for p in rows if via_route(p.get("via")) is None]
+    assert not direct, f"{len(direct)} of {len(rows)} payloads reached the intake without the FIPS proxy: " \
+                       f"{direct[:10]}"
+    wrong = [(p["endpoint"], p["via"]) for p in rows
+             if routes_for_path(p["endpoint"]) and via_route(p["via"]) not in routes_for_path(p["endpoint"])]
+    assert not wrong, f"payloads relayed on a port that does not carry their route: {wrong[:10]}"
+    # The proxy's own log agrees: it relayed (2xx) at least as many as the intake held when read.
+    wait_until(lambda: sum(1 for r in proxy.records if 200 <= r.status < 300) >= len(rows), timeout=15,
+               interval=0.5, what=f"the FIPS proxy's log to show the {len(rows)} payloads the intake stored")
 
 
 def test_the_agent_logs_fips_mode(fips_lab):

@@ -10,7 +10,7 @@ import pytest
 import requests
 from aiohttp import web
 
-from lab.fakes.fips_proxy.ports import ROUTES, NonLoopbackFipsAddress
+from lab.fakes.fips_proxy.ports import ROUTES, NonLoopbackFipsAddress, via_route
 from lab.fakes.fips_proxy.proxy import FipsProxy, find_free_port_range
 from lab.serving import PortInUseError, ServerThread
 
@@ -58,6 +58,7 @@ def test_each_port_forwards_unchanged_and_is_recorded(proxy, intake):
     got = seen[-1]
     assert got["path"] == "/api/v0.2/traces?x=1" and got["body"] == payload
     assert got["headers"]["Content-Encoding"] == "gzip" and got["headers"]["DD-Api-Key"] == "lab"
+    assert got["headers"]["Via"] == "1.1 ecs-lab-fips-proxy (traces)"
     rec = proxy.records[-1]
     assert (rec.route, rec.port, rec.method, rec.status, rec.bytes_in) == (
         "traces", proxy.port_of("traces"), "POST", 202, len(payload))
@@ -131,3 +132,26 @@ def test_cli_prints_a_haproxy_config():
                           "http://127.0.0.1:8091", "--local-address", "10.1.1.1"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "non-loopback" in bad.stderr
+
+
+def test_an_earlier_via_entry_is_kept_and_the_proxys_appended(proxy, intake):
+    _, seen = intake
+    requests.post(proxy.url_for("metrics") + "/api/v2/series", data=b"{}", headers={"Via": "1.1 edge"})
+    assert seen[-1]["headers"]["Via"] == "1.1 edge, 1.1 ecs-lab-fips-proxy (metrics)"
+    assert via_route(seen[-1]["headers"]["Via"]) == "metrics"
+
+
+def test_the_intake_shows_which_payloads_a_proxy_relayed():
+    from lab.fakes.intake.client import IntakeClient
+    from lab.fakes.intake.server import IntakeServer
+
+    with IntakeServer() as srv:
+        srv.listen("127.0.0.1", 0)
+        p = start_proxy(srv.url)
+        try:
+            requests.post(p.url_for("metrics") + "/api/v1/check_run", json=[], timeout=10)
+            requests.post(srv.url + "/api/v1/check_run", json=[], timeout=10)  # straight to the intake
+        finally:
+            p.stop()
+        rows = IntakeClient(srv.url).payloads("/api/v1/check_run", fmt="raw")
+    assert [via_route(r.get("via")) for r in rows] == ["metrics", None]

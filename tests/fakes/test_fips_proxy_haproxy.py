@@ -26,7 +26,8 @@ def test_config_has_a_frontend_and_backend_per_data_type():
     cfg = render_haproxy_cfg("127.0.0.1", 8091, bind_address="127.0.2.1", port_range_start=9803)
     for route in ROUTES[1:]:
         assert f"frontend {route.name}\n    bind 127.0.2.1:{port_for(route.name)}" in cfg
-        assert f"backend {route.name}-intake\n    server intake 127.0.0.1:8091" in cfg
+        assert (f"backend {route.name}-intake\n    http-request add-header Via \"1.1 ecs-lab-fips-proxy "
+                f"({route.name})\"\n    server intake 127.0.0.1:8091") in cfg
     assert "bind 127.0.2.1:9803\n    stats enable" in cfg
     assert "option httplog" in cfg
 
@@ -55,9 +56,11 @@ def _port_open(port: int) -> bool:
 @needs_haproxy
 def test_real_haproxy_relays_to_the_intake_and_logs_the_data_type(tmp_path):
     seen: list[tuple[str, bytes]] = []
+    vias: list[str | None] = []
 
     async def receive(request: web.Request) -> web.Response:
         seen.append((request.raw_path, await request.read()))
+        vias.append(request.headers.get("Via"))
         return web.json_response({"errors": []}, status=202)
 
     app = web.Application()
@@ -81,6 +84,7 @@ def test_real_haproxy_relays_to_the_intake_and_logs_the_data_type(tmp_path):
                               headers={"Content-Encoding": "gzip"}, timeout=10)
             assert r.status_code == 202
             assert seen == [("/api/v0.2/traces", b"\x1f\x8bpayload")]
+            assert vias == ["1.1 ecs-lab-fips-proxy (traces)"]
             stats = requests.get(f"http://127.0.0.1:{start}/", timeout=10)
             assert stats.status_code == 200 and "Statistics Report" in stats.text
             wait_until(lambda: any(" traces traces-intake/intake " in line for line in log), timeout=10,

@@ -4,12 +4,14 @@ The real `datadog/fips-proxy` image is HAProxy reading `/etc/datadog-fips-proxy/
 (which users and the Helm chart replace with their own). This renders the lab's version: one
 frontend per data type of the port map (its name is the data type, so every log line says which
 port carried the request), one backend per frontend pointing at the intake in plain HTTP, and the
-stats page on offset 0. Debian's `haproxy` (2.6) accepts it: `haproxy -c -f FILE`.
+stats page on offset 0. Every relayed request gets a `Via` entry naming the proxy and its data type
+(`ports.via_value`), which the intake shows per payload. Debian's `haproxy` (2.6) accepts it:
+`haproxy -c -f FILE`.
 """
 
 from __future__ import annotations
 
-from .ports import DEFAULT_PORT_RANGE_START, ROUTES, validate_local_address
+from .ports import DEFAULT_PORT_RANGE_START, ROUTES, validate_local_address, via_value
 
 # `option httplog`'s format names the frontend (%ft) right after the date:
 # "<client>:<port> [<date>] <frontend> <backend>/<server> <timers> <status> <bytes> ... "<request>"".
@@ -56,6 +58,7 @@ def render_haproxy_cfg(upstream_host: str, upstream_port: int, *, bind_address: 
             f"    default_backend {route.name}-intake",
             "",
             f"backend {route.name}-intake",
+            f'    http-request add-header Via "{via_value(route.name)}"',
             f"    server intake {upstream_host}:{upstream_port}",
             "",
         ]

@@ -11,6 +11,24 @@ from dataclasses import dataclass
 
 DEFAULT_PORT_RANGE_START = 9803
 DEFAULT_LOCAL_ADDRESS = "localhost"
+# The lab's proxies add this `Via` entry to what they forward (RFC 9110 section 7.6.3: a proxy says
+# it relayed a message), so the intake can tell, payload by payload, what came through a FIPS proxy.
+VIA_PSEUDONYM = "ecs-lab-fips-proxy"
+
+
+def via_value(route_name: str) -> str:
+    """The `Via` entry of a request relayed on `route_name`'s port: `1.1 ecs-lab-fips-proxy (traces)`."""
+    return f"1.1 {VIA_PSEUDONYM} ({route_name})"
+
+
+def via_route(via_header: str | None) -> str | None:
+    """The route a lab FIPS proxy relayed a request on, read back from its `Via` header (or None)."""
+    for entry in (via_header or "").split(","):
+        proto, _, rest = entry.strip().partition(" ")
+        name, _, comment = rest.partition(" ")
+        if name == VIA_PSEUDONYM and comment.startswith("(") and comment.endswith(")"):
+            return comment[1:-1]
+    return None
 
 
 @dataclass(frozen=True)

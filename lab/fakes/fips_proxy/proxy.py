@@ -32,6 +32,7 @@ from .ports import (
     FipsRoute,
     routes_for_path,
     validate_local_address,
+    via_value,
 )
 
 # RFC 9110 hop-by-hop headers: a proxy consumes them, never forwards them.
@@ -150,6 +151,7 @@ class FipsProxy:
             started = time.monotonic()
             body = await request.read()
             headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+            headers["Via"] = ", ".join(filter(None, (request.headers.get("Via"), via_value(route.name))))
             expected = routes_for_path(request.path)
             status, out_body, error = 502, b"", None
             resp_headers: dict[str, str] = {}

@@ -95,6 +95,17 @@ def _strip_session(path: str) -> tuple[str | None, str]:
     return None, path
 
 
+def _extras(rec) -> dict[str, Any]:
+    """A payload row's optional fields beyond fakeintake's: decode `flags`, and `via` (the `Via`
+    header, set when a proxy such as the lab's FIPS proxy relayed the payload)."""
+    out: dict[str, Any] = {}
+    if rec.flags:
+        out["flags"] = list(rec.flags)
+    if via := rec.header("Via"):
+        out["via"] = via
+    return out
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
                         content_type="application/json")
@@ -246,8 +257,7 @@ class IntakeServer:
                 selection = self.store.select(route, since, session, filters, limit)
                 payloads = [
                     {"timestamp": go_time(rec.received), "api_key": rec.api_key, "data": data,
-                     "encoding": rec.encoding, "seq": rec.seq, "session": rec.session,
-                     **({"flags": list(rec.flags)} if rec.flags else {})}
+                     "encoding": rec.encoding, "seq": rec.seq, "session": rec.session, **_extras(rec)}
                     for rec, data in selection.items
                 ]
                 cursor, evicted = selection.cursor, selection.evicted_after_cursor
@@ -262,7 +272,7 @@ class IntakeServer:
                 payloads = [
                     {"timestamp": go_time(rec.received), "api_key": rec.api_key, "data": b64(rec.body),
                      "encoding": rec.encoding, "content_type": rec.content_type, "seq": rec.seq,
-                     "session": rec.session, **({"flags": list(rec.flags)} if rec.flags else {})}
+                     "session": rec.session, **_extras(rec)}
                     for rec in records
                 ]
         except UnsupportedFilter as exc:

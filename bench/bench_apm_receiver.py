@@ -129,6 +129,29 @@ async def send_load(url: str, bodies: list[bytes], traces_per_body: int, total: 
             "latencies": latencies, "errors": errors}
 
 
+def warm_up(kind: str, receiver, intake, args: argparse.Namespace, bodies: list[bytes]) -> tuple[int, int]:
+    """The same untimed requests to every receiver before its timed run: connections, caches and
+    the lab agent's decoder processes (started by its first large request) are up, as on an agent
+    that has been running. Returns what the receiver and the intake hold by then (subtracted)."""
+    if args.warmup <= 0:
+        return 0, 0
+    warm = asyncio.run(send_load(receiver.traces_url, bodies, args.traces, args.warmup, args.concurrency,
+                                 args.seconds))
+    spans = warm["accepted_requests"] * args.traces * args.spans
+    if kind == "lab":
+        wait_until(lambda: ((receiver.status().get("apm") or {}).get("decoders") or {}).get("ready")
+                   or not ((receiver.status().get("apm") or {}).get("decoders") or {}).get("processes"),
+                   30, interval=0.2, what="the lab agent's decoder processes")
+    if intake is not None:
+        try:
+            wait_until(lambda: intake.trace_spans() >= spans, 30 if kind == "lab" else 5, interval=0.3,
+                       what="the warm-up spans at the intake")
+        except TimeoutError:
+            pass
+    counted = receiver.spans_received() if kind in ("lab", "ddapm-test-agent") else 0
+    return counted, (intake.trace_spans() if intake is not None else 0)
+
+
 def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
     spans_per_request = args.traces * args.spans
     intake = peers.FakeIntake().start() if kind in ("lab", "serverless-compat") else None
@@ -140,6 +163,7 @@ def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
         else:
             receiver = peers.ServerlessCompat(apm_intake_url=intake.url)
         with receiver:
+            counted0, intake0 = warm_up(kind, receiver, intake, args, bodies)
             cpu_before = receiver.cpu_seconds()
             load = asyncio.run(send_load(receiver.traces_url, bodies, args.traces, args.requests,
                                          args.concurrency, args.seconds))
@@ -147,7 +171,7 @@ def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
             if kind == "lab":
                 # The lab's work per span includes building and sending the AgentPayload.
                 try:
-                    wait_until(lambda: intake.trace_spans() >= accepted_spans, 60, interval=0.5,
+                    wait_until(lambda: intake.trace_spans() - intake0 >= accepted_spans, 60, interval=0.5,
                                what="the lab agent's spans at the intake")
                 except TimeoutError:
                     pass
@@ -171,24 +195,25 @@ def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
             }
             # What the receiver itself counted, and (lab) what it forwarded to the intake.
             if kind == "lab":
-                row["receiver_counted_spans"] = receiver.spans_received()
+                row["receiver_counted_spans"] = receiver.spans_received() - counted0
                 try:
-                    wait_until(lambda: intake.trace_spans() >= row["receiver_counted_spans"], 60,
+                    wait_until(lambda: intake.trace_spans() - intake0 >= row["receiver_counted_spans"], 60,
                                interval=0.5, what="the lab agent's spans at the intake")
                 except TimeoutError:
                     pass
-                row["forwarded_spans_at_intake"] = intake.trace_spans()
+                row["forwarded_spans_at_intake"] = intake.trace_spans() - intake0
+                row["decoders"] = (receiver.status().get("apm") or {}).get("decoders")
                 row["forwarder"] = receiver.forwarded("traces")
             elif kind == "ddapm-test-agent":
-                row["receiver_counted_spans"] = receiver.spans_received()
+                row["receiver_counted_spans"] = receiver.spans_received() - counted0
             else:
                 row["receiver_counted_spans"] = None
                 try:
-                    wait_until(lambda: intake.trace_spans() >= accepted_spans, 30, interval=0.5,
+                    wait_until(lambda: intake.trace_spans() - intake0 >= accepted_spans, 30, interval=0.5,
                                what="serverless-compat spans at the intake")
                 except TimeoutError:
                     pass
-                row["forwarded_spans_at_intake"] = intake.trace_spans()
+                row["forwarded_spans_at_intake"] = intake.trace_spans() - intake0
         return row
     finally:
         if intake is not None:
@@ -217,6 +242,7 @@ def main() -> None:
     ap.add_argument("--traces", type=int, default=100, help="traces per request")
     ap.add_argument("--spans", type=int, default=10, help="spans per trace")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison (noise)")
+    ap.add_argument("--warmup", type=int, default=30, help="untimed requests to each receiver first")
     ap.add_argument("--receivers", default="lab,ddapm-test-agent,serverless-compat",
                     help="comma list: lab, ddapm-test-agent, serverless-compat")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "apm_receiver.json"))

@@ -132,13 +132,23 @@ class ManagedProcess:
         return self.proc.pid if self.proc else None
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) the child has used so far: a figure machine load does not skew."""
+        """CPU time (user + system) the child has used so far: a figure machine load does not skew.
+        Its own child processes count too (the lab agent's decoder processes): those alive now, and
+        those it has waited for (`children_*`)."""
         import psutil
 
         if self.proc is None:
             return 0.0
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return t.user + t.system
+        proc = psutil.Process(self.proc.pid)
+        t = proc.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+        for child in proc.children(recursive=True):
+            try:
+                c = child.cpu_times()
+            except psutil.Error:
+                continue
+            total += c.user + c.system
+        return total
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

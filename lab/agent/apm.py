@@ -1,8 +1,9 @@
 """The APM receiver: tracer payloads in (msgpack v0.4 / v0.5, client stats v0.6), AgentPayload out.
 
-Model (socket-free): `decode_v04`, `decode_v05`, `decode_stats`, `TraceBuffer` (chunks grouped per
-tracer payload, turned into the `AgentPayload` protobuf the trace-agent sends to
-`/api/v0.2/traces`). Wire: `make_app` builds the aiohttp application served on 8126.
+Model (socket-free): `decode_v04` / `decode_v04_raw`, `decode_v05`, `decode_stats`, `TraceBuffer`
+(one `TracerPayload` per request, built into protobuf as it arrives; a flush joins them into the
+`AgentPayload`s the trace-agent sends to `/api/v0.2/traces`). Wire: `make_app` builds the aiohttp
+application served on 8126.
 
 Sources: DataDog/datadog-agent pkg/trace/api (endpoints.go, api.go, info.go, version.go: v0.5 is
 `[string table, traces]` with 12-element span arrays), pkg/trace/agent (the chunk priority from
@@ -13,6 +14,7 @@ Sources: DataDog/datadog-agent pkg/trace/api (endpoints.go, api.go, info.go, ver
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import threading
@@ -87,10 +89,9 @@ def _span_from_map(raw: dict) -> dict:
         "start": int(get("start") or 0),
         "duration": int(get("duration") or 0),
         "error": int(get("error") or 0),
-        # Checked when the span is built into protobuf (in C, see _fill_span); a tracer that sends
-        # a non-string tag value gets it stringified there, never loses the span.
-        "meta": meta if isinstance(meta := get("meta"), dict) else {},
-        "metrics": metrics if isinstance(metrics := get("metrics"), dict) else {},
+        # A tracer that sends a non-string tag value gets it stringified, never loses the span.
+        "meta": _str_map(get("meta")),
+        "metrics": _float_map(get("metrics")),
         "type": _s(get("type")),
         "meta_struct": {_s(k): (v if isinstance(v, bytes) else msgpack.packb(v)) for k, v in ms.items()}
         if ms
@@ -134,26 +135,40 @@ def _span(raw: dict) -> dict:
 
 
 def decode_v04(body: bytes) -> list[list[dict]]:
-    """`/v0.4/traces`: an array of traces, each an array of span maps."""
+    """`/v0.4/traces`: an array of traces, each an array of span maps (normalized: every field
+    present, with its type)."""
+    return [list(map(_span, trace)) for trace in decode_v04_raw(body)]
+
+
+def decode_v04_raw(body: bytes) -> tuple:
+    """`/v0.4/traces` as msgpack decoded it: the span maps as the tracer sent them. What the
+    receiver feeds `TraceBuffer.add`, which builds them as they are and normalizes (`_span_from_map`)
+    only a trace whose spans do not build: a check per span costs more than the rare odd span."""
     # use_list=False: tuples are cheaper to build, and nothing here changes a decoded array.
     data = _unpack(body, raw=False, use_list=False)
     if not isinstance(data, tuple):
         raise DecodeError("v0.4 payload is not an array of traces")
-    return [list(map(_span, trace)) for trace in data if isinstance(trace, tuple)]
+    return tuple(trace for trace in data if isinstance(trace, tuple))
 
 
 def _unpack(body: bytes, **options):
-    """msgpack.unpackb with the cyclic GC paused: a 1,000-span body makes ~3,000 dicts that all
-    survive (they wait in the TraceBuffer for the next flush), and collecting every 700 of them
-    walked them again and again (measured: 6-7 us per span with the GC on, 3-4 us paused). The
-    first collection after the GC is back on still sees them, once."""
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
     try:
         return msgpack.unpackb(body, strict_map_key=False, **options)
     except Exception as exc:  # noqa: BLE001 - msgpack raises several types
         raise DecodeError(f"invalid msgpack: {exc}") from None
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """The cyclic GC off while one request is decoded and built: its ~3,000 dicts per 1,000 spans
+    are freed by reference counting when the request is done, so a collection meanwhile would only
+    walk them for nothing (measured: 6-7 us per span with the GC on, 3-4 us paused). Never held
+    across an `await`."""
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
     finally:
         if paused:
             gc.enable()
@@ -199,6 +214,10 @@ def decode_v05(body: bytes) -> list[list[dict]]:
     return traces
 
 
+# The receiver's decoder per endpoint version: what `decode_and_build` calls.
+DECODERS: dict[str, Callable[[bytes], object]] = {"v0.4": decode_v04_raw, "v0.5": decode_v05}
+
+
 def decode_stats(body: bytes) -> dict:
     """`/v0.6/stats`: one ClientStatsPayload as msgpack with Go field names (Hostname, Env, Stats...)."""
     try:
@@ -241,7 +260,7 @@ def chunk_priority(spans: list[dict]) -> int:
     """The chunk's sampling priority: `_sampling_priority_v1` of the root (else any span); none -> 1."""
     ids = {s["span_id"] for s in spans}
     roots = [s for s in spans if s["parent_id"] == 0 or s["parent_id"] not in ids]
-    for s in roots + spans:
+    for s in (*roots, *spans):
         if SAMPLING_PRIORITY_KEY in s["metrics"]:
             return int(s["metrics"][SAMPLING_PRIORITY_KEY])
     return 1
@@ -253,15 +272,12 @@ def keep_chunk(spans: list[dict], priority: int) -> bool:
     return priority > 0 or any(s["error"] for s in spans)
 
 
-@dataclass
-class _Pending:
-    info: TracerInfo
-    env: str
-    app_version: str
-    runtime_id: str
-    hostname: str
-    container_tags: list[str]
-    chunks: list[tuple[int, str, list[dict]]] = field(default_factory=list)
+# pkg/trace/writer/trace.go `payloadFlushThreshold`: "3.2MB is the maximum allowed by the Datadog
+# API"; the trace writer sends what it holds as soon as it reaches that size.
+PAYLOAD_FLUSH_THRESHOLD = 3_200_000
+
+# What a span that is not as ddtrace encodes it raises while it is built into protobuf.
+_BUILD_ERRORS = (KeyError, TypeError, ValueError, AttributeError, OverflowError)
 
 
 @dataclass
@@ -280,7 +296,14 @@ class ReceiverStats:
 
 
 class TraceBuffer:
-    """Collects chunks between flushes and builds one AgentPayload per flush."""
+    """Tracer payloads between two flushes, already protobuf.
+
+    As in pkg/trace/agent, each request becomes one `TracerPayload` (the tracer's headers, its
+    container tags, and hostname / env / app version from the first chunk root that has them),
+    built and serialized when it arrives: only bytes wait for the flush. A flush joins them into
+    `AgentPayload`s of at most `PAYLOAD_FLUSH_THRESHOLD` bytes (protobuf merges concatenated
+    messages: repeated fields append); `on_full` is called when that much is waiting.
+    """
 
     def __init__(
         self,
@@ -290,64 +313,50 @@ class TraceBuffer:
         target_tps: float = 10.0,
         error_tps: float = 10.0,
     ) -> None:
+        from lab.proto import agent_payload_pb2
+
+        self._pb = agent_payload_pb2
         self.hostname = hostname
         self.default_env = default_env
         self.agent_version = agent_version
         self.target_tps = target_tps
         self.error_tps = error_tps
         self.stats = ReceiverStats()
+        self.on_full: Callable[[], None] | None = None
         self._lock = threading.Lock()
-        self._pending: dict[tuple, _Pending] = {}
+        self._fragments: list[bytes] = []
+        self._size = 0
         self._client_stats: list[dict] = []
         self.languages: set[str] = set()
 
-    def add(self, traces: list[list[dict]], info: TracerInfo, container_tags: list[str] | None = None) -> int:
-        """Returns the number of traces accepted (before sampling)."""
-        container_tags = container_tags or []
+    @property
+    def pending_bytes(self) -> int:
+        return self._size
+
+    def add(self, traces, info: TracerInfo, container_tags: list[str] | None = None) -> int:
+        """One request's traces (span maps as decoded, or normalized). Returns how many traces
+        it carried (before sampling). Raises DecodeError, keeping nothing of the request, when a
+        span cannot be built even normalized."""
+        return self.add_built(build_tracer_payload(traces, info, container_tags, self.default_env), info)
+
+    def add_built(self, built: Built, info: TracerInfo) -> int:
+        """A request already built (`build_tracer_payload`, maybe in a decoder process)."""
         with self._lock:
-            self.stats.requests += 1
+            st = self.stats
+            st.requests += 1
+            st.traces_received += built.traces
+            st.spans_received += built.spans
+            st.traces_dropped_sampling += built.dropped
             if info.lang:
                 self.languages.add(info.lang)
-                self.stats.by_lang[info.lang] = self.stats.by_lang.get(info.lang, 0) + len(traces)
-            for spans in traces:
-                if not spans:
-                    continue
-                self.stats.traces_received += 1
-                self.stats.spans_received += len(spans)
-                priority = chunk_priority(spans)
-                if not keep_chunk(spans, priority):
-                    self.stats.traces_dropped_sampling += 1
-                    continue
-                root = _root(spans)
-                env = (
-                    _s(root["meta"].get("env"))
-                    or next((_s(s["meta"]["env"]) for s in spans if s["meta"].get("env")), "")
-                    or self.default_env
-                )
-                origin = next((_s(s["meta"]["_dd.origin"]) for s in spans if s["meta"].get("_dd.origin")), "")
-                key = (
-                    info.lang,
-                    info.lang_version,
-                    info.tracer_version,
-                    info.container_id,
-                    _s(root["meta"].get("runtime-id")),
-                    env,
-                    _s(root["meta"].get("version")),
-                    tuple(container_tags),
-                    _s(root["meta"].get("_dd.hostname")),
-                )
-                pending = self._pending.get(key)
-                if pending is None:
-                    pending = self._pending[key] = _Pending(
-                        info=info,
-                        env=env,
-                        app_version=_s(root["meta"].get("version")),
-                        runtime_id=_s(root["meta"].get("runtime-id")),
-                        hostname=_s(root["meta"].get("_dd.hostname")),
-                        container_tags=list(container_tags),
-                    )
-                pending.chunks.append((priority, origin, spans))
-        return len(traces)
+                st.by_lang[info.lang] = st.by_lang.get(info.lang, 0) + built.received
+            if built.body:
+                self._fragments.append(built.body)
+                self._size += len(built.body)
+            full = self._size >= PAYLOAD_FLUSH_THRESHOLD
+        if full and self.on_full is not None:
+            self.on_full()
+        return built.received
 
     def add_client_stats(self, payload: dict, container_id: str = "") -> None:
         with self._lock:
@@ -356,57 +365,44 @@ class TraceBuffer:
                 payload["ContainerID"] = container_id
             self._client_stats.append(payload)
 
-    def take_agent_payload(self):
-        """The AgentPayload protobuf for everything buffered (None when empty)."""
+    def take_payload_bodies(self) -> list[bytes]:
+        """Everything buffered, as serialized AgentPayloads of at most PAYLOAD_FLUSH_THRESHOLD
+        bytes each (one tracer payload larger than that goes alone)."""
         with self._lock:
-            pending, self._pending = self._pending, {}
-        if not pending:
-            return None
-        from lab.proto import agent_payload_pb2
-
-        payload = agent_payload_pb2.AgentPayload(
+            fragments, self._fragments, self._size = self._fragments, [], 0
+        if not fragments:
+            return []
+        header = self._pb.AgentPayload(
             hostName=self.hostname,
             env=self.default_env,
             agentVersion=self.agent_version,
             targetTPS=self.target_tps,
             errorTPS=self.error_tps,
             rareSamplerEnabled=False,
-        )
-        for p in pending.values():
-            # add(): built in place inside the payload (append would copy every span once more).
-            tp = payload.tracerPayloads.add(
-                containerID=p.info.container_id,
-                languageName=p.info.lang,
-                languageVersion=p.info.lang_version,
-                tracerVersion=p.info.tracer_version,
-                runtimeID=p.runtime_id,
-                env=p.env,
-                hostname=p.hostname,
-                appVersion=p.app_version,
-            )
-            if p.container_tags:
-                # pkg/trace/agent: container tags travel as one comma-joined value.
-                tp.tags["_dd.tags.container"] = ",".join(p.container_tags)
-            for priority, origin, spans in p.chunks:
-                chunk = tp.chunks.add(priority=priority, origin=origin)
-                add_span = chunk.spans.add
-                for s in spans:
-                    # add() builds in place (append copies).
-                    pb_span = add_span(
-                        service=s["service"],
-                        name=s["name"],
-                        resource=s["resource"],
-                        traceID=s["trace_id"],
-                        spanID=s["span_id"],
-                        parentID=s["parent_id"],
-                        start=s["start"],
-                        duration=s["duration"],
-                        error=s["error"],
-                        type=s["type"],
-                    )
-                    _fill_maps(pb_span, s)
+        ).SerializeToString()
+        bodies: list[bytes] = []
+        batch: list[bytes] = [header]
+        size = 0
+        for frag in fragments:
+            if size and size + len(frag) > PAYLOAD_FLUSH_THRESHOLD:
+                bodies.append(b"".join(batch))
+                batch, size = [header], 0
+            batch.append(frag)
+            size += len(frag)
+        bodies.append(b"".join(batch))
         with self._lock:
-            self.stats.payloads_built += 1
+            self.stats.payloads_built += len(bodies)
+        return bodies
+
+    def take_agent_payload(self):
+        """Everything buffered as one AgentPayload message (None when empty): for tests and tools;
+        the agent sends `take_payload_bodies()`."""
+        bodies = self.take_payload_bodies()
+        if not bodies:
+            return None
+        payload = self._pb.AgentPayload()
+        for body in bodies:
+            payload.MergeFromString(body)
         return payload
 
     def take_stats_payload(self) -> dict | None:
@@ -425,25 +421,127 @@ class TraceBuffer:
         }
 
 
-def _fill_maps(pb_span, s: dict) -> None:
-    try:
-        # Item by item: upb maps' update() goes through the MutableMapping mixin, ~1.6x slower.
+@dataclass(frozen=True)
+class Built:
+    """One request as a TracerPayload: `body` is a serialized AgentPayload holding only it (empty
+    when sampling kept no chunk); the counts feed the receiver's stats."""
+
+    body: bytes
+    received: int  # traces in the request, empty ones included
+    traces: int
+    spans: int
+    dropped: int
+
+
+_AGENT_PAYLOAD = None
+
+
+def build_tracer_payload(
+    traces, info: TracerInfo, container_tags: list[str] | None, default_env: str
+) -> Built:
+    """pkg/trace/agent Process for one request: its chunks, priority-sampled, in one TracerPayload.
+    Spans are built as decoded; a trace that does not build (a missing field, a negative id, a
+    number as a tag value...) is normalized (`_span_from_map`) and built again. Raises
+    DecodeError when even that fails."""
+    global _AGENT_PAYLOAD
+    if _AGENT_PAYLOAD is None:
+        from lab.proto.agent_payload_pb2 import AgentPayload
+
+        _AGENT_PAYLOAD = AgentPayload
+    frag = _AGENT_PAYLOAD()
+    tp = frag.tracerPayloads.add(
+        containerID=info.container_id,
+        languageName=info.lang,
+        languageVersion=info.lang_version,
+        tracerVersion=info.tracer_version,
+    )
+    if container_tags:
+        # pkg/trace/agent: container tags travel as one comma-joined value.
+        tp.tags["_dd.tags.container"] = ",".join(container_tags)
+    n_traces = n_spans = dropped = 0
+    for spans in traces:
+        if not spans:
+            continue
+        n_traces += 1
+        n_spans += len(spans)
+        built = len(tp.chunks)
+        try:
+            kept = _add_chunk(tp, spans)
+        except _BUILD_ERRORS:
+            del tp.chunks[built:]  # what was built of this chunk
+            try:
+                kept = _add_chunk(tp, [_span_from_map(s) for s in spans])
+            except DecodeError:
+                raise
+            except _BUILD_ERRORS as exc:
+                raise DecodeError(f"span cannot be represented: {exc!r}") from None
+        dropped += not kept
+    if not tp.env:
+        tp.env = default_env
+    body = frag.SerializeToString() if len(tp.chunks) else b""
+    return Built(body, len(traces), n_traces, n_spans, dropped)
+
+
+def decode_and_build(
+    version: str, body: bytes, info: TracerInfo, container_tags: list[str] | None, default_env: str
+) -> Built:
+    """Decode a `/v0.4/traces` or `/v0.5/traces` body and build it (what a decoder process runs)."""
+    with gc_paused():
+        return build_tracer_payload(DECODERS[version](body), info, container_tags, default_env)
+
+
+def _add_chunk(tp, spans) -> bool:
+    """Build one trace chunk into tracer payload `tp` (pkg/trace/agent Process: the payload's
+    hostname, env and app version come from the first chunk root that has them; then priority
+    sampling). Returns whether the chunk was kept. Raises one of _BUILD_ERRORS on a span that is
+    not well formed; the caller drops the partial chunk."""
+    root = _root(spans)
+    meta = root["meta"]
+    if not tp.hostname:
+        tp.hostname = _s(meta.get("_dd.hostname"))
+    if not tp.env:
+        # traceutil.GetEnv: the root's env, else the first span's that has one.
+        tp.env = _s(meta.get("env")) or _first_env(spans)
+    if not tp.appVersion:
+        tp.appVersion = _s(meta.get("version"))
+    if not tp.runtimeID:
+        tp.runtimeID = _s(meta.get("runtime-id"))
+    priority = chunk_priority(spans)
+    if not keep_chunk(spans, priority):
+        return False
+    origin = next((_s(s["meta"]["_dd.origin"]) for s in spans if s["meta"].get("_dd.origin")), "")
+    add_span = tp.chunks.add(priority=priority, origin=origin).spans.add
+    for s in spans:
+        # add() builds in place (append copies); the maps item by item: upb maps' update() goes
+        # through the MutableMapping mixin, ~1.6x slower. A wrong type raises here.
+        pb_span = add_span(
+            service=s["service"],
+            name=s["name"],
+            resource=s["resource"],
+            traceID=s["trace_id"],
+            spanID=s["span_id"],
+            parentID=s["parent_id"],
+            start=s["start"],
+            duration=s["duration"],
+            error=s["error"],
+            type=s["type"],
+        )
         m = pb_span.meta
         for k, v in s["meta"].items():
             m[k] = v
         m = pb_span.metrics
         for k, v in s["metrics"].items():
             m[k] = v
-    except (TypeError, ValueError, AttributeError):
-        pb_span.meta.clear()
-        pb_span.metrics.clear()
-        pb_span.meta.update(_str_map(s["meta"]))
-        pb_span.metrics.update(_float_map(s["metrics"]))
-    if s.get("meta_struct"):
-        pb_span.meta_struct.update(s["meta_struct"])
+        if "meta_struct" in s and s["meta_struct"]:
+            pb_span.meta_struct.update(s["meta_struct"])
+    return True
 
 
-def _root(spans: list[dict]) -> dict:
+def _first_env(spans) -> str:
+    return next((_s(x["meta"]["env"]) for x in spans if x["meta"].get("env")), "")
+
+
+def _root(spans) -> dict:
     ids = {s["span_id"] for s in spans}
     for s in spans:
         if s["parent_id"] == 0 or s["parent_id"] not in ids:
@@ -489,9 +587,16 @@ ContainerResolver = Callable[[web.Request, TracerInfo], list[str]]
 
 
 def make_app(
-    buffer: TraceBuffer, info: Callable[[], dict], container_tags: ContainerResolver | None = None
+    buffer: TraceBuffer,
+    info: Callable[[], dict],
+    container_tags: ContainerResolver | None = None,
+    cached_tags: Callable[[web.Request, TracerInfo], list[str] | None] | None = None,
+    decoders=None,
 ) -> web.Application:
-    """The 8126 listener. `container_tags(request, tracer_info)` returns the sender's ECS tags."""
+    """The 8126 listener. `container_tags(request, tracer_info)` returns the sender's ECS tags (run
+    in a thread: it may read /proc); `cached_tags` answers at once when it already knows them, and
+    None when `container_tags` must look. `decoders` (a `decoders.DecoderPool`) takes the large
+    requests to other processes."""
     app = web.Application(client_max_size=26214400)
 
     def resolve(request: web.Request, tinfo: TracerInfo) -> list[str]:
@@ -503,30 +608,37 @@ def make_app(
             log.debug("container tag lookup failed: %r", exc)
             return []
 
-    async def traces(request: web.Request, decoder) -> web.Response:
+    async def traces(request: web.Request, version: str) -> web.Response:
         body = await request.read()
+        tinfo = TracerInfo.from_headers(request.headers)
+        tags = cached_tags(request, tinfo) if cached_tags is not None else None
+        if tags is None:
+            # Off the event loop: a sender never seen before (ddtrace opens a new connection per
+            # flush) costs a look-up of its socket in /proc, tens of ms on a host with thousands of
+            # sockets.
+            tags = (
+                await asyncio.get_running_loop().run_in_executor(None, resolve, request, tinfo)
+                if container_tags
+                else []
+            )
         try:
-            decoded = decoder(body)
+            if decoders is not None and decoders.wants(body):
+                built = await decoders.decode_and_build(version, body, tinfo, tags, buffer.default_env)
+            else:
+                # Decoded and built in one go, nothing awaited: the request's dicts are gone after.
+                built = decode_and_build(version, body, tinfo, tags, buffer.default_env)
         except (DecodeError, ValueError, TypeError) as exc:
             buffer.stats.decode_errors += 1
             return web.Response(status=400, text=f"cannot decode traces: {exc}\n")
-        tinfo = TracerInfo.from_headers(request.headers)
-        # Off the event loop: a sender never seen before (ddtrace opens a new connection per flush)
-        # costs a look-up of its socket in /proc, tens of ms on a host with thousands of sockets.
-        tags = (
-            await asyncio.get_running_loop().run_in_executor(None, resolve, request, tinfo)
-            if container_tags
-            else []
-        )
-        buffer.add(decoded, tinfo, tags)
+        buffer.add_built(built, tinfo)
         # The agent answers every trace request with its per-service sampling rates.
         return web.json_response({"rate_by_service": {"service:,env:": 1}})
 
     async def v04(request: web.Request) -> web.Response:
-        return await traces(request, decode_v04)
+        return await traces(request, "v0.4")
 
     async def v05(request: web.Request) -> web.Response:
-        return await traces(request, decode_v05)
+        return await traces(request, "v0.5")
 
     async def stats(request: web.Request) -> web.Response:
         body = await request.read()

@@ -17,13 +17,16 @@ Lab-only variables (design.md): `LAB_AGENT_LOCALHOST` (what 127.0.0.1 is inside 
 network namespace; default 127.0.0.1), `LAB_AGENT_HOST_ADDRESSES` (comma list standing for "all
 interfaces"; default 0.0.0.0), `LAB_AGENT_FLUSH_INTERVAL` (DogStatsD/metrics flush, seconds,
 default 2 instead of the agent's 15), `LAB_AGENT_TRACE_FLUSH_INTERVAL` (default 1 instead of 5),
-`LAB_AGENT_PROCESS_INTERVAL` (default 2 instead of 10), `LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1` (only
-where the lab itself owns 169.254.x: the docker backend).
+`LAB_AGENT_PROCESS_INTERVAL` (default 2 instead of 10), `LAB_AGENT_APM_DECODER_PROCESSES` /
+`LAB_AGENT_APM_DECODER_MIN_BYTES` (trace requests of at least that size decoded in that many worker
+processes; default: one per usable CPU, 64 KiB; see decoders.py), `LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1`
+(only where the lab itself owns 169.254.x: the docker backend).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -210,6 +213,8 @@ class AgentConfig:
     flush_interval: float = 2.0
     trace_flush_interval: float = 1.0
     process_interval: float = 2.0
+    apm_decoder_processes: int = 0
+    apm_decoder_min_bytes: int = 65536
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
@@ -295,6 +300,9 @@ class AgentConfig:
             flush_interval=_float(env, "LAB_AGENT_FLUSH_INTERVAL", 2.0),
             trace_flush_interval=_float(env, "LAB_AGENT_TRACE_FLUSH_INTERVAL", 1.0),
             process_interval=_float(env, "LAB_AGENT_PROCESS_INTERVAL", 2.0),
+            # Python decodes on one core per process; the trace-agent on all of them (decoders.py).
+            apm_decoder_processes=_int(env, "LAB_AGENT_APM_DECODER_PROCESSES", _usable_cpus()),
+            apm_decoder_min_bytes=_int(env, "LAB_AGENT_APM_DECODER_MIN_BYTES", 65536),
         )
         if _bool(env, "DD_FIPS_ENABLED", False):
             cfg = cfg.with_fips(
@@ -390,7 +398,15 @@ class AgentConfig:
             "proxy": {"http": self.proxy_http, "https": self.proxy_https, "no_proxy": list(self.no_proxy)},
             "flush_interval": self.flush_interval,
             "trace_flush_interval": self.trace_flush_interval,
+            "apm_decoder_processes": self.apm_decoder_processes,
         }
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def ipc_address(env: Mapping[str, str]) -> tuple[str, int]:

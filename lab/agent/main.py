@@ -13,9 +13,11 @@ every LAB_AGENT_PROCESS_INTERVAL).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,6 +26,7 @@ from aiohttp import web
 from lab.agent import apm, forwarder, processes, status
 from lab.agent.config import AGENT_VERSION, AgentConfig
 from lab.agent.containers import ContainerCollector
+from lab.agent.decoders import DecoderPool
 from lab.agent.dogstatsd import TYPE_GAUGE, MetricAggregator, Serie, ServiceCheck
 from lab.agent.dogstatsd_server import DogStatsDServer
 from lab.agent.ecs import EcsAwareness
@@ -53,6 +56,7 @@ class Agent:
         self.forwarder: forwarder.Forwarder | None = None
         self.ecs: EcsAwareness | None = None
         self.traces: apm.TraceBuffer | None = None
+        self.decoders: DecoderPool | None = None
         self.aggregator: MetricAggregator | None = None
         self.dogstatsd: DogStatsDServer | None = None
         self.ports = AgentPorts(None, None, 0)
@@ -62,6 +66,10 @@ class Agent:
         self.started_at = 0.0
         self.process_replies = 0
         self._origin_cache: dict[tuple[str, str, int], tuple[float, str | None]] = {}
+        # APM connection (its transport) -> (when looked up, its container): a TCP peer does not
+        # change process while connected, so one look-up per connection (a miss again after 5 s).
+        self._conn_containers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._trace_wake: asyncio.Event | None = None
         self.container_checks: ContainerCollector | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -84,7 +92,10 @@ class Agent:
             self.container_checks = ContainerCollector(cfg.docker_socket, self.ecs, host)
             if cfg.apm_enabled:
                 self.traces = apm.TraceBuffer(host, cfg.env)
-                app = apm.make_app(self.traces, self._info, self._apm_container_tags)
+                self.decoders = DecoderPool(cfg.apm_decoder_processes, cfg.apm_decoder_min_bytes)
+                app = apm.make_app(
+                    self.traces, self._info, self._apm_container_tags, self._apm_cached_tags, self.decoders
+                )
                 port = cfg.apm_receiver_port
                 for addr in cfg.bind_addresses(cfg.apm_non_local_traffic):
                     listener = self.server.add_app(
@@ -123,16 +134,22 @@ class Agent:
     def _clone_apm(self) -> web.Application:
         # An aiohttp app is frozen once served; each address gets its own app over the same buffer.
         assert self.traces is not None
-        return apm.make_app(self.traces, self._info, self._apm_container_tags)
+        return apm.make_app(
+            self.traces, self._info, self._apm_container_tags, self._apm_cached_tags, self.decoders
+        )
 
     async def _start_loops(self) -> None:
         self._tasks = [
             asyncio.create_task(self._every(self.config.flush_interval, "aggregator", self._flush_metrics))
         ]
         if self.traces is not None:
+            # The trace writer also flushes as soon as a full payload is waiting (pkg/trace/writer).
+            loop, wake = asyncio.get_running_loop(), asyncio.Event()
+            self._trace_wake = wake
+            self.traces.on_full = lambda: loop.call_soon_threadsafe(wake.set)
             self._tasks.append(
                 asyncio.create_task(
-                    self._every(self.config.trace_flush_interval, "trace-writer", self._flush_traces)
+                    self._every(self.config.trace_flush_interval, "trace-writer", self._flush_traces, wake)
                 )
             )
         if self.config.process_collection_enabled:
@@ -146,14 +163,21 @@ class Agent:
             forwarder.host_metadata_transaction(self.config, self.hostname.hostname, self.host_tags())
         )
 
-    async def _every(self, interval: float, name: str, fn) -> None:
+    async def _every(self, interval: float, name: str, fn, wake: asyncio.Event | None = None) -> None:
+        """Run `fn` every `interval` seconds, or sooner when `wake` is set."""
         while True:
             self._ticks[name] = time.monotonic()
+            if wake is not None:
+                wake.clear()
             try:
                 await fn()
             except Exception as exc:  # noqa: BLE001 - one failed flush must not stop the loop
                 log.warning("%s flush failed: %r", name, exc)
-            await asyncio.sleep(interval)
+            if wake is None:
+                await asyncio.sleep(interval)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), interval)
 
     async def _stop_loops(self) -> None:
         for t in self._tasks:
@@ -179,6 +203,8 @@ class Agent:
             finally:
                 self.server.stop()
                 self.server = None
+        if self.decoders is not None:
+            self.decoders.stop()
         if self.ecs is not None:
             self.ecs.stop()
 
@@ -218,20 +244,19 @@ class Agent:
     async def _flush_traces(self) -> None:
         if self.traces is None or self.forwarder is None:
             return
-        # Building and compressing a large payload takes a while: off the loop that receives.
-        txn = await asyncio.get_running_loop().run_in_executor(None, self._trace_transaction)
-        if txn is not None:
+        # Compressing large payloads takes a while (zlib lets go of the GIL): off the receiving loop.
+        for txn in await asyncio.get_running_loop().run_in_executor(None, self._trace_transactions):
             self.forwarder.submit(txn)
         stats = self.traces.take_stats_payload()
         if stats is not None:
             self.forwarder.submit(forwarder.stats_transaction(self.config, stats))
 
-    def _trace_transaction(self) -> forwarder.Transaction | None:
+    def _trace_transactions(self) -> list[forwarder.Transaction]:
         assert self.traces is not None
-        payload = self.traces.take_agent_payload()
-        if payload is None:
-            return None
-        return forwarder.traces_transaction(self.config, payload, self.traces.languages)
+        return [
+            forwarder.traces_transaction(self.config, body, self.traces.languages)
+            for body in self.traces.take_payload_bodies()
+        ]
 
     async def _collect_processes(self) -> None:
         from lab.proto import process_codec as codec
@@ -279,10 +304,32 @@ class Agent:
         if not cid or not self.ecs.tags_for_container(cid):
             peer = request.transport.get_extra_info("peername") if request.transport else None
             found = self._peer_container(peer[0], peer[1], "tcp") if peer else None
+            with contextlib.suppress(TypeError):
+                self._conn_containers[request.transport] = (time.monotonic(), found)
             if found:
                 cid = found
                 tinfo.container_id = found
         return self.ecs.tags_for_container(cid, "high") if cid else []
+
+    def _apm_cached_tags(self, request: web.Request, tinfo: apm.TracerInfo) -> list[str] | None:
+        """The sender's ECS tags when known without a look-up (None: `_apm_container_tags` must
+        look): the container the tracer named, or the one found earlier for this connection."""
+        if self.ecs is None:
+            return []
+        if tinfo.container_id:
+            tags = self.ecs.tags_for_container(tinfo.container_id, "high")
+            if tags:
+                return tags
+        try:
+            hit = self._conn_containers.get(request.transport)
+        except TypeError:  # a transport without weak references: look every time
+            return None
+        if hit is None or (hit[1] is None and time.monotonic() - hit[0] >= 5.0):
+            return None
+        if hit[1] is None:
+            return []
+        tinfo.container_id = hit[1]
+        return self.ecs.tags_for_container(hit[1], "high")
 
     def _dogstatsd_origin(self, ip: str, port: int, container_id: str) -> list[str]:
         if self.ecs is None:
@@ -360,7 +407,13 @@ class Agent:
             "ports": self.ports.__dict__,
             "forwarder": self.forwarder.snapshot() if self.forwarder else {},
             "dogstatsd": self.dogstatsd.snapshot() if self.dogstatsd else None,
-            "apm": {**self.traces.stats.as_dict(), "listening": self.apm_listening} if self.traces else None,
+            "apm": {
+                **self.traces.stats.as_dict(),
+                "listening": self.apm_listening,
+                "decoders": self.decoders.status() if self.decoders else None,
+            }
+            if self.traces
+            else None,
             "processes": {"enabled": self.config.process_collection_enabled, "replies": self.process_replies},
             "ecs": self.ecs.snapshot() if self.ecs else None,
             "fips": self.config.fips is not None,

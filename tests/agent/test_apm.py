@@ -159,3 +159,68 @@ def test_odd_tag_values_are_stringified_not_lost():
     (chunk,) = buf.take_agent_payload().tracerPayloads[0].chunks
     assert dict(chunk.spans[0].meta) == {"env": "prod", "count": "3"}
     assert dict(chunk.spans[0].metrics) == {"m": 1.0}
+
+
+def _trace(trace_id: int, n: int = 2, **meta) -> list[dict]:
+    root = {"service": "s", "name": "root", "resource": "r", "trace_id": trace_id, "span_id": trace_id * 10,
+            "parent_id": 0, "start": 1, "duration": 2, "error": 0, "type": "web", "meta": dict(meta),
+            "metrics": {"_sampling_priority_v1": 1.0}}
+    kids = [{**root, "name": "child", "span_id": trace_id * 10 + k, "parent_id": trace_id * 10, "meta": {},
+             "metrics": {}} for k in range(1, n)]
+    return [root, *kids]
+
+
+def test_each_request_is_one_tracer_payload_named_by_its_first_chunk_root():
+    # pkg/trace/agent: hostname, env and app version come from the first chunk root having them.
+    buf = TraceBuffer("h", default_env="agent-env")
+    named = {"env": "prod", "version": "2.0", "_dd.hostname": "tracer-host"}
+    first = [_trace(1, version="1.0"), _trace(2, **named)]
+    buf.add(decode_v04(msgpack.packb(first)), TracerInfo(lang="python", container_id="c1"))
+    buf.add(decode_v04(msgpack.packb([_trace(3)])), TracerInfo(lang="go"))
+    payload = buf.take_agent_payload()
+    one, two = payload.tracerPayloads
+    assert (one.containerID, one.languageName, one.env, one.appVersion, one.hostname) == (
+        "c1", "python", "prod", "1.0", "tracer-host")
+    assert [c.spans[0].traceID for c in one.chunks] == [1, 2]
+    assert (two.languageName, two.env, [c.spans[0].traceID for c in two.chunks]) == ("go", "agent-env", [3])
+    assert payload.hostName == "h" and buf.stats.spans_received == 6 and buf.take_agent_payload() is None
+
+
+def test_a_flush_sends_payloads_of_at_most_3_2_mb_and_says_when_one_is_full():
+    from lab.agent.apm import PAYLOAD_FLUSH_THRESHOLD
+
+    buf = TraceBuffer("h")
+    full = []
+    buf.on_full = lambda: full.append(buf.pending_bytes)
+    body = msgpack.packb([_trace(t, 10, blob="x" * 20_000) for t in range(1, 101)])  # ~2 MB per request
+    for _ in range(4):
+        buf.add(decode_v04(body), TracerInfo(lang="python"))
+    assert full and full[0] >= PAYLOAD_FLUSH_THRESHOLD
+    bodies = buf.take_payload_bodies()
+    assert len(bodies) == 4 and all(len(b) <= PAYLOAD_FLUSH_THRESHOLD for b in bodies)
+    payloads = [decode_agent_payload(b) for b in bodies]
+    assert all(p.hostName == "h" for p in payloads)
+    assert sum(len(c.spans) for p in payloads for tp in p.tracerPayloads for c in tp.chunks) == 4000
+    assert buf.stats.payloads_built == 4
+
+
+def test_a_span_that_does_not_build_is_normalized_and_a_broken_request_keeps_nothing():
+    buf = TraceBuffer("h")
+    odd = _trace(5)
+    odd[1] = {k: v for k, v in odd[1].items() if k not in ("type", "metrics")}  # fields left out
+    odd[1]["span_id"] = -1  # a signed id
+    odd[1]["meta"] = {"retries": 3}  # a number as a tag value
+    from lab.agent.apm import decode_v04_raw
+
+    buf.add(decode_v04_raw(msgpack.packb([_trace(4), odd])), TracerInfo())
+    (tp,) = buf.take_agent_payload().tracerPayloads
+    spans = [s for c in tp.chunks for s in c.spans]
+    assert len(spans) == 4 and [len(c.spans) for c in tp.chunks] == [2, 2]
+    bad = next(s for s in spans if s.name == "child" and s.traceID == 5)
+    assert bad.spanID == (1 << 64) - 1 and dict(bad.meta) == {"retries": "3"} and bad.type == ""
+
+    from lab.agent.apm import DecodeError
+
+    with pytest.raises(DecodeError, match="not a map"):
+        buf.add(decode_v04_raw(msgpack.packb([_trace(6), [1, 2]])), TracerInfo())
+    assert buf.take_agent_payload() is None and buf.stats.requests == 1

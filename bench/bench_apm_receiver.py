@@ -138,26 +138,29 @@ def warm_up(kind: str, receiver, intake, args: argparse.Namespace, bodies: list[
     warm = asyncio.run(send_load(receiver.traces_url, bodies, args.traces, args.warmup, args.concurrency,
                                  args.seconds))
     spans = warm["accepted_requests"] * args.traces * args.spans
-    if kind == "lab":
+    if kind.startswith("lab"):
         wait_until(lambda: ((receiver.status().get("apm") or {}).get("decoders") or {}).get("ready")
                    or not ((receiver.status().get("apm") or {}).get("decoders") or {}).get("processes"),
                    30, interval=0.2, what="the lab agent's decoder processes")
     if intake is not None:
         try:
-            wait_until(lambda: intake.trace_spans() >= spans, 30 if kind == "lab" else 5, interval=0.3,
-                       what="the warm-up spans at the intake")
+            wait_until(lambda: intake.trace_spans() >= spans, 30 if kind.startswith("lab") else 5,
+                       interval=0.3, what="the warm-up spans at the intake")
         except TimeoutError:
             pass
-    counted = receiver.spans_received() if kind in ("lab", "ddapm-test-agent") else 0
+    counted = receiver.spans_received() if kind.startswith("lab") or kind == "ddapm-test-agent" else 0
     return counted, (intake.trace_spans() if intake is not None else 0)
 
 
 def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
     spans_per_request = args.traces * args.spans
-    intake = peers.FakeIntake().start() if kind in ("lab", "serverless-compat") else None
+    intake = peers.FakeIntake().start() if kind.startswith("lab") or kind == "serverless-compat" else None
     try:
         if kind == "lab":
             receiver = peers.LabAgent(intake.url)
+        elif kind == "lab-in-process":
+            # The same agent decoding every request in its own process (no decoder processes).
+            receiver = peers.LabAgent(intake.url, {"LAB_AGENT_APM_DECODER_PROCESSES": "0"})
         elif kind == "ddapm-test-agent":
             receiver = peers.TestAgent()
         else:
@@ -168,7 +171,7 @@ def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
             load = asyncio.run(send_load(receiver.traces_url, bodies, args.traces, args.requests,
                                          args.concurrency, args.seconds))
             accepted_spans = load["accepted_requests"] * spans_per_request
-            if kind == "lab":
+            if kind.startswith("lab"):
                 # The lab's work per span includes building and sending the AgentPayload.
                 try:
                     wait_until(lambda: intake.trace_spans() - intake0 >= accepted_spans, 60, interval=0.5,
@@ -194,7 +197,7 @@ def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
                 "errors_by_kind": load["errors"],
             }
             # What the receiver itself counted, and (lab) what it forwarded to the intake.
-            if kind == "lab":
+            if kind.startswith("lab"):
                 row["receiver_counted_spans"] = receiver.spans_received() - counted0
                 try:
                     wait_until(lambda: intake.trace_spans() - intake0 >= row["receiver_counted_spans"], 60,
@@ -244,7 +247,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison (noise)")
     ap.add_argument("--warmup", type=int, default=30, help="untimed requests to each receiver first")
     ap.add_argument("--receivers", default="lab,ddapm-test-agent,serverless-compat",
-                    help="comma list: lab, ddapm-test-agent, serverless-compat")
+                    help="comma list: lab, lab-in-process, ddapm-test-agent, serverless-compat")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "apm_receiver.json"))
     args = ap.parse_args()
 

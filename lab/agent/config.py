@@ -16,7 +16,7 @@
 Lab-only variables (design.md): `LAB_AGENT_LOCALHOST` (what 127.0.0.1 is inside the agent's own
 network namespace; default 127.0.0.1), `LAB_AGENT_HOST_ADDRESSES` (comma list standing for "all
 interfaces"; default 0.0.0.0), `LAB_AGENT_FLUSH_INTERVAL` (DogStatsD/metrics flush, seconds,
-default 2 instead of the agent's 15), `LAB_AGENT_TRACE_FLUSH_INTERVAL` (default 1 instead of 5),
+default 1 instead of the agent's 15), `LAB_AGENT_TRACE_FLUSH_INTERVAL` (default 1 instead of 5),
 `LAB_AGENT_PROCESS_INTERVAL` (default 2 instead of 10), `LAB_AGENT_APM_DECODER_PROCESSES` /
 `LAB_AGENT_APM_DECODER_MIN_BYTES` (trace requests of at least that size decoded in that many worker
 processes; default: one per usable CPU, 64 KiB; see decoders.py), `LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1`
@@ -210,7 +210,7 @@ class AgentConfig:
     # Lab-only
     localhost: str = "127.0.0.1"
     host_addresses: tuple[str, ...] = ("0.0.0.0",)
-    flush_interval: float = 2.0
+    flush_interval: float = 1.0
     trace_flush_interval: float = 1.0
     process_interval: float = 2.0
     apm_decoder_processes: int = 0
@@ -297,7 +297,7 @@ class AgentConfig:
             allow_link_local=_bool(env, "LAB_AGENT_ALLOW_LINK_LOCAL_IMDS", False),
             localhost=(env.get("LAB_AGENT_LOCALHOST") or "127.0.0.1").strip(),
             host_addresses=host_addresses,
-            flush_interval=_float(env, "LAB_AGENT_FLUSH_INTERVAL", 2.0),
+            flush_interval=_float(env, "LAB_AGENT_FLUSH_INTERVAL", 1.0),
             trace_flush_interval=_float(env, "LAB_AGENT_TRACE_FLUSH_INTERVAL", 1.0),
             process_interval=_float(env, "LAB_AGENT_PROCESS_INTERVAL", 2.0),
             # Python decodes on one core per process; the trace-agent on all of them (decoders.py).

@@ -26,6 +26,7 @@ import msgpack
 from aiohttp import web
 
 from lab.agent.config import AGENT_VERSION, AgentConfig
+from lab.proto.agent_payload_pb2 import AgentPayload
 
 log = logging.getLogger("lab.agent.apm")
 
@@ -313,9 +314,6 @@ class TraceBuffer:
         target_tps: float = 10.0,
         error_tps: float = 10.0,
     ) -> None:
-        from lab.proto import agent_payload_pb2
-
-        self._pb = agent_payload_pb2
         self.hostname = hostname
         self.default_env = default_env
         self.agent_version = agent_version
@@ -372,7 +370,7 @@ class TraceBuffer:
             fragments, self._fragments, self._size = self._fragments, [], 0
         if not fragments:
             return []
-        header = self._pb.AgentPayload(
+        header = AgentPayload(
             hostName=self.hostname,
             env=self.default_env,
             agentVersion=self.agent_version,
@@ -400,7 +398,7 @@ class TraceBuffer:
         bodies = self.take_payload_bodies()
         if not bodies:
             return None
-        payload = self._pb.AgentPayload()
+        payload = AgentPayload()
         for body in bodies:
             payload.MergeFromString(body)
         return payload
@@ -433,9 +431,6 @@ class Built:
     dropped: int
 
 
-_AGENT_PAYLOAD = None
-
-
 def build_tracer_payload(
     traces, info: TracerInfo, container_tags: list[str] | None, default_env: str
 ) -> Built:
@@ -443,12 +438,7 @@ def build_tracer_payload(
     Spans are built as decoded; a trace that does not build (a missing field, a negative id, a
     number as a tag value...) is normalized (`_span_from_map`) and built again. Raises
     DecodeError when even that fails."""
-    global _AGENT_PAYLOAD
-    if _AGENT_PAYLOAD is None:
-        from lab.proto.agent_payload_pb2 import AgentPayload
-
-        _AGENT_PAYLOAD = AgentPayload
-    frag = _AGENT_PAYLOAD()
+    frag = AgentPayload()
     tp = frag.tracerPayloads.add(
         containerID=info.container_id,
         languageName=info.lang,

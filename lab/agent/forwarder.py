@@ -353,10 +353,8 @@ def host_metadata_transaction(config: AgentConfig, hostname: str, host_tags: lis
 
 
 def traces_transaction(config: AgentConfig, payload: bytes, languages: set[str]) -> Transaction:
-    """pkg/trace/writer/trace.go: a serialized AgentPayload (or the message), gzip,
-    X-Datadog-Reported-Languages."""
-    raw = payload if isinstance(payload, bytes) else payload.SerializeToString()
-    body = gzip.compress(raw, compresslevel=1)
+    """pkg/trace/writer/trace.go: a serialized AgentPayload, gzip, X-Datadog-Reported-Languages."""
+    body = gzip.compress(payload, compresslevel=1)
     return Transaction(
         "traces",
         config.endpoints.traces + "/api/v0.2/traces",

@@ -69,7 +69,6 @@ class Agent:
         # APM connection (its transport) -> (when looked up, its container): a TCP peer does not
         # change process while connected, so one look-up per connection (a miss again after 5 s).
         self._conn_containers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._trace_wake: asyncio.Event | None = None
         self.container_checks: ContainerCollector | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -145,7 +144,6 @@ class Agent:
         if self.traces is not None:
             # The trace writer also flushes as soon as a full payload is waiting (pkg/trace/writer).
             loop, wake = asyncio.get_running_loop(), asyncio.Event()
-            self._trace_wake = wake
             self.traces.on_full = lambda: loop.call_soon_threadsafe(wake.set)
             self._tasks.append(
                 asyncio.create_task(
@@ -297,20 +295,6 @@ class Agent:
         self.process_replies += 1
 
     # -- origin / container tags ----------------------------------------------------------------
-    def _apm_container_tags(self, request: web.Request, tinfo: apm.TracerInfo) -> list[str]:
-        if self.ecs is None:
-            return []
-        cid = tinfo.container_id
-        if not cid or not self.ecs.tags_for_container(cid):
-            peer = request.transport.get_extra_info("peername") if request.transport else None
-            found = self._peer_container(peer[0], peer[1], "tcp") if peer else None
-            with contextlib.suppress(TypeError):
-                self._conn_containers[request.transport] = (time.monotonic(), found)
-            if found:
-                cid = found
-                tinfo.container_id = found
-        return self.ecs.tags_for_container(cid, "high") if cid else []
-
     def _apm_cached_tags(self, request: web.Request, tinfo: apm.TracerInfo) -> list[str] | None:
         """The sender's ECS tags when known without a look-up (None: `_apm_container_tags` must
         look): the container the tracer named, or the one found earlier for this connection."""
@@ -330,6 +314,21 @@ class Agent:
             return []
         tinfo.container_id = hit[1]
         return self.ecs.tags_for_container(hit[1], "high")
+
+    def _apm_container_tags(self, request: web.Request, tinfo: apm.TracerInfo) -> list[str]:
+        """The sender's ECS tags, looking its container up by its socket when not known yet (in a
+        thread: it may read /proc); the answer is kept for the connection."""
+        known = self._apm_cached_tags(request, tinfo)
+        if known is not None:
+            return known
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        found = self._peer_container(peer[0], peer[1], "tcp") if peer else None
+        with contextlib.suppress(TypeError):
+            self._conn_containers[request.transport] = (time.monotonic(), found)
+        if not found:
+            return []
+        tinfo.container_id = found
+        return self.ecs.tags_for_container(found, "high")
 
     def _dogstatsd_origin(self, ip: str, port: int, container_id: str) -> list[str]:
         if self.ecs is None:

@@ -223,18 +223,12 @@ def run_one(kind: str, args: argparse.Namespace, bodies: list[bytes]) -> dict:
             intake.__exit__(None, None, None)
 
 
-def print_table(results: list[dict], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    cols = ["round", "receiver", "spans_per_s", "cpu_us_per_span", "p50_ms", "p99_ms", "errors",
+COLUMNS = ["round", "receiver", "spans_per_s", "cpu_us_per_span", "p50_ms", "p99_ms", "errors",
             "accepted_spans", "receiver_counted_spans", "forwarded_spans_at_intake"]
-    for c in cols:
-        table.add_column(c, justify="left" if c == "receiver" else "right")
-    for r in results:
-        table.add_row(*("-" if r.get(c) is None else str(r.get(c)) for c in cols))
-    Console(width=170).print(table)
+
+
+def print_table(results: list[dict], title: str) -> None:
+    peers.print_rounds(results, title, COLUMNS, width=170)
 
 
 def main() -> None:

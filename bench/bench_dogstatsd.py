@@ -260,18 +260,12 @@ def summarise(results: list[dict]) -> dict:
     return out
 
 
-def print_table(results: list[dict], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    cols = ["round", "receiver", "offered_rate", "achieved_rate", "sent", "received", "loss_pct",
+COLUMNS = ["round", "receiver", "offered_rate", "achieved_rate", "sent", "received", "loss_pct",
             "kernel_drops", "cpu_us_per_datagram", "so_rcvbuf"]
-    for c in cols:
-        table.add_column(c, justify="left" if c == "receiver" else "right")
-    for r in results:
-        table.add_row(*("-" if r.get(c) is None else str(r.get(c)) for c in cols))
-    Console(width=150).print(table)
+
+
+def print_table(results: list[dict], title: str) -> None:
+    peers.print_rounds(results, title, COLUMNS, width=150)
 
 
 def main() -> None:

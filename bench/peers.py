@@ -19,7 +19,7 @@ shares an interpreter lock with what it measures:
   `DD_LOG_LEVEL=debug` it logs `Parsed N valid metrics` per datagram: that log is its counter.
 
 Only loopback is ever a target. Each owner's `stop()` (or `with` exit) ends only the process it
-started, by pid.
+started, by pid. `print_rounds` prints the per-round table both comparisons show.
 """
 
 from __future__ import annotations
@@ -475,3 +475,16 @@ class ServerlessCompat(ManagedProcess):
     def datagrams_parsed(self) -> int:
         """Log lines `Parsed N valid metrics`: one per datagram with at least one valid metric."""
         return len(_PARSED.findall(self.log_path.read_bytes()))
+
+
+def print_rounds(results: list[dict], title: str, columns: list[str], width: int) -> None:
+    """One row per receiver and round (`-` for a figure a receiver does not give)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(c, justify="left" if c == "receiver" else "right")
+    for r in results:
+        table.add_row(*("-" if r.get(c) is None else str(r.get(c)) for c in columns))
+    Console(width=width).print(table)

@@ -129,8 +129,12 @@ def test_workers_do_not_outlive_an_agent_killed_or_interrupted(intake, tmp_path,
                            what="the agent's ready line")
         post(int(ready["ports"]["apm"]), big_request(1))
         parent = psutil.Process(proc.pid)
-        workers = wait_until(lambda: workers_of(parent) or None, 30, what="the agent's decoder processes")
-        assert len(workers) == 2, workers
+        # The pool starts one process per task no idle worker takes: both appear, not at once.
+        def both() -> list[psutil.Process] | None:
+            found = workers_of(parent)
+            return found if len(found) == 2 else None
+
+        workers = wait_until(both, 30, what="the agent's 2 decoder processes")
         proc.send_signal(sig)
         proc.wait(30)
         gone, alive = psutil.wait_procs(workers, timeout=15)

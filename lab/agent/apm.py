@@ -100,45 +100,10 @@ def _span_from_map(raw: dict) -> dict:
     }
 
 
-# The types of a span as ddtrace encodes it (every field present, ids unsigned, no meta_struct).
-_WELL_FORMED = (str, str, str, str, dict, dict, int, int, int, int, int, int)
-
-
-def _span(raw: dict) -> dict:
-    """A span map as decoded, when it is already what `_span_from_map` would build (the common
-    case: one tuple comparison instead of a new 13-key dict per span); else `_span_from_map`."""
-    try:
-        if (
-            (
-                type(raw["service"]),
-                type(raw["name"]),
-                type(raw["resource"]),
-                type(raw["type"]),
-                type(raw["meta"]),
-                type(raw["metrics"]),
-                type(raw["trace_id"]),
-                type(raw["span_id"]),
-                type(raw["parent_id"]),
-                type(raw["start"]),
-                type(raw["duration"]),
-                type(raw["error"]),
-            )
-            == _WELL_FORMED
-            and "meta_struct" not in raw
-            and raw["trace_id"] >= 0
-            and raw["span_id"] >= 0
-            and raw["parent_id"] >= 0
-        ):
-            return raw
-    except (KeyError, TypeError):
-        pass
-    return _span_from_map(raw)
-
-
 def decode_v04(body: bytes) -> list[list[dict]]:
     """`/v0.4/traces`: an array of traces, each an array of span maps (normalized: every field
     present, with its type)."""
-    return [list(map(_span, trace)) for trace in decode_v04_raw(body)]
+    return [[_span_from_map(s) for s in trace] for trace in decode_v04_raw(body)]
 
 
 def decode_v04_raw(body: bytes) -> tuple:

@@ -9,7 +9,9 @@ process holding it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import gc
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -17,6 +19,26 @@ from dataclasses import dataclass, field
 
 import psutil
 from aiohttp import web
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """The cyclic GC off for a burst of allocations that a collection would only walk for nothing.
+    Nests (an inner pause while paused changes nothing).
+
+    - One APM request: its ~3,000 dicts per 1,000 spans are freed by reference counting when it is
+      done (measured: 6-7 us per span with the GC on, 3-4 us paused). Never held across an `await`.
+    - A lab's start-up: imports and moto's models allocate objects that live as long as the lab;
+      collections meanwhile cost `ecs-lab up` ~0.4 s of its ~1.5 s control-plane start.
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 class PortInUseError(OSError):

@@ -138,6 +138,13 @@ class LocalBackend:
         self.stop()
 
     def start(self) -> LocalBackend:
+        from lab.serving import gc_paused
+
+        # Start-up allocates what lives as long as the lab (imports, moto's models): see gc_paused.
+        with gc_paused():
+            return self._start()
+
+    def _start(self) -> LocalBackend:
         t0 = time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for old_log in self.run_dir.glob("*.log"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -94,20 +95,25 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
     state = state or state_path()
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
 
-    stopping = False
+    stop_signal: list[int] = []
 
     def on_signal(signum, _frame):
         # Only the first signal unwinds the stack: a second Ctrl-C must not interrupt the owner
-        # objects half-way through stopping their children.
-        nonlocal stopping
-        if stopping:
+        # objects half-way through stopping their children. An exception raised while a finalizer
+        # runs (the GC calls them) is printed and dropped by Python; the loop below then stops on
+        # the recorded signal.
+        if stop_signal:
             return
-        stopping = True
+        stop_signal.append(signum)
         raise _Stop(signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
 
+    # No cyclic GC until the lab is ready: start-up allocates what lives as long as the lab
+    # (lab.serving.gc_paused). Then one collection, and what is left is frozen, so later collections
+    # do not walk moto's models and the imports again.
+    gc.disable()
     if backend_name == "docker":
         from lab.backends.docker import DockerBackend  # built by the docker backend work
 
@@ -143,8 +149,13 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
             _write_atomic(state, status)
             if on_ready:
                 on_ready(status)
+            gc.collect()
+            gc.freeze()
+            gc.enable()
             last = 0.0
             while True:
+                if stop_signal:
+                    raise _Stop(stop_signal[0])
                 # Keep the recorded statuses fresh for `ecs-lab status` (health, exits, services).
                 time.sleep(0.5)
                 if time.monotonic() - last > 2:

@@ -37,6 +37,7 @@ class EcsCluster:
         self.on_instance = on_instance or (lambda inst: None)
         self.agent_interval = agent_interval
         self.agents: dict[int, InstanceAgent] = {}
+        self._unsubscribe: list[Callable[[], None]] = []
 
     @classmethod
     def for_backend(cls, backend: Any, *, port: int = DEFAULT_PORT, kind: str | None = None,
@@ -93,6 +94,7 @@ class EcsCluster:
         agent = InstanceAgent(self.world, inst, self.runner, self.control_plane.clients,
                               redirects=self.redirects_for(inst), interval=self.agent_interval,
                               report_health=self.control_plane.report_health)
+        self._unsubscribe.append(self.control_plane.on_assignments(agent.wake))
         self.agents[inst.index] = agent.start()
 
     def stop_scheduling(self) -> None:
@@ -105,6 +107,8 @@ class EcsCluster:
             agent.stop(stop_tasks=False)
 
     def stop(self) -> None:
+        while self._unsubscribe:
+            self._unsubscribe.pop()()
         for agent in list(self.agents.values()):
             try:
                 agent.stop()

@@ -25,10 +25,11 @@ import shutil
 import subprocess
 import threading
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from lab.ecs.client import ControlPlaneClients
-from lab.ecs.moto_ecs import ECS_LOCK, EcsFront, MotoEcs, ServiceScheduler
+from lab.ecs.moto_ecs import ASSIGNMENTS, ECS_LOCK, EcsFront, MotoEcs, ServiceScheduler
 from lab.serving import check_free
 from lab.world import DEFAULT_CLUSTER, DEFAULT_REGION, ContainerInstance, World, wait_until
 
@@ -268,6 +269,14 @@ class ControlPlane:
             return
         with ECS_LOCK:
             MotoEcs(self.region).set_health(task_arn, container_health, essential)
+
+    def on_assignments(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` whenever a task is placed or asked to stop: ECS pushes assignments to
+        its agents (ACS), so they act at once. Embedded moto only; LocalStack's pushes do not reach
+        the lab, whose instance agents then poll. Returns the unsubscribe callable."""
+        if self.kind != "moto":
+            return lambda: None
+        return ASSIGNMENTS.subscribe(listener)
 
     def reconcile_services(self) -> None:
         """Run one service-scheduler pass now (tests and benchmarks; the loop runs anyway)."""

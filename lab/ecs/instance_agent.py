@@ -71,6 +71,9 @@ class InstanceAgent:
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
+        # Set by `wake()` (the control plane's push of new assignments): the next pass runs now.
+        self._wake = threading.Event()
+        self.reconcile_passes = 0  # loop passes done (tests wait on it)
         self._thread: threading.Thread | None = None
         self._secrets = ControlPlaneSecrets(self.clients.secretsmanager, self.clients.ssm)
         self._taskdefs: dict[str, dict] = {}
@@ -90,8 +93,13 @@ class InstanceAgent:
         self._thread.start()
         return self
 
+    def wake(self) -> None:
+        """Reconcile now, not at the next poll: what ECS's ACS push of an assignment does."""
+        self._wake.set()
+
     def stop(self, *, stop_tasks: bool = True) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread:
             self._thread.join(timeout=10)
         with self._starting_lock:
@@ -113,13 +121,15 @@ class InstanceAgent:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before the pass: a wake during it means another pass
             try:
                 self.reconcile()
             except Exception as exc:  # noqa: BLE001 - a control plane hiccup must not end the agent
                 log.warning("instance %s: reconcile failed: %r", self.instance.index, exc)
                 if self.on_error:
                     self.on_error(repr(exc))
-            self._stop.wait(self.interval)
+            self.reconcile_passes += 1
+            self._wake.wait(self.interval)
 
     # -- one pass -------------------------------------------------------------------------------
     def reconcile(self) -> None:

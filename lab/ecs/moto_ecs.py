@@ -16,10 +16,16 @@ front of moto's app, in the same process, that:
 ACTIVE container instance (instances registered later included), a REPLICA service gets
 `desiredCount` tasks placed by the same rules, and a task it cannot place becomes a service event
 in ECS's words. Both work on moto's in-process backend under one lock.
+
+`ASSIGNMENTS` plays ECS's Agent Communication Service: the real ECS agent holds a websocket on which
+the control plane pushes task assignments, so a placed task starts at once. Every write that places
+or stops a task publishes on it, and the lab's instance agents wake on it instead of waiting for
+their next poll.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -34,6 +40,36 @@ ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 # One lock for every ECS call and every reconcile: moto's backend is plain dicts, not thread-safe.
 ECS_LOCK = threading.RLock()
 _REGION_RE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+
+
+class AssignmentFeed:
+    """Who wants to hear that tasks were placed or asked to stop (ACS's push, module docstring).
+    Listeners must be quick and non-blocking: they run under `ECS_LOCK`, in the writer's thread."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Add a listener; the returned callable removes it."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def publish(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+
+
+# One feed per process, as moto's backends are one per process.
+ASSIGNMENTS = AssignmentFeed()
 
 
 def ecs_backend(region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT) -> Any:
@@ -110,6 +146,8 @@ class MotoEcs:
                 c.health_status = "UNKNOWN"
                 containers.append(c)
             t.containers = containers
+        if tasks:
+            ASSIGNMENTS.publish()
         return tasks
 
     def find_task(self, task: str) -> tuple[str, Any] | None:
@@ -172,6 +210,7 @@ class MotoEcs:
             return
         t.desired_status = "STOPPED"
         t.stopped_reason = reason
+        ASSIGNMENTS.publish()
 
     def _release(self, cluster_name: str, t: Any) -> None:
         if not t.container_instance_arn or not t.resource_requirements:
@@ -210,6 +249,8 @@ class EcsFront:
             if handler is not None and isinstance(params, dict):
                 return handler(ecs, params, environ, body, start_response)
             status, headers, out = self._forward(environ, body)
+            if action == "StopTask" and status.startswith("200"):
+                ASSIGNMENTS.publish()  # moto's own StopTask set desired STOPPED
         if action in ("CreateService", "UpdateService", "DeleteService", "RegisterContainerInstance",
                       "DeregisterContainerInstance", "StopTask", "UpdateContainerInstancesState"):
             self.on_change()

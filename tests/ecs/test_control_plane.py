@@ -158,6 +158,28 @@ def test_stopped_task_is_stopped_on_its_instance_and_replaced(control_plane, wor
             a.stop()
 
 
+def test_assignments_are_pushed_to_instance_agents_not_left_for_their_next_poll(control_plane, world,
+                                                                               fake_runner):
+    """ECS pushes task assignments to its agents (ACS): a task run or stopped through the API is
+    acted on at once. The agent here polls once a minute, so only the push can start it in time."""
+    inst = control_plane.add_instance(world, "127.0.1.1")
+    ecs = control_plane.clients.ecs
+    ecs.register_task_definition(family="pushed", containerDefinitions=[{"name": "a", "image": "x",
+                                                                          "memory": 64}])
+    agent = InstanceAgent(world, inst, fake_runner, control_plane.clients, interval=60)
+    unsubscribe = control_plane.on_assignments(agent.wake)
+    agent.start()
+    try:
+        wait_until(lambda: agent.reconcile_passes >= 1, 10, what="the agent's first pass")
+        arn = ecs.run_task(cluster=world.cluster.name, taskDefinition="pushed")["tasks"][0]["taskArn"]
+        wait_until(lambda: arn in fake_runner.running_on(1), 10, what="the pushed task to start")
+        ecs.stop_task(cluster=world.cluster.name, task=arn, reason="test")
+        wait_until(lambda: arn in fake_runner.stopped, 10, what="the pushed stop to stop the task")
+    finally:
+        unsubscribe()
+        agent.stop()
+
+
 def test_unknown_image_stops_the_task_with_the_backend_reason(control_plane, world, fake_runner):
     runner = fake_runner
     runner.unknown_images = ("acme/",)

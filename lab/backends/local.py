@@ -75,6 +75,8 @@ class RunningContainer:
     failures: int = 0
     next_health_at: float = 0.0
     checking: bool = False
+    started_at: float = field(default_factory=time.monotonic)
+    passed_once: bool = False  # a check has passed: the start period no longer forgives failures
 
 
 @dataclass
@@ -496,8 +498,9 @@ class LocalBackend:
         container.pid = proc.pid
         container.mark_running()
         self.world.touch()
+        # Docker (which runs ECS's health checks): the first check one interval after the start.
         return RunningContainer(instance, task, container, spec, proc, env,
-                                next_health_at=time.monotonic() + (spec.health_check.start_period
+                                next_health_at=time.monotonic() + (spec.health_check.interval
                                                                    if spec.health_check else 0))
 
     def container_env(self, instance: ContainerInstance, task: Task, container: Container,
@@ -606,12 +609,15 @@ class LocalBackend:
                                 timeout=hc.timeout, start_new_session=True).returncode == 0
         except (subprocess.TimeoutExpired, OSError):
             ok = False
-        # ECS: HEALTHY on the first success; UNHEALTHY after `retries` consecutive failures.
+        # ECS (Docker's health check): HEALTHY on the first success; UNHEALTHY after `retries`
+        # consecutive failures, not counting those within the start period before any success.
         if ok:
             rc.failures = 0
+            rc.passed_once = True
             status = "HEALTHY"
         else:
-            rc.failures += 1
+            if rc.passed_once or time.monotonic() >= rc.started_at + hc.start_period:
+                rc.failures += 1
             status = "UNHEALTHY" if rc.failures >= hc.retries else rc.container.health_status
         rc.next_health_at = time.monotonic() + hc.interval
         if status != rc.container.health_status and rc.process.running:

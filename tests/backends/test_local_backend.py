@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import psutil
@@ -102,6 +103,38 @@ def test_health_checks_run_on_their_interval_and_mark_health(backend, tmp_path):
         wait_until(lambda: container.health_status == "UNHEALTHY", timeout=10, what="UNHEALTHY")
         flag.touch()
         wait_until(lambda: container.health_status == "HEALTHY", timeout=10, what="HEALTHY")
+    finally:
+        backend.stop_task(task.arn)
+
+
+def test_health_checks_follow_docker_timing(backend, tmp_path):
+    """As Docker runs ECS's checks: the first one interval after the start, then every interval,
+    start period included; failures within the start period do not count towards `retries`."""
+    runs = tmp_path / "runs"
+    task = _task("timing", "web")
+    hc = HealthCheck(["CMD-SHELL", f"date +%s.%N >> {runs}; false"], interval=0.5, timeout=2, retries=1,
+                     start_period=5)
+    started = time.time()
+    backend.start_task(backend.world.instance(1), task,
+                       [ContainerSpec("web", LAB_IMAGE, entry_point=["sh", "-c", "exec sleep 300"],
+                                      health_check=hc)])
+    try:
+        container = task.container("web")
+
+        def three_checks() -> list[float] | None:
+            times = runs.read_text().split() if runs.exists() else []
+            return [float(t) for t in times] if len(times) >= 3 else None
+
+        checks = wait_until(three_checks, timeout=10, what="three health checks")
+        assert checks[0] - started >= 0.45, "the first check ran before one interval had passed"
+        assert checks[2] - started < 5, "no checks ran during the start period"
+        in_start_period = time.time() < started + 5
+        status = container.health_status
+        if in_start_period:
+            assert status == "UNKNOWN", "a failure within the start period counted"
+        wait_until(lambda: container.health_status == "UNHEALTHY", timeout=10,
+                   what="UNHEALTHY once the start period is over")
+        assert time.time() - started >= 5
     finally:
         backend.stop_task(task.arn)
 

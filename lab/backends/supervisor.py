@@ -96,16 +96,18 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
 
     stop_signal: list[int] = []
+    settling = False
 
     def on_signal(signum, _frame):
         # Only the first signal unwinds the stack: a second Ctrl-C must not interrupt the owner
         # objects half-way through stopping their children. An exception raised while a finalizer
-        # runs (the GC calls them) is printed and dropped by Python; the loop below then stops on
-        # the recorded signal.
+        # runs (the GC calls them) is printed and dropped by Python: during the collection below
+        # the signal is only recorded, and the loop stops on a recorded one in any case.
         if stop_signal:
             return
         stop_signal.append(signum)
-        raise _Stop(signum)
+        if not settling:
+            raise _Stop(signum)
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
@@ -149,9 +151,11 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
             _write_atomic(state, status)
             if on_ready:
                 on_ready(status)
+            settling = True
             gc.collect()
             gc.freeze()
             gc.enable()
+            settling = False
             last = 0.0
             while True:
                 if stop_signal:

@@ -118,6 +118,22 @@ def test_detached_lab_is_reused_by_run_and_stopped_by_down(lab_env, tmp_path):
     assert status.returncode == 1 and json.loads(status.stdout) == {"running": False}
 
 
+def test_down_right_after_up_stops_the_lab_cleanly(lab_env):
+    """`down` the moment `up --detach` returns: the SIGTERM lands while the supervisor settles its
+    heap (one GC collection, whose finalizers would swallow the stop if the supervisor relied on
+    the signal handler's exception alone). It must stop, not be killed after the timeout."""
+    subnet = free_subnet()
+    for _ in range(2):
+        started = _ecs_lab("up", "--detach", "--subnet", subnet, "--app", "none", env=lab_env)
+        assert started.returncode == 0, started.stderr
+        pid = _state(lab_env)["pid"]
+        stopped = _ecs_lab("down", "--timeout", "10", env=lab_env)
+        assert stopped.returncode == 0, stopped.stderr
+        assert "did not stop" not in stopped.stderr, stopped.stderr
+        assert _gone(pid)
+        assert _listening(subnet) == []
+
+
 def test_a_busy_port_names_its_holder(lab_env):
     subnet = free_subnet()
     holder = socket.socket()

@@ -17,7 +17,9 @@ Lab-only variables (design.md): `LAB_AGENT_LOCALHOST` (what 127.0.0.1 is inside 
 network namespace; default 127.0.0.1), `LAB_AGENT_HOST_ADDRESSES` (comma list standing for "all
 interfaces"; default 0.0.0.0), `LAB_AGENT_FLUSH_INTERVAL` (DogStatsD/metrics flush, seconds,
 default 1 instead of the agent's 15), `LAB_AGENT_TRACE_FLUSH_INTERVAL` (default 1 instead of 5),
-`LAB_AGENT_PROCESS_INTERVAL` (default 2 instead of 10), `LAB_AGENT_APM_DECODER_PROCESSES` /
+`LAB_AGENT_PROCESS_INTERVAL` (default 2 instead of 10), `LAB_AGENT_STATS_BUCKET_INTERVAL` (width
+of the APM stats buckets the agent computes, seconds; default 2 instead of 10: a bucket is sent two
+widths after it opens), `LAB_AGENT_APM_DECODER_PROCESSES` /
 `LAB_AGENT_APM_DECODER_MIN_BYTES` (trace requests of at least that size decoded in that many worker
 processes; default: one per usable CPU, 64 KiB; see decoders.py), `LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1`
 (only where the lab itself owns 169.254.x: the docker backend).
@@ -213,6 +215,7 @@ class AgentConfig:
     flush_interval: float = 1.0
     trace_flush_interval: float = 1.0
     process_interval: float = 2.0
+    stats_bucket_interval: float = 2.0
     apm_decoder_processes: int = 0
     apm_decoder_min_bytes: int = 65536
 
@@ -300,6 +303,8 @@ class AgentConfig:
             flush_interval=_float(env, "LAB_AGENT_FLUSH_INTERVAL", 1.0),
             trace_flush_interval=_float(env, "LAB_AGENT_TRACE_FLUSH_INTERVAL", 1.0),
             process_interval=_float(env, "LAB_AGENT_PROCESS_INTERVAL", 2.0),
+            # pkg/trace/config BucketInterval: 10 s in the agent.
+            stats_bucket_interval=_float(env, "LAB_AGENT_STATS_BUCKET_INTERVAL", 2.0),
             # Python decodes on one core per process; the trace-agent on all of them (decoders.py).
             apm_decoder_processes=_int(env, "LAB_AGENT_APM_DECODER_PROCESSES", _usable_cpus()),
             apm_decoder_min_bytes=_int(env, "LAB_AGENT_APM_DECODER_MIN_BYTES", 65536),
@@ -346,6 +351,14 @@ class AgentConfig:
         )
 
     # -- derived -------------------------------------------------------------------------------
+    @property
+    def container_check_enabled(self) -> bool:
+        """The process agent's container check (`/api/v1/container`). It and the process check are
+        mutually exclusive (pkg/process/checks `canEnableContainerChecks`): with process collection
+        on, containers travel inside the process payloads instead. The agent also needs a container
+        environment (here: ECS found), which the caller checks."""
+        return self.container_collection_enabled and not self.process_collection_enabled
+
     def bind_addresses(self, non_local_traffic: bool) -> list[str]:
         """Where a receiver listens: "localhost" only, or "all interfaces" too (design.md)."""
         if not non_local_traffic:
@@ -387,6 +400,7 @@ class AgentConfig:
                 "so_rcvbuf": self.dogstatsd_so_rcvbuf,
             },
             "process_collection": self.process_collection_enabled,
+            "container_check": self.container_check_enabled,
             "fips": None
             if self.fips is None
             else {
@@ -398,6 +412,7 @@ class AgentConfig:
             "proxy": {"http": self.proxy_http, "https": self.proxy_https, "no_proxy": list(self.no_proxy)},
             "flush_interval": self.flush_interval,
             "trace_flush_interval": self.trace_flush_interval,
+            "stats_bucket_interval": self.stats_bucket_interval,
             "apm_decoder_processes": self.apm_decoder_processes,
         }
 

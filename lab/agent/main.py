@@ -90,7 +90,7 @@ class Agent:
             # The `container` / `docker` checks: per-task container metrics (lab.agent.containers).
             self.container_checks = ContainerCollector(cfg.docker_socket, self.ecs, host)
             if cfg.apm_enabled:
-                self.traces = apm.TraceBuffer(host, cfg.env)
+                self.traces = apm.TraceBuffer(host, cfg.env, stats_bucket=cfg.stats_bucket_interval)
                 self.decoders = DecoderPool(cfg.apm_decoder_processes, cfg.apm_decoder_min_bytes)
                 app = apm.make_app(
                     self.traces, self._info, self._apm_container_tags, self._apm_cached_tags, self.decoders
@@ -156,6 +156,12 @@ class Agent:
                     self._every(self.config.process_interval, "process-agent", self._collect_processes)
                 )
             )
+        elif self.config.container_check_enabled and self.ecs is not None:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._every(self.config.process_interval, "container-check", self._collect_containers)
+                )
+            )
         assert self.forwarder is not None and self.hostname is not None
         self.forwarder.submit(
             forwarder.host_metadata_transaction(self.config, self.hostname.hostname, self.host_tags())
@@ -184,7 +190,7 @@ class Agent:
         # Final flush: what was received before the stop still goes out.
         try:
             await self._flush_metrics(force=True)
-            await self._flush_traces()
+            await self._flush_traces(final=True)
         except Exception as exc:  # noqa: BLE001
             log.warning("final flush failed: %r", exc)
 
@@ -239,14 +245,14 @@ class Agent:
             self.forwarder.submit(forwarder.events_transaction(cfg, events, host))
         self.forwarder.submit(forwarder.check_runs_transaction(cfg, checks, host))
 
-    async def _flush_traces(self) -> None:
+    async def _flush_traces(self, final: bool = False) -> None:
         if self.traces is None or self.forwarder is None:
             return
         # Compressing large payloads takes a while (zlib lets go of the GIL): off the receiving loop.
         for txn in await asyncio.get_running_loop().run_in_executor(None, self._trace_transactions):
             self.forwarder.submit(txn)
-        stats = self.traces.take_stats_payload()
-        if stats is not None:
+        # The concentrator sends its open buckets too when the agent stops (Flush(force)).
+        for stats in self.traces.take_stats_payloads(force=final):
             self.forwarder.submit(forwarder.stats_transaction(self.config, stats))
 
     def _trace_transactions(self) -> list[forwarder.Transaction]:
@@ -273,17 +279,26 @@ class Agent:
                 on_response=self._process_reply,
             )
         )
-        if self.config.container_collection_enabled and self.ecs is not None and self.ecs.state.containers:
-            cmsg = processes.collect_containers(host, self.ecs)
-            self.forwarder.submit(
-                forwarder.Transaction(
-                    "container",
-                    self.config.endpoints.processes + "/api/v1/container",
-                    codec.encode_message(codec.TYPE_COLLECTOR_CONTAINER, cmsg),
-                    processes.process_headers(host),
-                    on_response=self._process_reply,
-                )
+
+    async def _collect_containers(self) -> None:
+        """The container check, when process collection is off: the ECS task containers."""
+        from lab.proto import process_codec as codec
+
+        assert self.forwarder is not None and self.hostname is not None and self.ecs is not None
+        if not self.ecs.state.containers:
+            return
+        host = self.hostname.hostname
+        loop = asyncio.get_running_loop()
+        cmsg = await loop.run_in_executor(None, processes.collect_containers, host, self.ecs)
+        self.forwarder.submit(
+            forwarder.Transaction(
+                "container",
+                self.config.endpoints.processes + "/api/v1/container",
+                codec.encode_message(codec.TYPE_COLLECTOR_CONTAINER, cmsg),
+                processes.process_headers(host),
+                on_response=self._process_reply,
             )
+        )
 
     def _process_reply(self, status_code: int, body: bytes) -> None:
         from lab.proto import process_codec as codec

@@ -1,5 +1,6 @@
 """processes: with DD_PROCESS_AGENT_ENABLED=true the app's process shows up in the process payloads
-(`/api/v1/collector`, v3 process codec) under the instance's hostname, attributed to its container."""
+(`/api/v1/collector`, v3 process codec) under the instance's hostname, attributed to its container,
+and the payloads carry that container with its ECS tags."""
 
 from __future__ import annotations
 
@@ -19,9 +20,13 @@ def test_the_app_process_is_in_the_process_payloads(apps, agent, intake):
         f"got {mine.get('containerId')!r}")
 
 
-def test_container_payloads_carry_the_app_container_with_ecs_tags(apps, intake):
+def test_process_payloads_carry_the_app_container_with_ecs_tags(apps, intake):
+    """With process collection on, the agent's process check sends the containers too (its
+    container check, `/api/v1/container`, runs only when process collection is off)."""
     app = apps["imdsv1"]
-    payloads = intake.wait_for_payloads("/api/v1/container", timeout=20, container_id=app.docker_id)
-    container = next(c for p in payloads for c in p["data"]["body"]["containers"] if c["id"] == app.docker_id)
-    assert f"task_family:{app.service}-task" in container["tags"]
-    assert "ecs_cluster_name:ecs-lab" in container["tags"]
+    payloads = intake.wait_for_payloads("/api/v1/collector", timeout=20, container_id=app.docker_id)
+    containers = [c for p in payloads for c in p["data"]["body"].get("containers", [])
+                  if c["id"] == app.docker_id]
+    assert containers, f"no process payload carries container {app.docker_id[:12]} in its containers"
+    assert f"task_family:{app.service}-task" in containers[0]["tags"]
+    assert "ecs_cluster_name:ecs-lab" in containers[0]["tags"]

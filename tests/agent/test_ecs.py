@@ -114,11 +114,48 @@ def test_ecs_tags_reach_traces_metrics_and_processes(ecs_world, start_agent, int
             return any(p.pid == child.pid and p.containerId == c.docker_id for p in msg.body.processes)
 
         intake.wait_for("/api/v1/collector", proc_in_container, timeout=20)
-        cont = intake.wait_for("/api/v1/container", timeout=20)
-        ids = [x.id for x in process_codec.decode_message(cont.raw).body.containers]
-        assert c.docker_id in ids
+        # With process collection on, containers travel inside the process payloads, ECS tags and all.
+        cap = intake.wait_for("/api/v1/collector", lambda cap: _container(cap, c.docker_id), timeout=20)
+        assert expected <= set(_container(cap, c.docker_id).tags)
         snap = agent.status()["ecs"]
         assert snap["cluster"] == "ecs-lab" and snap["task_metadata_v4"] is True
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _container(cap, docker_id: str):
+    from lab.proto import process_codec
+
+    return next((x for x in process_codec.decode_message(cap.raw).body.containers if x.id == docker_id), None)
+
+
+@pytest.mark.parametrize("processes", ["true", "false"])
+def test_container_check_and_process_check_are_mutually_exclusive(ecs_world, start_agent, intake, processes):
+    """As pkg/process/checks `canEnableContainerChecks`: with process collection on, containers go
+    in the process payloads and no `/api/v1/container` is sent; with it off, the container check
+    sends them (ECS tags included) and no process payload is sent."""
+    world, inst, task, intro_url, tmd_url = ecs_world
+    c = task.containers[0]
+    # A task container as the local backend runs one: a process with the container's ECS environment.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DD_")}
+    env.update(container_env(inst, task, c, base_url=tmd_url, relative_credentials=False))
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], env=env)
+    c.pid = child.pid
+    c.mark_running()
+    world.touch()
+    try:
+        agent = start_agent(DD_ECS_AGENT_URL=intro_url, DD_PROCESS_AGENT_ENABLED=processes,
+                            LAB_AGENT_PROCESS_INTERVAL="0.5")
+        sent, silent = (("/api/v1/collector", "/api/v1/container") if processes == "true"
+                        else ("/api/v1/container", "/api/v1/collector"))
+        # Two payloads carrying the container, so the other check would have run meanwhile too.
+        intake.wait_for(sent, lambda cap: _container(cap, c.docker_id), timeout=20)
+        cap = intake.wait_for(sent, lambda cap: _container(cap, c.docker_id)
+                              and cap is not intake.payloads(sent)[0], timeout=20)
+        assert {"task_family:web", "ecs_cluster_name:ecs-lab"} <= set(_container(cap, c.docker_id).tags)
+        assert intake.payloads(silent) == [], f"{silent} was sent with process collection {processes}"
+        assert agent.status()["config"]["container_check"] is (processes == "false")
     finally:
         child.kill()
         child.wait()

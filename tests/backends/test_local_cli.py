@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -108,6 +109,28 @@ def test_detached_lab_is_reused_by_run_and_stopped_by_down(lab_env, tmp_path):
     ran = _ecs_lab("run", str(probe), "-q", "-p", "no:cacheprovider",
                    env={**lab_env, "EXPECTED_PID": str(state["pid"])}, cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout + ran.stderr
+
+    # `ecs-lab logs`: the components, one component's tail, a clear error, and -f until Ctrl-C.
+    listed = _ecs_lab("logs", env=lab_env)
+    assert listed.returncode == 0 and {"agent-1", "supervisor"} <= set(listed.stdout.split()), listed.stdout
+    tail = _ecs_lab("logs", "agent-1", "-n", "3", env=lab_env)
+    assert tail.returncode == 0, tail.stderr
+    assert len(tail.stdout.splitlines()) <= 3
+    full = _ecs_lab("logs", "agent-1", "-n", "1000", env=lab_env).stdout
+    assert f"hostname: {state['instances'][0]['instance_id']}" in full
+    unknown = _ecs_lab("logs", "agent-9", env=lab_env)
+    assert unknown.returncode != 0
+    assert "no log for 'agent-9'" in unknown.stderr and "agent-1" in unknown.stderr
+    follow = subprocess.Popen([sys.executable, "-m", "lab.cli", "logs", "supervisor", "-f", "-n", "1"],
+                              env=lab_env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert select.select([follow.stdout], [], [], 10)[0], "logs -f printed nothing in 10 s"
+        assert follow.stdout.readline().strip()
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(10) == 0
+    finally:
+        if follow.poll() is None:
+            follow.kill()
 
     stopped = _ecs_lab("down", env=lab_env)
     assert stopped.returncode == 0, stopped.stderr

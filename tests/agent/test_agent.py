@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 from datadog.dogstatsd import DogStatsd
@@ -91,6 +92,30 @@ def test_dogstatsd_non_local_traffic_off_binds_localhost_only(start_agent):
     sock.sendto(b"kept:1|c", ("127.0.0.1", agent.ports.dogstatsd))
     wait_until(lambda: agent.dogstatsd.stats.packets >= 1, 5, what="the local packet")
     assert agent.dogstatsd.stats.packets == 1
+
+
+def test_dd_tags_are_the_host_tags_of_the_host_metadata(start_agent, intake):
+    """DD_TAGS (space or comma separated) and DD_ENV become the host's tags, sent once in the host
+    metadata payload (`host-tags.system`), as the agent does; the backend applies them."""
+    agent = start_agent(DD_TAGS="team:platform,owner:sre cost-center:42", DD_ENV="lab")
+    meta = json.loads(intake.wait_for("/intake/", lambda c: b"host-tags" in c.body, timeout=10).body)
+    assert meta["internalHostname"] == agent.hostname.hostname
+    assert meta["host-tags"]["system"] == ["team:platform", "owner:sre", "cost-center:42", "env:lab"]
+
+
+def test_apm_non_local_traffic_off_refuses_the_instance_address(start_agent):
+    """DD_APM_NON_LOCAL_TRAFFIC=false: the receiver binds the agent's localhost only, so an app
+    that reaches it through the instance address (bridge mode) is refused; locally it is served."""
+    agent = start_agent(
+        LAB_AGENT_LOCALHOST="127.0.0.1",
+        LAB_AGENT_HOST_ADDRESSES="127.0.0.3",
+        DD_APM_NON_LOCAL_TRAFFIC="false",
+    )
+    assert agent.apm_listening == [f"127.0.0.1:{agent.ports.apm}"]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.3", agent.ports.apm), timeout=5).close()
+    with urllib.request.urlopen(f"http://127.0.0.1:{agent.ports.apm}/info", timeout=5) as resp:
+        assert "/v0.4/traces" in json.loads(resp.read())["endpoints"]
 
 
 def test_dogstatsd_non_local_traffic_on_listens_on_instance_addresses(start_agent):

@@ -254,7 +254,9 @@ class AgentConfig:
         )
         container_enabled = _bool(env, "DD_PROCESS_CONFIG_CONTAINER_COLLECTION_ENABLED", True)
 
-        procfs = "/host/proc" if _is_dir(env.get("LAB_AGENT_HOST_PROC", "/host/proc")) else "/proc"
+        # The docs' task definition mounts the host's /proc at /host/proc; without it, our own.
+        host_proc = env.get("LAB_AGENT_HOST_PROC", "/host/proc")
+        procfs = host_proc if _is_dir(host_proc) else "/proc"
 
         host_addresses = tuple(
             a.strip() for a in env.get("LAB_AGENT_HOST_ADDRESSES", "0.0.0.0").split(",") if a.strip()

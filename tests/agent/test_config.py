@@ -108,6 +108,16 @@ def test_process_collection_switches(var):
     assert AgentConfig.from_env({"DD_API_KEY": "k", var: "true"}).process_collection_enabled
 
 
+def test_processes_are_read_from_the_host_proc_mount_when_there(tmp_path):
+    host_proc = tmp_path / "host-proc"
+    env = {"DD_API_KEY": "k", "LAB_AGENT_HOST_PROC": str(host_proc)}
+    assert AgentConfig.from_env(env).procfs_path == "/proc"  # not mounted: the agent's own
+    host_proc.mkdir()
+    assert AgentConfig.from_env(env).procfs_path == "/proc"  # a directory, but no procfs (no pid 1)
+    (host_proc / "1").mkdir()
+    assert AgentConfig.from_env(env).procfs_path == str(host_proc)
+
+
 def test_non_local_traffic_binds_all_lab_addresses_else_localhost():
     env = {"DD_API_KEY": "k", "LAB_AGENT_LOCALHOST": "127.0.2.1", "LAB_AGENT_HOST_ADDRESSES": "127.0.1.1"}
     cfg = AgentConfig.from_env(env)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import msgpack
 from aiohttp import web
 
+from lab.agent import concentrator
 from lab.agent.config import AGENT_VERSION, AgentConfig
 from lab.proto.agent_payload_pb2 import AgentPayload
 from lab.serving import gc_paused
@@ -187,10 +188,16 @@ class TracerInfo:
     interpreter: str = ""
     tracer_version: str = ""
     container_id: str = ""
+    # The tracer computed its own stats (sent on /v0.6/stats): the agent computes none for this request.
+    client_computed_stats: bool = False
+    # The tracer marked its top-level spans (`_dd.top_level`): the agent does not work them out.
+    client_computed_top_level: bool = False
 
     @classmethod
     def from_headers(cls, headers) -> TracerInfo:
         return cls(
+            client_computed_stats=_header_true(headers.get("Datadog-Client-Computed-Stats", "")),
+            client_computed_top_level=_header_true(headers.get("Datadog-Client-Computed-Top-Level", "")),
             lang=headers.get("Datadog-Meta-Lang", ""),
             lang_version=headers.get("Datadog-Meta-Lang-Version", ""),
             interpreter=headers.get("Datadog-Meta-Lang-Interpreter", ""),
@@ -198,6 +205,12 @@ class TracerInfo:
             container_id=headers.get("Datadog-Container-ID", "")
             or _entity_container(headers.get("Datadog-Entity-ID", "")),
         )
+
+
+def _header_true(value: str) -> bool:
+    # pkg/trace/api/api.go isHeaderTrue: empty or a strconv.ParseBool false is false; any other
+    # value, even one that is not a boolean, is true.
+    return bool(value) and value.strip() not in ("0", "f", "F", "false", "FALSE", "False")
 
 
 def _entity_container(entity: str) -> str:
@@ -261,6 +274,8 @@ class TraceBuffer:
         agent_version: str = AGENT_VERSION,
         target_tps: float = 10.0,
         error_tps: float = 10.0,
+        stats_bucket: float = 10.0,
+        now_ns: int | None = None,
     ) -> None:
         self.hostname = hostname
         self.default_env = default_env
@@ -274,6 +289,11 @@ class TraceBuffer:
         self._size = 0
         self._client_stats: list[dict] = []
         self.languages: set[str] = set()
+        # `stats_bucket` seconds: the agent's 10 s, shorter in the lab (LAB_AGENT_STATS_BUCKET_INTERVAL);
+        # `now_ns`: when the concentrator opens (tests set the clock).
+        self.concentrator = concentrator.Concentrator(
+            int(stats_bucket * 1e9), hostname, default_env, agent_version, now_ns
+        )
 
     @property
     def pending_bytes(self) -> int:
@@ -283,7 +303,10 @@ class TraceBuffer:
         """One request's traces (span maps as decoded, or normalized). Returns how many traces
         it carried (before sampling). Raises DecodeError, keeping nothing of the request, when a
         span cannot be built even normalized."""
-        return self.add_built(build_tracer_payload(traces, info, container_tags, self.default_env), info)
+        built = build_tracer_payload(
+            traces, info, container_tags, self.default_env, self.concentrator.bucket_ns
+        )
+        return self.add_built(built, info)
 
     def add_built(self, built: Built, info: TracerInfo) -> int:
         """A request already built (`build_tracer_payload`, maybe in a decoder process)."""
@@ -300,6 +323,8 @@ class TraceBuffer:
                 self._fragments.append(built.body)
                 self._size += len(built.body)
             full = self._size >= PAYLOAD_FLUSH_THRESHOLD
+        if built.stats:
+            self.concentrator.add(built.stats)
         if full and self.on_full is not None:
             self.on_full()
         return built.received
@@ -351,41 +376,57 @@ class TraceBuffer:
             payload.MergeFromString(body)
         return payload
 
-    def take_stats_payload(self) -> dict | None:
-        """StatsPayload (msgpack, Go field names) wrapping the tracers' own stats (ClientComputed)."""
+    def take_stats_payloads(self, force: bool = False, now_ns: int | None = None) -> list[dict]:
+        """StatsPayloads (msgpack, Go field names), as the agent sends them apart: the tracers' own
+        stats (ClientComputed) and the concentrator's buckets that have closed (all when `force`,
+        as on agent stop)."""
         with self._lock:
             stats, self._client_stats = self._client_stats, []
-        if not stats:
-            return None
-        return {
-            "AgentHostname": self.hostname,
-            "AgentEnv": self.default_env,
-            "Stats": stats,
-            "AgentVersion": self.agent_version,
-            "ClientComputed": True,
-            "SplitPayload": False,
-        }
+        payloads = []
+        if stats:
+            payloads.append(
+                {
+                    "AgentHostname": self.hostname,
+                    "AgentEnv": self.default_env,
+                    "Stats": stats,
+                    "AgentVersion": self.agent_version,
+                    "ClientComputed": True,
+                    "SplitPayload": False,
+                }
+            )
+        computed = self.concentrator.flush(now_ns, force)
+        if computed is not None:
+            payloads.append(computed)
+        return payloads
 
 
 @dataclass(frozen=True)
 class Built:
     """One request as a TracerPayload: `body` is a serialized AgentPayload holding only it (empty
-    when sampling kept no chunk); the counts feed the receiver's stats."""
+    when sampling kept no chunk); the counts feed the receiver's stats; `stats` is the request's
+    share of the APM stats the agent computes (`concentrator.RequestStats`; empty when the tracer
+    computed its own)."""
 
     body: bytes
     received: int  # traces in the request, empty ones included
     traces: int
     spans: int
     dropped: int
+    stats: dict = field(default_factory=dict)
 
 
 def build_tracer_payload(
-    traces, info: TracerInfo, container_tags: list[str] | None, default_env: str
+    traces,
+    info: TracerInfo,
+    container_tags: list[str] | None,
+    default_env: str,
+    stats_bucket_ns: int = 10_000_000_000,
 ) -> Built:
-    """pkg/trace/agent Process for one request: its chunks, priority-sampled, in one TracerPayload.
-    Spans are built as decoded; a trace that does not build (a missing field, a negative id, a
-    number as a tag value...) is normalized (`_span_from_map`) and built again. Raises
-    DecodeError when even that fails."""
+    """pkg/trace/agent Process for one request: its chunks, priority-sampled, in one TracerPayload,
+    and (unless the tracer computed them) their APM stats in buckets of `stats_bucket_ns`, every
+    chunk counted, sampled out or not. Spans are built as decoded; a trace that does not build (a
+    missing field, a negative id, a number as a tag value...) is normalized (`_span_from_map`) and
+    built again. Raises DecodeError when even that fails."""
     frag = AgentPayload()
     tp = frag.tracerPayloads.add(
         containerID=info.container_id,
@@ -397,6 +438,7 @@ def build_tracer_payload(
         # pkg/trace/agent: container tags travel as one comma-joined value.
         tp.tags["_dd.tags.container"] = ",".join(container_tags)
     n_traces = n_spans = dropped = 0
+    stats = None if info.client_computed_stats else {}
     for spans in traces:
         if not spans:
             continue
@@ -404,11 +446,17 @@ def build_tracer_payload(
         n_spans += len(spans)
         built = len(tp.chunks)
         try:
-            kept = _add_chunk(tp, spans)
+            kept = _add_chunk(tp, spans, stats, stats_bucket_ns, info.client_computed_top_level)
         except _BUILD_ERRORS:
             del tp.chunks[built:]  # what was built of this chunk
             try:
-                kept = _add_chunk(tp, [_span_from_map(s) for s in spans])
+                kept = _add_chunk(
+                    tp,
+                    [_span_from_map(s) for s in spans],
+                    stats,
+                    stats_bucket_ns,
+                    info.client_computed_top_level,
+                )
             except DecodeError:
                 raise
             except _BUILD_ERRORS as exc:
@@ -417,22 +465,30 @@ def build_tracer_payload(
     if not tp.env:
         tp.env = default_env
     body = frag.SerializeToString() if len(tp.chunks) else b""
-    return Built(body, len(traces), n_traces, n_spans, dropped)
+    return Built(body, len(traces), n_traces, n_spans, dropped, stats or {})
 
 
 def decode_and_build(
-    version: str, body: bytes, info: TracerInfo, container_tags: list[str] | None, default_env: str
+    version: str,
+    body: bytes,
+    info: TracerInfo,
+    container_tags: list[str] | None,
+    default_env: str,
+    stats_bucket_ns: int = 10_000_000_000,
 ) -> Built:
     """Decode a `/v0.4/traces` or `/v0.5/traces` body and build it (what a decoder process runs)."""
     with gc_paused():
-        return build_tracer_payload(DECODERS[version](body), info, container_tags, default_env)
+        return build_tracer_payload(
+            DECODERS[version](body), info, container_tags, default_env, stats_bucket_ns
+        )
 
 
-def _add_chunk(tp, spans) -> bool:
+def _add_chunk(tp, spans, stats=None, bucket_ns: int = 0, given_top_level: bool = False) -> bool:
     """Build one trace chunk into tracer payload `tp` (pkg/trace/agent Process: the payload's
     hostname, env and app version come from the first chunk root that has them; then priority
-    sampling). Returns whether the chunk was kept. Raises one of _BUILD_ERRORS on a span that is
-    not well formed; the caller drops the partial chunk."""
+    sampling; its stats go into `stats` when not None, kept or not). Returns whether the chunk was kept.
+    Raises one of _BUILD_ERRORS on a span that is not well formed; the caller drops the partial
+    chunk, and `stats` is then as it was."""
     root = _root(spans)
     meta = root["meta"]
     if not tp.hostname:
@@ -444,10 +500,13 @@ def _add_chunk(tp, spans) -> bool:
         tp.appVersion = _s(meta.get("version"))
     if not tp.runtimeID:
         tp.runtimeID = _s(meta.get("runtime-id"))
+    origin = next((_s(s["meta"]["_dd.origin"]) for s in spans if s["meta"].get("_dd.origin")), "")
     priority = chunk_priority(spans)
     if not keep_chunk(spans, priority):
+        if stats is not None:
+            payload_key = (tp.env, tp.hostname, tp.appVersion)
+            concentrator.aggregate_chunk(stats, spans, root, payload_key, origin, bucket_ns, given_top_level)
         return False
-    origin = next((_s(s["meta"]["_dd.origin"]) for s in spans if s["meta"].get("_dd.origin")), "")
     add_span = tp.chunks.add(priority=priority, origin=origin).spans.add
     for s in spans:
         # add() builds in place (append copies); the maps item by item: upb maps' update() goes
@@ -472,6 +531,10 @@ def _add_chunk(tp, spans) -> bool:
             m[k] = v
         if "meta_struct" in s and s["meta_struct"]:
             pb_span.meta_struct.update(s["meta_struct"])
+    if stats is not None:
+        # Last: a span that does not build has raised before anything was counted.
+        payload_key = (tp.env, tp.hostname, tp.appVersion)
+        concentrator.aggregate_chunk(stats, spans, root, payload_key, origin, bucket_ns, given_top_level)
     return True
 
 
@@ -516,7 +579,8 @@ def info_document(config: AgentConfig, statsd_port: int, receiver_port: int) -> 
             "obfuscation": {},
         },
         "peer_tags": [],
-        "span_kinds_stats_computed": [],
+        # info.go: the kinds the agent computes stats for (compute_stats_by_span_kind, on by default).
+        "span_kinds_stats_computed": sorted(concentrator.KINDS_COMPUTED),
         "obfuscation_version": 1,
     }
 
@@ -561,10 +625,14 @@ def make_app(
             )
         try:
             if decoders is not None and decoders.wants(body):
-                built = await decoders.decode_and_build(version, body, tinfo, tags, buffer.default_env)
+                built = await decoders.decode_and_build(
+                    version, body, tinfo, tags, buffer.default_env, buffer.concentrator.bucket_ns
+                )
             else:
                 # Decoded and built in one go, nothing awaited: the request's dicts are gone after.
-                built = decode_and_build(version, body, tinfo, tags, buffer.default_env)
+                built = decode_and_build(
+                    version, body, tinfo, tags, buffer.default_env, buffer.concentrator.bucket_ns
+                )
         except (DecodeError, ValueError, TypeError) as exc:
             buffer.stats.decode_errors += 1
             return web.Response(status=400, text=f"cannot decode traces: {exc}\n")

@@ -107,18 +107,24 @@ class DecoderPool:
             log.warning(self.broken)
 
     async def decode_and_build(
-        self, version: str, body: bytes, info: apm.TracerInfo, tags: list[str], default_env: str
+        self,
+        version: str,
+        body: bytes,
+        info: apm.TracerInfo,
+        tags: list[str],
+        default_env: str,
+        stats_bucket_ns: int,
     ) -> apm.Built:
-        """`apm.decode_and_build` in a worker process (DecodeError comes back as raised there)."""
+        """`apm.decode_and_build` in a worker process (DecodeError comes back as raised there); the
+        request's APM stats come back aggregated in `Built.stats`."""
         assert self._pool is not None
         self.handed_off += 1
+        args = (version, body, info, tags, default_env, stats_bucket_ns)
         try:
-            built = await asyncio.get_running_loop().run_in_executor(
-                self._pool, apm.decode_and_build, version, body, info, tags, default_env
-            )
+            built = await asyncio.get_running_loop().run_in_executor(self._pool, apm.decode_and_build, *args)
         except BrokenProcessPool as exc:
             self._break(f"a decoder process died ({exc})")
-            return apm.decode_and_build(version, body, info, tags, default_env)
+            return apm.decode_and_build(*args)
         return built
 
     def status(self) -> dict:

@@ -253,14 +253,15 @@ def logs(component: str | None, follow: bool, lines: int) -> None:
         if name not in available:
             raise click.ClickException(f"no log for {name!r} in {log_dir}; known: {', '.join(available)}")
     paths = [log_dir / f"{n}.log" for n in names]
-    for p in paths:
-        text = tail_file(p, lines)
-        for line in text.splitlines():
-            click.echo(f"{p.stem} | {line}" if len(paths) > 1 else line)
-    if not follow:
-        return
-    offsets = {p: p.stat().st_size for p in paths}
-    try:
+    try:  # Ctrl-C ends `logs -f` cleanly, whenever it comes
+        # Followed from before the tail is read: a line written meanwhile is not lost.
+        offsets = {p: p.stat().st_size for p in paths}
+        for p in paths:
+            text = tail_file(p, lines)
+            for line in text.splitlines():
+                click.echo(f"{p.stem} | {line}" if len(paths) > 1 else line)
+        if not follow:
+            return
         while True:
             for p in paths:
                 size = p.stat().st_size if p.exists() else 0

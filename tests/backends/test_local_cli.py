@@ -126,6 +126,12 @@ def test_detached_lab_is_reused_by_run_and_stopped_by_down(lab_env, tmp_path):
     try:
         assert select.select([follow.stdout], [], [], 10)[0], "logs -f printed nothing in 10 s"
         assert follow.stdout.readline().strip()
+        # A line written after it started is printed too (then Ctrl-C finds it following).
+        log = os.path.join(state.get("run_dir") or os.path.join(lab_env["LAB_HOME"], "run"), "supervisor.log")
+        with open(log, "a") as fh:
+            fh.write("appended by the test\n")
+        assert select.select([follow.stdout], [], [], 10)[0], "logs -f did not print the new line"
+        assert follow.stdout.readline().strip() == "appended by the test"
         follow.send_signal(signal.SIGINT)
         assert follow.wait(10) == 0
     finally:

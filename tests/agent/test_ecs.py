@@ -124,6 +124,44 @@ def test_ecs_tags_reach_traces_metrics_and_processes(ecs_world, start_agent, int
         child.wait()
 
 
+def test_without_dd_ecs_agent_url_the_agent_looks_where_the_real_one_does(tmp_path, monkeypatch):
+    """pkg/util/ecs/metadata: a docker container named `ecs-agent`, then (only where the lab owns
+    link-local addresses) the default gateway and 169.254.172.1, then localhost, all on 51678."""
+    from lab.agent import ecs as ecs_mod
+    from lab.agent.ecs import EcsAwareness
+
+    env = {"DD_API_KEY": "k", "LAB_AGENT_DOCKER_SOCKET": str(tmp_path / "no-docker.sock")}
+    assert EcsAwareness(AgentConfig.from_env(env)).candidates() == ["http://localhost:51678"]
+    monkeypatch.setattr(ecs_mod, "_default_gateway", lambda: "172.30.1.1")
+    linked = AgentConfig.from_env({**env, "LAB_AGENT_ALLOW_LINK_LOCAL_IMDS": "true"})
+    assert EcsAwareness(linked).candidates() == [
+        "http://172.30.1.1:51678", "http://169.254.172.1:51678", "http://localhost:51678"]
+    given = AgentConfig.from_env({**env, "DD_ECS_AGENT_URL": "http://127.0.0.9:51678/"})
+    assert EcsAwareness(given).candidates() == ["http://127.0.0.9:51678"]
+
+
+def test_discovery_takes_the_first_candidate_that_is_an_ecs_agent(ecs_world, monkeypatch):
+    """A candidate counts only if its `GET /` lists `AvailableCommands`, as the agent checks."""
+    from aiohttp import web
+
+    from lab.agent.ecs import EcsAwareness
+    from lab.serving import ServerThread
+
+    _, _, _, intro_url, _ = ecs_world
+    async def not_an_ecs_agent(request: web.Request) -> web.Response:
+        return web.json_response({"hello": "a web server, not an ECS agent"})
+
+    impostor = web.Application()
+    impostor.router.add_get("/", not_an_ecs_agent)
+    with ServerThread("impostor") as srv:
+        impostor_url = srv.add_app(impostor, "127.0.0.1", 0).url
+        awareness = EcsAwareness(AgentConfig.from_env({"DD_API_KEY": "k"}))
+        monkeypatch.setattr(awareness, "candidates", lambda: ["http://127.0.0.1:9", impostor_url, intro_url])
+        assert awareness.discover() == intro_url.rstrip("/")
+        monkeypatch.setattr(awareness, "candidates", lambda: [impostor_url])
+        assert awareness.discover() is None
+
+
 def _container(cap, docker_id: str):
     from lab.proto import process_codec
 

@@ -502,11 +502,17 @@ def _add_chunk(tp, spans, stats=None, bucket_ns: int = 0, given_top_level: bool 
         tp.runtimeID = _s(meta.get("runtime-id"))
     origin = next((_s(s["meta"]["_dd.origin"]) for s in spans if s["meta"].get("_dd.origin")), "")
     priority = chunk_priority(spans)
-    if not keep_chunk(spans, priority):
-        if stats is not None:
-            payload_key = (tp.env, tp.hostname, tp.appVersion)
-            concentrator.aggregate_chunk(stats, spans, root, payload_key, origin, bucket_ns, given_top_level)
-        return False
+    kept = keep_chunk(spans, priority)
+    if kept:
+        _build_chunk(tp, spans, priority, origin)
+    if stats is not None:
+        # Last: a span that does not build has raised before anything was counted.
+        payload_key = (tp.env, tp.hostname, tp.appVersion)
+        concentrator.aggregate_chunk(stats, spans, root, payload_key, origin, bucket_ns, given_top_level)
+    return kept
+
+
+def _build_chunk(tp, spans, priority: int, origin: str) -> None:
     add_span = tp.chunks.add(priority=priority, origin=origin).spans.add
     for s in spans:
         # add() builds in place (append copies); the maps item by item: upb maps' update() goes
@@ -531,11 +537,6 @@ def _add_chunk(tp, spans, stats=None, bucket_ns: int = 0, given_top_level: bool 
             m[k] = v
         if "meta_struct" in s and s["meta_struct"]:
             pb_span.meta_struct.update(s["meta_struct"])
-    if stats is not None:
-        # Last: a span that does not build has raised before anything was counted.
-        payload_key = (tp.env, tp.hostname, tp.appVersion)
-        concentrator.aggregate_chunk(stats, spans, root, payload_key, origin, bucket_ns, given_top_level)
-    return True
 
 
 def _first_env(spans) -> str:

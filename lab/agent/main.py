@@ -265,37 +265,36 @@ class Agent:
     async def _collect_processes(self) -> None:
         from lab.proto import process_codec as codec
 
-        assert self.forwarder is not None and self.hostname is not None
-        host = self.hostname.hostname
-        loop = asyncio.get_running_loop()
-        msg = await loop.run_in_executor(None, processes.collect_processes, self.config, host, self.ecs)
-        body = codec.encode_message(codec.TYPE_COLLECTOR_PROC, msg)
-        self.forwarder.submit(
-            forwarder.Transaction(
-                "process",
-                self.config.endpoints.processes + "/api/v1/collector",
-                body,
-                processes.process_headers(host),
-                on_response=self._process_reply,
-            )
+        assert self.hostname is not None
+        await self._process_check(
+            "process", "/api/v1/collector", codec.TYPE_COLLECTOR_PROC,
+            processes.collect_processes, self.config, self.hostname.hostname, self.ecs,
         )
 
     async def _collect_containers(self) -> None:
         """The container check, when process collection is off: the ECS task containers."""
         from lab.proto import process_codec as codec
 
-        assert self.forwarder is not None and self.hostname is not None and self.ecs is not None
+        assert self.hostname is not None and self.ecs is not None
         if not self.ecs.state.containers:
             return
-        host = self.hostname.hostname
-        loop = asyncio.get_running_loop()
-        cmsg = await loop.run_in_executor(None, processes.collect_containers, host, self.ecs)
+        await self._process_check(
+            "container", "/api/v1/container", codec.TYPE_COLLECTOR_CONTAINER,
+            processes.collect_containers, self.hostname.hostname, self.ecs,
+        )
+
+    async def _process_check(self, name: str, route: str, msg_type: int, collect, *args) -> None:
+        """Run a process-agent check off the loop (it reads /proc) and send its v3 message."""
+        from lab.proto import process_codec as codec
+
+        assert self.forwarder is not None and self.hostname is not None
+        msg = await asyncio.get_running_loop().run_in_executor(None, collect, *args)
         self.forwarder.submit(
             forwarder.Transaction(
-                "container",
-                self.config.endpoints.processes + "/api/v1/container",
-                codec.encode_message(codec.TYPE_COLLECTOR_CONTAINER, cmsg),
-                processes.process_headers(host),
+                name,
+                self.config.endpoints.processes + route,
+                codec.encode_message(msg_type, msg),
+                processes.process_headers(self.hostname.hostname),
                 on_response=self._process_reply,
             )
         )

@@ -1,10 +1,10 @@
 """The forwarder: payload encoding per route, and delivery with retries, backoff and a bounded queue.
 
-Routes and bodies (FACTS.md section 2; pkg/serializer, pkg/trace/writer, pkg/process/runner):
-`/api/v2/series` MetricPayload protobuf, `/api/beta/sketches` SketchPayload, `/api/v1/check_run` and
-`/intake/` JSON, all zstd-compressed like recent agents; `/api/v0.2/traces` AgentPayload protobuf
-gzip; `/api/v0.2/stats` msgpack gzip; `/api/v1/collector` and `/api/v1/container` v3 process
-messages. Retry policy as pkg/trace/writer/sender.go: 5xx, 408 and connection errors are retried
+Routes and bodies (docs/agent_contract.md#intake-routes-and-payloads; pkg/serializer, pkg/trace/writer,
+pkg/process/runner): `/api/v2/series` MetricPayload protobuf, `/api/beta/sketches` SketchPayload,
+`/api/v1/check_run` and `/intake/` JSON, all zstd-compressed like recent agents; `/api/v0.2/traces`
+AgentPayload protobuf gzip; `/api/v0.2/stats` msgpack gzip; `/api/v1/collector` and `/api/v1/container` v3
+process messages. Retry policy as pkg/trace/writer/sender.go: 5xx, 408 and connection errors are retried
 with "full jitter" exponential backoff (100 ms base, 10 s cap), other statuses drop the payload;
 when the retry queue is full the oldest payload is dropped and counted.
 

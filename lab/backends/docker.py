@@ -5,7 +5,8 @@ port forwarders), labels it `ecs-agent-lab=1` + `ecs-agent-lab.run=<run id>`, an
 exit, Ctrl-C or failure; `sweep()` removes what crashed runs left (`ecs-lab down --all`). The
 layout is `docker_topology.Topology` (also rendered as docker-compose.yml).
 
-How a task is placed, as the ECS agent places it on an EC2 instance (FACTS.md sections 1, 5, 8):
+How a task is placed, as the ECS agent places it on an EC2 instance (docs/agent_contract.md,
+docs/ecs_metadata.md, docs/environment.md#link-local-addresses-belong-to-someone-else):
 - every container joins the link-local network (the lab's IMDS and task metadata) *before* it
   starts, with an address from its instance's block, so callers are told apart by address;
 - `bridge`: the container's own netns on the instance's bridge network; `portMappings` become
@@ -51,7 +52,7 @@ from lab.backends.stack import Stack, app_service
 from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
 
 NS = 1_000_000_000
-AGENT_MOUNTS = (  # the docs' task definition volumes (FACTS.md section 1)
+AGENT_MOUNTS = (  # the docs' task definition volumes (docs/agent_contract.md)
     Mount("/var/run/docker.sock", "/var/run/docker.sock", True),
     Mount("/proc/", "/host/proc/", True),
     Mount("/sys/fs/cgroup/", "/host/sys/fs/cgroup", True),
@@ -222,7 +223,7 @@ class DockerBackend:
         self.progress = progress or (lambda _m: None)
         self.start_stack_tasks = start_stack_tasks
         self.pull = pull
-        # FIPS needs the agent and its proxy in one netns (FACTS.md section 3): host mode by default;
+        # FIPS needs the agent and its proxy in one netns (docs/agent_contract.md#fips-mode): host by default;
         # `bridge` is allowed and fails as it would on ECS (the agent's 127.0.0.1 has no proxy).
         self._explicit_network_mode = agent_network_mode or os.environ.get("LAB_AGENT_NETWORK_MODE")
         self.agent_network_mode = self._explicit_network_mode or (

@@ -2,7 +2,7 @@
 
 One description, two readers: `DockerBackend` creates exactly these networks and containers, and
 `compose()` renders the same topology as `docker-compose.yml` (the root file is this function's
-output; a test keeps them equal). Addresses follow design.md ("Docker backend"):
+output; a test keeps them equal). Addresses: docs/docker_backend.md#the-emulated-instance:
 
 - `linklocal` 169.254.168.0/22: the fake IMDS holds 169.254.169.254 and task metadata
   169.254.170.2, as on EC2; every lab container that may call them joins it before it starts.

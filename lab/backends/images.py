@@ -1,8 +1,9 @@
 """The images the docker backend runs: a registry-free Debian base and the lab's own image.
 
-No registry is reachable on the lab's machines (FACTS.md section 8), so nothing is pulled: the base
-is Debian made by `debootstrap --variant=minbase` and `docker import`ed; the lab image is built on
-it from `docker/Dockerfile`. Both are cached: an existing tag is reused unless a rebuild is asked.
+No registry is reachable on the lab's machines (docs/environment.md#no-registry-no-engine-by-default), so
+nothing is pulled: the base is Debian made by `debootstrap --variant=minbase` and `docker import`ed; the lab
+image is built on it from `docker/Dockerfile`. Both are cached: an existing tag is reused unless a rebuild is
+asked.
 
 Behind an intercepting HTTPS proxy, pip in the build needs that proxy's CA bundle. It is an input
 of the build (`ca_bundle`, default `$PIP_CERT`), added to the build context in memory as

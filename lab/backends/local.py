@@ -19,7 +19,7 @@ An ECS container becomes a process here:
 The environment is what the container would see on EC2: the spec's env, what the ECS agent injects
 (ECS_CONTAINER_METADATA_URI(_V4), credentials URI, AWS_EXECUTION_ENV, metadata file), and, since
 169.254.169.254 on this host belongs to someone else, `AWS_EC2_METADATA_SERVICE_ENDPOINT` pointing at
-this instance's fake IMDS (FACTS.md section 8). Host env (proxies, AWS keys) is not inherited.
+this instance's fake IMDS (docs/environment.md). Host env (proxies, AWS keys) is not inherited.
 """
 
 from __future__ import annotations
@@ -245,8 +245,8 @@ class LocalBackend:
         if s.has("fips") and n not in self.fips_proxies:
             from lab.fakes.fips_proxy.proxy import FipsProxy
 
-            # The agent's loopback-only rule (FACTS.md section 3): the proxy sits on the agent's own
-            # "localhost" address of this instance, as a sidecar in the agent's netns would.
+            # The agent's loopback-only rule (docs/agent_contract.md#fips-mode): the proxy sits on the agent's
+            # own "localhost" address of this instance, as a sidecar in the agent's netns would.
             self.fips_proxies[n] = self._exit.enter_context(
                 FipsProxy(self.intake_url, s.agent_localhost(n), s.ports.fips_start))
 

@@ -1,8 +1,8 @@
 """The stack as data: what `ecs-lab up` (and each scenario) starts, with which addresses and env.
 
 A `Stack` names the number of instances, the agent features, the agent env overrides, the sample
-apps (one per DD_AGENT_HOST variant) and every address/port. Defaults follow docs in
-/work/notes/design.md ("Addressing on the local backend"): instance N's private IP is
+apps (one per DD_AGENT_HOST variant) and every address/port. Defaults follow
+docs/local_backend.md#addresses-defaults-all-overridable-through-stack: instance N's private IP is
 `<subnet>.1.N` (127.0.1.N), the agent's own "localhost" is `<subnet>.2.N` (127.0.2.N); everything
 is overridable so tests and second stacks use other loopback subnets and port 0.
 """
@@ -130,7 +130,7 @@ class Stack:
             "DD_PROCESS_CONFIG_PROCESS_COLLECTION_ENABLED": str(self.has("processes")).lower(),
             "DD_CMD_PORT": str(self.ports.agent_cmd),
             "DD_EXPVAR_PORT": str(self.ports.agent_expvar),
-            # Every forwarder redirected (FACTS.md section 2): a forwarder nobody redirects leaks.
+            # Every forwarder redirected (docs/agent_contract.md#intake-urls): an unredirected one leaks.
             "DD_DD_URL": intake_url,
             "DD_APM_DD_URL": intake_url,
             "DD_PROCESS_CONFIG_PROCESS_DD_URL": intake_url,
@@ -139,7 +139,8 @@ class Stack:
             "DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL": intake_url,
             "DD_APM_PROFILING_DD_URL": intake_url,
             "DD_APM_TELEMETRY_DD_URL": intake_url,
-            # The agent's own view of its netns on the local backend (design.md).
+            # The agent's own view of its netns
+            # (docs/local_backend.md#an-instances-network-namespaces-on-loopback).
             "LAB_AGENT_LOCALHOST": self.agent_localhost(n),
             "LAB_AGENT_HOST_ADDRESSES": f"{self.private_ip(n)},{self.agent_localhost(n)}",
         }
@@ -165,7 +166,7 @@ class Stack:
             env=self.agent_env_for(n, intake_url, fips_start, egress_proxy_url),
             ports=[PortSpec(self.ports.apm, self.ports.apm, "tcp"),
                    PortSpec(self.ports.dogstatsd, self.ports.dogstatsd, "udp")],
-            # The task definition's health check from the Datadog ECS docs (FACTS.md section 1),
+            # The task definition's health check from the Datadog ECS docs (docs/agent_contract.md),
             # with a shorter interval so the lab reports health within seconds.
             health_check=HealthCheck(["CMD-SHELL", "agent health"], interval=self.health_interval,
                                      timeout=5, retries=3, start_period=0),

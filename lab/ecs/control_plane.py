@@ -3,8 +3,8 @@
 Embedded moto serves ECS, EC2, Secrets Manager, SSM, IAM and STS in this process
 (`ThreadedMotoServer`), with `lab.ecs.moto_ecs.EcsFront` in front of its ECS (placement with
 ECS's failure reasons, `SubmitTaskStateChange`) and the ECS service scheduler running beside it.
-Task state transitions are pinned (FACTS.md section 6): by default moto advances a task one step
-per describe, which would let a `describe-tasks` loop "stop" a task nobody stopped.
+Task state transitions are pinned (docs/control_plane.md#moto-and-localstack-as-found): by default moto
+advances a task one step per describe, which would let a `describe-tasks` loop "stop" a task nobody stopped.
 
 Container instances are registered as the ECS agent registers them: an EC2 instance exists first
 (moto's `RegisterContainerInstance` needs the `instanceId` of an instance its EC2 created), then

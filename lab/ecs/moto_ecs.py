@@ -1,9 +1,9 @@
 """The ECS API as the lab serves it: moto's ECS, with what moto leaves out put back in front of it.
 
-moto keeps ECS as data only (FACTS.md section 6): it places a task by its own loose rules, drops a
-task silently on a port clash, schedules nothing for a service, and has no `SubmitTaskStateChange`
-(the call the real ECS container agent reports task state with). `EcsFront` is a WSGI layer in
-front of moto's app, in the same process, that:
+moto keeps ECS as data only (docs/control_plane.md#moto-and-localstack-as-found): it places a task by its own
+loose rules, drops a task silently on a port clash, schedules nothing for a service, and has no
+`SubmitTaskStateChange` (the call the real ECS container agent reports task state with). `EcsFront` is a WSGI
+layer in front of moto's app, in the same process, that:
 
 - answers `RunTask`/`StartTask` with the lab's placement (`lab.ecs.scheduler`): refused
   placements come back in `failures` with ECS's reasons (RESOURCE:MEMORY, RESOURCE:PORTS, ...);

@@ -60,7 +60,8 @@ def agent_task_definition(stack: Stack) -> dict:
     if stack.has("fips"):
         # As the docs' FIPS definition has it: the proxy on the agent's own 127.0.0.1. The local
         # backend's FIPS proxy stand-in sits on each instance's agent "localhost", which the
-        # redirects substitute for 127.0.0.1 (design.md).
+        # redirects substitute for 127.0.0.1
+        # (docs/local_backend.md#an-instances-network-namespaces-on-loopback).
         env.update({"DD_FIPS_ENABLED": "true", "DD_FIPS_PORT_RANGE_START": str(p.fips_start),
                     "DD_FIPS_LOCAL_ADDRESS": "127.0.0.1", "DD_FIPS_HTTPS": "false"})
     env.update({k: v for k, v in stack.agent_env.items() if k not in _PER_INSTANCE_ENV})

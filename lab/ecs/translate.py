@@ -53,7 +53,7 @@ HONOURED_TASK_FIELDS = frozenset({
 _DESCRIBE_KEYS = frozenset({"taskDefinitionArn", "revision", "status", "requiresAttributes",
                             "compatibilities", "registeredAt", "registeredBy", "deregisteredAt"})
 
-# Where the agent sends data, by env name (FACTS.md section 2): every one is redirected.
+# Where the agent sends data, by env name (docs/agent_contract.md#intake-urls): every one is redirected.
 INTAKE_URL_KEYS = ("DD_DD_URL", "DD_APM_DD_URL", "DD_PROCESS_CONFIG_PROCESS_DD_URL",
                    "DD_LOGS_CONFIG_LOGS_DD_URL", "DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL",
                    "DD_APM_PROFILING_DD_URL", "DD_APM_TELEMETRY_DD_URL")
@@ -83,7 +83,7 @@ class Redirects:
     egress_proxy_url: str | None = None
     ecs_agent_url: str | None = None
     imds_url: str | None = None
-    agent_localhost: str | None = None  # LAB_AGENT_LOCALHOST (design.md, local backend)
+    agent_localhost: str | None = None  # LAB_AGENT_LOCALHOST (docs/local_backend.md)
     private_ip: str | None = None  # the instance's IP: reachable only through published host ports
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -234,7 +234,7 @@ def _ports(c: dict, network_mode: str) -> list[PortSpec]:
 def _reachable_on_host(c: dict, env: dict[str, str], network_mode: str) -> bool:
     """Can an app on the instance reach this agent at the instance's IP? In bridge mode only through
     a published hostPort (the docs' 8126/tcp and 8125/udp mappings); in host mode always; in awsvpc
-    the agent has its own ENI address instead (FACTS.md section 1)."""
+    the agent has its own ENI address instead (docs/agent_contract.md#the-agent-task-on-ecs)."""
     if network_mode == "host":
         return True
     if network_mode == "awsvpc":

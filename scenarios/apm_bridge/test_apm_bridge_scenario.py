@@ -1,9 +1,10 @@
 """apm_bridge: traces from every DD_AGENT_HOST variant reach the intake through the instance's agent.
 
-An app container in bridge mode finds the agent at the EC2 host's private IP (FACTS.md section 1),
-learned by one of the docs' variants (IMDSv1/IMDSv2 curl line, container metadata file, in code).
-Each test checks both hops: tracer -> agent (the agent's receiver counts grow) and agent -> intake
-(an AgentPayload with hostname = the IMDS instance-id, service/env/version and the ECS tags).
+An app container in bridge mode finds the agent at the EC2 host's private IP
+(docs/agent_contract.md#the-agent-task-on-ecs), learned by one of the docs' variants (IMDSv1/IMDSv2 curl line,
+container metadata file, in code). Each test checks both hops: tracer -> agent (the agent's receiver counts
+grow) and agent -> intake (an AgentPayload with hostname = the IMDS instance-id, service/env/version and the
+ECS tags).
 """
 
 from __future__ import annotations

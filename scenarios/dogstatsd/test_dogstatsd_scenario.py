@@ -1,6 +1,6 @@
 """dogstatsd: custom metrics sent over 8125/udp to the instance's private IP arrive with ECS tags;
 with DD_DOGSTATSD_NON_LOCAL_TRAFFIC off they do not, because the agent then listens only on its own
-localhost, which an app container in bridge mode cannot reach (FACTS.md section 1).
+localhost, which an app container in bridge mode cannot reach (docs/agent_contract.md#the-agent-task-on-ecs).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """fips: with the docs' FIPS settings (DD_FIPS_ENABLED=true, DD_FIPS_PORT_RANGE_START=9803,
 DD_FIPS_LOCAL_ADDRESS=<the agent's loopback>, DD_FIPS_HTTPS=false) every data type leaves the agent
 on its own proxy port (9804 metrics, 9805 traces, 9807 processes), nothing goes to the intake
-directly, and a non-loopback DD_FIPS_LOCAL_ADDRESS is refused at config load (FACTS.md section 3).
+directly, and a non-loopback DD_FIPS_LOCAL_ADDRESS is refused at config load
+(docs/agent_contract.md#fips-mode).
 """
 
 from __future__ import annotations

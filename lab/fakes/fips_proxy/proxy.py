@@ -109,7 +109,7 @@ class FipsProxy:
         return self.url_for("stats")
 
     def agent_env(self) -> dict[str, str]:
-        """The agent settings that point it at this proxy (FACTS.md section 3)."""
+        """The agent settings that point it at this proxy (docs/agent_contract.md#fips-mode)."""
         return {"DD_FIPS_ENABLED": "true", "DD_FIPS_PORT_RANGE_START": str(self.port_range_start),
                 "DD_FIPS_LOCAL_ADDRESS": self.local_address, "DD_FIPS_HTTPS": "false"}
 

@@ -57,7 +57,7 @@ def one_run(cp: ControlPlane, n: int, runner_kind: str, subnet_octet: int) -> fl
     with ExitStack() as stack:
         if runner_kind == "local":
             from lab.backends.local import LocalBackend
-            from lab.backends.stack import Ports, Stack
+            from lab.stack import Ports, Stack
             from lab.ecs.local_backend import attach_instance, redirects_for
 
             st = Stack(instances=0, apps=(), subnet=f"127.{subnet_octet}", ports=Ports.ephemeral(),

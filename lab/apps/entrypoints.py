@@ -29,7 +29,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 
-from lab.backends.base import LAB_IMAGE
+from lab.tasks import LAB_IMAGE
 
 METADATA_ENDPOINT_ENV = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 METADATA_FILE_ENV = "ECS_CONTAINER_METADATA_FILE"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from lab.backends.base import LAB_IMAGE
+from lab.tasks import LAB_IMAGE, InstanceEndpoints
 
 LABEL = "ecs-agent-lab"
 RUN_LABEL = "ecs-agent-lab.run"
@@ -96,6 +96,16 @@ class Topology:
     @property
     def ecs_agent_url(self) -> str:
         return f"http://{TASK_METADATA_IP}:{INTROSPECTION_PORT}"
+
+    def instance_endpoints(self, egress_proxy: bool) -> InstanceEndpoints:
+        """The lab's services as an agent container on any instance reaches them. The agent has its
+        own network namespace, so 127.0.0.1 and 0.0.0.0 mean what they say; 169.254.x is the lab's own
+        link-local network (which the emulated agent otherwise refuses to call)."""
+        return InstanceEndpoints(intake_url=self.intake_url,
+                                 egress_proxy_url=self.egress_proxy_url if egress_proxy else None,
+                                 ecs_agent_url=self.ecs_agent_url,
+                                 extra_env={"AWS_EXECUTION_ENV": "AWS_ECS_EC2",
+                                            "LAB_AGENT_ALLOW_LINK_LOCAL_IMDS": "1"})
 
     @property
     def host_intake_url(self) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.backends.base import LAB_IMAGE
+from lab.tasks import LAB_IMAGE
 
 BASE_IMAGE = "ecs-agent-lab/debian:bookworm"
 DEBIAN_SUITE = "bookworm"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datadog.dogstatsd import DogStatsd
 
-from lab.backends.stack import DEFAULT_FEATURES
+from lab.stack import DEFAULT_FEATURES
 from lab.world import wait_until
 
 METRIC = "ecs_lab.app.work.done"

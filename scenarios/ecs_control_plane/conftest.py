@@ -92,7 +92,7 @@ class EcsLab:
 def start_ecs_lab() -> tuple[EcsLab, contextlib.ExitStack]:
     """The lab and the ExitStack whose close stops it (the control plane, then the backend)."""
     from lab.backends.local import LocalBackend
-    from lab.backends.stack import Ports, Stack
+    from lab.stack import Ports, Stack
     from lab.ecs.cluster import EcsCluster
     from lab.ecs.local_backend import attach_instance, redirects_for
     from lab.fakes.intake.client import IntakeClient

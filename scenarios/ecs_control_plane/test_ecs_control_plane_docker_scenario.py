@@ -30,7 +30,7 @@ def docker_ecs(tmp_path_factory, exclusive_docker_engine):
         # Docker scenarios fail, never skip, without an engine: CI installs one (.ci/docker-engine.sh).
         pytest.fail(f"no docker engine: {exc}; start one with `bash .ci/docker-engine.sh`")
     from lab.backends.docker import DockerBackend
-    from lab.backends.stack import Ports, Stack
+    from lab.stack import Ports, Stack
     from lab.ecs.cluster import EcsCluster
     from lab.world import Cluster, World
 

@@ -11,9 +11,9 @@ from datetime import datetime
 
 import pytest
 
-from lab.backends.base import ContainerSpec
+from lab.tasks import ContainerSpec
 from lab.backends.process import ProcessExited
-from lab.backends.stack import DEFAULT_FEATURES
+from lab.stack import DEFAULT_FEATURES
 from lab.pytest_plugin import intake_client
 from lab.world import Container, Task, wait_until
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import lab.apps.entrypoints as ep
 from lab.apps.cli import app as app_cli
-from lab.backends.base import LAB_IMAGE
+from lab.tasks import LAB_IMAGE
 
 TASKDEFS = Path(ep.__file__).parent / "taskdefs"
 

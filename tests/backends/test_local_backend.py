@@ -9,9 +9,9 @@ import urllib.request
 import psutil
 import pytest
 
-from lab.backends.base import LAB_IMAGE, ContainerSpec, HealthCheck
+from lab.tasks import LAB_IMAGE, ContainerSpec, HealthCheck
 from lab.backends.local import LocalBackend, UnknownImage
-from lab.backends.stack import Ports, Stack
+from lab.stack import Ports, Stack
 from lab.pytest_plugin import free_subnet
 from lab.world import Container, Task, wait_until
 

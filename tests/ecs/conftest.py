@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from lab.backends.base import ContainerSpec, UnsupportedField
+from lab.tasks import ContainerSpec, UnsupportedField
 from lab.ecs.control_plane import ControlPlane
 from lab.world import Cluster, ContainerInstance, Task, World
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from lab.backends.base import LAB_IMAGE, ContainerSpec
+from lab.tasks import LAB_IMAGE, ContainerSpec
 from lab.ecs.docker_backend import DockerTaskRunner
 from lab.ecs.docker_backend import redirects_for as docker_redirects
 from lab.ecs.translate import container_specs

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.backends.base import UnsupportedField
+from lab.tasks import UnsupportedField
 from lab.ecs.instance_agent import InstanceAgent
 from lab.ecs.translate import (
     LAB_SITE,

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from lab.backends.stack import DEFAULT_FEATURES, Stack
+from lab.stack import DEFAULT_FEATURES, Stack
 from lab.ecs import taskdef
 from lab.ecs.stack_services import (
     AGENT_SERVICE,
@@ -154,7 +154,7 @@ def test_the_agent_task_definition_is_the_docs_file_with_the_stacks_features_and
 
 def test_a_stack_task_the_cluster_cannot_start_fails_start_up_with_ecs_reason(tmp_path):
     from lab.backends.local import LocalBackend
-    from lab.backends.stack import Ports
+    from lab.stack import Ports
 
     subnet = free_subnet()
     stack = Stack(apps=(), agent_image="example.com/not-an-agent:1", subnet=subnet,

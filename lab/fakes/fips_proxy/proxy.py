@@ -253,3 +253,29 @@ class FipsProxy:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class FipsProxyRecords:
+    """A running stand-in's records, read from its stats port (`/ecs-lab/records`): the same
+    `records`, `records_for`, `misrouted` as `FipsProxy`, for one that runs in another process."""
+
+    def __init__(self, stats_url: str, timeout: float = 5.0) -> None:
+        self.stats_url = stats_url.rstrip("/")
+        self.timeout = timeout
+
+    @property
+    def records(self) -> list[ForwardRecord]:
+        import json
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{self.stats_url}/ecs-lab/records", timeout=self.timeout) as resp:
+            rows = json.load(resp)
+        return [ForwardRecord(**{**row, "expected_routes": tuple(row.get("expected_routes") or ())})
+                for row in rows]
+
+    def records_for(self, route_name: str) -> list[ForwardRecord]:
+        return [r for r in self.records if r.route == route_name]
+
+    def misrouted(self) -> list[ForwardRecord]:
+        return [r for r in self.records if r.misrouted]

@@ -282,8 +282,7 @@ def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | 
         "agent_env": dict(agent_env or {}),
         "run_dir": run_dir or Path(os.environ.get("LAB_HOME", ".lab")) / "pytest" / subnet.replace(".", "-"),
     }
-    if cluster:
-        kwargs["cluster"] = cluster
+    kwargs["cluster"] = cluster or f"ecs-lab-{subnet.replace('.', '-')}"
     if apps is not None:
         kwargs["apps"] = apps
     ecs_lab = EcsLab(Stack(**kwargs), backend=backend_name)

@@ -213,6 +213,7 @@ class DockerBackend:
         self.app_tasks: dict[str, Task] = {}
         self._next_address: dict[int, int] = {}
         self._next_host_port: dict[int, int] = {}
+        self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log copy
         self._routes: dict[str, str] = {}
         self.started_in: float | None = None
         self._lock_file = None
@@ -499,6 +500,7 @@ class DockerBackend:
                 cid = running.container_ids[c.name]
                 self.client.api.start(cid)
                 self._follow_logs(self.log_name(task, c), cid)
+                self._log_paths[(task.arn, c.name)] = self.log_path(self.log_name(task, c))
                 c.pid = self.client.api.inspect_container(cid)["State"]["Pid"] or None
                 if mode == "bridge":
                     c.ipv4_addresses = [self._ip_on(cid, f"instance{n}")]
@@ -756,10 +758,11 @@ class DockerBackend:
         return api.exec_inspect(exec_id)["ExitCode"], result.get("output", "")
 
     def container_logs(self, task_arn: str, container: str, lines: int = 50) -> str:
-        with self._lock:
-            running = self.tasks.get(task_arn)
-        cid = running.container_ids.get(container) if running else None
-        return self.logs(cid, lines) if cid else ""
+        """The container's output, also after its task stopped (the copy `_follow_logs` keeps)."""
+        from lab.backends.process import tail_file
+
+        path = self._log_paths.get((task_arn, container))
+        return tail_file(path, lines) if path and path.exists() else ""
 
     def run_in_instance(self, n: int, argv: list[str], *, timeout: float = 60,
                         env: dict[str, str] | None = None) -> tuple[int, str]:

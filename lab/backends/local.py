@@ -125,6 +125,7 @@ class LocalBackend:
         self._monitor: threading.Thread | None = None
         self.started_in: float | None = None
         self._container_seq = 0
+        self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log, kept after stop
 
     # -- owner lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> LocalBackend:
@@ -330,10 +331,11 @@ class LocalBackend:
             # shows ECS services; more containers add their names.
             single = len(task.containers) == 1 or spec.name == "app"
             proc_name = task.service_name if single else f"{task.service_name}-{spec.name}"
-        elif is_agent_image(spec.image):
+        elif is_agent_image(spec.image) and task.service_name == AGENT_SERVICE:
             proc_name = f"agent-{instance.index}"
         proc = ManagedProcess(proc_name, argv, env=env, log_dir=self.run_dir, cwd=spec.working_directory,
                               ready=ready, ready_timeout=self.stack.ready_timeout)
+        self._log_paths[(task.arn, spec.name)] = proc.log_path
         proc.start()
         if is_fips_proxy_image(spec.image):
             self.fips_proxies[instance.index] = FipsProxyRecords(
@@ -587,10 +589,8 @@ class LocalBackend:
     def container_logs(self, task_arn: str, container: str, lines: int = 50) -> str:
         from lab.backends.process import tail_file
 
-        with self._lock:
-            rt = self.tasks.get(task_arn)
-        rc = next((c for c in rt.containers if c.spec.name == container), None) if rt else None
-        return tail_file(rc.process.log_path, lines) if rc else ""
+        path = self._log_paths.get((task_arn, container))
+        return tail_file(path, lines) if path else ""
 
     def _write_shims(self) -> None:
         """`agent` and `python` on the containers' PATH, as the agent image and lab image have them."""

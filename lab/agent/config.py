@@ -1,7 +1,7 @@
 """The emulated agent's configuration: the ONE place that knows the agent's `DD_*` names and defaults.
 
 `AgentConfig.from_env(os.environ)` reads the same environment as `public.ecr.aws/datadog/agent`
-(FACTS.md sections 1-3) and resolves every intake URL the way the agent does:
+(docs/agent.md, "What it honours") and resolves every intake URL the way the agent does:
 
 - a `*_DD_URL` override is used as given (DataDog/datadog-agent pkg/config/utils/endpoints.go,
   `GetMainEndpoint`: "value under ddURLKey takes precedence over 'site'");
@@ -13,7 +13,7 @@
   agent's warning (pkg/config/setup/config.go `setupFipsEndpoints`). A non-loopback local address
   fails the load with the agent's own message.
 
-Lab-only variables (design.md): `LAB_AGENT_LOCALHOST` (what 127.0.0.1 is inside the agent's own
+Lab-only variables: `LAB_AGENT_LOCALHOST` (what 127.0.0.1 is inside the agent's own
 network namespace; default 127.0.0.1), `LAB_AGENT_HOST_ADDRESSES` (comma list standing for "all
 interfaces"; default 0.0.0.0), `LAB_AGENT_FLUSH_INTERVAL` (DogStatsD/metrics flush, seconds,
 default 1 instead of the agent's 15), `LAB_AGENT_TRACE_FLUSH_INTERVAL` (default 1 instead of 5),
@@ -420,7 +420,7 @@ class AgentConfig:
         return self.container_collection_enabled and not self.process_collection_enabled
 
     def bind_addresses(self, non_local_traffic: bool) -> list[str]:
-        """Where a receiver listens: "localhost" only, or "all interfaces" too (design.md)."""
+        """Where a receiver listens: "localhost" only, or "all interfaces" too (docs/agent.md)."""
         if not non_local_traffic:
             return [self.localhost]
         if "0.0.0.0" in self.host_addresses:

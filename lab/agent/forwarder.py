@@ -1,6 +1,6 @@
 """The forwarder: payload encoding per route, and delivery with retries, backoff and a bounded queue.
 
-Routes and bodies (FACTS.md section 2; pkg/serializer, pkg/trace/writer, pkg/process/runner):
+Routes and bodies (docs/agent.md "What goes out"; pkg/serializer, pkg/trace/writer, pkg/process/runner):
 `/api/v2/series` MetricPayload protobuf, `/api/beta/sketches` SketchPayload, `/api/v1/check_run` and
 `/intake/` JSON, all zstd-compressed like recent agents; `/api/v0.2/traces` AgentPayload protobuf
 gzip; `/api/v0.2/stats` msgpack gzip; `/api/v1/collector` and `/api/v1/container` v3 process

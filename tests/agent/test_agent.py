@@ -288,7 +288,7 @@ def test_run_without_api_key_exits_with_error():
 
 def test_site_traffic_goes_through_dd_proxy_https_and_nowhere_else():
     """DD_SITE on .invalid plus DD_PROXY_HTTPS at a recorder: every https request is a CONNECT to
-    the recorder naming the site-derived host (FACTS.md section 2, the no-egress check)."""
+    the recorder naming the site-derived host (the no-egress check)."""
     import threading
 
     seen: list[str] = []

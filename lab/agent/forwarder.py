@@ -152,6 +152,7 @@ class EndpointCounters:
     bytes: int = 0
     last_status: int | None = None
     last_error: str = ""
+    http_errors: dict[int, int] = field(default_factory=dict)  # status >= 400 -> count
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -248,6 +249,8 @@ class Forwarder:
             async with self._session.post(txn.url, data=txn.body, headers=headers, proxy=proxy) as resp:
                 reply = await resp.read()
                 c.last_status = resp.status
+                if resp.status >= 400:
+                    c.http_errors[resp.status] = c.http_errors.get(resp.status, 0) + 1
                 if 200 <= resp.status < 300:
                     c.sent += 1
                     c.bytes += len(txn.body)

@@ -29,7 +29,7 @@ from lab.agent_images import (
 from lab.fakes.intake.client import IntakeClient
 from lab.world import wait_until
 
-from .conftest import METRICS_HOST, SITE, free_loopback_address, free_port, send_metric, send_trace
+from .traffic import METRICS_HOST, SITE, free_loopback_address, free_port, send_metric, send_trace
 
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -115,8 +115,42 @@ def local_command(image: str, env: Mapping[str, str]) -> LocalAgentCommand | Non
                              int(env.get("DD_APM_RECEIVER_PORT", "8126") or 8126))
 
 
-def not_offered(what: str, version: str, endpoints: list[str] | None) -> str:
-    """The sentence a scenario reports for a feature an agent kind does not offer (never a failure)."""
-    from lab.serverless_compat import not_offered as sentence
+# What each kind offers, by the feature names scenarios check (docs/agents.md has the sources).
+# The emulated and the real agent offer them all; serverless-compat only these.
+SERVERLESS_COMPAT_OFFERS = frozenset({
+    "traces.v0.4",          # PUT/POST /v0.4/traces -> DD_APM_DD_URL/api/v0.2/traces
+    "apm.client_stats",     # /v0.6/stats (tracer-computed) -> /api/v0.2/stats
+    "apm.info",             # /info (endpoints, client_drop_p0s, peer_tags, config ports)
+    "dogstatsd.receive",    # UDP 8125 on every interface
+})
+FEATURES = frozenset({
+    *SERVERLESS_COMPAT_OFFERS,
+    "traces.v0.5", "apm.agent_stats", "apm.evp_proxy", "apm.telemetry_proxy", "apm.remote_config",
+    "dogstatsd.metrics_to_intake",  # its metric flush goes to https://api.<site> only
+    "metrics.agent_running", "metrics.container", "check_runs", "host_metadata",
+    "processes", "containers", "logs.containers", "ecs.tags", "agent.health", "agent.status",
+    "agent.config", "fips_proxy",
+})
 
-    return sentence(what, version, endpoints)
+
+def offers(kind: str | None, feature: str) -> bool:
+    """Whether an agent kind offers `feature` (a name in FEATURES); unknown names are an error."""
+    if feature not in FEATURES:
+        raise ValueError(f"unknown agent feature {feature!r}; known: {', '.join(sorted(FEATURES))}")
+    if kind == SERVERLESS_COMPAT:
+        return feature in SERVERLESS_COMPAT_OFFERS
+    return True
+
+
+def not_offered_reason(image: str, feature: str, info: dict | None = None) -> str | None:
+    """None when the agent `image` runs offers `feature`; else the sentence a scenario reports (skip),
+    e.g. "processes: not offered by this agent (datadog-serverless-compat 0.19.0, endpoints from
+    /info: /v0.4/traces, ...)". `info` is the agent's /info answer when the scenario has it."""
+    kind = agent_kind(image)
+    if offers(kind, feature):
+        return None
+    from lab.serverless_compat import not_offered
+
+    version = image.split("@", 1)[0].rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else "unknown"
+    endpoints = list((info or {}).get("endpoints") or []) or None
+    return not_offered(feature, version, endpoints)

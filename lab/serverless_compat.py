@@ -118,6 +118,9 @@ def binary_env(env: Mapping[str, str], *, apm_port: int, dogstatsd_port: int,
         raise LaunchError("DD_API_KEY is not set: the trace mini-agent refuses to start without it "
                           "(any non-empty value works against a fake intake)")
     out = {k: v for k, v in env.items() if k not in PLATFORM_MARKERS}
+    # The agent's DD_LOGS_ENABLED means "collect container logs", which the binary cannot do; the
+    # binary's means "open an HTTP log listener on 0.0.0.0:10517": not what an ECS user asked for.
+    out.pop("DD_LOGS_ENABLED", None)
     out[APP_NAME_VAR] = env.get(APP_NAME_VAR) or env.get("DD_SERVICE") or "ecs-agent"
     apm_url = env.get("DD_APM_DD_URL") or env.get("DD_DD_URL")
     if apm_url:

@@ -35,13 +35,13 @@ class EcsCluster:
         self.runner = runner
         self._own_control_plane = control_plane is None
         self.control_plane = control_plane or ControlPlane(host=host, port=port, kind=kind)
-        if redirects_for is None:
-            host = runner
-
+        # A bare TaskRunner (tests, benchmarks) hosts nothing: its tasks run as defined.
+        endpoints = getattr(runner, "instance_endpoints", None)
+        if redirects_for is None and endpoints is not None:
             def redirects_for(inst: ContainerInstance) -> Redirects:
-                return Redirects.for_instance(host.instance_endpoints(inst))
-        self.redirects_for = redirects_for
-        self.on_instance = on_instance or runner.serve_instance
+                return Redirects.for_instance(endpoints(inst))
+        self.redirects_for = redirects_for or (lambda inst: None)
+        self.on_instance = on_instance or getattr(runner, "serve_instance", lambda inst: None)
         self.agent_interval = agent_interval
         self.agents: dict[int, InstanceAgent] = {}
         self._unsubscribe: list[Callable[[], None]] = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab.ecs.translate import is_agent_image, is_fips_proxy_image
+from lab.tasks import is_agent_image, is_fips_proxy_image
 
 _TRUE = {"1", "true", "yes", "on"}
 

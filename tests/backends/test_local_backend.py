@@ -9,11 +9,11 @@ import urllib.request
 import psutil
 import pytest
 
-from lab.tasks import LAB_IMAGE, ContainerSpec, HealthCheck
 from lab.assembly import EcsLab
 from lab.backends.local import UnknownImage
-from lab.stack import Ports, Stack
 from lab.pytest_plugin import free_subnet
+from lab.stack import Ports, Stack
+from lab.tasks import LAB_IMAGE, ContainerSpec, HealthCheck
 from lab.world import Container, Task, wait_until
 
 

@@ -14,16 +14,16 @@ import urllib.request
 
 import pytest
 
-from lab.stack import DEFAULT_FEATURES, Stack
 from lab.ecs import taskdef
+from lab.ecs.agent_env import INTAKE_URL_KEYS
 from lab.ecs.stack_services import (
     AGENT_SERVICE,
     APP_TASKDEF_DIR,
     agent_task_definition,
     app_task_definition,
 )
-from lab.ecs.agent_env import INTAKE_URL_KEYS
 from lab.pytest_plugin import free_subnet
+from lab.stack import DEFAULT_FEATURES, Stack
 
 INSTANCES = 2
 

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from lab.backends.base import AGENT_IMAGE_PREFIXES, LAB_IMAGE
+from lab.tasks import AGENT_IMAGE_PREFIXES, LAB_IMAGE, SERVERLESS_COMPAT_REPOSITORY, repository
 
 EMULATED = "emulated"
 SERVERLESS_COMPAT = "serverless-compat"
@@ -29,15 +29,7 @@ KINDS = (EMULATED, SERVERLESS_COMPAT, DATADOG)
 # What `ecs-lab images build --agent NAME` accepts: the kinds the lab builds an image for.
 BUILDABLE = {"lab": EMULATED, EMULATED: EMULATED, SERVERLESS_COMPAT: SERVERLESS_COMPAT}
 
-SERVERLESS_COMPAT_REPOSITORY = "ecs-agent-lab/agent-serverless-compat"
 LAB_REPOSITORY = LAB_IMAGE.rsplit(":", 1)[0]
-
-
-def _repository(image: str) -> str:
-    """`repo[:tag][@digest]` -> repo (a registry host's port is not a tag)."""
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    return name.rsplit(":", 1)[0] if ":" in last else name
 
 
 def serverless_compat_version() -> str:
@@ -63,17 +55,12 @@ def agent_kind(image: str) -> str | None:
     The lab image counts as the emulated agent only when asked for as an agent; as a task's image it
     is the sample apps, so it is None here and the backends decide from the task.
     """
-    repo = _repository(image)
+    repo = repository(image)
     if repo == SERVERLESS_COMPAT_REPOSITORY:
         return SERVERLESS_COMPAT
     if image.split("@", 1)[0].startswith(AGENT_IMAGE_PREFIXES):
         return DATADOG
     return None
-
-
-def is_agent_image(image: str) -> bool:
-    """True for every image that is an agent of some kind (the backends' `is_agent_image`, widened)."""
-    return agent_kind(image) is not None
 
 
 @dataclass

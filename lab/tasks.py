@@ -24,26 +24,33 @@ LAB_IMAGE = "ecs-agent-lab/lab:latest"
 # Images that are the Datadog Agent, as the Datadog ECS docs name them.
 AGENT_IMAGE_PREFIXES = ("public.ecr.aws/datadog/agent", "datadog/agent", "gcr.io/datadoghq/agent",
                         "docker.io/datadog/agent")
+# The serverless-compat agent image the lab builds (`ecs-lab images build --agent serverless-compat`).
+SERVERLESS_COMPAT_REPOSITORY = "ecs-agent-lab/agent-serverless-compat"
 # Images that are Datadog's FIPS proxy (the docs' FIPS task definition's sidecar).
 FIPS_PROXY_IMAGE_PREFIXES = ("datadog/fips-proxy", "public.ecr.aws/datadog/fips-proxy",
                              "gcr.io/datadoghq/fips-proxy", "docker.io/datadog/fips-proxy")
 
 
-def _repository(image: str) -> str:
-    return image.split("@")[0]
+def repository(image: str) -> str:
+    """`repo[:tag][@digest]` -> repo (a registry host's port is not a tag)."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in last else name
 
 
 def is_agent_image(image: str) -> bool:
-    """A Datadog Agent image (any tag or digest)."""
-    return _repository(image).startswith(AGENT_IMAGE_PREFIXES)
+    """An agent of some kind: a Datadog Agent image (any tag or digest), or an agent the lab builds
+    (`lab.agent_images` says which kind and how each runs)."""
+    repo = repository(image)
+    return repo.startswith(AGENT_IMAGE_PREFIXES) or repo == SERVERLESS_COMPAT_REPOSITORY
 
 
 def is_fips_proxy_image(image: str) -> bool:
-    return _repository(image).startswith(FIPS_PROXY_IMAGE_PREFIXES)
+    return repository(image).startswith(FIPS_PROXY_IMAGE_PREFIXES)
 
 
 def is_lab_image(image: str) -> bool:
-    return _repository(image).split(":")[0] == LAB_IMAGE.split(":")[0]
+    return repository(image) == repository(LAB_IMAGE)
 
 
 @dataclass

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.agent_images import local_command
 from lab.backends.process import (
     ManagedProcess,
     Probe,
@@ -388,8 +389,19 @@ class LocalBackend:
     def _argv_and_probe(self, instance: ContainerInstance, spec: ContainerSpec,
                         env: dict[str, str]) -> tuple[list[str], Probe | None]:
         if is_agent_image(spec.image):
+            kind = local_command(spec.image, env)
             if self.stack.agent_command:
                 argv = ["sh", "-c", self.stack.agent_command]
+            elif kind is not None:
+                # Another agent kind the lab can run as a process (serverless-compat): its own argv,
+                # env, and `agent` command on the container's PATH.
+                argv = kind.argv
+                env.update(kind.env)
+                shim_dir = self.run_dir / "bin" / spec.name / instance.instance_id
+                shim_dir.mkdir(parents=True, exist_ok=True)
+                (shim_dir / "agent").write_text("#!/bin/sh\n" + kind.agent_shim)
+                (shim_dir / "agent").chmod(0o755)
+                env["PATH"] = os.pathsep.join([str(shim_dir), env.get("PATH", "")])
             elif spec.entry_point or spec.command:
                 argv = [*(spec.entry_point or []), *(spec.command or [])]
             else:

@@ -8,13 +8,13 @@ from lab.agent_images import (
     DATADOG,
     SERVERLESS_COMPAT,
     agent_kind,
-    is_agent_image,
     not_offered_reason,
     offers,
     serverless_compat_image,
     serverless_compat_version,
 )
 from lab.serverless_compat import APP_NAME_VAR, LaunchError, binary_env
+from lab.tasks import is_agent_image
 
 
 def test_kinds_by_image():

@@ -1,10 +1,11 @@
 """The lab's AWS control plane on :4566: embedded moto (default) or a LocalStack Pro container.
 
 Embedded moto serves ECS, EC2, Secrets Manager, SSM, IAM and STS in this process
-(`ThreadedMotoServer`), with `lab.ecs.moto_ecs.EcsFront` in front of its ECS (placement with
+(`ThreadedMotoServer`), with `lab.ecs.front.EcsFront` in front of its ECS (placement with
 ECS's failure reasons, `SubmitTaskStateChange`) and the ECS service scheduler running beside it.
-Task state transitions are pinned (FACTS.md section 6): by default moto advances a task one step
-per describe, which would let a `describe-tasks` loop "stop" a task nobody stopped.
+Task state transitions are pinned (moto's state manager, `/moto-api/state-manager`): by default
+moto advances a task one step per describe, which would let a `describe-tasks` loop "stop" a task
+nobody stopped.
 
 Container instances are registered as the ECS agent registers them: an EC2 instance exists first
 (moto's `RegisterContainerInstance` needs the `instanceId` of an instance its EC2 created), then
@@ -28,8 +29,11 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from lab.ecs.assignments import ASSIGNMENTS
 from lab.ecs.client import ControlPlaneClients
-from lab.ecs.moto_ecs import ASSIGNMENTS, ECS_LOCK, EcsFront, MotoEcs, ServiceScheduler
+from lab.ecs.front import EcsFront
+from lab.ecs.moto_model import ECS_LOCK, MotoEcs
+from lab.ecs.service_scheduler import ServiceScheduler
 from lab.serving import check_free
 from lab.world import DEFAULT_CLUSTER, DEFAULT_REGION, ContainerInstance, World, wait_until
 
@@ -284,4 +288,4 @@ class ControlPlane:
             self.service_scheduler.reconcile()
 
 
-__all__ = ["ControlPlane", "ControlPlaneError", "DEFAULT_PORT", "ECS_LOCK", "LOCALSTACK_IMAGE"]
+__all__ = ["ControlPlane", "ControlPlaneError", "DEFAULT_PORT", "LOCALSTACK_IMAGE"]

@@ -19,6 +19,10 @@ from lab.world import DEFAULT_ACCOUNT, DEFAULT_REGION
 
 # One lock for every ECS call and every reconcile: moto's backend is plain dicts, not thread-safe.
 ECS_LOCK = threading.RLock()
+# ECS's task states before RUNNING: what `pendingTasksCount` counts (developer guide, "task lifecycle").
+PENDING_STATES = ("PROVISIONING", "PENDING", "ACTIVATING")
+# Capacity providers that run tasks on AWS-managed capacity, not on container instances.
+FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 
 
 def ecs_backend(region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT) -> Any:
@@ -74,16 +78,22 @@ class MotoEcs:
     # -- writes ---------------------------------------------------------------------------------
     def start_on(self, cluster_name: str, task_definition: str, instance_arns: list[str], *,
                  started_by: str = "", group: str | None = None, overrides: dict | None = None,
-                 tags: list | None = None) -> list[Any]:
-        """Create tasks on the given instances, in PENDING, one moto container per definition."""
+                 tags: list | None = None, launch_type: str = "EC2",
+                 capacity_provider: str | None = None) -> list[Any]:
+        """Create tasks on the given instances, in PENDING, one moto container per definition.
+
+        ECS sets `launchType` or `capacityProviderName`, never both: a task placed through a
+        capacity provider strategy names its provider and has no launch type."""
         from moto.ecs.models import Container
 
         b = self.backend
         tasks = b.start_task(cluster_name, task_definition, instance_arns, overrides or {}, started_by,
-                             tags, group)
+                             tags or [], group)
         td = b.describe_task_definition(task_definition)
         for t in tasks:
             t.last_status = "PENDING"
+            t.capacity_provider_name = capacity_provider
+            t.launch_type = "" if capacity_provider else launch_type
             containers = []
             for cdef in td.container_definitions:
                 c = Container(td)
@@ -98,6 +108,68 @@ class MotoEcs:
         if tasks:
             ASSIGNMENTS.publish()
         return tasks
+
+    def recount(self) -> None:
+        """Set every cluster's and container instance's task counters from the tasks themselves.
+
+        moto moves its counters by its own rules (a task it never started RUNNING is counted
+        running, a `StopTask` of a PENDING task takes one off running: -1), and the lab's tasks
+        start PENDING and change state through instance agents. Counting the tasks at each read is
+        the one rule that cannot drift from what `describe-tasks` says."""
+        b = self.backend
+        for cluster in b.clusters.values():
+            tasks = list(b.tasks.get(cluster.name, {}).values())
+            cluster.running_tasks_count = sum(1 for t in tasks if t.last_status == "RUNNING")
+            cluster.pending_tasks_count = sum(1 for t in tasks if t.last_status in PENDING_STATES)
+            for ci in b.container_instances.get(cluster.name, {}).values():
+                mine = [t for t in tasks if t.container_instance_arn == ci.container_instance_arn]
+                ci.running_tasks_count = sum(1 for t in mine if t.last_status == "RUNNING")
+                ci.pending_tasks_count = sum(1 for t in mine if t.last_status in PENDING_STATES)
+
+    # -- surviving moto's reset ------------------------------------------------------------------
+    def snapshot(self, cluster_names: Iterable[str]) -> dict[str, Any]:
+        """The records of the given clusters as moto holds them: what `restore` puts back after a
+        `/moto-api/reset` (the objects themselves, taken before moto drops its backends)."""
+        from moto.ec2.models import ec2_backends
+
+        b = self.backend
+        names = [n for n in cluster_names if n in b.clusters]
+        services = {k: v for k, v in b.services.items() if v.cluster_name in names}
+        tasks = {n: dict(b.tasks.get(n, {})) for n in names}
+        instances = {n: dict(b.container_instances.get(n, {})) for n in names}
+        used = {s.task_definition for s in services.values()} | {
+            t.task_definition_arn for ts in tasks.values() for t in ts.values()}
+        taskdefs = {fam: {rev: td for rev, td in revs.items() if td.arn in used}
+                    for fam, revs in b.task_definitions.items()}
+        ec2_ids = {ci.ec2_instance_id for cis in instances.values() for ci in cis.values()}
+        ec2 = ec2_backends[self.account][self.region]
+        reservations = {rid: r for rid, r in ec2.reservations.items()
+                        if any(i.id in ec2_ids for i in r.instances)}
+        return {"clusters": {n: b.clusters[n] for n in names}, "services": services, "tasks": tasks,
+                "instances": instances, "taskdefs": {f: r for f, r in taskdefs.items() if r},
+                "settings": dict(b.account_settings), "reservations": reservations}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Put a `snapshot` back into moto's fresh backends, pointing each record at them."""
+        from moto.ec2.models import ec2_backends
+
+        b = self.backend
+        b.account_settings.update(snap["settings"])
+        b.clusters.update(snap["clusters"])
+        b.services.update(snap["services"])
+        for name, tasks in snap["tasks"].items():
+            b.tasks.setdefault(name, {}).update(tasks)
+        for name, cis in snap["instances"].items():
+            b.container_instances.setdefault(name, {}).update(cis)
+        for fam, revs in snap["taskdefs"].items():
+            b.task_definitions.setdefault(fam, {}).update(revs)
+        # Records reach their backend through `_backend` (task ARNs follow its account settings).
+        records = [*snap["services"].values(), *(t for ts in snap["tasks"].values() for t in ts.values()),
+                   *(c for cis in snap["instances"].values() for c in cis.values())]
+        for record in records:
+            if hasattr(record, "_backend"):
+                record._backend = b
+        ec2_backends[self.account][self.region].reservations.update(snap["reservations"])
 
     def find_task(self, task: str) -> tuple[str, Any] | None:
         tid = task.rsplit("/", 1)[-1]

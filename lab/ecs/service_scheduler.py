@@ -61,7 +61,19 @@ class ServiceScheduler:
             for svc in list(b.services.values()):
                 self._reconcile_service(svc)
 
+    def _task_tags(self, svc: Any) -> list[dict]:
+        """The tags a service's tasks get: its own or its task definition's, by `propagateTags`."""
+        if svc.propagate_tags == "SERVICE":
+            return list(svc.tags or [])
+        if svc.propagate_tags == "TASK_DEFINITION":
+            return list(self.ecs.backend.describe_task_definition(svc.task_definition).tags or [])
+        return []
+
     def _reconcile_service(self, svc: Any) -> None:
+        # With an EXTERNAL or CODE_DEPLOY controller the service's tasks come from its task sets,
+        # which their owner creates (CreateTaskSet); ECS's scheduler launches none of its own.
+        if (svc.deployment_controller or {}).get("type", "ECS") != "ECS":
+            return
         group = f"service:{svc.name}"
         cluster = svc.cluster_name
         mine = [t for t in self.ecs.live_tasks(cluster) if t.group == group]
@@ -95,7 +107,7 @@ class ServiceScheduler:
                 if not self._may_launch(svc, view.arn):
                     continue
                 self.ecs.start_on(cluster, svc.task_definition, [view.arn], started_by=started_by,
-                                  group=group)
+                                  group=group, tags=self._task_tags(svc))
         else:
             missing = svc.desired_count - len(mine)
             if running and len(running) == len(mine):
@@ -104,7 +116,7 @@ class ServiceScheduler:
                 placement = scheduler.place(needs, views, missing, group=group)
                 if placement.placed:
                     self.ecs.start_on(cluster, svc.task_definition, placement.placed,
-                                      started_by=started_by, group=group)
+                                      started_by=started_by, group=group, tags=self._task_tags(svc))
                 if placement.failures and len(placement.placed) < missing:
                     self._event(svc, placement.service_event(svc.name)
                                 or scheduler.Placement(failures=placement.failures).service_event(svc.name))

@@ -201,7 +201,9 @@ class EcsLab:
                       f"in cluster {name}")
 
     def _deploy(self, cp: ControlPlane) -> None:
-        self.deployment = deploy_stack(cp.clients.ecs, self.stack, self.world.cluster.name)
+        # The sample apps on instance 1, as the scenarios expect (one app per DD_AGENT_HOST variant).
+        self.deployment = deploy_stack(cp.clients.ecs, self.stack, self.world.cluster.name,
+                                       apps_on=self.world.instance(1).instance_id)
         apps = f" and {len(self.deployment.app_services)} app service(s)" if self.stack.apps else ""
         self.progress(f"deployed DAEMON service {self.deployment.agent_service}{apps}")
         cp.reconcile_services()
@@ -283,6 +285,14 @@ class EcsLab:
         instances, agents, apps and processes, the control plane's, and which agent ran."""
         out = self.backend.status()
         out["started_in"] = self.started_in
+        describe = getattr(self.backend, "agent_describe", None)
+        out["agent_runs_as"] = describe() if describe else None
+        problems: list[str] = []
+        if self.control_plane is not None:
+            problems.extend(self.control_plane.problems())
+        # A lab that has a problem is not ready, whatever it said before (`ecs-lab status`, attach).
+        out["problems"] = problems
+        out["ready"] = not problems
         if self.cluster is not None:
             out.update(self.cluster.status())
             try:

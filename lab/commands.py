@@ -78,6 +78,10 @@ def print_status(state: dict, console=None) -> None:
     for key in ("intake_url", "task_metadata_url", "egress_proxy_url"):
         if state.get(key):
             table.add_row(key, state[key])
+    if state.get("agent_runs_as"):
+        table.add_row("agent images run as", state["agent_runs_as"])
+    for problem in state.get("problems") or []:
+        table.add_row("[red]problem[/]", problem)
     for inst in state.get("instances", []):
         n = inst["index"]
         table.add_row(f"instance {n}", f"{inst['instance_id']} ({inst['private_ip']})")

@@ -69,7 +69,7 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
     try:
         with lab:
             status = lab.status()
-            status.update({"pid": os.getpid(), "ready": True, "state_file": str(state),
+            status.update({"pid": os.getpid(), "state_file": str(state),
                            "stack": json.loads(stack_to_json(stack))})
             _write_atomic(state, status)
             if on_ready:
@@ -88,7 +88,7 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
                 if time.monotonic() - last > 2:
                     last = time.monotonic()
                     refreshed = lab.status()
-                    refreshed.update({k: status[k] for k in ("pid", "ready", "state_file", "stack")})
+                    refreshed.update({k: status[k] for k in ("pid", "state_file", "stack")})
                     _write_atomic(state, refreshed)
     except _Stop:
         progress("stopping the lab")
@@ -104,7 +104,7 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
         lab.stop()
         try:
             current = json.loads(state.read_text())
-            if current.get("pid") == os.getpid() and current.get("ready", False):
+            if current.get("pid") == os.getpid() and "error" not in current:
                 state.unlink()
         except (OSError, ValueError):
             pass

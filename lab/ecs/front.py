@@ -270,8 +270,19 @@ class EcsFront:
         return launch if isinstance(launch, list) else None
 
     def _CreateService(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
-        return (self._refuses_capacity(ecs, p, start_response)
-                or self._passthrough(environ, body, start_response))
+        refused = self._refuses_capacity(ecs, p, start_response)
+        if refused:
+            return refused
+        status, headers, out = self._forward(environ, body)
+        # moto keeps neither of these on a service; ECS's service scheduler places by them.
+        if status.startswith("200"):
+            cluster = str(p.get("cluster") or "default").rsplit("/", 1)[-1]
+            svc = ecs.backend.services.get(f"{cluster}:{p.get('serviceName')}")
+            if svc is not None:
+                svc.lab_placement_constraints = list(p.get("placementConstraints") or [])
+                svc.lab_placement_strategy = list(p.get("placementStrategy") or [])
+        start_response(status, headers)
+        return [out]
 
     def _CreateTaskSet(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
         refused = self._refuses_capacity(ecs, p, start_response)

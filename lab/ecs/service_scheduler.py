@@ -113,7 +113,9 @@ class ServiceScheduler:
             if running and len(running) == len(mine):
                 self._launches.pop((svc.arn, ""), None)
             if missing > 0 and self._may_launch(svc, ""):
-                placement = scheduler.place(needs, views, missing, group=group)
+                placement = scheduler.place(needs, views, missing, group=group,
+                                            constraints=getattr(svc, "lab_placement_constraints", ()),
+                                            strategy=getattr(svc, "lab_placement_strategy", ()))
                 if placement.placed:
                     self.ecs.start_on(cluster, svc.task_definition, placement.placed,
                                       started_by=started_by, group=group, tags=self._task_tags(svc))

@@ -102,9 +102,12 @@ class StackDeployment:
         return [self.agent_service, *self.app_services.values()]
 
 
-def deploy_stack(ecs: Any, stack: Stack, cluster: str | None = None) -> StackDeployment:
+def deploy_stack(ecs: Any, stack: Stack, cluster: str | None = None,
+                 apps_on: str | None = None) -> StackDeployment:
     """Register the stack's task definitions and create its services on `ecs` (a boto3 ECS client
-    of the control plane), exactly as `aws ecs register-task-definition` / `create-service` do."""
+    of the control plane), exactly as `aws ecs register-task-definition` / `create-service` do.
+    `apps_on`: the EC2 instance id the sample apps are placed on (a service placement constraint),
+    so a scenario knows which instance's agent they report through."""
     cluster = cluster or stack.cluster
     out = StackDeployment(cluster=cluster)
     td = ecs.register_task_definition(**agent_task_definition(stack))["taskDefinition"]
@@ -114,8 +117,10 @@ def deploy_stack(ecs: Any, stack: Stack, cluster: str | None = None) -> StackDep
     for variant in stack.apps:
         td = ecs.register_task_definition(**app_task_definition(stack, variant))["taskDefinition"]
         service = app_service(variant)
+        placement = ([{"type": "memberOf", "expression": f"ec2InstanceId == {apps_on}"}] if apps_on else [])
         ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=td["taskDefinitionArn"],
-                           desiredCount=1, schedulingStrategy="REPLICA", launchType="EC2")
+                           desiredCount=1, schedulingStrategy="REPLICA", launchType="EC2",
+                           placementConstraints=placement)
         out.app_services[variant] = service
         out.app_task_definitions[variant] = td["taskDefinitionArn"]
     return out

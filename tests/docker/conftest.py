@@ -10,9 +10,16 @@ from lab.stack import Stack
 
 
 @pytest.fixture(scope="module")
-def docker_lab(tmp_path_factory):
-    from lab.backends.docker import DockerBackend
+def docker_ecs_lab(tmp_path_factory):
+    """A docker lab started as every lab is (`EcsLab`: through the control plane)."""
+    from lab.assembly import EcsLab
 
     stack = Stack(instances=2, apps=("imdsv1",), run_dir=tmp_path_factory.mktemp("docker-lab"))
-    with DockerBackend(stack) as backend:
-        yield backend
+    with EcsLab(stack, backend="docker") as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def docker_lab(docker_ecs_lab):
+    """Its backend (DockerBackend)."""
+    return docker_ecs_lab.backend

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.backends.docker import render_compose
+from lab.compose import render as render_compose
 from lab.backends.docker_topology import Topology
 
 pytestmark = pytest.mark.docker
@@ -18,7 +18,7 @@ def test_compose_file_is_the_backends_topology():
     on_disk = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert on_disk == render_compose(), (
         "docker-compose.yml drifted from the backend: regenerate it with "
-        "`python -m lab.backends.docker compose > docker-compose.yml`")
+        "`python -m lab.compose > docker-compose.yml`")
 
 
 def test_compose_networks_addresses_and_ports_match_the_backend():

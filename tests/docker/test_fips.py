@@ -15,12 +15,12 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="module")
 def fips_lab(tmp_path_factory):
-    from lab.backends.docker import DockerBackend
+    from lab.assembly import EcsLab
 
     stack = Stack(features=DEFAULT_FEATURES | {"fips"}, apps=("imdsv1",),
                   run_dir=tmp_path_factory.mktemp("docker-fips"))
-    with DockerBackend(stack) as backend:
-        yield backend
+    with EcsLab(stack, backend="docker") as lab:
+        yield lab.backend
 
 
 def test_agent_and_proxy_share_the_instance_netns(fips_lab):

@@ -22,7 +22,7 @@ def test_exit_removes_every_container_and_network(tmp_path):
     from lab.backends.docker import DockerBackend
 
     client = images.docker_client()
-    with DockerBackend(Stack(run_dir=tmp_path), start_stack_tasks=False) as backend:
+    with DockerBackend(Stack(run_dir=tmp_path)) as backend:
         run = f"ecs-agent-lab.run={backend.run_id}"
         assert client.api.containers(filters={"label": run})
         assert client.api.networks(filters={"label": run})

@@ -115,20 +115,23 @@ def test_awsvpc_task_containers_share_one_localhost(docker_lab):
         docker_lab.stop_task(task.arn)
 
 
-def test_an_agent_switches_between_host_and_bridge_mode(docker_lab):
+def test_an_agent_switches_between_host_and_bridge_mode(docker_ecs_lab):
+    """Redeployed through the control plane (a new revision of its task definition) with FIPS on, the
+    agent runs in the instance's network (host mode, as the docs' FIPS definition), and back."""
     # The host-mode instance netns takes a docker-chosen address; it must never be the bridge-mode
     # agent's fixed .2, or the switch back fails with "Address already in use".
     from dataclasses import replace
 
-    original = docker_lab.stack
+    docker_lab = docker_ecs_lab.backend
+    original = docker_ecs_lab.stack
     try:
-        docker_lab.replace_agents(replace(original, features=original.features | {"fips"}))
+        docker_ecs_lab.redeploy_agent(replace(original, features=original.features | {"fips"}))
         assert {t.network_mode for t in docker_lab.agent_tasks.values()} == {"host"}
         for n in docker_lab.agent_tasks:
             ip = docker_lab._ip_on(docker_lab.instance_hosts[n], f"instance{n}")
             assert int(ip.rsplit(".", 1)[1]) >= 128, f"instance {n}'s host netns took {ip}"
     finally:
-        docker_lab.replace_agents(original)
+        docker_ecs_lab.redeploy_agent(original)
     assert {t.network_mode for t in docker_lab.agent_tasks.values()} == {"bridge"}
     for n, task in docker_lab.agent_tasks.items():
         c = task.container("datadog-agent")

@@ -423,7 +423,10 @@ def lab_with(request):
     second stack on its own subnet; on docker (one lab per engine) the session lab's agents are
     redeployed with these settings and restored when the module ends.
     """
+    from lab.assembly import backend_class
+
     backend = request.config.getoption("--backend") or os.environ.get("LAB_BACKEND", "local")
+    side_by_side = backend_class(backend).SIDE_BY_SIDE
     stacks: dict[tuple, Lab] = {}
     session: Lab | None = None
     session_stack = None
@@ -432,7 +435,7 @@ def lab_with(request):
                 apps: tuple[str, ...] | None = None, instances: int = 1) -> Lab:
         nonlocal session, session_stack
         key = _lab_with_key(features, agent_env, apps, instances)
-        if backend == "docker":
+        if not side_by_side:
             session = session or request.getfixturevalue("lab")
             if session.ecs_lab is not None and session_stack is None:
                 session_stack = session.ecs_lab.stack
@@ -453,7 +456,7 @@ def lab_with(request):
     try:
         yield factory
     finally:
-        if backend == "docker":
+        if not side_by_side:
             if session is not None and session_stack is not None and session.ecs_lab is not None \
                     and session.ecs_lab.stack is not session_stack:
                 session.ecs_lab.redeploy_agent(session_stack)  # the session's own agents again
@@ -470,7 +473,7 @@ def exclusive_docker_engine():
     module and started again, with the same stack, when it ends. The session `Lab` object is
     updated in place, so fixtures holding it see the new lab."""
     session = _SESSION_LAB
-    if session is None or session.ecs_lab is None or session.ecs_lab.backend_name != "docker":
+    if session is None or session.ecs_lab is None or session.ecs_lab.backend.SIDE_BY_SIDE:
         yield
         return
     stack = session.ecs_lab.stack
@@ -480,7 +483,7 @@ def exclusive_docker_engine():
     finally:
         from lab.assembly import EcsLab
 
-        ecs_lab = EcsLab(stack, backend="docker")
+        ecs_lab = EcsLab(stack, backend=session.ecs_lab.backend_name)
         ecs_lab.__enter__()
         import atexit
 

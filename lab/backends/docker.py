@@ -183,6 +183,8 @@ class DockerBackend:
     """TaskRunner + owner of a whole docker stack. Use as a context manager."""
 
     name = "docker"
+    # One docker lab per engine: 169.254.169.254 can live in only one docker network (`take_engine_lock`).
+    SIDE_BY_SIDE = False
 
     def __init__(self, stack: Stack | None = None, world: World | None = None, *,
                  agent_image: str | None = None, client=None, progress=None, pull: bool = True,

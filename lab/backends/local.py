@@ -99,6 +99,8 @@ class LocalBackend:
     """TaskRunner + owner of a whole local stack. Use as a context manager."""
 
     name = "local"
+    # Labs of this backend run side by side, each on its own loopback subnet.
+    SIDE_BY_SIDE = True
 
     def __init__(self, stack: Stack | None = None, world: World | None = None,
                  progress: Progress | None = None) -> None:

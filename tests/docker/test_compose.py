@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.compose import render as render_compose
 from lab.backends.docker_topology import Topology
+from lab.compose import render as render_compose
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]

@@ -88,7 +88,13 @@ def compare(baseline: Mapping[str, Any], candidate: Mapping[str, Any],
     _scenarios(col, baseline.get("scenarios", {}), candidate.get("scenarios", {}))
     _endpoints(col, baseline.get("endpoints", {}), candidate.get("endpoints", {}))
     _metrics(col, baseline.get("metrics", {}), candidate.get("metrics", {}))
-    for data_type in sorted(set(baseline.get("ecs_tags", {})) | set(candidate.get("ecs_tags", {}))):
+    b_ecs, c_ecs = baseline.get("ecs_tags", {}), candidate.get("ecs_tags", {})
+    for data_type in sorted(set(b_ecs) | set(c_ecs)):
+        if b_ecs.get(data_type) and not c_ecs.get(data_type):
+            # The whole data type is gone (its endpoint or metrics say why): one line, not one per key.
+            col.add("ecs_tag.removed", f"{data_type}#*",
+                    f"no ECS tag at all on {data_type} (baseline: {_short(b_ecs[data_type], 20)})", True)
+            continue
         col.sets("ecs_tag", f"{data_type}#", baseline.get("ecs_tags", {}).get(data_type, ()),
                  candidate.get("ecs_tags", {}).get(data_type, ()), removed_breaking=True,
                  what=f"ECS tag on {data_type}:")

@@ -76,3 +76,19 @@ def test_reuse_without_captures_exits_2(tmp_path):
     result = run_compare(tmp_path)
     assert result.exit_code == 2
     assert "is not a capture directory" in result.output
+
+
+def test_matrix_agents_come_from_lab_agent_images_comma_separated():
+    from lab.compare.matrix import agent_list, dir_label
+
+    assert agent_list(" emulated, emulated:real-timing ,public.ecr.aws/datadog/agent:7.60.0,") == [
+        "emulated", "emulated:real-timing", "public.ecr.aws/datadog/agent:7.60.0"]
+    assert dir_label("public.ecr.aws/datadog/agent:7.60.0") == "public.ecr.aws_datadog_agent_7.60.0"
+
+
+def test_matrix_without_agents_is_a_usage_error(monkeypatch):
+    from lab.compare.matrix import matrix
+
+    monkeypatch.delenv("LAB_AGENT_IMAGES", raising=False)
+    result = CliRunner().invoke(matrix, [])
+    assert result.exit_code == 2 and "set LAB_AGENT_IMAGES" in result.output

@@ -41,6 +41,7 @@ class LazyGroup(click.Group):
         "deploy": "lab.ecs.cli:deploy",
         "fake": "lab.cli:fake",
         "images": "lab.backends.images:images_cli",
+        "compare": "lab.compare.cli:compare",
     },
 )
 @click.version_option(package_name="ecs-agent-lab")

@@ -69,6 +69,8 @@ class Stack:
     agent_image: str = AGENT_IMAGE
     # A user's own agent command line (LAB_AGENT_COMMAND); None runs the emulated agent.
     agent_command: str | None = None
+    # The emulated agent's timing profile ("" default, "real-timing": the real agent's intervals).
+    agent_profile: str | None = None
     run_dir: Path = Path(".lab/run")
     # Send the agents' data to an intake the lab does not run (e.g. a datadog/fakeintake container).
     external_intake_url: str | None = None
@@ -91,6 +93,13 @@ class Stack:
         self.run_dir = Path(self.run_dir)
         if self.agent_command is None:
             self.agent_command = os.environ.get("LAB_AGENT_COMMAND") or None
+        # The agent under test, chosen for the whole run (docs/agents.md): an image to run for the
+        # stack's agent (LAB_AGENT_IMAGE), or the emulated agent's timing profile (LAB_AGENT_PROFILE).
+        chosen = os.environ.get("LAB_AGENT_IMAGE", "")
+        if self.agent_image == AGENT_IMAGE and chosen not in ("", "emulated"):
+            self.agent_image = chosen
+        if self.agent_profile is None:
+            self.agent_profile = os.environ.get("LAB_AGENT_PROFILE") or ""
 
     def with_(self, **changes) -> Stack:
         return replace(self, **changes)

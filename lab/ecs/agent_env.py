@@ -62,6 +62,9 @@ def agent_settings(stack: Stack) -> dict[str, str]:
         # per data type from the range start (docs/fips_proxy.md).
         env.update({"DD_FIPS_ENABLED": "true", "DD_FIPS_PORT_RANGE_START": str(p.fips_start),
                     "DD_FIPS_LOCAL_ADDRESS": "127.0.0.1", "DD_FIPS_HTTPS": "false"})
+    if stack.agent_profile:
+        # Read by the emulated agent only (docs/agent.md#profiles-lab_agent_profile); a real agent ignores it.
+        env["LAB_AGENT_PROFILE"] = stack.agent_profile
     env.update({k: v for k, v in stack.agent_env.items() if k not in PER_INSTANCE_ENV})
     return env
 

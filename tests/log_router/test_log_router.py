@@ -7,9 +7,11 @@ import gzip
 import json
 import subprocess
 import sys
+import time
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 from fluent import sender as fluent_sender
 
 from lab.fakes.intake.client import IntakeClient
@@ -185,3 +187,17 @@ def test_fluent_logger_in_app_code_reaches_the_router_over_tcp(intake, router):
     assert entry["user"] == "u-1" and entry["timestamp"] == 1_700_000_000_000
     assert IntakeClient(intake.url).logs(message="unrouted") == []
     assert router.stats()["unmatched"] == 1
+
+
+def test_an_intake_error_is_retried_retry_limit_times_then_the_batch_is_dropped(intake, router):
+    requests.post(intake.url + "/fakeintake/configure/override",
+                  json={"endpoint": "/api/v2/logs", "status_code": 500, "content_type": "application/json",
+                        "body": "{}"}, timeout=5).raise_for_status()
+    with FluentdLogDriver(("127.0.0.1", router.ports[0]), "app", "c0ffee", TASK.task_id) as driver:
+        driver.send("lost line")
+    deadline = time.monotonic() + 15
+    while (stats := router.stats()["outputs"][0])["dropped_records"] == 0:
+        assert time.monotonic() < deadline, f"the batch was never given up: {stats}"
+        time.sleep(0.1)
+    assert (stats["requests"], stats["retries"], stats["sent_records"]) == (2, 1, 0)
+    assert stats["last_error"] == "HTTP status=500"

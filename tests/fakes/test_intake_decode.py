@@ -15,7 +15,7 @@ from lab.fakes.intake.decode import (
     apm_stats,
     check_runs,
     compression,
-    json_payloads,
+    logs,
     process,
     series,
     sketches,
@@ -152,12 +152,12 @@ def test_check_run_body_that_is_not_json_is_malformed():
 
 
 def test_logs_expose_ddtags_as_a_tag_list():
-    logs = [{"message": "hi", "status": "info", "hostname": "i-1", "service": "web", "ddsource": "python",
-             "ddtags": "env:lab,task_family:web", "timestamp": 1}]
-    body = gzip.compress(json.dumps(logs).encode())
-    data = json_payloads.decode_logs(body, {"Content-Encoding": "gzip"}).data
+    entries = [{"message": "hi", "status": "info", "hostname": "i-1", "service": "web", "ddsource": "python",
+                "ddtags": "env:lab,task_family:web", "timestamp": 1}]
+    body = gzip.compress(json.dumps(entries).encode())
+    data = logs.decode(body, {"Content-Encoding": "gzip"}).data
     assert data[0]["tags"] == ["env:lab", "task_family:web"]
-    assert json_payloads.select_logs(data, {"service": "web", "tags": ("env:lab",)})
+    assert logs.select(data, {"service": "web", "tags": ("env:lab",)})
 
 
 @pytest.mark.parametrize("encoding", [0, 1, 4, 5])

@@ -286,6 +286,18 @@ class IntakeClient:
         seen = self._seen("services", lambda: (s["service"] for s in self.spans()))
         return self._wait(fetch, lambda found: len(found) >= count, timeout, what, seen, TRACES)
 
+    def wait_for_logs(self, service: str | None = None, count: int = 1, timeout: float = 30.0,
+                      **filters: Any) -> list[dict]:
+        """Log entries matching service/filters (message=, message_matching=, tags=, ...), once at
+        least `count` arrived."""
+        flt = {"service": service, **filters}
+        wanted = ", ".join(f"{k}={v}" for k, v in flt.items() if v) or "any"
+        what = f"fewer than {count} log(s) for {wanted}"
+        fetch = self._fetch(LOGS, lambda items: [{**e, "seq": it["seq"]} for it in items for e in it["data"]],
+                            **flt)
+        seen = self._seen("services", lambda: (e.get("service", "") for e in self.logs()))
+        return self._wait(fetch, lambda found: len(found) >= count, timeout, what, seen, LOGS)
+
     def wait_for_metric(self, name: str, tags: str | Iterable[str] | None = None, timeout: float = 40.0,
                         predicate: Callable[[dict], bool] | None = None, **filters: Any) -> list[dict]:
         """Series of metric `name` carrying all `tags` (default timeout covers the agent's 15 s flush)."""

@@ -12,6 +12,11 @@ lab and against a real org.
   `resource_name:`, `operation_name:`, `host:`, `trace_id:`, `@meta.key:`, any span or container
   tag, `-` to negate, `*` wildcards), `filter.from`/`to` (`now-15m`, ISO 8601, epoch ms),
   `page.limit`/`page.cursor`, `sort` (`timestamp` or `-timestamp`).
+- `POST /api/v2/logs/events/search` (LogsApi.list_logs) and `GET /api/v2/logs/events`
+  (list_logs_get): `filter.query` of space-separated terms: `service:`, `source:`, `host:`,
+  `status:`, `@attribute:`, any `key:value` tag, a bare word or a "quoted phrase" searched in the
+  message, `-` to negate, `*` wildcards; `filter.from`/`to`, `page.limit`/`page.cursor`, `sort`.
+  Entries come from `/api/v2/logs` payloads (the agent's and fluent-bit's).
 - `GET /api/v1/validate`: `{"valid": true}`.
 """
 
@@ -27,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lab.fakes.intake.decode import logs as logs_decoder
 from lab.fakes.intake.decode import traces as traces_decoder
 from lab.fakes.intake.decode.series import host_of
 from lab.fakes.intake.store import IntakeStore
@@ -274,6 +280,105 @@ def search_spans(store: IntakeStore, query: str = "*", start: float | None = Non
     return {"data": [_span_resource(s, tp, p) for _, s, tp, p in page], "meta": meta, "links": {}}
 
 
+# --- log search ----------------------------------------------------------------------------------
+
+# The logs search API's largest page (LogsListRequestPage.limit).
+MAX_LOG_PAGE = 5000
+_LOG_TERM_RE = re.compile(r'(-?)(?:([^\s:"]+):)?("[^"]*"|\S+)')
+# Reserved attributes of the log search syntax -> the field of a log entry as sent.
+_LOG_FIELDS = {"service": ("service",), "source": ("ddsource", "source"), "host": ("hostname", "host"),
+               "status": ("status",)}
+
+
+def parse_log_query(query: str) -> list[tuple[bool, str | None, str]]:
+    """`service:web -status:error "disk full" env:lab` -> [(negated, key or None, pattern), ...]."""
+    terms = []
+    for m in _LOG_TERM_RE.finditer(query or ""):
+        negate, key, value = m[1] == "-", m[2], m[3]
+        if value.startswith('"'):
+            value = value.strip('"')
+        if key is None and value == "*":
+            continue
+        terms.append((negate, key, value))
+    return terms
+
+
+def _log_term_matches(key: str | None, pattern: str, entry: dict[str, Any], tags: list[str]) -> bool:
+    def match(value: Any) -> bool:
+        return value is not None and fnmatch.fnmatchcase(str(value), pattern)
+
+    if key is None:
+        # Free text: the message contains it (case-insensitive, as the log explorer's search is).
+        return fnmatch.fnmatchcase(logs_decoder.message_text(entry).lower(), f"*{pattern.lower()}*")
+    if key in _LOG_FIELDS:
+        return any(match(entry.get(f)) for f in _LOG_FIELDS[key] if f in entry)
+    if key.startswith("@"):
+        value: Any = entry
+        for part in key[1:].split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        return match(value)
+    return any(fnmatch.fnmatchcase(t, f"{key}:{pattern}") for t in tags)
+
+
+def log_matches_query(terms: list[tuple[bool, str | None, str]], entry: dict[str, Any]) -> bool:
+    tags = entry.get("tags") or logs_decoder.split_tags(entry.get("ddtags"))
+    return all(_log_term_matches(key, pattern, entry, tags) != negate for negate, key, pattern in terms)
+
+
+_LOG_RESERVED = frozenset({"message", "status", "timestamp", "hostname", "service", "ddsource", "ddtags",
+                           "tags"})
+
+
+def _log_resource(seq: int, index: int, ts_ms: float, entry: dict[str, Any]) -> dict[str, Any]:
+    attributes = {k: v for k, v in entry.items() if k not in _LOG_RESERVED}
+    if entry.get("ddsource"):
+        attributes["source"] = entry["ddsource"]
+    return {
+        "id": f"{seq:012d}-{index:06d}",
+        "type": "log",
+        "attributes": {
+            "message": logs_decoder.message_text(entry),
+            "status": entry.get("status") or "info",
+            "service": entry.get("service") or "",
+            "host": entry.get("hostname") or "",
+            "timestamp": _iso(int(ts_ms * 1e6)),
+            "tags": entry.get("tags") or logs_decoder.split_tags(entry.get("ddtags")),
+            "attributes": attributes,
+        },
+    }
+
+
+def search_logs(store: IntakeStore, query: str = "*", start: float | None = None, end: float | None = None,
+                limit: int = 10, cursor: str | None = None, sort: str = "-timestamp") -> dict[str, Any]:
+    began = time.monotonic()
+    now = time.time()
+    start = now - 900 if start is None else start
+    end = now if end is None else end
+    if not 1 <= limit <= MAX_LOG_PAGE:
+        raise QueryError(f"page limit {limit} is out of range: 1..{MAX_LOG_PAGE}")
+    terms = parse_log_query(query)
+    found = []
+    for record, entries in store.select("/api/v2/logs").items:
+        for index, entry in enumerate(entries or []):
+            # A log without a timestamp is dated by its arrival, as the intake does.
+            ts = entry.get("timestamp")
+            ts_ms = float(ts) if isinstance(ts, int | float) else record.received * 1000
+            if start * 1000 <= ts_ms <= end * 1000 and log_matches_query(terms, entry):
+                found.append((ts_ms, record.seq, index, entry))
+    found.sort(key=lambda f: (f[0], f[1], f[2]), reverse=sort.startswith("-"))
+    offset = int(cursor) if cursor and cursor.isdigit() else 0
+    page = found[offset:offset + limit]
+    meta: dict[str, Any] = {
+        "elapsed": int((time.monotonic() - began) * 1000),
+        "request_id": uuid.uuid4().hex,
+        "status": "done",
+    }
+    links: dict[str, Any] = {}
+    if offset + limit < len(found):
+        meta["page"] = {"after": str(offset + limit)}
+    return {"data": [_log_resource(seq, i, ts, e) for ts, seq, i, e in page], "meta": meta, "links": links}
+
+
 # --- wire ----------------------------------------------------------------------------------------
 
 def _error(status: int, reason: str) -> web.Response:
@@ -296,13 +401,13 @@ def add_routes(app: web.Application, store: IntakeStore) -> None:
             return _error(400, str(exc))
         return web.json_response(result)
 
-    def _search(query: str, frm: Any, to: Any, limit: Any, cursor: Any, sort: Any) -> web.Response:
+    def _search(query: str, frm: Any, to: Any, limit: Any, cursor: Any, sort: Any,
+                search=search_spans) -> web.Response:
         now = time.time()
         try:
             start = parse_time(frm, now, now - 900)
             end = parse_time(to, now, now)
-            result = search_spans(store, query or "*", start, end, int(limit or 10), cursor,
-                                  sort or "-timestamp")
+            result = search(store, query or "*", start, end, int(limit or 10), cursor, sort or "-timestamp")
         except (ValueError, QueryError) as exc:
             return _error(400, str(exc))
         return web.json_response(result)
@@ -323,7 +428,26 @@ def add_routes(app: web.Application, store: IntakeStore) -> None:
         return _search(q.get("filter[query]", "*"), q.get("filter[from]"), q.get("filter[to]"),
                        q.get("page[limit]"), q.get("page[cursor]"), q.get("sort"))
 
+    async def logs_search(request: web.Request) -> web.Response:
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except ValueError:
+            return _error(400, "request body is not JSON")
+        # LogsListRequest is flat: {filter: {query, from, to, indexes}, page: {limit, cursor}, sort}.
+        body = body or {}
+        flt = body.get("filter") or {}
+        page = body.get("page") or {}
+        return _search(flt.get("query", "*"), flt.get("from"), flt.get("to"), page.get("limit"),
+                       page.get("cursor"), body.get("sort"), search_logs)
+
+    async def logs_get(request: web.Request) -> web.Response:
+        q = request.query
+        return _search(q.get("filter[query]", "*"), q.get("filter[from]"), q.get("filter[to]"),
+                       q.get("page[limit]"), q.get("page[cursor]"), q.get("sort"), search_logs)
+
     app.router.add_get("/api/v1/validate", validate)
     app.router.add_get("/api/v1/query", metrics_query)
     app.router.add_post("/api/v2/spans/events/search", spans_search)
     app.router.add_get("/api/v2/spans/events", spans_get)
+    app.router.add_post("/api/v2/logs/events/search", logs_search)
+    app.router.add_get("/api/v2/logs/events", logs_get)

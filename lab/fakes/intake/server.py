@@ -31,6 +31,7 @@ from aiohttp import web
 
 from lab.fakes.intake import public_api
 from lab.fakes.intake.decode import ROUTES, decoder_for
+from lab.fakes.intake.decode.logs import BadLogFilter
 from lab.fakes.intake.decode.payload import b64, parse_tag_filter
 from lab.fakes.intake.store import (
     DEFAULT_MAX_BYTES,
@@ -275,7 +276,7 @@ class IntakeServer:
                      "session": rec.session, **_extras(rec)}
                     for rec in records
                 ]
-        except UnsupportedFilter as exc:
+        except (UnsupportedFilter, BadLogFilter) as exc:
             return _error(str(exc))
         except UnknownSession:
             return _error(f"unknown session {session!r}", 404)

@@ -10,7 +10,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lab.fakes.intake.decode import apm_stats, check_runs, json_payloads, process, series, sketches, traces
+from lab.fakes.intake.decode import (
+    apm_stats,
+    check_runs,
+    json_payloads,
+    logs,
+    process,
+    series,
+    sketches,
+    traces,
+)
 from lab.fakes.intake.decode.payload import DecodedPayload, MalformedPayload
 
 __all__ = ["DecodedPayload", "MalformedPayload", "RouteDecoder", "ROUTES", "decoder_for"]
@@ -49,8 +58,7 @@ ROUTES: dict[str, RouteDecoder] = {
     "/api/v1/container": _PROCESS,
     "/api/v1/discovery": _PROCESS,
     "/api/v1/connections": _PROCESS,
-    "/api/v2/logs": RouteDecoder("logs", json_payloads.decode_logs, json_payloads.select_logs,
-                                 json_payloads.LOGS_FILTERS),
+    "/api/v2/logs": RouteDecoder(logs.KIND, logs.decode, logs.select, logs.FILTERS),
     "/intake/": _OBJECT,
     "/api/v1/metadata": _OBJECT,
 }

@@ -1,10 +1,8 @@
-"""The agent's JSON routes: logs (`/api/v2/logs`), the legacy `/intake/` (events, host metadata),
-`/api/v1/metadata` (inventories, host metadata) and v1 series (`/api/v1/series`, older agents and
-some tools).
+"""The agent's JSON routes other than logs (logs.py): the legacy `/intake/` (events, host
+metadata), `/api/v1/metadata` (inventories, host metadata) and v1 series (`/api/v1/series`, older
+agents and some tools).
 
 Views:
-- logs: a list of log entries as sent (`message`, `status`, `timestamp`, `hostname`, `service`,
-  `ddsource`, `ddtags`), plus `tags` (ddtags split), the field fakeintake's Log exposes.
 - v1 series: the `series` list (`metric`, `points` [[ts, value]], `tags`, `host`, `type`).
 - intake / metadata: the JSON object as sent.
 """
@@ -18,7 +16,6 @@ from typing import Any
 from lab.fakes.intake.decode.compression import decompress
 from lab.fakes.intake.decode.payload import DecodedPayload, MalformedPayload, header, tags_match
 
-LOGS_FILTERS = frozenset({"service", "tags", "host", "source", "status"})
 SERIES_V1_FILTERS = frozenset({"metric", "tags", "host"})
 OBJECT_FILTERS = frozenset()
 
@@ -35,42 +32,6 @@ def _load(body: bytes, headers: Mapping[str, str] | None, what: str) -> Any:
 
 def _identity(obj: Any) -> Any:
     return obj
-
-
-# --- logs -----------------------------------------------------------------------------------------
-
-def decode_logs(body: bytes, headers: Mapping[str, str] | None = None) -> DecodedPayload:
-    obj = _load(body, headers, "logs")
-    if obj is None:
-        obj = []
-    if isinstance(obj, dict):
-        obj = [obj]
-    if not isinstance(obj, list) or not all(isinstance(e, dict) for e in obj):
-        raise MalformedPayload("logs body must be a JSON array of log objects")
-    return DecodedPayload("logs", obj, _render_logs)
-
-
-def _render_logs(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for e in entries:
-        entry = dict(e)
-        if "tags" not in entry:
-            ddtags = entry.get("ddtags") or ""
-            entry["tags"] = [t for t in ddtags.split(",") if t] if isinstance(ddtags, str) else list(ddtags)
-        out.append(entry)
-    return out
-
-
-def select_logs(data: list[dict[str, Any]], filters: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    kept = [
-        e for e in data
-        if (not filters.get("service") or e.get("service") == filters["service"])
-        and (not filters.get("host") or e.get("hostname") == filters["host"])
-        and (not filters.get("source") or e.get("ddsource", e.get("source")) == filters["source"])
-        and (not filters.get("status") or e.get("status") == filters["status"])
-        and (not filters.get("tags") or tags_match(filters["tags"], e["tags"]))
-    ]
-    return kept or None
 
 
 # --- v1 series ------------------------------------------------------------------------------------

@@ -1,0 +1,63 @@
+"""The container side of FireLens: Docker's fluentd log driver, which the `awsfirelens` driver is.
+Each line a container writes becomes one forward-protocol message tagged
+`<container>-firelens-<task id>` with the record
+`{container_id, container_name ("/" + name, as Docker names it), source ("stdout"|"stderr"), log}`
+and an EventTime timestamp (moby daemon/logger/fluentd).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from typing import IO
+
+import msgpack
+
+from lab.log_router.firelens import tag_for
+
+
+def _event_time(t: float) -> msgpack.ExtType:
+    seconds = int(t)
+    return msgpack.ExtType(0, struct.pack(">II", seconds, int((t - seconds) * 1e9)))
+
+
+class FluentdLogDriver:
+    """Ships a container's lines to a router listening on `host:port` (or a unix socket path)."""
+
+    def __init__(self, address: tuple[str, int] | str, container_name: str, container_id: str,
+                 task_id: str) -> None:
+        self.tag = tag_for(container_name, task_id)
+        self.container_name = container_name
+        self.container_id = container_id
+        if isinstance(address, str):
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        else:
+            self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.settimeout(5)
+        self._sock.connect(address)
+        self._lock = threading.Lock()
+        self.sent = 0
+
+    def send(self, line: str, source: str = "stdout", when: float | None = None) -> None:
+        record = {"container_id": self.container_id, "container_name": f"/{self.container_name}",
+                  "source": source, "log": line}
+        msg = msgpack.packb([self.tag, _event_time(time.time() if when is None else when), record])
+        with self._lock:
+            self._sock.sendall(msg)
+            self.sent += 1
+
+    def pump(self, stream: IO[bytes], source: str) -> None:
+        """Send every line of `stream` until it ends (one thread per stream, as Docker copies them)."""
+        for raw in iter(stream.readline, b""):
+            self.send(raw.decode("utf-8", "replace").rstrip("\n"), source)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> FluentdLogDriver:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -850,6 +850,32 @@ class DockerBackend:
         }
 
 
+    def exec_in_container(self, task_arn: str, container: str, argv: list[str],
+                          timeout: float = 30) -> tuple[int, str]:
+        """`docker exec <container of the task> argv`: (exit code, stdout and stderr)."""
+        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        if not argv:
+            raise ValueError("exec_in_container needs a command")
+        with self._lock:
+            running = self.tasks.get(task_arn)
+        if running is None:
+            raise KeyError(f"no running task {task_arn}")
+        cid = running.container_ids.get(container)
+        if cid is None:
+            raise KeyError(f"task {task_arn} has no container {container!r} "
+                           f"(it has {sorted(running.container_ids)})")
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docker-exec")
+        try:
+            result = pool.submit(self.client.containers.get(cid).exec_run, list(argv)).result(timeout=timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"`{' '.join(argv)}` in {container} of {task_arn} ran over {timeout} s") \
+                from None
+        finally:
+            pool.shutdown(wait=False)
+        return result.exit_code, (result.output or b"").decode(errors="replace")
+
 def _start_order(containers: list[Container], specs: list[ContainerSpec]) -> list[Container]:
     """dependsOn order (a container after the ones it names); otherwise as defined."""
     deps = {s.name: [d for d, _ in s.depends_on] for s in specs}

@@ -736,6 +736,31 @@ class LocalBackend:
             path.chmod(0o755)
 
 
+    def exec_in_container(self, task_arn: str, container: str, argv: list[str],
+                          timeout: float = 30) -> tuple[int, str]:
+        """`docker exec` for a process container: `argv` run with the container's environment and
+        working directory; (exit code, stdout and stderr). In the agent image `agent` is the agent's
+        CLI, here the emulated agent's (`python -m lab.agent`)."""
+        if not argv:
+            raise ValueError("exec_in_container needs a command")
+        with self._lock:
+            running = self.tasks.get(task_arn)
+        if running is None:
+            raise KeyError(f"no running task {task_arn}")
+        rc = next((c for c in running.containers if c.spec.name == container), None)
+        if rc is None:
+            raise KeyError(f"task {task_arn} has no container {container!r} "
+                           f"(it has {[c.spec.name for c in running.containers]})")
+        if is_agent_image(rc.spec.image) and argv[0] == "agent":
+            argv = [sys.executable, "-m", "lab.agent", *argv[1:]]
+        try:
+            done = subprocess.run(argv, env=rc.env, cwd=rc.spec.working_directory or None, timeout=timeout,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"`{' '.join(argv)}` in {container} of {task_arn} ran over {timeout} s") \
+                from None
+        return done.returncode, done.stdout.decode(errors="replace")
+
 class AgentStatusProbe(Probe):
     """Ready when the emulated agent's status API answers with *this* process's pid."""
 

@@ -345,6 +345,10 @@ class AgentProbe:
         self.margin = margin
         self._intervals: Intervals | None = None
 
+    def run(self, argv: list[str]) -> tuple[int, str]:
+        """Any command in the agent's container (`docker exec`): (exit code, output)."""
+        return self._run(argv)
+
     def _run(self, argv: list[str]) -> tuple[int, str]:
         try:
             return self._exec(list(argv))

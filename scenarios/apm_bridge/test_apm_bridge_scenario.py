@@ -50,6 +50,9 @@ def test_each_variant_finds_the_agent_at_the_instance_private_ip(send_phase, age
 def test_traces_reach_the_intake_with_instance_hostname_and_ecs_tags(apps, agent, send_phase, variant):
     app = apps[variant]
     work = send_phase.work[variant]
+    offer = agent.probe.offers("traces")
+    if not offer:
+        pytest.skip(offer.reason)
     try:
         with send_phase.wait("traces") as timeout:
             spans = send_phase.intake.wait_for_spans(

@@ -57,15 +57,12 @@ def one_run(cp: ControlPlane, n: int, runner_kind: str, subnet_octet: int) -> fl
     with ExitStack() as stack:
         if runner_kind == "local":
             from lab.backends.local import LocalBackend
-            from lab.backends.stack import Ports, Stack
-            from lab.ecs.local_backend import attach_instance, redirects_for
+            from lab.stack import Ports, Stack
 
             st = Stack(instances=0, apps=(), subnet=f"127.{subnet_octet}", ports=Ports.ephemeral(),
                        cluster=world.cluster.name, run_dir=ROOT / ".lab" / "bench-run")
             runner = stack.enter_context(LocalBackend(st, world=world))
-            cluster = stack.enter_context(EcsCluster(world, runner, control_plane=cp, agent_interval=0.1,
-                                                     redirects_for=redirects_for(runner),
-                                                     on_instance=attach_instance(runner)))
+            cluster = stack.enter_context(EcsCluster(world, runner, control_plane=cp, agent_interval=0.1))
             for i in range(1, n + 1):
                 cluster.add_instance(st.private_ip(i))
         else:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab.backends import images  # noqa: E402
 from lab.backends.docker import DockerBackend  # noqa: E402
-from lab.backends.stack import Stack  # noqa: E402
+from lab.stack import Stack  # noqa: E402
 from lab.world import wait_until  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "docker.json"

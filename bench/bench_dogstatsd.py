@@ -1,5 +1,5 @@
 """DogStatsD datagrams/s received without loss: the lab's emulated agent against the DogStatsD of the
-`datadog-serverless-compat` binary (Datadog's Rust agent components, FACTS.md section 7).
+`datadog-serverless-compat` binary (Datadog's Rust agent components; docs/agent_contract.md).
 
 For each receiver, in one run, this process sends bursts of one-metric datagrams
 (`bench.dsd.count:1|c|#step:<n>`) over loopback UDP at increasing offered rates (`--rates`), each

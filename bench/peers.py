@@ -6,12 +6,12 @@ shares an interpreter lock with what it measures:
 - `FakeIntake`: the lab's fake Datadog intake (`ecs-lab fake intake`), where the emulated agent
   forwards; it lets a bench prove the agent forwarded what it accepted (no black hole).
 - `LabAgent`: the lab's emulated agent (`python -m lab.agent run`) with the DD_* environment of
-  FACTS.md section 1 and every port on 0; its ready line names the ports, its IPC API
-  (`/agent/status`) the counters.
+  docs/agent_contract.md#the-agent-task-on-ecs and every port on 0; its ready line names the ports, its IPC
+  API (`/agent/status`) the counters.
 - `TestAgent`: `ddapm-test-agent` (PyPI), the APM peer. Its CLI has no bind address and aiohttp's
   `run_app` would listen on every interface, so a two-line wrapper runs its own `main()` with
   `run_app` bound to 127.0.0.1.
-- `ServerlessCompat`: the `datadog-serverless-compat` binary (FACTS.md section 7): DogStatsD on
+- `ServerlessCompat`: the `datadog-serverless-compat` binary (docs/agent_contract.md): DogStatsD on
   0.0.0.0:<port>/udp and a trace mini-agent on 127.0.0.1:<port>. It runs outside a serverless
   platform as an "Azure Spring App" (`ASCSVCRT_SPRING__APPLICATION__NAME`), never in its GCP mode
   (which calls a cloud metadata host); `DD_SITE` is a reserved `.invalid` name and every proxy
@@ -269,7 +269,7 @@ class LabAgent(ManagedProcess):
             "DD_DOGSTATSD_NON_LOCAL_TRAFFIC": "true",
             "DD_REMOTE_CONFIGURATION_ENABLED": "false",
             "DD_PROCESS_AGENT_ENABLED": "false",
-            # "localhost" and "all interfaces" both mean loopback here (design.md).
+            # "localhost" and "all interfaces" both mean loopback here (docs/local_backend.md).
             "LAB_AGENT_LOCALHOST": LOOPBACK,
             "LAB_AGENT_HOST_ADDRESSES": LOOPBACK,
             # No ECS agent on this host: a closed port, so discovery never finds someone else's.

@@ -39,6 +39,11 @@ class AgentProbeError(RuntimeError):
     """The agent did not answer one of its documented commands in its documented format."""
 
 
+class NotOffered(AgentProbeError):
+    """The agent's container has no such command (exit 127, as `docker exec` of a missing executable,
+    or an agent kind that says it does not offer it)."""
+
+
 # -- agent health ------------------------------------------------------------------------------------
 
 
@@ -359,6 +364,8 @@ class AgentProbe:
     def status(self) -> dict:
         """`agent status --json`, parsed (raises AgentProbeError when it fails)."""
         code, out = self._run(STATUS_ARGV)
+        if code == 127:
+            raise NotOffered(f"`{' '.join(STATUS_ARGV)}`: {out.strip()[:300]}")
         if code != 0:
             raise AgentProbeError(f"`{' '.join(STATUS_ARGV)}` exited {code}: {out.strip()[:300]!r}")
         return parse_status(out)
@@ -369,6 +376,8 @@ class AgentProbe:
     def health(self) -> Health:
         """`agent health`: exit code and the healthy/unhealthy components."""
         code, out = self._run(HEALTH_ARGV)
+        if code == 127:
+            raise NotOffered(f"`{' '.join(HEALTH_ARGV)}`: {out.strip()[:300]}")
         return parse_health(out, code)
 
     def config(self) -> dict:
@@ -400,11 +409,16 @@ class AgentProbe:
     @property
     def version(self) -> str:
         """The agent's version: `/info` "version", else the status header's."""
-        try:
-            version = self.info().get("version")
-        except AgentProbeError:
-            version = None
-        return version or AgentStatus(self.status()).version or "unknown"
+        errors = []
+        for read in (lambda: self.info().get("version"), lambda: AgentStatus(self.status()).version):
+            try:
+                version = read()
+            except AgentProbeError as exc:
+                errors.append(str(exc))
+                continue
+            if version:
+                return str(version)
+        return f"unknown version ({'; '.join(errors)[:300]})" if errors else "unknown version"
 
     def intervals(self, refresh: bool = False) -> Intervals:
         """The agent's intervals (cached: they do not change while it runs)."""
@@ -432,7 +446,10 @@ class AgentProbe:
         listed = ", ".join(endpoints) or "none"
         reason = f"not offered by this agent ({version}, endpoints from /info: {listed})"
         if what in STATUS_OFFERS:
-            status = AgentStatus(self.status())
+            try:
+                status = AgentStatus(self.status())
+            except NotOffered as exc:
+                return Offer(what, False, f"{reason}; {exc}")
             got = status.receiver_stats() if what == "apm_receiver_stats" else status.transactions_succeeded()
             return Offer(what, got is not None, "" if got is not None else
                          f"{reason}; `agent status --json` has no {what}")

@@ -31,11 +31,11 @@ class LazyGroup(click.Group):
 @click.group(
     cls=LazyGroup,
     lazy={
-        "up": "lab.backends.commands:up",
-        "down": "lab.backends.commands:down",
-        "status": "lab.backends.commands:status",
-        "logs": "lab.backends.commands:logs",
-        "run": "lab.backends.commands:run",
+        "up": "lab.commands:up",
+        "down": "lab.commands:down",
+        "status": "lab.commands:status",
+        "logs": "lab.commands:logs",
+        "run": "lab.commands:run",
         "agent": "lab.agent.cli:agent",
         "app": "lab.apps.cli:app",
         "deploy": "lab.ecs.cli:deploy",

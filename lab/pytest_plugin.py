@@ -7,8 +7,10 @@ A scenario asks for fixtures and nothing else::
 
 `lab` is started once per pytest run and shared by every scenario, or attached to a lab that is
 already running (`ecs-lab up --detach`; found through `$LAB_STATE` or `.lab/state.json`). A scenario
-that needs a differently configured agent asks `lab_with(features=..., agent_env=...)` for a second,
-separate stack on its own loopback subnet, stopped when the module ends.
+that needs a differently configured agent asks `lab_with(features=..., agent_env=...)`: on the local
+backend a second stack (its own cluster on the same control plane, its own loopback subnet), stopped
+when the module ends; on docker the session lab's agent service redeployed with those settings. Every
+lab starts the same way (`lab.assembly.EcsLab`): they differ only in their `Stack`.
 
 This module is loaded by every pytest run on the machine: it imports nothing heavy at the top.
 """
@@ -142,16 +144,25 @@ class Lab:
     """A running lab, started here or attached; read from the dict `ecs-lab status --json` prints."""
 
     state: dict
-    backend: Any = None  # the owner object when started in this process (LocalBackend/DockerBackend)
+    ecs_lab: Any = None  # the owner object (lab.assembly.EcsLab) when started in this process
     attached: bool = False
     link_local_watch: Any = None  # LinkLocalWatch of the session lab
     _extra: dict = field(default_factory=dict)
 
+    @property
+    def backend(self) -> Any:
+        """The backend (LocalBackend/DockerBackend) when the lab runs in this process."""
+        return self.ecs_lab.backend if self.ecs_lab is not None else None
+
+    @property
+    def cluster_name(self) -> str:
+        return self.state.get("cluster", "ecs-lab")
+
     def refresh(self) -> Lab:
-        if self.backend is not None:
-            self.state = self.backend.status()
+        if self.ecs_lab is not None:
+            self.state = self.ecs_lab.status()
         else:
-            from lab.backends.supervisor import read_state
+            from lab.state_file import read_state
 
             self.state = read_state(Path(self.state["state_file"])) or self.state
         return self
@@ -166,7 +177,7 @@ class Lab:
 
     @property
     def world(self):
-        return getattr(self.backend, "world", None)
+        return self.ecs_lab.world if self.ecs_lab is not None else None
 
     @property
     def features(self) -> set[str]:
@@ -304,43 +315,36 @@ def free_subnet() -> str:
 def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | None = None,
               features: set[str] | frozenset[str] | None = None, agent_env: dict[str, str] | None = None,
               apps: tuple[str, ...] | None = None, run_dir: Path | None = None,
-              via_control_plane: bool = False) -> Lab:
-    """Start a private stack (own subnet, ephemeral shared ports) and return it; call `stop_lab`.
+              cluster: str | None = None) -> Lab:
+    """Start a private stack (own subnet, ephemeral shared ports) through `EcsLab`; call `stop_lab`.
 
-    `via_control_plane`: deploy the agent and apps through the lab's ECS control plane (on the
-    stack's subnet, an ephemeral port) as `ecs-lab up` does; the session lab does. Second stacks
-    (`lab_with`) start their tasks directly: moto's state is per process, and they live beside the
-    session lab's cluster of the same name (`ecs-lab`, which the scenarios' ECS tags name).
+    Every lab in this process shares one embedded control plane (`lab.assembly`), each with its own
+    cluster: the session lab's is `ecs-lab` (which the scenarios' ECS tags name); a second stack's
+    is named after its subnet unless `cluster` says otherwise.
     """
-    from lab.backends.stack import DEFAULT_FEATURES, Ports, Stack
+    from lab.assembly import EcsLab
+    from lab.stack import DEFAULT_FEATURES, Ports, Stack
 
     subnet = subnet or free_subnet()
     kwargs: dict = {
         "instances": instances, "subnet": subnet, "services_host": f"{subnet}.0.1",
         "ports": Ports.ephemeral(), "features": frozenset(features or DEFAULT_FEATURES),
-        "agent_env": dict(agent_env or {}), "via_control_plane": via_control_plane,
+        "agent_env": dict(agent_env or {}),
         "run_dir": run_dir or Path(os.environ.get("LAB_HOME", ".lab")) / "pytest" / subnet.replace(".", "-"),
     }
+    kwargs["cluster"] = cluster or f"ecs-lab-{subnet.replace('.', '-')}"
     if apps is not None:
         kwargs["apps"] = apps
-    stack = Stack(**kwargs)
-    if backend_name == "docker":
-        from lab.backends.docker import DockerBackend
-
-        backend = DockerBackend(stack)
-    else:
-        from lab.backends.local import LocalBackend
-
-        backend = LocalBackend(stack)
+    ecs_lab = EcsLab(Stack(**kwargs), backend=backend_name)
     _stop_on_sigterm()
-    backend.__enter__()
+    ecs_lab.__enter__()
     import atexit
 
-    atexit.register(backend.__exit__, None, None, None)
+    atexit.register(ecs_lab.__exit__, None, None, None)
     try:
-        return Lab(state=backend.status(), backend=backend)
+        return Lab(state=ecs_lab.status(), ecs_lab=ecs_lab)
     except BaseException:
-        backend.__exit__(None, None, None)
+        ecs_lab.__exit__(None, None, None)
         raise
 
 
@@ -361,12 +365,12 @@ def _stop_on_sigterm() -> None:
 
 
 def stop_lab(lab: Lab) -> None:
-    if lab.backend is not None:
-        lab.backend.__exit__(None, None, None)
+    if lab.ecs_lab is not None:
+        lab.ecs_lab.__exit__(None, None, None)
 
 
 def _attach() -> Lab | None:
-    from lab.backends.supervisor import read_state, state_path
+    from lab.state_file import read_state, state_path
 
     state = read_state(state_path())
     if not state or not state.get("ready"):
@@ -399,7 +403,7 @@ def lab(request) -> Lab:
             _SESSION_LAB = None
         return
     started = start_lab(backend, instances=request.config.getoption("--lab-instances") or 1,
-                        subnet=request.config.getoption("--lab-subnet"), via_control_plane=True)
+                        subnet=request.config.getoption("--lab-subnet"), cluster="ecs-lab")
     started.link_local_watch = LinkLocalWatch(started).start()
     _SESSION_LAB = started
     try:
@@ -412,28 +416,26 @@ def lab(request) -> Lab:
 
 def _docker_variant(session: Lab, *, features: set[str] | None, agent_env: dict[str, str] | None,
                     apps: tuple[str, ...] | None, instances: int) -> Lab:
-    """`lab_with` on docker: the session lab's agents, redeployed with other settings.
+    """`lab_with` on docker: the session lab's agent service, redeployed with other settings.
 
     One docker lab runs per engine (169.254.169.254 lives in one network), so a second stack cannot
-    start beside the session's; the session's DockerBackend replaces its agent tasks instead, as an
-    agent redeploy on ECS would: apps keep running and keep sending to the instance IP."""
+    start beside the session's; its agent service gets a new task definition revision instead, as an
+    agent redeploy on ECS: apps keep running and keep sending to the instance IP."""
     from dataclasses import replace
 
-    from lab.backends.stack import DEFAULT_FEATURES
+    from lab.stack import DEFAULT_FEATURES
 
-    if session.backend is None:
-        pytest.skip("lab_with on docker reconfigures the session lab's agents in place; a docker lab "
-                    "attached from another process (ecs-lab up --detach) cannot be reconfigured from here")
-    backend = session.backend
-    missing = set(apps or ()) - set(backend.app_tasks)
-    if instances != backend.stack.instances or missing:
-        pytest.skip(f"lab_with on docker reuses the session lab (instances={backend.stack.instances}, "
-                    f"apps={sorted(backend.app_tasks)}); asked for instances={instances}, "
-                    f"apps {sorted(missing)}")
-    stack = replace(backend.stack, features=frozenset(features or DEFAULT_FEATURES),
-                    agent_env=dict(agent_env or {}))
-    backend.replace_agents(stack)
-    variant = Lab(state=backend.status(), backend=backend)
+    if session.ecs_lab is None:
+        pytest.skip("lab_with on docker redeploys the session lab's agents; a docker lab attached from "
+                    "another process (ecs-lab up --detach) cannot be redeployed from here")
+    stack = session.ecs_lab.stack
+    missing = set(apps or ()) - set(stack.apps)
+    if instances != stack.instances or missing:
+        pytest.skip(f"lab_with on docker reuses the session lab (instances={stack.instances}, "
+                    f"apps={sorted(stack.apps)}); asked for instances={instances}, apps {sorted(missing)}")
+    session.ecs_lab.redeploy_agent(replace(stack, features=frozenset(features or DEFAULT_FEATURES),
+                                           agent_env=dict(agent_env or {})))
+    variant = Lab(state=session.ecs_lab.status(), ecs_lab=session.ecs_lab)
     if apps is not None:  # only the apps asked for, as a separate stack would have
         variant.state["apps"] = {v: a for v, a in variant.state["apps"].items() if v in apps}
     return variant
@@ -482,14 +484,14 @@ def lab_with(request):
         key = _lab_with_key(features, agent_env, apps, instances)
         if backend == "docker":
             session = session or request.getfixturevalue("lab")
-            if session.backend is not None and session_stack is None:
-                session_stack = session.backend.stack
+            if session.ecs_lab is not None and session_stack is None:
+                session_stack = session.ecs_lab.stack
             active = stacks.get(key)
-            if active is None or active.backend.stack is not active._extra.get("stack"):
+            if active is None or active.ecs_lab.stack is not active._extra.get("stack"):
                 stacks.clear()  # one agent configuration at a time: the previous variant is gone
                 active = _docker_variant(session, features=features, agent_env=agent_env, apps=apps,
                                          instances=instances)
-                active._extra["stack"] = active.backend.stack
+                active._extra["stack"] = active.ecs_lab.stack
                 stacks[key] = active
             return active
         if key not in stacks:
@@ -502,9 +504,9 @@ def lab_with(request):
         yield factory
     finally:
         if backend == "docker":
-            if session is not None and session_stack is not None and session.backend is not None \
-                    and session.backend.stack is not session_stack:
-                session.backend.replace_agents(session_stack)  # the session's own agents again
+            if session is not None and session_stack is not None and session.ecs_lab is not None \
+                    and session.ecs_lab.stack is not session_stack:
+                session.ecs_lab.redeploy_agent(session_stack)  # the session's own agents again
                 session.refresh()
         else:
             for started in stacks.values():
@@ -513,27 +515,27 @@ def lab_with(request):
 
 @pytest.fixture(scope="module")
 def exclusive_docker_engine():
-    """For a module that runs its own DockerBackend (e.g. with the ECS control plane): one docker lab
+    """For a module that runs its own docker lab (e.g. with its own control plane): one docker lab
     runs per engine, so the session's docker lab (if this process runs one) is stopped for the
-    module and started again, with the same settings, when it ends. The session `Lab` object is
+    module and started again, with the same stack, when it ends. The session `Lab` object is
     updated in place, so fixtures holding it see the new lab."""
     session = _SESSION_LAB
-    if session is None or session.backend is None or getattr(session.backend, "name", "") != "docker":
+    if session is None or session.ecs_lab is None or session.ecs_lab.backend_name != "docker":
         yield
         return
-    stack = session.backend.stack
+    stack = session.ecs_lab.stack
     stop_lab(session)
     try:
         yield
     finally:
-        from lab.backends.docker import DockerBackend
+        from lab.assembly import EcsLab
 
-        backend = DockerBackend(stack)
-        backend.__enter__()
+        ecs_lab = EcsLab(stack, backend="docker")
+        ecs_lab.__enter__()
         import atexit
 
-        atexit.register(backend.__exit__, None, None, None)
-        session.backend = backend
+        atexit.register(ecs_lab.__exit__, None, None, None)
+        session.ecs_lab = ecs_lab
         session.refresh()
 
 

@@ -4,7 +4,8 @@ This is the one source of truth. The fakes (IMDS, ECS introspection, task metada
 it; the backends (local, docker) and the instance agent fill it with what really runs (process
 ids, real docker container ids, addresses, ports). Nothing here opens a socket.
 
-Values follow the shapes AWS documents (FACTS.md sections 4 and 5): an EC2 instance's identity
+Values follow the shapes AWS documents (docs/imds.md#what-clients-rely-on,
+docs/ecs_metadata.md#what-the-datadog-agent-relies-on): an EC2 instance's identity
 document, `local-ipv4`, `hostname`, MAC tree and AZ all describe the same instance.
 """
 

@@ -19,6 +19,7 @@ from lab.agent_probe import (
     AgentProbe,
     AgentProbeError,
     AgentStatus,
+    NotOffered,
     Wait,
     intervals_from,
     parse_config,
@@ -270,6 +271,19 @@ def test_a_failing_command_is_an_error_naming_it():
         probe.status()
     with pytest.raises(AgentProbeError, match="no trace-agent URL"):
         probe.info()
+    assert probe.version.startswith("unknown version (no trace-agent URL")
+    assert "could not reach" in probe.intervals().version, "intervals say whose defaults they are, and why"
+
+
+def test_a_command_the_container_lacks_is_not_offered_and_says_so(info_server):
+    url, _ = info_server
+    missing = (127, "status: not offered by this agent (datadog-serverless-compat 0.19.0, endpoints from "
+                    "/info: /v0.4/traces)")
+    probe = AgentProbe(_container({"agent status --json": missing, "agent health": missing}, []), url)
+    offer = probe.offers("forwarder_stats")
+    assert not offer and "datadog-serverless-compat 0.19.0" in offer.reason
+    with pytest.raises(NotOffered, match="not offered by this agent"):
+        probe.health()
 
 
 def test_intervals_fall_back_to_defaults_when_agent_config_fails_and_say_why(info_server):
@@ -299,7 +313,7 @@ def test_exec_in_container_runs_the_agent_cli_with_the_container_s_environment(l
     code, out = backend.exec_in_container(task.arn, task.containers[0].name,
                                           ["sh", "-c", "echo $AWS_EC2_METADATA_SERVICE_ENDPOINT"])
     assert code == 0 and out.strip() == local_lab.imds_url(1)
-    with pytest.raises(KeyError, match="has no container 'nope'"):
+    with pytest.raises(LookupError, match="container 'nope' of task"):
         backend.exec_in_container(task.arn, "nope", ["true"])
 
 

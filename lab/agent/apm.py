@@ -252,9 +252,45 @@ class ReceiverStats:
     stats_payloads: int = 0
     payloads_built: int = 0
     by_lang: dict[str, int] = field(default_factory=dict)
+    # pkg/trace/info TagStats: counts per (lang, lang version, interpreter, tracer version, endpoint).
+    by_tags: dict[tuple[str, str, str, str, str], dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "by_tags"}
+
+    def receiver(self) -> list[dict]:
+        """The trace-agent's `receiver` expvar: one entry per tracer tag set (flattened Tags and Stats)."""
+        out = []
+        for (lang, lang_version, interpreter, tracer_version, endpoint), c in sorted(self.by_tags.items()):
+            out.append(
+                {
+                    "Lang": lang, "LangVersion": lang_version, "LangVendor": "", "Interpreter": interpreter,
+                    "TracerVersion": tracer_version, "EndpointVersion": endpoint, "Service": "",
+                    "TracesReceived": c["traces"], "TracesFiltered": 0, "TracesPriorityNone": 0,
+                    "TracesPriorityNeg": 0, "TracesPriority0": 0, "TracesPriority1": 0, "TracesPriority2": 0,
+                    "TracesBytes": c["bytes"], "SpansReceived": c["spans"], "SpansDropped": 0,
+                    "SpansFiltered": 0, "ServicesReceived": 0, "ServicesBytes": 0, "EventsExtracted": 0,
+                    "EventsSampled": 0, "PayloadAccepted": c["payloads"],
+                    "TracesDropped": {"DecodingError": c["decode_errors"], "EmptyTrace": 0, "TraceIDZero": 0,
+                                      "SpanIDZero": 0, "ForeignSpan": 0},
+                    "SpansMalformed": {},
+                }
+            )
+        return out
+
+    def count_request(self, info: TracerInfo, endpoint: str, traces: int, spans: int, size: int,
+                      decode_error: bool = False) -> None:
+        key = (info.lang, info.lang_version, info.interpreter, info.tracer_version, endpoint)
+        c = self.by_tags.setdefault(
+            key, {"traces": 0, "spans": 0, "bytes": 0, "payloads": 0, "decode_errors": 0}
+        )
+        c["bytes"] += size
+        if decode_error:
+            c["decode_errors"] += 1
+        else:
+            c["traces"] += traces
+            c["spans"] += spans
+            c["payloads"] += 1
 
 
 class TraceBuffer:
@@ -308,10 +344,11 @@ class TraceBuffer:
         )
         return self.add_built(built, info)
 
-    def add_built(self, built: Built, info: TracerInfo) -> int:
+    def add_built(self, built: Built, info: TracerInfo, endpoint: str = "", size: int = 0) -> int:
         """A request already built (`build_tracer_payload`, maybe in a decoder process)."""
         with self._lock:
             st = self.stats
+            st.count_request(info, endpoint, built.traces, built.spans, size)
             st.requests += 1
             st.traces_received += built.traces
             st.spans_received += built.spans
@@ -636,8 +673,9 @@ def make_app(
                 )
         except (DecodeError, ValueError, TypeError) as exc:
             buffer.stats.decode_errors += 1
+            buffer.stats.count_request(tinfo, version, 0, 0, len(body), decode_error=True)
             return web.Response(status=400, text=f"cannot decode traces: {exc}\n")
-        buffer.add_built(built, tinfo)
+        buffer.add_built(built, tinfo, version, len(body))
         # The agent answers every trace request with its per-service sampling rates.
         return web.json_response({"rate_by_service": {"service:,env:": 1}})
 

@@ -64,41 +64,66 @@ def run() -> None:
         click.echo("Agent stopping", err=True)
 
 
+def _ipc_error(exc: OSError) -> None:
+    # pkg/cli/subcommands/health and status: the same advice on any failure to reach the agent.
+    click.echo(
+        f"Error: could not reach agent: {exc} \nMake sure the agent is running before requesting the "
+        "status and contact support if you continue having issues",
+        err=True,
+    )
+    sys.exit(1)
+
+
 @agent.command()
-@click.option("--timeout", default=5.0, show_default=True, help="seconds to wait for the agent")
+@click.option("-t", "--timeout", default=20.0, show_default=True, help="timeout in second to query the Agent")
 def health(timeout: float) -> None:
-    """Exit 0 when the running agent is healthy, 1 when not or unreachable."""
-    from lab.agent.config import ConfigError, ipc_address
-    from lab.agent.status import fetch, health_text
+    """Print the current agent health (exit 1 when a component is unhealthy or the agent unreachable)."""
+    from lab.agent.config import ConfigError
+    from lab.agent.ipc import ipc_get_json
+    from lab.agent.status import health_text
 
     try:
-        host, port = ipc_address(os.environ)
-        _code, h = fetch(host, port, "/agent/status/health", timeout)
+        h = ipc_get_json(os.environ, "/agent/status/health", timeout)
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    except OSError as exc:
-        click.echo(
-            f"Error: could not reach agent: {exc}\nMake sure the agent is running before requesting "
-            "the status and contact support if you continue having issues.",
-            err=True,
-        )
-        sys.exit(1)
+    except (OSError, ValueError) as exc:
+        _ipc_error(exc if isinstance(exc, OSError) else OSError(str(exc)))
     click.echo(health_text(h))
-    sys.exit(0 if not h.get("unhealthy") else 1)
+    if h.get("Unhealthy"):
+        click.echo(f"Error: found {len(h['Unhealthy'])} unhealthy components", err=True)
+        sys.exit(1)
 
 
 @agent.command()
-@click.option("--json", "as_json", is_flag=True, help="print the raw status document")
-def status(as_json: bool) -> None:
-    """Print the running agent's status page."""
-    from lab.agent.config import ipc_address
-    from lab.agent.status import fetch, status_text
+@click.option("-j", "--json", "as_json", is_flag=True, help="print out raw json")
+@click.option("-p", "--pretty-json", "pretty", is_flag=True, help="pretty print JSON")
+def status(as_json: bool, pretty: bool) -> None:
+    """Print the current status of the running agent (its IPC API's /agent/status)."""
+    from lab.agent.ipc import ipc_get
 
-    host, port = ipc_address(os.environ)
+    fmt = "json" if as_json or pretty else "text"
     try:
-        _code, s = fetch(host, port, "/agent/status")
+        code, body = ipc_get(os.environ, f"/agent/status?format={fmt}")
     except OSError as exc:
-        click.echo(f"Error: could not reach agent: {exc}", err=True)
-        sys.exit(1)
-    click.echo(json.dumps(s, indent=2) if as_json else status_text(s))
+        _ipc_error(exc)
+    if code != 200:
+        _ipc_error(OSError(f"HTTP {code}: {body.decode(errors='replace').strip()}"))
+    if pretty:
+        click.echo(json.dumps(json.loads(body), indent=2))
+    else:
+        click.echo(body.decode().rstrip("\n"))
+
+
+@agent.command()
+def config() -> None:
+    """Print the runtime configuration of the running agent (YAML, API key scrubbed)."""
+    from lab.agent.ipc import ipc_get
+
+    try:
+        code, body = ipc_get(os.environ, "/agent/config")
+    except OSError as exc:
+        _ipc_error(exc)
+    if code != 200:
+        _ipc_error(OSError(f"HTTP {code}: {body.decode(errors='replace').strip()}"))
+    click.echo(body.decode().rstrip("\n"))

@@ -1,7 +1,7 @@
 """The emulated agent's configuration: the ONE place that knows the agent's `DD_*` names and defaults.
 
 `AgentConfig.from_env(os.environ)` reads the same environment as `public.ecr.aws/datadog/agent`
-(FACTS.md sections 1-3) and resolves every intake URL the way the agent does:
+(docs/agent_contract.md) and resolves every intake URL the way the agent does:
 
 - a `*_DD_URL` override is used as given (DataDog/datadog-agent pkg/config/utils/endpoints.go,
   `GetMainEndpoint`: "value under ddURLKey takes precedence over 'site'");
@@ -13,16 +13,22 @@
   agent's warning (pkg/config/setup/config.go `setupFipsEndpoints`). A non-loopback local address
   fails the load with the agent's own message.
 
-Lab-only variables (design.md): `LAB_AGENT_LOCALHOST` (what 127.0.0.1 is inside the agent's own
-network namespace; default 127.0.0.1), `LAB_AGENT_HOST_ADDRESSES` (comma list standing for "all
-interfaces"; default 0.0.0.0), `LAB_AGENT_FLUSH_INTERVAL` (DogStatsD/metrics flush, seconds,
-default 1 instead of the agent's 15), `LAB_AGENT_TRACE_FLUSH_INTERVAL` (default 1 instead of 5),
-`LAB_AGENT_PROCESS_INTERVAL` (default 2 instead of 10), `LAB_AGENT_STATS_BUCKET_INTERVAL` (width
+Lab-only variables (docs/local_backend.md#an-instances-network-namespaces-on-loopback): `LAB_AGENT_LOCALHOST`
+(what 127.0.0.1 is inside the agent's own network namespace; default 127.0.0.1), `LAB_AGENT_HOST_ADDRESSES`
+(comma list standing for "all interfaces"; default 0.0.0.0), `LAB_AGENT_FLUSH_INTERVAL` (DogStatsD/metrics
+flush, seconds, default 1 instead of the agent's 15), `LAB_AGENT_TRACE_FLUSH_INTERVAL` (default 1 instead of
+5), `LAB_AGENT_PROCESS_INTERVAL` (default 2 instead of 10), `LAB_AGENT_STATS_BUCKET_INTERVAL` (width
 of the APM stats buckets the agent computes, seconds; default 2 instead of 10: a bucket is sent two
 widths after it opens), `LAB_AGENT_APM_DECODER_PROCESSES` /
 `LAB_AGENT_APM_DECODER_MIN_BYTES` (trace requests of at least that size decoded in that many worker
 processes; default: one per usable CPU, 64 KiB; see decoders.py), `LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1`
 (only where the lab itself owns 169.254.x: the docker backend).
+
+`LAB_AGENT_PROFILE` picks the timing (docs/agent.md): `fast` (default; the intervals above) or
+`real-timing` (the agent's own: metrics flushed every 15 s in 10 s buckets, traces every 5 s, APM
+stats buckets 10 s, process/container checks every 10 s sending nothing on their first run, health
+pings every 15 s, and no private plain-HTTP status endpoint). An explicit `LAB_AGENT_*` interval
+still wins over the profile; `agent config` reports what is in effect.
 """
 
 from __future__ import annotations
@@ -47,6 +53,30 @@ _DD_INFRA_HOST = re.compile(r"^app(\.mrf)?(\.[a-z]{2}\d)?\.(datad(oghq|0g)\.(com
 
 _TRUE = {"1", "true", "yes", "on", "t", "y"}
 _FALSE = {"0", "false", "no", "off", "f", "n", ""}
+
+
+PROFILES = ("fast", "real-timing")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The intervals one profile stands for (seconds)."""
+
+    flush_interval: float  # aggregator flush (pkg/aggregator DefaultFlushInterval: 15 s)
+    bucket_interval: float  # DogStatsD bucket width (time_sampler: 10 s), only closed ones flushed
+    trace_flush_interval: float  # trace writer tick (pkg/trace/writer: 5 s)
+    stats_bucket_interval: float  # APM stats buckets (pkg/trace/config BucketInterval: 10 s)
+    process_interval: float  # process and container checks (pkg/process/checks/interval.go: 10 s)
+    check_interval: float  # core checks' min_collection_interval (15 s)
+    health_ping_interval: float  # health catalog ping (pkg/status/health: 15 s)
+    first_check_run_sends: bool  # process/container checks send on their first run (the agent: no)
+    private_status: bool  # the lab's plain-HTTP /agent/status besides the HTTPS IPC API
+
+
+TIMINGS = {
+    "fast": Timing(1.0, 1.0, 1.0, 2.0, 2.0, 1.0, 0.5, True, True),
+    "real-timing": Timing(15.0, 10.0, 5.0, 10.0, 10.0, 15.0, 15.0, False, False),
+}
 
 
 class ConfigError(ValueError):
@@ -212,10 +242,17 @@ class AgentConfig:
     # Lab-only
     localhost: str = "127.0.0.1"
     host_addresses: tuple[str, ...] = ("0.0.0.0",)
+    profile: str = "fast"
     flush_interval: float = 1.0
+    bucket_interval: float = 1.0
     trace_flush_interval: float = 1.0
     process_interval: float = 2.0
     stats_bucket_interval: float = 2.0
+    check_interval: float = 1.0
+    health_ping_interval: float = 0.5
+    first_check_run_sends: bool = True
+    private_status: bool = True
+    auth_token_file_path: str = ""  # "" -> ipc.default_auth_token_path (resolved at start)
     apm_decoder_processes: int = 0
     apm_decoder_min_bytes: int = 65536
 
@@ -257,6 +294,17 @@ class AgentConfig:
         # The docs' task definition mounts the host's /proc at /host/proc; without it, our own.
         host_proc = env.get("LAB_AGENT_HOST_PROC", "/host/proc")
         procfs = host_proc if _is_dir(host_proc) else "/proc"
+
+        profile = (env.get("LAB_AGENT_PROFILE") or "fast").strip().lower()
+        if profile not in TIMINGS:
+            raise ConfigError(f"LAB_AGENT_PROFILE={profile!r}: use one of {', '.join(PROFILES)}")
+        timing = TIMINGS[profile]
+        flush_interval = _float(env, "LAB_AGENT_FLUSH_INTERVAL", timing.flush_interval)
+        # The fast profile buckets at its flush interval; an explicit flush interval moves both.
+        bucket_default = timing.bucket_interval if profile != "fast" else flush_interval
+        bucket_interval = _float(env, "LAB_AGENT_BUCKET_INTERVAL", bucket_default)
+        if bucket_interval > flush_interval and profile == "fast":
+            bucket_interval = flush_interval
 
         host_addresses = tuple(
             a.strip() for a in env.get("LAB_AGENT_HOST_ADDRESSES", "0.0.0.0").split(",") if a.strip()
@@ -302,11 +350,21 @@ class AgentConfig:
             allow_link_local=_bool(env, "LAB_AGENT_ALLOW_LINK_LOCAL_IMDS", False),
             localhost=(env.get("LAB_AGENT_LOCALHOST") or "127.0.0.1").strip(),
             host_addresses=host_addresses,
-            flush_interval=_float(env, "LAB_AGENT_FLUSH_INTERVAL", 1.0),
-            trace_flush_interval=_float(env, "LAB_AGENT_TRACE_FLUSH_INTERVAL", 1.0),
-            process_interval=_float(env, "LAB_AGENT_PROCESS_INTERVAL", 2.0),
+            profile=profile,
+            flush_interval=flush_interval,
+            bucket_interval=bucket_interval,
+            trace_flush_interval=_float(env, "LAB_AGENT_TRACE_FLUSH_INTERVAL", timing.trace_flush_interval),
+            process_interval=_float(env, "LAB_AGENT_PROCESS_INTERVAL", timing.process_interval),
             # pkg/trace/config BucketInterval: 10 s in the agent.
-            stats_bucket_interval=_float(env, "LAB_AGENT_STATS_BUCKET_INTERVAL", 2.0),
+            stats_bucket_interval=_float(
+                env, "LAB_AGENT_STATS_BUCKET_INTERVAL", timing.stats_bucket_interval
+            ),
+            check_interval=timing.check_interval if profile != "fast" else flush_interval,
+            health_ping_interval=timing.health_ping_interval,
+            first_check_run_sends=timing.first_check_run_sends,
+            private_status=timing.private_status,
+            # auth_token_file_path (pkg/config/setup: BindEnvAndSetDefault, so DD_AUTH_TOKEN_FILE_PATH).
+            auth_token_file_path=(env.get("DD_AUTH_TOKEN_FILE_PATH") or "").strip(),
             # Python decodes on one core per process; the trace-agent on all of them (decoders.py).
             apm_decoder_processes=_int(env, "LAB_AGENT_APM_DECODER_PROCESSES", _usable_cpus()),
             apm_decoder_min_bytes=_int(env, "LAB_AGENT_APM_DECODER_MIN_BYTES", 65536),
@@ -362,7 +420,7 @@ class AgentConfig:
         return self.container_collection_enabled and not self.process_collection_enabled
 
     def bind_addresses(self, non_local_traffic: bool) -> list[str]:
-        """Where a receiver listens: "localhost" only, or "all interfaces" too (design.md)."""
+        """Where a receiver listens: "localhost" only, or "all interfaces" too (docs/local_backend.md)."""
         if not non_local_traffic:
             return [self.localhost]
         if "0.0.0.0" in self.host_addresses:
@@ -412,7 +470,9 @@ class AgentConfig:
             },
             "remote_configuration_enabled": self.remote_configuration_enabled,
             "proxy": {"http": self.proxy_http, "https": self.proxy_https, "no_proxy": list(self.no_proxy)},
+            "profile": self.profile,
             "flush_interval": self.flush_interval,
+            "bucket_interval": self.bucket_interval,
             "trace_flush_interval": self.trace_flush_interval,
             "stats_bucket_interval": self.stats_bucket_interval,
             "apm_decoder_processes": self.apm_decoder_processes,
@@ -474,3 +534,81 @@ def _is_dir(path: str) -> bool:
     import os
 
     return os.path.isdir(path) and os.path.isdir(os.path.join(path, "1"))
+
+
+def scrub_api_key(key: str) -> str:
+    """The agent's scrubber keeps the last five characters of an API key (pkg/util/scrubber)."""
+    return "*" * max(0, len(key) - 5) + key[-5:] if len(key) > 5 else "*" * len(key)
+
+
+def runtime_settings(cfg: AgentConfig) -> dict:
+    """What `agent config` prints: the settings in effect, under their datadog.yaml keys.
+
+    Only what the emulation implements; secrets scrubbed as the agent scrubs them. Intervals the
+    real agent hard-codes (aggregator flush, buckets) have no datadog.yaml key: they are under
+    `lab:` (a real agent has no such section: a probe falls back to the documented values)."""
+    fips = cfg.fips
+    return {
+        "api_key": scrub_api_key(cfg.api_key),
+        "site": cfg.site,
+        "dd_url": cfg.endpoints.metrics,
+        "hostname": cfg.hostname,
+        "env": cfg.env,
+        "tags": list(cfg.tags),
+        "log_level": cfg.log_level,
+        "cmd_port": cfg.cmd_port,
+        "expvar_port": cfg.expvar_port,
+        "auth_token_file_path": cfg.auth_token_file_path,
+        "remote_configuration": {"enabled": cfg.remote_configuration_enabled},
+        "proxy": {"http": cfg.proxy_http, "https": cfg.proxy_https, "no_proxy": list(cfg.no_proxy)},
+        "fips": {
+            "enabled": fips is not None,
+            "local_address": fips.local_address if fips else fips_ports.DEFAULT_LOCAL_ADDRESS,
+            "port_range_start": fips.port_range_start if fips else fips_ports.DEFAULT_PORT_RANGE_START,
+            "https": fips.https if fips else True,
+            "tls_verify": fips.tls_verify if fips else True,
+        },
+        "use_dogstatsd": cfg.dogstatsd_enabled,
+        "dogstatsd_port": cfg.dogstatsd_port,
+        "dogstatsd_non_local_traffic": cfg.dogstatsd_non_local_traffic,
+        "dogstatsd_so_rcvbuf": cfg.dogstatsd_so_rcvbuf,
+        "dogstatsd_origin_detection": cfg.dogstatsd_origin_detection,
+        "dogstatsd_tag_cardinality": cfg.dogstatsd_tag_cardinality,
+        "dogstatsd_tags": list(cfg.dogstatsd_tags),
+        "checks_tag_cardinality": cfg.checks_tag_cardinality,
+        "histogram_aggregates": list(cfg.histogram_aggregates),
+        "histogram_percentiles": [f"{p:g}" for p in cfg.histogram_percentiles],
+        "min_collection_interval": cfg.check_interval,
+        "apm_config": {
+            "enabled": cfg.apm_enabled,
+            "receiver_port": cfg.apm_receiver_port,
+            "apm_non_local_traffic": cfg.apm_non_local_traffic,
+            "apm_dd_url": cfg.endpoints.traces,
+            "profiling_dd_url": cfg.endpoints.profiling,
+            "telemetry": {"dd_url": cfg.endpoints.telemetry},
+            "trace_writer": {"flush_period_seconds": cfg.trace_flush_interval},
+        },
+        "process_config": {
+            "process_collection": {"enabled": cfg.process_collection_enabled},
+            "container_collection": {"enabled": cfg.container_collection_enabled},
+            "process_dd_url": cfg.endpoints.processes,
+            "intervals": {"process": cfg.process_interval, "container": cfg.process_interval},
+        },
+        "logs_config": {"logs_dd_url": cfg.endpoints.logs},
+        "orchestrator_explorer": {"orchestrator_dd_url": cfg.endpoints.orchestrator},
+        "ecs_agent_url": cfg.ecs_agent_url,
+        "ec2_metadata_timeout": int(round(cfg.imds_timeout * 1000)),
+        "procfs_path": cfg.procfs_path,
+        "lab": {
+            "profile": cfg.profile,
+            "flush_interval": cfg.flush_interval,
+            "bucket_interval": cfg.bucket_interval,
+            "trace_flush_interval": cfg.trace_flush_interval,
+            "stats_bucket_interval": cfg.stats_bucket_interval,
+            "process_interval": cfg.process_interval,
+            "check_interval": cfg.check_interval,
+            "health_ping_interval": cfg.health_ping_interval,
+            "first_check_run_sends": cfg.first_check_run_sends,
+            "private_status_endpoint": cfg.private_status,
+        },
+    }

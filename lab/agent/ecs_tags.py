@@ -1,7 +1,7 @@
 """ECS container tags, from task metadata v4 JSON, at the agent's three cardinalities.
 
-FACTS.md section 5 and pkg/tagger (workloadmeta ECS + docker extractors): low cardinality
-`task_name, task_family, task_version, ecs_cluster_name, cluster_name, ecs_container_name,
+docs/ecs_metadata.md#what-the-datadog-agent-relies-on and pkg/tagger (workloadmeta ECS + docker extractors):
+low cardinality `task_name, task_family, task_version, ecs_cluster_name, cluster_name, ecs_container_name,
 ecs_service, region, aws_account` plus the docker tags `image_name, short_image, image_tag,
 container_name`; orchestrator adds `task_arn`; high adds `container_id` and `display_container_name`.
 """

@@ -1,10 +1,10 @@
 """The forwarder: payload encoding per route, and delivery with retries, backoff and a bounded queue.
 
-Routes and bodies (FACTS.md section 2; pkg/serializer, pkg/trace/writer, pkg/process/runner):
-`/api/v2/series` MetricPayload protobuf, `/api/beta/sketches` SketchPayload, `/api/v1/check_run` and
-`/intake/` JSON, all zstd-compressed like recent agents; `/api/v0.2/traces` AgentPayload protobuf
-gzip; `/api/v0.2/stats` msgpack gzip; `/api/v1/collector` and `/api/v1/container` v3 process
-messages. Retry policy as pkg/trace/writer/sender.go: 5xx, 408 and connection errors are retried
+Routes and bodies (docs/agent_contract.md#intake-routes-and-payloads; pkg/serializer, pkg/trace/writer,
+pkg/process/runner): `/api/v2/series` MetricPayload protobuf, `/api/beta/sketches` SketchPayload,
+`/api/v1/check_run` and `/intake/` JSON, all zstd-compressed like recent agents; `/api/v0.2/traces`
+AgentPayload protobuf gzip; `/api/v0.2/stats` msgpack gzip; `/api/v1/collector` and `/api/v1/container` v3
+process messages. Retry policy as pkg/trace/writer/sender.go: 5xx, 408 and connection errors are retried
 with "full jitter" exponential backoff (100 ms base, 10 s cap), other statuses drop the payload;
 when the retry queue is full the oldest payload is dropped and counted.
 
@@ -152,6 +152,7 @@ class EndpointCounters:
     bytes: int = 0
     last_status: int | None = None
     last_error: str = ""
+    http_errors: dict[int, int] = field(default_factory=dict)  # status >= 400 -> count
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -248,6 +249,8 @@ class Forwarder:
             async with self._session.post(txn.url, data=txn.body, headers=headers, proxy=proxy) as resp:
                 reply = await resp.read()
                 c.last_status = resp.status
+                if resp.status >= 400:
+                    c.http_errors[resp.status] = c.http_errors.get(resp.status, 0) + 1
                 if 200 <= resp.status < 300:
                     c.sent += 1
                     c.bytes += len(txn.body)

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from lab.agent import apm, forwarder, processes, status
+from lab.agent import apm, forwarder, ipc, processes, status
 from lab.agent.config import AGENT_VERSION, AgentConfig
 from lab.agent.containers import ContainerCollector
 from lab.agent.decoders import DecoderPool
 from lab.agent.dogstatsd import TYPE_GAUGE, MetricAggregator, Serie, ServiceCheck
 from lab.agent.dogstatsd_server import DogStatsDServer
 from lab.agent.ecs import EcsAwareness
+from lab.agent.health import HealthCatalog
 from lab.agent.hostname import HostnameResult, resolve_hostname
 from lab.serving import ServerThread
 
@@ -70,6 +71,14 @@ class Agent:
         # change process while connected, so one look-up per connection (a miss again after 5 s).
         self._conn_containers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.container_checks: ContainerCollector | None = None
+        self.health_catalog = HealthCatalog(config.health_ping_interval)
+        self.ipc_server: ipc.IpcServer | None = None
+        self.ipc_credentials: ipc.IpcCredentials | None = None
+        self._process_runs: set[str] = set()
+        self._agg = {"flushes": 0, "series": 0, "sketches": 0, "service_checks": 0, "events": 0,
+                     "check_samples": 0, "last_series": 0}
+        self._check_runs: dict[str, dict] = {}
+        self._named_tasks: dict[str, asyncio.Task] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -106,7 +115,7 @@ class Agent:
             if cfg.dogstatsd_enabled:
                 self.aggregator = MetricAggregator(
                     host,
-                    cfg.flush_interval,
+                    cfg.bucket_interval,
                     cfg.histogram_aggregates,
                     cfg.histogram_percentiles,
                     extra_tags=cfg.dogstatsd_tags,
@@ -119,8 +128,7 @@ class Agent:
                     self._dogstatsd_origin,
                 ).start()
                 self.ports.dogstatsd = self.dogstatsd.port
-            cmd = self.server.add_app(status.make_app(self.status, self.health), cfg.localhost, cfg.cmd_port)
-            self.ports.cmd = cmd.bound_port
+            self._start_ipc()
             expvar_app = web.Application()
             expvar_app.router.add_get("/debug/vars", self._expvar)
             self.ports.expvar = self.server.add_app(expvar_app, cfg.localhost, cfg.expvar_port).bound_port
@@ -130,6 +138,35 @@ class Agent:
             raise
         return self
 
+    def _start_ipc(self) -> None:
+        """The IPC API on cmd_port: HTTPS with the auth token; in the fast profile the lab's private
+        plain-HTTP status shares the port (lab.agent.ipc)."""
+        cfg = self.config
+        assert self.server is not None
+        app = status.ipc_app(self, lambda: self.ipc_credentials.token if self.ipc_credentials else "")
+        plain = status.make_app(self.status, self.health) if cfg.private_status else None
+        self.ipc_server = ipc.IpcServer(app, cfg.localhost, cfg.cmd_port, None, plain)
+        self.server.call(self.ipc_server.start)
+        self.ports.cmd = self.ipc_server.bound_port
+        token_path = ipc.auth_token_path(self.env, self.ports.cmd)
+        self.ipc_credentials = ipc.IpcCredentials.fetch_or_create(
+            token_path, ipc.ipc_cert_path(self.env, token_path), [cfg.localhost]
+        )
+        self.ipc_server.tls = self.ipc_credentials.server_context()
+        # Components register with the health catalog at start: unhealthy until its first ping.
+        catalog = self.health_catalog
+        catalog.register("healthcheck", lambda: True)
+        catalog.register("forwarder", lambda: self.forwarder is not None and self.server is not None)
+        catalog.register("aggregator", lambda: self._loop_alive("aggregator"))
+        catalog.register("collector-queue", lambda: self._loop_alive("aggregator"))
+        if self.dogstatsd is not None:
+            catalog.register("dogstatsd-main", lambda: all(t.is_alive() for t in self.dogstatsd._threads))
+
+    def _loop_alive(self, name: str) -> bool:
+        # A component answers the catalog from its own goroutine whether or not it flushed yet.
+        task = self._named_tasks.get(name)
+        return task is not None and not task.done()
+
     def _clone_apm(self) -> web.Application:
         # An aiohttp app is frozen once served; each address gets its own app over the same buffer.
         assert self.traces is not None
@@ -138,16 +175,30 @@ class Agent:
         )
 
     async def _start_loops(self) -> None:
+        cfg = self.config
+
+        def ticker_delay(interval: float) -> float:
+            return 0.0 if cfg.profile == "fast" else interval
+
+        self._named_tasks: dict[str, asyncio.Task] = {}
         self._tasks = [
-            asyncio.create_task(self._every(self.config.flush_interval, "aggregator", self._flush_metrics))
+            # The agent's flush and writer tickers fire first one interval after start
+            # (time.NewTicker); the fast profile flushes at once.
+            asyncio.create_task(
+                self._every(self.config.flush_interval, "aggregator", self._flush_metrics,
+                            first_after=ticker_delay(self.config.flush_interval))
+            ),
+            asyncio.create_task(self.health_catalog.run()),
         ]
+        self._named_tasks["aggregator"] = self._tasks[0]
         if self.traces is not None:
             # The trace writer also flushes as soon as a full payload is waiting (pkg/trace/writer).
             loop, wake = asyncio.get_running_loop(), asyncio.Event()
             self.traces.on_full = lambda: loop.call_soon_threadsafe(wake.set)
             self._tasks.append(
                 asyncio.create_task(
-                    self._every(self.config.trace_flush_interval, "trace-writer", self._flush_traces, wake)
+                    self._every(self.config.trace_flush_interval, "trace-writer", self._flush_traces, wake,
+                                first_after=ticker_delay(self.config.trace_flush_interval))
                 )
             )
         if self.config.process_collection_enabled:
@@ -167,8 +218,13 @@ class Agent:
             forwarder.host_metadata_transaction(self.config, self.hostname.hostname, self.host_tags())
         )
 
-    async def _every(self, interval: float, name: str, fn, wake: asyncio.Event | None = None) -> None:
-        """Run `fn` every `interval` seconds, or sooner when `wake` is set."""
+    async def _every(
+        self, interval: float, name: str, fn, wake: asyncio.Event | None = None, first_after: float = 0.0
+    ) -> None:
+        """Run `fn` every `interval` seconds (the first time after `first_after`), or sooner when
+        `wake` is set."""
+        if first_after:
+            await asyncio.sleep(first_after)
         while True:
             self._ticks[name] = time.monotonic()
             if wake is not None:
@@ -195,6 +251,13 @@ class Agent:
             log.warning("final flush failed: %r", exc)
 
     def stop(self) -> None:
+        if self.ipc_server is not None and self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.call(self.ipc_server.stop, timeout=10)
+            self.ipc_server = None
+        if self.ipc_credentials is not None:
+            self.ipc_credentials.remove_created()
+            self.ipc_credentials = None
         if self.dogstatsd is not None:
             self.dogstatsd.drain(1.0)
             self.dogstatsd.stop()
@@ -232,12 +295,25 @@ class Agent:
         )
         checks.append(ServiceCheck("datadog.agent.up", 0, now, host, "", []))
         if self.container_checks is not None and not force:
-            # docker stats and /proc reads block: off the loop that receives.
+            # docker stats and /proc reads block: off the loop that receives. The core checks run
+            # at the aggregator's cadence (15 s in real-timing, their min_collection_interval).
+            started, error, got = time.monotonic(), "", []
             try:
                 loop = asyncio.get_running_loop()
-                series += await loop.run_in_executor(None, self.container_checks.collect)
+                got = await loop.run_in_executor(None, self.container_checks.collect)
+                series += got
             except Exception as exc:  # noqa: BLE001 - a failed check run must not stop the flush
                 log.warning("container checks failed: %r", exc)
+                error = repr(exc)
+            self._record_check_run("container", started, len(got), error)
+            self._agg["check_samples"] += len(got)
+        a = self._agg
+        a["flushes"] += 1
+        a["series"] += len(series)
+        a["last_series"] = len(series)
+        a["sketches"] += len(sketches)
+        a["service_checks"] += len(checks)
+        a["events"] += len(events)
         self.forwarder.submit(forwarder.series_transaction(cfg, series))
         if sketches:
             self.forwarder.submit(forwarder.sketches_transaction(cfg, sketches))
@@ -289,6 +365,11 @@ class Agent:
 
         assert self.forwarder is not None and self.hostname is not None
         msg = await asyncio.get_running_loop().run_in_executor(None, collect, *args)
+        if not self.config.first_check_run_sends and name not in self._process_runs:
+            # pkg/process/checks: the first run only primes the rates (CPU, I/O); nothing is sent.
+            self._process_runs.add(name)
+            return
+        self._process_runs.add(name)
         self.forwarder.submit(
             forwarder.Transaction(
                 name,
@@ -386,29 +467,69 @@ class Agent:
         )
 
     async def _expvar(self, request: web.Request) -> web.Response:
-        return web.json_response(self.status())
+        """expvar_port's /debug/vars: the expvar maps the status providers read."""
+        doc = status.status_document(self)
+        return web.json_response(
+            {
+                "forwarder": doc["forwarderStats"],
+                "aggregator": doc["aggregatorStats"],
+                "dogstatsd": doc["dogstatsdStats"],
+                "runner": doc["runnerStats"],
+                "pid": doc["pid"],
+            }
+        )
+
+    def _record_check_run(self, name: str, started: float, samples: int, error: str) -> None:
+        took_ms = int((time.monotonic() - started) * 1000)
+        r = self._check_runs.setdefault(
+            name,
+            {"CheckName": name, "CheckID": f"{name}:ecs-lab", "TotalRuns": 0, "TotalErrors": 0,
+             "TotalWarnings": 0, "MetricSamples": 0, "TotalMetricSamples": 0, "Events": 0,
+             "ServiceChecks": 0, "LastExecutionTime": 0, "AverageExecutionTime": 0, "LastError": "",
+             "LastWarnings": [], "UpdateTimestamp": 0, "LastSuccessDate": 0},
+        )
+        r["TotalRuns"] += 1
+        r["MetricSamples"] = samples
+        r["TotalMetricSamples"] += samples
+        runs = r["TotalRuns"]
+        r["AverageExecutionTime"] = (r["AverageExecutionTime"] * (runs - 1) + took_ms) // runs
+        r["LastExecutionTime"] = took_ms
+        r["UpdateTimestamp"] = int(time.time())
+        if error:
+            r["TotalErrors"] += 1
+            r["LastError"] = error
+        else:
+            r["LastSuccessDate"] = int(time.time())
+
+    def runner_stats(self) -> dict:
+        """The collector's `runner` expvar: Checks[name][id] -> the check's run stats."""
+        checks = {name: {r["CheckID"]: dict(r)} for name, r in self._check_runs.items()}
+        return {
+            "Checks": checks,
+            "Errors": sum(r["TotalErrors"] for r in self._check_runs.values()),
+            "Runs": sum(r["TotalRuns"] for r in self._check_runs.values()),
+            "Running": {},
+            "RunningChecks": 0,
+            "Workers": {"Count": 1, "Instances": {"worker_1": {"Utilization": 0}}},
+        }
+
+    def aggregator_counts(self) -> dict:
+        return dict(self._agg)
+
+    def enabled_process_checks(self) -> list[str]:
+        cfg = self.config
+        if cfg.process_collection_enabled:
+            return ["process", "rtprocess"]
+        return ["container", "rtcontainer"] if cfg.container_check_enabled and self.ecs is not None else []
 
     def health(self) -> dict:
-        now = time.monotonic()
-        healthy, unhealthy = ["forwarder"], []
-        intervals = {
-            "aggregator": self.config.flush_interval,
-            "trace-writer": self.config.trace_flush_interval,
-            "process-agent": self.config.process_interval,
-        }
-        for name, last in sorted(self._ticks.items()):
-            (healthy if now - last < max(10.0, 5 * intervals.get(name, 1.0)) else unhealthy).append(name)
-        if self.dogstatsd is not None:
-            (healthy if all(t.is_alive() for t in self.dogstatsd._threads) else unhealthy).append(
-                "dogstatsd-main"
-            )
-        if self.server is None:
-            unhealthy.append("ipc-api")
-        else:
-            healthy.append("ipc-api")
-        return {"healthy": sorted(healthy), "unhealthy": sorted(unhealthy)}
+        """The lab's private status shape (fast profile only): lower-case keys."""
+        h = self.health_catalog.status()
+        return {"healthy": h["Healthy"], "unhealthy": h["Unhealthy"]}
 
     def status(self) -> dict:
+        """The lab's private status document (fast profile's plain HTTP; `agent status -j` is
+        `status.status_document`)."""
         return {
             "version": AGENT_VERSION,
             "hostname": self.hostname.hostname if self.hostname else "",

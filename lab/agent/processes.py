@@ -1,8 +1,8 @@
 """Process and container collection, as the process agent sends them (v3 envelope, types 12 and 39).
 
 psutil reads `/host/proc` when the host's /proc is mounted there (the ECS task definition mounts
-it, FACTS.md section 1), else `/proc`. Containers are the ECS containers the agent knows (see
-`lab.agent.ecs`); a process belongs to a container when its pid (or an ancestor's) does.
+it, docs/agent_contract.md#the-agent-task-on-ecs), else `/proc`. Containers are the ECS containers the agent
+knows (see `lab.agent.ecs`); a process belongs to a container when its pid (or an ancestor's) does.
 Collector: pkg/process/checks (process.go `CollectorProc`, container.go `CollectorContainer`), posted
 to `<process_dd_url>/api/v1/collector` and `/api/v1/container`; the intake answers `ResCollector`.
 """

@@ -16,7 +16,8 @@ The lines below are the docs' lines with ONE change: the metadata host is
 `http://169.254.169.254`. On the docker backend the lab sets it to `http://169.254.169.254`, where
 its own fake IMDS holds that address, so the line *is* the docs' line; on the local backend it points
 at the instance's fake IMDS on loopback. On this machine 169.254.169.254 belongs to someone else
-(FACTS.md section 8): a lab app must never fall back to it, so every variant requires the variable.
+(docs/environment.md#link-local-addresses-belong-to-someone-else): a lab app must never fall back to it, so
+every variant requires the variable.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 
-from lab.backends.base import LAB_IMAGE
+from lab.tasks import LAB_IMAGE
 
 METADATA_ENDPOINT_ENV = "AWS_EC2_METADATA_SERVICE_ENDPOINT"
 METADATA_FILE_ENV = "ECS_CONTAINER_METADATA_FILE"

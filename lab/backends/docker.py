@@ -5,7 +5,8 @@ port forwarders), labels it `ecs-agent-lab=1` + `ecs-agent-lab.run=<run id>`, an
 exit, Ctrl-C or failure; `sweep()` removes what crashed runs left (`ecs-lab down --all`). The
 layout is `docker_topology.Topology` (also rendered as docker-compose.yml).
 
-How a task is placed, as the ECS agent places it on an EC2 instance (FACTS.md sections 1, 5, 8):
+How a task is placed, as the ECS agent places it on an EC2 instance (docs/agent_contract.md,
+docs/ecs_metadata.md, docs/environment.md#link-local-addresses-belong-to-someone-else):
 - every container joins the link-local network (the lab's IMDS and task metadata) *before* it
   starts, with an address from its instance's block, so callers are told apart by address;
 - `bridge`: the container's own netns on the instance's bridge network; `portMappings` become
@@ -29,11 +30,10 @@ import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lab.backends import images
-from lab.backends.base import AGENT_IMAGE_PREFIXES, LAB_IMAGE, ContainerSpec, Mount, UnsupportedField
 from lab.backends.docker_services import write_world_file
 from lab.backends.docker_topology import (
     IMDS_IP,
@@ -46,24 +46,32 @@ from lab.backends.docker_topology import (
     WORLD_DIR,
     Topology,
 )
-from lab.backends.stack import AGENT_IMAGE as STACK_DEFAULT_AGENT_IMAGE
-from lab.backends.stack import Stack, app_service
+from lab.stack import AGENT_IMAGE as STACK_DEFAULT_AGENT_IMAGE
+from lab.stack import AGENT_SERVICE, Stack, app_service
+from lab.tasks import (
+    LAB_IMAGE,
+    CannotPullContainerError,
+    ContainerSpec,
+    InstanceEndpoints,
+    Mount,
+    UnsupportedField,
+    is_agent_image,
+    is_fips_proxy_image,
+    is_lab_image,
+)
 from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
 
 NS = 1_000_000_000
-AGENT_MOUNTS = (  # the docs' task definition volumes (FACTS.md section 1)
+AGENT_MOUNTS = (  # the docs' task definition volumes (docs/agent_contract.md)
     Mount("/var/run/docker.sock", "/var/run/docker.sock", True),
     Mount("/proc/", "/host/proc/", True),
     Mount("/sys/fs/cgroup/", "/host/sys/fs/cgroup", True),
 )
 ECS_METADATA_DIR = "/opt/ecs/metadata"  # where ECS mounts the container metadata file
-AGENT_HEALTH_INTERVAL = 2.0
+# Where ECS puts a bridge-mode container's dynamic host port (no hostPort): the ephemeral range.
+DYNAMIC_HOST_PORTS = range(32768, 61000)
 APP_PORT = 8080  # lab.apps.entrypoints.APP_PORT
 ENGINE_LOCK = Path(os.environ.get("LAB_DOCKER_LOCK", "/tmp/ecs-agent-lab-docker.lock"))
-
-
-def is_agent_image(image: str) -> bool:
-    return image.startswith(AGENT_IMAGE_PREFIXES)
 
 
 def take_engine_lock(holder: str, timeout: float | None = None, progress=None):
@@ -105,37 +113,6 @@ def take_engine_lock(holder: str, timeout: float | None = None, progress=None):
     fh.write(holder + "\n")
     fh.flush()
     return fh
-
-
-def resolve_agent_image(client) -> str:
-    """The real agent image when this engine has it (pulled earlier or `docker load`ed), else the
-    lab's emulated agent. Nothing is pulled implicitly: on a machine without a registry a pull
-    attempt only costs a timeout; name the image (--agent-image / LAB_AGENT_IMAGE) to pull it."""
-    for image in (STACK_DEFAULT_AGENT_IMAGE, "public.ecr.aws/datadog/agent:7", "datadog/agent:7",
-                  "gcr.io/datadoghq/agent:7"):
-        if images.image_exists(client, image):
-            return image
-    return LAB_IMAGE
-
-
-def agent_env(stack: Stack, topo: Topology, n: int) -> dict[str, str]:
-    """The agent container's env on docker: the stack's (the docs' settings + every redirect),
-    with the lab's URLs as seen from inside the instance."""
-    egress = topo.egress_proxy_url if stack.has("egress_proxy") else None
-    env = stack.agent_env_for(n, topo.intake_url, egress_proxy_url=egress)
-    # The agent has its own netns here: 127.0.0.1 and 0.0.0.0 mean what they say.
-    env.pop("LAB_AGENT_LOCALHOST", None)
-    env.pop("LAB_AGENT_HOST_ADDRESSES", None)
-    env.update({
-        "DD_ECS_AGENT_URL": topo.ecs_agent_url,
-        "AWS_EXECUTION_ENV": "AWS_ECS_EC2",
-        # 169.254.x here is the lab's own network (the emulated agent refuses it elsewhere).
-        "LAB_AGENT_ALLOW_LINK_LOCAL_IMDS": "1",
-    })
-    if stack.has("fips"):
-        env["DD_FIPS_LOCAL_ADDRESS"] = "127.0.0.1"
-    env.update(stack.agent_env)
-    return env
 
 
 # HAProxy `option httplog`: client:port [date] frontend backend/server timers status bytes ... "request"
@@ -208,25 +185,19 @@ class DockerBackend:
     name = "docker"
 
     def __init__(self, stack: Stack | None = None, world: World | None = None, *,
-                 agent_image: str | None = None, client=None, progress=None,
-                 start_stack_tasks: bool = True, pull: bool = True,
-                 agent_network_mode: str | None = None, fips_proxy_image: str | None = None) -> None:
+                 agent_image: str | None = None, client=None, progress=None, pull: bool = True,
+                 fips_proxy_image: str | None = None) -> None:
         self.stack = stack or Stack()
         self.world = world or World(Cluster(name=self.stack.cluster))
         self.topo = Topology(instances=self.stack.instances)
-        # Explicit choice (argument, LAB_AGENT_IMAGE, a Stack image other than its default) is used
-        # as given (pulled if missing); otherwise resolved at start (`resolve_agent_image`).
+        # Which agent runs for a Datadog agent image: one named explicitly (argument, LAB_AGENT_IMAGE,
+        # a Stack image other than the docs' default) must be in the engine (or pulled); otherwise
+        # the emulated agent (the lab image), the documented default. Never a guess from the cache.
         explicit = agent_image or os.environ.get("LAB_AGENT_IMAGE") or (
             self.stack.agent_image if self.stack.agent_image != STACK_DEFAULT_AGENT_IMAGE else None)
-        self.agent_image = explicit or ""
+        self.agent_image = explicit or LAB_IMAGE
         self.progress = progress or (lambda _m: None)
-        self.start_stack_tasks = start_stack_tasks
         self.pull = pull
-        # FIPS needs the agent and its proxy in one netns (FACTS.md section 3): host mode by default;
-        # `bridge` is allowed and fails as it would on ECS (the agent's 127.0.0.1 has no proxy).
-        self._explicit_network_mode = agent_network_mode or os.environ.get("LAB_AGENT_NETWORK_MODE")
-        self.agent_network_mode = self._explicit_network_mode or (
-            "host" if self.stack.has("fips") else "bridge")
         # The real datadog/fips-proxy reads the same config path, so it can stand in for HAProxy.
         self.fips_proxy_image = fips_proxy_image or os.environ.get("LAB_FIPS_PROXY_IMAGE") or LAB_IMAGE
         self.run_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -241,6 +212,8 @@ class DockerBackend:
         self.agent_tasks: dict[int, Task] = {}
         self.app_tasks: dict[str, Task] = {}
         self._next_address: dict[int, int] = {}
+        self._next_host_port: dict[int, int] = {}
+        self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log copy
         self._routes: dict[str, str] = {}
         self.started_in: float | None = None
         self._lock_file = None
@@ -266,11 +239,9 @@ class DockerBackend:
         t0 = time.monotonic()
         self.progress("docker: checking images")
         images.ensure_lab_image(self.client, log=self.progress)
-        if not self.agent_image:
-            self.agent_image = resolve_agent_image(self.client)
-            self.progress(f"docker: agent image {self.agent_image}")
         if self.agent_image != LAB_IMAGE:
             images.ensure_agent_image(self.client, self.agent_image, pull=self.pull)
+        self.progress(f"docker: Datadog agent images run as {self.agent_describe()}")
         self._take_engine_lock()
         sweep(self.client, stale_only=True)
         self.world_dir.mkdir(parents=True, exist_ok=True)
@@ -281,15 +252,6 @@ class DockerBackend:
             self._routes[self.topo.instance_block(n)] = inst.instance_id
         self._publish_world()
         self._start_services()
-        if self.start_stack_tasks:
-            self._start_agents()
-            # Apps need not wait for a healthy agent (a tracer retries its flushes): start them
-            # while the agents' health checks run, so start-up is the slowest part, not the sum.
-            self._start_apps()
-            for task in self.agent_tasks.values():
-                self.wait_healthy(task.container("datadog-agent"), timeout=self.stack.ready_timeout + 30)
-            for task in self.app_tasks.values():
-                self.wait_listening(task.containers[0], APP_PORT, timeout=self.stack.ready_timeout + 30)
         self.started_in = time.monotonic() - t0
         self.progress(f"docker lab ready in {self.started_in:.1f}s")
         return self
@@ -349,10 +311,24 @@ class DockerBackend:
         self._wait_world(generation)
         return generation
 
-    def route_instance(self, inst: ContainerInstance) -> None:
-        """Callers from instance `inst.index`'s address block are `inst` (its id may have changed)."""
+    # -- InstanceHost ---------------------------------------------------------------------------------
+    def serve_instance(self, inst: ContainerInstance) -> None:
+        """Callers from instance `inst.index`'s address block are `inst` (the control plane may have
+        given it another id): the IMDS and ECS agent introspection answer for it from now on. An
+        instance is a bridge network fixed when the backend starts, so only those exist."""
+        if inst.index > self.stack.instances:
+            raise ValueError(f"the docker backend has {self.stack.instances} instance network(s), fixed at "
+                             f"start; instance {inst.index} has none (start it with more instances)")
         self._routes[self.topo.instance_block(inst.index)] = inst.instance_id
         self.publish_world()
+
+    def instance_endpoints(self, inst: ContainerInstance) -> InstanceEndpoints:
+        """The lab's services as an agent container on this instance reaches them."""
+        return self.topo.instance_endpoints(egress_proxy=self.stack.has("egress_proxy"))
+
+    def agent_describe(self) -> str:
+        return ("the emulated agent (the lab image; the documented default: name a real image with "
+                "LAB_AGENT_IMAGE)" if self.agent_image == LAB_IMAGE else self.agent_image)
 
     def _publish_world(self) -> int:
         return write_world_file(self.world_dir / "world.json", self.world, self._routes)
@@ -457,16 +433,47 @@ class DockerBackend:
             return self.instance_hosts[n]
 
     # -- TaskRunner ---------------------------------------------------------------------------------
+    def _image_for(self, instance: ContainerInstance, spec: ContainerSpec) -> ContainerSpec:
+        """What really runs for a container's image. A Datadog agent image runs as the agent chosen
+        for this lab (the emulated one by default, recorded in status) unless the definition names an
+        image this engine has; a FIPS proxy image the engine lacks runs as the lab's stand-in (HAProxy
+        with the same port map); any other image must be in the engine: nothing is substituted for
+        it, and ECS's `CannotPullContainerError` says how to get it."""
+        if is_agent_image(spec.image) and not images.image_exists(self.client, spec.image):
+            if self.agent_image == LAB_IMAGE or images.image_exists(self.client, self.agent_image):
+                return replace(spec, image=self.agent_image)
+        if is_fips_proxy_image(spec.image) and not images.image_exists(self.client, spec.image):
+            stand_in = self.fips_proxy_spec(instance.index)
+            return replace(spec, image=stand_in.image, entry_point=stand_in.entry_point,
+                           command=stand_in.command, mounts=[*spec.mounts, *stand_in.mounts])
+        if not is_lab_image(spec.image) and not images.image_exists(self.client, spec.image):
+            raise CannotPullContainerError(
+                f"CannotPullContainerError: image {spec.image!r} (container {spec.name!r}) is not in this "
+                "Docker engine and the lab pulls nothing it was not asked to: `docker pull "
+                f"{spec.image}` where a registry is reachable, or `docker load -i <file>.tar` here")
+        return spec
+
+    def _track(self, instance: ContainerInstance, task: Task) -> None:
+        """Which task is instance N's agent and which is each sample app (replacements included)."""
+        if task.service_name == AGENT_SERVICE:
+            self.agent_tasks[instance.index] = task
+            return
+        for variant in self.stack.apps:
+            if task.service_name == app_service(variant):
+                self.app_tasks[variant] = task
+
     def start_task(self, instance: ContainerInstance, task: Task, specs: list[ContainerSpec]) -> None:
         n = instance.index
         mode = task.network_mode
         if mode not in ("bridge", "host", "awsvpc"):
             raise UnsupportedField(f"networkMode {mode!r}: the docker backend runs bridge, host and awsvpc")
+        specs = [self._image_for(instance, s) for s in specs]
         if task not in instance.tasks:
             self.world.add_task(instance, task)
         running = RunningTask(task, instance)
         with self._lock:
             self.tasks[task.arn] = running
+            self._track(instance, task)
         by_name = {s.name: s for s in specs}
         try:
             netns = None
@@ -493,6 +500,7 @@ class DockerBackend:
                 cid = running.container_ids[c.name]
                 self.client.api.start(cid)
                 self._follow_logs(self.log_name(task, c), cid)
+                self._log_paths[(task.arn, c.name)] = self.log_path(self.log_name(task, c))
                 c.pid = self.client.api.inspect_container(cid)["State"]["Pid"] or None
                 if mode == "bridge":
                     c.ipv4_addresses = [self._ip_on(cid, f"instance{n}")]
@@ -500,12 +508,37 @@ class DockerBackend:
                     c.ipv4_addresses = [self._ip_on(running.helper_ids[0], f"instance{n}")]
                 c.mark_running()
             self._publish_ports(running, specs)
+            self._wait_ready(running, specs)
             task.known_status = "RUNNING"
             self.world.touch()
             self._publish_world()
         except BaseException:
             self.stop_task(task.arn)
             raise
+
+    def _wait_ready(self, running: RunningTask, specs: list[ContainerSpec]) -> None:
+        """Before the task is reported RUNNING, as the local backend's readiness probes: an agent
+        container is ready once its health check passes; a container with a TCP port on its own
+        address (bridge, awsvpc), once that port accepts connections."""
+        timeout = self.stack.ready_timeout + 30
+        for spec in specs:
+            c = running.task.container(spec.name)
+            if is_agent_image(spec.image) or (spec.image == self.agent_image and spec.health_check):
+                if spec.health_check:
+                    self.wait_healthy(c, timeout=timeout)
+            elif c.ipv4_addresses and running.task.network_mode in ("bridge", "awsvpc"):
+                tcp = [p for p in spec.ports if p.protocol == "tcp"]
+                if tcp:
+                    self.wait_listening(c, tcp[0].container_port, timeout=timeout)
+
+    def _host_port(self, n: int, wanted: int | None) -> int:
+        """A bridge-mode port mapping without hostPort gets a dynamic one, as ECS gives it."""
+        if wanted:
+            return wanted
+        with self._lock:
+            port = self._next_host_port.get(n, DYNAMIC_HOST_PORTS.start)
+            self._next_host_port[n] = port + 1
+            return port
 
     def _create_task_container(self, instance: ContainerInstance, task: Task, c: Container,
                                spec: ContainerSpec, netns: str | None) -> str:
@@ -564,7 +597,8 @@ class DockerBackend:
         for spec in specs:
             c = task.container(spec.name)
             for p in spec.ports:
-                host_port = p.host_port or p.container_port
+                host_port = (self._host_port(n, p.host_port) if task.network_mode == "bridge"
+                             else p.container_port)
                 if task.network_mode == "bridge":
                     target = c.ipv4_addresses[0]
                 else:
@@ -615,30 +649,6 @@ class DockerBackend:
         running.task.known_status = "STOPPED"
         self.world.touch()
 
-    # -- the stack's own tasks ----------------------------------------------------------------------
-    def _start_agents(self) -> None:
-        for n in range(1, self.stack.instances + 1):
-            inst = self.world.instance(n)
-            spec = self.stack.agent_spec(n, self.topo.intake_url)
-            spec.image = self.agent_image
-            spec.env = agent_env(self.stack, self.topo, n)
-            spec.mounts = list(AGENT_MOUNTS)
-            if spec.health_check:
-                # Docker runs the first check one interval after start: keep readiness in seconds.
-                spec.health_check.interval = min(spec.health_check.interval, AGENT_HEALTH_INTERVAL)
-            specs = [spec]
-            if self.stack.has("fips"):
-                specs.insert(0, self.fips_proxy_spec(n))
-                spec.depends_on.append(("fips-proxy", "START"))
-            task = Task(family="datadog-agent-task", revision=1, service_name="datadog-agent",
-                        network_mode=self.agent_network_mode,
-                        containers=[Container(name=s.name, image=s.image) for s in specs])
-            self.world.add_task(inst, task)
-            self.agent_tasks[n] = task
-            self.start_task(inst, task, specs)
-            if self.agent_image == LAB_IMAGE:
-                self._expose_agent_ipc(n, task)
-
     def fips_proxy_spec(self, n: int) -> ContainerSpec:
         """The FIPS proxy sidecar: Debian's HAProxy with the lab's config, mounted where the
         datadog/fips-proxy image keeps its own; every port relays to the lab's intake."""
@@ -653,52 +663,12 @@ class DockerBackend:
                              command=["fips-proxy"] if lab_image else None,
                              mounts=[Mount(str(cfg), CONFIG_PATH, True)])
 
-    def replace_agents(self, stack: Stack) -> None:
-        """Run the agents with another configuration (features, agent env) in this same world: the
-        agent tasks are stopped and started again as `stack` describes them; apps keep running and
-        keep sending to the instance IP, as during an agent redeploy on ECS."""
-        if stack.instances != self.stack.instances:
-            raise ValueError("replace_agents keeps the instances; start another lab to change them")
-        for task in list(self.agent_tasks.values()):
-            self.stop_task(task.arn)
-            self.world.remove_task(task.arn)
-        self.agent_tasks.clear()
-        self.stack = stack
-        self.agent_network_mode = self._explicit_network_mode or ("host" if stack.has("fips") else "bridge")
-        self._start_agents()
-        for task in self.agent_tasks.values():
-            self.wait_healthy(task.container("datadog-agent"), timeout=self.stack.ready_timeout + 30)
-
     @property
     def fips_proxies(self) -> dict[int, HaproxyRecords]:
         """Instance -> its agent task's FIPS proxy sidecar requests (only with the `fips` feature)."""
         if not self.stack.has("fips"):
             return {}
         return {n: HaproxyRecords(self, n) for n in self.agent_tasks}
-
-    def agent_ipc_host(self, n: int) -> str:
-        """The address of instance N's agent netns on its bridge (its own, or the instance's)."""
-        task = self.agent_tasks[n]
-        if task.network_mode == "bridge":
-            return self.topo.agent_addresses(n)[f"instance{n}"]
-        if task.network_mode == "host":
-            return self._ip_on(self.instance_hosts[n], f"instance{n}")
-        return task.container("datadog-agent").ipv4_addresses[0]
-
-    def _expose_agent_ipc(self, n: int, task: Task) -> None:
-        """The emulated agent's status API listens on its netns' 127.0.0.1 (the agent's cmd_host
-        default); a forwarder in that netns offers it on the netns' bridge address, on the lab's
-        internal network only, so the host (tests, `ecs-lab status`) can read it."""
-        port = self.stack.ports.agent_cmd
-        host = self.agent_ipc_host(n)
-        netns = f"container:{task.container('datadog-agent').docker_id}"
-        cid = self._create(name=f"{task.container('datadog-agent').docker_name}-ipc"[:120], image=LAB_IMAGE,
-                           labels=self._labels("agent-ipc", **{"com.amazonaws.ecs.task-arn": task.arn}),
-                           networks={}, network_mode=netns, entrypoint=[],
-                           command=["python", "-m", "lab.backends.docker_services", "--role", "ports",
-                                    "--map", f"{host}:{port}/tcp=127.0.0.1:{port}"])
-        self.tasks[task.arn].helper_ids.append(cid)
-        self.client.api.start(cid)
 
     def wait_healthy(self, c: Container, timeout: float) -> None:
         def healthy() -> bool:
@@ -727,23 +697,6 @@ class DockerBackend:
             wait_until(listening, timeout, interval=0.1, what=f"{c.name} to listen on {port}")
         except TimeoutError as exc:
             raise RuntimeError(f"{exc}\n{self.logs(c.docker_id)}") from None
-
-    def _start_apps(self) -> None:
-        from lab.apps import entrypoints
-
-        inst = self.world.instance(1)
-        for variant in self.stack.apps:
-            spec = self.stack.app_spec(variant)
-            spec.entry_point = entrypoints.entry_point(variant)
-            spec.command = entrypoints.container_command(variant)
-            if spec.entry_point is None and spec.command is not None:
-                spec.entry_point = []
-            task = Task(family=f"{app_service(variant)}-task", revision=1,
-                        containers=[Container(name=spec.name, image=spec.image)],
-                        service_name=app_service(variant))
-            self.world.add_task(inst, task)
-            self.app_tasks[variant] = task
-            self.start_task(inst, task, [spec])
 
     def log_name(self, task: Task, c: Container) -> str:
         """`agent-N` / `app-<variant>` for the stack's own tasks (as on the local backend), else the
@@ -782,6 +735,35 @@ class DockerBackend:
     def _logs_of(self, ids: dict[str, str]) -> str:
         return "\n".join(f"--- {k}:\n{self.logs(v)}" for k, v in ids.items())
 
+    def exec_in_container(self, task_arn: str, container: str, argv: list[str],
+                          timeout: float = 30) -> tuple[int, str]:
+        """`docker exec` into a running container of a task: (exit code, output)."""
+        with self._lock:
+            running = self.tasks.get(task_arn)
+        cid = running.container_ids.get(container) if running else None
+        if cid is None:
+            raise LookupError(f"container {container!r} of task {task_arn} is not running")
+        api = self.client.api
+        exec_id = api.exec_create(cid, argv, stdout=True, stderr=True)["Id"]
+        result: dict = {}
+
+        def run() -> None:
+            result["output"] = api.exec_start(exec_id).decode(errors="replace")
+
+        t = threading.Thread(target=run, daemon=True, name="docker-exec")
+        t.start()
+        t.join(timeout)
+        if t.is_alive():
+            return 124, f"timed out after {timeout}s"
+        return api.exec_inspect(exec_id)["ExitCode"], result.get("output", "")
+
+    def container_logs(self, task_arn: str, container: str, lines: int = 50) -> str:
+        """The container's output, also after its task stopped (the copy `_follow_logs` keeps)."""
+        from lab.backends.process import tail_file
+
+        path = self._log_paths.get((task_arn, container))
+        return tail_file(path, lines) if path and path.exists() else ""
+
     def run_in_instance(self, n: int, argv: list[str], *, timeout: float = 60,
                         env: dict[str, str] | None = None) -> tuple[int, str]:
         """Run a one-off container on instance N (bridge, link-local attached first); returns
@@ -804,21 +786,19 @@ class DockerBackend:
         for n in range(1, s.instances + 1):
             inst = self.world.instance(n)
             task = self.agent_tasks.get(n)
-            agent_c = task.container("datadog-agent") if task else None
-            cmd_host = ""
-            if task and self.agent_image == LAB_IMAGE:
-                with contextlib.suppress(Exception):
-                    cmd_host = self.agent_ipc_host(n)
+            agent_c = next((c for c in task.containers if c.name == "datadog-agent"), None) if task else None
             instances.append({
                 "index": n, "instance_id": inst.instance_id, "private_ip": inst.private_ip,
                 "agent_localhost": "127.0.0.1",  # the agent's own netns: localhost is itself
                 "imds_url": "http://169.254.169.254", "ecs_endpoint": self.topo.ecs_agent_url,
                 "apm_url": f"http://{inst.private_ip}:{s.ports.apm}",
                 "dogstatsd": f"{inst.private_ip}:{s.ports.dogstatsd}",
-                "agent_cmd_url": f"http://{cmd_host}:{s.ports.agent_cmd}" if cmd_host else "",
-                "network_mode": self.agent_network_mode,
+                "network_mode": task.network_mode if task else None,
                 "fips_proxy": f"127.0.0.1:{s.ports.fips_start}" if s.has("fips") else None,
-                "agent": {"docker_id": agent_c.docker_id if agent_c else None,
+                "agent": {"task_arn": task.arn if task else None,
+                          "container": agent_c.name if agent_c else None,
+                          "image": agent_c.image if agent_c else None,
+                          "docker_id": agent_c.docker_id if agent_c else None,
                           "pid": agent_c.pid if agent_c else None,
                           "status": agent_c.known_status if agent_c else "STOPPED",
                           "health": agent_c.health_status if agent_c else "UNKNOWN",
@@ -849,32 +829,6 @@ class DockerBackend:
             "instances": instances, "apps": apps, "processes": processes, "started_in": self.started_in,
         }
 
-
-    def exec_in_container(self, task_arn: str, container: str, argv: list[str],
-                          timeout: float = 30) -> tuple[int, str]:
-        """`docker exec <container of the task> argv`: (exit code, stdout and stderr)."""
-        from concurrent.futures import ThreadPoolExecutor
-        from concurrent.futures import TimeoutError as FutureTimeout
-
-        if not argv:
-            raise ValueError("exec_in_container needs a command")
-        with self._lock:
-            running = self.tasks.get(task_arn)
-        if running is None:
-            raise KeyError(f"no running task {task_arn}")
-        cid = running.container_ids.get(container)
-        if cid is None:
-            raise KeyError(f"task {task_arn} has no container {container!r} "
-                           f"(it has {sorted(running.container_ids)})")
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docker-exec")
-        try:
-            result = pool.submit(self.client.containers.get(cid).exec_run, list(argv)).result(timeout=timeout)
-        except FutureTimeout:
-            raise TimeoutError(f"`{' '.join(argv)}` in {container} of {task_arn} ran over {timeout} s") \
-                from None
-        finally:
-            pool.shutdown(wait=False)
-        return result.exit_code, (result.output or b"").decode(errors="replace")
 
 def _start_order(containers: list[Container], specs: list[ContainerSpec]) -> list[Container]:
     """dependsOn order (a container after the ones it names); otherwise as defined."""
@@ -938,56 +892,15 @@ def sweep(client=None, *, run_id: str | None = None, stale_only: bool = False) -
     return removed
 
 
-def render_compose(stack: Stack | None = None) -> dict:
-    """docker-compose.yml's content: the topology the backend builds, agent env and one sample app
-    per DD_AGENT_HOST variant on instance 1, as `DockerBackend` would start them."""
-    from lab.apps import entrypoints
-
-    stack = stack or Stack()
-    topo = Topology(instances=stack.instances)
-    apps = {}
-    for i, variant in enumerate(stack.apps):
-        spec = stack.app_spec(variant)
-        apps[f"app-{variant.replace('_', '-')}"] = {
-            "instance": 1,
-            "linklocal": topo.block_addresses(1)[1 + i],
-            "entrypoint": entrypoints.entry_point(variant) or ([] if entrypoints.container_command(variant)
-                                                               else None),
-            "command": entrypoints.container_command(variant),
-            "environment": {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://{IMDS_IP}", **spec.env},
-        }
-    return topo.compose(agent_env={str(n): agent_env(stack, topo, n) for n in range(1, stack.instances + 1)},
-                        apps=apps)
-
-
-COMPOSE_HEADER = """\
-# Generated by `python -m lab.backends.docker compose > docker-compose.yml` from the same
-# topology DockerBackend builds (lab/backends/docker_topology.py); tests/docker/test_compose.py
-# fails when they drift. `docker compose up` gives the networks, the lab's IMDS/task metadata/
-# intake, one agent per instance (LAB_AGENT_IMAGE picks it) and the sample apps. Build the image
-# first: `python -m lab.backends.images`. Host ports on 172.30.N.1 are served by `host-ports-N`.
-# Run: `mkdir -p .lab/compose && docker compose -p ecs-agent-lab up` (or docker-compose 1.x).
-"""
-
-
-def compose_text(stack: Stack | None = None) -> str:
-    import yaml
-
-    return COMPOSE_HEADER + yaml.safe_dump(render_compose(stack), sort_keys=False, width=200)
-
-
 def main(argv: list[str] | None = None) -> int:
-    """`python -m lab.backends.docker compose|sweep`."""
+    """`python -m lab.backends.docker sweep` (the compose file: `python -m lab.compose`)."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["compose"]:
-        sys.stdout.write(compose_text())
-        return 0
     if args[:1] == ["sweep"]:
         print(f"removed {sweep()} lab containers/networks")
         return 0
-    print("usage: python -m lab.backends.docker compose|sweep", file=sys.stderr)
+    print("usage: python -m lab.backends.docker sweep", file=sys.stderr)
     return 2
 
 

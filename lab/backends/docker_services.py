@@ -2,7 +2,7 @@
 
 `python -m lab.backends.docker_services --world-file /run/ecs-lab/world.json --role ROLE` runs in
 the lab image, on the lab's link-local network, where the lab's own fakes hold the addresses AWS
-uses (FACTS.md sections 4, 5 and 8):
+uses (docs/environment.md#link-local-addresses-belong-to-someone-else):
 
 - role `imds` at 169.254.169.254: the fake IMDS on port 80, one listener for every instance,
   answering each caller as the instance its source address belongs to (Docker refuses

@@ -2,7 +2,7 @@
 
 One description, two readers: `DockerBackend` creates exactly these networks and containers, and
 `compose()` renders the same topology as `docker-compose.yml` (the root file is this function's
-output; a test keeps them equal). Addresses follow design.md ("Docker backend"):
+output; a test keeps them equal). Addresses: docs/docker_backend.md#the-emulated-instance:
 
 - `linklocal` 169.254.168.0/22: the fake IMDS holds 169.254.169.254 and task metadata
   169.254.170.2, as on EC2; every lab container that may call them joins it before it starts.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from lab.backends.base import LAB_IMAGE
+from lab.tasks import LAB_IMAGE, InstanceEndpoints
 
 LABEL = "ecs-agent-lab"
 RUN_LABEL = "ecs-agent-lab.run"
@@ -96,6 +96,16 @@ class Topology:
     @property
     def ecs_agent_url(self) -> str:
         return f"http://{TASK_METADATA_IP}:{INTROSPECTION_PORT}"
+
+    def instance_endpoints(self, egress_proxy: bool) -> InstanceEndpoints:
+        """The lab's services as an agent container on any instance reaches them. The agent has its
+        own network namespace, so 127.0.0.1 and 0.0.0.0 mean what they say; 169.254.x is the lab's own
+        link-local network (which the emulated agent otherwise refuses to call)."""
+        return InstanceEndpoints(intake_url=self.intake_url,
+                                 egress_proxy_url=self.egress_proxy_url if egress_proxy else None,
+                                 ecs_agent_url=self.ecs_agent_url,
+                                 extra_env={"AWS_EXECUTION_ENV": "AWS_ECS_EC2",
+                                            "LAB_AGENT_ALLOW_LINK_LOCAL_IMDS": "1"})
 
     @property
     def host_intake_url(self) -> str:

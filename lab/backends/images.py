@@ -1,8 +1,10 @@
-"""The images the docker backend runs: a registry-free Debian base and the lab's own image.
+"""The images the docker backend runs: a registry-free Debian base, the lab's own image, and the
+serverless-compat agent image (`docker/serverless-compat.Dockerfile`, see docs/agents.md).
 
-No registry is reachable on the lab's machines (FACTS.md section 8), so nothing is pulled: the base
-is Debian made by `debootstrap --variant=minbase` and `docker import`ed; the lab image is built on
-it from `docker/Dockerfile`. Both are cached: an existing tag is reused unless a rebuild is asked.
+No registry is reachable on the lab's machines (docs/environment.md#no-registry-no-engine-by-default), so
+nothing is pulled: the base is Debian made by `debootstrap --variant=minbase` and `docker import`ed; the lab
+image is built on it from `docker/Dockerfile`. Both are cached: an existing tag is reused unless a rebuild is
+asked.
 
 Behind an intercepting HTTPS proxy, pip in the build needs that proxy's CA bundle. It is an input
 of the build (`ca_bundle`, default `$PIP_CERT`), added to the build context in memory as
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.backends.base import LAB_IMAGE
+from lab.tasks import LAB_IMAGE
 
 BASE_IMAGE = "ecs-agent-lab/debian:bookworm"
 DEBIAN_SUITE = "bookworm"
@@ -204,18 +206,28 @@ def build_lab_image(client=None, tag: str = LAB_IMAGE, *, base_image: str = BASE
         if (image.labels or {}).get(SOURCE_LABEL) == digest:
             return ImageResult(tag, image.id, False, time.monotonic() - started)
         log(f"{tag} was built from other sources; rebuilding (dependency layers stay cached)")
+    image_id = _docker_build(client, tag, dockerfile=DOCKERFILE, paths=CONTEXT_PATHS, role="lab",
+                             digest=digest, buildargs={"BASE_IMAGE": base_image}, ca_bundle=ca_bundle,
+                             no_cache=no_cache, log=log)
+    return ImageResult(tag, image_id, True, time.monotonic() - started)
+
+
+def _docker_build(client, tag: str, *, dockerfile: str, paths: Iterable[str], role: str, digest: str,
+                  buildargs: dict[str, str], ca_bundle: str | None | bool, no_cache: bool,
+                  log: Callable[[str], None]) -> str:
+    """One `docker build` of `dockerfile` from the repo's `paths` (+ the CA bundle); returns the image id."""
     bundle = default_ca_bundle() if ca_bundle is True else (ca_bundle or None)
     if bundle and not Path(bundle).is_file():
         raise ImageBuildError(f"CA bundle {bundle} does not exist")
-    context = build_context(ca_bundle=bundle)
-    log(f"building {tag} on {base_image}" + (f" (CA bundle {bundle})" if bundle else ""))
+    context = build_context(ca_bundle=bundle, paths=paths)
+    log(f"building {tag} on {buildargs.get('BASE_IMAGE')}" + (f" (CA bundle {bundle})" if bundle else ""))
     output: list[str] = []
     image_id = None
     # The low-level API streams the build log, so a failure shows the failing step's output.
-    for chunk in client.api.build(fileobj=context, custom_context=True, dockerfile=DOCKERFILE, tag=tag,
-                                  buildargs={"BASE_IMAGE": base_image}, rm=True, forcerm=True,
+    for chunk in client.api.build(fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag,
+                                  buildargs=buildargs, rm=True, forcerm=True,
                                   nocache=no_cache, decode=True,
-                                  labels={f"{LAB_LABEL}.image": "lab", SOURCE_LABEL: digest}):
+                                  labels={f"{LAB_LABEL}.image": role, SOURCE_LABEL: digest}):
         if "stream" in chunk:
             text = chunk["stream"]
             output.append(text)
@@ -230,10 +242,10 @@ def build_lab_image(client=None, tag: str = LAB_IMAGE, *, base_image: str = BASE
         image_id = client.images.get(tag).id
     # The image this build replaced is left untagged; drop it so rebuilds do not pile up.
     try:
-        client.images.prune(filters={"dangling": True, "label": f"{LAB_LABEL}.image=lab"})
+        client.images.prune(filters={"dangling": True, "label": f"{LAB_LABEL}.image={role}"})
     except Exception:  # noqa: BLE001 - pruning is housekeeping; an image in use stays, harmlessly
         pass
-    return ImageResult(tag, image_id, True, time.monotonic() - started)
+    return image_id
 
 
 def ensure_lab_image(client=None, *, base_image: str | None = None, rebuild: bool = False,
@@ -248,6 +260,65 @@ def ensure_lab_image(client=None, *, base_image: str | None = None, rebuild: boo
         raise ImageBuildError(f"base image {base_image} is not present locally and the lab pulls nothing; "
                               f"`docker load` it or omit --base-image to debootstrap one")
     results.append(build_lab_image(client, base_image=base_image, rebuild=rebuild, log=log))
+    return results
+
+
+# -- agent images ---------------------------------------------------------------------------------
+
+SERVERLESS_COMPAT_DOCKERFILE = "docker/serverless-compat.Dockerfile"
+# What that Dockerfile COPYs: the launcher is one standard-library module, not the lab package.
+SERVERLESS_COMPAT_PATHS = (SERVERLESS_COMPAT_DOCKERFILE, "docker/serverless-compat",
+                           "lab/serverless_compat.py")
+
+
+def build_serverless_compat_image(client=None, *, version: str | None = None, base_image: str = BASE_IMAGE,
+                                  ca_bundle: str | None | bool = True, rebuild: bool = False,
+                                  no_cache: bool = False,
+                                  log: Callable[[str], None] = lambda _m: None) -> ImageResult:
+    """`ecs-agent-lab/agent-serverless-compat:<version>`: the PyPI binary on the Debian base.
+
+    Cached by content: the tag is reused when it was built from the same files, version and base
+    image (label `SOURCE_LABEL`); `rebuild` builds anyway (docker's layer cache still applies).
+    """
+    from lab.agent_images import serverless_compat_image, serverless_compat_version
+
+    client = client or docker_client()
+    started = time.monotonic()
+    version = version or serverless_compat_version()
+    tag = serverless_compat_image(version)
+    if not image_exists(client, base_image):
+        raise ImageBuildError(f"base image {base_image} is not present; `ecs-lab images build` makes it")
+    inputs = hashlib.sha256((source_hash(paths=SERVERLESS_COMPAT_PATHS) + version
+                             + client.images.get(base_image).id).encode()).hexdigest()[:16]
+    if not rebuild and image_exists(client, tag):
+        image = client.images.get(tag)
+        if (image.labels or {}).get(SOURCE_LABEL) == inputs:
+            return ImageResult(tag, image.id, False, time.monotonic() - started)
+        log(f"{tag} was built from other sources; rebuilding")
+    image_id = _docker_build(client, tag, dockerfile=SERVERLESS_COMPAT_DOCKERFILE,
+                             paths=SERVERLESS_COMPAT_PATHS, role="agent-serverless-compat", digest=inputs,
+                             buildargs={"BASE_IMAGE": base_image, "SERVERLESS_COMPAT_VERSION": version},
+                             ca_bundle=ca_bundle, no_cache=no_cache, log=log)
+    return ImageResult(tag, image_id, True, time.monotonic() - started)
+
+
+def ensure_images(agent: str = "lab", client=None, *, base_image: str | None = None, rebuild: bool = False,
+                  log: Callable[[str], None] = lambda _m: None) -> list[ImageResult]:
+    """The images for one agent kind (`lab`/`emulated` or `serverless-compat`), base image first."""
+    from lab.agent_images import BUILDABLE, SERVERLESS_COMPAT
+
+    if agent not in BUILDABLE:
+        raise ImageBuildError(f"unknown agent {agent!r}: the lab builds images for "
+                              f"{', '.join(sorted(BUILDABLE))} (a real Datadog Agent image is "
+                              "`docker load`ed, never built)")
+    if BUILDABLE[agent] != SERVERLESS_COMPAT:
+        return ensure_lab_image(client, base_image=base_image, rebuild=rebuild, log=log)
+    client = client or docker_client()
+    results = []
+    if base_image is None:
+        results.append(ensure_base_image(client, log=log))
+        base_image = BASE_IMAGE
+    results.append(build_serverless_compat_image(client, base_image=base_image, rebuild=rebuild, log=log))
     return results
 
 
@@ -277,17 +348,38 @@ def _tail(text: str, lines: int = 30) -> str:
 def _click_command():
     import click
 
-    @click.command("images")
-    @click.option("--rebuild", is_flag=True, help="Rebuild the lab image (dependency layers stay cached).")
-    @click.option("--base-image", default=None, help="Build on this local image, not a debootstrap'd one.")
-    def images_cmd(rebuild: bool, base_image: str | None) -> None:
-        """Build the docker backend's images (Debian base via debootstrap, then ecs-agent-lab/lab)."""
+    def build(agent: str, rebuild: bool, base_image: str | None) -> None:
         try:
-            results = ensure_lab_image(base_image=base_image, rebuild=rebuild, log=click.echo)
-        except (DockerUnavailable, ImageBuildError) as exc:
+            results = ensure_images(agent, base_image=base_image, rebuild=rebuild, log=click.echo)
+        except (DockerUnavailable, ImageBuildError, RuntimeError) as exc:
             raise click.ClickException(str(exc)) from None
         for r in results:
             click.echo(f"{r.tag}: {'built' if r.built else 'cached'} in {r.seconds:.1f}s ({r.image_id[:19]})")
+
+    rebuild_opt = click.option("--rebuild", is_flag=True, help="Build again even when the image is current "
+                                                                "(docker's layer cache still applies).")
+    base_opt = click.option("--base-image", default=None,
+                            help="Build on this local image, not a debootstrap'd one.")
+
+    @click.group("images", invoke_without_command=True)
+    @rebuild_opt
+    @base_opt
+    @click.pass_context
+    def images_cmd(ctx: click.Context, rebuild: bool, base_image: str | None) -> None:
+        """Build the docker backend's images (Debian base via debootstrap, then ecs-agent-lab/lab)."""
+        if ctx.invoked_subcommand is None:
+            build("lab", rebuild, base_image)
+
+    @images_cmd.command("build")
+    @click.option("--agent", "agent", default="lab", show_default=True,
+                  type=click.Choice(["lab", "emulated", "serverless-compat"]),
+                  help="Which agent image: the lab's (emulated agent, fakes, apps) or serverless-compat "
+                       "(ecs-agent-lab/agent-serverless-compat:<installed version>).")
+    @rebuild_opt
+    @base_opt
+    def build_cmd(agent: str, rebuild: bool, base_image: str | None) -> None:
+        """Build an agent's image (cached by content: an unchanged image is reused)."""
+        build(agent, rebuild, base_image)
 
     return images_cmd
 
@@ -302,12 +394,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rebuild", action="store_true", help="rebuild the lab image (layers stay cached)")
     parser.add_argument("--base-image", default=None, help="build on this local image instead of debootstrap")
+    parser.add_argument("--agent", default="lab", help="lab (default) or serverless-compat")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     try:
-        results = ensure_lab_image(base_image=args.base_image, rebuild=args.rebuild,
-                                   log=(lambda _m: None) if args.quiet else print)
-    except (DockerUnavailable, ImageBuildError) as exc:
+        results = ensure_images(args.agent, base_image=args.base_image, rebuild=args.rebuild,
+                                log=(lambda _m: None) if args.quiet else print)
+    except (DockerUnavailable, ImageBuildError, RuntimeError) as exc:
         print(f"error: {exc}")
         return 1
     print(json.dumps([r.__dict__ for r in results], indent=2))

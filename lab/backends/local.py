@@ -1,25 +1,24 @@
 """The local backend: the ECS world as processes on loopback, no Docker.
 
-`LocalBackend` is an owner object. Entering it starts the fakes (IMDS per instance, ECS agent
-introspection per instance, task metadata, intake, optional FIPS proxy and egress proxy) as in-process
-servers, adds the instances to the world, then deploys the stack as users deploy on ECS: the
-control plane (moto, :4566) registers every instance as a container instance, the agent's task
-definition runs as a DAEMON service and each sample app as a REPLICA service, and the instance
-agents start them through this backend's `TaskRunner.start_task` (`lab.ecs.stack_services`).
-`Stack(via_control_plane=False)` starts the agent and app tasks directly instead; a stack of
-`instances=0` starts only the shared fakes (for callers composing their own `EcsCluster`).
-Leaving it stops every process group and server it started, in reverse order.
+`LocalBackend` is an owner object and a task runner (`lab.tasks.InstanceHost`). Entering it starts
+the fakes (IMDS and ECS agent introspection per instance, task metadata, intake, optional egress
+proxy) as in-process servers and adds the stack's instances to the world; it starts no task itself:
+the ECS control plane places them and its instance agents run them through `start_task`
+(`lab.assembly.EcsLab` puts the two together). Leaving it stops every process group and server it
+started, in reverse order.
 
 An ECS container becomes a process here:
-- agent images (`AGENT_IMAGE_PREFIXES`) run the emulated agent (`python -m lab.agent run`), or the
-  user's `LAB_AGENT_COMMAND`; a `bin/agent` shim makes the task definition's `agent health` check
-  run as written;
+- agent images (`lab.tasks.is_agent_image`) run the emulated agent (`python -m lab.agent run`), or
+  the user's `LAB_AGENT_COMMAND`; a `bin/agent` shim makes the task definition's `agent health`
+  check run as written;
+- FIPS proxy images run the lab's FIPS proxy stand-in (`python -m lab.fakes.fips_proxy`) on the
+  agent's "localhost" address, with the same port map;
 - the lab image runs entryPoint + command exactly as docker would (`sh -c` lines included);
 - any other image is refused with its name.
 The environment is what the container would see on EC2: the spec's env, what the ECS agent injects
 (ECS_CONTAINER_METADATA_URI(_V4), credentials URI, AWS_EXECUTION_ENV, metadata file), and, since
 169.254.169.254 on this host belongs to someone else, `AWS_EC2_METADATA_SERVICE_ENDPOINT` pointing at
-this instance's fake IMDS (FACTS.md section 8). Host env (proxies, AWS keys) is not inherited.
+this instance's fake IMDS (docs/environment.md). Host env (proxies, AWS keys) is not inherited.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.backends.base import AGENT_IMAGE_PREFIXES, LAB_IMAGE, ContainerSpec
+from lab.agent_images import local_command
 from lab.backends.process import (
     ManagedProcess,
     Probe,
@@ -45,7 +44,17 @@ from lab.backends.process import (
     tcp_probe,
     udp_probe,
 )
-from lab.backends.stack import Stack, app_service
+from lab.fakes.fips_proxy.proxy import FipsProxyRecords
+from lab.stack import AGENT_SERVICE, Stack, app_service
+from lab.tasks import (
+    AGENT_IMAGE_PREFIXES,
+    LAB_IMAGE,
+    ContainerSpec,
+    InstanceEndpoints,
+    is_agent_image,
+    is_fips_proxy_image,
+    is_lab_image,
+)
 from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
 
 # Host variables a process needs to run at all; everything else (HTTP(S)_PROXY, AWS_*, DD_*) stays
@@ -86,14 +95,6 @@ class RunningTask:
     containers: list[RunningContainer] = field(default_factory=list)
 
 
-def is_agent_image(image: str) -> bool:
-    return image.startswith(AGENT_IMAGE_PREFIXES)
-
-
-def is_lab_image(image: str) -> bool:
-    return image.split(":")[0] == LAB_IMAGE.split(":")[0]
-
-
 class LocalBackend:
     """TaskRunner + owner of a whole local stack. Use as a context manager."""
 
@@ -113,7 +114,7 @@ class LocalBackend:
         self.egress_proxy_url: str | None = None
         self.imds_urls: dict[int, str] = {}
         self.ecs_agent_urls: dict[int, str] = {}
-        self.fips_proxies: dict[int, object] = {}
+        self.fips_proxies: dict[int, FipsProxyRecords] = {}  # instance -> its FIPS sidecar's records
         self.intake = None
         self.egress_proxy = None
         self.imds = None
@@ -125,8 +126,7 @@ class LocalBackend:
         self._monitor: threading.Thread | None = None
         self.started_in: float | None = None
         self._container_seq = 0
-        self.ecs = None  # the EcsCluster (control plane + instance agents) when deployed through it
-        self.deployment = None  # lab.ecs.stack_services.StackDeployment
+        self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log, kept after stop
 
     # -- owner lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> LocalBackend:
@@ -140,13 +140,6 @@ class LocalBackend:
         self.stop()
 
     def start(self) -> LocalBackend:
-        from lab.serving import gc_paused
-
-        # Start-up allocates what lives as long as the lab (imports, moto's models): see gc_paused.
-        with gc_paused():
-            return self._start()
-
-    def _start(self) -> LocalBackend:
         t0 = time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for old_log in self.run_dir.glob("*.log"):
@@ -154,30 +147,15 @@ class LocalBackend:
                 old_log.unlink(missing_ok=True)
         (self.run_dir / "metadata").mkdir(exist_ok=True)
         self._write_shims()
-        through_control_plane = self.stack.via_control_plane and self.stack.instances > 0
-        if through_control_plane:
-            # moto's import and first requests cost ~2 s of CPU: begun now, they overlap the fakes.
-            control_plane = self._start_control_plane()
         self._start_fakes()
         self._monitor = threading.Thread(target=self._watch, name="lab-local-monitor", daemon=True)
         self._monitor.start()
         self._exit.callback(self._stop_monitor)
-        if through_control_plane:
-            self._deploy_through_control_plane(control_plane)
-        else:
-            # Apps need not wait for the agents (a tracer retries its flushes), so both start at once
-            # and are awaited together: start-up is the slowest process, not the sum.
-            self._start_agents()
-            self._start_apps()
-            self._wait_started()
         self.started_in = time.monotonic() - t0
-        self.progress(f"lab ready in {self.started_in:.1f}s")
         return self
 
     def stop(self) -> None:
         """Stop every task (all at once: each waits up to its stop timeout), then the fakes."""
-        if self.ecs is not None:
-            self.ecs.stop_scheduling()
         with self._lock:
             agent_arns = {arn for arn, rt in self.tasks.items()
                           if any(is_agent_image(c.spec.image) for c in rt.containers)}
@@ -230,173 +208,37 @@ class LocalBackend:
         self.task_metadata_url = self.ecs_metadata.listen_task_metadata(
             s.services_host, s.ports.task_metadata).url
         for n in range(1, s.instances + 1):
-            self.attach_instance(self.world.add_instance(s.private_ip(n),
-                                                         imds_tokens_required=s.imds_tokens_required))
+            self.serve_instance(self.world.add_instance(s.private_ip(n),
+                                                        imds_tokens_required=s.imds_tokens_required))
 
-    def attach_instance(self, inst: ContainerInstance) -> None:
+    # -- InstanceHost ----------------------------------------------------------------------------------
+    def serve_instance(self, inst: ContainerInstance) -> None:
         """Give an instance of the world (ours, or one the ECS control plane registered) its own
-        IMDS and ECS agent introspection on its private IP, and its FIPS proxy when asked for."""
-        s, n = self.stack, inst.index
-        if n not in self.imds_urls:
-            self.imds_urls[n] = self.imds.listen(inst.private_ip, s.ports.imds, inst).url
-        if n not in self.ecs_agent_urls:
-            self.ecs_agent_urls[n] = self.ecs_metadata.listen_introspection(
-                inst.private_ip, s.ports.ecs_introspection, inst).url
-        if s.has("fips") and n not in self.fips_proxies:
-            from lab.fakes.fips_proxy.proxy import FipsProxy
+        IMDS and ECS agent introspection on its private IP."""
+        ports = self.stack.ports
+        if inst.index not in self.imds_urls:
+            self.imds_urls[inst.index] = self.imds.listen(inst.private_ip, ports.imds, inst).url
+        if inst.index not in self.ecs_agent_urls:
+            self.ecs_agent_urls[inst.index] = self.ecs_metadata.listen_introspection(
+                inst.private_ip, ports.ecs_introspection, inst).url
 
-            # The agent's loopback-only rule (FACTS.md section 3): the proxy sits on the agent's own
-            # "localhost" address of this instance, as a sidecar in the agent's netns would.
-            self.fips_proxies[n] = self._exit.enter_context(
-                FipsProxy(self.intake_url, s.agent_localhost(n), s.ports.fips_start))
-
-    # -- through the control plane ----------------------------------------------------------------------
-    def _start_control_plane(self) -> Callable[[], object]:
-        """Start the control plane on a thread; the returned callable waits for it (and raises what
-        its start raised)."""
-        from lab.ecs.control_plane import ControlPlane
-
-        s = self.stack
-        cp = ControlPlane(host=s.services_host, port=s.ports.control_plane)
-        result: dict[str, BaseException | None] = {}
-
-        def run() -> None:
-            try:
-                cp.start()
-                result["error"] = None
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-                result["error"] = exc
-
-        self.progress(f"starting the ECS control plane on {s.services_host}:{s.ports.control_plane}")
-        starter = threading.Thread(target=run, name="lab-control-plane-start", daemon=True)
-        starter.start()
-
-        def stop() -> None:
-            starter.join(timeout=60)
-            cp.stop()
-
-        self._exit.callback(stop)
-
-        def wait() -> object:
-            starter.join()
-            if result.get("error") is not None:
-                raise result["error"]
-            return cp
-
-        return wait
-
-    def _deploy_through_control_plane(self, control_plane: Callable[[], object]) -> None:
-        from lab.ecs.cluster import EcsCluster
-        from lab.ecs.stack_services import deploy_stack, remove_cluster
-
-        cp = control_plane()
-        cluster_name = self.world.cluster.name
-        remove_cluster(cp.clients.ecs, cluster_name)
-
-        def undeploy() -> None:
-            with contextlib.suppress(Exception):
-                remove_cluster(cp.clients.ecs, cluster_name)
-
-        self._exit.callback(undeploy)
-        # Entering the cluster registers every instance of the world as a container instance (its
-        # IMDS identity, its instance id) and starts its instance agent.
-        self.ecs = self._exit.enter_context(EcsCluster.for_backend(self, port=cp.port, control_plane=cp))
-        self.progress(f"control plane {cp.endpoint}: {len(self.world.instances)} container instance(s) "
-                      f"in cluster {self.world.cluster.name}")
-        self.deployment = deploy_stack(cp.clients.ecs, self.stack, self.world.cluster.name)
-        apps = f" and {len(self.deployment.app_services)} app service(s)" if self.stack.apps else ""
-        self.progress(f"deployed DAEMON service {self.deployment.agent_service}{apps}")
-        cp.reconcile_services()
-        self._wait_deployed()
-
-    def _wait_deployed(self) -> None:
-        """Until every instance runs its agent and every app runs, each ready; a task the cluster
-        refused or stopped fails start-up with ECS's reason."""
-        instances = [inst.index for inst in self.world.instances]
-
-        def failures() -> list:
-            return [f for agent in self.ecs.agents.values() for f in agent.failures]
-
-        def started() -> bool:
-            if failures():
-                return True  # said below, with ECS's reason
-            with self._lock:
-                agents_up = all(n in self.agent_tasks and self.agent_tasks[n].known_status == "RUNNING"
-                                and self.agent_tasks[n].arn in self.tasks for n in instances)
-                apps_up = all(v in self.app_tasks and self.app_tasks[v].known_status == "RUNNING"
-                              and self.app_tasks[v].arn in self.tasks for v in self.stack.apps)
-            return agents_up and apps_up
-
-        try:
-            wait_until(started, timeout=self.stack.ready_timeout * 2, interval=0.05,
-                       what="the stack's services to run (DAEMON agent on every instance, the apps)")
-        except TimeoutError as exc:
-            from lab.ecs.stack_services import services_status
-
-            events = [f"{svc['name']}: {svc['running']}/{svc['desired']} running; {svc['last_event'] or ''}"
-                      for svc in services_status(self.ecs.control_plane.clients.ecs, self.world.cluster.name)]
-            raise TimeoutError(f"{exc}; services: {'; '.join(events)}") from None
-        if failures():
-            first = failures()[0]
-            raise RuntimeError(f"the stack's task {first.task_arn} could not start: {first.reason}")
-        for n in instances:
-            self.progress(f"agent {n} ready (pid {self.agent_process(n).pid})")
-        for variant in self.stack.apps:
-            self.progress(f"app {app_service(variant)} ready")
+    def instance_endpoints(self, inst: ContainerInstance) -> InstanceEndpoints:
+        """The lab's services as an agent on this instance reaches them: every address is on
+        loopback; the agent's own "127.0.0.1" is the instance's agent-localhost address."""
+        n = inst.index
+        return InstanceEndpoints(intake_url=self.intake_url, egress_proxy_url=self.egress_proxy_url,
+                                 ecs_agent_url=self.ecs_agent_urls.get(n), imds_url=self.imds_urls.get(n),
+                                 agent_localhost=self.stack.agent_localhost(n), private_ip=inst.private_ip)
 
     def _track(self, instance: ContainerInstance, task: Task) -> None:
         """Remember which task is instance N's agent and which is each sample app, whoever started
         it (this backend, or an instance agent for the stack's services, replacements included)."""
-        from lab.ecs.stack_services import AGENT_SERVICE
-
         if task.service_name == AGENT_SERVICE:
             self.agent_tasks[instance.index] = task
             return
         for variant in self.stack.apps:
             if task.service_name == app_service(variant):
                 self.app_tasks[variant] = task
-
-    # -- agents and apps -------------------------------------------------------------------------------
-    def _start_agents(self) -> None:
-        s = self.stack
-        for n in range(1, s.instances + 1):
-            inst = self.world.instance(n)
-            spec = s.agent_spec(n, self.intake_url, egress_proxy_url=self.egress_proxy_url)
-            spec.env["DD_ECS_AGENT_URL"] = self.ecs_agent_urls[n]
-            task = Task(family="datadog-agent-task", revision=1, service_name="datadog-agent",
-                        containers=[Container(name=spec.name, image=spec.image)])
-            self.world.add_task(inst, task)
-            self.progress(f"starting agent on instance {n} ({inst.instance_id}, {inst.private_ip})")
-            self.start_task(inst, task, [spec], wait=False)
-            self.agent_tasks[n] = task
-
-    def _start_apps(self) -> None:
-        s = self.stack
-        if not s.apps:
-            return
-        inst = self.world.instance(1)
-        for variant in s.apps:
-            from lab.apps import entrypoints
-
-            spec = s.app_spec(variant)
-            spec.entry_point = entrypoints.entry_point(variant)
-            spec.command = entrypoints.container_command(variant)
-            task = Task(family=f"{app_service(variant)}-task", revision=1, service_name=app_service(variant),
-                        containers=[Container(name=spec.name, image=spec.image)])
-            self.world.add_task(inst, task)
-            self.progress(f"starting sample app {app_service(variant)} ({variant})")
-            self.start_task(inst, task, [spec], wait=False)
-            self.app_tasks[variant] = task
-
-    def _wait_started(self) -> None:
-        for n, task in self.agent_tasks.items():
-            rc = self.tasks[task.arn].containers[0]
-            rc.process.wait_ready(self.stack.ready_timeout)
-            self.progress(f"agent {n} ready (pid {rc.process.pid})")
-        for variant, task in self.app_tasks.items():
-            for rc in self.tasks[task.arn].containers:
-                rc.process.wait_ready(self.stack.ready_timeout)
-            self.progress(f"app {app_service(variant)} ready")
 
     # -- TaskRunner ------------------------------------------------------------------------------------
     def start_task(self, instance: ContainerInstance, task: Task, specs: list[ContainerSpec],
@@ -408,11 +250,13 @@ class LocalBackend:
         exit is ECS's business: the task stops when an essential container exits.
         """
         for spec in specs:
-            if not (is_agent_image(spec.image) or is_lab_image(spec.image)):
+            image = spec.image
+            if not (is_agent_image(image) or is_lab_image(image) or is_fips_proxy_image(image)):
                 raise UnknownImage(
                     f"container {spec.name!r}: image {spec.image!r} cannot run on the local backend "
-                    f"(it runs agent images {', '.join(AGENT_IMAGE_PREFIXES)} as the emulated agent and "
-                    f"{LAB_IMAGE} as the sample app); use --backend docker for other images")
+                    f"(it runs agent images {', '.join(AGENT_IMAGE_PREFIXES)} as the emulated agent, FIPS "
+                    f"proxy images as the lab's stand-in and {LAB_IMAGE} as the sample app); use "
+                    "--backend docker for other images")
         ordered = _dependency_order(specs)
         if self.world.find_task(task.arn) is None:
             self.world.add_task(instance, task)
@@ -488,13 +332,15 @@ class LocalBackend:
             # shows ECS services; more containers add their names.
             single = len(task.containers) == 1 or spec.name == "app"
             proc_name = task.service_name if single else f"{task.service_name}-{spec.name}"
-        elif is_agent_image(spec.image):
+        elif is_agent_image(spec.image) and task.service_name == AGENT_SERVICE:
             proc_name = f"agent-{instance.index}"
         proc = ManagedProcess(proc_name, argv, env=env, log_dir=self.run_dir, cwd=spec.working_directory,
                               ready=ready, ready_timeout=self.stack.ready_timeout)
+        self._log_paths[(task.arn, spec.name)] = proc.log_path
         proc.start()
-        if isinstance(ready, AgentStatusProbe):
-            ready.pid = proc.pid
+        if is_fips_proxy_image(spec.image):
+            self.fips_proxies[instance.index] = FipsProxyRecords(
+                f"http://{env['DD_FIPS_LOCAL_ADDRESS']}:{env['DD_FIPS_PORT_RANGE_START']}")
         container.pid = proc.pid
         container.mark_running()
         self.world.touch()
@@ -543,17 +389,33 @@ class LocalBackend:
     def _argv_and_probe(self, instance: ContainerInstance, spec: ContainerSpec,
                         env: dict[str, str]) -> tuple[list[str], Probe | None]:
         if is_agent_image(spec.image):
+            kind = local_command(spec.image, env)
             if self.stack.agent_command:
                 argv = ["sh", "-c", self.stack.agent_command]
+            elif kind is not None:
+                # Another agent kind the lab can run as a process (serverless-compat): its own argv,
+                # env, and `agent` command on the container's PATH.
+                argv = kind.argv
+                env.update(kind.env)
+                shim_dir = self.run_dir / "bin" / spec.name / instance.instance_id
+                shim_dir.mkdir(parents=True, exist_ok=True)
+                (shim_dir / "agent").write_text("#!/bin/sh\n" + kind.agent_shim)
+                (shim_dir / "agent").chmod(0o755)
+                env["PATH"] = os.pathsep.join([str(shim_dir), env.get("PATH", "")])
             elif spec.entry_point or spec.command:
                 argv = [*(spec.entry_point or []), *(spec.command or [])]
             else:
                 argv = [sys.executable, "-m", "lab.agent", "run"]
-                # The emulated agent opens its cmd API after its receivers: answering means ready.
-                # Its status names its pid, so another agent already on that port cannot pass for it.
-                host = env.get("LAB_AGENT_LOCALHOST", "127.0.0.1")
-                return argv, agent_status_probe(f"http://{host}:{env.get('DD_CMD_PORT', '5001')}")
             return argv, agent_probe(env)
+        if is_fips_proxy_image(spec.image):
+            # The lab's stand-in for datadog/fips-proxy, with the sidecar's settings (its env, as the
+            # docs' FIPS task definition sets them; the instance agent rewrites 127.0.0.1 to the
+            # agent's own "localhost" address here).
+            start = env.get("DD_FIPS_PORT_RANGE_START", "9803")
+            address = env.get("DD_FIPS_LOCAL_ADDRESS", "127.0.0.1")
+            argv = [sys.executable, "-m", "lab.fakes.fips_proxy", "--upstream", env["LAB_INTAKE_URL"],
+                    "--local-address", address, "--port-range-start", start]
+            return argv, tcp_probe(address, int(start))
         # The lab image has no ENTRYPOINT and runs the sample web app by default (docker semantics:
         # entryPoint replaces it, command is appended).
         argv = [*(spec.entry_point or []), *(spec.command or [])] or ["python", "-m", "lab.apps", "web"]
@@ -629,8 +491,18 @@ class LocalBackend:
         with self._lock:
             return [rc.process for rt in self.tasks.values() for rc in rt.containers]
 
+    def _agent_container(self, n: int) -> RunningContainer | None:
+        """Instance N's agent container (its task may also hold the FIPS proxy sidecar)."""
+        rt = self.tasks.get(self.agent_tasks[n].arn) if n in self.agent_tasks else None
+        if rt is None:
+            return None
+        return next((rc for rc in rt.containers if is_agent_image(rc.spec.image)), None)
+
     def agent_process(self, n: int) -> ManagedProcess:
-        return self.tasks[self.agent_tasks[n].arn].containers[0].process
+        rc = self._agent_container(n)
+        if rc is None:
+            raise KeyError(f"instance {n} runs no agent")
+        return rc.process
 
     def app_process(self, variant: str) -> ManagedProcess:
         return self.tasks[self.app_tasks[variant].arn].containers[0].process
@@ -644,8 +516,7 @@ class LocalBackend:
         instances = []
         for inst in list(self.world.instances):
             n = inst.index
-            agent = self.tasks.get(self.agent_tasks[n].arn) if n in self.agent_tasks else None
-            agent_c = agent.containers[0] if agent else None
+            agent_c = self._agent_container(n)
             instances.append({
                 "index": n,
                 "instance_id": inst.instance_id,
@@ -657,6 +528,9 @@ class LocalBackend:
                 "dogstatsd": f"{inst.private_ip}:{s.ports.dogstatsd}",
                 "agent_cmd_url": f"http://{s.agent_localhost(n)}:{s.ports.agent_cmd}",
                 "agent": {
+                    "task_arn": self.agent_tasks[n].arn if n in self.agent_tasks else None,
+                    "container": agent_c.spec.name if agent_c else None,
+                    "image": agent_c.spec.image if agent_c else None,
                     "pid": agent_c.process.pid if agent_c else None,
                     "status": agent_c.container.known_status if agent_c else "STOPPED",
                     "health": agent_c.container.health_status if agent_c else "UNKNOWN",
@@ -696,22 +570,7 @@ class LocalBackend:
             "processes": {p.name: {"pid": p.pid, "log": str(p.log_path), "running": p.running}
                           for p in self.processes()},
             "started_in": self.started_in,
-            **self.control_plane_status(),
         }
-
-    def control_plane_status(self) -> dict:
-        """Where users point `aws --endpoint-url`, the container instances and the services with their
-        running/desired counts (empty when the stack did not start through a control plane)."""
-        if self.ecs is None:
-            return {}
-        from lab.ecs.stack_services import services_status
-
-        out = self.ecs.status()
-        try:
-            out["services"] = services_status(self.ecs.control_plane.clients.ecs, self.world.cluster.name)
-        except Exception as exc:  # noqa: BLE001 - status must answer while the control plane stops
-            out["services_error"] = repr(exc)
-        return out
 
     @staticmethod
     def _app_url(rc: RunningContainer) -> str | None:
@@ -720,6 +579,30 @@ class LocalBackend:
         except (KeyError, OSError, ValueError):
             return None
         return f"http://{rc.env['LAB_APP_BIND']}:{port}"
+
+    def exec_in_container(self, task_arn: str, container: str, argv: list[str],
+                          timeout: float = 30) -> tuple[int, str]:
+        """`docker exec` for a process: `argv` run with the container's environment and working
+        directory, its PATH holding the container's commands (the `agent` shim among them)."""
+        with self._lock:
+            rt = self.tasks.get(task_arn)
+        rc = next((c for c in rt.containers if c.spec.name == container), None) if rt else None
+        if rc is None or not rc.process.running:
+            raise LookupError(f"container {container!r} of task {task_arn} is not running")
+        try:
+            done = subprocess.run(argv, env=rc.env, cwd=rc.spec.working_directory, capture_output=True,
+                                  text=True, timeout=timeout, start_new_session=True)
+        except subprocess.TimeoutExpired as exc:
+            return 124, f"{exc.stdout or ''}{exc.stderr or ''}timed out after {timeout}s"
+        except OSError as exc:  # docker exec's "executable file not found": exit 127
+            return 127, f"exec failed: {exc}"
+        return done.returncode, done.stdout + done.stderr
+
+    def container_logs(self, task_arn: str, container: str, lines: int = 50) -> str:
+        from lab.backends.process import tail_file
+
+        path = self._log_paths.get((task_arn, container))
+        return tail_file(path, lines) if path else ""
 
     def _write_shims(self) -> None:
         """`agent` and `python` on the containers' PATH, as the agent image and lab image have them."""
@@ -734,54 +617,6 @@ class LocalBackend:
             path = bin_dir / name
             path.write_text("#!/bin/sh\n" + body)
             path.chmod(0o755)
-
-
-    def exec_in_container(self, task_arn: str, container: str, argv: list[str],
-                          timeout: float = 30) -> tuple[int, str]:
-        """`docker exec` for a process container: `argv` run with the container's environment and
-        working directory; (exit code, stdout and stderr). In the agent image `agent` is the agent's
-        CLI, here the emulated agent's (`python -m lab.agent`)."""
-        if not argv:
-            raise ValueError("exec_in_container needs a command")
-        with self._lock:
-            running = self.tasks.get(task_arn)
-        if running is None:
-            raise KeyError(f"no running task {task_arn}")
-        rc = next((c for c in running.containers if c.spec.name == container), None)
-        if rc is None:
-            raise KeyError(f"task {task_arn} has no container {container!r} "
-                           f"(it has {[c.spec.name for c in running.containers]})")
-        if is_agent_image(rc.spec.image) and argv[0] == "agent":
-            argv = [sys.executable, "-m", "lab.agent", *argv[1:]]
-        try:
-            done = subprocess.run(argv, env=rc.env, cwd=rc.spec.working_directory or None, timeout=timeout,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        except subprocess.TimeoutExpired:
-            raise TimeoutError(f"`{' '.join(argv)}` in {container} of {task_arn} ran over {timeout} s") \
-                from None
-        return done.returncode, done.stdout.decode(errors="replace")
-
-class AgentStatusProbe(Probe):
-    """Ready when the emulated agent's status API answers with *this* process's pid."""
-
-    pid: int | None = None
-
-
-def agent_status_probe(cmd_url: str) -> AgentStatusProbe:
-    import json
-    import urllib.request
-
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-    def check() -> bool:
-        try:
-            with opener.open(f"{cmd_url}/agent/status", timeout=1.0) as resp:
-                return json.loads(resp.read()).get("pid") == probe.pid
-        except (OSError, ValueError):
-            return False
-
-    probe = AgentStatusProbe(f"agent status at {cmd_url}", check)
-    return probe
 
 
 def agent_probe(env: dict[str, str]) -> Probe:

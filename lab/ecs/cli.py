@@ -17,7 +17,7 @@ from lab.world import DEFAULT_CLUSTER, DEFAULT_REGION
 
 def _running_lab() -> dict:
     try:
-        from lab.backends.supervisor import read_state
+        from lab.state_file import read_state
     except ImportError:
         return {}
     return read_state() or {}

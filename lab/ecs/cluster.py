@@ -1,14 +1,15 @@
 """The ECS side of a running lab, as one owner: the control plane plus one instance agent per EC2
-instance. Backends compose it (`ecs-lab up` on local or docker); its exit stops what it started.
+instance, driving a backend. `lab.assembly.EcsLab` composes it; its exit stops what it started.
 
-    with EcsCluster(world, runner, port=4566, redirects_for=...) as ecs:
+    with EcsCluster(world, backend, port=4566) as ecs:
         inst = ecs.add_instance("127.0.1.1")   # EC2 instance + container instance + instance agent
         ...                                    # users register task definitions / services on :4566
 
-`on_instance(instance)` lets the backend serve a new instance (its IMDS and ECS agent listeners)
-before any task lands on it. `redirects_for(instance)` gives the lab's deploy-time settings for
-that instance's agent containers (intake URL, egress proxy, its IMDS and ECS agent endpoints); None
-runs definitions unchanged.
+The backend (`lab.tasks.InstanceHost`) runs the tasks, serves each new instance (its IMDS and ECS
+agent listeners) before any task lands on it, and says where the lab's services are as seen from
+inside it, which become that instance's agent redirects (`lab.ecs.agent_env.Redirects`).
+`on_instance` / `redirects_for` override those two (tests with a bare runner); `redirects_for`
+returning None runs definitions unchanged.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lab.backends.base import TaskRunner
+from lab.ecs.agent_env import Redirects
 from lab.ecs.control_plane import DEFAULT_PORT, ControlPlane
 from lab.ecs.instance_agent import InstanceAgent
-from lab.ecs.translate import Redirects
+from lab.tasks import InstanceHost, TaskRunner
 from lab.world import ContainerInstance, World
 
 
 class EcsCluster:
-    def __init__(self, world: World, runner: TaskRunner, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+    def __init__(self, world: World, runner: InstanceHost | TaskRunner, *, host: str = "127.0.0.1",
+                 port: int = DEFAULT_PORT,
                  kind: str | None = None, control_plane: ControlPlane | None = None,
                  redirects_for: Callable[[ContainerInstance], Redirects | None] | None = None,
                  on_instance: Callable[[ContainerInstance], None] | None = None,
@@ -33,31 +35,16 @@ class EcsCluster:
         self.runner = runner
         self._own_control_plane = control_plane is None
         self.control_plane = control_plane or ControlPlane(host=host, port=port, kind=kind)
+        # A bare TaskRunner (tests, benchmarks) hosts nothing: its tasks run as defined.
+        endpoints = getattr(runner, "instance_endpoints", None)
+        if redirects_for is None and endpoints is not None:
+            def redirects_for(inst: ContainerInstance) -> Redirects:
+                return Redirects.for_instance(endpoints(inst))
         self.redirects_for = redirects_for or (lambda inst: None)
-        self.on_instance = on_instance or (lambda inst: None)
+        self.on_instance = on_instance or getattr(runner, "serve_instance", lambda inst: None)
         self.agent_interval = agent_interval
         self.agents: dict[int, InstanceAgent] = {}
         self._unsubscribe: list[Callable[[], None]] = []
-
-    @classmethod
-    def for_backend(cls, backend: Any, *, port: int = DEFAULT_PORT, kind: str | None = None,
-                    **kwargs: Any) -> EcsCluster:
-        """The cluster for a backend that owns a world, with its glue wired in: the local backend's
-        per-instance listeners and redirects (lab.ecs.local_backend), the docker backend's runner,
-        redirects and IMDS routes (lab.ecs.docker_backend). Other backends pass their own."""
-        runner = backend
-        kind_of = getattr(backend, "name", "")
-        if kind_of == "local":
-            from lab.ecs.local_backend import attach_instance, redirects_for
-
-            kwargs.setdefault("redirects_for", redirects_for(backend))
-            kwargs.setdefault("on_instance", attach_instance(backend))
-        elif kind_of == "docker":
-            from lab.ecs import docker_backend
-
-            runner = docker_backend.docker_runner(backend)
-            kwargs.setdefault("redirects_for", docker_backend.redirects_for(backend))
-        return cls(backend.world, runner, port=port, kind=kind, **kwargs)
 
     @property
     def endpoint(self) -> str:

@@ -1,10 +1,10 @@
 """The lab's AWS control plane on :4566: embedded moto (default) or a LocalStack Pro container.
 
 Embedded moto serves ECS, EC2, Secrets Manager, SSM, IAM and STS in this process
-(`ThreadedMotoServer`), with `lab.ecs.moto_ecs.EcsFront` in front of its ECS (placement with
+(`ThreadedMotoServer`), with `lab.ecs.front.EcsFront` in front of its ECS (placement with
 ECS's failure reasons, `SubmitTaskStateChange`) and the ECS service scheduler running beside it.
-Task state transitions are pinned (FACTS.md section 6): by default moto advances a task one step
-per describe, which would let a `describe-tasks` loop "stop" a task nobody stopped.
+Task state transitions are pinned (docs/control_plane.md#moto-and-localstack-as-found): by default moto
+advances a task one step per describe, which would let a `describe-tasks` loop "stop" a task nobody stopped.
 
 Container instances are registered as the ECS agent registers them: an EC2 instance exists first
 (moto's `RegisterContainerInstance` needs the `instanceId` of an instance its EC2 created), then
@@ -28,8 +28,11 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from lab.ecs.assignments import ASSIGNMENTS
 from lab.ecs.client import ControlPlaneClients
-from lab.ecs.moto_ecs import ASSIGNMENTS, ECS_LOCK, EcsFront, MotoEcs, ServiceScheduler
+from lab.ecs.front import EcsFront
+from lab.ecs.moto_model import ECS_LOCK, MotoEcs
+from lab.ecs.service_scheduler import ServiceScheduler
 from lab.serving import check_free
 from lab.world import DEFAULT_CLUSTER, DEFAULT_REGION, ContainerInstance, World, wait_until
 
@@ -60,12 +63,16 @@ def _moto_server_class() -> type:
     class LabMotoServer(ThreadedMotoServer):
         """moto's threaded server with the lab's ECS front wrapped around its app."""
 
-        def __init__(self, ip_address: str, port: int, on_change: Any) -> None:
+        def __init__(self, ip_address: str, port: int, on_change: Any, on_reset: Any,
+                     on_deleted: Any) -> None:
             super().__init__(ip_address=ip_address, port=port, verbose=False)
             self._on_change = on_change
+            self._on_reset = on_reset
+            self._on_deleted = on_deleted
 
         def _server_entry(self) -> None:
-            app = EcsFront(DomainDispatcherApplication(create_backend_app), on_change=self._on_change)
+            app = EcsFront(DomainDispatcherApplication(create_backend_app), on_change=self._on_change,
+                           on_reset=self._on_reset, on_deleted=self._on_deleted)
             self._server = make_server(self._ip_address, self._port, app, True,
                                        request_handler=QuietHandler)
             self._server_ready_event.set()
@@ -95,6 +102,11 @@ class ControlPlane:
         self.service_scheduler: ServiceScheduler | None = None
         self._clients: ControlPlaneClients | None = None
         self._lock = threading.Lock()
+        # The lab's own records: clusters it created or registered instances in, and those
+        # instances (ARN -> cluster). A `/moto-api/reset` puts these back (see `_before_reset`).
+        self._own_clusters: set[str] = set()
+        self._own_instances: dict[str, str] = {}
+        self.resets = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
@@ -121,7 +133,8 @@ class ControlPlane:
         # RunInstances accepts without them. A user who wants them exports the variable as "true".
         os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         self.service_scheduler = ServiceScheduler(self.region, interval=self.scheduler_interval)
-        self._server = _moto_server_class()(self.host, self.port, self.service_scheduler.wake)
+        self._server = _moto_server_class()(self.host, self.port, self.service_scheduler.wake,
+                                            self._before_reset, self._forget)
         self._server.start()
         self.port = self._server.get_host_and_port()[1]
         self._post_moto_api("/moto-api/state-manager/set-transition", PINNED_TASK_TRANSITION)
@@ -129,6 +142,67 @@ class ControlPlane:
         for name in ("taskLongArnFormat", "containerInstanceLongArnFormat", "serviceLongArnFormat"):
             self.clients.ecs.put_account_setting(name=name, value="enabled")
         self.service_scheduler.start()
+
+    def _before_reset(self) -> Callable[[], None]:
+        """`/moto-api/reset` (moto's server-mode tests call it before each test, users call it too)
+        empties moto, while the lab's instances, their agents and tasks keep running. So the lab's
+        own clusters are kept whole: their container instances (and EC2 instances), services,
+        tasks, the task definitions those use, and the account settings the task ARNs follow, are
+        put back in the fresh backends; everything else is gone, as with moto. With nothing of the
+        lab's registered, a reset is exactly moto's. Runs under ECS_LOCK (the front holds it)."""
+        from moto.moto_api import state_manager
+
+        self.resets += 1
+        model = MotoEcs(self.region)
+        snap = model.snapshot(sorted(self._own_clusters))
+
+        def after() -> None:
+            # moto's reset keeps its state manager's transitions; pinning again costs nothing and
+            # keeps tasks from advancing on describes if a moto version does reset them.
+            state_manager.set_transition(model_name=PINNED_TASK_TRANSITION["model_name"],
+                                         transition=PINNED_TASK_TRANSITION["transition"])
+            if snap["clusters"]:
+                model.restore(snap)
+
+        return after
+
+    def _forget(self, action: str, params: dict) -> None:
+        ref = str(params.get("cluster") or "default").rsplit("/", 1)[-1]
+        if action == "DeleteCluster":
+            self._own_clusters.discard(ref)
+            self._own_instances = {a: c for a, c in self._own_instances.items() if c != ref}
+        else:
+            ci = str(params.get("containerInstance", "")).rsplit("/", 1)[-1]
+            self._own_instances = {a: c for a, c in self._own_instances.items()
+                                   if not (a.rsplit("/", 1)[-1] == ci and ci)}
+
+    def problems(self) -> list[str]:
+        """What keeps this control plane from serving the lab, in words for `ecs-lab status`: empty
+        when it is sound. Checks the lab's own clusters and container instances are there and
+        ACTIVE, and reports the service scheduler's recent errors."""
+        if self._server is None and self._container is None:
+            return ["control plane is not running"]
+        found: list[str] = []
+        try:
+            ecs = self.clients.ecs
+            for name in sorted(self._own_clusters):
+                got = ecs.describe_clusters(clusters=[name])["clusters"]
+                if not got or got[0]["status"] != "ACTIVE":
+                    found.append(f"cluster {name} is missing from the control plane: its instance agents "
+                                 "cannot reach their tasks")
+                    continue
+                mine = [arn for arn, c in self._own_instances.items() if c == name]
+                if mine:
+                    seen = {ci["containerInstanceArn"]: ci for ci in ecs.describe_container_instances(
+                        cluster=name, containerInstances=mine)["containerInstances"]}
+                    for arn in mine:
+                        if arn not in seen:
+                            found.append(f"container instance {arn} is missing from cluster {name}")
+        except Exception as exc:  # noqa: BLE001 - an unreachable control plane is the problem to report
+            found.append(f"control plane {self.endpoint} does not answer: {exc}")
+        if self.service_scheduler and self.service_scheduler.errors:
+            found.append(f"service scheduler: {self.service_scheduler.errors[-1]}")
+        return found
 
     def _post_moto_api(self, path: str, payload: dict) -> None:
         req = urllib.request.Request(self.endpoint + path, data=json.dumps(payload).encode(), method="POST")
@@ -192,6 +266,7 @@ class ControlPlane:
 
     # -- cluster and instances ------------------------------------------------------------------
     def ensure_cluster(self, name: str = DEFAULT_CLUSTER) -> str:
+        self._own_clusters.add(name)
         found = self.clients.ecs.describe_clusters(clusters=[name])["clusters"]
         if found and found[0]["status"] == "ACTIVE":
             return found[0]["clusterArn"]
@@ -231,6 +306,7 @@ class ControlPlane:
             versionInfo=AGENT_VERSION_INFO,
         )
         arn = resp["containerInstance"]["containerInstanceArn"]
+        self._own_instances[arn] = world.cluster.name
         inst.arn = arn
         world.touch()
         return arn
@@ -259,6 +335,7 @@ class ControlPlane:
             machine.nics[0].private_ip_address = inst.private_ip
 
     def deregister_instance(self, world: World, inst: ContainerInstance) -> None:
+        self._own_instances.pop(inst.arn or "", None)
         self.clients.ecs.deregister_container_instance(cluster=world.cluster.name,
                                                        containerInstance=inst.arn, force=True)
 
@@ -284,4 +361,4 @@ class ControlPlane:
             self.service_scheduler.reconcile()
 
 
-__all__ = ["ControlPlane", "ControlPlaneError", "DEFAULT_PORT", "ECS_LOCK", "LOCALSTACK_IMAGE"]
+__all__ = ["ControlPlane", "ControlPlaneError", "DEFAULT_PORT", "LOCALSTACK_IMAGE"]

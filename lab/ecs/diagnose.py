@@ -6,14 +6,15 @@ lab does not fix the user's file: it runs it as ECS would (so the breakage is ob
 
 Sources: the Datadog ECS docs (APM: 8126/tcp host port; DogStatsD: 8125/udp host port and
 `DD_DOGSTATSD_NON_LOCAL_TRAFFIC=true`; FIPS proxy sidecar) and the agent's FIPS rule that
-`DD_FIPS_LOCAL_ADDRESS` is a loopback address (FACTS.md sections 1 and 3).
+`DD_FIPS_LOCAL_ADDRESS` is a loopback address (docs/agent_contract.md#the-agent-task-on-ecs
+and #fips-mode).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab.ecs.translate import is_agent_image, is_fips_proxy_image
+from lab.tasks import is_agent_image, is_fips_proxy_image
 
 _TRUE = {"1", "true", "yes", "on"}
 

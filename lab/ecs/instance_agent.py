@@ -23,15 +23,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lab.backends.base import ContainerSpec, TaskRunner, UnsupportedField
+from lab.ecs.agent_env import Redirects
 from lab.ecs.client import ControlPlaneClients
 from lab.ecs.translate import (
     ControlPlaneSecrets,
-    Redirects,
     SecretResolutionError,
     container_specs,
     world_task,
 )
+from lab.tasks import ContainerSpec, TaskRunner, UnsupportedField
 from lab.world import ContainerInstance, World
 
 log = logging.getLogger("lab.ecs.instance_agent")

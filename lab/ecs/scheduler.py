@@ -134,6 +134,11 @@ class Placement:
         if self.placed or not self.failures:
             return None
         f = self.failures[0]
+        if f.reason == "MISSING" or not f.arn:
+            # Nothing to be the "closest match": ECS says the cluster has no instances.
+            return (f"(service {service_name}) was unable to place a task because no container instance "
+                    "met all of its requirements. Reason: No Container Instances were found in your "
+                    "cluster. For more information, see the Troubleshooting section.")
         why = {
             "RESOURCE:MEMORY": "has insufficient memory available",
             "RESOURCE:CPU": "has insufficient CPU units available",

@@ -7,9 +7,11 @@ task metadata serve:
 
 - the agent: the docs' `datadog-agent-ecs-full.json` (APM + DogStatsD + processes, with its
   8126/tcp and 8125/udp host ports and `agent health` check), with the stack's feature switches and
-  `--agent-env` set in its `environment`, as a user edits the docs' file; the lab's redirects
-  (intake URLs, `.invalid` DD_SITE, egress proxy, each instance's IMDS and ECS agent endpoints) are
-  not in it: instance agents apply them at deploy time (`lab.ecs.translate.Redirects`);
+  `--agent-env` set in its `environment` (`lab.ecs.agent_env.agent_settings`), as a user edits the
+  docs' file; with the `fips` feature, the docs' FIPS definition's shape (host network mode, the
+  `fips-proxy` sidecar). The lab's redirects (intake URLs, `.invalid` DD_SITE, egress proxy, each
+  instance's IMDS and ECS agent endpoints) are not in it: instance agents apply them at deploy time
+  (`lab.ecs.agent_env.Redirects`);
 - the sample apps: `lab/apps/taskdefs/<variant>.json`, each with its own `DD_SERVICE`
   (`web-<variant>`, also its service name), family (`web-<variant>-task`) and container name
   (`app`), so the four variants are told apart at the intake.
@@ -22,18 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.backends.stack import Stack, app_service
+from lab.ecs.agent_env import agent_settings, fips_proxy_settings
+from lab.stack import AGENT_SERVICE, Stack, app_service
 
 AGENT_TASKDEF_FILE = Path(__file__).parent / "taskdefs" / "datadog-agent-ecs-full.json"
 APP_TASKDEF_DIR = Path(__file__).parent.parent / "apps" / "taskdefs"
-# The service names users give them in the docs: one DAEMON agent service per cluster.
-AGENT_SERVICE = "datadog-agent"
-# Set by the lab's redirects per instance at deploy time: never part of the registered definition.
-_PER_INSTANCE_ENV = ("DD_ECS_AGENT_URL", "LAB_AGENT_LOCALHOST", "LAB_AGENT_HOST_ADDRESSES")
-
-
 def _env_list(env: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in env.items()]
+
+
+AGENT_FIPS_TASKDEF_FILE = AGENT_TASKDEF_FILE.with_name("datadog-agent-ecs-fips.json")
 
 
 def agent_task_definition(stack: Stack) -> dict:
@@ -43,27 +43,7 @@ def agent_task_definition(stack: Stack) -> dict:
     c["image"] = stack.agent_image
     p = stack.ports
     env = {e["name"]: e["value"] for e in c.get("environment") or []}
-    env.update({
-        "DD_API_KEY": "0" * 32,
-        "DD_HOSTNAME_TRUST_UTS_NAMESPACE": "false",
-        "DD_APM_ENABLED": str(stack.has("apm")).lower(),
-        "DD_APM_NON_LOCAL_TRAFFIC": str(stack.has("apm_non_local")).lower(),
-        "DD_APM_RECEIVER_PORT": str(p.apm),
-        "DD_USE_DOGSTATSD": str(stack.has("dogstatsd")).lower(),
-        "DD_DOGSTATSD_NON_LOCAL_TRAFFIC": str(stack.has("dogstatsd_non_local")).lower(),
-        "DD_DOGSTATSD_PORT": str(p.dogstatsd),
-        "DD_PROCESS_AGENT_ENABLED": str(stack.has("processes")).lower(),
-        "DD_PROCESS_CONFIG_PROCESS_COLLECTION_ENABLED": str(stack.has("processes")).lower(),
-        "DD_CMD_PORT": str(p.agent_cmd),
-        "DD_EXPVAR_PORT": str(p.agent_expvar),
-    })
-    if stack.has("fips"):
-        # As the docs' FIPS definition has it: the proxy on the agent's own 127.0.0.1. The local
-        # backend's FIPS proxy stand-in sits on each instance's agent "localhost", which the
-        # redirects substitute for 127.0.0.1 (design.md).
-        env.update({"DD_FIPS_ENABLED": "true", "DD_FIPS_PORT_RANGE_START": str(p.fips_start),
-                    "DD_FIPS_LOCAL_ADDRESS": "127.0.0.1", "DD_FIPS_HTTPS": "false"})
-    env.update({k: v for k, v in stack.agent_env.items() if k not in _PER_INSTANCE_ENV})
+    env.update(agent_settings(stack))
     c["environment"] = _env_list(env)
     c["portMappings"] = [{"containerPort": p.apm, "hostPort": p.apm, "protocol": "tcp"},
                          {"containerPort": p.dogstatsd, "hostPort": p.dogstatsd, "protocol": "udp"}]
@@ -72,6 +52,19 @@ def agent_task_definition(stack: Stack) -> dict:
     c["healthCheck"] = {"command": ["CMD-SHELL", "agent health"],
                         "interval": max(5, int(stack.health_interval)), "timeout": 5, "retries": 3,
                         "startPeriod": 0}
+    if stack.has("fips"):
+        # The docs' FIPS definition: the proxy sidecar shares the agent's network (host mode), so
+        # the agent's 127.0.0.1 reaches it; its ports are the instance's, hence no portMappings on
+        # the agent (host mode publishes nothing).
+        fips = json.loads(AGENT_FIPS_TASKDEF_FILE.read_text())
+        proxy = next(x for x in fips["containerDefinitions"] if x["name"] == "fips-proxy")
+        proxy["environment"] = _env_list(fips_proxy_settings(stack))
+        proxy["portMappings"] = [{"containerPort": p.fips_start + i, "protocol": "tcp"} for i in range(16)]
+        td["networkMode"] = "host"
+        c["portMappings"] = [{"containerPort": p.apm, "protocol": "tcp"},
+                             {"containerPort": p.dogstatsd, "protocol": "udp"}]
+        c["dependsOn"] = [{"containerName": "fips-proxy", "condition": "START"}]
+        td["containerDefinitions"] = [proxy, c]
     return td
 
 
@@ -128,6 +121,17 @@ def deploy_stack(ecs: Any, stack: Stack, cluster: str | None = None) -> StackDep
     return out
 
 
+def redeploy_agent(ecs: Any, stack: Stack, deployment: StackDeployment) -> str:
+    """Deploy the agent anew with `stack`'s settings, as a user redeploys it on ECS: a new revision
+    of its task definition, then `update-service`; the service scheduler replaces the old tasks.
+    Returns the new task definition ARN (also recorded in `deployment`)."""
+    td = ecs.register_task_definition(**agent_task_definition(stack))["taskDefinition"]
+    ecs.update_service(cluster=deployment.cluster, service=deployment.agent_service,
+                       taskDefinition=td["taskDefinitionArn"])
+    deployment.agent_task_definition = td["taskDefinitionArn"]
+    return td["taskDefinitionArn"]
+
+
 def remove_cluster(ecs: Any, cluster: str) -> None:
     """What a user's teardown does: every service deleted (`--force`), every container instance
     deregistered, the cluster deleted. The lab's exit does it so that a later lab in the same process
@@ -163,4 +167,4 @@ def services_status(ecs: Any, cluster: str) -> list[dict]:
 
 
 __all__ = ["AGENT_SERVICE", "StackDeployment", "agent_task_definition", "app_task_definition", "deploy_stack",
-           "remove_cluster", "services_status"]
+           "redeploy_agent", "remove_cluster", "services_status"]

@@ -18,21 +18,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from lab.backends.base import (
-    AGENT_IMAGE_PREFIXES,
+from lab.ecs.agent_env import Redirects
+from lab.tasks import (
     ContainerSpec,
     HealthCheck,
     Mount,
     PortSpec,
     UnsupportedField,
+    is_agent_image,
+    is_fips_proxy_image,
 )
 from lab.world import Container, Task
-
-FIPS_PROXY_IMAGE_PREFIXES = ("datadog/fips-proxy", "public.ecr.aws/datadog/fips-proxy",
-                             "gcr.io/datadoghq/fips-proxy", "docker.io/datadog/fips-proxy")
 
 # Container-definition fields the lab honours (mapped into ContainerSpec or acted on here).
 HONOURED_CONTAINER_FIELDS = frozenset({
@@ -53,76 +51,11 @@ HONOURED_TASK_FIELDS = frozenset({
 _DESCRIBE_KEYS = frozenset({"taskDefinitionArn", "revision", "status", "requiresAttributes",
                             "compatibilities", "registeredAt", "registeredBy", "deregisteredAt"})
 
-# Where the agent sends data, by env name (FACTS.md section 2): every one is redirected.
-INTAKE_URL_KEYS = ("DD_DD_URL", "DD_APM_DD_URL", "DD_PROCESS_CONFIG_PROCESS_DD_URL",
-                   "DD_LOGS_CONFIG_LOGS_DD_URL", "DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL",
-                   "DD_APM_PROFILING_DD_URL", "DD_APM_TELEMETRY_DD_URL")
-# A reserved TLD (RFC 2606): whatever the agent derives from DD_SITE can never resolve.
-LAB_SITE = "ecs-lab.invalid"
-
 SECRETS_ERROR_PREFIX = "ResourceInitializationError: unable to pull secrets or registry auth: "
 
 
 class SecretResolutionError(RuntimeError):
     """A `secrets` entry the control plane cannot resolve; the text is the ECS stopped reason."""
-
-
-def is_agent_image(image: str) -> bool:
-    return image.split("@")[0].startswith(AGENT_IMAGE_PREFIXES)
-
-
-def is_fips_proxy_image(image: str) -> bool:
-    return image.split("@")[0].startswith(FIPS_PROXY_IMAGE_PREFIXES)
-
-
-@dataclass
-class Redirects:
-    """The lab's deploy-time settings for one instance's agent containers (never the user's file)."""
-
-    intake_url: str
-    egress_proxy_url: str | None = None
-    ecs_agent_url: str | None = None
-    imds_url: str | None = None
-    agent_localhost: str | None = None  # LAB_AGENT_LOCALHOST (design.md, local backend)
-    private_ip: str | None = None  # the instance's IP: reachable only through published host ports
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    def agent_env(self, user_env: dict[str, str], reachable_on_host: bool = True) -> dict[str, str]:
-        """`reachable_on_host`: whether apps can reach the agent at the instance's private IP (host
-        mode, or bridge mode with its 8126/8125 host ports published)."""
-        env = dict(user_env)
-        for key in INTAKE_URL_KEYS:
-            env[key] = self.intake_url
-        env["DD_LOGS_CONFIG_USE_HTTP"] = "true"
-        env["DD_SITE"] = LAB_SITE
-        env["DD_REMOTE_CONFIGURATION_ENABLED"] = "false"
-        if self.egress_proxy_url:
-            # Real intakes are https: whatever the redirects missed goes to the recording proxy. The
-            # lab's own intake is plain http and must not (proxy.http would send it there too).
-            env["DD_PROXY_HTTPS"] = self.egress_proxy_url
-            env.pop("DD_PROXY_HTTP", None)
-        if self.ecs_agent_url:
-            env["DD_ECS_AGENT_URL"] = self.ecs_agent_url
-        if self.imds_url:
-            env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.imds_url
-        if self.agent_localhost:
-            env["LAB_AGENT_LOCALHOST"] = self.agent_localhost
-            # FIPS: the docs' sidecar listens on 127.0.0.1; in the agent's netns that is this address.
-            if env.get("DD_FIPS_LOCAL_ADDRESS") in ("127.0.0.1", "localhost"):
-                env["DD_FIPS_LOCAL_ADDRESS"] = self.agent_localhost
-        if self.agent_localhost:
-            # "All interfaces" of the agent's netns: the instance's IP only when published/host mode.
-            addresses = [self.private_ip] if (reachable_on_host and self.private_ip) else []
-            env["LAB_AGENT_HOST_ADDRESSES"] = ",".join([*addresses, self.agent_localhost])
-        env.update(self.extra_env)
-        return env
-
-    def fips_proxy_env(self, user_env: dict[str, str]) -> dict[str, str]:
-        env = dict(user_env)
-        env["LAB_INTAKE_URL"] = self.intake_url
-        if self.agent_localhost and env.get("DD_FIPS_LOCAL_ADDRESS") in ("127.0.0.1", "localhost", None):
-            env["DD_FIPS_LOCAL_ADDRESS"] = self.agent_localhost
-        return env
 
 
 # -- secrets --------------------------------------------------------------------------------------
@@ -234,7 +167,7 @@ def _ports(c: dict, network_mode: str) -> list[PortSpec]:
 def _reachable_on_host(c: dict, env: dict[str, str], network_mode: str) -> bool:
     """Can an app on the instance reach this agent at the instance's IP? In bridge mode only through
     a published hostPort (the docs' 8126/tcp and 8125/udp mappings); in host mode always; in awsvpc
-    the agent has its own ENI address instead (FACTS.md section 1)."""
+    the agent has its own ENI address instead (docs/agent_contract.md#the-agent-task-on-ecs)."""
     if network_mode == "host":
         return True
     if network_mode == "awsvpc":

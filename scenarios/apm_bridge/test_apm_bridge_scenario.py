@@ -1,11 +1,12 @@
 """apm_bridge: traces from every DD_AGENT_HOST variant reach the intake through the instance's agent.
 
-An app container in bridge mode finds the agent at the EC2 host's private IP (docs/apps.md),
-learned by one of the docs' variants (IMDSv1/IMDSv2 curl line, container metadata file, in code).
-Each test checks both hops: agent -> intake (an AgentPayload with hostname = the IMDS instance-id,
-service/env/version and the ECS tags) proves tracer -> agent too; when it does not arrive, the failure
-says whether the agent's receiver counted the app's traces (`agent status --json`, `apmStats.receiver`,
-which the trace-agent publishes once a minute: too slow to wait on, right for a diagnosis).
+An app container in bridge mode finds the agent at the EC2 host's private IP
+(docs/agent_contract.md#the-agent-task-on-ecs), learned by one of the docs' variants (IMDSv1/IMDSv2 curl
+line, container metadata file, in code). Each test checks both hops: agent -> intake (an AgentPayload
+with hostname = the IMDS instance-id, service/env/version and the ECS tags) proves tracer -> agent too;
+when it does not arrive, the failure says whether the agent's receiver counted the app's traces
+(`agent status --json`, `apmStats.receiver`, which the trace-agent publishes once a minute: too slow to
+wait on, right for a diagnosis).
 
 The traffic is sent once for the whole run (`send_phase`); each test waits for its data until the
 deadline the agent's own intervals give (the tracer's flush + one trace writer flush + margin).

@@ -1,6 +1,6 @@
 """dogstatsd: custom metrics sent over 8125/udp to the instance's private IP arrive with ECS tags;
 with DD_DOGSTATSD_NON_LOCAL_TRAFFIC off they do not, because the agent then listens only on its own
-localhost, which an app container in bridge mode cannot reach (docs/apps.md).
+localhost, which an app container in bridge mode cannot reach (docs/agent_contract.md#the-agent-task-on-ecs).
 
 Waits: one metric bucket + one aggregator flush + margin, from the send phase (session lab) or from
 the send (the non-local-off stack), as the agent under test reports its intervals.
@@ -12,7 +12,7 @@ import socket
 
 from datadog.dogstatsd import DogStatsd
 
-from lab.backends.stack import DEFAULT_FEATURES
+from lab.stack import DEFAULT_FEATURES
 from lab.world import wait_until
 
 METRIC = "ecs_lab.app.work.done"

@@ -31,7 +31,8 @@ APP_TASKDEFS = ROOT / "lab" / "apps" / "taskdefs"
 
 
 @dataclass
-class EcsLab:
+class ScenarioCluster:
+    lab: Any  # lab.assembly.EcsLab
     backend: Any
     cluster: Any
     world: Any
@@ -93,34 +94,28 @@ class EcsLab:
         return self.ecs.describe_tasks(cluster=self.name, tasks=arns)["tasks"] if arns else []
 
 
-def start_ecs_lab() -> tuple[EcsLab, contextlib.ExitStack]:
+def start_ecs_lab() -> tuple[ScenarioCluster, contextlib.ExitStack]:
     """The lab and the ExitStack whose close stops it (the control plane, then the backend)."""
-    from lab.backends.local import LocalBackend
-    from lab.backends.stack import Ports, Stack
-    from lab.ecs.cluster import EcsCluster
-    from lab.ecs.local_backend import attach_instance, redirects_for
+    from lab.assembly import EcsLab
     from lab.fakes.intake.client import IntakeClient
     from lab.pytest_plugin import free_subnet
-    from lab.world import Cluster, World
+    from lab.stack import Ports, Stack
 
     subnet = free_subnet()
     run_dir = Path(os.environ.get("LAB_HOME", ".lab")) / "pytest" / f"ecs-{subnet.replace('.', '-')}"
-    world = World(Cluster(name=f"scn-{uuid.uuid4().hex[:6]}"))
     stack = Stack(instances=0, apps=(), subnet=subnet, services_host=f"{subnet}.0.1", ports=Ports.ephemeral(),
-                  cluster=world.cluster.name, run_dir=run_dir)
+                  cluster=f"scn-{uuid.uuid4().hex[:6]}", run_dir=run_dir, deploy=False)
     aws_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     aws_env.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                    "AWS_DEFAULT_REGION": world.cluster.region, "AWS_CONFIG_FILE": "/dev/null",
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null",
                     "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"})
     owner = contextlib.ExitStack()
     try:
-        backend = owner.enter_context(LocalBackend(stack, world=world))
-        cluster = owner.enter_context(EcsCluster(world, backend, port=0, agent_interval=0.1,
-                                                 redirects_for=redirects_for(backend),
-                                                 on_instance=attach_instance(backend)))
+        lab = owner.enter_context(EcsLab(stack, backend="local"))
         for n in (1, 2):
-            cluster.add_instance(stack.private_ip(n))
-        return EcsLab(backend, cluster, world, IntakeClient(backend.intake_url), aws_env), owner
+            lab.cluster.add_instance(stack.private_ip(n))
+        return ScenarioCluster(lab, lab.backend, lab.cluster, lab.world, IntakeClient(lab.intake_url),
+                               aws_env), owner
     except BaseException:
         owner.close()
         raise

@@ -30,17 +30,13 @@ def docker_ecs(tmp_path_factory, exclusive_docker_engine):
     except Exception as exc:  # noqa: BLE001
         # Docker scenarios fail, never skip, without an engine: CI installs one (.ci/docker-engine.sh).
         pytest.fail(f"no docker engine: {exc}; start one with `bash .ci/docker-engine.sh`")
-    from lab.backends.docker import DockerBackend
-    from lab.backends.stack import Ports, Stack
-    from lab.ecs.cluster import EcsCluster
-    from lab.world import Cluster, World
+    from lab.assembly import EcsLab
+    from lab.stack import Ports, Stack
 
-    world = World(Cluster(name=f"dk-{uuid.uuid4().hex[:6]}"))
-    stack = Stack(instances=2, apps=(), cluster=world.cluster.name, ports=Ports.ephemeral(),
-                  run_dir=tmp_path_factory.mktemp("ecs-docker"))
-    with DockerBackend(stack, world=world, start_stack_tasks=False) as backend, \
-            EcsCluster.for_backend(backend, port=0, agent_interval=0.2) as cluster:
-        yield backend, cluster
+    stack = Stack(instances=2, apps=(), cluster=f"dk-{uuid.uuid4().hex[:6]}", ports=Ports.ephemeral(),
+                  run_dir=tmp_path_factory.mktemp("ecs-docker"), deploy=False)
+    with EcsLab(stack, backend="docker") as lab:
+        yield lab.backend, lab.cluster
 
 
 def _running(ecs, cluster, **kwargs):

@@ -1,7 +1,8 @@
 """fips: with the docs' FIPS settings (DD_FIPS_ENABLED=true, DD_FIPS_PORT_RANGE_START=9803,
 DD_FIPS_LOCAL_ADDRESS=<the agent's loopback>, DD_FIPS_HTTPS=false) every data type leaves the agent
 on its own proxy port (9804 metrics, 9805 traces, 9807 processes), nothing goes to the intake
-directly, and a non-loopback DD_FIPS_LOCAL_ADDRESS is refused at config load (docs/fips_proxy.md).
+directly, and a non-loopback DD_FIPS_LOCAL_ADDRESS is refused at config load
+(docs/agent_contract.md#fips-mode).
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from datetime import datetime
 import pytest
 
 from lab.agent_probe import waiting_for
-from lab.backends.base import ContainerSpec
-from lab.backends.process import ProcessExited
-from lab.backends.stack import DEFAULT_FEATURES
 from lab.pytest_plugin import intake_client
-from lab.world import Container, Task, wait_until
+from lab.stack import DEFAULT_FEATURES
+from lab.world import wait_until
 
 ROUTES = {"metrics": (9804, "/api/v2/series"), "traces": (9805, "/api/v0.2/traces"),
           "processes": (9807, "/api/v1/collector")}
@@ -27,7 +26,7 @@ LAB_WITH = {"features": set(DEFAULT_FEATURES) | {"fips"}, "apps": ("imdsv1",)}
 def fips_lab(lab_with):
     lab = lab_with(**LAB_WITH)
     if lab.backend is None or not getattr(lab.backend, "fips_proxies", None):
-        pytest.skip("the FIPS proxy records are read in-process (local backend)")
+        pytest.skip("the FIPS proxy records are read from the lab running in this process")
     return lab
 
 
@@ -107,41 +106,30 @@ def test_the_agent_logs_fips_mode(fips_lab):
 
 
 def test_a_non_loopback_fips_local_address_is_refused(fips_lab):
-    backend = fips_lab.backend
-    if fips_lab.state.get("backend") == "docker":
-        _refused_on_docker(fips_lab)
-        return
-    inst = backend.world.instance(1)
-    spec = fips_lab.backend.stack.agent_spec(1, fips_lab.intake_url)
-    spec.env["DD_FIPS_LOCAL_ADDRESS"] = "10.0.0.5"
-    spec.health_check = None
-    task = Task(family="datadog-agent-fips-misconfigured", revision=1,
-                containers=[Container(name=spec.name, image=spec.image)])
-    with pytest.raises(ProcessExited) as refused:
-        backend.start_task(inst, task, [ContainerSpec(**{**spec.__dict__})])
-    assert "address was set to a non-loopback IP address" in str(refused.value)
-    backend.stop_task(task.arn)
+    """The docs' FIPS agent with DD_FIPS_LOCAL_ADDRESS on a routable address, run as a task on the
+    lab's cluster: the agent exits at config load, saying why, and the task stops."""
+    import json
 
+    from lab.ecs.stack_services import agent_task_definition
 
-def _refused_on_docker(fips_lab) -> None:
-    """The same misconfiguration as an agent container: it exits at config load, saying why."""
-    backend = fips_lab.backend
-    inst = backend.world.instance(1)
-    spec = backend.stack.agent_spec(1, fips_lab.intake_url)
-    spec.image = backend.agent_image
-    spec.env["DD_FIPS_LOCAL_ADDRESS"] = "10.0.0.5"
-    spec.health_check, spec.ports = None, []
-    task = Task(family="datadog-agent-fips-misconfigured", revision=1, network_mode="awsvpc",
-                containers=[Container(name=spec.name, image=spec.image)])
-    backend.start_task(inst, task, [spec])
-    try:
-        cid = task.containers[0].docker_id
+    lab = fips_lab.ecs_lab
+    ecs = lab.control_plane.clients.ecs
+    td = agent_task_definition(lab.stack)
+    agent = next(c for c in td["containerDefinitions"] if c["name"] == "datadog-agent")
+    agent["environment"] = [e for e in agent["environment"] if e["name"] != "DD_FIPS_LOCAL_ADDRESS"]
+    agent["environment"].append({"name": "DD_FIPS_LOCAL_ADDRESS", "value": "10.0.0.5"})
+    for key in ("healthCheck", "portMappings", "dependsOn"):
+        agent.pop(key, None)
+    td.update(family="datadog-agent-fips-misconfigured", networkMode="bridge", containerDefinitions=[agent])
+    arn = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
+    task_arn = ecs.run_task(cluster=fips_lab.cluster_name, taskDefinition=arn)["tasks"][0]["taskArn"]
 
-        def exited() -> bool:
-            return not backend.client.api.inspect_container(cid)["State"]["Running"]
+    def stopped() -> dict | None:
+        task = ecs.describe_tasks(cluster=fips_lab.cluster_name, tasks=[task_arn])["tasks"][0]
+        return task if task["lastStatus"] == "STOPPED" else None
 
-        wait_until(exited, 30, what="the misconfigured agent container to exit")
-        assert backend.client.api.inspect_container(cid)["State"]["ExitCode"] != 0
-        assert "address was set to a non-loopback IP address" in backend.logs(cid, 50)
-    finally:
-        backend.stop_task(task.arn)
+    task = wait_until(stopped, 30, interval=0.2, what="the misconfigured agent task to stop")
+    assert "Essential container in task exited" in task.get("stoppedReason", ""), \
+        json.dumps(task, default=str)[:2000]
+    log = lab.backend.container_logs(task_arn, "datadog-agent", 50)
+    assert "address was set to a non-loopback IP address" in log, log

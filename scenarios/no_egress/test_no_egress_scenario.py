@@ -1,12 +1,12 @@
 """no_egress: nothing the lab started contacted anything but the lab.
 
-docs/intake.md and docs/local_backend.md: the agent's forwarders are all redirected, DD_SITE is a reserved
-`.invalid` name and DD_PROXY_HTTPS points at a recording proxy that refuses everything and remembers
-the host; every process gets its metadata endpoint from the lab (AWS_EC2_METADATA_SERVICE_ENDPOINT),
+docs/agent_contract.md#intake-urls and docs/environment.md: the agent's forwarders are all redirected, DD_SITE
+is a reserved `.invalid` name and DD_PROXY_HTTPS points at a recording proxy that refuses everything and
+remembers the host; every process gets its metadata endpoint from the lab (AWS_EC2_METADATA_SERVICE_ENDPOINT),
 and none ever opens a socket to the host's real link-local metadata addresses (169.254.x).
 
 On docker 169.254.169.254 is legitimately the IMDS *inside the lab's own link-local network* (the
-ECS way, docs/docker_backend.md): there the scenario proves that every lab container is attached only
+ECS way, docs/environment.md): there the scenario proves that every lab container is attached only
 to the lab's internal networks, that the address answering as 169.254.169.254 there is the lab's
 IMDS container, and that processes in the docker host's own netns (the host-port forwarders) never
 touch 169.254.x.
@@ -194,10 +194,12 @@ def test_the_egress_proxy_recorded_no_attempt(lab):
         pytest.skip("the egress proxy's records are read in-process (local backend with egress_proxy)")
     from lab.agent_probe import AgentStatus
 
-    delivered = AgentStatus(lab.agents[0].status()).transactions_succeeded()
-    if delivered is None:
-        pytest.skip("not offered by this agent: `agent status --json` reports no forwarderStats.Transactions")
-    assert delivered > 0, "the agent forwarded nothing: the check below would prove nothing"
+    agent = lab.agents[0]
+    offer = agent.probe.offers("forwarder_stats")
+    if not offer:
+        pytest.skip(offer.reason)
+    delivered = AgentStatus(agent.status()).transactions_succeeded()
+    assert delivered, "the agent forwarded nothing: the check below would prove nothing"
     attempts, malformed = records
     assert attempts == [], f"something tried to leave the lab through DD_PROXY_HTTPS: {attempts[:10]}"
     assert malformed == 0

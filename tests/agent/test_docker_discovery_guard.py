@@ -3,7 +3,7 @@
 Found by the no_egress scenario: with a Docker engine on the host running another docker lab, the
 local backend's agent listed those containers through the host's docker socket and called their
 `ECS_CONTAINER_METADATA_URI_V4` (http://169.254.170.2/v4/...), an address that on the host belongs
-to someone else (FACTS.md section 8).
+to someone else (docs/environment.md#link-local-addresses-belong-to-someone-else).
 """
 
 from __future__ import annotations

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 
 import lab.apps.entrypoints as ep
 from lab.apps.cli import app as app_cli
-from lab.backends.base import LAB_IMAGE
+from lab.tasks import LAB_IMAGE
 
 TASKDEFS = Path(ep.__file__).parent / "taskdefs"
 
-# The docs' lines (docs.datadoghq.com/containers/amazon_ecs/apm, also /work/shared/seeds/001_*),
+# The docs' lines (docs.datadoghq.com/containers/amazon_ecs/apm, the task definition examples),
 # JSON string escapes removed, up to the start command placeholder.
 DOCS_LINES = {
     "imdsv1": "export DD_AGENT_HOST=$(curl http://169.254.169.254/latest/meta-data/local-ipv4);",

@@ -9,10 +9,11 @@ import urllib.request
 import psutil
 import pytest
 
-from lab.backends.base import LAB_IMAGE, ContainerSpec, HealthCheck
-from lab.backends.local import LocalBackend, UnknownImage
-from lab.backends.stack import Ports, Stack
+from lab.assembly import EcsLab
+from lab.backends.local import UnknownImage
 from lab.pytest_plugin import free_subnet
+from lab.stack import Ports, Stack
+from lab.tasks import LAB_IMAGE, ContainerSpec, HealthCheck
 from lab.world import Container, Task, wait_until
 
 
@@ -22,8 +23,8 @@ def backend(tmp_path_factory):
     stack = Stack(subnet=subnet, services_host=f"{subnet}.0.1", ports=Ports.ephemeral(), apps=(),
                   features=frozenset({"apm", "dogstatsd", "apm_non_local", "dogstatsd_non_local"}),
                   run_dir=tmp_path_factory.mktemp("run"), health_interval=0.3)
-    with LocalBackend(stack) as b:
-        yield b
+    with EcsLab(stack, backend="local") as lab:
+        yield lab.backend
 
 
 def _task(name: str, *containers: str) -> Task:

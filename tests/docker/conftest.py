@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.backends.stack import Stack
+from lab.stack import Stack
 
 
 @pytest.fixture(scope="module")

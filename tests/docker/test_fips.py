@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from lab.backends.stack import DEFAULT_FEATURES, Stack
+from lab.stack import DEFAULT_FEATURES, Stack
 from lab.world import wait_until
 
 pytestmark = pytest.mark.docker

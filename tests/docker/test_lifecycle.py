@@ -7,7 +7,7 @@ import contextlib
 import pytest
 
 from lab.backends import images
-from lab.backends.stack import Stack
+from lab.stack import Stack
 
 pytestmark = pytest.mark.docker
 

@@ -92,7 +92,7 @@ def test_every_lab_network_is_internal(docker_lab):
 
 
 def test_awsvpc_task_containers_share_one_localhost(docker_lab):
-    from lab.backends.base import LAB_IMAGE, ContainerSpec
+    from lab.tasks import LAB_IMAGE, ContainerSpec
     from lab.world import Container, Task
 
     server = ContainerSpec(name="server", image=LAB_IMAGE, entry_point=[],

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from lab.backends.base import ContainerSpec, UnsupportedField
 from lab.ecs.control_plane import ControlPlane
+from lab.tasks import ContainerSpec, UnsupportedField
 from lab.world import Cluster, ContainerInstance, Task, World
 
 

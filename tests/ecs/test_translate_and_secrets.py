@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from lab.backends.base import UnsupportedField
+from lab.ecs.agent_env import LAB_SITE, Redirects
 from lab.ecs.instance_agent import InstanceAgent
 from lab.ecs.translate import (
-    LAB_SITE,
     ControlPlaneSecrets,
-    Redirects,
     SecretResolutionError,
     container_specs,
     world_task,
 )
+from lab.tasks import UnsupportedField
 from lab.world import wait_until
 
 TASKDEFS = Path(__file__).resolve().parents[2] / "lab" / "ecs" / "taskdefs"

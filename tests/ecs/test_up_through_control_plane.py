@@ -14,16 +14,16 @@ import urllib.request
 
 import pytest
 
-from lab.backends.stack import DEFAULT_FEATURES, Stack
 from lab.ecs import taskdef
+from lab.ecs.agent_env import INTAKE_URL_KEYS
 from lab.ecs.stack_services import (
     AGENT_SERVICE,
     APP_TASKDEF_DIR,
     agent_task_definition,
     app_task_definition,
 )
-from lab.ecs.translate import INTAKE_URL_KEYS
 from lab.pytest_plugin import free_subnet
+from lab.stack import DEFAULT_FEATURES, Stack
 
 INSTANCES = 2
 
@@ -134,18 +134,26 @@ def test_status_shows_the_control_plane_and_deploy_finds_it_without_endpoint(run
 
 
 def test_the_agent_task_definition_is_the_docs_file_with_the_stacks_features_and_no_redirects():
-    stack = Stack(features=(DEFAULT_FEATURES - {"dogstatsd_non_local"}) | {"fips"}, agent_env={"DD_ENV": "x"})
+    stack = Stack(features=DEFAULT_FEATURES - {"dogstatsd_non_local"}, agent_env={"DD_ENV": "x"})
     td = agent_task_definition(stack)
     taskdef.validate(td)  # what `aws ecs register-task-definition --cli-input-json` accepts
-    c = td["containerDefinitions"][0]
+    (c,) = td["containerDefinitions"]
     env = {e["name"]: e["value"] for e in c["environment"]}
     assert td["family"] == "datadog-agent-task" and c["name"] == "datadog-agent"
     assert env["DD_DOGSTATSD_NON_LOCAL_TRAFFIC"] == "false" and env["DD_APM_NON_LOCAL_TRAFFIC"] == "true"
-    assert env["DD_FIPS_ENABLED"] == "true" and env["DD_FIPS_LOCAL_ADDRESS"] == "127.0.0.1"
     assert env["DD_ENV"] == "x"
     assert not set(INTAKE_URL_KEYS) & set(env), "intake redirects are applied at deploy time, not registered"
     assert {(p["containerPort"], p["hostPort"], p["protocol"]) for p in c["portMappings"]} == {
         (8126, 8126, "tcp"), (8125, 8125, "udp")}
+    # With FIPS: the docs' FIPS definition's shape, the proxy a sidecar in the agent's (host) network.
+    fips = agent_task_definition(stack.with_(features=stack.features | {"fips"}))
+    taskdef.validate(fips)
+    assert fips["networkMode"] == "host"
+    by_name = {x["name"]: x for x in fips["containerDefinitions"]}
+    assert set(by_name) == {"datadog-agent", "fips-proxy"}
+    agent_env = {e["name"]: e["value"] for e in by_name["datadog-agent"]["environment"]}
+    assert agent_env["DD_FIPS_ENABLED"] == "true" and agent_env["DD_FIPS_LOCAL_ADDRESS"] == "127.0.0.1"
+    assert {p["containerPort"] for p in by_name["fips-proxy"]["portMappings"]} == set(range(9803, 9819))
     app = app_task_definition(stack, "imdsv2")
     taskdef.validate(app)
     assert app["family"] == "web-imdsv2-task"
@@ -153,12 +161,12 @@ def test_the_agent_task_definition_is_the_docs_file_with_the_stacks_features_and
 
 
 def test_a_stack_task_the_cluster_cannot_start_fails_start_up_with_ecs_reason(tmp_path):
-    from lab.backends.local import LocalBackend
-    from lab.backends.stack import Ports
+    from lab.assembly import EcsLab
+    from lab.stack import Ports
 
     subnet = free_subnet()
     stack = Stack(apps=(), agent_image="example.com/not-an-agent:1", subnet=subnet,
                   services_host=f"{subnet}.0.1", ports=Ports.ephemeral(), run_dir=tmp_path)
     with pytest.raises(RuntimeError, match=r"CannotStartContainerError: .*example.com/not-an-agent:1"):
-        with LocalBackend(stack):
+        with EcsLab(stack, backend="local"):
             pass

@@ -1,7 +1,7 @@
 """A recording egress proxy that never connects anywhere: proof that nothing leaves the lab.
 
 Datadog's own e2e tests once leaked data to the real intake through a forwarder nobody
-redirected (FACTS.md section 2). The lab hands this proxy to the agent as `DD_PROXY_HTTPS` /
+redirected (docs/agent_contract.md#intake-urls). The lab hands this proxy to the agent as `DD_PROXY_HTTPS` /
 `DD_PROXY_HTTP` (with `DD_SITE` on a reserved `.invalid` domain): any sender that was not
 redirected to the fake intake ends up here instead of on the internet. Every attempt (a
 `CONNECT host:port` tunnel, or an absolute-URI request) is recorded and refused with 403; no

@@ -109,7 +109,7 @@ class FipsProxy:
         return self.url_for("stats")
 
     def agent_env(self) -> dict[str, str]:
-        """The agent settings that point it at this proxy (FACTS.md section 3)."""
+        """The agent settings that point it at this proxy (docs/agent_contract.md#fips-mode)."""
         return {"DD_FIPS_ENABLED": "true", "DD_FIPS_PORT_RANGE_START": str(self.port_range_start),
                 "DD_FIPS_LOCAL_ADDRESS": self.local_address, "DD_FIPS_HTTPS": "false"}
 
@@ -253,3 +253,29 @@ class FipsProxy:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class FipsProxyRecords:
+    """A running stand-in's records, read from its stats port (`/ecs-lab/records`): the same
+    `records`, `records_for`, `misrouted` as `FipsProxy`, for one that runs in another process."""
+
+    def __init__(self, stats_url: str, timeout: float = 5.0) -> None:
+        self.stats_url = stats_url.rstrip("/")
+        self.timeout = timeout
+
+    @property
+    def records(self) -> list[ForwardRecord]:
+        import json
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{self.stats_url}/ecs-lab/records", timeout=self.timeout) as resp:
+            rows = json.load(resp)
+        return [ForwardRecord(**{**row, "expected_routes": tuple(row.get("expected_routes") or ())})
+                for row in rows]
+
+    def records_for(self, route_name: str) -> list[ForwardRecord]:
+        return [r for r in self.records if r.route == route_name]
+
+    def misrouted(self) -> list[ForwardRecord]:
+        return [r for r in self.records if r.misrouted]

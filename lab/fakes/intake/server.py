@@ -1,8 +1,8 @@
 """The intake on the wire: the agent's routes, fakeintake's query API, and the lab's extensions.
 
-Agent side (FACTS.md section 2): every POST is accepted and stored (unknown routes too, raw, as
-fakeintake does); a body its route cannot carry is answered `400 {"errors": [reason]}` (the error
-shape of Datadog's API and of fakeintake). Accepted payloads get the answer of the real API for
+Agent side (docs/agent_contract.md#intake-routes-and-payloads): every POST is accepted and stored (unknown
+routes too, raw, as fakeintake does); a body its route cannot carry is answered `400 {"errors": [reason]}`
+(the error shape of Datadog's API and of fakeintake). Accepted payloads get the answer of the real API for
 that route (`202 {"errors": []}` for v2 series and sketches, `202 {"status": "ok"}` for check
 runs and the v1 routes, `202 {}` for logs, traces and stats) and the process routes get a v3
 `ResCollector` (type 23) message, which the process agent decodes to pace itself. `GET

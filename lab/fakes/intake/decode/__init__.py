@@ -1,7 +1,7 @@
 """One decoder per payload kind, and the table saying which route carries which kind.
 
-Routes and bodies: FACTS.md section 2 (the agent's intake traffic). A route missing here is still
-accepted and kept raw (fakeintake catches every POST too); it just has no decoded view.
+Routes and bodies: docs/agent_contract.md#intake-routes-and-payloads (the agent's intake traffic). A route
+missing here is still accepted and kept raw (fakeintake catches every POST too); it just has no decoded view.
 """
 
 from __future__ import annotations

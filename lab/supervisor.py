@@ -1,16 +1,16 @@
 """The process that owns a running lab: `ecs-lab up` runs it in the foreground, `up --detach` in the
-background (`python -m lab.backends.supervisor STACK_JSON`).
+background (`python -m lab.supervisor STACK_JSON`).
 
-It enters the backend (an owner object), writes the state file (`.lab/state.json`: its pid, the
-endpoints, every child pid and log) once the lab is ready, and waits for SIGINT/SIGTERM/SIGHUP.
-Whatever ends it (signal, failure, interpreter exit) leaves through the backend's `__exit__`, which
-stops every process group and server; the state file goes with it.
+It enters the lab (`lab.assembly.EcsLab`, an owner object), writes the state file
+(`.lab/state.json`: its pid, the endpoints, every child pid and log) once the lab is ready, and waits
+for SIGINT/SIGTERM/SIGHUP. Whatever ends it (signal, failure, interpreter exit) leaves through the
+lab's `__exit__`, which
+stops every task, server and the control plane; the state file goes with it.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import gc
 import json
 import os
@@ -18,63 +18,11 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, fields
 from pathlib import Path
 
-from lab.backends.stack import Ports, Stack
-
-
-def lab_home() -> Path:
-    return Path(os.environ.get("LAB_HOME", ".lab")).resolve()
-
-
-def state_path() -> Path:
-    return Path(os.environ.get("LAB_STATE") or lab_home() / "state.json").resolve()
-
-
-def stack_to_json(stack: Stack) -> str:
-    d = asdict(stack)
-    d["features"] = sorted(stack.features)
-    d["apps"] = list(stack.apps)
-    d["run_dir"] = str(stack.run_dir)
-    return json.dumps(d)
-
-
-def stack_from_json(text: str) -> Stack:
-    d = json.loads(text)
-    d["ports"] = Ports(**d.get("ports", {}))
-    d["features"] = frozenset(d["features"])
-    d["apps"] = tuple(d["apps"])
-    names = {f.name for f in fields(Stack)}
-    return Stack(**{k: v for k, v in d.items() if k in names})
-
-
-def read_state(path: Path | None = None) -> dict | None:
-    """The running lab's state, or None when there is none (or its owner is gone)."""
-    path = path or state_path()
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    pid = state.get("pid")
-    if not pid or not _alive(pid):
-        return None
-    return state
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:  # noqa: BLE001
-        return True
+from lab.assembly import EcsLab
+from lab.stack import Stack
+from lab.state_file import stack_from_json, stack_to_json, state_path
 
 
 class _Stop(BaseException):
@@ -116,36 +64,11 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
     # (lab.serving.gc_paused). Then one collection, and what is left is frozen, so later collections
     # do not walk moto's models and the imports again.
     gc.disable()
-    if backend_name == "docker":
-        from lab.backends.docker import DockerBackend  # built by the docker backend work
-
-        backend = DockerBackend(stack, progress=progress)
-    else:
-        from lab.backends.local import LocalBackend
-
-        backend = LocalBackend(stack, progress=progress)
-    atexit.register(backend.stop)
+    lab = EcsLab(stack, backend=backend_name, progress=progress)
+    atexit.register(lab.stop)
     try:
-        with backend, contextlib.ExitStack() as ecs:
-            cluster = None
-            if getattr(backend, "ecs", None) is None and stack.via_control_plane:
-                # A backend that does not deploy through the control plane itself (docker): the
-                # control plane on :4566 with every instance the backend built registered as a
-                # container instance (it keeps its instance id), for users' own deployments.
-                from lab.ecs.cluster import EcsCluster
-
-                where = f"{stack.services_host}:{stack.ports.control_plane}"
-                progress(f"starting the ECS control plane on {where}")
-                cluster = ecs.enter_context(EcsCluster.for_backend(backend, host=stack.services_host,
-                                                                   port=stack.ports.control_plane))
-
-            def current() -> dict:
-                status = backend.status()
-                if cluster is not None:
-                    status.update(cluster.status())
-                return status
-
-            status = current()
+        with lab:
+            status = lab.status()
             status.update({"pid": os.getpid(), "ready": True, "state_file": str(state),
                            "stack": json.loads(stack_to_json(stack))})
             _write_atomic(state, status)
@@ -164,7 +87,7 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
                 time.sleep(0.5)
                 if time.monotonic() - last > 2:
                     last = time.monotonic()
-                    refreshed = current()
+                    refreshed = lab.status()
                     refreshed.update({k: status[k] for k in ("pid", "ready", "state_file", "stack")})
                     _write_atomic(state, refreshed)
     except _Stop:
@@ -178,7 +101,7 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
         # Ignore further signals while the owner objects stop their children.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
-        backend.stop()
+        lab.stop()
         try:
             current = json.loads(state.read_text())
             if current.get("pid") == os.getpid() and current.get("ready", False):

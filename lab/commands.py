@@ -18,8 +18,8 @@ from pathlib import Path
 
 import click
 
-from lab.backends.stack import APP_VARIANTS, DEFAULT_FEATURES, FEATURES, Ports, Stack
-from lab.backends.supervisor import lab_home, read_state, stack_from_json, stack_to_json, state_path
+from lab.stack import APP_VARIANTS, DEFAULT_FEATURES, FEATURES, Ports, Stack
+from lab.state_file import lab_home, read_state, stack_from_json, stack_to_json, state_path
 
 
 def _console(stderr: bool = True):
@@ -136,7 +136,7 @@ def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], ag
     if detach:
         _up_detached(stack, backend, console)
         return
-    from lab.backends.supervisor import serve
+    from lab.supervisor import serve
 
     t0 = time.monotonic()
     with console.status("starting the lab...") as spinner:
@@ -165,7 +165,7 @@ def _up_detached(stack: Stack, backend: str, console) -> None:
     log_path = Path(stack.run_dir) / "supervisor.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        argv = [sys.executable, "-m", "lab.backends.supervisor", stack_to_json(stack), backend]
+        argv = [sys.executable, "-m", "lab.supervisor", stack_to_json(stack), backend]
         proc = subprocess.Popen(argv,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={**os.environ, "LAB_STATE": str(path)})

@@ -1,0 +1,292 @@
+"""One way to start a lab: a backend + the ECS control plane + the stack's deployment + the wait.
+
+`ecs-lab up` (the supervisor), the pytest plugin's labs (the session lab and every `lab_with`
+stack) and users' own test suites all start a lab through `EcsLab`, so they differ only in their
+`Stack`:
+
+    with EcsLab(Stack(instances=2), backend="docker") as lab:
+        lab.intake.wait_for_spans(service="web-imdsv1", timeout=30)
+        print(lab.status()["instances"])
+
+Entering it starts the backend's fakes (IMDS, ECS metadata, intake, egress proxy) and the control
+plane (embedded moto, or LocalStack) at once, registers the backend's instances as container
+instances (each gets its instance agent), then deploys the stack as users deploy on ECS
+(`lab.ecs.stack_services`: the agent as a DAEMON service, each sample app as a REPLICA service) and
+waits until every instance runs its agent and every app runs. Leaving it stops scheduling, the
+tasks, the backend's servers and the control plane, in that order; Ctrl-C and failures leave the
+same way.
+
+In one process, every embedded-moto lab shares one control plane (moto's state is per process, and
+two service schedulers over it would both launch every service's tasks): a second lab is a second
+cluster on it, which is what `lab_with` stacks are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from lab.ecs.cluster import EcsCluster
+from lab.ecs.control_plane import ControlPlane
+from lab.ecs.stack_services import (
+    StackDeployment,
+    deploy_stack,
+    redeploy_agent,
+    remove_cluster,
+    services_status,
+)
+from lab.serving import gc_paused
+from lab.stack import AGENT_SERVICE, Stack, app_service
+from lab.world import Cluster, World, wait_until
+
+# The backends by name: the CLI's `--backend`, LAB_BACKEND, the pytest plugin's option.
+BACKENDS = {"local": "lab.backends.local:LocalBackend", "docker": "lab.backends.docker:DockerBackend"}
+
+Progress = Callable[[str], None]
+
+
+def backend_class(name: str) -> type:
+    try:
+        module, attr = BACKENDS[name].split(":")
+    except KeyError:
+        raise ValueError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}") from None
+    return getattr(importlib.import_module(module), attr)
+
+
+class _SharedControlPlane:
+    """The process's embedded control plane, started by the first lab that needs one and stopped
+    when the last leaves."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cp: ControlPlane | None = None
+        self._users = 0
+
+    def acquire(self, host: str, port: int) -> ControlPlane:
+        with self._lock:
+            if self._cp is None:
+                self._cp = ControlPlane(host=host, port=port, kind="moto").start()
+            self._users += 1
+            return self._cp
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users <= 0 and self._cp is not None:
+                cp, self._cp, self._users = self._cp, None, 0
+                cp.stop()
+
+
+SHARED_CONTROL_PLANE = _SharedControlPlane()
+
+
+class EcsLab:
+    """Owner of a running lab (see the module docstring). `backend` is a name from `BACKENDS`;
+    `control_plane` is "moto" (the process's embedded one, shared), "localstack" (a LocalStack Pro
+    container of this lab's own) or None (LocalStack when LOCALSTACK_AUTH_TOKEN is set, else moto)."""
+
+    def __init__(self, stack: Stack | None = None, *, backend: str = "local",
+                 control_plane: str | None = None, progress: Progress | None = None,
+                 **backend_options: Any) -> None:
+        self.stack = stack or Stack()
+        self.backend_name = backend
+        self.world = World(Cluster(name=self.stack.cluster))
+        self.progress = progress or (lambda _m: None)
+        self.backend = backend_class(backend)(self.stack, world=self.world, progress=self.progress,
+                                              **backend_options)
+        self._control_plane_kind = control_plane
+        self.control_plane: ControlPlane | None = None
+        self.cluster: EcsCluster | None = None
+        self.deployment: StackDeployment | None = None
+        self.started_in: float | None = None
+        self._exit = contextlib.ExitStack()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> EcsLab:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> EcsLab:
+        t0 = time.monotonic()
+        # Start-up allocates what lives as long as the lab (imports, moto's models): see gc_paused.
+        with gc_paused():
+            # moto's import and first requests cost ~1 s of CPU: begun first, they overlap the fakes.
+            wait_control_plane = self._start_control_plane()
+            self._exit.callback(self._stop_backend)
+            self.backend.start()
+            cp = wait_control_plane()
+            self._join_cluster(cp)
+            if self.stack.deploy and self.stack.instances > 0:
+                self._deploy(cp)
+        self.started_in = time.monotonic() - t0
+        self.progress(f"lab ready in {self.started_in:.1f}s")
+        return self
+
+    def stop(self) -> None:
+        # Scheduling stops first: otherwise each app the backend stops is an essential container
+        # exiting, which its service would replace.
+        if self.cluster is not None:
+            self.cluster.stop_scheduling()
+        self._exit.close()
+
+    def _stop_backend(self) -> None:
+        self.backend.stop()
+
+    def _start_control_plane(self) -> Callable[[], ControlPlane]:
+        """Start (or join) the control plane on a thread; the returned callable waits for it and
+        raises what its start raised."""
+        s = self.stack
+        kind = self._control_plane_kind or ControlPlane(port=0).kind
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                if kind == "moto":
+                    result["cp"] = SHARED_CONTROL_PLANE.acquire(s.services_host, s.ports.control_plane)
+                else:
+                    result["cp"] = ControlPlane(host=s.services_host, port=s.ports.control_plane,
+                                                kind=kind).start()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                result["error"] = exc
+
+        self.progress(f"starting the ECS control plane ({kind}) on {s.services_host}:{s.ports.control_plane}")
+        starter = threading.Thread(target=run, name="lab-control-plane-start", daemon=True)
+        starter.start()
+
+        def release() -> None:
+            starter.join(timeout=120)
+            cp = result.get("cp")
+            if cp is None:
+                return
+            if kind == "moto":
+                SHARED_CONTROL_PLANE.release()
+            else:
+                cp.stop()
+
+        self._exit.callback(release)
+
+        def wait() -> ControlPlane:
+            starter.join()
+            if "error" in result:
+                raise result["error"]
+            self.control_plane = result["cp"]
+            return self.control_plane
+
+        return wait
+
+    def _join_cluster(self, cp: ControlPlane) -> None:
+        name = self.world.cluster.name
+        remove_cluster(cp.clients.ecs, name)  # what a lab that died in this process left
+
+        def undeploy() -> None:
+            with contextlib.suppress(Exception):
+                remove_cluster(cp.clients.ecs, name)
+
+        self._exit.callback(undeploy)
+        # Entering the cluster registers every instance of the world as a container instance (its
+        # IMDS identity, its instance id) and starts its instance agent.
+        self.cluster = self._exit.enter_context(EcsCluster(self.world, self.backend, control_plane=cp))
+        self.progress(f"control plane {cp.endpoint}: {len(self.world.instances)} container instance(s) "
+                      f"in cluster {name}")
+
+    def _deploy(self, cp: ControlPlane) -> None:
+        self.deployment = deploy_stack(cp.clients.ecs, self.stack, self.world.cluster.name)
+        apps = f" and {len(self.deployment.app_services)} app service(s)" if self.stack.apps else ""
+        self.progress(f"deployed DAEMON service {self.deployment.agent_service}{apps}")
+        cp.reconcile_services()
+        self.wait_deployed()
+
+    # -- the stack's services -------------------------------------------------------------------
+    def _running(self, service: str) -> list:
+        return [(inst, t) for inst in self.world.instances for t in list(inst.tasks)
+                if t.service_name == service and t.known_status == "RUNNING"]
+
+    def wait_deployed(self, agent_task_definition: str | None = None, timeout: float | None = None) -> None:
+        """Until every instance runs its agent (of `agent_task_definition`, when given) and every app
+        runs; a task the cluster refused or stopped fails with ECS's reason."""
+        assert self.cluster is not None and self.control_plane is not None
+        indexes = {inst.index for inst in self.world.instances}
+        family_revision = agent_task_definition.rsplit("/", 1)[-1] if agent_task_definition else None
+
+        def failures() -> list:
+            return [f for agent in self.cluster.agents.values() for f in agent.failures]
+
+        def started() -> bool:
+            if failures():
+                return True  # said below, with ECS's reason
+            agents = {inst.index for inst, t in self._running(AGENT_SERVICE)
+                      if not family_revision or f"{t.family}:{t.revision}" == family_revision}
+            apps = all(self._running(app_service(v)) for v in self.stack.apps)
+            return agents >= indexes and apps
+
+        try:
+            wait_until(started, timeout=timeout or self.stack.ready_timeout * 2, interval=0.05,
+                       what="the stack's services to run (DAEMON agent on every instance, the apps)")
+        except TimeoutError as exc:
+            events = [f"{svc['name']}: {svc['running']}/{svc['desired']} running; {svc['last_event'] or ''}"
+                      for svc in self.services()]
+            raise TimeoutError(f"{exc}; services: {'; '.join(events)}") from None
+        if failures():
+            first = failures()[0]
+            raise RuntimeError(f"the stack's task {first.task_arn} could not start: {first.reason}")
+
+    def redeploy_agent(self, stack: Stack) -> None:
+        """Run the agent with another configuration (features, agent env) on the same instances, as
+        an agent redeploy on ECS: a new task definition revision and `update-service`; the apps keep
+        running and keep sending to the instance IP. Returns once the new agents run."""
+        if stack.instances != self.stack.instances or stack.apps != self.stack.apps:
+            raise ValueError("redeploy_agent keeps the instances and apps; start another lab to change them")
+        assert self.control_plane is not None and self.deployment is not None
+        for agent in self.cluster.agents.values():
+            agent.failures.clear()
+        self.stack = replace(stack)
+        arn = redeploy_agent(self.control_plane.clients.ecs, self.stack, self.deployment)
+        self.control_plane.reconcile_services()
+        self.wait_deployed(agent_task_definition=arn, timeout=self.stack.ready_timeout * 3)
+
+        def old_gone() -> bool:
+            return all(f"{t.family}:{t.revision}" == arn.rsplit("/", 1)[-1]
+                       for _inst, t in self._running(AGENT_SERVICE))
+
+        wait_until(old_gone, timeout=60, what="the previous agent tasks to stop")
+
+    def services(self) -> list[dict]:
+        if self.control_plane is None:
+            return []
+        return services_status(self.control_plane.clients.ecs, self.world.cluster.name)
+
+    # -- reading --------------------------------------------------------------------------------
+    @property
+    def intake_url(self) -> str:
+        return self.backend.intake_url
+
+    @property
+    def intake(self) -> Any:
+        """A fakeintake-style client of this lab's intake (`lab.fakes.intake.client.IntakeClient`)."""
+        from lab.fakes.intake.client import IntakeClient
+
+        return IntakeClient(self.intake_url)
+
+    def status(self) -> dict:
+        """What `ecs-lab status --json` prints and the pytest plugin reads: the backend's view of the
+        instances, agents, apps and processes, the control plane's, and which agent ran."""
+        out = self.backend.status()
+        out["started_in"] = self.started_in
+        if self.cluster is not None:
+            out.update(self.cluster.status())
+            try:
+                out["services"] = self.services()
+            except Exception as exc:  # noqa: BLE001 - status must answer while the control plane stops
+                out["services_error"] = repr(exc)
+        return out

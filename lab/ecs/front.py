@@ -1,0 +1,341 @@
+"""The ECS wire API as the lab serves it: a WSGI layer in front of moto's app, in the same process.
+
+moto alone places a task by its own loose rules, drops a task silently on a port clash, and has no
+`SubmitTaskStateChange` (the call the real ECS container agent reports task state with).
+`EcsFront`:
+
+- answers `RunTask`/`StartTask` with the lab's placement (`lab.ecs.scheduler`): refused
+  placements come back in `failures` with ECS's reasons (RESOURCE:MEMORY, RESOURCE:PORTS, ...);
+- starts new tasks in `PENDING` (moto starts them in RUNNING) with one container per definition;
+- implements `SubmitTaskStateChange`, so the lab's instance agents report PENDING -> RUNNING ->
+  STOPPED over the wire like the ECS agent does;
+- filters `ListTasks` by `serviceName` and defaults it to `desiredStatus=RUNNING`, as ECS does.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from lab.ecs import scheduler
+from lab.ecs.assignments import ASSIGNMENTS
+from lab.ecs.moto_model import ECS_LOCK, MotoEcs, taskdef_dict
+from lab.world import DEFAULT_REGION
+
+ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
+_REGION_RE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+
+
+class EcsFront:
+    """WSGI middleware in front of moto's app (see the module docstring)."""
+
+    def __init__(self, app: Callable, *, on_change: Callable[[], None] = lambda: None,
+                 on_reset: Callable[[], Callable[[], None]] | None = None,
+                 on_deleted: Callable[[str, dict], None] = lambda action, params: None) -> None:
+        self.app = app
+        self.on_change = on_change
+        # Told of each DeleteCluster / DeregisterContainerInstance that succeeded: what the lab owns
+        # and a user removed is no longer the lab's to keep or to miss.
+        self.on_deleted = on_deleted
+        # Called before moto's reset; what it returns is called after, under the same lock, so no
+        # ECS call (an instance agent's poll) sees the lab's records missing in between.
+        self.on_reset = on_reset
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/moto-api/reset" and self.on_reset is not None:
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            with ECS_LOCK:
+                after = self.on_reset()
+                status, headers, out = self._forward(environ, body)
+                after()
+            self.on_change()
+            start_response(status, headers)
+            return [out]
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith(ECS_TARGET_PREFIX):
+            return self.app(environ, start_response)
+        action = target[len(ECS_TARGET_PREFIX):]
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        m = _REGION_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        ecs = MotoEcs(region=m.group(1) if m else DEFAULT_REGION)
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            params = None
+        handler = getattr(self, f"_{action}", None)
+        with ECS_LOCK:
+            if handler is not None and isinstance(params, dict):
+                return handler(ecs, params, environ, body, start_response)
+            status, headers, out = self._forward(environ, body)
+            if action == "StopTask" and status.startswith("200"):
+                ASSIGNMENTS.publish()  # moto's own StopTask set desired STOPPED
+            if action in ("DeleteCluster", "DeregisterContainerInstance") and status.startswith("200"):
+                self.on_deleted(action, params if isinstance(params, dict) else {})
+        if action in ("CreateService", "UpdateService", "DeleteService", "RegisterContainerInstance",
+                      "DeregisterContainerInstance", "StopTask", "UpdateContainerInstancesState"):
+            self.on_change()
+        start_response(status, headers)
+        return [out]
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _forward(self, environ: dict, body: bytes, target: str | None = None
+                 ) -> tuple[str, list[tuple[str, str]], bytes]:
+        env = dict(environ)
+        env["wsgi.input"] = io.BytesIO(body)
+        env["CONTENT_LENGTH"] = str(len(body))
+        if target:
+            env["HTTP_X_AMZ_TARGET"] = ECS_TARGET_PREFIX + target
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        chunks = self.app(env, capture)
+        try:
+            out = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return captured["status"], captured["headers"], out
+
+    @staticmethod
+    def _reply(start_response: Callable, payload: dict, status: str = "200 OK") -> list[bytes]:
+        out = json.dumps(payload, default=str).encode()
+        start_response(status, [("Content-Type", "application/x-amz-json-1.1"),
+                                ("Content-Length", str(len(out)))])
+        return [out]
+
+    @staticmethod
+    def _client_error(start_response: Callable, code: str, message: str) -> list[bytes]:
+        return EcsFront._reply(start_response, {"__type": code, "message": message}, "400 Bad Request")
+
+    @staticmethod
+    def _moto_error(start_response: Callable, exc: Exception) -> list[bytes]:
+        """moto's own exception as ECS's error: moto 5.x names the code `.code` (older `.error_type`);
+        anything else moto raises (a KeyError for an unknown id) is the caller's bad parameter."""
+        code = getattr(exc, "code", None) or getattr(exc, "error_type", None)
+        if not isinstance(code, str) or not code:
+            code = "InvalidParameterException"
+        message = getattr(exc, "message", None) or str(exc)
+        return EcsFront._client_error(start_response, code, message)
+
+    @staticmethod
+    def _unsupported(start_response: Callable, what: str) -> list[bytes]:
+        # ECS's own code for "valid request, not offered here"; nothing is recorded, so no later call
+        # trips over a half-made task.
+        return EcsFront._client_error(
+            start_response, "UnsupportedFeatureException",
+            f"{what} is not supported by this lab: it runs tasks on its EC2 container instances only "
+            "(launch type EC2, or a capacity provider backed by them).")
+
+    # -- actions ----------------------------------------------------------------------------------
+    def _launch_errors(self, p: dict, start_response: Callable) -> list[bytes] | None:
+        """ECS's checks of the launch parameters, made before it looks at the cluster."""
+        launch_type = p.get("launchType")
+        if launch_type and launch_type not in ("EC2", "FARGATE", "EXTERNAL"):
+            return self._client_error(start_response, "InvalidParameterException",
+                                      "launch type should be one of [EC2,FARGATE,EXTERNAL]")
+        if launch_type and p.get("capacityProviderStrategy"):
+            return self._client_error(start_response, "InvalidParameterException",
+                                      "Specifying both a launch type and capacity provider strategy is not "
+                                      "supported. Remove one and try again.")
+        return None
+
+    def _launch(self, ecs: MotoEcs, p: dict, cluster: Any, td: Any, start_response: Callable
+                ) -> tuple[str, str | None] | list[bytes]:
+        """(launch type, capacity provider) for new tasks, or ECS's error (API reference, RunTask):
+        with neither a launch type nor a strategy the cluster's default strategy applies, and
+        without one the launch type is EC2."""
+        from lab.ecs.moto_model import FARGATE_PROVIDERS
+
+        launch_type = p.get("launchType")
+        strategy = p.get("capacityProviderStrategy") or []
+        if not launch_type and not strategy:
+            strategy = list(getattr(cluster, "default_capacity_provider_strategy", None) or [])
+        provider = ""
+        if strategy:
+            # ECS spreads over the providers by weight after each one's base; the lab's EC2 providers
+            # all stand for the same instances, so the first with a weight (or base) takes the tasks.
+            chosen = next((s for s in strategy if int(s.get("weight") or 0) or int(s.get("base") or 0)),
+                          strategy[0])
+            provider = chosen.get("capacityProvider") or ""
+        if td is not None and td.network_mode == "awsvpc" and not p.get("networkConfiguration"):
+            return self._client_error(start_response, "InvalidParameterException",
+                                      "Network Configuration must be provided when networkMode 'awsvpc' "
+                                      "is specified.")
+        if launch_type in ("FARGATE", "EXTERNAL"):
+            return self._unsupported(start_response, f"Launch type {launch_type}")
+        if provider in FARGATE_PROVIDERS:
+            return self._unsupported(start_response, f"Capacity provider {provider}")
+        if not provider:
+            return "EC2", None
+        if provider not in ecs.backend.capacity_providers:
+            return self._client_error(start_response, "InvalidParameterException",
+                                      f"The specified capacity provider '{provider}' was not found.")
+        return "", provider
+
+    def _RunTask(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
+        refused = self._launch_errors(p, start_response)
+        if refused:
+            return refused
+        count = p.get("count", 1)
+        if not isinstance(count, int) or not 1 <= count <= 10:
+            return self._client_error(start_response, "InvalidParameterException",
+                                      "count must be between 1 and 10.")
+        try:
+            cluster = ecs.backend._get_cluster(p.get("cluster", "default"))
+            td = ecs.backend.describe_task_definition(p["taskDefinition"])
+        except Exception as exc:  # noqa: BLE001 - moto raises its own ServiceException subclasses
+            return self._moto_error(start_response, exc)
+        launch = self._launch(ecs, p, cluster, td, start_response)
+        if isinstance(launch, list):
+            return launch
+        needs = scheduler.TaskNeeds.from_task_definition(taskdef_dict(td))
+        group = p.get("group") or f"family:{td.family}"
+        constraints = list(td.placement_constraints or []) + list(p.get("placementConstraints") or [])
+        try:
+            placement = scheduler.place(needs, ecs.instance_views(cluster.name), count,
+                                        group=group, constraints=constraints,
+                                        strategy=p.get("placementStrategy") or ())
+        except ValueError as exc:
+            return self._client_error(start_response, "InvalidParameterException", str(exc))
+        return self._start_and_reply(ecs, cluster.name, td.arn, p, placement, group, environ,
+                                     start_response, launch=launch)
+
+    def _StartTask(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
+        try:
+            cluster = ecs.backend._get_cluster(p.get("cluster", "default"))
+            td = ecs.backend.describe_task_definition(p["taskDefinition"])
+        except Exception as exc:  # noqa: BLE001
+            return self._moto_error(start_response, exc)
+        refs = p.get("containerInstances")
+        if not isinstance(refs, list) or not refs:
+            return self._client_error(start_response, "InvalidParameterException",
+                                      "Container instances cannot be empty.")
+        if len(refs) > 10:
+            return self._client_error(start_response, "InvalidParameterException",
+                                      "Up to 10 container instances can be specified.")
+        needs = scheduler.TaskNeeds.from_task_definition(taskdef_dict(td))
+        views = {v.short_id: v for v in ecs.instance_views(cluster.name)}
+        placement = scheduler.Placement()
+        for ref in refs:
+            view = views.get(str(ref).rsplit("/", 1)[-1])
+            if view is None:
+                placement.failures.append(scheduler.Failure(ref, "MISSING"))
+                continue
+            why = scheduler.check_fit(view, needs)
+            if why:
+                placement.failures.append(why)
+            else:
+                placement.placed.append(view.arn)
+                view.tasks.append(scheduler.PlacedTask(arn="", needs=needs))
+        group = p.get("group") or f"family:{td.family}"
+        return self._start_and_reply(ecs, cluster.name, td.arn, p, placement, group, environ,
+                                     start_response, launch=("EC2", None))
+
+    def _start_and_reply(self, ecs: MotoEcs, cluster_name: str, td_arn: str, p: dict,
+                         placement: scheduler.Placement, group: str, environ: dict,
+                         start_response: Callable, *, launch: tuple[str, str | None]):
+        try:
+            tasks = ecs.start_on(cluster_name, td_arn, placement.placed, started_by=p.get("startedBy", ""),
+                                 group=group, overrides=p.get("overrides"), tags=p.get("tags"),
+                                 launch_type=launch[0], capacity_provider=launch[1]) \
+                if placement.placed else []
+        except Exception as exc:  # noqa: BLE001 - moto's own checks on the task it builds
+            return self._moto_error(start_response, exc)
+        described: list = []
+        if tasks:
+            # moto's own DescribeTasks renders the tasks, so the reply has every field it knows;
+            # ECS's RunTask reply carries the tags, which DescribeTasks shows only when asked.
+            body = json.dumps({"cluster": cluster_name, "tasks": [t.task_arn for t in tasks],
+                               "include": ["TAGS"]}).encode()
+            status, _, out = self._forward(environ, body, "DescribeTasks")
+            if status.startswith("200"):
+                described = json.loads(out).get("tasks", [])
+        self.on_change()
+        return self._reply(start_response, {"tasks": described,
+                                            "failures": [f.as_ecs() for f in placement.failures]})
+
+    def _refuses_capacity(self, ecs: MotoEcs, p: dict, start_response: Callable) -> list[bytes] | None:
+        """For CreateService/CreateTaskSet: moto validates the request; the lab refuses, as ECS's
+        error and before anything is recorded, the capacity it has not got (Fargate, external)."""
+        cluster = ecs.backend.clusters.get(str(p.get("cluster") or "default").rsplit("/", 1)[-1])
+        if cluster is None or p.get("launchType") not in (None, "EC2", "FARGATE", "EXTERNAL"):
+            return None  # moto's own error follows
+        launch = self._launch(ecs, p, cluster, None, start_response)
+        return launch if isinstance(launch, list) else None
+
+    def _CreateService(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
+        return (self._refuses_capacity(ecs, p, start_response)
+                or self._passthrough(environ, body, start_response))
+
+    def _CreateTaskSet(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
+        refused = self._refuses_capacity(ecs, p, start_response)
+        if refused:
+            return refused
+        cluster = ecs.backend.clusters.get(str(p.get("cluster") or "default").rsplit("/", 1)[-1])
+        before = set(ecs.backend.tasks.get(cluster.name if cluster else "", {}))
+        status, headers, out = self._forward(environ, body)
+        # ECS groups every task of a service, its task sets' included, as "service:<name>".
+        service = str(p.get("service", "")).rsplit("/", 1)[-1]
+        for arn, t in ecs.backend.tasks.get(cluster.name if cluster else "", {}).items():
+            if arn not in before:
+                t.group = f"service:{service}"
+        start_response(status, headers)
+        return [out]
+
+    def _DescribeClusters(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
+        ecs.recount()
+        return self._passthrough(environ, body, start_response)
+
+    def _DescribeContainerInstances(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes,
+                                    start_response: Callable):
+        ecs.recount()
+        return self._passthrough(environ, body, start_response)
+
+    def _RegisterTaskDefinition(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes,
+                                start_response: Callable):
+        # ECS's server-side checks that moto skips (a container without image, no memory on EC2).
+        from lab.ecs.taskdef import server_side_errors
+
+        problems = server_side_errors(p)
+        if problems:
+            return self._client_error(start_response, "ClientException", problems[0])
+        return self._passthrough(environ, body, start_response)
+
+    def _SubmitTaskStateChange(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes,
+                               start_response: Callable):
+        try:
+            ecs.submit_state_change(p["task"], p.get("status", ""), p.get("reason", ""),
+                                    p.get("containers") or [])
+        except KeyError:
+            return self._client_error(start_response, "InvalidParameterException",
+                                      f"The referenced task was not found: {p.get('task')}")
+        self.on_change()
+        return self._reply(start_response, {"acknowledgment": "ACK"})
+
+    def _ListTasks(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
+        # ECS lists tasks whose desired status is RUNNING unless told otherwise.
+        service = p.pop("serviceName", None)
+        p.setdefault("desiredStatus", "RUNNING")
+        status, headers, out = self._forward(environ, json.dumps(p).encode())
+        if service and status.startswith("200"):
+            data = json.loads(out)
+            name = service.rsplit("/", 1)[-1]
+            keep = []
+            for arn in data.get("taskArns", []):
+                found = ecs.find_task(arn)
+                if found and found[1].group == f"service:{name}":
+                    keep.append(arn)
+            return self._reply(start_response, {"taskArns": keep})
+        start_response(status, headers)
+        return [out]
+
+    def _passthrough(self, environ: dict, body: bytes, start_response: Callable):
+        status, headers, out = self._forward(environ, body)
+        start_response(status, headers)
+        return [out]

@@ -1,0 +1,246 @@
+"""The lab's adapter over moto's in-process ECS models: what the front and the scheduler read and write.
+
+moto keeps ECS as data only (it places tasks by its own loose rules and runs nothing). `MotoEcs`
+gives the lab's placement model (`lab.ecs.scheduler`) its views of instances and tasks, and makes
+the few writes the lab adds: tasks created in PENDING with one container per definition, state
+changes reported by instance agents, health, stop requests. moto's backend is plain dicts: every
+access goes under `ECS_LOCK`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from lab.ecs import scheduler
+from lab.ecs.assignments import ASSIGNMENTS
+from lab.world import DEFAULT_ACCOUNT, DEFAULT_REGION
+
+# One lock for every ECS call and every reconcile: moto's backend is plain dicts, not thread-safe.
+ECS_LOCK = threading.RLock()
+# ECS's task states before RUNNING: what `pendingTasksCount` counts (developer guide, "task lifecycle").
+PENDING_STATES = ("PROVISIONING", "PENDING", "ACTIVATING")
+# Capacity providers that run tasks on AWS-managed capacity, not on container instances.
+FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
+
+
+def ecs_backend(region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT) -> Any:
+    from moto.ecs.models import ecs_backends
+
+    return ecs_backends[account][region]
+
+
+def taskdef_dict(td: Any) -> dict:
+    return {"networkMode": td.network_mode, "containerDefinitions": td.container_definitions,
+            "cpu": td.cpu, "memory": td.memory, "family": td.family, "revision": td.revision}
+
+
+class MotoEcs:
+    """The lab's view of (and the few writes it makes to) moto's ECS backend for one region."""
+
+    def __init__(self, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT) -> None:
+        self.region = region
+        self.account = account
+
+    @property
+    def backend(self) -> Any:
+        return ecs_backend(self.region, self.account)
+
+    # -- views ----------------------------------------------------------------------------------
+    def needs_of(self, task_definition_arn: str) -> scheduler.TaskNeeds:
+        return scheduler.TaskNeeds.from_task_definition(
+            taskdef_dict(self.backend.describe_task_definition(task_definition_arn)))
+
+    def live_tasks(self, cluster_name: str) -> list[Any]:
+        return [t for t in self.backend.tasks.get(cluster_name, {}).values()
+                if t.last_status != "STOPPED" and t.desired_status != "STOPPED"]
+
+    def instance_views(self, cluster_name: str) -> list[scheduler.InstanceView]:
+        by_arn: dict[str, list[scheduler.PlacedTask]] = {}
+        for t in self.live_tasks(cluster_name):
+            if t.container_instance_arn:
+                by_arn.setdefault(t.container_instance_arn, []).append(scheduler.PlacedTask(
+                    arn=t.task_arn, needs=self.needs_of(t.task_definition_arn), group=t.group))
+        views = []
+        for ci in self.backend.container_instances.get(cluster_name, {}).values():
+            reg = {r["name"]: r for r in ci.registered_resources}
+            views.append(scheduler.InstanceView(
+                arn=ci.container_instance_arn, ec2_instance_id=ci.ec2_instance_id, status=ci.status,
+                agent_connected=ci.agent_connected,
+                cpu=int(reg.get("CPU", {}).get("integerValue", scheduler.DEFAULT_INSTANCE_CPU)),
+                memory=int(reg.get("MEMORY", {}).get("integerValue", scheduler.DEFAULT_INSTANCE_MEMORY)),
+                reserved_tcp=frozenset(int(p) for p in reg.get("PORTS", {}).get("stringSetValue", [])),
+                reserved_udp=frozenset(int(p) for p in reg.get("PORTS_UDP", {}).get("stringSetValue", [])),
+                attributes=dict(ci.attributes), tasks=by_arn.get(ci.container_instance_arn, [])))
+        return views
+
+    # -- writes ---------------------------------------------------------------------------------
+    def start_on(self, cluster_name: str, task_definition: str, instance_arns: list[str], *,
+                 started_by: str = "", group: str | None = None, overrides: dict | None = None,
+                 tags: list | None = None, launch_type: str = "EC2",
+                 capacity_provider: str | None = None) -> list[Any]:
+        """Create tasks on the given instances, in PENDING, one moto container per definition.
+
+        ECS sets `launchType` or `capacityProviderName`, never both: a task placed through a
+        capacity provider strategy names its provider and has no launch type."""
+        from moto.ecs.models import Container
+
+        b = self.backend
+        tasks = b.start_task(cluster_name, task_definition, instance_arns, overrides or {}, started_by,
+                             tags or [], group)
+        td = b.describe_task_definition(task_definition)
+        for t in tasks:
+            t.last_status = "PENDING"
+            t.capacity_provider_name = capacity_provider
+            t.launch_type = "" if capacity_provider else launch_type
+            containers = []
+            for cdef in td.container_definitions:
+                c = Container(td)
+                c.name, c.image = cdef.get("name"), cdef.get("image")
+                c.cpu, c.memory = cdef.get("cpu"), cdef.get("memory")
+                c.environment, c.command = cdef.get("environment"), cdef.get("command")
+                c.container_arn = c.container_arn.replace(td.arn, t.task_arn.replace(":task/", ":container/"))
+                c.task_arn = t.task_arn
+                c.health_status = "UNKNOWN"
+                containers.append(c)
+            t.containers = containers
+        if tasks:
+            ASSIGNMENTS.publish()
+        return tasks
+
+    def recount(self) -> None:
+        """Set every cluster's and container instance's task counters from the tasks themselves.
+
+        moto moves its counters by its own rules (a task it never started RUNNING is counted
+        running, a `StopTask` of a PENDING task takes one off running: -1), and the lab's tasks
+        start PENDING and change state through instance agents. Counting the tasks at each read is
+        the one rule that cannot drift from what `describe-tasks` says."""
+        b = self.backend
+        for cluster in b.clusters.values():
+            tasks = list(b.tasks.get(cluster.name, {}).values())
+            cluster.running_tasks_count = sum(1 for t in tasks if t.last_status == "RUNNING")
+            cluster.pending_tasks_count = sum(1 for t in tasks if t.last_status in PENDING_STATES)
+            for ci in b.container_instances.get(cluster.name, {}).values():
+                mine = [t for t in tasks if t.container_instance_arn == ci.container_instance_arn]
+                ci.running_tasks_count = sum(1 for t in mine if t.last_status == "RUNNING")
+                ci.pending_tasks_count = sum(1 for t in mine if t.last_status in PENDING_STATES)
+
+    # -- surviving moto's reset ------------------------------------------------------------------
+    def snapshot(self, cluster_names: Iterable[str]) -> dict[str, Any]:
+        """The records of the given clusters as moto holds them: what `restore` puts back after a
+        `/moto-api/reset` (the objects themselves, taken before moto drops its backends)."""
+        from moto.ec2.models import ec2_backends
+
+        b = self.backend
+        names = [n for n in cluster_names if n in b.clusters]
+        services = {k: v for k, v in b.services.items() if v.cluster_name in names}
+        tasks = {n: dict(b.tasks.get(n, {})) for n in names}
+        instances = {n: dict(b.container_instances.get(n, {})) for n in names}
+        used = {s.task_definition for s in services.values()} | {
+            t.task_definition_arn for ts in tasks.values() for t in ts.values()}
+        taskdefs = {fam: {rev: td for rev, td in revs.items() if td.arn in used}
+                    for fam, revs in b.task_definitions.items()}
+        ec2_ids = {ci.ec2_instance_id for cis in instances.values() for ci in cis.values()}
+        ec2 = ec2_backends[self.account][self.region]
+        reservations = {rid: r for rid, r in ec2.reservations.items()
+                        if any(i.id in ec2_ids for i in r.instances)}
+        return {"clusters": {n: b.clusters[n] for n in names}, "services": services, "tasks": tasks,
+                "instances": instances, "taskdefs": {f: r for f, r in taskdefs.items() if r},
+                "settings": dict(b.account_settings), "reservations": reservations}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Put a `snapshot` back into moto's fresh backends, pointing each record at them."""
+        from moto.ec2.models import ec2_backends
+
+        b = self.backend
+        b.account_settings.update(snap["settings"])
+        b.clusters.update(snap["clusters"])
+        b.services.update(snap["services"])
+        for name, tasks in snap["tasks"].items():
+            b.tasks.setdefault(name, {}).update(tasks)
+        for name, cis in snap["instances"].items():
+            b.container_instances.setdefault(name, {}).update(cis)
+        for fam, revs in snap["taskdefs"].items():
+            b.task_definitions.setdefault(fam, {}).update(revs)
+        # Records reach their backend through `_backend` (task ARNs follow its account settings).
+        records = [*snap["services"].values(), *(t for ts in snap["tasks"].values() for t in ts.values()),
+                   *(c for cis in snap["instances"].values() for c in cis.values())]
+        for record in records:
+            if hasattr(record, "_backend"):
+                record._backend = b
+        ec2_backends[self.account][self.region].reservations.update(snap["reservations"])
+
+    def find_task(self, task: str) -> tuple[str, Any] | None:
+        tid = task.rsplit("/", 1)[-1]
+        for cluster_name, tasks in self.backend.tasks.items():
+            for arn, t in tasks.items():
+                if arn.rsplit("/", 1)[-1] == tid:
+                    return cluster_name, t
+        return None
+
+    def submit_state_change(self, task: str, status: str, reason: str = "",
+                            containers: Iterable[dict] = ()) -> None:
+        found = self.find_task(task)
+        if not found:
+            raise KeyError(task)
+        cluster_name, t = found
+        was_stopped = t.last_status == "STOPPED"
+        t.last_status = status
+        by_name = {c.name: c for c in t.containers}
+        for rep in containers:
+            c = by_name.get(rep.get("containerName"))
+            if c is None:
+                continue
+            if rep.get("status"):
+                c.last_status = rep["status"]
+            if rep.get("runtimeId"):
+                c.runtime_id = rep["runtimeId"]
+            if rep.get("exitCode") is not None:
+                c.exit_code = rep["exitCode"]
+            if rep.get("reason"):
+                c.reason = rep["reason"]
+        if status == "STOPPED" and not was_stopped:
+            t.desired_status = "STOPPED"
+            t.stopped_reason = reason or t.stopped_reason
+            self._release(cluster_name, t)
+
+    def set_health(self, task: str, container_health: dict[str, str], essential: set[str]) -> None:
+        """Container health as the agent saw it run (the ECS agent reports it over its private
+        telemetry channel, not a public API); the task is HEALTHY when every essential container
+        with a health check is, UNHEALTHY when one is not (developer guide, "task health")."""
+        found = self.find_task(task)
+        if not found:
+            return
+        t = found[1]
+        for c in t.containers:
+            if c.name in container_health:
+                c.health_status = container_health[c.name]
+        judged = [h for name, h in container_health.items() if name in essential and h != "UNKNOWN"]
+        if any(h == "UNHEALTHY" for h in judged):
+            t.health_status = "UNHEALTHY"
+        elif judged and all(h == "HEALTHY" for h in judged):
+            t.health_status = "HEALTHY"
+        else:
+            t.health_status = "UNKNOWN"
+
+    def stop(self, cluster_name: str, task_arn: str, reason: str) -> None:
+        """Ask for a task to stop (desired STOPPED); its agent reports STOPPED once it has."""
+        t = self.backend.tasks.get(cluster_name, {}).get(task_arn)
+        if t is None or t.desired_status == "STOPPED":
+            return
+        t.desired_status = "STOPPED"
+        t.stopped_reason = reason
+        ASSIGNMENTS.publish()
+
+    def _release(self, cluster_name: str, t: Any) -> None:
+        if not t.container_instance_arn or not t.resource_requirements:
+            return
+        ci = self.backend.container_instances.get(cluster_name, {}).get(
+            t.container_instance_arn.rsplit("/", 1)[-1])
+        if ci is None:
+            return
+        try:
+            self.backend.update_container_instance_resources(ci, t.resource_requirements, removing=True)
+        except ValueError:  # moto's own port bookkeeping already dropped it (StopTask)
+            pass

@@ -1,0 +1,160 @@
+"""The ECS service scheduler over moto's models, on a thread beside the front.
+
+A DAEMON service gets exactly one task per ACTIVE container instance (instances registered later
+included), a REPLICA service gets `desiredCount` tasks placed by the same rules as `RunTask`, and a
+task it cannot place becomes a service event in ECS's words. It works under `ECS_LOCK`, as the
+front does.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from lab.ecs import scheduler
+from lab.ecs.moto_model import ECS_LOCK, MotoEcs
+from lab.world import DEFAULT_ACCOUNT, DEFAULT_REGION
+
+
+class ServiceScheduler:
+    """The ECS service scheduler over moto's backend: DAEMON and REPLICA services (module docstring)."""
+
+    def __init__(self, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT,
+                 interval: float = 0.5) -> None:
+        self.ecs = MotoEcs(region, account)
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+        # ECS throttles a service whose tasks keep failing to start ("service task launch
+        # throttling"): relaunches on one instance back off, 1 s doubling up to 30 s here.
+        self._launches: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> ServiceScheduler:
+        self._thread = threading.Thread(target=self._run, name="ecs-service-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.reconcile()
+            except Exception as exc:  # noqa: BLE001 - keep scheduling; the error is kept for status
+                self.errors.append(repr(exc))
+                del self.errors[:-20]
+
+    def reconcile(self) -> None:
+        with ECS_LOCK:
+            b = self.ecs.backend
+            for svc in list(b.services.values()):
+                self._reconcile_service(svc)
+
+    def _task_tags(self, svc: Any) -> list[dict]:
+        """The tags a service's tasks get: its own or its task definition's, by `propagateTags`."""
+        if svc.propagate_tags == "SERVICE":
+            return list(svc.tags or [])
+        if svc.propagate_tags == "TASK_DEFINITION":
+            return list(self.ecs.backend.describe_task_definition(svc.task_definition).tags or [])
+        return []
+
+    def _reconcile_service(self, svc: Any) -> None:
+        # With an EXTERNAL or CODE_DEPLOY controller the service's tasks come from its task sets,
+        # which their owner creates (CreateTaskSet); ECS's scheduler launches none of its own.
+        if (svc.deployment_controller or {}).get("type", "ECS") != "ECS":
+            return
+        group = f"service:{svc.name}"
+        cluster = svc.cluster_name
+        mine = [t for t in self.ecs.live_tasks(cluster) if t.group == group]
+        if svc.status != "ACTIVE" or not svc.task_definition:
+            for t in mine:
+                self.ecs.stop(cluster, t.task_arn, "Service was deleted")
+            svc.running_count = svc.pending_count = 0
+            return
+        # A new revision in the service: replace tasks of the old one (a rolling deployment).
+        for t in mine:
+            if t.task_definition_arn != svc.task_definition:
+                self.ecs.stop(cluster, t.task_arn, "Deployment replaced this task")
+        mine = [t for t in mine if t.task_definition_arn == svc.task_definition]
+        views = self.ecs.instance_views(cluster)
+        running = {t.task_arn for t in mine if t.last_status == "RUNNING"}
+        started_by = svc.deployments[0]["id"] if svc.deployments else "ecs-svc"
+        needs = self.ecs.needs_of(svc.task_definition)
+        if svc.scheduling_strategy == "DAEMON":
+            for arn in scheduler.daemon_surplus(group, views):
+                self.ecs.stop(cluster, arn, "Daemon service runs one task per instance")
+            active = [v for v in views if v.status == "ACTIVE"]
+            svc.desired_count = len(active)
+            for view in active:
+                if any(t.group == group and t.arn in running for t in view.tasks):
+                    self._launches.pop((svc.arn, view.arn), None)
+            for view in scheduler.daemon_gaps(group, views):
+                why = scheduler.check_fit(view, needs)
+                if why:
+                    self._event(svc, scheduler.Placement(failures=[why]).service_event(svc.name))
+                    continue
+                if not self._may_launch(svc, view.arn):
+                    continue
+                self.ecs.start_on(cluster, svc.task_definition, [view.arn], started_by=started_by,
+                                  group=group, tags=self._task_tags(svc))
+        else:
+            missing = svc.desired_count - len(mine)
+            if running and len(running) == len(mine):
+                self._launches.pop((svc.arn, ""), None)
+            if missing > 0 and self._may_launch(svc, ""):
+                placement = scheduler.place(needs, views, missing, group=group)
+                if placement.placed:
+                    self.ecs.start_on(cluster, svc.task_definition, placement.placed,
+                                      started_by=started_by, group=group, tags=self._task_tags(svc))
+                if placement.failures and len(placement.placed) < missing:
+                    self._event(svc, placement.service_event(svc.name)
+                                or scheduler.Placement(failures=placement.failures).service_event(svc.name))
+            elif missing < 0:
+                for t in sorted(mine, key=lambda t: t.task_arn)[:(-missing)]:
+                    self.ecs.stop(cluster, t.task_arn, "Service scaled in")
+        mine = [t for t in self.ecs.live_tasks(cluster) if t.group == group]
+        svc.running_count = sum(1 for t in mine if t.last_status == "RUNNING")
+        svc.pending_count = sum(1 for t in mine if t.last_status != "RUNNING")
+        for d in svc.deployments:
+            d["runningCount"], d["pendingCount"], d["desiredCount"] = (
+                svc.running_count, svc.pending_count, svc.desired_count)
+            if svc.running_count >= svc.desired_count:
+                d["rolloutState"] = "COMPLETED"
+
+    def _may_launch(self, svc: Any, where: str) -> bool:
+        import time
+
+        key = (svc.arn, where)
+        last, attempts = self._launches.get(key, (0.0, 0))
+        now = time.monotonic()
+        if attempts and now - last < min(2.0 ** (attempts - 1), 30.0):
+            return False
+        if attempts >= 3:
+            self._event(svc, f"(service {svc.name}) is unable to consistently start tasks successfully. "
+                             "For more information, see the Troubleshooting section of the Amazon ECS "
+                             "Developer Guide.")
+        self._launches[key] = (now, attempts + 1)
+        return True
+
+    @staticmethod
+    def _event(svc: Any, message: str | None) -> None:
+        from datetime import UTC, datetime
+
+        if not message:
+            return
+        if svc.events and svc.events[0].get("message") == message:
+            return
+        svc.events.insert(0, {"id": f"{len(svc.events) + 1:08d}-lab", "createdAt": datetime.now(UTC),
+                              "message": message})
+        del svc.events[100:]

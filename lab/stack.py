@@ -1,0 +1,118 @@
+"""The stack as data: what a lab starts (`ecs-lab up`, the pytest plugin's labs, `EcsLab`).
+
+A `Stack` names the number of instances, the agent features, the agent env overrides, the sample
+apps (one per DD_AGENT_HOST variant) and every address/port. It is only a description: the ECS
+control plane turns it into task definitions and services (`lab.ecs.stack_services`, whose agent
+environment comes from `lab.ecs.agent_env` alone), and a backend runs what the control plane places.
+
+Addressing on the local backend (docs/local_backend.md): instance N's private IP is
+`<subnet>.1.N` (127.0.1.N), the agent's own "localhost" is `<subnet>.2.N` (127.0.2.N); everything
+is overridable so tests and second stacks use other loopback subnets and port 0.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from lab.fakes.fips_proxy.ports import DEFAULT_PORT_RANGE_START
+
+FEATURES = ("apm", "dogstatsd", "processes", "fips", "apm_non_local", "dogstatsd_non_local", "egress_proxy")
+DEFAULT_FEATURES = frozenset({"apm", "dogstatsd", "processes", "apm_non_local", "dogstatsd_non_local",
+                              "egress_proxy"})
+
+# How the sample app finds DD_AGENT_HOST, each as in the Datadog ECS APM docs (lab/apps/entrypoints.py
+# holds the `sh -c` lines).
+APP_VARIANTS = ("imdsv1", "imdsv2", "metadata_file", "in_code")
+# The stack's agent service: one DAEMON service per cluster, named as in the docs.
+AGENT_SERVICE = "datadog-agent"
+
+# The image the Datadog ECS docs' task definitions name; which agent really runs for it is the
+# backend's choice, recorded in the lab's status (docs/agents.md).
+AGENT_IMAGE = "public.ecr.aws/datadog/agent:latest"
+
+
+@dataclass
+class Ports:
+    intake: int = 8091
+    imds: int = 1338
+    ecs_introspection: int = 51678
+    task_metadata: int = 51679
+    apm: int = 8126
+    dogstatsd: int = 8125
+    agent_cmd: int = 5001
+    agent_expvar: int = 5000
+    fips_start: int = DEFAULT_PORT_RANGE_START
+    egress_proxy: int = 3128
+    control_plane: int = 4566
+
+    @classmethod
+    def ephemeral(cls) -> Ports:
+        """Port 0 for the shared servers (intake, task metadata, egress proxy, control plane): for
+        tests."""
+        return cls(intake=0, task_metadata=0, egress_proxy=0, control_plane=0)
+
+
+@dataclass
+class Stack:
+    instances: int = 1
+    features: frozenset[str] = DEFAULT_FEATURES
+    agent_env: dict[str, str] = field(default_factory=dict)
+    apps: tuple[str, ...] = APP_VARIANTS
+    # First two octets of the instance addresses: "127.0" gives 127.0.1.N / 127.0.2.N.
+    subnet: str = "127.0"
+    private_octet: int = 1
+    localhost_octet: int = 2
+    services_host: str = "127.0.0.1"  # intake, task metadata, egress proxy
+    ports: Ports = field(default_factory=Ports)
+    agent_image: str = AGENT_IMAGE
+    # A user's own agent command line (LAB_AGENT_COMMAND); None runs the emulated agent.
+    agent_command: str | None = None
+    run_dir: Path = Path(".lab/run")
+    # Send the agents' data to an intake the lab does not run (e.g. a datadog/fakeintake container).
+    external_intake_url: str | None = None
+    cluster: str = "ecs-lab"
+    imds_tokens_required: bool = False
+    health_interval: float = 5.0
+    ready_timeout: float = 20.0
+    # Deploy the stack's services (the agent DAEMON service, the apps). False: the instances join the
+    # cluster with nothing on them (tests and users that register their own task definitions).
+    deploy: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = set(self.features) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"unknown feature(s) {sorted(unknown)}; known: {', '.join(FEATURES)}")
+        bad = set(self.apps) - set(APP_VARIANTS)
+        if bad:
+            raise ValueError(f"unknown app variant(s) {sorted(bad)}; known: {', '.join(APP_VARIANTS)}")
+        self.features = frozenset(self.features)
+        self.run_dir = Path(self.run_dir)
+        if self.agent_command is None:
+            self.agent_command = os.environ.get("LAB_AGENT_COMMAND") or None
+
+    def with_(self, **changes) -> Stack:
+        return replace(self, **changes)
+
+    def has(self, feature: str) -> bool:
+        return feature in self.features
+
+    # -- addresses --------------------------------------------------------------------------------
+    def private_ip(self, n: int) -> str:
+        """Instance N's private IPv4 (IMDS local-ipv4): where apps send traces and metrics."""
+        return f"{self.subnet}.{self.private_octet}.{n}"
+
+    def agent_localhost(self, n: int) -> str:
+        """What 127.0.0.1 is inside instance N's agent netns (bridge mode); apps are not told it."""
+        return f"{self.subnet}.{self.localhost_octet}.{n}"
+
+    def imds_url(self, n: int) -> str:
+        return f"http://{self.private_ip(n)}:{self.ports.imds}"
+
+    def ecs_agent_url(self, n: int) -> str:
+        return f"http://{self.private_ip(n)}:{self.ports.ecs_introspection}"
+
+
+def app_service(variant: str) -> str:
+    return f"web-{variant.replace('_', '-')}"

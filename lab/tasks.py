@@ -1,0 +1,152 @@
+"""What a backend runs, and the contract every backend offers: the layer below both the ECS
+control plane (`lab.ecs`) and the backends (`lab.backends`), so neither imports the other.
+
+A task reaches a backend as the world's `Task` (identity, ECS labels, metadata token per container)
+plus one `ContainerSpec` per container: the container definition after the control plane's
+translation (secrets resolved, the lab's redirects applied). The backend makes it real (processes
+on loopback, or docker containers), then writes back what it learned (pid, docker id, addresses,
+status) into the world and calls `world.touch()`.
+
+A backend also *hosts* the instances: it serves each one's IMDS and ECS agent introspection before
+any task lands on it, and says where the lab's own services are as seen from inside it
+(`InstanceEndpoints`), which the control plane turns into the agent's redirects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lab.world import ContainerInstance, Task
+
+# The lab's own image: the fakes, the emulated agent and the sample apps (docker/Dockerfile).
+LAB_IMAGE = "ecs-agent-lab/lab:latest"
+# Images that are the Datadog Agent, as the Datadog ECS docs name them.
+AGENT_IMAGE_PREFIXES = ("public.ecr.aws/datadog/agent", "datadog/agent", "gcr.io/datadoghq/agent",
+                        "docker.io/datadog/agent")
+# The serverless-compat agent image the lab builds (`ecs-lab images build --agent serverless-compat`).
+SERVERLESS_COMPAT_REPOSITORY = "ecs-agent-lab/agent-serverless-compat"
+# Images that are Datadog's FIPS proxy (the docs' FIPS task definition's sidecar).
+FIPS_PROXY_IMAGE_PREFIXES = ("datadog/fips-proxy", "public.ecr.aws/datadog/fips-proxy",
+                             "gcr.io/datadoghq/fips-proxy", "docker.io/datadog/fips-proxy")
+
+
+def repository(image: str) -> str:
+    """`repo[:tag][@digest]` -> repo (a registry host's port is not a tag)."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in last else name
+
+
+def is_agent_image(image: str) -> bool:
+    """An agent of some kind: a Datadog Agent image (any tag or digest), or an agent the lab builds
+    (`lab.agent_images` says which kind and how each runs)."""
+    repo = repository(image)
+    return repo.startswith(AGENT_IMAGE_PREFIXES) or repo == SERVERLESS_COMPAT_REPOSITORY
+
+
+def is_fips_proxy_image(image: str) -> bool:
+    return repository(image).startswith(FIPS_PROXY_IMAGE_PREFIXES)
+
+
+def is_lab_image(image: str) -> bool:
+    return repository(image) == repository(LAB_IMAGE)
+
+
+@dataclass
+class Mount:
+    source: str  # host path
+    target: str  # container path
+    read_only: bool = False
+
+
+@dataclass
+class HealthCheck:
+    """ECS `healthCheck`: command is ["CMD-SHELL", "..."] or ["CMD", exe, args...]."""
+
+    command: list[str]
+    interval: float = 30.0
+    timeout: float = 5.0
+    retries: int = 3
+    start_period: float = 0.0
+
+
+@dataclass
+class PortSpec:
+    container_port: int
+    host_port: int | None = None
+    protocol: str = "tcp"
+
+
+@dataclass
+class ContainerSpec:
+    name: str
+    image: str
+    entry_point: list[str] | None = None
+    command: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    ports: list[PortSpec] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)
+    health_check: HealthCheck | None = None
+    essential: bool = True
+    # ECS dependsOn: [(container name, condition START|COMPLETE|SUCCESS|HEALTHY)]
+    depends_on: list[tuple[str, str]] = field(default_factory=list)
+    cpu: int = 0
+    memory: int | None = None
+    memory_reservation: int | None = None
+    capabilities_add: list[str] = field(default_factory=list)
+    pid_mode: str | None = None
+    working_directory: str | None = None
+    user: str | None = None
+    docker_labels: dict[str, str] = field(default_factory=dict)
+
+
+class UnsupportedField(ValueError):
+    """A container definition field this backend cannot honour; raised with the field's name."""
+
+
+class CannotPullContainerError(RuntimeError):
+    """The task names an image the backend does not have and cannot get. The text is what ECS puts
+    in the task's stoppedReason (`CannotPullContainerError: ...`), with how to get the image."""
+
+
+@dataclass
+class InstanceEndpoints:
+    """Where the lab's services are, as seen from inside one instance's containers: what the control
+    plane writes into that instance's agent containers at deploy time (`lab.ecs.agent_env`)."""
+
+    intake_url: str
+    egress_proxy_url: str | None = None
+    ecs_agent_url: str | None = None
+    imds_url: str | None = None
+    # Local backend only: the address that is "127.0.0.1" inside the agent's network namespace.
+    agent_localhost: str | None = None
+    private_ip: str | None = None  # the instance's IP: reachable only through published host ports
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class TaskRunner(Protocol):
+    """What the ECS instance agents drive: run, stop and look into a task's containers."""
+
+    def start_task(self, instance: ContainerInstance, task: Task, specs: list[ContainerSpec]) -> None:
+        """Start every container of `task` on `instance`; raise with a clear reason if it cannot."""
+
+    def stop_task(self, task_arn: str) -> None:
+        """Stop the task's containers and mark them STOPPED in the world."""
+
+    def exec_in_container(self, task_arn: str, container: str, argv: list[str],
+                          timeout: float = 30) -> tuple[int, str]:
+        """Run `argv` inside a running container (`docker exec`); (exit code, output)."""
+
+    def container_logs(self, task_arn: str, container: str, lines: int = 50) -> str:
+        """The last `lines` of a container's output."""
+
+
+class InstanceHost(TaskRunner, Protocol):
+    """A backend: a task runner that also hosts the cluster's instances."""
+
+    def serve_instance(self, instance: ContainerInstance) -> None:
+        """Serve the instance's IMDS and ECS agent introspection before any task lands on it."""
+
+    def instance_endpoints(self, instance: ContainerInstance) -> InstanceEndpoints:
+        """The lab's services as seen from inside this instance."""

@@ -266,7 +266,9 @@ def test_offers_by_info_endpoints_and_the_reason_when_not(info_server):
 
 
 def test_a_failing_command_is_an_error_naming_it():
-    probe = AgentProbe(_container({"agent status --json": (1, "Error: could not reach agent")}, []), None)
+    unreachable = (1, "Error: could not reach agent")
+    outputs = {"agent status --json": unreachable, "agent config": unreachable}
+    probe = AgentProbe(_container(outputs, []), None)
     with pytest.raises(AgentProbeError, match=r"`agent status --json` exited 1: 'Error: could not reach"):
         probe.status()
     with pytest.raises(AgentProbeError, match="no trace-agent URL"):

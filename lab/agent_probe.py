@@ -122,10 +122,6 @@ class AgentStatus:
         apm = self.raw.get("apmStats")
         if isinstance(apm, dict) and isinstance(apm.get("receiver"), list):
             return apm["receiver"]
-        legacy = _legacy_apm(self.raw)
-        if legacy is not None:
-            return [{"Service": "", "TracesReceived": legacy.get("traces_received", 0),
-                     "SpansReceived": legacy.get("spans_received", 0)}]
         return None
 
     def traces_received(self, service: str | None = None) -> int | None:
@@ -142,20 +138,8 @@ class AgentStatus:
         fwd = self.raw.get("forwarderStats")
         if isinstance(fwd, dict) and isinstance(fwd.get("Transactions"), dict):
             return int(fwd["Transactions"].get("Success") or 0)
-        legacy = self.raw.get("forwarder")
-        if isinstance(legacy, dict) and "forwarderStats" not in self.raw and "apmStats" not in self.raw:
-            return sum(int(c.get("sent") or 0) for c in legacy.values() if isinstance(c, dict))
         return None
 
-
-def _legacy_apm(raw: dict) -> dict | None:
-    """The emulated agent's status document from before its CLI spoke the real format (`apm` with
-    `traces_received`): read only when no real provider key is present. Remove once every agent the
-    lab runs prints `apmStats`."""
-    apm = raw.get("apm")
-    if "apmStats" in raw or not isinstance(apm, dict) or "traces_received" not in apm:
-        return None
-    return apm
 
 
 # -- agent config -------------------------------------------------------------------------------------

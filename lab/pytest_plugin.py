@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from lab.agent_probe import AgentProbe, ExecFn
+
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("ecs-lab")
@@ -42,31 +44,78 @@ def pytest_addoption(parser) -> None:
 
 @dataclass
 class AgentInfo:
-    """One instance's agent, as an app on that instance reaches it."""
+    """One instance's agent, as an app on that instance reaches it, and as an operator inspects it:
+    `probe` reads it only through what the real agent offers (`agent status --json`, `agent health`,
+    `agent config` in its container, the trace-agent's `/info`)."""
 
     instance_index: int
     instance_id: str
     private_ip: str
     apm_url: str
     dogstatsd: tuple[str, int]
-    cmd_url: str
     pid: int | None
     known_status: str
     log: str | None
+    probe: AgentProbe
 
     @property
     def hostname(self) -> str:
         """What the agent reports as its host on ECS EC2: the IMDS instance-id."""
         return self.instance_id
 
-    def status(self, timeout: float = 5.0) -> dict:
-        """The agent's status document (`agent status --json`): receiver counts, forwarder, ECS."""
-        import json
-        import urllib.request
+    def status(self) -> dict:
+        """The agent's status document: `agent status --json` run in its container."""
+        return self.probe.status()
 
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(f"{self.cmd_url}/agent/status", timeout=timeout) as resp:
-            return json.loads(resp.read())
+
+def agent_exec(lab: Lab, index: int) -> ExecFn:
+    """Run a command in instance `index`'s agent container, as `docker exec` would.
+
+    A lab started in this process asks its backend (`exec_in_container` on the agent task, looked
+    up at each call: a redeploy replaces the task). An attached lab has no backend object here: on
+    docker the agent container is exec'd into by id; on the local backend the agent is a process,
+    and a command in its "container" is run with that process's environment and working directory.
+    """
+    def run(argv: list[str]) -> tuple[int, str]:
+        backend = lab.backend
+        if backend is not None and hasattr(backend, "exec_in_container"):
+            task = backend.agent_tasks.get(index)
+            if task is None:
+                raise OSError(f"instance {index} runs no agent task")
+            names = [c.name for c in task.containers]
+            name = "datadog-agent" if "datadog-agent" in names else names[0]
+            return backend.exec_in_container(task.arn, name, argv)
+        inst = lab.state["instances"][index - 1]
+        agent = inst.get("agent", {})
+        if lab.state.get("backend") == "docker":
+            from lab.backends import images
+
+            if not agent.get("docker_id"):
+                raise OSError(f"the attached lab names no agent container for instance {index}")
+            result = images.docker_client().containers.get(agent["docker_id"]).exec_run(list(argv))
+            return result.exit_code, (result.output or b"").decode(errors="replace")
+        return _exec_as_process(agent.get("pid"), argv)
+
+    return run
+
+
+def _exec_as_process(pid: int | None, argv: list[str], timeout: float = 30) -> tuple[int, str]:
+    import subprocess
+    import sys
+
+    if not pid:
+        raise OSError("the attached lab names no agent process")
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError as exc:
+        raise OSError(f"cannot read the agent process {pid}'s environment: {exc}") from exc
+    env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+    if argv and argv[0] == "agent":
+        argv = [sys.executable, "-m", "lab.agent", *argv[1:]]
+    done = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          timeout=timeout, start_new_session=True)
+    return done.returncode, done.stdout.decode(errors="replace")
 
 
 @dataclass
@@ -140,9 +189,10 @@ class Lab:
         for inst in self.state["instances"]:
             host, _, port = inst["dogstatsd"].rpartition(":")
             agent = inst.get("agent", {})
+            probe = AgentProbe(agent_exec(self, inst["index"]), inst["apm_url"])
             out.append(AgentInfo(inst["index"], inst["instance_id"], inst["private_ip"], inst["apm_url"],
-                                 (host, int(port)), inst.get("agent_cmd_url", ""), agent.get("pid"),
-                                 agent.get("status", "UNKNOWN"), agent.get("log")))
+                                 (host, int(port)), agent.get("pid"), agent.get("status", "UNKNOWN"),
+                                 agent.get("log"), probe))
         return out
 
     @property

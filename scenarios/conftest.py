@@ -6,9 +6,16 @@ names its stack's settings in a module-level `LAB_WITH` dict and passes the same
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+
+from lab.agent_probe import Intervals, waiting_for
 
 LEAD = 3  # tests before the module's first lab_with test: a stack starts in ~1.5 s
 _START_AT: dict[int, list[dict]] = {}  # item index -> LAB_WITH settings to start when it runs
@@ -35,3 +42,87 @@ def pytest_runtest_protocol(item, nextitem) -> None:
 
     for settings in _START_AT.pop(item.session.items.index(item), ()):
         start_ahead(**settings)
+
+
+# -- the send phase ------------------------------------------------------------------------------------
+# The agent's intervals are what a scenario pays for: a real agent flushes metrics every 15 s from
+# 10 s buckets, writes traces every 5 s, and its process check sends nothing on its first 10 s run.
+# So every scenario on the session lab sends its traffic once, at the start (the `send_phase`), and
+# then each test waits on the same deadline counted from that moment: the run pays agent start + one
+# flush + one bucket once, not per test. Waits come from the agent under test (`probe.intervals()`).
+
+
+@dataclass
+class SendPhase:
+    """The traffic every session-lab scenario sends at the start, and the deadlines it is due by."""
+
+    lab: Any
+    intervals: Intervals
+    started: float  # time.monotonic() when sending began
+    intake: Any  # an intake session opened before sending: it sees everything sent here
+    agent_hosts: dict[str, dict] = field(default_factory=dict)  # variant -> GET / answer
+    work: dict[str, dict] = field(default_factory=dict)  # variant -> GET /work answer
+    errors: dict[str, int] = field(default_factory=dict)  # variant -> HTTP status of GET /error
+    requests: dict[str, int] = field(default_factory=dict)  # variant -> /work requests sent
+    held_mb: dict[str, int] = field(default_factory=dict)  # variant -> MiB the app holds
+
+    def wait(self, kind: str, **kwargs: Any) -> AbstractContextManager[float]:
+        """`with send_phase.wait("metrics") as timeout:` the seconds left until that kind of data is
+        due (`Intervals.metrics`, `traces`, `processes`, `check_metrics`, ...), counted from the send;
+        a timeout inside says which of the agent's intervals it waited for."""
+        return waiting_for(getattr(self.intervals, kind)(**kwargs), self.started)
+
+    def wait_from_now(self, kind: str, **kwargs: Any) -> AbstractContextManager[float]:
+        """The same wait counted from now: for what a test itself does after the send phase."""
+        return waiting_for(getattr(self.intervals, kind)(**kwargs))
+
+
+WORK_REQUESTS = 3  # /work requests of the DogStatsD scenario's app (imdsv1), besides one per variant
+HOLD_MB = 96  # memory the container_metrics scenario's app (imdsv1) holds from the send phase on
+
+
+def send_traffic(lab: Any) -> SendPhase:
+    """Drive every session-lab scenario's traffic once (each app: / and /work; imdsv1 also /error,
+    more /work requests and holding HOLD_MB MiB), after reading the agent's intervals."""
+    import urllib.error
+
+    from lab.pytest_plugin import intake_client
+
+    intervals = lab.agents[0].probe.intervals()
+    intake = intake_client(lab.intake_url, "send-phase")
+    phase = SendPhase(lab, intervals, time.monotonic(), intake)
+    for variant, app in lab.refresh().apps.items():
+        phase.agent_hosts[variant] = app.get("/")
+        phase.work[variant] = app.get("/work?ms=2&depth=2")
+        phase.requests[variant] = 1
+    app = lab.apps.get("imdsv1")
+    if app is not None:
+        for _ in range(WORK_REQUESTS):
+            app.get("/work?ms=1&depth=2")
+        app.get("/work?ms=1&depth=1")
+        phase.requests["imdsv1"] += WORK_REQUESTS + 1
+        try:
+            app.get("/error")
+        except urllib.error.HTTPError as exc:
+            phase.errors["imdsv1"] = exc.code
+        phase.held_mb["imdsv1"] = app.get(f"/memory?mb={HOLD_MB}")["held_mb"]
+    return phase
+
+
+@pytest.fixture(scope="session")
+def send_phase(lab):
+    phase = send_traffic(lab)
+    try:
+        yield phase
+    finally:
+        for variant in phase.held_mb:
+            with contextlib.suppress(Exception):
+                lab.apps[variant].get("/memory?mb=0")
+        phase.intake.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _send_first(request):
+    """Send at the very start of the run when any collected scenario uses the send phase."""
+    if any("send_phase" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("send_phase")

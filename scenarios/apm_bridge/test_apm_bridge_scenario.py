@@ -1,17 +1,22 @@
 """apm_bridge: traces from every DD_AGENT_HOST variant reach the intake through the instance's agent.
 
 An app container in bridge mode finds the agent at the EC2 host's private IP
-(docs/agent_contract.md#the-agent-task-on-ecs), learned by one of the docs' variants (IMDSv1/IMDSv2 curl line,
-container metadata file, in code). Each test checks both hops: tracer -> agent (the agent's receiver counts
-grow) and agent -> intake (an AgentPayload with hostname = the IMDS instance-id, service/env/version and the
-ECS tags).
+(docs/agent_contract.md#the-agent-task-on-ecs), learned by one of the docs' variants (IMDSv1/IMDSv2 curl
+line, container metadata file, in code). Each test checks both hops: agent -> intake (an AgentPayload
+with hostname = the IMDS instance-id, service/env/version and the ECS tags) proves tracer -> agent too;
+when it does not arrive, the failure says whether the agent's receiver counted the app's traces
+(`agent status --json`, `apmStats.receiver`, which the trace-agent publishes once a minute: too slow to
+wait on, right for a diagnosis).
+
+The traffic is sent once for the whole run (`send_phase`); each test waits for its data until the
+deadline the agent's own intervals give (the tracer's flush + one trace writer flush + margin).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from lab.world import wait_until
+from lab.agent_probe import AgentProbeError, AgentStatus
 
 VARIANTS = ("imdsv1", "imdsv2", "metadata_file", "in_code")
 
@@ -20,29 +25,43 @@ def _tags(span: dict) -> set[str]:
     return set(span.get("container_tags") or [])
 
 
+def _hop1(agent, service: str) -> str:
+    """What the agent's receiver reports for `service`: where a missing trace was lost."""
+    try:
+        status = AgentStatus(agent.probe.status())
+    except AgentProbeError as exc:
+        return f"tracer -> agent hop unknown: {exc}"
+    counted = status.traces_received(service)
+    if counted is None:
+        return "tracer -> agent hop unknown: `agent status --json` reports no apmStats.receiver"
+    where = "the agent -> intake hop lost them" if counted else "tracer -> agent hop, or not published yet"
+    return (f"the agent's receiver counted {counted} trace(s) from {service} in its last published minute "
+            f"({where})")
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_each_variant_finds_the_agent_at_the_instance_private_ip(apps, agent, variant):
-    app = apps[variant]
-    seen = app.get("/")
+def test_each_variant_finds_the_agent_at_the_instance_private_ip(send_phase, agent, variant):
+    seen = send_phase.agent_hosts[variant]
     assert seen["agent_host"] == agent.private_ip, (
-        f"{app.service} resolved DD_AGENT_HOST={seen['agent_host']!r} via {seen['agent_host_from']}, "
-        f"expected the instance's private IP {agent.private_ip} (IMDS local-ipv4)")
+        f"{send_phase.lab.apps[variant].service} resolved DD_AGENT_HOST={seen['agent_host']!r} via "
+        f"{seen['agent_host_from']}, expected the instance's private IP {agent.private_ip} (IMDS local-ipv4)")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_traces_reach_the_intake_with_instance_hostname_and_ecs_tags(apps, agent, intake, variant):
+def test_traces_reach_the_intake_with_instance_hostname_and_ecs_tags(apps, agent, send_phase, variant):
     app = apps[variant]
-    before = agent.status()["apm"]["traces_received"]
-    work = app.get("/work?ms=2&depth=2")
-
-    # Hop 1: tracer -> agent. The agent's receiver counted the trace.
-    wait_until(lambda: agent.status()["apm"]["traces_received"] > before, timeout=15,
-               what=f"the agent's APM receiver to count a trace from {app.service} (tracer -> agent hop)")
-
-    # Hop 2: agent -> intake.
-    spans = intake.wait_for_spans(service=app.service, timeout=20,
-                                  predicate=lambda s: str(s.get("trace_id")) == work["trace_id"]
-                                  or s.get("name") == "work.request")
+    work = send_phase.work[variant]
+    offer = agent.probe.offers("traces")
+    if not offer:
+        pytest.skip(offer.reason)
+    try:
+        with send_phase.wait("traces") as timeout:
+            spans = send_phase.intake.wait_for_spans(
+                service=app.service, timeout=timeout,
+                predicate=lambda s: str(s.get("trace_id")) == work["trace_id"]
+                or s.get("name") == "work.request")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {_hop1(agent, app.service)}") from None
     span = next((s for s in spans if s.get("name") == "work.request"), spans[0])
     assert span["hostname"] == agent.instance_id, (
         f"payload hostname {span['hostname']!r}: the agent on ECS EC2 reports the IMDS instance-id "
@@ -60,11 +79,10 @@ def test_traces_reach_the_intake_with_instance_hostname_and_ecs_tags(apps, agent
     assert span["container_id"] == app.docker_id, "traces must be attributed to the app's container id"
 
 
-def test_error_spans_keep_their_error_flag(apps, intake):
+def test_error_spans_keep_their_error_flag(apps, send_phase):
     app = apps["imdsv1"]
-    import urllib.error
-
-    with pytest.raises(urllib.error.HTTPError):
-        app.get("/error")
-    spans = intake.wait_for_spans(service=app.service, timeout=20, predicate=lambda s: s.get("error") == 1)
+    assert send_phase.errors.get("imdsv1") == 500, f"GET /error answered {send_phase.errors.get('imdsv1')}"
+    with send_phase.wait("traces") as timeout:
+        spans = send_phase.intake.wait_for_spans(service=app.service, timeout=timeout,
+                                                 predicate=lambda s: s.get("error") == 1)
     assert spans[0]["error"] == 1

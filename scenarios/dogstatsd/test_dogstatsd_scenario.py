@@ -1,9 +1,14 @@
 """dogstatsd: custom metrics sent over 8125/udp to the instance's private IP arrive with ECS tags;
 with DD_DOGSTATSD_NON_LOCAL_TRAFFIC off they do not, because the agent then listens only on its own
 localhost, which an app container in bridge mode cannot reach (docs/agent_contract.md#the-agent-task-on-ecs).
+
+Waits: one metric bucket + one aggregator flush + margin, from the send phase (session lab) or from
+the send (the non-local-off stack), as the agent under test reports its intervals.
 """
 
 from __future__ import annotations
+
+import socket
 
 from datadog.dogstatsd import DogStatsd
 
@@ -16,10 +21,11 @@ CONTROL = "ecs_lab.scenario.dogstatsd.control"
 LAB_WITH = {"features": set(DEFAULT_FEATURES) - {"dogstatsd_non_local"}, "apps": ("imdsv1",)}
 
 
-def test_custom_metrics_arrive_with_service_and_ecs_tags(apps, agent, intake):
+def test_custom_metrics_arrive_with_service_and_ecs_tags(apps, agent, send_phase):
     app = apps["imdsv1"]
-    app.get("/work?ms=1&depth=1")
-    series = intake.wait_for_metric(METRIC, tags=["depth:1", f"service:{app.service}"], timeout=20)
+    with send_phase.wait("metrics") as timeout:
+        series = send_phase.intake.wait_for_metric(METRIC, tags=["depth:1", f"service:{app.service}"],
+                                                   timeout=timeout)
     tags = set(series[0]["tags"])
     assert {"env:lab", "version:1.0.0", "app:ecs-lab-web"} <= tags, sorted(tags)
     expected_ecs = {f"task_family:{app.service}-task", "task_version:1", "ecs_cluster_name:ecs-lab",
@@ -30,10 +36,9 @@ def test_custom_metrics_arrive_with_service_and_ecs_tags(apps, agent, intake):
     assert ("host", agent.instance_id) in resources or series[0].get("host") == agent.instance_id, series[0]
 
 
-def test_every_metric_kind_of_the_app_is_aggregated(apps, intake):
-    app = apps["imdsv1"]
-    for _ in range(3):
-        app.get("/work?ms=1&depth=2")
+def test_every_metric_kind_of_the_app_is_aggregated(apps, send_phase):
+    app, intake = apps["imdsv1"], send_phase.intake
+    sent = send_phase.requests["imdsv1"]
     tags = ["route:/work", f"service:{app.service}"]
 
     def counted() -> float:
@@ -41,47 +46,55 @@ def test_every_metric_kind_of_the_app_is_aggregated(apps, intake):
         series = intake.metrics("ecs_lab.app.requests", tags=tags)
         return sum(p["value"] * (s.get("interval") or 1) for s in series for p in s["points"])
 
-    wait_until(lambda: counted() >= 3, timeout=20,
-               what="3 requests counted by ecs_lab.app.requests (a rate * its interval)")
+    with send_phase.wait("metrics") as timeout:
+        wait_until(lambda: counted() >= sent, timeout=timeout,
+                   what=f"{sent} requests counted by ecs_lab.app.requests (a rate * its interval)")
+        intake.wait_for_metric("ecs_lab.app.request.latency_ms.max", tags=[f"service:{app.service}"],
+                               timeout=timeout)
     series = intake.metrics("ecs_lab.app.requests", tags=tags)
     assert {s.get("type") for s in series} == {2}, "a DogStatsD counter is flushed as type RATE (2)"
-    intake.wait_for_metric("ecs_lab.app.request.latency_ms.max", tags=[f"service:{app.service}"], timeout=20)
 
 
 def test_without_non_local_traffic_the_agent_receives_nothing_from_apps(lab_with):
     lab = lab_with(**LAB_WITH)
     app, agent = lab.apps["imdsv1"], lab.agents[0]
+    from lab.agent_probe import waiting_for
     from lab.pytest_plugin import intake_client
 
     intake = intake_client(lab.intake_url, "non-local-off")
-    status = agent.status()
-    flush = float(status["config"]["flush_interval"])
-    local = next(a for a in status["dogstatsd"]["listening"] if not a.startswith(agent.private_ip))
+    intervals = agent.probe.intervals()
+    # The agent's own localhost (its netns' loopback; on the local backend an address of its own)
+    # and the DogStatsD port the task definition gave it.
+    local_host, port = lab.instance(1)["agent_localhost"], agent.dogstatsd[1]
     for _ in range(5):
         app.get("/work?ms=1&depth=1")
     # Positive control, sent after the app's metrics: the same DogStatsD receiver -> aggregator ->
     # forwarder -> intake path works for a sender on the agent's own localhost, where it listens.
-    host, _, port = local.removesuffix("/udp").rpartition(":")
-    _send_control_from_agent_localhost(lab, agent, host, int(port))
+    _send_control_from_agent_localhost(lab, agent, local_host, port)
     # Traces still arrive (APM non-local traffic is on): the app did run and send.
-    intake.wait_for_spans(service=app.service, timeout=20)
-    control = intake.wait_for_metric(CONTROL, timeout=2 * flush + 5)
+    with waiting_for(intervals.traces()) as timeout:
+        intake.wait_for_spans(service=app.service, timeout=timeout)
+    with waiting_for(intervals.metrics()) as timeout:
+        control = intake.wait_for_metric(CONTROL, timeout=timeout)
     control_seq = max(s["seq"] for s in control)
 
-    # One more complete flush after the one that carried the control: the agent's aggregator runs
-    # every `flush` seconds, so anything it received from the app (sent before the control, the
-    # client's 0.3 s buffer included) has been forwarded by then.
-    wait_until(lambda: any(s["seq"] > control_seq for s in intake.metrics("datadog.agent.running")),
-               timeout=2 * flush + 5, what=f"a full agent flush ({flush} s) after the control metric's")
+    # One more complete flush after the one that carried the control: anything the agent received
+    # from the app (sent before the control, the client's 0.3 s buffer included) is forwarded by then.
+    with waiting_for(intervals.flush_after()) as timeout:
+        wait_until(lambda: any(s["seq"] > control_seq for s in intake.metrics("datadog.agent.running")),
+                   timeout=timeout, what="a full agent flush after the control metric's")
     got = intake.metrics(METRIC)
-    received = agent.status()["dogstatsd"]
     assert not got, (
         f"{METRIC} reached the intake although DD_DOGSTATSD_NON_LOCAL_TRAFFIC=false: the agent should "
-        f"listen only on its own localhost ({received.get('listening')}) and an app in another container "
-        f"sends to the instance's private IP {agent.private_ip}:8125")
-    assert not any(addr.startswith(agent.private_ip) for addr in received.get("listening", [])), (
-        f"with DD_DOGSTATSD_NON_LOCAL_TRAFFIC=false DogStatsD must not listen on the private IP; "
-        f"it listens on {received.get('listening')}")
+        f"listen only on its own localhost ({local_host}) and an app in another container sends to the "
+        f"instance's private IP {agent.private_ip}:{port}")
+    if lab.state.get("backend") != "docker":
+        # Nothing holds the private IP's DogStatsD port: binding it succeeds (EADDRINUSE otherwise).
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind((agent.private_ip, port))
+        finally:
+            probe.close()
 
 
 def _send_control_from_agent_localhost(lab, agent, host: str, port: int) -> None:
@@ -89,14 +102,11 @@ def _send_control_from_agent_localhost(lab, agent, host: str, port: int) -> None
 
     On the local backend that address is reachable from here (the real `datadog` client sends it);
     on docker it exists only inside the agent container's network namespace, so the datagram is
-    sent from there, as a sidecar sharing the agent's netns would send it.
+    sent from there (`docker exec`), as a sidecar sharing the agent's netns would send it.
     """
-    backend = lab.backend
-    if backend is not None and getattr(backend, "name", None) == "docker":
-        container = backend.agent_tasks[agent.instance_index].container("datadog-agent")
+    if lab.state.get("backend") == "docker":
         line = f"{CONTROL}:1|c|#sender:agent-localhost"
-        code, output = backend.client.containers.get(container.docker_id).exec_run(
-            ["bash", "-c", f"printf '%s' '{line}' > /dev/udp/{host}/{port}"])
+        code, output = agent.probe.run(["bash", "-c", f"printf '%s' '{line}' > /dev/udp/{host}/{port}"])
         assert code == 0, f"could not send the control datagram inside the agent container: {output!r}"
         return
     statsd = DogStatsd(host=host, port=port, disable_telemetry=True, disable_buffering=True)

@@ -11,12 +11,16 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from lab.agent_probe import AgentProbe
 
 # The aws CLI of this very environment (a shell `aws` may belong to another Python and botocore).
 AWS_CLI = (sys.executable, "-m", "awscli")
@@ -163,3 +167,16 @@ def ecs_lab():
         stopping = threading.Thread(target=stop, name="ecs-lab-stop")
         stopping.start()
         _STOPPING.append(stopping)
+
+
+@pytest.fixture
+def task_agent_probe() -> Callable[[Any, str], AgentProbe]:
+    """`task_agent_probe(backend, task_arn)`: the agent of a task the control plane placed, seen as the
+    real agent offers itself: commands run in its container (`docker exec`). No `/info`: these
+    scenarios change its port mappings."""
+    from lab.agent_probe import AgentProbe
+
+    def probe(backend: Any, task_arn: str, container: str = "datadog-agent") -> AgentProbe:
+        return AgentProbe(lambda argv: backend.exec_in_container(task_arn, container, argv), None)
+
+    return probe

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.agent_probe import waiting_for
 from lab.world import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +45,7 @@ def _running(ecs, cluster, **kwargs):
     return [t for t in tasks if t["lastStatus"] == "RUNNING"]
 
 
-def test_daemon_agents_as_containers_and_apps_report_through_their_own_instance(docker_ecs):
+def test_daemon_agents_as_containers_and_apps_report_through_their_own_instance(docker_ecs, task_agent_probe):
     from lab.fakes.intake.client import IntakeClient
 
     backend, cluster = docker_ecs
@@ -69,6 +70,7 @@ def test_daemon_agents_as_containers_and_apps_report_through_their_own_instance(
     wait_until(lambda: len(_running(ecs, name, family="ecs-lab-web-imdsv1")) == 2, 120, interval=0.5,
                what="2 RUNNING app containers")
     intake = IntakeClient(backend.topo.host_intake_url)
+    intervals = task_agent_probe(backend, agents[0]["taskArn"]).intervals()
     for inst in world.instances:
         _, task = world.find_task(app_arns[inst.index])
         c = task.containers[0]
@@ -77,8 +79,9 @@ def test_daemon_agents_as_containers_and_apps_report_through_their_own_instance(
         code, out = backend.run_in_instance(inst.index, ["curl", "-sf", "--retry", "30", "--retry-delay", "1",
                                                          "--retry-connrefused", url], timeout=90)
         assert code == 0, f"the app on instance {inst.index} did not answer {url}: {out}"
-        spans = intake.wait_for_spans(service="ecs-lab-web", timeout=40,
-                                      predicate=lambda s, d=c.docker_id: s.get("container_id") == d)
+        with waiting_for(intervals.traces()) as timeout:
+            spans = intake.wait_for_spans(service="ecs-lab-web", timeout=timeout,
+                                          predicate=lambda s, d=c.docker_id: s.get("container_id") == d)
         assert {s["hostname"] for s in spans} == {inst.instance_id}
 
 
@@ -114,7 +117,7 @@ def _roll(ecs, name, service, td_arn, timeout=120):
         raise AssertionError(f"{exc}; tasks: {seen()}") from None
 
 
-def test_fips_sidecar_sends_nothing_in_bridge_mode_and_works_in_host_mode(docker_ecs):
+def test_fips_sidecar_sends_nothing_in_bridge_mode_and_works_in_host_mode(docker_ecs, task_agent_probe):
     from lab.ecs.diagnose import agent_findings
     from lab.fakes.intake.client import IntakeClient
 
@@ -130,16 +133,20 @@ def test_fips_sidecar_sends_nothing_in_bridge_mode_and_works_in_host_mode(docker
     assert finding.code == "fips_bridge", str(finding)
     bridge_arn = ecs.register_task_definition(**bridge)["taskDefinition"]["taskDefinitionArn"]
     _roll(ecs, name, "datadog-agent-fips", bridge_arn)
+    (agent_arn,) = {t["taskArn"] for t in _running(ecs, name, serviceName="datadog-agent-fips")
+                    if t["containerInstanceArn"] == backend.world.instance(1).arn}
+    wait = task_agent_probe(backend, agent_arn).intervals().metrics()
     cursor = intake.payloads_page(SERIES)["next_since"]
-    with pytest.raises(TimeoutError):
-        wait_until(lambda: intake.payloads(SERIES, since=cursor), 10,
+    with pytest.raises(TimeoutError):  # one bucket + one flush + margin: series would have come by then
+        wait_until(lambda: intake.payloads(SERIES, since=cursor), wait.seconds,
                    what=f"series in bridge mode ({finding})")
 
     host_arn = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
     cursor = intake.payloads_page(SERIES)["next_since"]
     _roll(ecs, name, "datadog-agent-fips", host_arn)
-    wait_until(lambda: intake.payloads(SERIES, since=cursor), 40,
-               what="series from the agents through their FIPS proxy sidecar (host mode)")
+    with waiting_for(wait) as timeout:
+        wait_until(lambda: intake.payloads(SERIES, since=cursor), timeout,
+                   what="series from the agents through their FIPS proxy sidecar (host mode)")
 
 
 def _remove_service(ecs, name, service):

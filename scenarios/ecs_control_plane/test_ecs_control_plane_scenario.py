@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from lab.agent.config import ipc_address
+from lab.agent_probe import waiting_for
 from lab.ecs.diagnose import agent_findings, secrets_findings
 from lab.world import wait_until
 
@@ -87,7 +88,8 @@ def apps(ecs_lab):
             for n, arn in out.items()}
 
 
-def test_docs_agent_runs_once_per_instance_and_apps_report_through_their_own(ecs_lab, apps):
+def test_docs_agent_runs_once_per_instance_and_apps_report_through_their_own(ecs_lab, apps,
+                                                                              task_agent_probe):
     td = ecs_lab.register(AGENT_TASKDEFS / "datadog-agent-ecs-full.json")
     agents = _agent_revision(ecs_lab, td)
     assert {t["containerInstanceArn"] for t in agents} == {i.arn for i in ecs_lab.world.instances}
@@ -108,13 +110,19 @@ def test_docs_agent_runs_once_per_instance_and_apps_report_through_their_own(ecs
         meta = requests.get(rc.env["ECS_CONTAINER_METADATA_URI_V4"] + "/task", timeout=5).json()
         assert meta["TaskARN"] == apps[inst.index]["arn"] and meta["Family"] == APP_FAMILY
 
+    # Waits from the agent of instance 1 (both run the same task definition).
+    first = ecs_lab.world.instance(1).arn
+    (agent_arn,) = [t["taskArn"] for t in agents if t["containerInstanceArn"] == first]
+    intervals = task_agent_probe(ecs_lab.backend, agent_arn).intervals()
     for app in apps.values():
         requests.get(app["url"] + "/work?ms=1&depth=1", timeout=10)
+    sent = time.monotonic()
     for inst in ecs_lab.world.instances:
         app = apps[inst.index]
-        spans = ecs_lab.intake.wait_for_spans(
-            service="ecs-lab-web", timeout=30,
-            predicate=lambda s, d=app["docker_id"]: s.get("container_id") == d)
+        with waiting_for(intervals.traces(), sent) as timeout:
+            spans = ecs_lab.intake.wait_for_spans(
+                service="ecs-lab-web", timeout=timeout,
+                predicate=lambda s, d=app["docker_id"]: s.get("container_id") == d)
         hosts = {s["hostname"] for s in spans}
         assert hosts == {inst.instance_id}, (
             f"traces of the app on instance {inst.index} arrived with hostname(s) {sorted(hosts)}; "
@@ -123,8 +131,9 @@ def test_docs_agent_runs_once_per_instance_and_apps_report_through_their_own(ecs
     # Metrics carry the task's family and version, and come from each app's own instance.
     for inst in ecs_lab.world.instances:
         family_tags = [f"task_family:{APP_FAMILY}", f"task_version:{apps[inst.index]['revision']}"]
-        ecs_lab.intake.wait_for_metric("ecs_lab.app.requests", tags=family_tags, timeout=40,
-                                       predicate=lambda s, i=inst.instance_id: _host(s) == i)
+        with waiting_for(intervals.metrics(), sent) as timeout:
+            ecs_lab.intake.wait_for_metric("ecs_lab.app.requests", tags=family_tags, timeout=timeout,
+                                           predicate=lambda s, i=inst.instance_id: _host(s) == i)
 
 
 def _host(series: dict) -> str | None:
@@ -134,7 +143,7 @@ def _host(series: dict) -> str | None:
     return series.get("host")
 
 
-def test_missing_8126_host_port_leaves_traces_nowhere_and_says_why(ecs_lab, apps):
+def test_missing_8126_host_port_leaves_traces_nowhere_and_says_why(ecs_lab, apps, task_agent_probe):
     td = json.loads((AGENT_TASKDEFS / "datadog-agent-ecs-apm.json").read_text())
     td["containerDefinitions"][0]["portMappings"] = [{"containerPort": 8126, "protocol": "tcp"}]
     findings = agent_findings(td)
@@ -147,18 +156,15 @@ def test_missing_8126_host_port_leaves_traces_nowhere_and_says_why(ecs_lab, apps
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((inst.private_ip, 8126), timeout=2).close()
     # How long a trace takes to reach the intake when the path works: the tracer's writer interval
-    # (ddtrace's DD_TRACE_WRITER_INTERVAL_SECONDS, 1 s by default) plus the agent's trace flush
-    # interval, read from the running agent of instance 1. That plus a margin without the trace: it
-    # never came.
+    # (ddtrace's DD_TRACE_WRITER_INTERVAL_SECONDS, 1 s by default) plus the trace writer flush of the
+    # running agent of instance 1, plus a margin. That long without the trace: it never came.
     (agent_arn,) = [t["taskArn"] for t in agents if t["containerInstanceArn"] == inst.arn]
-    host, port = ipc_address(ecs_lab.backend.tasks[agent_arn].containers[0].env)
-    agent_config = requests.get(f"http://{host}:{port}/agent/status", timeout=5).json()["config"]
     app_env = ecs_lab.backend.tasks[apps[1]["arn"]].containers[0].env
     tracer_interval = float(app_env.get("DD_TRACE_WRITER_INTERVAL_SECONDS", 1.0))
-    wait = tracer_interval + float(agent_config["trace_flush_interval"]) + 1.0
+    wait = task_agent_probe(ecs_lab.backend, agent_arn).intervals().traces(tracer_flush=tracer_interval)
     work = requests.get(apps[1]["url"] + "/work?ms=1&depth=1", timeout=10).json()
     with pytest.raises(AssertionError, match="no span for service=ecs-lab-web"):
-        ecs_lab.intake.wait_for_spans(service="ecs-lab-web", timeout=wait,
+        ecs_lab.intake.wait_for_spans(service="ecs-lab-web", timeout=wait.seconds,
                                       predicate=lambda s: str(s.get("trace_id")) == str(work["trace_id"]))
     # The failure text a user reads:
     assert "no hostPort 8126/tcp" in str(findings[0]) and '"hostPort": 8126' in str(findings[0])

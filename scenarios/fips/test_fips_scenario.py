@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pytest
 
+from lab.agent_probe import waiting_for
 from lab.pytest_plugin import intake_client
 from lab.stack import DEFAULT_FEATURES
 from lab.world import wait_until
@@ -33,10 +34,14 @@ def test_each_data_type_goes_out_on_its_own_proxy_port(fips_lab):
     proxy = fips_lab.backend.fips_proxies[1]
     app = fips_lab.apps["imdsv1"]
     intake = intake_client(fips_lab.intake_url, "fips")
+    intervals = fips_lab.agents[0].probe.intervals()
     app.get("/work?ms=1&depth=1")
-    intake.wait_for_spans(service=app.service, timeout=20)
-    intake.wait_for_metric("ecs_lab.app.work.done", timeout=20)
-    intake.wait_for_payloads("/api/v1/collector", timeout=20)
+    with waiting_for(intervals.traces()) as timeout:
+        intake.wait_for_spans(service=app.service, timeout=timeout)
+    with waiting_for(intervals.metrics()) as timeout:
+        intake.wait_for_metric("ecs_lab.app.work.done", timeout=timeout)
+    with waiting_for(intervals.processes()) as timeout:
+        intake.wait_for_payloads("/api/v1/collector", timeout=timeout)
     for route, (port, path) in ROUTES.items():
         records = [r for r in proxy.records_for(route) if r.path == path]
         assert records, f"no {path} request on the FIPS proxy's {route} port {port}; " \
@@ -77,8 +82,11 @@ def test_nothing_reaches_the_intake_except_through_the_proxy(fips_lab):
         relayed = {via_route(p.get("via")) for p in rows}
         return rows if {"metrics", "traces", "processes"} <= relayed else None
 
-    rows = wait_until(every_route_relayed, timeout=30, interval=0.5,
-                      what="payloads relayed by the FIPS proxy's metrics, traces and processes ports")
+    intervals = fips_lab.agents[0].probe.intervals()
+    slowest = max((intervals.metrics(), intervals.traces(), intervals.processes()), key=lambda w: w.seconds)
+    with waiting_for(slowest) as timeout:
+        rows = wait_until(every_route_relayed, timeout=timeout, interval=0.5,
+                          what="payloads relayed by the FIPS proxy's metrics, traces and processes ports")
     direct = [(p["endpoint"], p["timestamp"]) for p in rows if via_route(p.get("via")) is None]
     assert not direct, f"{len(direct)} of {len(rows)} payloads reached the intake without the FIPS proxy: " \
                        f"{direct[:10]}"

@@ -1,18 +1,21 @@
 """processes: with DD_PROCESS_AGENT_ENABLED=true the app's process shows up in the process payloads
 (`/api/v1/collector`, v3 process codec) under the instance's hostname, attributed to its container,
-and the payloads carry that container with its ECS tags."""
+and the payloads carry that container with its ECS tags.
+
+Waits: the process check's interval, twice (its first run sends nothing), from the send phase."""
 
 from __future__ import annotations
 
 import psutil
 
 
-def test_the_app_process_is_in_the_process_payloads(apps, agent, intake):
+def test_the_app_process_is_in_the_process_payloads(apps, agent, send_phase):
     app = apps["imdsv1"]
     # The container's process tree: the entryPoint's shell `exec`s ddtrace-run, which runs the app.
     tree = {app.pid, *(p.pid for p in psutil.Process(app.pid).children(recursive=True))}
-    found = intake.wait_for_processes(lambda p: p.get("pid") in tree and "lab.apps" in p["cmdline"],
-                                      timeout=20)
+    with send_phase.wait("processes") as timeout:
+        found = send_phase.intake.wait_for_processes(
+            lambda p: p.get("pid") in tree and "lab.apps" in p["cmdline"], timeout=timeout)
     mine = found[0]
     assert mine["hostName"] == agent.instance_id, "process payloads carry the agent's hostname (instance-id)"
     assert mine.get("containerId") == app.docker_id, (
@@ -20,11 +23,13 @@ def test_the_app_process_is_in_the_process_payloads(apps, agent, intake):
         f"got {mine.get('containerId')!r}")
 
 
-def test_process_payloads_carry_the_app_container_with_ecs_tags(apps, intake):
+def test_process_payloads_carry_the_app_container_with_ecs_tags(apps, send_phase):
     """With process collection on, the agent's process check sends the containers too (its
     container check, `/api/v1/container`, runs only when process collection is off)."""
     app = apps["imdsv1"]
-    payloads = intake.wait_for_payloads("/api/v1/collector", timeout=20, container_id=app.docker_id)
+    with send_phase.wait("processes") as timeout:
+        payloads = send_phase.intake.wait_for_payloads("/api/v1/collector", timeout=timeout,
+                                                       container_id=app.docker_id)
     containers = [c for p in payloads for c in p["data"]["body"].get("containers", [])
                   if c["id"] == app.docker_id]
     assert containers, f"no process payload carries container {app.docker_id[:12]} in its containers"

@@ -386,6 +386,11 @@ class LocalBackend:
             # engine, not the emulated instance's: its containers (another docker lab's, whose
             # metadata URIs name 169.254.170.2) are not this instance's. Containers come from /proc.
             env.setdefault("LAB_AGENT_DOCKER_SOCKET", "")
+            # The container's own /etc/datadog-agent: the agent writes its IPC auth token and
+            # certificate there and `agent status`/`health` in the same container read them. One
+            # directory per container, as each container has its own filesystem.
+            conf = self.run_dir / "containers" / container.docker_name / "etc-datadog-agent"
+            env.setdefault("DD_AUTH_TOKEN_FILE_PATH", str(conf / "auth_token"))
         return env
 
     def _argv_and_probe(self, instance: ContainerInstance, spec: ContainerSpec,

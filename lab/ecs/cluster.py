@@ -88,8 +88,9 @@ class EcsCluster:
         """Stop placing and relaunching tasks (the service scheduler, the instance agents' loops);
         running tasks keep running. For a backend about to stop them all itself: otherwise each app
         it stops is an essential container exiting, which a service replaces, as on ECS."""
+        # Only this cluster's: the control plane may serve other labs' clusters (lab.assembly).
         if self.control_plane.service_scheduler:
-            self.control_plane.service_scheduler.stop()
+            self.control_plane.service_scheduler.paused.add(self.world.cluster.name)
         for agent in list(self.agents.values()):
             agent.stop(stop_tasks=False)
 

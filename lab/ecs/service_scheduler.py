@@ -27,6 +27,9 @@ class ServiceScheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
+        # Clusters whose services are not scheduled any more: a lab stopping its own tasks (other
+        # labs' clusters on the same control plane keep being scheduled).
+        self.paused: set[str] = set()
         # ECS throttles a service whose tasks keep failing to start ("service task launch
         # throttling"): relaunches on one instance back off, 1 s doubling up to 30 s here.
         self._launches: dict[tuple[str, str], tuple[float, int]] = {}
@@ -59,6 +62,8 @@ class ServiceScheduler:
         with ECS_LOCK:
             b = self.ecs.backend
             for svc in list(b.services.values()):
+                if svc.cluster_name in self.paused:
+                    continue
                 self._reconcile_service(svc)
 
     def _task_tags(self, svc: Any) -> list[dict]:

@@ -128,6 +128,7 @@ class AppInfo:
     log: str | None
     url: str | None
     instance_index: int = 1
+    task_version: int = 1  # the revision of its task definition (task definitions are account-wide)
 
     def get(self, path: str = "/", timeout: float = 10.0) -> dict:
         """GET a path of the app (JSON), as a client of the service would."""
@@ -198,7 +199,7 @@ class Lab:
     @property
     def apps(self) -> dict[str, AppInfo]:
         return {v: AppInfo(v, a["service"], a.get("pid"), a["task_arn"], a.get("docker_id", ""), a.get("log"),
-                           a.get("url"), a.get("instance", 1))
+                           a.get("url"), a.get("instance", 1), a.get("task_version", 1))
                 for v, a in self.state.get("apps", {}).items()}
 
     def imds_url(self, n: int = 1) -> str:

@@ -809,7 +809,8 @@ class DockerBackend:
         apps = {}
         for v, t in self.app_tasks.items():
             c = t.containers[0]
-            apps[v] = {"service": app_service(v), "instance": 1, "task_arn": t.arn, "docker_id": c.docker_id,
+            apps[v] = {"service": app_service(v), "instance": 1, "task_arn": t.arn, "task_family": t.family,
+                       "task_version": t.revision, "docker_id": c.docker_id,
                        "pid": c.pid, "status": c.known_status, "log": str(self.log_path(f"app-{v}")),
                        # The host reaches containers on the instance bridge directly (never 169.254.x).
                        "url": f"http://{c.ipv4_addresses[0]}:{APP_PORT}" if c.ipv4_addresses else None}

@@ -551,7 +551,7 @@ class LocalBackend:
             rc = rt.containers[0] if rt else None
             apps[variant] = {
                 "service": app_service(variant), "instance": rt.instance.index if rt else 1,
-                "task_arn": task.arn,
+                "task_arn": task.arn, "task_family": task.family, "task_version": task.revision,
                 "pid": rc.process.pid if rc else None,
                 "status": rc.container.known_status if rc else "STOPPED",
                 "docker_id": task.containers[0].docker_id,

@@ -69,7 +69,7 @@ def test_traces_reach_the_intake_with_instance_hostname_and_ecs_tags(apps, agent
     assert span["env"] == "lab"
     assert span["meta"].get("version") == "1.0.0"
     family = f"{app.service}-task"
-    expected = {f"task_family:{family}", "task_version:1", "ecs_cluster_name:ecs-lab",
+    expected = {f"task_family:{family}", f"task_version:{app.task_version}", "ecs_cluster_name:ecs-lab",
                 "ecs_container_name:app", f"ecs_service:{app.service}", "region:us-east-1",
                 "image_name:ecs-agent-lab/lab"}
     missing = expected - _tags(span)

@@ -19,7 +19,7 @@ MIB = 1 << 20
 
 
 def _app_tags(app) -> list[str]:
-    return [f"task_family:{app.service}-task", "task_version:1", "ecs_container_name:app",
+    return [f"task_family:{app.service}-task", f"task_version:{app.task_version}", "ecs_container_name:app",
             "ecs_cluster_name:ecs-lab", f"container_id:{app.docker_id}"]
 
 

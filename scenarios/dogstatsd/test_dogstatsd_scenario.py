@@ -28,8 +28,8 @@ def test_custom_metrics_arrive_with_service_and_ecs_tags(apps, agent, send_phase
                                                    timeout=timeout)
     tags = set(series[0]["tags"])
     assert {"env:lab", "version:1.0.0", "app:ecs-lab-web"} <= tags, sorted(tags)
-    expected_ecs = {f"task_family:{app.service}-task", "task_version:1", "ecs_cluster_name:ecs-lab",
-                    "ecs_container_name:app"}
+    expected_ecs = {f"task_family:{app.service}-task", f"task_version:{app.task_version}",
+                    "ecs_cluster_name:ecs-lab", "ecs_container_name:app"}
     assert expected_ecs <= tags, (f"ECS tags missing from {METRIC}: {sorted(expected_ecs - tags)}; "
                                   f"got {sorted(tags)}")
     resources = {(r["type"], r["name"]) for r in series[0].get("resources", [])}

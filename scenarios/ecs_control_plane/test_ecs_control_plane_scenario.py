@@ -153,8 +153,18 @@ def test_missing_8126_host_port_leaves_traces_nowhere_and_says_why(ecs_lab, apps
     agents = _agent_revision(ecs_lab, ecs_lab.ecs.register_task_definition(**td)["taskDefinition"])
 
     inst = ecs_lab.world.instance(1)
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection((inst.private_ip, 8126), timeout=2).close()
+
+    def refused() -> bool:
+        # The previous revision's agent is stopped once the new one runs (a rolling deployment):
+        # until then it still holds the port.
+        try:
+            socket.create_connection((inst.private_ip, 8126), timeout=2).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    wait_until(refused, 30, interval=0.2,
+               what=f"{inst.private_ip}:8126 to refuse connections once the old agent task stopped")
     # How long a trace takes to reach the intake when the path works: the tracer's writer interval
     # (ddtrace's DD_TRACE_WRITER_INTERVAL_SECONDS, 1 s by default) plus the trace writer flush of the
     # running agent of instance 1, plus a margin. That long without the trace: it never came.

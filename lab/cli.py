@@ -41,6 +41,8 @@ class LazyGroup(click.Group):
         "deploy": "lab.ecs.cli:deploy",
         "fake": "lab.cli:fake",
         "images": "lab.backends.images:images_cli",
+        "exercise": "lab.sandbox.cli:exercise",
+        "doctor": "lab.sandbox.cli:doctor",
     },
 )
 @click.version_option(package_name="ecs-agent-lab")

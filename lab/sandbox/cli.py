@@ -34,8 +34,12 @@ def _session():
     return ExerciseSession(target, lab_home() / "exercise.json")
 
 
-LANG_OPTION = click.option("--lang", type=click.Choice(["en", "ko", "ja"]), default=None,
-                           help="Language of the texts (default: from LANG).")
+LANG_OPTION = click.option(
+    "--lang",
+    type=click.Choice(["en", "ko", "ja"]),
+    default=None,
+    help="Language of the texts (default: from LANG).",
+)
 
 
 @click.group()
@@ -66,14 +70,17 @@ def start(exercise_id: str, lang: str | None) -> None:
     from lab.sandbox.exercises import EXERCISES
 
     if exercise_id not in EXERCISES:
-        raise click.BadParameter(f"no exercise {exercise_id!r}; known: {', '.join(EXERCISES)}",
-                                 param_hint="EXERCISE_ID")
+        raise click.BadParameter(
+            f"no exercise {exercise_id!r}; known: {', '.join(EXERCISES)}", param_hint="EXERCISE_ID"
+        )
     try:
         ex = _session().start(exercise_id)
     except TargetError as exc:
         raise click.ClickException(str(exc)) from None
     text = ex.text(_lang(lang))
-    click.echo(f"{text['title']}\n\n{text['story']}\n\nRun `ecs-lab exercise check` when you think it is fixed.")
+    click.echo(
+        f"{text['title']}\n\n{text['story']}\n\nRun `ecs-lab exercise check` when you think it is fixed."
+    )
 
 
 @exercise.command()
@@ -135,8 +142,12 @@ def doctor(taskdef: Path | None, as_json: bool) -> None:
         except ValueError as exc:
             raise click.ClickException(f"{taskdef}: {exc}") from None
         if as_json:
-            click.echo(json.dumps([{"hop": h, "code": f.code, "field": f.field, "message": f.message}
-                                   for h, f in found], indent=2))
+            click.echo(
+                json.dumps(
+                    [{"hop": h, "code": f.code, "field": f.field, "message": f.message} for h, f in found],
+                    indent=2,
+                )
+            )
         else:
             for hop, f in found:
                 click.echo(f"FAIL  {hop}: {f.field}: {f.message}")

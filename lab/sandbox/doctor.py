@@ -39,12 +39,19 @@ _TRUE = {"1", "true", "yes", "on"}
 
 # Which hop each static finding of lab.ecs.diagnose (and of this module) concerns.
 FINDING_HOPS = {
-    "apm_host_port": "app-apm", "awsvpc_agent": "app-agent-host",
-    "dogstatsd_host_port": "app-dogstatsd", "dogstatsd_non_local": "app-dogstatsd",
-    "apm_non_local": "app-apm", "apm_disabled": "app-apm",
-    "fips_bridge": "fips", "fips_no_proxy": "fips", "secret_missing": "agent-task",
-    "health_check": "agent-health", "process_disabled": "agent-intake:processes",
-    "process_mounts": "agent-intake:processes", "docker_socket": "agent-intake:processes",
+    "apm_host_port": "app-apm",
+    "awsvpc_agent": "app-agent-host",
+    "dogstatsd_host_port": "app-dogstatsd",
+    "dogstatsd_non_local": "app-dogstatsd",
+    "apm_non_local": "app-apm",
+    "apm_disabled": "app-apm",
+    "fips_bridge": "fips",
+    "fips_no_proxy": "fips",
+    "secret_missing": "agent-task",
+    "health_check": "agent-health",
+    "process_disabled": "agent-intake:processes",
+    "process_mounts": "agent-intake:processes",
+    "docker_socket": "agent-intake:processes",
     "api_key": "agent-task",
 }
 
@@ -86,11 +93,16 @@ class Report:
 
     def as_dict(self) -> dict:
         broken = self.first_broken
-        return {"ok": self.ok, "first_broken": broken.hop if broken else None, "took_s": round(self.took_s, 2),
-                "hops": [asdict(h) for h in self.hops]}
+        return {
+            "ok": self.ok,
+            "first_broken": broken.hop if broken else None,
+            "took_s": round(self.took_s, 2),
+            "hops": [asdict(h) for h in self.hops],
+        }
 
 
 # -- waiting derived from the agent's intervals --------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FlowWait:
@@ -138,8 +150,13 @@ def _tcp_open(host: str, port: int, timeout: float = 1.0) -> str | None:
         return exc.strerror or str(exc)
 
 
-def _observe(target: LabTarget, wait: FlowWait, want_processes: bool, services: list[str],
-             deadline_s: float | None = None) -> dict:
+def _observe(
+    target: LabTarget,
+    wait: FlowWait,
+    want_processes: bool,
+    services: list[str],
+    deadline_s: float | None = None,
+) -> dict:
     """Drive the apps with a user's traffic and watch the intake until every expected kind of data
     arrived or the waits ran out. Returns what was seen since the start."""
     intake = target.intake
@@ -166,9 +183,13 @@ def _observe(target: LabTarget, wait: FlowWait, want_processes: bool, services: 
             metrics[svc] = metrics.get(svc, 0) + 1
         now = {r: s.get("accepted", 0) for r, s in intake.routestats().items()}
         routes = {r: now[r] - before.get(r, 0) for r in now}
-        done = (all(spans.get(s) for s in services) and all(metrics.get(s) for s in services)
-                and routes.get(DATA_ROUTES["series"], 0) > 0 and routes.get(DATA_ROUTES["check runs"], 0) > 0
-                and (not want_processes or routes.get(DATA_ROUTES["processes"], 0) > 0))
+        done = (
+            all(spans.get(s) for s in services)
+            and all(metrics.get(s) for s in services)
+            and routes.get(DATA_ROUTES["series"], 0) > 0
+            and routes.get(DATA_ROUTES["check runs"], 0) > 0
+            and (not want_processes or routes.get(DATA_ROUTES["processes"], 0) > 0)
+        )
         if done or time.monotonic() - t0 > limit:
             break
         time.sleep(0.5)
@@ -179,8 +200,10 @@ def _settled_health(target: LabTarget, agent_c: dict) -> list[tuple[str, str]]:
     """The agent containers' ECS health, waiting while a new task's first checks have not run yet
     (UNKNOWN) for as long as ECS itself would: the start period plus `retries` intervals."""
     hc = agent_c.get("healthCheck") or {}
-    limit = min(120.0, float(hc.get("startPeriod", 0)) + float(hc.get("interval", 30))
-                * (int(hc.get("retries", 3)) + 1) + 5)
+    limit = min(
+        120.0,
+        float(hc.get("startPeriod", 0)) + float(hc.get("interval", 30)) * (int(hc.get("retries", 3)) + 1) + 5,
+    )
     deadline = time.monotonic() + limit
     while True:
         health = target.agent_health()
@@ -209,19 +232,34 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
     # agent-task
     running = [t for t in target.tasks(AGENT_SERVICE) if t.get("lastStatus") == "RUNNING"] if td else []
     if td is None or agent_c is None:
-        hops.append(Hop("agent-task", False, "the cluster has no datadog-agent service running the agent image",
-                        "create the DAEMON service from the agent task definition"))
+        hops.append(
+            Hop(
+                "agent-task",
+                False,
+                "the cluster has no datadog-agent service running the agent image",
+                "create the DAEMON service from the agent task definition",
+            )
+        )
     elif len(running) < len(instances):
         reasons = target.stopped_reasons(AGENT_SERVICE)
         secret = [f for r in reasons[-3:] for f in secrets_findings(r)]
-        evidence = (f"{len(running)}/{len(instances)} instance(s) run an agent task"
-                    + (f"; last stopped reason: {reasons[-1]}" if reasons else ""))
-        hops.append(Hop("agent-task", False, evidence,
-                        str(secret[0]) if secret else _fix(findings, "agent-task",
-                                                           "see `aws ecs describe-services` events")))
+        evidence = f"{len(running)}/{len(instances)} instance(s) run an agent task" + (
+            f"; last stopped reason: {reasons[-1]}" if reasons else ""
+        )
+        hops.append(
+            Hop(
+                "agent-task",
+                False,
+                evidence,
+                str(secret[0])
+                if secret
+                else _fix(findings, "agent-task", "see `aws ecs describe-services` events"),
+            )
+        )
     else:
-        hops.append(Hop("agent-task", True, f"{len(running)} agent task(s) RUNNING "
-                                            f"({td['family']}:{td['revision']})"))
+        hops.append(
+            Hop("agent-task", True, f"{len(running)} agent task(s) RUNNING ({td['family']}:{td['revision']})")
+        )
 
     # agent-health
     health = _settled_health(target, agent_c) if td and agent_c else []
@@ -229,8 +267,14 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
     if not health:
         hops.append(Hop("agent-health", False, "no agent container to report health", "fix agent-task first"))
     elif bad:
-        hops.append(Hop("agent-health", False, f"ECS reports the agent container {', '.join(sorted(set(bad)))}",
-                        _fix(findings, "agent-health", 'the health check must be ["CMD-SHELL", "agent health"]')))
+        hops.append(
+            Hop(
+                "agent-health",
+                False,
+                f"ECS reports the agent container {', '.join(sorted(set(bad)))}",
+                _fix(findings, "agent-health", 'the health check must be ["CMD-SHELL", "agent health"]'),
+            )
+        )
     else:
         hops.append(Hop("agent-health", True, f"{len(health)} agent container(s) HEALTHY"))
 
@@ -246,12 +290,24 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
         proxies = [c for c in td["containerDefinitions"] if is_fips_proxy_image(c.get("image", ""))]
         flowing = routes.get(DATA_ROUTES["series"], 0) > 0
         if not proxies or not flowing:
-            hops.append(Hop("fips", False,
-                            ("DD_FIPS_ENABLED=true and no FIPS proxy container in the task"
-                             if not proxies else "no data passed the FIPS proxy")
-                            + f" in {seen['waited_s']:.0f}s",
-                            _fix(findings, "fips", "run the datadog/fips-proxy sidecar in the agent's "
-                                                   "network namespace (host mode), or set DD_FIPS_ENABLED=false")))
+            hops.append(
+                Hop(
+                    "fips",
+                    False,
+                    (
+                        "DD_FIPS_ENABLED=true and no FIPS proxy container in the task"
+                        if not proxies
+                        else "no data passed the FIPS proxy"
+                    )
+                    + f" in {seen['waited_s']:.0f}s",
+                    _fix(
+                        findings,
+                        "fips",
+                        "run the datadog/fips-proxy sidecar in the agent's "
+                        "network namespace (host mode), or set DD_FIPS_ENABLED=false",
+                    ),
+                )
+            )
         else:
             hops.append(Hop("fips", True, "data reaches the intake through the FIPS proxy"))
 
@@ -264,13 +320,22 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
             hops.append(Hop(hop, True, f"{n} payload(s) in {seen['waited_s']:.0f}s"))
             continue
         default = "check the agent's logs (`ecs-lab logs`) and the intake redirects"
-        if kind == "processes" and not _flag(agent_c, "DD_PROCESS_AGENT_ENABLED", False) and not _flag(
-                agent_c, "DD_PROCESS_CONFIG_PROCESS_COLLECTION_ENABLED", False):
+        if (
+            kind == "processes"
+            and not _flag(agent_c, "DD_PROCESS_AGENT_ENABLED", False)
+            and not _flag(agent_c, "DD_PROCESS_CONFIG_PROCESS_COLLECTION_ENABLED", False)
+        ):
             default = "set DD_PROCESS_AGENT_ENABLED=true in the agent's environment"
         rejected = target.intake.rejected(DATA_ROUTES[kind])[-1:]
         why = f"; the intake refused one: {rejected[0].get('reason')}" if rejected else ""
-        hops.append(Hop(hop, False, f"no {kind} payload reached the intake in {seen['waited_s']:.0f}s{why}",
-                        _fix(findings, hop, default)))
+        hops.append(
+            Hop(
+                hop,
+                False,
+                f"no {kind} payload reached the intake in {seen['waited_s']:.0f}s{why}",
+                _fix(findings, hop, default),
+            )
+        )
 
     # metadata endpoints
     imds_policy = {}
@@ -279,26 +344,45 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
         if not url:
             continue
         v1, body1 = http_get(url + "/latest/meta-data/local-ipv4")
-        tok_code, token = http_get(url + "/latest/api/token", method="PUT",
-                                   headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
-        v2, body2 = http_get(url + "/latest/meta-data/local-ipv4",
-                             headers={"X-aws-ec2-metadata-token": token}) if tok_code == 200 else (0, "")
+        tok_code, token = http_get(
+            url + "/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+        )
+        v2, body2 = (
+            http_get(url + "/latest/meta-data/local-ipv4", headers={"X-aws-ec2-metadata-token": token})
+            if tok_code == 200
+            else (0, "")
+        )
         imds_policy[inst["index"]] = {"v1": v1, "v2": v2}
         if v1 != 200 and v2 != 200:
-            hops.append(Hop("imds", False, f"instance {inst['index']}: local-ipv4 answered v1 {v1 or body1}, "
-                                           f"v2 {v2 or body2}", "enable the instance metadata endpoint"))
+            hops.append(
+                Hop(
+                    "imds",
+                    False,
+                    f"instance {inst['index']}: local-ipv4 answered v1 {v1 or body1}, v2 {v2 or body2}",
+                    "enable the instance metadata endpoint",
+                )
+            )
             break
     else:
-        notes = [f"instance {i}: tokens required (IMDSv1 gets {p['v1']})"
-                 for i, p in imds_policy.items() if p["v1"] != 200]
+        notes = [
+            f"instance {i}: tokens required (IMDSv1 gets {p['v1']})"
+            for i, p in imds_policy.items()
+            if p["v1"] != 200
+        ]
         hops.append(Hop("imds", True, "; ".join(notes) or "local-ipv4 answers (v1 and v2)"))
     for inst in instances:
         if not inst.get("ecs_endpoint"):
             continue
         code, body = http_get(inst["ecs_endpoint"] + "/v1/metadata")
         if code != 200:
-            hops.append(Hop("ecs-metadata", False, f"instance {inst['index']}: /v1/metadata -> {code or body}",
-                            "the ECS agent's introspection API (51678) must answer on the instance"))
+            hops.append(
+                Hop(
+                    "ecs-metadata",
+                    False,
+                    f"instance {inst['index']}: /v1/metadata -> {code or body}",
+                    "the ECS agent's introspection API (51678) must answer on the instance",
+                )
+            )
             break
     else:
         hops.append(Hop("ecs-metadata", True, "ECS agent introspection answers"))
@@ -320,14 +404,21 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
             policy = imds_policy.get(app.instance, {})
             hint = ""
             if policy.get("v1") == 401 and v == "imdsv1":
-                hint = ("; the instance requires IMDSv2 tokens and the app's entryPoint uses the IMDSv1 line: "
-                        "use the token flow (PUT /latest/api/token) as the imdsv2 task definition does")
-            hops.append(Hop(f"app-agent-host:{svc}", False,
-                            f"the app resolved DD_AGENT_HOST={agent_host!r}, its instance's private IP is "
-                            f"{expected}" + (f" (app answered {code or body})" if code != 200 else "") + hint,
-                            "DD_AGENT_HOST must be the instance's private IP (IMDS local-ipv4 or the "
-                            "metadata file's HostPrivateIPv4Address), never localhost: in bridge mode "
-                            "localhost is the app's own container"))
+                hint = (
+                    "; the instance requires IMDSv2 tokens and the app's entryPoint uses the IMDSv1 line: "
+                    "use the token flow (PUT /latest/api/token) as the imdsv2 task definition does"
+                )
+            hops.append(
+                Hop(
+                    f"app-agent-host:{svc}",
+                    False,
+                    f"the app resolved DD_AGENT_HOST={agent_host!r}, its instance's private IP is "
+                    f"{expected}" + (f" (app answered {code or body})" if code != 200 else "") + hint,
+                    "DD_AGENT_HOST must be the instance's private IP (IMDS local-ipv4 or the "
+                    "metadata file's HostPrivateIPv4Address), never localhost: in bridge mode "
+                    "localhost is the app's own container",
+                )
+            )
             continue
         hops.append(Hop(f"app-agent-host:{svc}", True, f"DD_AGENT_HOST={agent_host}"))
         if not agent_ok:
@@ -338,30 +429,44 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
         else:
             refused = _tcp_open(agent_host, apm_port)
             evidence = f"no span of service {svc} reached the intake in {seen['waited_s']:.0f}s"
-            evidence += f"; TCP {agent_host}:{apm_port}: {refused}" if refused else (
-                f"; {agent_host}:{apm_port} accepts connections")
-            default = ("set DD_APM_ENABLED=true and DD_APM_NON_LOCAL_TRAFFIC=true in the agent's environment"
-                       if not refused else f"publish hostPort {apm_port}/tcp on the agent container")
+            evidence += (
+                f"; TCP {agent_host}:{apm_port}: {refused}"
+                if refused
+                else (f"; {agent_host}:{apm_port} accepts connections")
+            )
+            default = (
+                "set DD_APM_ENABLED=true and DD_APM_NON_LOCAL_TRAFFIC=true in the agent's environment"
+                if not refused
+                else f"publish hostPort {apm_port}/tcp on the agent container"
+            )
             hops.append(Hop(f"app-apm:{svc}", False, evidence, _fix(findings, "app-apm", default)))
         if seen["metrics"].get(svc):
             hops.append(Hop(f"app-dogstatsd:{svc}", True, f"{seen['metrics'][svc]} {APP_METRIC} series"))
         else:
-            hops.append(Hop(f"app-dogstatsd:{svc}", False,
-                            f"no {APP_METRIC} series of service {svc} reached the intake in "
-                            f"{seen['waited_s']:.0f}s (DogStatsD is UDP: the app sees no error)",
-                            _fix(findings, "app-dogstatsd", "publish hostPort 8125/udp and set "
-                                                            "DD_DOGSTATSD_NON_LOCAL_TRAFFIC=true")))
+            hops.append(
+                Hop(
+                    f"app-dogstatsd:{svc}",
+                    False,
+                    f"no {APP_METRIC} series of service {svc} reached the intake in "
+                    f"{seen['waited_s']:.0f}s (DogStatsD is UDP: the app sees no error)",
+                    _fix(
+                        findings,
+                        "app-dogstatsd",
+                        "publish hostPort 8125/udp and set DD_DOGSTATSD_NON_LOCAL_TRAFFIC=true",
+                    ),
+                )
+            )
     report.took_s = time.monotonic() - t0
     return report
 
 
 # -- static --------------------------------------------------------------------------------------------
 
+
 def _extra_findings(td: dict) -> list[Finding]:
     """What lab.ecs.diagnose does not cover: health check, API key, process collection's mounts,
     APM's own switches."""
     out: list[Finding] = []
-    mode = td.get("networkMode") or "bridge"
     volumes = {v.get("name"): (v.get("host") or {}).get("sourcePath", "") for v in td.get("volumes") or []}
     for i, c in enumerate(td.get("containerDefinitions") or []):
         if not is_agent_image(c.get("image", "")):
@@ -371,38 +476,80 @@ def _extra_findings(td: dict) -> list[Finding]:
         secrets = {s["name"] for s in c.get("secrets") or []}
         hc = (c.get("healthCheck") or {}).get("command") or []
         if not hc or "agent health" not in " ".join(hc):
-            out.append(Finding("health_check", f"{where}.healthCheck",
-                               f"the health check is {hc or 'missing'}: ECS cannot tell a broken agent; "
-                               'use ["CMD-SHELL", "agent health"] (interval 30, timeout 5, retries 3, '
-                               "startPeriod 15)"))
+            out.append(
+                Finding(
+                    "health_check",
+                    f"{where}.healthCheck",
+                    f"the health check is {hc or 'missing'}: ECS cannot tell a broken agent; "
+                    'use ["CMD-SHELL", "agent health"] (interval 30, timeout 5, retries 3, '
+                    "startPeriod 15)",
+                )
+            )
         if "DD_API_KEY" not in env and "DD_API_KEY" not in secrets:
-            out.append(Finding("api_key", f"{where}.environment",
-                               "no DD_API_KEY (environment or secrets): the agent does not start"))
+            out.append(
+                Finding(
+                    "api_key",
+                    f"{where}.environment",
+                    "no DD_API_KEY (environment or secrets): the agent does not start",
+                )
+            )
         if env.get("DD_APM_ENABLED", "true").strip().lower() not in _TRUE:
-            out.append(Finding("apm_disabled", f"{where}.environment",
-                               "DD_APM_ENABLED is false: the trace-agent does not run and traces are refused. "
-                               "Set DD_APM_ENABLED=true"))
+            out.append(
+                Finding(
+                    "apm_disabled",
+                    f"{where}.environment",
+                    "DD_APM_ENABLED is false: the trace-agent does not run and traces are refused. "
+                    "Set DD_APM_ENABLED=true",
+                )
+            )
         elif env.get("DD_APM_NON_LOCAL_TRAFFIC", "true").strip().lower() not in _TRUE:
             # The agent image sets it true; only an explicit false refuses other containers.
-            out.append(Finding("apm_non_local", f"{where}.environment",
-                               "DD_APM_NON_LOCAL_TRAFFIC is not true: the trace-agent accepts only its own "
-                               "container's traffic. Set DD_APM_NON_LOCAL_TRAFFIC=true"))
-        procs = (env.get("DD_PROCESS_AGENT_ENABLED", "") or env.get(
-            "DD_PROCESS_CONFIG_PROCESS_COLLECTION_ENABLED", "")).strip().lower()
-        mounted = {m.get("containerPath"): volumes.get(m.get("sourceVolume"), "")
-                   for m in c.get("mountPoints") or []}
+            out.append(
+                Finding(
+                    "apm_non_local",
+                    f"{where}.environment",
+                    "DD_APM_NON_LOCAL_TRAFFIC is not true: the trace-agent accepts only its own "
+                    "container's traffic. Set DD_APM_NON_LOCAL_TRAFFIC=true",
+                )
+            )
+        procs = (
+            (
+                env.get("DD_PROCESS_AGENT_ENABLED", "")
+                or env.get("DD_PROCESS_CONFIG_PROCESS_COLLECTION_ENABLED", "")
+            )
+            .strip()
+            .lower()
+        )
+        mounted = {
+            m.get("containerPath"): volumes.get(m.get("sourceVolume"), "") for m in c.get("mountPoints") or []
+        }
         if procs and procs not in _TRUE:
-            out.append(Finding("process_disabled", f"{where}.environment",
-                               "process collection is off (DD_PROCESS_AGENT_ENABLED is not true): no process "
-                               "payloads. Set DD_PROCESS_AGENT_ENABLED=true"))
+            out.append(
+                Finding(
+                    "process_disabled",
+                    f"{where}.environment",
+                    "process collection is off (DD_PROCESS_AGENT_ENABLED is not true): no process "
+                    "payloads. Set DD_PROCESS_AGENT_ENABLED=true",
+                )
+            )
         elif procs in _TRUE and "/host/proc" not in mounted:
-            out.append(Finding("process_mounts", f"{where}.mountPoints",
-                               "process collection is on but the host's /proc is not mounted at /host/proc "
-                               "(read only): the agent sees only its own container's processes"))
+            out.append(
+                Finding(
+                    "process_mounts",
+                    f"{where}.mountPoints",
+                    "process collection is on but the host's /proc is not mounted at /host/proc "
+                    "(read only): the agent sees only its own container's processes",
+                )
+            )
         if "/var/run/docker.sock" not in mounted:
-            out.append(Finding("docker_socket", f"{where}.mountPoints",
-                               "/var/run/docker.sock is not mounted (read only): the agent cannot find the "
-                               "app containers to tag their data"))
+            out.append(
+                Finding(
+                    "docker_socket",
+                    f"{where}.mountPoints",
+                    "/var/run/docker.sock is not mounted (read only): the agent cannot find the "
+                    "app containers to tag their data",
+                )
+            )
     return out
 
 

@@ -45,9 +45,11 @@ class Exercise:
 
 # -- the breaks and fixes, as a user would type them ---------------------------------------------------
 
+
 def _agent_env(name: str, value: str | None) -> Callable[[LabTarget], None]:
     def change(target: LabTarget) -> None:
         _roll(target, AGENT_SERVICE, lambda td: set_env(container(td, agent=True), name, value))
+
     return change
 
 
@@ -65,6 +67,7 @@ def _host_ports(on: bool) -> Callable[[LabTarget], None]:
                 pm["hostPort"] = pm["containerPort"]
             else:
                 pm.pop("hostPort", None)
+
     return lambda target: _roll(target, AGENT_SERVICE, change)
 
 
@@ -73,6 +76,7 @@ def _process_collection(on: bool) -> Callable[[LabTarget], None]:
         c = container(td, agent=True)
         set_env(c, "DD_PROCESS_AGENT_ENABLED", str(on).lower())
         set_env(c, "DD_PROCESS_CONFIG_PROCESS_COLLECTION_ENABLED", str(on).lower())
+
     return lambda target: _roll(target, AGENT_SERVICE, change)
 
 
@@ -82,6 +86,7 @@ def _fips_without_proxy(target: LabTarget) -> None:
         set_env(c, "DD_FIPS_ENABLED", "true")
         set_env(c, "DD_FIPS_LOCAL_ADDRESS", "127.0.0.1")
         set_env(c, "DD_FIPS_HTTPS", "false")
+
     _roll(target, AGENT_SERVICE, change)
 
 
@@ -90,6 +95,7 @@ def _fips_off(target: LabTarget) -> None:
         c = container(td, agent=True)
         for name in ("DD_FIPS_ENABLED", "DD_FIPS_LOCAL_ADDRESS", "DD_FIPS_HTTPS"):
             set_env(c, name, None)
+
     _roll(target, AGENT_SERVICE, change)
 
 
@@ -98,6 +104,7 @@ def _secret_missing(target: LabTarget) -> None:
         c = container(td, agent=True)
         set_env(c, "DD_API_KEY", None)
         c["secrets"] = [{"name": "DD_API_KEY", "valueFrom": MISSING_SECRET_ARN}]
+
     # The new agent tasks cannot start: wait only for the old ones to go.
     _roll(target, AGENT_SERVICE, change, need_running=False)
 
@@ -112,12 +119,14 @@ def _secret_created(target: LabTarget) -> None:
     def change(td: dict) -> None:
         c = container(td, agent=True)
         c["secrets"] = [{"name": "DD_API_KEY", "valueFrom": arn}]
+
     _roll(target, AGENT_SERVICE, change)
 
 
 def _health_check(command: list[str]) -> Callable[[LabTarget], None]:
     def change(td: dict) -> None:
         container(td, agent=True)["healthCheck"]["command"] = command
+
     return lambda target: _roll(target, AGENT_SERVICE, change, need_running=False)
 
 
@@ -133,6 +142,7 @@ def _app_line(variant: str, line: Callable[[], str]) -> Callable[[LabTarget], No
     def change(td: dict) -> None:
         c = td["containerDefinitions"][0]
         c["entryPoint"] = ["sh", "-c", line()]
+
     return lambda target: _roll(target, app_service(variant), change)
 
 
@@ -144,47 +154,96 @@ def _localhost_line() -> str:
 def _imds_tokens(required: bool) -> Callable[[LabTarget], None]:
     def change(target: LabTarget) -> None:
         for inst in target.instances():
-            code, body = http_get(inst["imds_url"] + "/ecs-lab/policy", method="POST",
-                                  headers={"Content-Type": "application/json"},
-                                  data=json.dumps({"tokens_required": required}).encode())
+            code, body = http_get(
+                inst["imds_url"] + "/ecs-lab/policy",
+                method="POST",
+                headers={"Content-Type": "application/json"},
+                data=json.dumps({"tokens_required": required}).encode(),
+            )
             if code != 200:
                 raise TargetError(f"instance {inst['index']}: setting HttpTokens failed: {code} {body}")
+
     return change
 
 
 def _imdsv2_required(target: LabTarget) -> None:
     _imds_tokens(True)(target)
     # The app read IMDS when it started: the break shows when its task is replaced (a deployment).
-    _roll(target, app_service("imdsv1"), lambda td: set_env(td["containerDefinitions"][0], "LAB_DEPLOYMENT",
-                                                            str(time.time())))
+    _roll(
+        target,
+        app_service("imdsv1"),
+        lambda td: set_env(td["containerDefinitions"][0], "LAB_DEPLOYMENT", str(time.time())),
+    )
 
 
 def _dogstatsd_port(port: str) -> Callable[[LabTarget], None]:
     return _agent_env("DD_DOGSTATSD_PORT", port)
 
 
-EXERCISES: dict[str, Exercise] = {e.id: e for e in [
-    Exercise("agent-host-ports", "app-apm", AGENT_SERVICE, _host_ports(False), _host_ports(True)),
-    Exercise("apm-non-local-traffic", "app-apm", AGENT_SERVICE,
-             _agent_env("DD_APM_NON_LOCAL_TRAFFIC", "false"), _agent_env("DD_APM_NON_LOCAL_TRAFFIC", "true")),
-    Exercise("dogstatsd-non-local-traffic", "app-dogstatsd", AGENT_SERVICE,
-             _agent_env("DD_DOGSTATSD_NON_LOCAL_TRAFFIC", "false"),
-             _agent_env("DD_DOGSTATSD_NON_LOCAL_TRAFFIC", "true")),
-    Exercise("apm-disabled", "app-apm", AGENT_SERVICE,
-             _agent_env("DD_APM_ENABLED", "false"), _agent_env("DD_APM_ENABLED", "true")),
-    Exercise("dogstatsd-port-mismatch", "app-dogstatsd", AGENT_SERVICE, _dogstatsd_port("8135"),
-             _dogstatsd_port("8125")),
-    Exercise("app-agent-host-localhost", "app-agent-host:web-imdsv1", app_service("imdsv1"),
-             _app_line("imdsv1", _localhost_line), _app_line("imdsv1", lambda: _entry_point_line("imdsv1"))),
-    Exercise("imdsv2-required", "app-agent-host:web-imdsv1", app_service("imdsv1"), _imdsv2_required,
-             _app_line("imdsv1", lambda: _entry_point_line("imdsv2"))),
-    Exercise("fips-without-proxy", "fips", AGENT_SERVICE, _fips_without_proxy, _fips_off),
-    Exercise("api-key-secret-missing", "agent-task", AGENT_SERVICE, _secret_missing, _secret_created),
-    Exercise("process-collection-off", "agent-intake:processes", AGENT_SERVICE, _process_collection(False),
-             _process_collection(True)),
-    Exercise("agent-health-check", "agent-health", AGENT_SERVICE,
-             _health_check(["CMD-SHELL", "agent healthz"]), _health_check(["CMD-SHELL", "agent health"])),
-]}
+EXERCISES: dict[str, Exercise] = {
+    e.id: e
+    for e in [
+        Exercise("agent-host-ports", "app-apm", AGENT_SERVICE, _host_ports(False), _host_ports(True)),
+        Exercise(
+            "apm-non-local-traffic",
+            "app-apm",
+            AGENT_SERVICE,
+            _agent_env("DD_APM_NON_LOCAL_TRAFFIC", "false"),
+            _agent_env("DD_APM_NON_LOCAL_TRAFFIC", "true"),
+        ),
+        Exercise(
+            "dogstatsd-non-local-traffic",
+            "app-dogstatsd",
+            AGENT_SERVICE,
+            _agent_env("DD_DOGSTATSD_NON_LOCAL_TRAFFIC", "false"),
+            _agent_env("DD_DOGSTATSD_NON_LOCAL_TRAFFIC", "true"),
+        ),
+        Exercise(
+            "apm-disabled",
+            "app-apm",
+            AGENT_SERVICE,
+            _agent_env("DD_APM_ENABLED", "false"),
+            _agent_env("DD_APM_ENABLED", "true"),
+        ),
+        Exercise(
+            "dogstatsd-port-mismatch",
+            "app-dogstatsd",
+            AGENT_SERVICE,
+            _dogstatsd_port("8135"),
+            _dogstatsd_port("8125"),
+        ),
+        Exercise(
+            "app-agent-host-localhost",
+            "app-agent-host:web-imdsv1",
+            app_service("imdsv1"),
+            _app_line("imdsv1", _localhost_line),
+            _app_line("imdsv1", lambda: _entry_point_line("imdsv1")),
+        ),
+        Exercise(
+            "imdsv2-required",
+            "app-agent-host:web-imdsv1",
+            app_service("imdsv1"),
+            _imdsv2_required,
+            _app_line("imdsv1", lambda: _entry_point_line("imdsv2")),
+        ),
+        Exercise("fips-without-proxy", "fips", AGENT_SERVICE, _fips_without_proxy, _fips_off),
+        Exercise("api-key-secret-missing", "agent-task", AGENT_SERVICE, _secret_missing, _secret_created),
+        Exercise(
+            "process-collection-off",
+            "agent-intake:processes",
+            AGENT_SERVICE,
+            _process_collection(False),
+            _process_collection(True),
+        ),
+        Exercise(
+            "agent-health-check",
+            "agent-health",
+            AGENT_SERVICE,
+            _health_check(["CMD-SHELL", "agent healthz"]),
+            _health_check(["CMD-SHELL", "agent health"]),
+        ),
+    ]
+}
 
 
 def get(exercise_id: str) -> Exercise:
@@ -195,8 +254,16 @@ def get(exercise_id: str) -> Exercise:
 
 
 def catalogue(lang: str = "en") -> list[dict]:
-    return [{"id": e.id, "hop": e.hop, "title": e.text(lang)["title"], "story": e.text(lang)["story"],
-             "hints": len(e.text(lang)["hints"])} for e in EXERCISES.values()]
+    return [
+        {
+            "id": e.id,
+            "hop": e.hop,
+            "title": e.text(lang)["title"],
+            "story": e.text(lang)["story"],
+            "hints": len(e.text(lang)["hints"]),
+        }
+        for e in EXERCISES.values()
+    ]
 
 
 class ExerciseSession:
@@ -223,17 +290,25 @@ class ExerciseSession:
     def _require(self) -> tuple[dict, Exercise]:
         data = self.active()
         if not data:
-            raise TargetError("no exercise is running: `ecs-lab exercise start ID` (see `ecs-lab exercise list`)")
+            raise TargetError(
+                "no exercise is running: `ecs-lab exercise start ID` (see `ecs-lab exercise list`)"
+            )
         return data, get(data["id"])
 
     def start(self, exercise_id: str) -> Exercise:
         ex = get(exercise_id)
         if self.active():
             self.reset()
-        originals = {svc: self.target.service(svc)["taskDefinition"]
-                     for svc in {AGENT_SERVICE, ex.service}}
-        self._save({"id": ex.id, "cluster": self.target.cluster, "started_at": time.time(),
-                    "originals": originals, "hints_shown": 0})
+        originals = {svc: self.target.service(svc)["taskDefinition"] for svc in {AGENT_SERVICE, ex.service}}
+        self._save(
+            {
+                "id": ex.id,
+                "cluster": self.target.cluster,
+                "started_at": time.time(),
+                "originals": originals,
+                "hints_shown": 0,
+            }
+        )
         ex.breaks(self.target)
         return ex
 
@@ -266,4 +341,3 @@ class ExerciseSession:
                 self.target.wait_rolled(svc, arn)
         self.target.refresh()
         self._save(None)
-

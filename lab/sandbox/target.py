@@ -45,8 +45,13 @@ class AppEndpoint:
     instance: int
 
 
-def http_get(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None,
-             method: str = "GET", data: bytes | None = None) -> tuple[int, str]:
+def http_get(
+    url: str,
+    timeout: float = 2.0,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+    data: bytes | None = None,
+) -> tuple[int, str]:
     """(status, body) of one request; status 0 and the error's text when nothing answered."""
     req = urllib.request.Request(url, headers=headers or {}, method=method, data=data)
     try:
@@ -111,8 +116,10 @@ class LabTarget:
 
     # -- the stack --------------------------------------------------------------------------------
     def apps(self) -> dict[str, AppEndpoint]:
-        return {v: AppEndpoint(v, a["service"], a.get("url"), int(a.get("instance") or 1))
-                for v, a in (self.status.get("apps") or {}).items()}
+        return {
+            v: AppEndpoint(v, a["service"], a.get("url"), int(a.get("instance") or 1))
+            for v, a in (self.status.get("apps") or {}).items()
+        }
 
     def instances(self) -> list[dict]:
         return list(self.status.get("instances") or [])
@@ -156,28 +163,36 @@ class LabTarget:
         arns = self.ecs.list_tasks(**kwargs)["taskArns"]
         out: list[dict] = []
         for i in range(0, len(arns), 100):
-            out.extend(self.ecs.describe_tasks(cluster=self.cluster, tasks=arns[i:i + 100])["tasks"])
+            out.extend(self.ecs.describe_tasks(cluster=self.cluster, tasks=arns[i : i + 100])["tasks"])
         return out
 
-    def wait_rolled(self, service: str, task_definition: str, timeout: float = 60.0,
-                    need_running: bool = True) -> None:
+    def wait_rolled(
+        self, service: str, task_definition: str, timeout: float = 60.0, need_running: bool = True
+    ) -> None:
         """Until the service runs only tasks of `task_definition` (or, when it cannot start them,
         until the old ones are gone): what `aws ecs wait services-stable` waits for."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             tasks = self.tasks(service)
             old = [t for t in tasks if t["taskDefinitionArn"] != task_definition]
-            new_running = [t for t in tasks if t["taskDefinitionArn"] == task_definition
-                           and t.get("lastStatus") == "RUNNING"]
+            new_running = [
+                t
+                for t in tasks
+                if t["taskDefinitionArn"] == task_definition and t.get("lastStatus") == "RUNNING"
+            ]
             if not old and (new_running or not need_running):
                 return
             time.sleep(0.25)
-        raise TargetError(f"service {service} did not roll to {task_definition.rsplit('/', 1)[-1]} "
-                          f"within {timeout:.0f}s")
+        raise TargetError(
+            f"service {service} did not roll to {task_definition.rsplit('/', 1)[-1]} within {timeout:.0f}s"
+        )
 
     def stopped_reasons(self, service: str) -> list[str]:
-        return [t.get("stoppedReason", "") for t in self.tasks(service, desired="STOPPED")
-                if t.get("stoppedReason")]
+        return [
+            t.get("stoppedReason", "")
+            for t in self.tasks(service, desired="STOPPED")
+            if t.get("stoppedReason")
+        ]
 
     def agent_health(self) -> list[tuple[str, str]]:
         """(task ARN, ECS healthStatus) of each running agent container."""
@@ -214,9 +229,25 @@ class LabTarget:
 
 def registrable(td: dict) -> dict:
     """A described task definition as `register-task-definition` takes it (without what ECS adds)."""
-    keep = ("family", "taskRoleArn", "executionRoleArn", "networkMode", "containerDefinitions", "volumes",
-            "placementConstraints", "requiresCompatibilities", "cpu", "memory", "tags", "pidMode", "ipcMode",
-            "proxyConfiguration", "inferenceAccelerators", "ephemeralStorage", "runtimePlatform")
+    keep = (
+        "family",
+        "taskRoleArn",
+        "executionRoleArn",
+        "networkMode",
+        "containerDefinitions",
+        "volumes",
+        "placementConstraints",
+        "requiresCompatibilities",
+        "cpu",
+        "memory",
+        "tags",
+        "pidMode",
+        "ipcMode",
+        "proxyConfiguration",
+        "inferenceAccelerators",
+        "ephemeralStorage",
+        "runtimePlatform",
+    )
     return json.loads(json.dumps({k: td[k] for k in keep if td.get(k) not in (None, [], {})}))
 
 
@@ -227,8 +258,10 @@ def container(td: dict, name: str | None = None, *, agent: bool = False) -> dict
     for c in td["containerDefinitions"]:
         if (agent and is_agent_image(c.get("image", ""))) or (name and c["name"] == name):
             return c
-    raise TargetError(f"task definition {td.get('family')} has no container "
-                      f"{'running the agent image' if agent else repr(name)}")
+    raise TargetError(
+        f"task definition {td.get('family')} has no container "
+        f"{'running the agent image' if agent else repr(name)}"
+    )
 
 
 def set_env(c: dict, name: str, value: str | None) -> None:

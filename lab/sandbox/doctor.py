@@ -207,7 +207,9 @@ def _settled_health(target: LabTarget, agent_c: dict) -> list[tuple[str, str]]:
     deadline = time.monotonic() + limit
     while True:
         health = target.agent_health()
-        if not hc or (health and all(h != "UNKNOWN" for _a, h in health)) or time.monotonic() > deadline:
+        # UNHEALTHY is waited on too: on a loaded machine one slow `agent health` run flips it, and
+        # ECS turns it HEALTHY again at the next passing check.
+        if not hc or (health and all(h == "HEALTHY" for _a, h in health)) or time.monotonic() > deadline:
             return health
         time.sleep(0.5)
 
@@ -388,7 +390,8 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
         hops.append(Hop("ecs-metadata", True, "ECS agent introspection answers"))
 
     # the apps
-    agent_ok = all(h.ok for h in hops if h.hop.startswith(("agent-", "fips")))
+    # The app hops need the agent running and sending; its ECS health status is reported above.
+    agent_ok = all(h.ok for h in hops if h.hop.startswith(("agent-task", "agent-intake", "fips")))
     private = {i["index"]: i["private_ip"] for i in instances}
     apm_port = int(get_env(agent_c, "DD_APM_RECEIVER_PORT") or 8126) if agent_c else 8126
     for v, app in apps.items():

@@ -362,12 +362,15 @@ class Dashboard:
     def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/", self._index)
-        app.router.add_get("/api/snapshot", lambda _r: web.json_response(self.snapshot()))
+        app.router.add_get("/api/snapshot", self._snapshot_json)
         app.router.add_get("/api/events", self._events_stream)
         app.router.add_get("/api/payloads", self._payloads)
         app.router.add_get("/api/exercises", self._exercises)
         app.router.add_post("/api/exercise/{action}", self._exercise_action)
         return app
+
+    async def _snapshot_json(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.snapshot())
 
     async def _index(self, _request: web.Request) -> web.Response:
         return web.FileResponse(STATIC / "index.html")

@@ -168,11 +168,14 @@ def _imds_tokens(required: bool) -> Callable[[LabTarget], None]:
 
 def _imdsv2_required(target: LabTarget) -> None:
     _imds_tokens(True)(target)
-    # The app read IMDS when it started: the break shows when its task is replaced (a deployment).
+    # The app read IMDS when it started, so the break shows at its next deployment. With tokens
+    # required its v1 line yields the 401 body as DD_AGENT_HOST and the tracer refuses that URL:
+    # the new task may never run, so only the old one's going is waited for.
     _roll(
         target,
         app_service("imdsv1"),
         lambda td: set_env(td["containerDefinitions"][0], "LAB_DEPLOYMENT", str(time.time())),
+        need_running=False,
     )
 
 

@@ -42,6 +42,8 @@ class LazyGroup(click.Group):
         "fake": "lab.cli:fake",
         "images": "lab.backends.images:images_cli",
         "compare": "lab.compare.cli:compare",
+        "exercise": "lab.sandbox.cli:exercise",
+        "doctor": "lab.sandbox.cli:doctor",
     },
 )
 @click.version_option(package_name="ecs-agent-lab")

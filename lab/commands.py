@@ -75,7 +75,7 @@ def print_status(state: dict, console=None) -> None:
     table = Table(title=f"ecs-lab ({state.get('backend', 'local')}, pid {state.get('pid')})")
     table.add_column("endpoint")
     table.add_column("address")
-    for key in ("intake_url", "task_metadata_url", "egress_proxy_url"):
+    for key in ("intake_url", "task_metadata_url", "egress_proxy_url", "dashboard_url"):
         if state.get(key):
             table.add_row(key, state[key])
     if state.get("agent_runs_as"):
@@ -125,9 +125,10 @@ def print_status(state: dict, console=None) -> None:
               help="Send agent data to this intake instead of the embedded one (e.g. datadog/fakeintake).")
 @click.option("--control-plane-port", type=click.IntRange(0, 65535), default=None,
               help="Port of the ECS control plane (default 4566; 0 picks a free one).")
+@click.option("--ui", is_flag=True, help="Serve the live dashboard on loopback (docs/sandbox.md).")
 def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], agent_image: str | None,
        agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None, intake_url: str | None,
-       control_plane_port: int | None) -> None:
+       control_plane_port: int | None, ui: bool) -> None:
     """Start the ECS world: fakes, the ECS control plane on :4566 with every instance registered,
     the agent as a DAEMON service (one per instance) and the sample apps as services."""
     existing = read_state()
@@ -137,6 +138,8 @@ def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], ag
     stack = build_stack(instances, features, agent_image, agent_env, apps, subnet, intake_url,
                         control_plane_port)
     console = _console()
+    if ui:
+        os.environ["LAB_UI"] = "1"  # read by the supervisor, in this process or the detached one
     if detach:
         _up_detached(stack, backend, console)
         return

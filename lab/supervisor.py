@@ -38,8 +38,11 @@ def _write_atomic(path: Path, data: dict) -> None:
 
 def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], None] | None = None,
           on_ready: Callable[[dict], None] | None = None, backend_name: str = "local",
-          on_error: Callable[[str], None] | None = None) -> int:
-    """Run the lab until a signal arrives. Returns the exit code."""
+          on_error: Callable[[str], None] | None = None, ui: bool | None = None) -> int:
+    """Run the lab until a signal arrives. Returns the exit code. `ui` (default: LAB_UI=1) also serves
+    the live dashboard (`lab.sandbox.dashboard`) on loopback; its URL is `dashboard_url` in the state."""
+    if ui is None:
+        ui = os.environ.get("LAB_UI", "") == "1"
     state = state or state_path()
     progress = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
 
@@ -66,11 +69,18 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
     gc.disable()
     lab = EcsLab(stack, backend=backend_name, progress=progress)
     atexit.register(lab.stop)
+    dashboard = None
     try:
         with lab:
+            extra = {"pid": os.getpid(), "state_file": str(state), "stack": json.loads(stack_to_json(stack))}
+            if ui:
+                from lab.sandbox.dashboard import Dashboard
+
+                dashboard = Dashboard(lab).start()
+                extra["dashboard_url"] = dashboard.url
+                progress(f"dashboard on {dashboard.url}")
             status = lab.status()
-            status.update({"pid": os.getpid(), "state_file": str(state),
-                           "stack": json.loads(stack_to_json(stack))})
+            status.update(extra)
             _write_atomic(state, status)
             if on_ready:
                 on_ready(status)
@@ -88,7 +98,7 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
                 if time.monotonic() - last > 2:
                     last = time.monotonic()
                     refreshed = lab.status()
-                    refreshed.update({k: status[k] for k in ("pid", "state_file", "stack")})
+                    refreshed.update(extra)
                     _write_atomic(state, refreshed)
     except _Stop:
         progress("stopping the lab")
@@ -101,6 +111,8 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
         # Ignore further signals while the owner objects stop their children.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
+        if dashboard is not None:
+            dashboard.stop()  # it reads the lab: stopped first
         lab.stop()
         try:
             current = json.loads(state.read_text())

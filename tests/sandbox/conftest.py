@@ -1,0 +1,23 @@
+"""A private local-backend lab for the sandbox tests (own loopback subnet, ephemeral ports)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.sandbox.target import LabTarget
+
+
+@pytest.fixture(scope="module")
+def sandbox_lab(tmp_path_factory):
+    from lab.pytest_plugin import start_lab
+
+    lab = start_lab("local", run_dir=tmp_path_factory.mktemp("sandbox-run"))
+    try:
+        yield lab.ecs_lab
+    finally:
+        lab.ecs_lab.stop()
+
+
+@pytest.fixture(scope="module")
+def target(sandbox_lab) -> LabTarget:
+    return LabTarget.of_lab(sandbox_lab)

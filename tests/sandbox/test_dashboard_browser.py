@@ -1,0 +1,84 @@
+"""The dashboard in a real headless browser (Debian's chromium driven by Playwright): the topology
+appears, an edge goes dark when an exercise breaks its hop and lights up after the fix."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from lab.sandbox.dashboard import Dashboard
+from lab.sandbox.exercises import ExerciseSession
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e .[dev] (playwright)")
+if not shutil.which(CHROMIUM):
+    pytest.skip("Debian's chromium is not installed (.ci/browser-deps.sh)", allow_module_level=True)
+
+
+@pytest.fixture
+def page(tmp_path):
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            locale="en-US",
+        )
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def _edge_state(page, edge: str) -> str | None:
+    row = page.locator(f'tr[data-edge="{edge}"]')
+    return row.get_attribute("data-ok") if row.count() else None
+
+
+def test_topology_and_an_edge_going_dark_and_back(sandbox_lab, target, page, tmp_path):
+    with Dashboard(sandbox_lab, exercise_state=tmp_path / "exercise.json") as dash:
+        page.goto(dash.url)
+        # The topology: the instance, its agent task and an app task, as the world and ECS say.
+        page.locator('[data-testid="topology"] li[data-instance="1"]').wait_for(timeout=15_000)
+        topo = page.locator('[data-testid="topology"]').inner_text()
+        assert "datadog-agent-task" in topo and "web-imdsv1-task" in topo and "RUNNING" in topo
+        edge = "app-apm:web-imdsv1"
+        page.wait_for_function(
+            f"document.querySelector('tr[data-edge=\"{edge}\"]')?.dataset.ok === 'true'", timeout=20_000
+        )
+        session = ExerciseSession(target, tmp_path / "exercise.json")
+        try:
+            session.start("apm-non-local-traffic")
+            broke_at = time.monotonic()
+            page.wait_for_function(
+                f"document.querySelector('tr[data-edge=\"{edge}\"]')?.dataset.ok === 'false'", timeout=20_000
+            )
+            dark_after = time.monotonic() - broke_at
+            reason = page.locator(f'tr[data-edge="{edge}"] td.reason').inner_text()
+            assert reason, "a dark edge says why"
+            assert "rgb(198, 40, 40)" == page.locator(f'tr[data-edge="{edge}"] td.rate').evaluate(
+                "el => getComputedStyle(el).color"
+            )
+            # The agent's own data still flows: only the app's hop is dark.
+            assert _edge_state(page, "agent-intake:series") == "true"
+            session.solve()
+            page.wait_for_function(
+                f"document.querySelector('tr[data-edge=\"{edge}\"]')?.dataset.ok === 'true'", timeout=30_000
+            )
+        finally:
+            session.reset()
+        assert dark_after < 20

@@ -1,0 +1,39 @@
+"""Every exercise on a live local lab: start breaks it (check fails and names the broken hop, as the
+doctor does), the solution goes through the control plane, check passes on data seen at the intake."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.sandbox.exercises import EXERCISES, ExerciseSession, catalogue
+from lab.sandbox.texts import LANGS
+
+
+@pytest.mark.parametrize("exercise_id", list(EXERCISES))
+def test_exercise_breaks_then_solution_fixes(target, tmp_path, exercise_id):
+    ex = EXERCISES[exercise_id]
+    session = ExerciseSession(target, tmp_path / "exercise.json")
+    try:
+        session.start(exercise_id)
+        broken = session.check()
+        assert not broken.ok, f"{exercise_id} did not break anything:\n{broken.text()}"
+        assert broken.first_broken.hop.startswith(ex.hop), (
+            f"{exercise_id}: the first broken hop should be {ex.hop}\n{broken.text()}"
+        )
+        assert broken.first_broken.evidence and broken.first_broken.fix
+        assert session.hint().startswith("hint 1/")
+        session.solve()
+        fixed = session.check()
+        assert fixed.ok, f"{exercise_id}: still broken after the solution:\n{fixed.text()}"
+    finally:
+        session.reset()
+
+
+def test_every_exercise_has_texts_in_every_language():
+    for ex in EXERCISES.values():
+        for lang in LANGS:
+            text = ex.text(lang)
+            assert text["title"] and text["story"] and text["solution"], (ex.id, lang)
+            assert len(text["hints"]) >= 2, (ex.id, lang)
+    assert len(EXERCISES) >= 10
+    assert {e["id"] for e in catalogue("ko")} == set(EXERCISES)

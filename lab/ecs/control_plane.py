@@ -239,7 +239,10 @@ class ControlPlane:
         if self.port:
             check_free(self.host, self.port)
         ryuk_off_unless_asked()
-        from testcontainers.community.localstack import LocalStackContainer
+        try:
+            from testcontainers.community.localstack import LocalStackContainer
+        except ImportError:  # testcontainers before 4.14 kept its modules at the top level
+            from testcontainers.localstack import LocalStackContainer
 
         container = LocalStackContainer(image=image, region_name=self.region)
         container.with_env("LOCALSTACK_AUTH_TOKEN", token)

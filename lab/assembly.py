@@ -4,9 +4,13 @@
 stack) and users' own test suites all start a lab through `EcsLab`, so they differ only in their
 `Stack`:
 
+    from lab import EcsLab
+
     with EcsLab(Stack(instances=2), backend="docker") as lab:
+        work = lab.apps["imdsv1"].get("/work")            # a trace from a sample app
         lab.intake.wait_for_spans(service="web-imdsv1", timeout=30)
-        print(lab.status()["instances"])
+        assert lab.agents[0].is_healthy()                  # `agent health` in its container
+        print(lab.endpoints.control_plane, lab.status()["instances"])
 
 Entering it starts the backend's fakes (IMDS, ECS metadata, intake, egress proxy) and the control
 plane (embedded moto, or LocalStack) at once, registers the backend's instances as container
@@ -39,6 +43,14 @@ from lab.ecs.stack_services import (
     redeploy_agent,
     remove_cluster,
     services_status,
+)
+from lab.running import (
+    LabEndpoints,
+    RunningAgent,
+    RunningApp,
+    agents_from_status,
+    apps_from_status,
+    endpoints_from_status,
 )
 from lab.serving import gc_paused
 from lab.stack import AGENT_SERVICE, Stack, app_service
@@ -279,6 +291,28 @@ class EcsLab:
         from lab.fakes.intake.client import IntakeClient
 
         return IntakeClient(self.intake_url)
+
+    @property
+    def agents(self) -> list[RunningAgent]:
+        """Each instance's agent (instance id, private IP, APM URL, DogStatsD address, task ARN), read
+        through its own CLI in its container (`agent health`, `agent status -j`, `agent config`)."""
+        return agents_from_status(self.backend.status(), self.exec_in_container)
+
+    @property
+    def apps(self) -> dict[str, RunningApp]:
+        """The stack's sample apps by variant (service, task ARN, URL)."""
+        return apps_from_status(self.backend.status())
+
+    @property
+    def endpoints(self) -> LabEndpoints:
+        """Where the control plane, the intake and each instance's IMDS answer."""
+        cp = self.control_plane.endpoint if self.control_plane is not None else None
+        return endpoints_from_status(self.backend.status(), cp)
+
+    def exec_in_container(self, task_arn: str, container: str, argv: list[str],
+                          timeout: float = 30) -> tuple[int, str]:
+        """`docker exec` into a container of a running task: (exit code, output)."""
+        return self.backend.exec_in_container(task_arn, container, argv, timeout)
 
     def status(self) -> dict:
         """What `ecs-lab status --json` prints and the pytest plugin reads: the backend's view of the

@@ -3,7 +3,10 @@
 `DockerBackend` owns everything it creates (networks, the services, every task container, the host
 port forwarders), labels it `ecs-agent-lab=1` + `ecs-agent-lab.run=<run id>`, and removes it on
 exit, Ctrl-C or failure; `sweep()` removes what crashed runs left (`ecs-lab down --all`). The
-layout is `docker_topology.Topology` (also rendered as docker-compose.yml).
+layout is `docker_topology.Topology` (also rendered as docker-compose.yml). The networks and the
+long-lived containers (services, IMDS, instance hosts) are testcontainers objects
+(`lab.backends.lab_containers`); task containers use docker-py's low-level API, which can create a
+container, join its networks with fixed addresses and start it later, in `dependsOn` order.
 
 How a task is placed, as the ECS agent places it on an EC2 instance (docs/agent_contract.md,
 docs/ecs_metadata.md, docs/environment.md#link-local-addresses-belong-to-someone-else):
@@ -46,6 +49,7 @@ from lab.backends.docker_topology import (
     WORLD_DIR,
     Topology,
 )
+from lab.backends.lab_containers import lab_container, lab_network
 from lab.stack import AGENT_IMAGE as STACK_DEFAULT_AGENT_IMAGE
 from lab.stack import AGENT_SERVICE, Stack, app_service
 from lab.tasks import (
@@ -207,9 +211,11 @@ class DockerBackend:
         self.world_dir = self.run_dir / "world"
         self._client = client
         self._lock = threading.RLock()
-        self.networks: dict[str, object] = {}
+        self.networks: dict[str, object] = {}  # key -> testcontainers Network
         self.service_ids: dict[str, str] = {}
-        self.instance_hosts: dict[int, str] = {}
+        self.instance_hosts: dict[int, str] = {}  # instance -> its instance host's docker id
+        # The long-lived testcontainers DockerContainers (services, instance hosts), exited on stop.
+        self.lab_containers: list[object] = []
         self.tasks: dict[str, RunningTask] = {}
         self.agent_tasks: dict[int, Task] = {}
         self.app_tasks: dict[str, Task] = {}
@@ -269,6 +275,16 @@ class DockerBackend:
             if batch:
                 with ThreadPoolExecutor(max_workers=min(8, len(batch))) as pool:
                     list(pool.map(self._stop_quietly, batch))
+        # The testcontainers objects leave as they came (containers, then the networks they were on);
+        # the sweep by run label is the safety net for what a failure left half-made.
+        for container in reversed(self.lab_containers):
+            with contextlib.suppress(Exception):
+                container.stop()
+        self.lab_containers.clear()
+        for net in reversed(list(self.networks.values())):
+            with contextlib.suppress(Exception):
+                net.remove()
+        self.networks.clear()
         if self._client is not None:
             sweep(self.client, run_id=self.run_id)
         if self._lock_file is not None:
@@ -290,21 +306,17 @@ class DockerBackend:
         return f"ecs-lab-{key}"
 
     def _create_networks(self) -> None:
-        import docker.types
-
         for key, net in self.topo.networks().items():
-            ipam = docker.types.IPAMConfig(pool_configs=[
-                docker.types.IPAMPool(subnet=net["subnet"], gateway=net["gateway"],
-                                     iprange=net.get("ip_range"))])
+            network = lab_network(self.network_name(key), subnet=net["subnet"], gateway=net["gateway"],
+                                  ip_range=net.get("ip_range"), labels=self._labels("network"))
             try:
-                self.networks[key] = self.client.networks.create(
-                    self.network_name(key), driver="bridge", internal=True, ipam=ipam,
-                    labels=self._labels("network"), check_duplicate=True)
+                network.create()
             except Exception as exc:
                 raise RuntimeError(
                     f"cannot create docker network {self.network_name(key)} ({net['subnet']}): {exc}. "
                     "Another docker lab may be running on this engine (its subnets are fixed): stop it, or "
                     "`ecs-lab down --all` to remove leftovers") from exc
+            self.networks[key] = network
 
     def publish_world(self) -> int:
         """Write the world for the services and wait until they answer from it (call after changing
@@ -345,15 +357,32 @@ class DockerBackend:
                     return json.load(r)["generation"] >= generation
             wait_until(loaded, timeout, interval=0.03, what=f"services at {ip} to load world {generation}")
 
+    def _start_lab_container(self, *, name: str, role: str, command: list[str] | None,
+                             networks: dict[str, str | None], entrypoint: list[str] | None = None,
+                             volumes: dict[str, str] | None = None) -> str:
+        """Start a long-lived lab container (testcontainers) on `networks` {key: address or None}.
+        It is created on the first (the link-local network, so it has its address there before it
+        runs); the others are joined right after it starts, through docker-py: a create call takes
+        one network on engines before API 1.44, and testcontainers' `Network.connect` takes no
+        address. Every caller runs something that listens on 0.0.0.0 or only sleeps, and the
+        backend waits for it through its later legs, so joining them after the start changes nothing
+        it does. Returns the docker id."""
+        (first, first_ip), *rest = networks.items()
+        container = lab_container(LAB_IMAGE, name=name, network=self.networks[first], ipv4_address=first_ip,
+                                  labels=self._labels(role), command=command, entrypoint=entrypoint,
+                                  volumes=volumes, api_version=self.client.api.api_version)
+        self.lab_containers.append(container)
+        container.start()
+        cid = container.get_container_id()
+        for key, ip in rest:
+            self.client.api.connect_container_to_network(cid, self.network_name(key), ipv4_address=ip)
+        return cid
+
     def _start_services(self) -> None:
         for key, svc in self.topo.service_containers().items():
-            cid = self._create(
-                name=f"ecs-lab-{key}", image=LAB_IMAGE, labels=self._labels(key),
-                entrypoint=[], command=self.topo.service_argv(key),
-                networks=svc["networks"],
-                binds={str(self.world_dir): {"bind": WORLD_DIR, "mode": "ro"}})
-            self.service_ids[key] = cid
-            self.client.api.start(cid)
+            self.service_ids[key] = self._start_lab_container(
+                name=f"ecs-lab-{key}", role=key, entrypoint=[], command=self.topo.service_argv(key),
+                networks=svc["networks"], volumes={str(self.world_dir): WORLD_DIR})
         try:
             self._wait_world(self.world.generation, timeout=20)
         except TimeoutError as exc:
@@ -427,11 +456,9 @@ class DockerBackend:
         """The emulated instance's own netns (ECS `host` network mode), one per instance."""
         with self._lock:
             if n not in self.instance_hosts:
-                cid = self._create(name=f"ecs-lab-instance{n}-host", image=LAB_IMAGE,
-                                   labels=self._labels("instance-host"), entrypoint=["sleep", "infinity"],
-                                   networks={f"instance{n}": None, "linklocal": self._link_local_address(n)})
-                self.client.api.start(cid)
-                self.instance_hosts[n] = cid
+                self.instance_hosts[n] = self._start_lab_container(
+                    name=f"ecs-lab-instance{n}-host", role="instance-host", entrypoint=["sleep", "infinity"],
+                    command=None, networks={"linklocal": self._link_local_address(n), f"instance{n}": None})
             return self.instance_hosts[n]
 
     # -- TaskRunner ---------------------------------------------------------------------------------

@@ -13,18 +13,18 @@ its instance identity document (the same one the lab's IMDS serves for that inst
 `describe-instances`, `describe-container-instances` and the agent's hostname all agree.
 
 `--control-plane localstack` (or `LOCALSTACK_AUTH_TOKEN` in the environment) runs
-`localstack/localstack-pro` through docker instead; ECS is a Pro feature, the community image has
-no ECS at all.
+`localstack/localstack-pro` (or LAB_LOCALSTACK_IMAGE) through testcontainers' LocalStack module
+instead; ECS is a Pro feature, the community image has no ECS at all.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
+import socket
 import threading
 import urllib.request
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -98,7 +98,7 @@ class ControlPlane:
             raise ValueError(f"unknown control plane {self.kind!r}: use 'moto' or 'localstack'")
         self.scheduler_interval = scheduler_interval
         self._server: Any = None
-        self._container: str | None = None
+        self._container: Any = None  # the LocalStack testcontainer
         self.service_scheduler: ServiceScheduler | None = None
         self._clients: ControlPlaneClients | None = None
         self._lock = threading.Lock()
@@ -210,38 +210,68 @@ class ControlPlane:
             resp.read()
 
     def _start_localstack(self) -> None:
+        """LocalStack Pro as a testcontainers `LocalStackContainer`: published on this control plane's
+        host only (loopback, never 0.0.0.0), with the docker socket LocalStack runs ECS tasks through,
+        and the lab's labels so `ecs-lab down --all` removes it if this process dies."""
         token = os.environ.get("LOCALSTACK_AUTH_TOKEN")
         if not token:
             raise ControlPlaneError("--control-plane localstack needs LOCALSTACK_AUTH_TOKEN: ECS is a "
                                     "LocalStack Pro feature (the community image has no ECS provider)")
-        if not shutil.which("docker"):
-            raise ControlPlaneError("--control-plane localstack runs the localstack/localstack-pro image "
-                                    "and needs a docker engine; none found (use the default moto)")
-        have = subprocess.run(["docker", "image", "inspect", LOCALSTACK_IMAGE], capture_output=True)
-        if have.returncode != 0:
-            pull = subprocess.run(["docker", "pull", LOCALSTACK_IMAGE], capture_output=True, text=True)
-            if pull.returncode != 0:
+        from lab.backends import images
+        from lab.backends.docker_topology import LABEL, ROLE_LABEL, RUN_LABEL
+        from lab.backends.lab_containers import ryuk_off_unless_asked
+
+        image = os.environ.get("LAB_LOCALSTACK_IMAGE") or LOCALSTACK_IMAGE
+        try:
+            client = images.docker_client(timeout=10)
+        except images.DockerUnavailable as exc:
+            raise ControlPlaneError(f"--control-plane localstack runs the {image} image and needs a docker "
+                                    f"engine: {exc} (or use the default, embedded moto)") from None
+        if not images.image_exists(client, image):
+            try:
+                client.images.pull(image)
+            except Exception as exc:  # noqa: BLE001 - any pull failure ends in the same advice
                 raise ControlPlaneError(
-                    f"cannot pull {LOCALSTACK_IMAGE}: {pull.stderr.strip() or pull.stdout.strip()}. "
-                    "This machine reaches no container registry; load the image yourself "
-                    f"(docker load -i localstack-pro.tar) or run without --control-plane localstack "
-                    "(the embedded moto control plane needs nothing).")
-        check_free(self.host, self.port or DEFAULT_PORT)
-        self.port = self.port or DEFAULT_PORT
-        run = subprocess.run(
-            ["docker", "run", "-d", "--rm", "--name", f"ecs-lab-localstack-{self.port}",
-             "-p", f"{self.host}:{self.port}:4566", "-e", "LOCALSTACK_AUTH_TOKEN",
-             "-v", "/var/run/docker.sock:/var/run/docker.sock", LOCALSTACK_IMAGE],
-            capture_output=True, text=True, env={**os.environ, "LOCALSTACK_AUTH_TOKEN": token})
-        if run.returncode != 0:
-            raise ControlPlaneError(f"docker run {LOCALSTACK_IMAGE} failed: {run.stderr.strip()}")
-        self._container = run.stdout.strip()
+                    f"cannot pull {image}: {exc}. Where no registry is reachable, load the image into this "
+                    f"engine yourself (`docker save {image} -o localstack-pro.tar` on a machine that has it, "
+                    "then `docker load -i localstack-pro.tar` here), or run without --control-plane "
+                    "localstack (the embedded moto control plane needs nothing).") from None
+        if self.port:
+            check_free(self.host, self.port)
+        ryuk_off_unless_asked()
+        try:
+            from testcontainers.community.localstack import LocalStackContainer
+        except ImportError:  # testcontainers before 4.14 kept its modules at the top level
+            from testcontainers.localstack import LocalStackContainer
 
-        def ready() -> bool:
-            with urllib.request.urlopen(self.endpoint + "/_localstack/health", timeout=1) as r:  # noqa: S310
-                return json.loads(r.read()).get("services", {}).get("ecs") in ("available", "running")
+        container = LocalStackContainer(image=image, region_name=self.region)
+        container.with_env("LOCALSTACK_AUTH_TOKEN", token)
+        container.with_volume_mapping("/var/run/docker.sock", "/var/run/docker.sock", "rw")
+        # testcontainers exposes the edge port on every host address; the lab's control plane answers on
+        # its own host only (port 0: docker picks one), so the binding names the address.
+        container.ports[str(container.edge_port)] = (self.host, self.port or None)
+        run_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        container.with_kwargs(labels={LABEL: "1", RUN_LABEL: run_id, ROLE_LABEL: "localstack"})
+        self._container = container
+        try:
+            try:
+                container.start(timeout=120)
+            except Exception as exc:
+                raise ControlPlaneError(f"LocalStack ({image}) did not start: {exc}") from exc
+            wrapped = container.get_wrapped_container()
+            wrapped.reload()
+            self.port = int(wrapped.ports[f"{container.edge_port}/tcp"][0]["HostPort"])
 
-        wait_until(ready, timeout=90, what=f"LocalStack ECS on {self.endpoint}")
+            def ready() -> bool:
+                with urllib.request.urlopen(self.endpoint + "/_localstack/health", timeout=1) as r:  # noqa: S310
+                    return json.loads(r.read()).get("services", {}).get("ecs") in ("available", "running")
+
+            wait_until(ready, timeout=90, what=f"LocalStack ECS on {self.endpoint}")
+        except BaseException:
+            # A caller that never gets this control plane cannot stop it: nothing may outlive the failure.
+            self._container = None
+            container.stop()
+            raise
 
     def stop(self) -> None:
         if self.service_scheduler:
@@ -250,9 +280,9 @@ class ControlPlane:
         if self._server:
             self._server.stop()
             self._server = None
-        if self._container:
-            subprocess.run(["docker", "rm", "-f", self._container], capture_output=True)
-            self._container = None
+        if self._container is not None:
+            container, self._container = self._container, None
+            container.stop()
 
     def __enter__(self) -> ControlPlane:
         try:

@@ -26,6 +26,13 @@ def test_exit_removes_every_container_and_network(tmp_path):
         run = f"ecs-agent-lab.run={backend.run_id}"
         assert client.api.containers(filters={"label": run})
         assert client.api.networks(filters={"label": run})
+        # The networks and the services are testcontainers objects, which keep the lab's labels.
+        testcontainers_made = [run, "org.testcontainers=true"]
+        services = {c["Labels"]["ecs-agent-lab.role"]
+                    for c in client.api.containers(filters={"label": testcontainers_made})}
+        assert {"imds", "services"} <= services, services
+        networks = {n["Name"] for n in client.api.networks(filters={"label": testcontainers_made})}
+        assert {"ecs-lab-linklocal", "ecs-lab-lab", "ecs-lab-instance1"} <= networks, networks
     assert client.api.containers(all=True, filters={"label": run}) == []
     assert client.api.networks(filters={"label": run}) == []
 

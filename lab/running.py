@@ -1,0 +1,149 @@
+"""What a user's own test suite reads off a running lab (`EcsLab.agents`, `.apps`, `.endpoints`).
+
+Each is a snapshot of the lab's status when it was asked for, plus readers that go through what a
+real deployment offers: an agent is read by exec'ing its own CLI in its container (`agent health`,
+`agent status -j`, `agent config`, as `docker exec` / ECS Exec would), never through an endpoint
+only the lab's emulated agent serves, so the same test holds for a real agent image
+(docs/public_api.md).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# (task arn, container name, argv, timeout) -> (exit code, output): the backend's exec_in_container.
+Exec = Callable[[str, str, list[str], float], tuple[int, str]]
+
+AGENT_CONTAINER = "datadog-agent"  # the container name in the docs' agent task definition
+
+
+class AgentCommandError(RuntimeError):
+    """An agent CLI command exited non-zero or printed something that is not what it documents."""
+
+
+@dataclass(frozen=True)
+class RunningAgent:
+    """The agent of one instance, as apps on that instance reach it, and its own CLI."""
+
+    instance_index: int
+    instance_id: str
+    private_ip: str
+    apm_url: str
+    dogstatsd: tuple[str, int]
+    task_arn: str | None
+    container: str
+    status_when_read: str
+    _exec: Exec = field(repr=False, compare=False)
+
+    @property
+    def hostname(self) -> str:
+        """What the agent reports as its host on ECS EC2: the IMDS instance-id."""
+        return self.instance_id
+
+    def exec(self, argv: list[str], timeout: float = 30) -> tuple[int, str]:
+        """Run a command in the agent's container (`docker exec`): (exit code, output)."""
+        if not self.task_arn:
+            raise LookupError(f"instance {self.instance_index} runs no agent task")
+        return self._exec(self.task_arn, self.container, list(argv), timeout)
+
+    def health(self, timeout: float = 30) -> tuple[int, str]:
+        """`agent health`: exit 0 and "Agent health: PASS" when every component is healthy."""
+        return self.exec(["agent", "health"], timeout)
+
+    def is_healthy(self, timeout: float = 30) -> bool:
+        code, _ = self.health(timeout)
+        return code == 0
+
+    def status(self, timeout: float = 30) -> dict:
+        """`agent status -j`: the agent's status document."""
+        code, out = self.exec(["agent", "status", "-j"], timeout)
+        if code != 0:
+            raise AgentCommandError(f"`agent status -j` exited {code}: {out.strip()[-500:]}")
+        return _json_document(out, "agent status -j")
+
+    def config(self, timeout: float = 30) -> dict:
+        """`agent config`: the agent's runtime configuration (YAML), as a dict."""
+        import yaml
+
+        code, out = self.exec(["agent", "config"], timeout)
+        if code != 0:
+            raise AgentCommandError(f"`agent config` exited {code}: {out.strip()[-500:]}")
+        loaded = yaml.safe_load(out)
+        if not isinstance(loaded, dict):
+            raise AgentCommandError(f"`agent config` printed no YAML mapping: {out.strip()[:300]!r}")
+        return loaded
+
+
+def _json_document(out: str, what: str) -> dict:
+    # The CLI may log a line before the document; the document is the first `{` to the end.
+    start = out.find("{")
+    try:
+        return json.loads(out[start:]) if start >= 0 else json.loads(out)
+    except json.JSONDecodeError as exc:
+        raise AgentCommandError(f"`{what}` printed no JSON document ({exc}): {out.strip()[:300]!r}") from None
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    """A sample app's task, and its HTTP address as a client of the service reaches it."""
+
+    variant: str
+    service: str
+    task_arn: str
+    instance_index: int
+    url: str | None
+    docker_id: str | None
+    status_when_read: str
+
+    def get(self, path: str = "/", timeout: float = 10.0) -> Any:
+        """GET a path of the app (it answers JSON); `/work` makes a trace and returns its id."""
+        if not self.url:
+            raise LookupError(f"app {self.variant} has no address (status {self.status_when_read})")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback/lab only
+        with opener.open(f"{self.url}{path}", timeout=timeout) as resp:
+            return json.loads(resp.read())
+
+
+@dataclass(frozen=True)
+class LabEndpoints:
+    """Where the lab's parts answer, from the machine that runs the tests."""
+
+    control_plane: str | None  # the ECS API (boto3/awscli `--endpoint-url`)
+    intake: str  # the fake intake (fakeintake's query API)
+    task_metadata: str | None
+    # Instance index -> IMDS base URL and ECS agent introspection URL. The local backend serves them on
+    # loopback; on docker they are the link-local addresses the instance's containers use.
+    imds: dict[int, str]
+    ecs_agent: dict[int, str]
+
+
+def agents_from_status(status: dict, exec_in_container: Exec) -> list[RunningAgent]:
+    out = []
+    for inst in status.get("instances", []):
+        host, _, port = inst["dogstatsd"].rpartition(":")
+        agent = inst.get("agent") or {}
+        out.append(RunningAgent(
+            instance_index=inst["index"], instance_id=inst["instance_id"], private_ip=inst["private_ip"],
+            apm_url=inst["apm_url"], dogstatsd=(host, int(port)), task_arn=agent.get("task_arn"),
+            container=agent.get("container") or AGENT_CONTAINER,
+            status_when_read=agent.get("status", "UNKNOWN"), _exec=exec_in_container))
+    return out
+
+
+def apps_from_status(status: dict) -> dict[str, RunningApp]:
+    return {variant: RunningApp(variant=variant, service=a["service"], task_arn=a["task_arn"],
+                                instance_index=a.get("instance", 1), url=a.get("url"),
+                                docker_id=a.get("docker_id"), status_when_read=a.get("status", "UNKNOWN"))
+            for variant, a in status.get("apps", {}).items()}
+
+
+def endpoints_from_status(status: dict, control_plane: str | None) -> LabEndpoints:
+    instances = status.get("instances", [])
+    return LabEndpoints(control_plane=control_plane, intake=status["intake_url"],
+                        task_metadata=status.get("task_metadata_url"),
+                        imds={i["index"]: i["imds_url"] for i in instances if i.get("imds_url")},
+                        ecs_agent={i["index"]: i["ecs_endpoint"] for i in instances if i.get("ecs_endpoint")})

@@ -50,41 +50,34 @@ class RunningAgent:
             raise LookupError(f"instance {self.instance_index} runs no agent task")
         return self._exec(self.task_arn, self.container, list(argv), timeout)
 
+    @property
+    def probe(self) -> Any:
+        """The agent read only through what the real agent offers (`lab.agent_probe.AgentProbe`):
+        `agent status`, `agent health`, `agent config` in its container, the trace-agent's /info."""
+        from lab.agent_probe import AgentProbe
+
+        return AgentProbe(lambda argv: self.exec(argv), self.apm_url)
+
     def health(self, timeout: float = 30) -> tuple[int, str]:
         """`agent health`: exit 0 and "Agent health: PASS" when every component is healthy."""
         return self.exec(["agent", "health"], timeout)
 
     def is_healthy(self, timeout: float = 30) -> bool:
-        code, _ = self.health(timeout)
-        return code == 0
+        return bool(self.probe.health())
 
     def status(self, timeout: float = 30) -> dict:
         """`agent status -j`: the agent's status document."""
-        code, out = self.exec(["agent", "status", "-j"], timeout)
-        if code != 0:
-            raise AgentCommandError(f"`agent status -j` exited {code}: {out.strip()[-500:]}")
-        return _json_document(out, "agent status -j")
+        try:
+            return self.probe.status()
+        except Exception as exc:  # noqa: BLE001 - the probe's parse or exec error, said as ours
+            raise AgentCommandError(str(exc)) from exc
 
     def config(self, timeout: float = 30) -> dict:
         """`agent config`: the agent's runtime configuration (YAML), as a dict."""
-        import yaml
-
-        code, out = self.exec(["agent", "config"], timeout)
-        if code != 0:
-            raise AgentCommandError(f"`agent config` exited {code}: {out.strip()[-500:]}")
-        loaded = yaml.safe_load(out)
-        if not isinstance(loaded, dict):
-            raise AgentCommandError(f"`agent config` printed no YAML mapping: {out.strip()[:300]!r}")
-        return loaded
-
-
-def _json_document(out: str, what: str) -> dict:
-    # The CLI may log a line before the document; the document is the first `{` to the end.
-    start = out.find("{")
-    try:
-        return json.loads(out[start:]) if start >= 0 else json.loads(out)
-    except json.JSONDecodeError as exc:
-        raise AgentCommandError(f"`{what}` printed no JSON document ({exc}): {out.strip()[:300]!r}") from None
+        try:
+            return self.probe.config()
+        except Exception as exc:  # noqa: BLE001
+            raise AgentCommandError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

@@ -221,6 +221,7 @@ class DockerBackend:
         self.app_tasks: dict[str, Task] = {}
         self._next_address: dict[int, int] = {}
         self._next_host_port: dict[int, int] = {}
+        self._world_lock = threading.Lock()
         self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log copy
         self._routes: dict[str, str] = {}
         self.started_in: float | None = None
@@ -345,7 +346,9 @@ class DockerBackend:
                 "LAB_AGENT_IMAGE)" if self.agent_image == LAB_IMAGE else self.agent_image)
 
     def _publish_world(self) -> int:
-        return write_world_file(self.world_dir / "world.json", self.world, self._routes)
+        # One writer at a time: a slower thread must not put an older generation over a newer one.
+        with self._world_lock:
+            return write_world_file(self.world_dir / "world.json", self.world, self._routes)
 
     def _wait_world(self, generation: int, timeout: float = 10.0) -> None:
         """The services answer from the new world (e.g. a task's metadata token) before we go on."""

@@ -100,7 +100,9 @@ def write_world_file(path: str | os.PathLike, world: World, routes: Mapping[str,
     """Write atomically (rename), so a reader never sees half a file; returns the generation."""
     doc = world_to_json(world, routes)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    # Tasks start on several threads at once (one per task, as the ECS agent does): each writer its
+    # own temporary file, so one rename never takes another's.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(doc))
     os.replace(tmp, path)
     return doc["generation"]

@@ -2,7 +2,7 @@
 # Make sure a Docker engine answers `docker info`; install and start one if not.
 #
 # Idempotent: an engine that already answers is left alone (a developer's Docker Desktop, a CI
-# runner's service). On a bare Debian machine (FACTS.md section 8: no engine runs, no registry is
+# runner's service). On a bare Debian machine (no engine runs, maybe no registry is
 # reachable, but Debian's `docker.io` package installs one) it installs docker.io, starts `dockerd`
 # in the background with its log in $LAB_DOCKERD_LOG, and waits until it answers.
 #

@@ -32,7 +32,8 @@ def _get(url: str) -> tuple[int, bytes]:
 def _env_for(variant: str, instance, tmp_path) -> dict:
     env = dict(instance.env)
     if variant == "metadata_file":
-        # What the ECS agent writes when ECS_ENABLE_CONTAINER_METADATA=true (FACTS.md section 5).
+        # What the ECS agent writes when ECS_ENABLE_CONTAINER_METADATA=true (AWS docs: "Amazon ECS
+        # container metadata file").
         meta = tmp_path / "ecs-container-metadata.json"
         meta.write_text(json.dumps({
             "Cluster": "ecs-lab", "ContainerName": "web", "MetadataFileStatus": "READY",
@@ -40,7 +41,7 @@ def _env_for(variant: str, instance, tmp_path) -> dict:
         }))
         env["ECS_CONTAINER_METADATA_FILE"] = str(meta)
     if variant == "imdsv1":
-        # The v0.4 path of the tracer gets exercised too (FACTS.md section 7: receivers take both).
+        # The v0.4 path of the tracer gets exercised too (ddtrace sends v0.5 by default; agents take both).
         env["DD_TRACE_API_VERSION"] = "v0.4"
     return env
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+# The `ecs-lab` installed with this interpreter's lab, not whichever one PATH finds first.
+ECS_LAB = str(Path(sys.executable).parent / "ecs-lab")
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -37,7 +39,7 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _status(env: dict[str, str]) -> dict:
-    out = subprocess.run(["ecs-lab", "status", "--json"], env=env, cwd=REPO, capture_output=True, text=True,
+    out = subprocess.run([ECS_LAB, "status", "--json"], env=env, cwd=REPO, capture_output=True, text=True,
                          timeout=30)
     try:
         return json.loads(out.stdout or "{}")
@@ -57,7 +59,7 @@ def time_up(rounds: int) -> list[dict]:
         # `up --detach` itself returns once the lab is ready. Polling `ecs-lab status --json` in a
         # loop meanwhile would start a Python interpreter every few ms on the same 2 cores and
         # slow the start it measures, so status is asked once, right after.
-        up = subprocess.Popen(["ecs-lab", "up", "--detach", "--subnet", subnet], env=env, cwd=REPO,
+        up = subprocess.Popen([ECS_LAB, "up", "--detach", "--subnet", subnet], env=env, cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         ready_at = None
         try:
@@ -67,11 +69,11 @@ def time_up(rounds: int) -> list[dict]:
                 ready_at = detach_returned
         finally:
             down_began = time.perf_counter()
-            down = subprocess.run(["ecs-lab", "down"], env=env, cwd=REPO, capture_output=True, text=True,
+            down = subprocess.run([ECS_LAB, "down"], env=env, cwd=REPO, capture_output=True, text=True,
                                   timeout=120)
             down_s = time.perf_counter() - down_began
             if down.returncode != 0:
-                subprocess.run(["ecs-lab", "down", "--all"], env=env, cwd=REPO, capture_output=True,
+                subprocess.run([ECS_LAB, "down", "--all"], env=env, cwd=REPO, capture_output=True,
                                timeout=120)
         shown = re.search(r"ready in ([\d.]+)s", up_output or "")
         rows.append({

@@ -5,6 +5,9 @@ ddtrace-run python -m lab.apps web'` for the entryPoint variants, `python -m lab
 --agent-host-from imds` for `in_code`. Its environment is only what the caller hands it (plus PATH
 and HOME), as a container's is only what its task definition says: nothing leaks in from the
 process that started it (a stray DD_AGENT_HOST or metadata endpoint would hide a broken variant).
+PATH starts with this interpreter's own bin directory, as the lab image's PATH starts with its venv:
+the line's `ddtrace-run` and `python` are the ones installed with the lab, never whatever another
+Python on the caller's PATH (a pyenv shim, a system package) happens to offer.
 Leaving the `with` block stops the whole process group.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -47,6 +51,8 @@ class SampleApp:
         self.port_file = self.workdir / "port"
         self.log_file = self.workdir / "output.log"
         self.env = {k: os.environ[k] for k in _IMAGE_ENV if k in os.environ}
+        self.env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable),
+                                            os.environ.get("PATH", "/usr/bin:/bin")])
         self.env.update({"LAB_APP_BIND": bind, "LAB_APP_PORT": str(port),
                          "LAB_APP_PORT_FILE": str(self.port_file), "PYTHONUNBUFFERED": "1"})
         self.env.update(env)

@@ -1,10 +1,13 @@
 """The images the docker backend runs: a registry-free Debian base, the lab's own image, and the
 serverless-compat agent image (`docker/serverless-compat.Dockerfile`, see docs/agents.md).
 
-No registry is reachable on the lab's machines (docs/environment.md#no-registry-no-engine-by-default), so
-nothing is pulled: the base is Debian made by `debootstrap --variant=minbase` and `docker import`ed; the lab
-image is built on it from `docker/Dockerfile`. Both are cached: an existing tag is reused unless a rebuild is
-asked.
+No registry is assumed reachable (docs/docker_backend.md), so nothing is pulled: the base is Debian
+made by `debootstrap --variant=minbase` and `docker import`ed; the lab image is built on it from
+`docker/Dockerfile`. Both are cached: an existing tag is reused unless a rebuild is asked.
+
+Making them takes a lock file (`LAB_IMAGES_LOCK`): a second process that needs the images at the
+same time (a test while CI builds them ahead, another checkout on the same engine) waits for the
+first and then finds them made, instead of building the same layers a second time beside it.
 
 Behind an intercepting HTTPS proxy, pip in the build needs that proxy's CA bundle. It is an input
 of the build (`ca_bundle`, default `$PIP_CERT`), added to the build context in memory as
@@ -22,7 +25,8 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,10 +252,56 @@ def _docker_build(client, tag: str, *, dockerfile: str, paths: Iterable[str], ro
     return image_id
 
 
+IMAGES_LOCK = Path(os.environ.get("LAB_IMAGES_LOCK", "/tmp/ecs-agent-lab-images.lock"))
+
+
+@contextmanager
+def images_lock(log: Callable[[str], None] = lambda _m: None, timeout: float | None = None) -> Iterator[None]:
+    """Held while the images are checked and made: one builder per machine at a time."""
+    import fcntl
+
+    timeout = float(os.environ.get("LAB_IMAGES_LOCK_TIMEOUT", "1200")) if timeout is None else timeout
+    IMAGES_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(IMAGES_LOCK, "a+") as fh:
+        deadline = time.monotonic() + timeout
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                if not announced:
+                    log(f"images: {holder} is making the images; waiting for it")
+                    announced = True
+                if time.monotonic() > deadline:
+                    raise ImageBuildError(f"{holder} held {IMAGES_LOCK} for {timeout:.0f}s while making the "
+                                          "images; if it is gone, remove that file") from None
+                time.sleep(0.5)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fh.flush()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def ensure_lab_image(client=None, *, base_image: str | None = None, rebuild: bool = False,
                      log: Callable[[str], None] = lambda _m: None) -> list[ImageResult]:
     """Everything the docker backend needs from the repo: base (unless given) then the lab image."""
     client = client or docker_client()
+    with images_lock(log):
+        return _ensure_lab_image(client, base_image=base_image, rebuild=rebuild, log=log)
+
+
+def _ensure_lab_image(client, *, base_image: str | None, rebuild: bool,
+                      log: Callable[[str], None]) -> list[ImageResult]:
     results = []
     if base_image is None:
         results.append(ensure_base_image(client, log=log))

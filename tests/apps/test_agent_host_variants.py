@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -155,8 +156,13 @@ def test_metadata_file_variant_without_jq_stops_naming_jq(instance, tmp_path):
     bindir.mkdir()
     pybin = Path(sys.executable).parent
     for name, target in {"sh": shutil.which("sh"), "cat": shutil.which("cat"), "curl": shutil.which("curl"),
-                         "python": sys.executable, "ddtrace-run": str(pybin / "ddtrace-run")}.items():
+                         "ddtrace-run": str(pybin / "ddtrace-run")}.items():
         (bindir / name).symlink_to(target)
+    # `python` is a script that runs this interpreter by its own path, not a symlink to it: a venv's
+    # interpreter finds its site-packages (ddtrace, the lab) through the pyvenv.cfg beside the path
+    # it was started by, and a symlink in another directory has none, so it would be the base Python.
+    (bindir / "python").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    (bindir / "python").chmod(0o755)
     env = {**_env_for("metadata_file", instance, tmp_path), "PATH": str(bindir)}
     app = SampleApp("metadata_file", env=env)
     try:

@@ -23,9 +23,14 @@ FLAGS = [
     "--disable-sync",
 ]
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e .[dev] (playwright)")
+# Never skipped: CI installs both (.ci/run); without them the test fails saying how to get them.
+try:
+    import playwright.sync_api as playwright_api
+except ImportError:  # pragma: no cover - the dev extra has it
+    pytest.fail("Playwright for Python is missing: pip install -e '.[dev]'", pytrace=False)
 if not shutil.which(CHROMIUM):
-    pytest.skip("Debian's chromium is not installed (.ci/browser-deps.sh)", allow_module_level=True)
+    pytest.fail("Debian's chromium is not installed: sh .ci/browser-deps.sh (apt-get install chromium)",
+                pytrace=False)
 
 
 @pytest.fixture

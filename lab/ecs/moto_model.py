@@ -58,7 +58,13 @@ class MotoEcs:
 
     def instance_views(self, cluster_name: str) -> list[scheduler.InstanceView]:
         by_arn: dict[str, list[scheduler.PlacedTask]] = {}
-        for t in self.live_tasks(cluster_name):
+        # A task asked to stop still holds its ports, memory and addresses until its instance agent
+        # reports it STOPPED: ECS places nothing in its place before (a DAEMON deployment stops the
+        # old task, then starts the new one on that instance).
+        for t in self.backend.tasks.get(cluster_name, {}).values():
+            stopping = t.desired_status == "STOPPED" and t.last_status not in ("STOPPED", "PENDING")
+            if t.last_status == "STOPPED" or (t.desired_status == "STOPPED" and not stopping):
+                continue
             if t.container_instance_arn:
                 by_arn.setdefault(t.container_instance_arn, []).append(scheduler.PlacedTask(
                     arn=t.task_arn, needs=self.needs_of(t.task_definition_arn), group=t.group))

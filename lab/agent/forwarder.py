@@ -25,7 +25,9 @@ Every URL comes from `AgentConfig.endpoints`; the forwarder never invents a host
 from __future__ import annotations
 
 import asyncio
+import bisect
 import gzip
+import itertools
 import json
 import logging
 import os
@@ -194,6 +196,11 @@ class Transaction:
     attempts: int = 0
     not_before: float = 0.0
     on_response: object = None  # callable(status, body) for replies the agent reads (ResCollector)
+    # Creation order: a full retry queue drops the OLDEST payload, whenever its last attempt was.
+    created: int = field(default_factory=lambda: next(_CREATED))
+
+
+_CREATED = itertools.count(1)
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -239,7 +246,7 @@ class RetryQueue:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.newest_first = newest_first
-        self.items: deque[Transaction] = deque()
+        self.items: list[Transaction] = []
         self.bytes = 0
         self.attempt = 0  # the sender's error count: raises the backoff, halved on each success
         self.not_before = 0.0
@@ -266,13 +273,14 @@ class RetryQueue:
         dropped: list[Transaction] = []
         if self.max_bytes is not None and len(txn.body) > self.max_bytes:
             return [txn]  # bigger than the whole queue: it can never be kept
-        self.items.append(txn)
+        # Kept in creation order, so what overflows is always the oldest payload.
+        bisect.insort(self.items, txn, key=lambda t: t.created)
         self.bytes += len(txn.body)
         while len(self.items) > 1 and (
             (self.max_payloads is not None and len(self.items) > self.max_payloads)
             or (self.max_bytes is not None and self.bytes > self.max_bytes)
         ):
-            old = self.items.popleft()
+            old = self.items.pop(0)
             self.bytes -= len(old.body)
             dropped.append(old)
         return dropped
@@ -282,7 +290,7 @@ class RetryQueue:
         if not self.items or now < self.not_before:
             return []
         out = list(reversed(self.items)) if self.newest_first else list(self.items)
-        self.items.clear()
+        self.items = []
         self.bytes = 0
         return out
 

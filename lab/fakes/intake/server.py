@@ -47,7 +47,7 @@ from lab.fakes.intake.store import (
     UnsupportedFilter,
 )
 from lab.proto import process_codec
-from lab.serving import Listener, ServerThread
+from lab.serving import Listener, ServerThread, listen_again, stop_listening
 
 log = logging.getLogger("lab.fakes.intake")
 
@@ -322,22 +322,11 @@ class IntakeServer:
     def _close_listeners(self) -> None:
         self._refusing = True
         for listener in self.listeners:
-            site = listener.site
-            server = getattr(site, "_server", None)
-            if server is not None:
-                server.close()  # the listening socket is gone: connecting is refused
-            handler_server = site._runner.server if site is not None else None  # type: ignore[union-attr]
-            for handler in list(getattr(handler_server, "connections", ())):
-                handler.force_close()  # and so are the connections the agent kept alive
+            stop_listening(listener)
 
     async def _open_listeners(self) -> None:
-        loop = asyncio.get_running_loop()
         for listener in self.listeners:
-            site = listener.site
-            assert site is not None
-            # Same address and port as before: the agent's URL must work again.
-            site._server = await loop.create_server(  # type: ignore[attr-defined]
-                site._runner.server, listener.host, listener.bound_port, reuse_address=True, backlog=1024)
+            await listen_again(listener)
         self._refusing = False
 
     async def _end_refusal(self, outage: Outage) -> None:

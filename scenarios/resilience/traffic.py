@@ -8,8 +8,10 @@ used as upper bounds of waits on conditions, so a faster agent only ends the wai
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -33,8 +35,10 @@ def own_token_env(name: str) -> dict[str, str]:
     """DD_AUTH_TOKEN_FILE_PATH private to one stack. Without it the emulated agents of every lab on the
     machine share `<tmp>/ecs-lab-agent-<uid>/<cmd_port>/auth_token` (all use cmd port 5001), and the
     first of them to stop deletes the token the others' CLI needs (reported; lab/agent/ipc.py)."""
-    path = os.path.join(tempfile.gettempdir(), f"ecs-lab-resilience-{os.getpid()}-{name}", "auth_token")
-    return {"DD_AUTH_TOKEN_FILE_PATH": path}
+    directory = os.path.join(tempfile.gettempdir(), f"ecs-lab-resilience-{os.getpid()}-{name}")
+    # A SIGKILLed agent leaves its token behind (its successor reuses it): remove it at the end.
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return {"DD_AUTH_TOKEN_FILE_PATH": os.path.join(directory, "auth_token")}
 
 
 def agent_cli(lab, n: int, *args: str, timeout: float = 30) -> tuple[int, str]:

@@ -70,7 +70,9 @@ def test_nothing_sent_during_an_outage_is_lost_or_doubled(lab_with, mode, record
     wait_until(lambda: span_ids(intake, spans.service) == first, TRACE_FLUSH * 2 + 5, what="the control span")
     wait_until(lambda: counted(intake, points.metric, points.tag) == 1, 2 * METRICS_FLUSH + 10,
                what="the control point")
-    errors_before = _transactions(agent_status(lab))["Errors"]
+    tx_before = _transactions(agent_status(lab))
+    unstored_before = _answered_not_stored(lab, TRACES)
+    errors_before = tx_before["Errors"]
 
     # Long enough for two process check runs, several trace flushes and a metrics flush or more.
     duration = max(3 * interval, 6.0)
@@ -115,12 +117,16 @@ def test_nothing_sent_during_an_outage_is_lost_or_doubled(lab_with, mode, record
     assert len(during) >= expected, (
         f"process payloads made during the {ended - started:.1f} s outage: {len(during)} arrived, "
         f"at least {expected} expected at one per {interval} s")
-    unstored = _answered_not_stored(lab, TRACES)
+    tx_after = _transactions(agent_status(lab))
+    assert tx_after["Dropped"] == tx_before["Dropped"], (
+        f"the agent counts dropped transactions after a short outage: {tx_after['DroppedByEndpoint']}")
+    unstored = _answered_not_stored(lab, TRACES) - unstored_before
     summary = {"mode": mode, "outage_s": round(ended - started, 1), "spans_sent": spans.sent,
                "spans_arrived": len(ids), "points_sent": points.sent,
                "points_arrived": counted(intake, points.metric, points.tag),
                "process_payloads_during_outage": len(during), "trace_posts_answered_503": unstored,
-               "agent_errors": _transactions(agent_status(lab))["Errors"] - errors_before}
+               "agent_errors": tx_after["Errors"] - errors_before,
+               "agent_dropped": tx_after["Dropped"] - tx_before["Dropped"]}
     record_property("counts", summary)
     print(f"\nresilience outage counts: {summary}")
 

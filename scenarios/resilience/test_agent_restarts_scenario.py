@@ -198,3 +198,17 @@ def test_tagging_degrades_and_recovers_when_ecs_metadata_is_down(lab_with, recor
               "spans_tagged_after": len(retagged)}
     record_property("counts", counts)
     print(f"\nECS metadata down: {counts}")
+
+
+def test_a_killed_agent_is_replaced_after_another_lab_stopped(lab_with):
+    """Every lab of a process shares the embedded control plane: a lab stopping pauses its own
+    cluster's scheduling, never the other labs' (their DAEMON agents are still replaced)."""
+    from lab.pytest_plugin import start_lab, stop_lab
+
+    lab = lab_with(**LAB_WITH)
+    wait_healthy(lab)
+    if lab.backend is None or not getattr(type(lab.backend), "SIDE_BY_SIDE", False):
+        pytest.skip("one lab at a time on this backend: no other lab to stop")
+    other = start_lab(getattr(lab.backend, "name", "local"), apps=(), agent_env=own_token_env("other"))
+    stop_lab(other)
+    assert _restart_agent(lab) < RESTART

@@ -204,3 +204,23 @@ class ServerThread:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def stop_listening(listener: Listener) -> None:
+    """On the listener's loop: close its listening socket and its open (keep-alive) connections, so
+    connecting is refused as when the server is down; `listen_again` reopens the same address."""
+    site = listener.site
+    server = getattr(site, "_server", None)
+    if server is not None:
+        server.close()
+    handler_server = site._runner.server if site is not None else None  # type: ignore[union-attr]
+    for handler in list(getattr(handler_server, "connections", ())):
+        handler.force_close()
+
+
+async def listen_again(listener: Listener) -> None:
+    """On the listener's loop: listen again on the same host and port (clients keep their URL)."""
+    site = listener.site
+    assert site is not None, "the listener was never started"
+    site._server = await asyncio.get_running_loop().create_server(  # type: ignore[attr-defined]
+        site._runner.server, listener.host, listener.bound_port, reuse_address=True, backlog=1024)

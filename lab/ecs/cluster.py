@@ -55,6 +55,9 @@ class EcsCluster:
             self.control_plane.start()
         try:
             self.control_plane.ensure_cluster(self.world.cluster.name)
+            if self.control_plane.service_scheduler:
+                # A cluster name comes back when a later lab reuses the subnet: schedule it again.
+                self.control_plane.service_scheduler.resume(self.world.cluster.name)
             for inst in list(self.world.instances):
                 if not inst.arn or inst.index not in self.agents:
                     self.adopt_instance(inst)
@@ -88,9 +91,14 @@ class EcsCluster:
         """Stop placing and relaunching tasks (the service scheduler, the instance agents' loops);
         running tasks keep running. For a backend about to stop them all itself: otherwise each app
         it stops is an essential container exiting, which a service replaces, as on ECS."""
-        # Only this cluster's: the control plane may serve other labs' clusters (lab.assembly).
-        if self.control_plane.service_scheduler:
-            self.control_plane.service_scheduler.paused.add(self.world.cluster.name)
+        scheduler = self.control_plane.service_scheduler
+        if scheduler:
+            # The embedded control plane is shared by every lab of the process: pause this lab's
+            # cluster only, or the other labs' DAEMON agents would no longer be replaced.
+            if self._own_control_plane:
+                scheduler.stop()
+            else:
+                scheduler.pause(self.world.cluster.name)
         for agent in list(self.agents.values()):
             agent.stop(stop_tasks=False)
 

@@ -27,12 +27,22 @@ class ServiceScheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
-        # Clusters whose services are not scheduled any more: a lab stopping its own tasks (other
-        # labs' clusters on the same control plane keep being scheduled).
-        self.paused: set[str] = set()
         # ECS throttles a service whose tasks keep failing to start ("service task launch
         # throttling"): relaunches on one instance back off, 1 s doubling up to 30 s here.
         self._launches: dict[tuple[str, str], tuple[float, int]] = {}
+        # Clusters whose lab is stopping: their services are left alone (the scheduler is shared by
+        # every lab of the process; stopping it for one lab would stop it for all).
+        self.paused: set[str] = set()
+
+    def pause(self, cluster: str) -> None:
+        """Stop relaunching `cluster`'s tasks (its lab is stopping them); other clusters go on."""
+        with ECS_LOCK:
+            self.paused.add(cluster)
+
+    def resume(self, cluster: str) -> None:
+        with ECS_LOCK:
+            self.paused.discard(cluster)
+        self.wake()
 
     def wake(self) -> None:
         self._wake.set()
@@ -62,9 +72,8 @@ class ServiceScheduler:
         with ECS_LOCK:
             b = self.ecs.backend
             for svc in list(b.services.values()):
-                if svc.cluster_name in self.paused:
-                    continue
-                self._reconcile_service(svc)
+                if svc.cluster_name not in self.paused:
+                    self._reconcile_service(svc)
 
     def _task_tags(self, svc: Any) -> list[dict]:
         """The tags a service's tasks get: its own or its task definition's, by `propagateTags`."""

@@ -208,6 +208,34 @@ def _health(c: dict) -> HealthCheck | None:
                        start_period=float(hc.get("startPeriod", 0)))
 
 
+def _container_spec(taskdef: dict, c: dict, network_mode: str, volumes: dict[str, dict],
+                    resolve_secret: SecretFetcher | None, redirects: Redirects | None) -> ContainerSpec:
+    """One container definition as the runner's ContainerSpec."""
+    env = {e["name"]: e.get("value", "") for e in c.get("environment") or []}
+    for s in c.get("secrets") or []:
+        if resolve_secret is None:
+            raise SecretResolutionError(SECRETS_ERROR_PREFIX + f"no secrets backend to resolve "
+                                        f"{s['valueFrom']} for {s['name']}")
+        env[s["name"]] = resolve_secret(s["valueFrom"])
+    image = c.get("image", "")
+    if redirects is not None:
+        if is_agent_image(image):
+            env = redirects.agent_env(env, _reachable_on_host(c, env, network_mode))
+        elif is_fips_proxy_image(image):
+            env = redirects.fips_proxy_env(env)
+    caps = ((c.get("linuxParameters") or {}).get("capabilities") or {}).get("add") or []
+    return ContainerSpec(
+        name=c["name"], image=image, entry_point=c.get("entryPoint"), command=c.get("command"),
+        env=env, ports=_ports(c, network_mode), mounts=_mounts(c, volumes), health_check=_health(c),
+        essential=c.get("essential", True),
+        depends_on=[(d["containerName"], d["condition"]) for d in c.get("dependsOn") or []],
+        cpu=int(c.get("cpu") or 0), memory=c.get("memory"), memory_reservation=c.get("memoryReservation"),
+        capabilities_add=list(caps), pid_mode=taskdef.get("pidMode"),
+        working_directory=c.get("workingDirectory"), user=c.get("user"),
+        docker_labels=dict(c.get("dockerLabels") or {}),
+    )
+
+
 def container_specs(taskdef: dict, *, resolve_secret: SecretFetcher | None = None,
                     redirects: Redirects | None = None) -> list[ContainerSpec]:
     """Translate every container definition; raise UnsupportedField / SecretResolutionError."""
@@ -215,30 +243,17 @@ def container_specs(taskdef: dict, *, resolve_secret: SecretFetcher | None = Non
     network_mode = taskdef.get("networkMode") or "bridge"
     volumes = {v["name"]: v for v in taskdef.get("volumes") or [] if v.get("name")}
     specs = []
-    for c in taskdef.get("containerDefinitions") or []:
-        env = {e["name"]: e.get("value", "") for e in c.get("environment") or []}
-        for s in c.get("secrets") or []:
-            if resolve_secret is None:
-                raise SecretResolutionError(SECRETS_ERROR_PREFIX + f"no secrets backend to resolve "
-                                            f"{s['valueFrom']} for {s['name']}")
-            env[s["name"]] = resolve_secret(s["valueFrom"])
-        image = c.get("image", "")
-        if redirects is not None:
-            if is_agent_image(image):
-                env = redirects.agent_env(env, _reachable_on_host(c, env, network_mode))
-            elif is_fips_proxy_image(image):
-                env = redirects.fips_proxy_env(env)
-        caps = ((c.get("linuxParameters") or {}).get("capabilities") or {}).get("add") or []
-        specs.append(ContainerSpec(
-            name=c["name"], image=image, entry_point=c.get("entryPoint"), command=c.get("command"),
-            env=env, ports=_ports(c, network_mode), mounts=_mounts(c, volumes), health_check=_health(c),
-            essential=c.get("essential", True),
-            depends_on=[(d["containerName"], d["condition"]) for d in c.get("dependsOn") or []],
-            cpu=int(c.get("cpu") or 0), memory=c.get("memory"), memory_reservation=c.get("memoryReservation"),
-            capabilities_add=list(caps), pid_mode=taskdef.get("pidMode"),
-            working_directory=c.get("workingDirectory"), user=c.get("user"),
-            docker_labels=dict(c.get("dockerLabels") or {}),
-        ))
+    for i, c in enumerate(taskdef.get("containerDefinitions") or []):
+        try:
+            specs.append(_container_spec(taskdef, c, network_mode, volumes, resolve_secret, redirects))
+        except (UnsupportedField, SecretResolutionError):
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            # A shape botocore lets through (e.g. an environment entry without a name): say which
+            # container and what, instead of a bare KeyError from deep inside.
+            name = c.get("name") if isinstance(c, dict) else None
+            raise UnsupportedField(f"containerDefinitions[{i}] ({name!r}) cannot be run: "
+                                   f"{type(exc).__name__}: {exc}") from None
     return specs
 
 

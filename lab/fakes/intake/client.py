@@ -201,11 +201,36 @@ class IntakeClient:
         return f"{self.url}/session/{self.session}"
 
     def set_override(self, endpoint: str, status_code: int, body: bytes = b"", content_type: str = "",
-                     method: str = "POST") -> None:
+                     method: str = "POST", store: bool = True) -> None:
         resp = self._http.post(self.url + "/fakeintake/configure/override", json={
             "endpoint": endpoint, "status_code": status_code, "content_type": content_type,
-            "method": method, "body": base64.b64encode(body).decode()}, timeout=self.http_timeout)
+            "method": method, "body": base64.b64encode(body).decode(), "store": store},
+            timeout=self.http_timeout)
         resp.raise_for_status()
+
+    def start_outage(self, mode: str, endpoint: str = "*", *, status_code: int | None = None,
+                     delay_ms: int | None = None, duration_s: float | None = None) -> dict[str, Any]:
+        """Start an outage (docs/intake.md#outages): "status", "slow" or "refuse"; nothing is stored
+        meanwhile. A bad spec raises ValueError with the intake's reason."""
+        spec: dict[str, Any] = {"mode": mode, "endpoint": endpoint}
+        for key, value in (("status_code", status_code), ("delay_ms", delay_ms), ("duration_s", duration_s)):
+            if value is not None:
+                spec[key] = value
+        resp = self._http.post(self.url + "/fakeintake/configure/outage", json=spec,
+                               timeout=self.http_timeout)
+        if resp.status_code == 400:
+            raise ValueError(resp.json()["errors"][0])
+        resp.raise_for_status()
+        return resp.json()["outage"]
+
+    def outages(self) -> dict[str, Any]:
+        """{"outages": [in force], "ended": [recent ones, with how long they lasted]}."""
+        return self._get("/fakeintake/configure/outage", {})
+
+    def end_outages(self) -> list[dict[str, Any]]:
+        resp = self._http.delete(self.url + "/fakeintake/configure/outage", timeout=self.http_timeout)
+        resp.raise_for_status()
+        return resp.json()["ended"]
 
     # --- waiting ----------------------------------------------------------------------------------
 

@@ -8,7 +8,11 @@ runs and the v1 routes, `202 {}` for logs, traces and stats) and the process rou
 `ResCollector` (type 23) message, which the process agent decodes to pace itself. `GET
 /api/v1/validate` answers `{"valid": true}`. Any answer can be replaced at run time with
 `POST /fakeintake/configure/override` (fakeintake's API: endpoint, status_code, content_type,
-method, body as base64).
+method, body as base64); like fakeintake it stores the payload before answering, unless the
+override says `"store": false` (then a payload the agent retries is stored once). Outages (the
+lab's extension, lab/fakes/intake/outage.py): `POST /fakeintake/configure/outage` answers errors,
+slows answers or refuses connections, storing nothing; `GET` lists them, `DELETE` ends them.
+Every stored payload is marked with the answer it got (`answer`, `answer_delay_ms`).
 
 Query side, fakeintake-compatible: `GET /fakeintake/payloads?endpoint=<route>[&format=json]`,
 `/fakeintake/routestats`, `/fakeintake/flushPayloads`, `/fakeintake/health`. Extensions: filters
@@ -20,9 +24,11 @@ every answer), sessions (`POST /fakeintake/sessions`, then `session=<id>`, or se
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +39,7 @@ from lab.fakes.intake import public_api
 from lab.fakes.intake.decode import ROUTES, decoder_for
 from lab.fakes.intake.decode.logs import BadLogFilter
 from lab.fakes.intake.decode.payload import b64, parse_tag_filter
+from lab.fakes.intake.outage import Outage, OutageBoard, OutageSpecError, parse_outage
 from lab.fakes.intake.store import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PAYLOADS,
@@ -41,7 +48,9 @@ from lab.fakes.intake.store import (
     UnsupportedFilter,
 )
 from lab.proto import process_codec
-from lab.serving import Listener, ServerThread
+from lab.serving import Listener, ServerThread, listen_again, stop_listening
+
+log = logging.getLogger("lab.fakes.intake")
 
 SESSION_HEADER = "X-Lab-Session"
 SESSION_PREFIX = "/session/"
@@ -81,6 +90,14 @@ class Override:
     status: int
     content_type: str
     body: bytes
+    # fakeintake stores every POST before answering, an error override too (tools built on it
+    # count on that); `store: false` (the lab's extension) answers like a real intake in an
+    # outage, which has not kept the payload, so the agent's retry is stored exactly once.
+    store: bool = True
+
+    @property
+    def stores(self) -> bool:
+        return self.store
 
 
 def go_time(ts: float) -> str:
@@ -99,7 +116,9 @@ def _strip_session(path: str) -> tuple[str | None, str]:
 def _extras(rec) -> dict[str, Any]:
     """A payload row's optional fields beyond fakeintake's: decode `flags`, and `via` (the `Via`
     header, set when a proxy such as the lab's FIPS proxy relayed the payload)."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"answer": rec.answer}
+    if rec.answer_delay_ms:
+        out["answer_delay_ms"] = rec.answer_delay_ms
     if rec.flags:
         out["flags"] = list(rec.flags)
     if via := rec.header("Via"):
@@ -136,6 +155,9 @@ class IntakeServer:
         self.collector_interval = collector_interval
         self.collector_active_clients = collector_active_clients
         self.overrides: dict[tuple[str, str], Override] = {}
+        self.outages = OutageBoard()
+        self._reopen: asyncio.TimerHandle | None = None
+        self._refusing = False
         self._thread: ServerThread | None = None
         self.listeners: list[Listener] = []
 
@@ -177,6 +199,9 @@ class IntakeServer:
         r.add_get("/fakeintake/routestats", self._routestats)
         r.add_route("*", "/fakeintake/flushPayloads", self._flush)
         r.add_post("/fakeintake/configure/override", self._configure_override)
+        r.add_post("/fakeintake/configure/outage", self._start_outage)
+        r.add_get("/fakeintake/configure/outage", self._list_outages)
+        r.add_delete("/fakeintake/configure/outage", self._end_outages)
         r.add_get("/fakeintake/rejected", self._rejected)
         r.add_post("/fakeintake/sessions", self._open_session)
         r.add_get("/fakeintake/sessions", self._list_sessions)
@@ -199,7 +224,7 @@ class IntakeServer:
 
     # --- agent side -------------------------------------------------------------------------------
 
-    async def _datadog_request(self, request: web.Request) -> web.Response:
+    async def _datadog_request(self, request: web.Request) -> web.StreamResponse:
         sid, path = _strip_session(request.path)
         session = sid or request.headers.get(SESSION_HEADER) or None
         if request.method != "POST":
@@ -209,10 +234,34 @@ class IntakeServer:
                 return web.Response(status=200)
             return _error(f"invalid request with route {path} and method {request.method}")
         body = await request.read()
-        result = self.store.ingest(path, body, request.headers, "POST", session)
+        delay_ms = 0
+        outage = self.outages.for_route(path)
+        if outage is not None:
+            if outage.mode == "slow":
+                await asyncio.sleep(outage.delay_ms / 1000)
+                if request.transport is None or request.transport.is_closing():
+                    # The client's timeout came first: it got no answer and will send it again.
+                    self.store.count_not_stored(path, "abandoned")
+                    return web.Response(status=499)  # written nowhere: the connection is gone
+                delay_ms = outage.delay_ms
+            if outage.status_code is not None:
+                self.store.count_not_stored(path, "answered_not_stored")
+                return _error(f"intake outage ({outage.mode}): answering {outage.status_code}",
+                              outage.status_code)
+        override = self.overrides.get(("POST", path))
+        if override is not None and not override.stores:
+            self.store.count_not_stored(path, "answered_not_stored")
+            return self._answer_override(override)
+        if override is not None:
+            answer_status = override.status
+        elif path in PROCESS_ROUTES:
+            answer_status = 200
+        else:
+            answer_status = ACCEPTED_ANSWERS.get(path, DEFAULT_ANSWER)[0]
+        result = self.store.ingest(path, body, request.headers, "POST", session,
+                                   answer=answer_status, answer_delay_ms=delay_ms)
         if not result.accepted:
             return _error(result.reason)
-        override = self.overrides.get(("POST", path))
         if override is not None:
             return self._answer_override(override)
         if path in PROCESS_ROUTES:
@@ -230,8 +279,92 @@ class IntakeServer:
         return resp
 
     def set_override(self, endpoint: str, status_code: int, body: bytes = b"", content_type: str = "",
-                     method: str = "POST") -> None:
-        self.overrides[(method.upper(), endpoint)] = Override(status_code, content_type, body)
+                     method: str = "POST", store: bool = True) -> None:
+        self.overrides[(method.upper(), endpoint)] = Override(status_code, content_type, body, store)
+
+    # --- outages ----------------------------------------------------------------------------------
+
+    def start_outage(self, spec: dict[str, Any] | Outage) -> Outage:
+        """Start an outage (see lab/fakes/intake/outage.py); from Python, `refuse` may go without
+        `duration_s` and last until end_outages()."""
+        outage = spec if isinstance(spec, Outage) else parse_outage(spec, over_http=False)
+        if self._thread is None:
+            raise RuntimeError("the intake is not listening; call listen() first")
+
+        async def _start() -> Outage:
+            return self._begin(outage, delay=0.0)
+
+        return self._thread.call(_start)
+
+    def end_outages(self) -> list[Outage]:
+        """End every outage (reopening the port if it was refusing); returns the ones ended."""
+        if self._thread is None:
+            return []
+
+        async def _end() -> list[Outage]:
+            return await self._end_all()
+
+        return self._thread.call(_end)
+
+    def _begin(self, outage: Outage, delay: float) -> Outage:
+        """On the server loop: record the outage; a refusal closes the port after `delay` (time for
+        the HTTP answer that asked for it to leave) and reopens it when its duration is up."""
+        if outage.mode == "refuse" and self.outages.refusing() is not None:
+            raise OutageSpecError("the intake is already refusing connections")
+        self.outages.add(outage)
+        if outage.mode == "refuse":
+            loop = asyncio.get_running_loop()
+            loop.call_later(delay, self._close_listeners)
+            if outage.duration_s is not None:
+                self._reopen = loop.call_later(delay + outage.duration_s,
+                                               lambda: loop.create_task(self._end_refusal(outage)))
+        return outage
+
+    def _close_listeners(self) -> None:
+        self._refusing = True
+        for listener in self.listeners:
+            stop_listening(listener)
+
+    async def _open_listeners(self) -> None:
+        for listener in self.listeners:
+            await listen_again(listener)
+        self._refusing = False
+
+    async def _end_refusal(self, outage: Outage) -> None:
+        self.outages.end(outage)
+        if self._refusing:
+            try:
+                await self._open_listeners()
+            except OSError as exc:  # someone took the port meanwhile: say so, loudly
+                log.error("the intake could not listen again after its outage: %s", exc)
+                raise
+
+    async def _end_all(self) -> list[Outage]:
+        ended = self.outages.end_all()
+        if self._reopen is not None:
+            self._reopen.cancel()
+            self._reopen = None
+        if self._refusing:
+            await self._open_listeners()
+        return ended
+
+    async def _start_outage(self, request: web.Request) -> web.Response:
+        try:
+            spec = await request.json()
+        except ValueError as exc:
+            return _error(f"outage must be JSON: {exc}")
+        try:
+            outage = self._begin(parse_outage(spec), delay=0.2)
+        except OutageSpecError as exc:
+            return _error(str(exc))
+        return _json({"outage": outage.as_dict()})
+
+    async def _list_outages(self, _request: web.Request) -> web.Response:
+        return _json(self.outages.as_dict())
+
+    async def _end_outages(self, _request: web.Request) -> web.Response:
+        ended = await self._end_all()
+        return _json({"ended": [o.as_dict() for o in ended]})
 
     # --- query side -------------------------------------------------------------------------------
 
@@ -331,7 +464,10 @@ class IntakeServer:
             body = base64.b64decode(raw, validate=True) if isinstance(raw, str) else json.dumps(raw).encode()
         except (binascii.Error, ValueError):
             body = raw.encode()
-        self.set_override(endpoint, status, body, spec.get("content_type") or "", method)
+        store = spec.get("store", True)
+        if not isinstance(store, bool):
+            return _error(f"store must be true or false, not {store!r}")
+        self.set_override(endpoint, status, body, spec.get("content_type") or "", method, store)
         return web.Response(status=200)
 
     async def _rejected(self, request: web.Request) -> web.Response:

@@ -62,6 +62,10 @@ class StoredPayload:
     session: str | None = None
     method: str = "POST"
     flags: tuple[str, ...] = ()
+    # The answer the intake gave this payload: its HTTP status, and how long it held the answer
+    # back (a slow outage); a payload answered with an error is never stored.
+    answer: int = 0
+    answer_delay_ms: int = 0
 
     def header(self, name: str, default: str = "") -> str:
         lname = name.lower()
@@ -128,6 +132,10 @@ class RouteCounters:
     stored_bytes: int = 0
     flagged: int = 0
     decode_errors: int = 0
+    # POSTs answered with an error by an outage or an override, nothing stored (the agent retries).
+    answered_not_stored: int = 0
+    # POSTs whose client gave up before a slow answer: nothing stored.
+    abandoned: int = 0
     last_evicted_seq: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -135,6 +143,7 @@ class RouteCounters:
             "count": self.stored, "accepted": self.accepted, "rejected": self.rejected,
             "evicted": self.evicted, "flushed": self.flushed, "flagged": self.flagged,
             "decode_errors": self.decode_errors, "stored_bytes": self.stored_bytes,
+            "answered_not_stored": self.answered_not_stored, "abandoned": self.abandoned,
         }
 
 
@@ -201,8 +210,9 @@ class IntakeStore:
 
     def ingest(self, route: str, body: bytes, headers: Mapping[str, str] | None = None,
                method: str = "POST", session: str | None = None,
-               received: float | None = None) -> IngestResult:
-        """Validate and keep one payload; a malformed one is counted and kept aside, never stored."""
+               received: float | None = None, answer: int = 0, answer_delay_ms: int = 0) -> IngestResult:
+        """Validate and keep one payload; a malformed one is counted and kept aside, never stored.
+        `answer` (and `answer_delay_ms`) mark the stored payload with the answer it is given."""
         headers = dict(headers or {})
         received = self.clock() if received is None else received
         decoder = decoder_for(route)
@@ -226,7 +236,8 @@ class IntakeStore:
                     seq, route, received, headers, body[:MAX_REJECTED_BODY], reason, session,
                     body_truncated=len(body) > MAX_REJECTED_BODY))
                 return IngestResult(False, seq, route, reason)
-            record = StoredPayload(seq, route, received, headers, bytes(body), kind, session, method, flags)
+            record = StoredPayload(seq, route, received, headers, bytes(body), kind, session, method, flags,
+                                   answer, answer_delay_ms)
             self._order.append(record)
             self._by_route.setdefault(route, deque()).append(record)
             size = record.size
@@ -238,6 +249,15 @@ class IntakeStore:
                 counters.flagged += 1
             self._evict()
             return IngestResult(True, seq, route, flags=flags)
+
+    def count_not_stored(self, route: str, why: str) -> None:
+        """Count a POST the intake answered without storing it: `why` is "answered_not_stored" (an
+        outage's or override's error answer) or "abandoned" (the client left before a slow answer)."""
+        if why not in ("answered_not_stored", "abandoned"):
+            raise ValueError(f"unknown reason {why!r}")
+        with self._lock:
+            counters = self._counters.setdefault(route, RouteCounters())
+            setattr(counters, why, getattr(counters, why) + 1)
 
     def _keep_rejected(self, rejected: RejectedPayload) -> None:
         self._rejected.append(rejected)
@@ -450,7 +470,8 @@ class IntakeStore:
             out = {"count": len(self._order), "stored_bytes": self._bytes, "last_seq": self._last_seq,
                    "max_payloads": self.max_payloads, "max_bytes": self.max_bytes,
                    "rejected_kept": len(self._rejected), "rejected_dropped": self.rejected_dropped}
-            for key in ("accepted", "rejected", "evicted", "flushed", "flagged", "decode_errors"):
+            for key in ("accepted", "rejected", "evicted", "flushed", "flagged", "decode_errors",
+                        "answered_not_stored", "abandoned"):
                 out[key] = sum(getattr(c, key) for c in self._counters.values())
         return out
 

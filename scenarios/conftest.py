@@ -126,3 +126,10 @@ def _send_first(request):
     """Send at the very start of the run when any collected scenario uses the send phase."""
     if any("send_phase" in getattr(item, "fixturenames", ()) for item in request.session.items):
         request.getfixturevalue("send_phase")
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Modules that need the docker engine to themselves (`exclusive_docker_engine`: the session
+    lab is stopped for them and started anew after) run last, so that every other module's data,
+    sent once by the session's send phase, is still in the intake it was sent to."""
+    items.sort(key=lambda item: "exclusive_docker_engine" in getattr(item, "fixturenames", ()))

@@ -550,18 +550,19 @@ class DockerBackend:
 
     def _wait_ready(self, running: RunningTask, specs: list[ContainerSpec]) -> None:
         """Before the task is reported RUNNING, as the local backend's readiness probes: an agent
-        container is ready once its health check passes; a container with a TCP port on its own
-        address (bridge, awsvpc), once that port accepts connections."""
+        container once its health check passes; the lab's sample web app once its port accepts
+        connections. Any other container is RUNNING once started, as on ECS."""
         timeout = self.stack.ready_timeout + 30
         for spec in specs:
             c = running.task.container(spec.name)
+            argv = " ".join([*(spec.entry_point or []), *(spec.command or [])])
             if is_agent_image(spec.image) or (spec.image == self.agent_image and spec.health_check):
                 if spec.health_check:
                     self.wait_healthy(c, timeout=timeout)
-            elif c.ipv4_addresses and running.task.network_mode in ("bridge", "awsvpc"):
+            elif (is_lab_image(spec.image) and (not argv or "lab.apps" in argv) and c.ipv4_addresses
+                  and running.task.network_mode in ("bridge", "awsvpc")):
                 tcp = [p for p in spec.ports if p.protocol == "tcp"]
-                if tcp:
-                    self.wait_listening(c, tcp[0].container_port, timeout=timeout)
+                self.wait_listening(c, tcp[0].container_port if tcp else APP_PORT, timeout=timeout)
 
     def _host_port(self, n: int, wanted: int | None) -> int:
         """A bridge-mode port mapping without hostPort gets a dynamic one, as ECS gives it."""
@@ -697,10 +698,9 @@ class DockerBackend:
 
     @property
     def fips_proxies(self) -> dict[int, HaproxyRecords]:
-        """Instance -> its agent task's FIPS proxy sidecar requests (only with the `fips` feature)."""
-        if not self.stack.has("fips"):
-            return {}
-        return {n: HaproxyRecords(self, n) for n in self.agent_tasks}
+        """Instance -> its agent task's FIPS proxy sidecar requests (agent tasks that have one)."""
+        return {n: HaproxyRecords(self, n) for n, task in self.agent_tasks.items()
+                if any(c.name == "fips-proxy" for c in task.containers)}
 
     def wait_healthy(self, c: Container, timeout: float) -> None:
         def healthy() -> bool:

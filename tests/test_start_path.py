@@ -54,6 +54,16 @@ def test_a_new_redirect_reaches_the_agent_of_every_local_stack(new_intake_key, t
             envs = _agent_envs_local(lab)
             assert envs, "no running agent"
             assert {env[new_intake_key] for env in envs} == {lab.intake_url}
+        # Status tells the truth: ready while sound; not ready, saying why, once the control plane's
+        # state lost the lab's cluster behind its back (what a wipe of moto's state does).
+        assert first.status()["ready"] is True and first.status()["problems"] == []
+        from lab.ecs.moto_model import ECS_LOCK, MotoEcs
+
+        with ECS_LOCK:
+            MotoEcs().backend.clusters.pop(second.world.cluster.name)
+        status = second.status()
+        assert status["ready"] is False, status["problems"]
+        assert any(second.world.cluster.name in p and "missing" in p for p in status["problems"])
         # The registered task definition never holds the redirects (deploy-time only).
         ecs = first.control_plane.clients.ecs
         td = ecs.describe_task_definition(taskDefinition=first.deployment.agent_task_definition)

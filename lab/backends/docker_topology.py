@@ -24,11 +24,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from lab.docker_engine import LABEL, ROLE_LABEL, RUN_LABEL  # noqa: E402,F401 - the backend reads them here
 from lab.tasks import LAB_IMAGE, InstanceEndpoints
 
-LABEL = "ecs-agent-lab"
-RUN_LABEL = "ecs-agent-lab.run"
-ROLE_LABEL = "ecs-agent-lab.role"
 PROJECT = "ecs-agent-lab"
 
 LINK_LOCAL_SUBNET = "169.254.168.0/22"

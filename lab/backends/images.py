@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+# The engine helpers live below lab.ecs and lab.backends; the builder and its callers use them here.
+from lab.docker_engine import DockerUnavailable, docker_client, image_exists  # noqa: F401
 from lab.tasks import LAB_IMAGE
 
 BASE_IMAGE = "ecs-agent-lab/debian:bookworm"
@@ -42,35 +44,8 @@ DOCKERFILE = "docker/Dockerfile"
 # What the Dockerfile COPYs; the rest of the repo stays out of the build context.
 CONTEXT_PATHS = ("pyproject.toml", "README.md", "lab", "docker")
 
-ENGINE_HINT = (
-    "Get one with `sudo bash .ci/docker-engine.sh` (installs Debian's docker.io and starts dockerd "
-    "in the background), or start Docker Desktop / `sudo systemctl start docker`. The local backend "
-    "(`--backend local`) needs no Docker."
-)
-
-
-class DockerUnavailable(RuntimeError):
-    """No Docker engine answers; the message says how to get one."""
-
-
 class ImageBuildError(RuntimeError):
     """An image could not be made; the message carries the failing step's output."""
-
-
-def docker_client(timeout: int = 120):
-    """A docker SDK client for the engine in the environment (DOCKER_HOST or the default socket)."""
-    try:
-        import docker
-    except ImportError as exc:  # pragma: no cover - docker is a dependency
-        raise DockerUnavailable(f"the `docker` Python package is missing ({exc}); pip install docker"
-                                ) from exc
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - every failure here means "no engine"
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        raise DockerUnavailable(f"no Docker engine answers at {where} ({exc}). {ENGINE_HINT}") from None
-    return client
 
 
 @dataclass
@@ -79,16 +54,6 @@ class ImageResult:
     image_id: str
     built: bool  # False when the cached tag was reused
     seconds: float
-
-
-def image_exists(client, tag: str) -> bool:
-    import docker.errors
-
-    try:
-        client.images.get(tag)
-        return True
-    except docker.errors.ImageNotFound:
-        return False
 
 
 # -- base image -----------------------------------------------------------------------------------

@@ -16,23 +16,9 @@ lost: everything here carries the lab's labels (`ecs-agent-lab=1` and the run's 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-RYUK_SWITCH = "TESTCONTAINERS_RYUK_DISABLED"
-
-
-def ryuk_off_unless_asked() -> bool:
-    """Turn Ryuk off when the user said nothing (testcontainers would try to pull its image before
-    the first container); a user who exports TESTCONTAINERS_RYUK_DISABLED=false and has the image
-    keeps it. Returns whether Ryuk is off."""
-    from testcontainers.core.config import testcontainers_config
-
-    if RYUK_SWITCH not in os.environ:
-        os.environ[RYUK_SWITCH] = "true"
-        # testcontainers reads the variable once and caches it: another import may have read it first.
-        testcontainers_config.ryuk_disabled = True
-    return bool(testcontainers_config.ryuk_disabled)
+from lab.docker_engine import ryuk_off_unless_asked
 
 
 def lab_network(name: str, *, subnet: str, gateway: str, ip_range: str | None,

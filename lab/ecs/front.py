@@ -281,6 +281,12 @@ class EcsFront:
             if svc is not None:
                 svc.lab_placement_constraints = list(p.get("placementConstraints") or [])
                 svc.lab_placement_strategy = list(p.get("placementStrategy") or [])
+                # A new service has placed nothing yet: ECS counts a task pending once the scheduler
+                # placed it (moto starts at desiredCount). The scheduler counts from here.
+                svc.pending_count = svc.running_count = 0
+                for d in svc.deployments:
+                    d["pendingCount"] = d["runningCount"] = 0
+            self.on_change()
         start_response(status, headers)
         return [out]
 

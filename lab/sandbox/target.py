@@ -180,7 +180,12 @@ class LabTarget:
                 for t in tasks
                 if t["taskDefinitionArn"] == task_definition and t.get("lastStatus") == "RUNNING"
             ]
-            if not old and (new_running or not need_running):
+            if not old and new_running:
+                return
+            # A DAEMON deployment stops the old task before it starts the new one: "old gone" alone
+            # is the gap between them. Without a running one, settled means a new task has stopped.
+            stopped = [] if old or need_running else self.tasks(service, desired="STOPPED")
+            if any(t["taskDefinitionArn"] == task_definition for t in stopped):
                 return
             time.sleep(0.25)
         raise TargetError(

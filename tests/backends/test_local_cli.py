@@ -23,7 +23,10 @@ from lab.world import wait_until
 def lab_env(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DD_"))}
     env["LAB_HOME"] = str(tmp_path / "home")
-    return env
+    yield env
+    # Whatever a failed assertion left running is stopped, as a user's `ecs-lab down` would.
+    if _state(env) is not None:
+        subprocess.run([sys.executable, "-m", "lab.cli", "down"], env=env, capture_output=True, timeout=60)
 
 
 def _ecs_lab(*args: str, env: dict, **kwargs) -> subprocess.CompletedProcess:

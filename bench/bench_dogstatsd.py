@@ -108,10 +108,11 @@ class CSender:
     """`dsd_sender.c` compiled into a temporary directory (removed by `close()`), run as `senders`
     processes that each send an equal share of a burst."""
 
-    def __init__(self, senders: int = 2) -> None:
-        if senders < 1:
-            raise ValueError(f"--senders must be at least 1, not {senders}")
+    def __init__(self, senders: int = 2, variants: int = 1) -> None:
+        if senders < 1 or variants < 1:
+            raise ValueError(f"--senders and --variants must be at least 1, not {senders}, {variants}")
         self.senders = senders
+        self.variants = variants
         cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
         if not cc:
             raise SystemExit("bench_dogstatsd: no C compiler (cc/gcc) to build dsd_sender.c; install one or "
@@ -132,8 +133,8 @@ class CSender:
         datagram = f"{METRIC}:1|c|#step:{step}"
         shares = [count // self.senders + (1 if i < count % self.senders else 0) for i in range(self.senders)]
         argv = [str(self.binary), peers.LOOPBACK, str(port), str(rate / self.senders)]
-        procs = [subprocess.Popen([*argv, str(n), datagram], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True)
+        procs = [subprocess.Popen([*argv, str(n), datagram, str(self.variants)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
                  for n in shares if n]
         results = []
         for proc in procs:
@@ -154,7 +155,7 @@ class CSender:
             burst = self.burst(sink.getsockname()[1], 0, count, 0)
         finally:
             sink.close()
-        return {"senders": self.senders, "datagrams": burst["sent"],
+        return {"senders": self.senders, "variants": self.variants, "datagrams": burst["sent"],
                 "rate": round(burst["sent"] / burst["seconds"]),
                 "sender_cpu_us_per_datagram": round(burst["sender_cpu_s"] * 1e6 / burst["sent"], 2)}
 
@@ -384,6 +385,9 @@ def main() -> None:
     ap.add_argument("--sender", choices=("c", "python"), default="c",
                     help="c: dsd_sender.c built here (sendmmsg); python: one thread in this process")
     ap.add_argument("--senders", type=int, default=2, help="sender processes (--sender c)")
+    ap.add_argument("--variants", type=int, default=1,
+                    help="--sender c: cycle each datagram through K values of a tag `v:` (K contexts; no "
+                         "two consecutive datagrams alike, so a receiver cannot merge repeats)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dogstatsd.json"))
     ap.add_argument("--from-json", help="re-print the table and summary of a results file, send nothing")
     args = ap.parse_args()
@@ -402,7 +406,7 @@ def main() -> None:
         ap.error(f"receivers must be among {', '.join(RECEIVERS)} and rates positive "
                  f"(got {sorted(unknown) or rates})")
     load_before = os.getloadavg()
-    sender = CSender(args.senders) if args.sender == "c" else None
+    sender = CSender(args.senders, args.variants) if args.sender == "c" else None
     try:
         ceiling = sender.ceiling() if sender else None
         if ceiling:
@@ -422,7 +426,8 @@ def main() -> None:
                     "loadavg_after": os.getloadavg()},
         "settings": {"rates": rates, "step_seconds": args.step_seconds, "max_per_step": args.max_per_step,
                      "rounds": args.rounds, "datagram": f"{METRIC}:1|c|#step:<n>",
-                     "sender": args.sender, "senders": args.senders if args.sender == "c" else 1},
+                     "sender": args.sender, "senders": args.senders if args.sender == "c" else 1,
+                     "variants": args.variants if args.sender == "c" else 1},
         "sender_ceiling": {"before": ceiling, "after": ceiling_after},
         "summary": summary,
         "results": results,

@@ -9,7 +9,9 @@
  * a receiver's loss point is. One sendmmsg() call hands the kernel 64 datagrams.
  *
  * Built at bench time with the machine's cc (bench_dogstatsd.py), never shipped as a binary.
- * usage: dsd_sender <ipv4> <port> <rate> <count> <datagram>
+ * usage: dsd_sender <ipv4> <port> <rate> <count> <datagram> [variants]
+ * variants K > 1: datagram i carries the tag `v:<i mod K>` too (appended to its tags), so no two
+ * consecutive datagrams of one sender are identical (a receiver cannot merge repeats).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -32,8 +34,9 @@ static double now_s(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s <ipv4> <port> <rate/s, 0 = unpaced> <count> <datagram>\n", argv[0]);
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: %s <ipv4> <port> <rate/s, 0 = unpaced> <count> <datagram> [variants]\n",
+                argv[0]);
         return 2;
     }
     const char *host = argv[1];
@@ -42,6 +45,11 @@ int main(int argc, char **argv) {
     long count = strtol(argv[4], NULL, 10);
     const char *payload = argv[5];
     size_t len = strlen(payload);
+    long variants = argc == 7 ? strtol(argv[6], NULL, 10) : 1;
+    if (variants < 1 || variants > 100000 || len > 1000) {
+        fprintf(stderr, "bad arguments: variants must be 1..100000 and the datagram at most 1000 bytes\n");
+        return 2;
+    }
     struct sockaddr_in to;
     memset(&to, 0, sizeof to);
     to.sin_family = AF_INET;
@@ -68,12 +76,22 @@ int main(int argc, char **argv) {
     if (batch < 1) batch = 1;
     if (batch > MAX_BATCH) batch = MAX_BATCH;
 
+    /* Every variant built once: `<datagram>,v:<k>` (the datagram ends in its tags). */
+    char *bodies = malloc((size_t)variants * (len + 16));
+    size_t *lens = malloc((size_t)variants * sizeof *lens);
+    if (!bodies || !lens) {
+        perror("malloc");
+        return 1;
+    }
+    for (long k = 0; k < variants; k++) {
+        char *b = bodies + (size_t)k * (len + 16);
+        lens[k] = variants == 1 ? (size_t)snprintf(b, len + 16, "%s", payload)
+                                : (size_t)snprintf(b, len + 16, "%s,v:%ld", payload, k);
+    }
     struct iovec iov[MAX_BATCH];
     struct mmsghdr msgs[MAX_BATCH];
     memset(msgs, 0, sizeof msgs);
     for (int i = 0; i < MAX_BATCH; i++) {
-        iov[i].iov_base = (void *)payload;
-        iov[i].iov_len = len;
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
@@ -82,9 +100,14 @@ int main(int argc, char **argv) {
     double began = now_s();
     while (attempted < count) {
         long n = count - attempted < batch ? count - attempted : batch;
+        for (long i = 0; i < n; i++) {
+            long k = (attempted + i) % variants;
+            iov[i].iov_base = bodies + (size_t)k * (len + 16);
+            iov[i].iov_len = lens[k];
+        }
         long done = 0;
         while (done < n) {
-            int r = sendmmsg(fd, msgs, (unsigned int)(n - done), 0);
+            int r = sendmmsg(fd, msgs + done, (unsigned int)(n - done), 0);
             if (r < 0) {
                 if (errno == EINTR) continue;
                 errors++; /* e.g. ECONNREFUSED from an earlier datagram: count it, skip one */
@@ -108,6 +131,8 @@ int main(int argc, char **argv) {
     }
     double elapsed = now_s() - began;
     close(fd);
+    free(bodies);
+    free(lens);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6

@@ -253,6 +253,7 @@ class DockerBackend:
         self._routes: dict[str, str] = {}
         self.started_in: float | None = None
         self._lock_file = None
+        self.lab_image_ref: str | None = None  # what LAB_IMAGE is for this lab (start())
 
     # -- owner lifecycle --------------------------------------------------------------------------
     @property
@@ -273,12 +274,19 @@ class DockerBackend:
 
     def start(self) -> DockerBackend:
         t0 = time.monotonic()
+        self._take_engine_lock()
         self.progress("docker: checking images")
-        images.ensure_lab_image(self.client, log=self.progress)
+        # The lab image's tag is shared by every checkout on this engine, and another one rebuilds
+        # it from its own sources (while it waits for the engine, say): this lab creates every lab
+        # container from the image built from *its* sources, checked once it holds the engine, under
+        # a tag of its own (same repository, so containers' image_name stays ecs-agent-lab/lab).
+        image_id = images.ensure_lab_image(self.client, log=self.progress)[-1].image_id
+        repo = LAB_IMAGE.rsplit(":", 1)[0]
+        self.client.api.tag(image_id, repo, f"run-{self.run_id}")
+        self.lab_image_ref = f"{repo}:run-{self.run_id}"
         if self.agent_image != LAB_IMAGE:
             images.ensure_agent_image(self.client, self.agent_image, pull=self.pull)
         self.progress(f"docker: Datadog agent images run as {self.agent_describe()}")
-        self._take_engine_lock()
         sweep(self.client, stale_only=True)
         self.world_dir.mkdir(parents=True, exist_ok=True)
         self._create_networks()
@@ -350,6 +358,10 @@ class DockerBackend:
         self.networks.clear()
         if self._client is not None:
             sweep(self.client, run_id=self.run_id)
+            if self.lab_image_ref:  # this run's tag only (the image stays while another tag has it)
+                with contextlib.suppress(Exception):
+                    self.client.api.remove_image(self.lab_image_ref, noprune=True)
+                self.lab_image_ref = None
         if self._lock_file is not None:
             self._lock_file.close()  # releases the flock
             self._lock_file = None
@@ -433,9 +445,10 @@ class DockerBackend:
         backend waits for it through its later legs, so joining them after the start changes nothing
         it does. Returns the docker id."""
         (first, first_ip), *rest = networks.items()
-        container = lab_container(LAB_IMAGE, name=name, network=self.networks[first], ipv4_address=first_ip,
-                                  labels=self._labels(role), command=command, entrypoint=entrypoint,
-                                  volumes=volumes, api_version=self.client.api.api_version)
+        container = lab_container(self._image_ref(LAB_IMAGE), name=name, network=self.networks[first],
+                                  ipv4_address=first_ip, labels=self._labels(role), command=command,
+                                  entrypoint=entrypoint, volumes=volumes,
+                                  api_version=self.client.api.api_version)
         self.lab_containers.append(container)
         container.start()
         cid = container.get_container_id()
@@ -504,8 +517,8 @@ class DockerBackend:
             networking_config = api.create_networking_config({
                 self.network_name(first): api.create_endpoint_config(ipv4_address=networks[first])})
         created = api.create_container(
-            image, command=command, entrypoint=entrypoint, environment=env or {}, labels=labels,
-            name=name, host_config=host_config, networking_config=networking_config,
+            self._image_ref(image), command=command, entrypoint=entrypoint, environment=env or {},
+            labels=labels, name=name, host_config=host_config, networking_config=networking_config,
             healthcheck=healthcheck, user=user, working_dir=working_dir, detach=True)
         cid = created["Id"]
         try:
@@ -516,6 +529,10 @@ class DockerBackend:
             api.remove_container(cid, force=True)
             raise
         return cid
+
+    def _image_ref(self, image: str) -> str:
+        """The lab image as the id this lab checked (`start`); any other image as named."""
+        return self.lab_image_ref if image == LAB_IMAGE and self.lab_image_ref else image
 
     def _link_local_address(self, n: int) -> str:
         with self._lock:

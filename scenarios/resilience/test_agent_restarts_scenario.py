@@ -120,7 +120,8 @@ def test_imds_slow_or_off(lab_with, degradation, record_property):
     else:
         resp = http.post(f"{imds}/ecs-lab/instances/{instance_id}/policy", json={"enabled": False}, timeout=5)
         assert resp.status_code == 200, resp.text
-        options = {i["instance_id"]: i for i in http.get(f"{imds}/ecs-lab/instances", timeout=5).json()}
+        listed = http.get(f"{imds}/ecs-lab/instances", timeout=5).json()["instances"]
+        options = {i["InstanceId"]: i for i in listed}
         assert options[instance_id]["HttpEndpoint"] == "disabled", options
     try:
         _restart_agent(lab)

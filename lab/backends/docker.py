@@ -701,8 +701,11 @@ class DockerBackend:
         extra = {}
         if spec.memory:
             extra["mem_limit"] = f"{spec.memory}m"
-        if spec.cpu:
-            extra["cpu_shares"] = spec.cpu
+        # As the ECS agent sets CpuShares (amazon-ecs-agent, agent/api/task: dockerCPUShares): the
+        # container's `cpu` units, and 2 (the kernel's minimum) for 0 or unset, never Docker's
+        # default 1024. Left at 1024, the apps outweighed the agent's 10 units 100 to 1, and at
+        # load 30 its `agent health` check overran 5 s for minutes while the apps started.
+        extra["cpu_shares"] = spec.cpu if spec.cpu and spec.cpu > 1 else 2
         if spec.capabilities_add:
             extra["cap_add"] = list(spec.capabilities_add)
         if spec.pid_mode:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from lab.agent_images import local_command
 from lab.backends.process import (
+    START_LINE_PREFIX,
     ManagedProcess,
     Probe,
     ProcessExited,
@@ -51,6 +52,7 @@ from lab.tasks import (
     LAB_IMAGE,
     ContainerSpec,
     InstanceEndpoints,
+    OutputLine,
     is_agent_image,
     is_fips_proxy_image,
     is_lab_image,
@@ -59,6 +61,8 @@ from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, 
 
 # Host variables a process needs to run at all; everything else (HTTP(S)_PROXY, AWS_*, DD_*) stays
 # out, as it would from a container.
+# How a process's start line names its container (the agent's log collection finds its run by it).
+CONTAINER_NOTE = "container "
 _INHERITED_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "TERM")
 
 
@@ -129,6 +133,7 @@ class LocalBackend:
         self.started_in: float | None = None
         self._container_seq = 0
         self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log, kept after stop
+        self._log_offsets: dict[tuple[str, str], int] = {}  # where that container's run begins in it
 
     # -- owner lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> LocalBackend:
@@ -320,6 +325,8 @@ class LocalBackend:
                          spec: ContainerSpec) -> RunningContainer:
         container = task.container(spec.name)
         container.env = dict(spec.env)
+        # Docker labels of the task definition, beside the ECS agent's own (task metadata `Labels`).
+        container.labels.update(spec.docker_labels)
         # Bridge mode gives each container its own address (docker0's 172.17.0.x); here a loopback
         # address of its own, so two apps can both listen on their containerPort 8080.
         container.ipv4_addresses = ([self._container_ip()] if is_lab_image(spec.image)
@@ -337,8 +344,13 @@ class LocalBackend:
         elif is_agent_image(spec.image) and task.service_name == AGENT_SERVICE:
             proc_name = f"agent-{instance.index}"
         proc = ManagedProcess(proc_name, argv, env=env, log_dir=self.run_dir, cwd=spec.working_directory,
-                              ready=ready, ready_timeout=self.stack.ready_timeout)
+                              ready=ready, ready_timeout=self.stack.ready_timeout,
+                              note=f"{CONTAINER_NOTE}{container.docker_id}")
         self._log_paths[(task.arn, spec.name)] = proc.log_path
+        # A replacement task's container of the same name appends to the same file: its output
+        # starts here, after its own start line.
+        self._log_offsets[(task.arn, spec.name)] = (proc.log_path.stat().st_size
+                                                    if proc.log_path.exists() else 0)
         proc.start()
         if is_fips_proxy_image(spec.image):
             self.fips_proxies[instance.index] = FipsProxyRecords(
@@ -604,6 +616,47 @@ class LocalBackend:
         except OSError as exc:  # docker exec's "executable file not found": exit 127
             return 127, f"exec failed: {exc}"
         return done.returncode, done.stdout + done.stderr
+
+    def follow_output(self, task_arn: str, container: str, on_line: OutputLine,
+                      stop: threading.Event) -> None:
+        """The container's lines from its log file (stdout and stderr share it here, so every line
+        is reported as stdout), after its own start line, until it has exited and all was read."""
+        key = (task_arn, container)
+        path = self._log_paths.get(key)
+        if path is None:
+            raise LookupError(f"container {container!r} of task {task_arn} was never started here")
+        offset = self._log_offsets.get(key, 0)
+        pending = b""
+        start_line_seen = False
+        while True:
+            with self._lock:
+                rt = self.tasks.get(task_arn)
+                rc = next((c for c in rt.containers if c.spec.name == container), None) if rt else None
+            done = rc is None or not rc.process.running
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read(1 << 20)
+            except OSError:
+                data = b""
+            offset += len(data)
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                line = raw.decode("utf-8", "replace")
+                if not start_line_seen and line.startswith(START_LINE_PREFIX):
+                    start_line_seen = True
+                    continue
+                if line.startswith(START_LINE_PREFIX):
+                    return  # the next run of this file: not this container's output
+                on_line("stdout", line)
+            if len(data) == 1 << 20:
+                continue  # more is waiting: no pause
+            if done or stop.is_set():
+                if pending:
+                    on_line("stdout", pending.decode("utf-8", "replace"))
+                return
+            stop.wait(0.1)
 
     def container_logs(self, task_arn: str, container: str, lines: int = 50) -> str:
         from lab.backends.process import tail_file

@@ -24,6 +24,7 @@ from lab.ecs.agent_env import Redirects
 from lab.tasks import (
     ContainerSpec,
     HealthCheck,
+    LogConfiguration,
     Mount,
     PortSpec,
     UnsupportedField,
@@ -36,10 +37,14 @@ from lab.world import Container, Task
 HONOURED_CONTAINER_FIELDS = frozenset({
     "name", "image", "cpu", "memory", "memoryReservation", "essential", "entryPoint", "command",
     "environment", "secrets", "portMappings", "mountPoints", "healthCheck", "dependsOn",
-    "linuxParameters", "workingDirectory", "user", "dockerLabels",
+    "linuxParameters", "workingDirectory", "user", "dockerLabels", "logConfiguration",
+    "firelensConfiguration",
     # Placement/start-up bookkeeping with no runtime effect the lab could get wrong:
     "startTimeout", "stopTimeout", "versionConsistency",
 })
+# Log drivers the lab runs: awslogs (to the control plane's CloudWatch Logs), awsfirelens (to the
+# task's log router), json-file (docker's default: the output the backend keeps anyway).
+HONOURED_LOG_DRIVERS = frozenset({"awslogs", "awsfirelens", "json-file"})
 HONOURED_LINUX_PARAMETERS = frozenset({"capabilities", "initProcessEnabled"})
 # Task-level fields: used for placement, identity or resolution (execution role -> secrets).
 HONOURED_TASK_FIELDS = frozenset({
@@ -147,6 +152,14 @@ def check_supported(taskdef: dict) -> None:
         caps = (c.get("linuxParameters") or {}).get("capabilities") or {}
         if caps.get("drop"):
             raise UnsupportedField(f"{where}.linuxParameters.capabilities.drop is not supported by the lab")
+        lc = c.get("logConfiguration") or {}
+        driver = lc.get("logDriver")
+        if driver and driver not in HONOURED_LOG_DRIVERS:
+            # ECS accepts the driver; an instance whose ECS agent does not offer it cannot run it.
+            raise UnsupportedField(f"{where}.logConfiguration.logDriver {driver!r} is not supported by "
+                                   f"the lab (it runs {', '.join(sorted(HONOURED_LOG_DRIVERS))})")
+        if lc.get("secretOptions"):
+            raise UnsupportedField(f"{where}.logConfiguration.secretOptions is not supported by the lab")
 
 
 def _ports(c: dict, network_mode: str) -> list[PortSpec]:
@@ -233,7 +246,16 @@ def _container_spec(taskdef: dict, c: dict, network_mode: str, volumes: dict[str
         capabilities_add=list(caps), pid_mode=taskdef.get("pidMode"),
         working_directory=c.get("workingDirectory"), user=c.get("user"),
         docker_labels=dict(c.get("dockerLabels") or {}),
+        log_configuration=_log_configuration(c),
     )
+
+
+def _log_configuration(c: dict) -> LogConfiguration | None:
+    lc = c.get("logConfiguration") or {}
+    if not lc.get("logDriver"):
+        return None
+    return LogConfiguration(driver=lc["logDriver"],
+                            options={str(k): str(v) for k, v in (lc.get("options") or {}).items()})
 
 
 def container_specs(taskdef: dict, *, resolve_secret: SecretFetcher | None = None,

@@ -96,7 +96,9 @@ def test_redirects_apply_to_the_agent_at_deploy_time_without_touching_the_file()
 
 
 @pytest.mark.parametrize("container_extra,named", [
-    ({"logConfiguration": {"logDriver": "awslogs"}}, "logConfiguration"),
+    ({"logConfiguration": {"logDriver": "splunk"}}, "logConfiguration.logDriver"),
+    ({"logConfiguration": {"logDriver": "awslogs", "secretOptions": [{"name": "a", "valueFrom": "b"}]}},
+     "logConfiguration.secretOptions"),
     ({"linuxParameters": {"devices": [{"hostPath": "/dev/fuse"}]}}, "linuxParameters.devices"),
     ({"privileged": True}, "privileged"),
 ])

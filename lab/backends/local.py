@@ -26,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -61,6 +63,8 @@ from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, 
 
 # Host variables a process needs to run at all; everything else (HTTP(S)_PROXY, AWS_*, DD_*) stays
 # out, as it would from a container.
+# A FireLens log router container's forward socket (its /var/run/fluent.sock on this backend).
+ROUTER_SOCKET_ENV = "LAB_LOG_ROUTER_SOCKET"
 # How a process's start line names its container (the agent's log collection finds its run by it).
 CONTAINER_NOTE = "container "
 _INHERITED_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "TERM")
@@ -86,6 +90,7 @@ class RunningContainer:
     process: ManagedProcess
     env: dict[str, str]
     failures: int = 0
+    shippers: list[threading.Thread] = field(default_factory=list)  # its log driver's threads
     next_health_at: float = 0.0
     checking: bool = False
     started_at: float = field(default_factory=time.monotonic)
@@ -97,6 +102,8 @@ class RunningTask:
     instance: ContainerInstance
     task: Task
     containers: list[RunningContainer] = field(default_factory=list)
+    log_router_socket: str | None = None  # FireLens: where the task's log router listens
+    log_stop: threading.Event = field(default_factory=threading.Event)
 
 
 class LocalBackend:
@@ -258,7 +265,8 @@ class LocalBackend:
         """
         for spec in specs:
             image = spec.image
-            if not (is_agent_image(image) or is_lab_image(image) or is_fips_proxy_image(image)):
+            if not (is_agent_image(image) or is_lab_image(image) or is_fips_proxy_image(image)
+                    or spec.log_router_config is not None):
                 raise UnknownImage(
                     f"container {spec.name!r}: image {spec.image!r} cannot run on the local backend "
                     f"(it runs agent images {', '.join(AGENT_IMAGE_PREFIXES)} as the emulated agent, FIPS "
@@ -277,6 +285,8 @@ class LocalBackend:
                 for dep, condition in spec.depends_on:
                     self._wait_dependency(running, by_name, dep, condition.upper())
                 rc = self._start_container(instance, task, spec)
+                if spec.log_router_config is not None:
+                    running.log_router_socket = rc.env.get(ROUTER_SOCKET_ENV)
                 with self._lock:
                     running.containers.append(rc)
                     stopped_meanwhile = task.arn not in self.tasks
@@ -287,6 +297,8 @@ class LocalBackend:
                     return
                 if wait and rc.process.ready_probe is not None:
                     rc.process.wait_ready(self.stack.ready_timeout)
+                if spec.log_configuration and spec.log_configuration.driver == "awsfirelens":
+                    self._ship_to_log_router(running, rc)
         except BaseException:
             self.stop_task(task.arn)
             raise
@@ -301,10 +313,37 @@ class LocalBackend:
         running.task.desired_status = "STOPPED"
         for rc in reversed(running.containers):
             code = rc.process.stop()
+            # Its log driver delivers what it wrote before the next container (its log router) stops.
+            for t in rc.shippers:
+                t.join(timeout=15)
             if rc.container.known_status != "STOPPED":
                 rc.container.mark_stopped(code)
         running.task.known_status = "STOPPED"
         self.world.touch()
+
+    def _ship_to_log_router(self, running: RunningTask, rc: RunningContainer) -> None:
+        """Docker's fluentd log driver, which `awsfirelens` is: the container's lines go to the task's
+        log router over the forward protocol, tagged `<container>-firelens-<task id>`."""
+        from lab.log_router.driver import FluentdLogDriver
+
+        if not running.log_router_socket:
+            raise ValueError(f"container {rc.spec.name!r} logs with awsfirelens but the task has no "
+                             "log router")
+        driver = FluentdLogDriver(running.log_router_socket, rc.spec.name, rc.container.docker_id,
+                                  running.task.arn.rsplit("/", 1)[-1])
+
+        def ship() -> None:
+            try:
+                self.follow_output(running.task.arn, rc.spec.name,
+                                   lambda stream, line: driver.send(line, stream), running.log_stop)
+            except Exception as exc:  # noqa: BLE001 - a router that went away ends the stream
+                self.events.append(f"{rc.process.name}: log driver awsfirelens: {exc!r}")
+            finally:
+                driver.close()
+
+        t = threading.Thread(target=ship, daemon=True, name=f"firelens-{rc.spec.name}")
+        rc.shippers.append(t)
+        t.start()
 
     def _wait_dependency(self, running: RunningTask, by_name: dict, dep: str, condition: str) -> None:
         rc = next((c for c in running.containers if c.spec.name == dep), None)
@@ -329,7 +368,8 @@ class LocalBackend:
         container.labels.update(spec.docker_labels)
         # Bridge mode gives each container its own address (docker0's 172.17.0.x); here a loopback
         # address of its own, so two apps can both listen on their containerPort 8080.
-        container.ipv4_addresses = ([self._container_ip()] if is_lab_image(spec.image)
+        container.ipv4_addresses = ([self._container_ip()]
+                                    if is_lab_image(spec.image) or spec.log_router_config is not None
                                     else [instance.private_ip])
         container.ports = [PortMapping(p.container_port, p.host_port, p.protocol, instance.private_ip)
                            for p in spec.ports]
@@ -383,6 +423,11 @@ class LocalBackend:
         env.setdefault("AWS_DEFAULT_REGION", instance.region)
         env.setdefault("AWS_REGION", instance.region)
         env.setdefault("HOSTNAME", container.docker_id[:12])
+        if spec.log_router_config is not None:
+            env["LAB_APP_BIND"] = container.ipv4_addresses[0]
+            router_dir = self.run_dir / "firelens" / container.docker_name
+            router_dir.mkdir(parents=True, exist_ok=True)
+            env[ROUTER_SOCKET_ENV] = str(router_dir / "fluent.sock")
         if is_lab_image(spec.image):
             env.setdefault("LAB_APP_BIND", container.ipv4_addresses[0])
             port_file = self.run_dir / "ports" / f"{container.docker_name}.port"
@@ -426,6 +471,8 @@ class LocalBackend:
             else:
                 argv = [sys.executable, "-m", "lab.agent", "run"]
             return argv, agent_probe(env)
+        if spec.log_router_config is not None:
+            return self._log_router_argv(spec, env)
         if is_fips_proxy_image(spec.image):
             # The lab's stand-in for datadog/fips-proxy, with the sidecar's settings (its env, as the
             # docs' FIPS task definition sets them; the instance agent rewrites 127.0.0.1 to the
@@ -441,6 +488,25 @@ class LocalBackend:
         if any("lab.apps" in part for part in argv):
             return argv, file_probe(env["LAB_APP_PORT_FILE"])
         return argv, None
+
+    def _log_router_argv(self, spec: ContainerSpec, env: dict[str, str]) -> tuple[list[str], Probe]:
+        """FireLens's log router: fluent-bit with the configuration ECS generated for the task, or
+        the lab's stand-in (lab.log_router) run the same way where no fluent-bit is installed. A
+        process shares the host's filesystem and addresses, so the forward inputs move to this
+        container's own socket path and address (ECS: /var/run/fluent.sock in a task volume, and
+        0.0.0.0 of the task's network)."""
+        assert spec.log_router_config is not None
+        address = env["LAB_APP_BIND"]
+        socket_path = env[ROUTER_SOCKET_ENV]
+        text = re.sub(r"(?im)^(\s*unix_path\s+)\S+", lambda m: m.group(1) + socket_path,
+                      spec.log_router_config)
+        text = re.sub(r"(?im)^(\s*listen\s+)0\.0\.0\.0", lambda m: m.group(1) + address, text)
+        conf = Path(socket_path).with_name("fluent-bit.conf")
+        conf.write_text(text)
+        binary = shutil.which("fluent-bit") or shutil.which("fluent-bit", path="/opt/fluent-bit/bin")
+        argv = ([binary, "-c", str(conf)] if binary
+                else [sys.executable, "-m", "lab.log_router", "-c", str(conf)])
+        return argv, file_probe(socket_path)
 
     def _container_ip(self) -> str:
         with self._lock:

@@ -29,6 +29,7 @@ from lab.ecs.client import ControlPlaneClients
 from lab.ecs.translate import (
     ControlPlaneSecrets,
     SecretResolutionError,
+    attach_log_router,
     container_specs,
     world_task,
 )
@@ -201,6 +202,11 @@ class InstanceAgent:
         except UnsupportedField as exc:
             return self._refuse(arn, f"UnsupportedField: {exc}")
         task = world_task(td, arn=arn, service_name=service)
+        try:
+            attach_log_router(td, specs, task, cluster=self.cluster,
+                              ec2_instance_id=self.instance.instance_id, redirects=self.redirects)
+        except UnsupportedField as exc:
+            return self._refuse(arn, f"UnsupportedField: {exc}")
         # The docker daemon initialises a container's log driver before it starts it: a driver that
         # cannot start (an awslogs group that does not exist) fails the container.
         try:

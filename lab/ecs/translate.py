@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lab.ecs.agent_env import Redirects
+from lab.log_router import firelens
 from lab.tasks import (
     ContainerSpec,
     HealthCheck,
@@ -258,10 +259,33 @@ def _log_configuration(c: dict) -> LogConfiguration | None:
                             options={str(k): str(v) for k, v in (lc.get("options") or {}).items()})
 
 
+def attach_log_router(taskdef: dict, specs: list[ContainerSpec], task: Task, *, cluster: str,
+                      ec2_instance_id: str | None, redirects: Redirects | None) -> None:
+    """FireLens: give the task's log router container the fluent-bit configuration ECS generates for
+    this task (lab.log_router.firelens), its datadog outputs redirected to the lab's intake."""
+    try:
+        router = firelens.router_container(taskdef)
+        if router is None:
+            return
+        identity = firelens.TaskIdentity(cluster=cluster, task_arn=task.arn, family=task.family,
+                                         revision=task.revision, ec2_instance_id=ec2_instance_id)
+        text = firelens.generate(taskdef, identity,
+                                 redirect=redirects.log_router_redirect() if redirects else None)
+    except firelens.FirelensError as exc:
+        raise UnsupportedField(f"firelensConfiguration: {exc}") from None
+    for spec in specs:
+        if spec.name == router["name"]:
+            spec.log_router_config = text
+
+
 def container_specs(taskdef: dict, *, resolve_secret: SecretFetcher | None = None,
                     redirects: Redirects | None = None) -> list[ContainerSpec]:
     """Translate every container definition; raise UnsupportedField / SecretResolutionError."""
     check_supported(taskdef)
+    try:
+        router = firelens.router_container(taskdef)
+    except firelens.FirelensError as exc:
+        raise UnsupportedField(f"firelensConfiguration: {exc}") from None
     network_mode = taskdef.get("networkMode") or "bridge"
     volumes = {v["name"]: v for v in taskdef.get("volumes") or [] if v.get("name")}
     specs = []
@@ -276,6 +300,13 @@ def container_specs(taskdef: dict, *, resolve_secret: SecretFetcher | None = Non
             name = c.get("name") if isinstance(c, dict) else None
             raise UnsupportedField(f"containerDefinitions[{i}] ({name!r}) cannot be run: "
                                    f"{type(exc).__name__}: {exc}") from None
+    if router is not None:
+        # The ECS agent starts the log router first: every container logging through it gets a
+        # START dependency on it (amazon-ecs-agent, task.go addFirelensContainerDependency).
+        for spec in specs:
+            lc = spec.log_configuration
+            if lc and lc.driver == "awsfirelens" and router["name"] not in {d for d, _ in spec.depends_on}:
+                spec.depends_on.append((router["name"], "START"))
     return specs
 
 

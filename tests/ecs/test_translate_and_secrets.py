@@ -196,7 +196,8 @@ def test_firelens_routers_start_first_and_their_outputs_go_to_the_lab():
     td = {"family": "fl", "revision": 3, "containerDefinitions": [
         {"name": "app", "image": "x", "memory": 64, "logConfiguration": {
             "logDriver": "awsfirelens",
-            "options": {"Name": "datadog", "apikey": "k", "Host": "http-intake.logs.datadoghq.com", "TLS": "on"}}},
+            "options": {"Name": "datadog", "apikey": "k", "Host": "http-intake.logs.datadoghq.com",
+                        "TLS": "on"}}},
         {"name": "router", "image": "amazon/aws-for-fluent-bit:latest", "memory": 64,
          "firelensConfiguration": {"type": "fluentbit"}}]}
     specs = container_specs(td)

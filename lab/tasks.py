@@ -88,8 +88,9 @@ class LogConfiguration:
     options: dict[str, str] = field(default_factory=dict)
 
 
-# A line a container wrote: (stream "stdout"|"stderr", the line without its newline).
-OutputLine = Callable[[str, str], None]
+# Lines a container wrote, in order, as they were read: [(stream "stdout"|"stderr", the line without
+# its newline), ...]. One call per read, so a consumer can ship them together.
+OutputLines = Callable[[list[tuple[str, str]]], None]
 
 
 @dataclass
@@ -159,9 +160,9 @@ class TaskRunner(Protocol):
     def container_logs(self, task_arn: str, container: str, lines: int = 50) -> str:
         """The last `lines` of a container's output."""
 
-    def follow_output(self, task_arn: str, container: str, on_line: OutputLine,
+    def follow_output(self, task_arn: str, container: str, on_lines: OutputLines,
                       stop: threading.Event) -> None:
-        """Call `on_line` for every line the container writes, from its start, until it has stopped
+        """Call `on_lines` with every line the container writes, from its start, until it has stopped
         and everything it wrote was delivered, or `stop` is set: what a docker log driver receives."""
 
 

@@ -54,7 +54,7 @@ from lab.tasks import (
     LAB_IMAGE,
     ContainerSpec,
     InstanceEndpoints,
-    OutputLine,
+    OutputLines,
     is_agent_image,
     is_fips_proxy_image,
     is_lab_image,
@@ -334,8 +334,7 @@ class LocalBackend:
 
         def ship() -> None:
             try:
-                self.follow_output(running.task.arn, rc.spec.name,
-                                   lambda stream, line: driver.send(line, stream), running.log_stop)
+                self.follow_output(running.task.arn, rc.spec.name, driver.send_many, running.log_stop)
             except Exception as exc:  # noqa: BLE001 - a router that went away ends the stream
                 self.events.append(f"{rc.process.name}: log driver awsfirelens: {exc!r}")
             finally:
@@ -683,7 +682,7 @@ class LocalBackend:
             return 127, f"exec failed: {exc}"
         return done.returncode, done.stdout + done.stderr
 
-    def follow_output(self, task_arn: str, container: str, on_line: OutputLine,
+    def follow_output(self, task_arn: str, container: str, on_lines: OutputLines,
                       stop: threading.Event) -> None:
         """The container's lines from its log file (stdout and stderr share it here, so every line
         is reported as stdout), after its own start line, until it has exited and all was read."""
@@ -708,19 +707,26 @@ class LocalBackend:
             offset += len(data)
             pending += data
             *lines, pending = pending.split(b"\n")
+            batch: list[tuple[str, str]] = []
+            next_run = False
             for raw in lines:
                 line = raw.decode("utf-8", "replace")
                 if not start_line_seen and line.startswith(START_LINE_PREFIX):
                     start_line_seen = True
                     continue
                 if line.startswith(START_LINE_PREFIX):
-                    return  # the next run of this file: not this container's output
-                on_line("stdout", line)
+                    next_run = True  # the next run of this file: not this container's output
+                    break
+                batch.append(("stdout", line))
+            if batch:
+                on_lines(batch)
+            if next_run:
+                return
             if len(data) == 1 << 20:
                 continue  # more is waiting: no pause
             if done or stop.is_set():
                 if pending:
-                    on_line("stdout", pending.decode("utf-8", "replace"))
+                    on_lines([("stdout", pending.decode("utf-8", "replace"))])
                 return
             stop.wait(0.1)
 

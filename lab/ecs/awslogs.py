@@ -97,16 +97,19 @@ class AwsLogsDriver:
         self._thread.start()
         return self
 
-    def add(self, _stream: str, line: str) -> None:
-        event = {"timestamp": int(time.time() * 1000), "message": line}
-        size = len(line.encode()) + EVENT_OVERHEAD
-        with self._lock:
-            full = (len(self._events) + 1 > MAX_BATCH_EVENTS or self._bytes + size > MAX_BATCH_BYTES)
-            batch = self._take() if full else None
-            self._events.append(event)
-            self._bytes += size
-        if batch:
-            self._put(batch)
+    def add(self, lines: list[tuple[str, str]]) -> None:
+        """Lines the container wrote ([(stream, line), ...]), as events stamped when read."""
+        now = int(time.time() * 1000)
+        for _stream, line in lines:
+            event = {"timestamp": now, "message": line}
+            size = len(line.encode()) + EVENT_OVERHEAD
+            with self._lock:
+                full = (len(self._events) + 1 > MAX_BATCH_EVENTS or self._bytes + size > MAX_BATCH_BYTES)
+                batch = self._take() if full else None
+                self._events.append(event)
+                self._bytes += size
+            if batch:
+                self._put(batch)
 
     def _take(self) -> list[dict]:
         batch, self._events, self._bytes = self._events, [], 0

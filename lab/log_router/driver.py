@@ -48,6 +48,20 @@ class FluentdLogDriver:
             self._sock.sendall(msg)
             self.sent += 1
 
+    def send_many(self, lines: list[tuple[str, str]]) -> None:
+        """[(source, line), ...] as consecutive Message-mode messages in one write: the same bytes on
+        the wire as one send per line, without a system call (and a GIL hand-off) per line."""
+        if not lines:
+            return
+        now = _event_time(time.time())
+        buf = b"".join(msgpack.packb([self.tag, now, {"container_id": self.container_id,
+                                                      "container_name": f"/{self.container_name}",
+                                                      "source": source, "log": line}])
+                       for source, line in lines)
+        with self._lock:
+            self._sock.sendall(buf)
+            self.sent += len(lines)
+
     def pump(self, stream: IO[bytes], source: str) -> None:
         """Send every line of `stream` until it ends (one thread per stream, as Docker copies them)."""
         for raw in iter(stream.readline, b""):

@@ -33,6 +33,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,8 @@ class Tailer:
     pending: bytes = b""
     lines: int = 0
 
-    def read(self) -> list[str]:
+    def read(self) -> list[tuple[str, str]]:
+        """New complete lines as (status, line): one file holds both streams, so all are info."""
         try:
             with open(self.path, "rb") as fh:
                 if self.offset < 0:
@@ -106,9 +108,58 @@ class Tailer:
                 self.offset = 1 << 62
                 break
             if raw:
-                out.append(raw.decode("utf-8", "replace"))
+                out.append(("info", raw.decode("utf-8", "replace")))
         self.lines += len(out)
         return out
+
+    def close(self) -> None:
+        pass
+
+
+class DockerTailer:
+    """A container's logs from the docker API (`GET /containers/<id>/logs?follow=1`), one stream per
+    thread, as the agent reads them through the mounted socket: stdout lines are `info`, stderr
+    lines `error` (pkg/logs/tailers/docker)."""
+
+    def __init__(self, docker_id: str, socket_path: str, source: str, service: str, tags: list[str],
+                 api: Any = None) -> None:
+        self.docker_id, self.source, self.service, self.tags = docker_id, source, service, tags
+        self.path = Path(f"docker://{docker_id[:12]}")
+        self.lines = 0
+        self._queue: deque[tuple[str, str]] = deque()
+        if api is None:
+            import docker  # only where a docker socket is mounted
+
+            api = docker.APIClient(base_url=f"unix://{socket_path}", timeout=None)
+        self._api = api
+        self._threads = [threading.Thread(target=self._follow, args=(stream, status), daemon=True,
+                                          name=f"logs-docker-{docker_id[:12]}-{stream}")
+                         for stream, status in (("stdout", "info"), ("stderr", "error"))]
+        for t in self._threads:
+            t.start()
+
+    def _follow(self, stream: str, status: str) -> None:
+        pending = b""
+        try:
+            for chunk in self._api.logs(self.docker_id, stdout=stream == "stdout", stderr=stream == "stderr",
+                                        stream=True, follow=True):
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                self._queue.extend((status, raw.decode("utf-8", "replace")) for raw in complete if raw)
+        except Exception as exc:  # noqa: BLE001 - a removed container ends its stream
+            log.info("logs: docker stream %s of %s ended: %r", stream, self.docker_id[:12], exc)
+        if pending:
+            self._queue.append((status, pending.decode("utf-8", "replace")))
+
+    def read(self) -> list[tuple[str, str]]:
+        out = []
+        while self._queue:
+            out.append(self._queue.popleft())
+        self.lines += len(out)
+        return out
+
+    def close(self) -> None:
+        pass  # the streams end with their containers; the threads are daemons
 
 
 def _run_start(fh, docker_id: str) -> int:
@@ -165,7 +216,7 @@ class LogsAgent:
         self.hostname = hostname
         self.containers = containers  # lab.agent.ecs.EcsAwareness: known_containers()
         self.url = config.endpoints.logs.rstrip("/") + ROUTE
-        self.tailers: dict[str, Tailer] = {}
+        self.tailers: dict[str, Tailer | DockerTailer] = {}
         self.skipped: dict[str, str] = {}  # docker id -> why it is not collected
         self.stats = LogsStats()
         self._batch: list[dict[str, Any]] = []
@@ -199,8 +250,8 @@ class LogsAgent:
                     log.warning("logs: container scan failed: %r", exc)
                 next_scan = now + 1.0
             for tailer in list(self.tailers.values()):
-                for line in tailer.read():
-                    self._add(tailer, line)
+                for status, line in tailer.read():
+                    self._add(tailer, line, status)
             waited = time.monotonic() - self._batch_started
             if self._batch and (stopping or waited >= self.config.logs_batch_wait):
                 self._send()
@@ -231,12 +282,11 @@ class LogsAgent:
         elif not self.config.logs_container_collect_all:
             self.skipped[docker_id] = "no com.datadoghq.ad.logs label and container_collect_all is off"
             return None
-        if not pids:
+        path = container_log_path(pids, self.config.procfs_path) if pids else None
+        docker_socket = self.config.docker_socket
+        if path is None and not (docker_socket and os.path.exists(docker_socket)):
             return None  # its processes are not mapped yet: the next scan tries again
-        path = container_log_path(pids, self.config.procfs_path)
-        if path is None:
-            return None
-        env = _container_env(pids)
+        env = _container_env(pids) if pids else self._docker_env(docker_id)
         short = parse_image(tags.image)[1] if tags.image else tags.name
         service = cfg.get("service") or env.get("DD_SERVICE") or short
         source = cfg.get("source") or short
@@ -245,11 +295,25 @@ class LogsAgent:
             extra = [t for t in extra.split(",") if t]
         unified = [f"{k}:{env[e]}" for k, e in (("env", "DD_ENV"), ("version", "DD_VERSION"),
                                                  ("service", "DD_SERVICE")) if env.get(e)]
-        return Tailer(docker_id, path, source, service, [*tags.at("high"), *unified, *map(str, extra)])
+        all_tags = [*tags.at("high"), *unified, *map(str, extra)]
+        if path is None:
+            return DockerTailer(docker_id, docker_socket, source, service, all_tags)
+        return Tailer(docker_id, path, source, service, all_tags)
+
+    def _docker_env(self, docker_id: str) -> dict[str, str]:
+        """The container's environment from `docker inspect` (Config.Env), for DD_SERVICE & co."""
+        try:
+            import docker
+
+            api = docker.APIClient(base_url=f"unix://{self.config.docker_socket}", timeout=5)
+            pairs = api.inspect_container(docker_id)["Config"].get("Env") or []
+        except Exception:  # noqa: BLE001 - no environment: the image name decides
+            return {}
+        return dict(kv.split("=", 1) for kv in pairs if "=" in kv)
 
     # -- sending ----------------------------------------------------------------------------------
-    def _add(self, tailer: Tailer, line: str) -> None:
-        entry = {"message": line, "status": "info", "timestamp": int(time.time() * 1000),
+    def _add(self, tailer: Tailer | DockerTailer, line: str, status: str = "info") -> None:
+        entry = {"message": line, "status": status, "timestamp": int(time.time() * 1000),
                  "hostname": self.hostname, "service": tailer.service, "ddsource": tailer.source,
                  "ddtags": ",".join(tailer.tags)}
         size = len(line) + 200

@@ -68,3 +68,26 @@ def test_the_logs_label_takes_the_docs_shape_and_refuses_others():
         parse_logs_label("[{source: python}]")
     with pytest.raises(LabelError, match="list of objects"):
         parse_logs_label('["python"]')
+
+
+class _FakeDockerLogs:
+    """The docker API's `logs(..., stream=True, follow=True)`: chunks that split lines anywhere."""
+
+    def __init__(self, stdout: list[bytes], stderr: list[bytes]) -> None:
+        self.streams = {"stdout": stdout, "stderr": stderr}
+
+    def logs(self, container, stdout=True, stderr=True, stream=False, follow=False):
+        assert stream and follow and stdout != stderr, "one stream per follower, followed"
+        return iter(self.streams["stdout" if stdout else "stderr"])
+
+
+def test_a_docker_tailer_keeps_lines_whole_and_marks_stderr_as_error():
+    from lab.agent.logs import DockerTailer
+    from lab.world import wait_until
+
+    api = _FakeDockerLogs([b"GET / 2", b"00\nGET /x 404\npartial"], [b"Traceback\n"])
+    tailer = DockerTailer("c" * 64, "/var/run/docker.sock", "python", "web", [], api=api)
+    got: list[tuple[str, str]] = []
+    wait_until(lambda: got.extend(tailer.read()) or len(got) >= 4, 5, what="4 lines from the streams")
+    assert sorted(got) == sorted([("info", "GET / 200"), ("info", "GET /x 404"), ("info", "partial"),
+                                  ("error", "Traceback")])

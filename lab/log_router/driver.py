@@ -37,6 +37,10 @@ class FluentdLogDriver:
             self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.settimeout(5)
         self._sock.connect(address)
+        # Writes block while the router is slow to read, as docker's fluentd driver blocks the
+        # container's output (fluentd-async off): a send timeout would cut a message in half and
+        # lose every line after it.
+        self._sock.settimeout(None)
         self._lock = threading.Lock()
         self.sent = 0
 

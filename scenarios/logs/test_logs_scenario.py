@@ -1,10 +1,13 @@
 """logs: on ECS EC2 the agent's container log collection (DD_LOGS_ENABLED with
 DD_LOGS_CONFIG_CONTAINER_COLLECT_ALL, as the Datadog ECS logs docs set it) delivers an app's stdout
 lines to the intake with the ECS tags; a task whose container uses the `awslogs` driver runs and its
-lines are read back from CloudWatch Logs with botocore, as `aws logs get-log-events` reads them.
+lines are read back from CloudWatch Logs with botocore, as `aws logs get-log-events` reads them; a
+FireLens task (the Datadog FireLens document's app options, on EC2) delivers its app's lines through
+its log router with dd_service, dd_source, dd_tags and the ECS fields.
 
 Waits: the agent's logs batch wait (from `agent config`, else its documented default) + container
-discovery + margin, as the agent under test reports it; awslogs: docker's driver publishes every 5 s.
+discovery + margin, as the agent under test reports it; awslogs: docker's driver publishes every 5 s;
+FireLens: fluent-bit flushes every second (its default `Flush`).
 Local backend only for now: on docker neither the agent's reading of container logs through the
 docker API nor the awslogs driver's feed exists yet (docs/logs.md#not-yet).
 """
@@ -27,6 +30,9 @@ LAB_WITH = {"agent_env": {"DD_LOGS_ENABLED": "true", "DD_LOGS_CONFIG_CONTAINER_C
 # docker's awslogs driver (moby daemon/logger/awslogs batchPublishFrequency) + margin for a busy machine.
 AWSLOGS_PUBLISH = 5.0
 AWSLOGS_MARGIN = 10.0
+# fluent-bit's default [SERVICE] Flush (1 s), after the router container starts (a process here).
+FLUENT_BIT_FLUSH = 1.0
+ROUTER_START_AND_MARGIN = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -106,5 +112,35 @@ def test_an_awslogs_tasks_lines_are_read_back_with_botocore(logs_lab):
         got = wait_until(read, AWSLOGS_PUBLISH + AWSLOGS_MARGIN,
                          what=f"2 events in {group}/{stream} (the awslogs driver publishes every 5 s)")
         assert got == [f"started {marker}", f"failed {marker}"]
+    finally:
+        ecs.stop_task(cluster=lab.cluster_name, task=arn)
+
+
+def test_a_firelens_tasks_lines_reach_the_intake_through_its_log_router(logs_lab):
+    lab = logs_lab
+    marker = uuid.uuid4().hex[:8]
+    ecs = _aws(lab, "ecs")
+    ecs.register_task_definition(family="firelens-scenario", containerDefinitions=[
+        {"name": "app", "image": "ecs-agent-lab/lab:latest", "essential": True, "memory": 64,
+         "entryPoint": ["sh", "-c"], "command": [f"echo GET /index {marker}; exec sleep 300"],
+         # The document's options; Host and TLS are redirected to the lab's intake at deploy time.
+         "logConfiguration": {"logDriver": "awsfirelens", "options": {
+             "Name": "datadog", "dd_message_key": "log", "apikey": "0123456789abcdef0123456789abcdef",
+             "dd_service": "singsong", "dd_source": "httpd", "dd_tags": "env:prod", "provider": "ecs",
+             "Host": "http-intake.logs.datadoghq.com", "TLS": "on", "compress": "gzip"}}},
+        {"name": "log-router", "image": "amazon/aws-for-fluent-bit:latest", "essential": True, "memory": 64,
+         "firelensConfiguration": {"type": "fluentbit", "options": {"enable-ecs-log-metadata": "true"}}},
+    ])
+    arn = ecs.run_task(cluster=lab.cluster_name, taskDefinition="firelens-scenario")["tasks"][0]["taskArn"]
+    intake = intake_client(lab.intake_url)
+    try:
+        got = intake.wait_for_logs("singsong", message=marker,
+                                   timeout=FLUENT_BIT_FLUSH + ROUTER_START_AND_MARGIN)
+        entry = got[0]
+        assert entry["message"] == f"GET /index {marker}" and entry["ddsource"] == "httpd"
+        expected = {"env:prod", f"cluster_name:{lab.cluster_name}", "task_family:firelens-scenario",
+                    f"task_arn:{arn}", "region:us-east-1", "container_name:app"}
+        assert expected <= set(entry["tags"]), f"missing {sorted(expected - set(entry['tags']))}"
+        assert entry["ec2_instance_id"] == lab.agents[0].instance_id
     finally:
         ecs.stop_task(cluster=lab.cluster_name, task=arn)

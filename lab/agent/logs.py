@@ -218,6 +218,7 @@ class LogsAgent:
         self.url = config.endpoints.logs.rstrip("/") + ROUTE
         self.tailers: dict[str, Tailer | DockerTailer] = {}
         self.skipped: dict[str, str] = {}  # docker id -> why it is not collected
+        self._retired: dict[str, Tailer | DockerTailer] = {}  # tailers of containers no longer seen
         self.stats = LogsStats()
         self._batch: list[dict[str, Any]] = []
         self._batch_bytes = 0
@@ -261,8 +262,23 @@ class LogsAgent:
 
     # -- scheduling -------------------------------------------------------------------------------
     def _schedule(self) -> None:
-        for docker_id, (tags, pids) in self.containers.known_containers().items():
+        known = self.containers.known_containers()
+        for docker_id in [d for d in self.tailers if d not in known]:
+            # The container is gone from the instance's tasks: read what it left, then stop tailing
+            # (the launcher removes a stopped container's tailer once it has read to the end).
+            tailer = self.tailers.pop(docker_id)
+            for status, line in tailer.read():
+                self._add(tailer, line, status)
+            # Kept with its position: a container that shows up again (a metadata refresh that
+            # missed it) resumes where it was instead of being sent twice.
+            self._retired[docker_id] = tailer
+            if len(self._retired) > 1024:
+                self._retired.pop(next(iter(self._retired))).close()
+        for docker_id, (tags, pids) in known.items():
             if docker_id in self.tailers or docker_id in self.skipped:
+                continue
+            if docker_id in self._retired:
+                self.tailers[docker_id] = self._retired.pop(docker_id)
                 continue
             tailer = self._tailer_for(docker_id, tags, pids)
             if tailer is not None:

@@ -693,10 +693,12 @@ class LocalBackend:
         offset = self._log_offsets.get(key, 0)
         pending = b""
         start_line_seen = False
+        with self._lock:
+            rt = self.tasks.get(task_arn)
+            rc = next((c for c in rt.containers if c.spec.name == container), None) if rt else None
         while True:
-            with self._lock:
-                rt = self.tasks.get(task_arn)
-                rc = next((c for c in rt.containers if c.spec.name == container), None) if rt else None
+            # The process, not the task's record, says when the output is complete: a stopping task
+            # leaves the record first, and its containers still write while they shut down.
             done = rc is None or not rc.process.running
             try:
                 with open(path, "rb") as fh:

@@ -34,7 +34,7 @@ from lab.ecs.translate import (
     world_task,
 )
 from lab.tasks import ContainerSpec, TaskRunner, UnsupportedField
-from lab.world import ContainerInstance, World
+from lab.world import ContainerInstance, Task, World
 
 log = logging.getLogger("lab.ecs.instance_agent")
 
@@ -209,10 +209,14 @@ class InstanceAgent:
             return self._refuse(arn, f"UnsupportedField: {exc}")
         # The docker daemon initialises a container's log driver before it starts it: a driver that
         # cannot start (an awslogs group that does not exist) fails the container.
+        drivers: list[tuple[str, AwsLogsDriver]] = []
         try:
-            drivers = [(spec.name, self._awslogs(spec, task)) for spec in specs
-                       if spec.log_configuration and spec.log_configuration.driver == "awslogs"]
+            for spec in specs:
+                if spec.log_configuration and spec.log_configuration.driver == "awslogs":
+                    drivers.append((spec.name, self._awslogs(spec, task)))
         except AwsLogsError as exc:
+            for _, started in drivers:
+                started.close()
             return self._refuse(arn, str(exc))
         self.world.add_task(self.instance, task)
         local = self.local[arn] = LocalTask(arn=arn, specs=specs, log_drivers=[d for _, d in drivers])
@@ -231,7 +235,7 @@ class InstanceAgent:
             t.start()
         self._report(arn, "RUNNING")
 
-    def _awslogs(self, spec: ContainerSpec, task) -> AwsLogsDriver:
+    def _awslogs(self, spec: ContainerSpec, task: Task) -> AwsLogsDriver:
         assert spec.log_configuration is not None
         docker_id = task.container(spec.name).docker_id
         return AwsLogsDriver(self.clients.endpoint, self.instance.region, spec.log_configuration,

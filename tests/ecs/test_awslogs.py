@@ -5,6 +5,10 @@ docker daemon's error; log drivers ECS does not know are refused at registration
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 
 import boto3
@@ -65,6 +69,17 @@ def test_a_running_apps_lines_are_read_back_with_botocore(lab):
         assert got == [f"hello-{marker}", f"to-stderr-{marker}", f"bye-{marker}"]
         streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
         assert [s["logStreamName"] for s in streams] == [stream]
+        # The same events through the real aws CLI, as the ECS docs tell users to read them.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null",
+                    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_PAGER": ""})
+        out = subprocess.run([sys.executable, "-m", "awscli", "--endpoint-url", lab.state["control_plane"],
+                              "--output", "json", "logs", "get-log-events", "--log-group-name", group,
+                              "--log-stream-name", stream, "--start-from-head"],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert [e["message"] for e in json.loads(out.stdout)["events"]] == got
         task = _client(lab, "ecs").describe_tasks(cluster=lab.cluster_name, tasks=[arn])["tasks"][0]
         assert task["lastStatus"] == "RUNNING", "the lines were read from a task that still runs"
     finally:

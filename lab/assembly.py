@@ -245,7 +245,9 @@ class EcsLab:
             return agents >= indexes and apps
 
         try:
-            wait_until(started, timeout=timeout or self.stack.ready_timeout * 2, interval=0.05,
+            # Past the backends' own readiness bounds (3x ready_timeout), so a task that cannot get
+            # ready fails with the backend's reason (reported by the instance agent), not this bound.
+            wait_until(started, timeout=timeout or self.stack.ready_timeout * 4, interval=0.05,
                        what="the stack's services to run (DAEMON agent on every instance, the apps)")
         except TimeoutError as exc:
             events = [f"{svc['name']}: {svc['running']}/{svc['desired']} running; {svc['last_event'] or ''}"
@@ -267,7 +269,7 @@ class EcsLab:
         self.stack = replace(stack)
         arn = redeploy_agent(self.control_plane.clients.ecs, self.stack, self.deployment)
         self.control_plane.reconcile_services()
-        self.wait_deployed(agent_task_definition=arn, timeout=self.stack.ready_timeout * 3)
+        self.wait_deployed(agent_task_definition=arn, timeout=self.stack.ready_timeout * 4)
 
         def old_gone() -> bool:
             return all(f"{t.family}:{t.revision}" == arn.rsplit("/", 1)[-1]

@@ -33,6 +33,19 @@ AGENT_SERVICE = "datadog-agent"
 AGENT_IMAGE = "public.ecr.aws/datadog/agent:latest"
 
 
+def _ready_timeout_from_env() -> float:
+    raw = os.environ.get("LAB_READY_TIMEOUT", "").strip()
+    if not raw:
+        return 20.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"LAB_READY_TIMEOUT must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"LAB_READY_TIMEOUT must be positive, not {raw!r}")
+    return value
+
+
 @dataclass
 class Ports:
     intake: int = 8091
@@ -77,7 +90,10 @@ class Stack:
     cluster: str = "ecs-lab"
     imds_tokens_required: bool = False
     health_interval: float = 5.0
-    ready_timeout: float = 20.0
+    # Seconds a task may take to get ready (the backends wait up to 3x for a container, deployment
+    # 4x). LAB_READY_TIMEOUT raises it on a slow or overloaded machine (a CI runner, 2 shared cores
+    # at load 30, where five Python processes starting at once need minutes).
+    ready_timeout: float = field(default_factory=lambda: _ready_timeout_from_env())
     # Deploy the stack's services (the agent DAEMON service, the apps). False: the instances join the
     # cluster with nothing on them (tests and users that register their own task definitions).
     deploy: bool = True

@@ -305,6 +305,16 @@ class ParseStats:
             "errors_by_reason": dict(self.errors),
         }
 
+    def add(self, other: ParseStats, times: int = 1) -> None:
+        """Count `other` `times` over (the same datagram received `times` times in a row)."""
+        self.packets += other.packets * times
+        self.bytes += other.bytes * times
+        self.metric_samples += other.metric_samples * times
+        self.events += other.events * times
+        self.service_checks += other.service_checks * times
+        for reason, n in other.errors.items():
+            self.errors[reason] += n * times
+
 
 def parse_packet(data: bytes, stats: ParseStats | None = None) -> list[Message]:
     """Parse one datagram (several messages separated by newlines); count what fails."""
@@ -498,8 +508,11 @@ class MetricAggregator:
                 self._service_checks.append(msg)
 
     def add_sample(
-        self, s: MetricSample, origin_tags: list[str] | tuple[str, ...] = (), now: float | None = None
+        self, s: MetricSample, origin_tags: list[str] | tuple[str, ...] = (), now: float | None = None,
+        times: int = 1,
     ) -> None:
+        """Aggregate a sample; `times` > 1: the same sample received that many times in a row, with
+        the result of adding it `times` times, one at a time."""
         now = time.time() if now is None else now
         tag_key = (tuple(s.tags), tuple(origin_tags))
         tags = self._tag_sets.get(tag_key)
@@ -514,11 +527,12 @@ class MetricAggregator:
         if s.timestamp is not None and s.mtype in ("c", "g"):
             mtype = TYPE_COUNT if s.mtype == "c" else TYPE_GAUGE
             with self._lock:
-                for v in s.values:
-                    value = float(v) / s.sample_rate if s.mtype == "c" else float(v)
-                    self._timestamped.append(
-                        Serie(s.name, [(int(s.timestamp), value)], list(tags), host, mtype)
-                    )
+                for _ in range(times):
+                    for v in s.values:
+                        value = float(v) / s.sample_rate if s.mtype == "c" else float(v)
+                        self._timestamped.append(
+                            Serie(s.name, [(int(s.timestamp), value)], list(tags), host, mtype)
+                        )
             return
         bucket = self._bucket(now)
         with self._lock:
@@ -528,7 +542,10 @@ class MetricAggregator:
                 self.contexts_seen += 1
             if s.mtype == "c":
                 total = sum(float(v) for v in s.values) / s.sample_rate
-                contexts[ctx] = (state or 0.0) + total
+                acc = (state or 0.0) + total
+                for _ in range(times - 1):  # one addition per datagram: the same float sum
+                    acc += total
+                contexts[ctx] = acc
                 self._types[(bucket, ctx)] = "c"
             elif s.mtype == "g":
                 contexts[ctx] = float(s.values[-1])
@@ -541,14 +558,15 @@ class MetricAggregator:
             elif s.mtype in ("h", "ms"):
                 hv = state if isinstance(state, _HistogramValues) else _HistogramValues()
                 weight = 1.0 / s.sample_rate
-                hv.values.extend((float(v), weight) for v in s.values)
+                hv.values.extend([(float(v), weight) for v in s.values] * times)
                 contexts[ctx] = hv
                 self._types[(bucket, ctx)] = "h"
             elif s.mtype == "d":
                 sk = state if isinstance(state, Sketch) else Sketch()
                 n = max(1, int(round(1.0 / s.sample_rate)))
-                for v in s.values:
-                    sk.insert(float(v), n)
+                for _ in range(times):
+                    for v in s.values:
+                        sk.insert(float(v), n)
                 contexts[ctx] = sk
                 self._types[(bucket, ctx)] = "d"
 

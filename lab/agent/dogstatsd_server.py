@@ -9,6 +9,12 @@ scheduler: a hand-over to a parse thread per datagram cost ~35 us of CPU and the
 holds only ~256 small datagrams (4 ms at 60k/s). So each reader thread waits in poll(), drains
 everything the kernel holds with non-blocking reads (up to `READ_BATCH`), then parses and
 aggregates that batch itself, and reads again: one wake-up per batch, no thread hand-over.
+
+Clients send the same datagram over and over (a counter `name:1|c|#tags` per request): a run of
+identical datagrams from one sender, back to back in a batch, is parsed once and aggregated with
+its multiplicity (`MetricAggregator.add_sample(times=)`), which gives what adding them one by one
+gives (counters summed, the same gauge value, histogram and distribution samples repeated). Only
+consecutive repeats merge, so the arrival order that decides a gauge's last value is kept.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from itertools import groupby
 
-from lab.agent.dogstatsd import MetricAggregator, ParseStats, parse_packet
+from lab.agent.dogstatsd import MetricAggregator, MetricSample, ParseStats, parse_packet
 from lab.serving import check_free
 
 log = logging.getLogger("lab.agent.dogstatsd")
@@ -107,16 +114,32 @@ class DogStatsDServer:
                 return
             self.packets_read += len(batch)
             with self._parse_lock:
-                for data, addr in batch:
+                for (data, addr), run in groupby(batch):
                     try:
-                        handle(data, addr)
+                        handle(data, addr, sum(1 for _ in run))
                     except Exception as exc:  # noqa: BLE001 - a bad packet never stops the server
                         self.stats.errors["internal"] += 1
                         log.debug("packet from %s failed: %r", addr, exc)
             busy[index] = 0
 
-    def handle(self, data: bytes, addr: tuple) -> None:
-        messages = parse_packet(data, self.stats)
+    def handle(self, data: bytes, addr: tuple, times: int = 1) -> None:
+        """One datagram from `addr`, received `times` times in a row."""
+        if times == 1:
+            messages = parse_packet(data, self.stats)
+        else:
+            once = ParseStats()
+            messages = parse_packet(data, once)
+            if not all(type(m) is MetricSample for m in messages):
+                # Events and service checks are kept one by one: parse each copy on its own.
+                self.stats.add(once)
+                self._aggregate(messages, addr, 1)
+                for _ in range(times - 1):
+                    self._aggregate(parse_packet(data, self.stats), addr, 1)
+                return
+            self.stats.add(once, times)
+        self._aggregate(messages, addr, times)
+
+    def _aggregate(self, messages: list, addr: tuple, times: int) -> None:
         cache: dict[str, list[str]] = {}
         for msg in messages:
             tags: list[str] = []
@@ -125,7 +148,10 @@ class DogStatsDServer:
                 if cid not in cache:
                     cache[cid] = self.origin(addr[0], addr[1], cid)
                 tags = cache[cid]
-            self.aggregator.add(msg, tags)
+            if times == 1:
+                self.aggregator.add(msg, tags)
+            else:
+                self.aggregator.add_sample(msg, tags, times=times)
 
     @property
     def queued(self) -> int:

@@ -37,7 +37,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lab.backends import images
-from lab.backends.docker_services import write_world_file
+from lab.backends.docker_services import (
+    CONTROL_PORT,
+    ECS_ENDPOINTS_PATH,
+    IMDS_PORT,
+    WORLD_PATH,
+    write_world_file,
+)
 from lab.backends.docker_topology import (
     IMDS_IP,
     IMDS_LAB_IP,
@@ -167,6 +173,27 @@ class HaproxyRecords:
         return [r for r in self.records if r.misrouted]
 
 
+class ContainerExited(RuntimeError):
+    """A readiness wait's final answer: the container is gone or Docker judged it unhealthy."""
+
+
+def _wait_until_final(predicate, timeout: float, interval: float, what: str):
+    """`wait_until`, except that `ContainerExited` from the predicate ends the wait at once."""
+    final: list[ContainerExited] = []
+
+    def probe():
+        try:
+            return predicate()
+        except ContainerExited as exc:
+            final.append(exc)
+            return True
+
+    value = wait_until(probe, timeout, interval=interval, what=what)
+    if final:
+        raise final[0]
+    return value
+
+
 def _parse_started_at(inspect: dict) -> float:
     """A container's `State.StartedAt` (RFC 3339, nanoseconds, UTC) as a unix time."""
     from datetime import datetime
@@ -227,6 +254,7 @@ class DockerBackend:
         self._routes: dict[str, str] = {}
         self.started_in: float | None = None
         self._lock_file = None
+        self.lab_image_ref: str | None = None  # what LAB_IMAGE is for this lab (start())
 
     # -- owner lifecycle --------------------------------------------------------------------------
     @property
@@ -247,12 +275,19 @@ class DockerBackend:
 
     def start(self) -> DockerBackend:
         t0 = time.monotonic()
+        self._take_engine_lock()
         self.progress("docker: checking images")
-        images.ensure_lab_image(self.client, log=self.progress)
+        # The lab image's tag is shared by every checkout on this engine, and another one rebuilds
+        # it from its own sources (while it waits for the engine, say): this lab creates every lab
+        # container from the image built from *its* sources, checked once it holds the engine, under
+        # a tag of its own (same repository, so containers' image_name stays ecs-agent-lab/lab).
+        image_id = images.ensure_lab_image(self.client, log=self.progress)[-1].image_id
+        repo = LAB_IMAGE.rsplit(":", 1)[0]
+        self.client.api.tag(image_id, repo, f"run-{self.run_id}")
+        self.lab_image_ref = f"{repo}:run-{self.run_id}"
         if self.agent_image != LAB_IMAGE:
             images.ensure_agent_image(self.client, self.agent_image, pull=self.pull)
         self.progress(f"docker: Datadog agent images run as {self.agent_describe()}")
-        self._take_engine_lock()
         sweep(self.client, stale_only=True)
         self.world_dir.mkdir(parents=True, exist_ok=True)
         self._create_networks()
@@ -324,6 +359,10 @@ class DockerBackend:
         self.networks.clear()
         if self._client is not None:
             sweep(self.client, run_id=self.run_id)
+            if self.lab_image_ref:  # this run's tag only (the image stays while another tag has it)
+                with contextlib.suppress(Exception):
+                    self.client.api.remove_image(self.lab_image_ref, noprune=True)
+                self.lab_image_ref = None
         if self._lock_file is not None:
             self._lock_file.close()  # releases the flock
             self._lock_file = None
@@ -390,7 +429,7 @@ class DockerBackend:
         """The services answer from the new world (e.g. a task's metadata token) before we go on."""
         for ip in (IMDS_LAB_IP, SERVICES_LAB_IP):
             def loaded(ip=ip) -> bool:
-                with urllib.request.urlopen(f"http://{ip}:51678/ecs-lab/world", timeout=1) as r:  # noqa: S310
+                with urllib.request.urlopen(f"http://{ip}:{CONTROL_PORT}{WORLD_PATH}", timeout=1) as r:  # noqa: S310
                     import json
 
                     return json.load(r)["generation"] >= generation
@@ -407,9 +446,10 @@ class DockerBackend:
         backend waits for it through its later legs, so joining them after the start changes nothing
         it does. Returns the docker id."""
         (first, first_ip), *rest = networks.items()
-        container = lab_container(LAB_IMAGE, name=name, network=self.networks[first], ipv4_address=first_ip,
-                                  labels=self._labels(role), command=command, entrypoint=entrypoint,
-                                  volumes=volumes, api_version=self.client.api.api_version)
+        container = lab_container(self._image_ref(LAB_IMAGE), name=name, network=self.networks[first],
+                                  ipv4_address=first_ip, labels=self._labels(role), command=command,
+                                  entrypoint=entrypoint, volumes=volumes,
+                                  api_version=self.client.api.api_version)
         self.lab_containers.append(container)
         container.start()
         cid = container.get_container_id()
@@ -441,12 +481,25 @@ class DockerBackend:
         import json
 
         from lab.backends.docker_services import EGRESS_ATTEMPTS_PATH
-        from lab.backends.docker_topology import INTROSPECTION_PORT
 
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        url = f"http://{SERVICES_LAB_IP}:{INTROSPECTION_PORT}{EGRESS_ATTEMPTS_PATH}"
+        url = f"http://{SERVICES_LAB_IP}:{CONTROL_PORT}{EGRESS_ATTEMPTS_PATH}"
         with opener.open(url, timeout=5) as r:
             return json.load(r)
+
+    def ecs_endpoints(self, up: bool) -> None:
+        """Take the ECS agent's endpoints every instance sees (task metadata and introspection at
+        169.254.170.2) down, refusing connections as when the ECS agent is stopped, or up again."""
+        import json
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        req = urllib.request.Request(f"http://{SERVICES_LAB_IP}:{CONTROL_PORT}{ECS_ENDPOINTS_PATH}",
+                                     data=json.dumps({"up": bool(up)}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with opener.open(req, timeout=10) as r:
+            if json.load(r).get("up") is not bool(up):
+                raise RuntimeError("the lab's services did not turn the ECS endpoints "
+                                   f"{'up' if up else 'down'}")
 
     # -- containers ---------------------------------------------------------------------------------
     def _create(self, *, name: str, image: str, labels: dict[str, str], networks: dict[str, str | None],
@@ -465,8 +518,8 @@ class DockerBackend:
             networking_config = api.create_networking_config({
                 self.network_name(first): api.create_endpoint_config(ipv4_address=networks[first])})
         created = api.create_container(
-            image, command=command, entrypoint=entrypoint, environment=env or {}, labels=labels,
-            name=name, host_config=host_config, networking_config=networking_config,
+            self._image_ref(image), command=command, entrypoint=entrypoint, environment=env or {},
+            labels=labels, name=name, host_config=host_config, networking_config=networking_config,
             healthcheck=healthcheck, user=user, working_dir=working_dir, detach=True)
         cid = created["Id"]
         try:
@@ -477,6 +530,10 @@ class DockerBackend:
             api.remove_container(cid, force=True)
             raise
         return cid
+
+    def _image_ref(self, image: str) -> str:
+        """The lab image as the id this lab checked (`start`); any other image as named."""
+        return self.lab_image_ref if image == LAB_IMAGE and self.lab_image_ref else image
 
     def _link_local_address(self, n: int) -> str:
         with self._lock:
@@ -589,13 +646,17 @@ class DockerBackend:
         """Before the task is reported RUNNING, as the local backend's readiness probes: an agent
         container once its health check passes; the lab's sample web app once its port accepts
         connections. Any other container is RUNNING once started, as on ECS."""
-        timeout = self.stack.ready_timeout + 30
+        timeout = self.stack.ready_timeout * 3
         for spec in specs:
             c = running.task.container(spec.name)
             argv = " ".join([*(spec.entry_point or []), *(spec.command or [])])
             if spec.name in agents:
                 if spec.health_check:
-                    self.wait_healthy(c, timeout=timeout)
+                    hc = spec.health_check
+                    # Docker's first check runs one interval after the start; it says `unhealthy`
+                    # once `retries` checks failed after the start period: give it that long.
+                    verdict = hc.start_period + (hc.retries + 1) * (hc.interval + hc.timeout)
+                    self.wait_healthy(c, timeout=max(timeout, verdict))
             elif (is_lab_image(spec.image) and (not argv or "lab.apps" in argv) and c.ipv4_addresses
                   and running.task.network_mode in ("bridge", "awsvpc")):
                 tcp = [p for p in spec.ports if p.protocol == "tcp"]
@@ -687,19 +748,34 @@ class DockerBackend:
         first = next(m for m in maps if m != "--map")
         host, port = first.split("=")[0].split("/")[0].rsplit(":", 1)
         proto = first.split("=")[0].split("/")[1]
-        if proto == "tcp":
-            def bound() -> bool:
-                with socket.create_connection((host, int(port)), timeout=0.5):
-                    return True
-            wait_until(bound, 10, what=f"host port {host}:{port}")
-        else:
-            wait_until(lambda: self._udp_bound(cid), 10, what=f"host port {host}:{port}/udp")
+
+        def bound() -> bool:
+            self._still_running(cid, "the host port forwarder")
+            if proto == "udp":
+                return self._udp_bound(cid)
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                return True
+
+        # A forwarder that exited fails at once (its logs say why); one still starting (a Python
+        # process importing aiohttp on a loaded machine) is waited for, up to the readiness bound.
+        _wait_until_final(bound, self.stack.ready_timeout * 3, interval=0.1,
+                   what=f"host port {host}:{port}/{proto}")
+
+    def _still_running(self, cid: str, what: str) -> None:
+        """Raise (ending a readiness wait) when the container has exited: no point waiting on."""
+        state = self.client.api.inspect_container(cid)["State"]
+        if not state.get("Running"):
+            raise ContainerExited(f"{what} exited with {state.get('ExitCode')}:\n{self.logs(cid)}")
 
     def _udp_bound(self, cid: str) -> bool:
         logs = self.client.api.logs(cid).decode(errors="replace")
         return "host port" in logs
 
     def stop_task(self, task_arn: str) -> None:
+        """Stop and remove the task's containers and helpers, and return only once Docker no longer
+        has any of them: their addresses (the agent's fixed ones) and host ports are free then, and
+        only then does the instance agent report the task STOPPED, so the replacement the service
+        scheduler places next never meets the old container still being torn down."""
         with self._lock:
             running = self.tasks.pop(task_arn, None)
         if running is None:
@@ -711,13 +787,37 @@ class DockerBackend:
                 exit_code = self.client.api.inspect_container(cid)["State"]["ExitCode"]
             with contextlib.suppress(Exception):
                 running.task.container(name).mark_stopped(exit_code)
-            with contextlib.suppress(Exception):
-                self.client.api.remove_container(cid, force=True, v=True)
-        for cid in running.helper_ids:
-            with contextlib.suppress(Exception):
-                self.client.api.remove_container(cid, force=True)
+        leftovers = [self._remove(cid) for cid in [*running.container_ids.values(), *running.helper_ids]]
         running.task.known_status = "STOPPED"
         self.world.touch()
+        stuck = [cid[:12] for cid in leftovers if cid]
+        if stuck:
+            raise RuntimeError(f"docker did not remove container(s) {', '.join(stuck)} of task {task_arn}")
+
+    def _remove(self, cid: str, timeout: float | None = None) -> str | None:
+        """Remove a container and wait until Docker has no such container; returns the id when it
+        is still there after `timeout` (a remove that failed is tried again meanwhile)."""
+        import docker.errors
+
+        def gone() -> bool:
+            try:
+                self.client.api.remove_container(cid, force=True, v=True)
+            except docker.errors.NotFound:
+                return True
+            except Exception:  # noqa: BLE001 - e.g. 409 "removal already in progress": look again
+                pass
+            try:
+                self.client.api.inspect_container(cid)
+            except docker.errors.NotFound:
+                return True
+            return False
+
+        try:
+            wait_until(gone, self.stack.ready_timeout * 3 if timeout is None else timeout, interval=0.2,
+                       what=f"docker to remove container {cid[:12]}")
+        except TimeoutError:
+            return cid
+        return None
 
     def fips_proxy_spec(self, n: int) -> ContainerSpec:
         """The FIPS proxy sidecar: Debian's HAProxy with the lab's config, mounted where the
@@ -740,30 +840,39 @@ class DockerBackend:
                 if any(c.name == "fips-proxy" for c in task.containers)}
 
     def wait_healthy(self, c: Container, timeout: float) -> None:
+        """Until Docker's health check says healthy; an exited container fails at once. `unhealthy`
+        does not end the wait: Docker keeps checking and a passing check makes it healthy again
+        (on a loaded machine `agent health` can overrun its 5 s timeout a few times while the
+        agent starts); the last failed check is in the error when the bound runs out."""
+        last_check: dict = {}
+
         def healthy() -> bool:
             state = self.client.api.inspect_container(c.docker_id)["State"]
             if not state["Running"]:
-                raise RuntimeError(f"{c.name} exited with {state['ExitCode']}:\n{self.logs(c.docker_id)}")
-            status = state.get("Health", {}).get("Status", "healthy")
+                raise ContainerExited(f"{c.name} exited with {state['ExitCode']}:\n{self.logs(c.docker_id)}")
+            health = state.get("Health") or {}
+            status = health.get("Status", "healthy")
             c.health_status = status.upper()
+            if health.get("Log"):
+                last_check.update(health["Log"][-1])
             return status == "healthy"
 
         try:
-            wait_until(healthy, timeout, interval=0.2, what=f"{c.name} to report healthy")
+            _wait_until_final(healthy, timeout, interval=0.2, what=f"{c.name} to report healthy")
         except TimeoutError as exc:
-            raise RuntimeError(f"{exc}\n{self.logs(c.docker_id)}") from None
+            check = (f"; last health check: exit {last_check.get('ExitCode')}, "
+                     f"{str(last_check.get('Output', '')).strip()[-300:]!r}") if last_check else ""
+            raise RuntimeError(f"{exc}{check}\n{self.logs(c.docker_id)}") from None
 
     def wait_listening(self, c: Container, port: int, timeout: float) -> None:
         """Ready = accepting connections (the host reaches the instance bridge directly)."""
         def listening() -> bool:
-            state = self.client.api.inspect_container(c.docker_id)["State"]
-            if not state["Running"]:
-                raise RuntimeError(f"{c.name} exited with {state['ExitCode']}:\n{self.logs(c.docker_id)}")
+            self._still_running(c.docker_id, c.name)
             with socket.create_connection((c.ipv4_addresses[0], port), timeout=0.5):
                 return True
 
         try:
-            wait_until(listening, timeout, interval=0.1, what=f"{c.name} to listen on {port}")
+            _wait_until_final(listening, timeout, interval=0.1, what=f"{c.name} to listen on {port}")
         except TimeoutError as exc:
             raise RuntimeError(f"{exc}\n{self.logs(c.docker_id)}") from None
 
@@ -894,6 +1003,9 @@ class DockerBackend:
                 "index": n, "instance_id": inst.instance_id, "private_ip": inst.private_ip,
                 "agent_localhost": "127.0.0.1",  # the agent's own netns: localhost is itself
                 "imds_url": "http://169.254.169.254", "ecs_endpoint": self.topo.ecs_agent_url,
+                # The same IMDS (its /ecs-lab/ control API included) on the lab network leg: what
+                # the host uses, never 169.254.x from the host's own network namespace.
+                "imds_control_url": f"http://{IMDS_LAB_IP}:{IMDS_PORT}",
                 "apm_url": f"http://{inst.private_ip}:{s.ports.apm}",
                 "dogstatsd": f"{inst.private_ip}:{s.ports.dogstatsd}",
                 "network_mode": task.network_mode if task else None,

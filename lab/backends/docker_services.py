@@ -17,6 +17,10 @@ uses (docs/environment.md#link-local-addresses-belong-to-someone-else):
 The world these answer from is the backend's `World`, written as JSON (`world_to_json`) to a file
 mounted read-only; the services reload it when it changes and report the generation they hold at
 `GET /ecs-lab/world`, so the backend starts a container only once its metadata is being served.
+That and the lab's other controls are on their own port (`CONTROL_PORT`), apart from the AWS
+endpoints, so a scenario can take the ECS endpoints down (`POST /ecs-lab/ecs-endpoints
+{"up": false}`: their ports refuse connections, as when the ECS agent is down) while the backend
+still reads the world.
 """
 
 from __future__ import annotations
@@ -47,7 +51,10 @@ TASK_METADATA_PORT = 80
 INTROSPECTION_PORT = 51678
 INTAKE_PORT = 8091
 EGRESS_PROXY_PORT = 3128
+# The lab's own controls (world generation, egress attempts, faults): no AWS endpoint uses it.
+CONTROL_PORT = 8092
 WORLD_PATH = "/ecs-lab/world"
+ECS_ENDPOINTS_PATH = "/ecs-lab/ecs-endpoints"
 
 
 # -- the world as JSON ----------------------------------------------------------------------------
@@ -140,9 +147,9 @@ class WorldFile:
         world_from_json(doc, into=self.world)
         self.routes = dict(doc.get("routes", {}))
         self._stamp = stamp
-        self.loaded_generation = int(doc.get("generation", 0))
-        if self._on_load:
+        if self._on_load:  # before the generation is announced: the backend waits on it
             self._on_load(self)
+        self.loaded_generation = int(doc.get("generation", 0))
         return True
 
     def _run(self) -> None:
@@ -219,18 +226,20 @@ def run_imds(world_file: WorldFile, stop: threading.Event, host: str = "0.0.0.0"
             if (cidr, iid) not in routed:
                 imds.model.route(cidr, iid)
                 routed.add((cidr, iid))
+        # The reload replaced the instances: policies set through the control API hold on.
+        imds.model.reapply_policies()
 
     with ImdsServer(world_file.world) as imds:
         world_file._on_load = add_routes
         add_routes(world_file)
         imds.listen(host, IMDS_PORT)
         # The backend's readiness probe and world generation check (not an IMDS path: own port).
-        imds._thread.add_app(_world_app(world_file, {"role": "imds"}), host, INTROSPECTION_PORT)
+        imds._thread.add_app(_world_app(world_file, {"role": "imds"}), host, CONTROL_PORT)
         log.info("IMDS on %s:%s", host, IMDS_PORT)
         stop.wait()
 
 
-def _introspection_app(world_file: WorldFile, model, extra_routes: dict | None = None) -> web.Application:
+def _introspection_app(world_file: WorldFile, model) -> web.Application:
     async def handle(request: web.Request) -> web.Response:
         from lab.fakes.ecs_metadata.server import _to_response
 
@@ -242,9 +251,7 @@ def _introspection_app(world_file: WorldFile, model, extra_routes: dict | None =
             return web.json_response("method not allowed", status=405)
         return _to_response(model.introspection(instance, request.path, dict(request.query)))
 
-    app = _world_app(world_file, {"role": "services"})
-    for path, handler in (extra_routes or {}).items():  # lab paths, before the catch-all
-        app.router.add_get(path, handler)
+    app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
 
@@ -261,9 +268,31 @@ def run_services(world_file: WorldFile, stop: threading.Event, host: str = "0.0.
             return web.json_response({"attempts": [a.as_json() for a in egress.attempts],
                                       "malformed": egress.malformed})
 
-        ecs.listen_task_metadata(host, TASK_METADATA_PORT)
-        ecs._server.add_app(_introspection_app(world_file, ecs.model, {EGRESS_ATTEMPTS_PATH: attempts}),
-                            host, INTROSPECTION_PORT)
+        endpoints = [ecs.listen_task_metadata(host, TASK_METADATA_PORT),
+                     ecs._server.add_app(_introspection_app(world_file, ecs.model), host, INTROSPECTION_PORT)]
+
+        async def ecs_endpoints(request: web.Request) -> web.Response:
+            """Take the ECS agent's endpoints (task metadata, introspection) down or up again."""
+            from lab.serving import listen_again, stop_listening
+
+            try:
+                up = (await request.json())["up"]
+            except (ValueError, KeyError, TypeError):
+                return web.json_response({"error": 'expected {"up": true|false}'}, status=400)
+            if not isinstance(up, bool):
+                return web.json_response({"error": '"up" must be true or false'}, status=400)
+            for listener in endpoints:
+                if up:
+                    await listen_again(listener)
+                else:
+                    stop_listening(listener)
+            log.info("ECS endpoints %s", "up" if up else "down (connections refused)")
+            return web.json_response({"up": up})
+
+        control = _world_app(world_file, {"role": "services"})
+        control.router.add_get(EGRESS_ATTEMPTS_PATH, attempts)
+        control.router.add_post(ECS_ENDPOINTS_PATH, ecs_endpoints)
+        ecs._server.add_app(control, host, CONTROL_PORT)
         intake.listen(host, INTAKE_PORT)
         log.info("task metadata :%s, introspection :%s, intake :%s, egress proxy :%s",
                  TASK_METADATA_PORT, INTROSPECTION_PORT, INTAKE_PORT, egress.bound_port)

@@ -236,6 +236,24 @@ class LocalBackend:
             self.ecs_agent_urls[inst.index] = self.ecs_metadata.listen_introspection(
                 inst.private_ip, ports.ecs_introspection, inst).url
 
+    def ecs_endpoints(self, up: bool) -> None:
+        """Take the ECS agent's endpoints (every instance's introspection API and the task metadata
+        listener) down, refusing connections as when the ECS agent is stopped, or up again."""
+        from lab.serving import listen_again, stop_listening
+
+        if self.ecs_metadata is None:
+            raise RuntimeError("the ECS metadata endpoints are not running (the backend is not started)")
+        threads = self.ecs_metadata._server
+
+        async def toggle() -> None:
+            for listener in threads.listeners:
+                if up:
+                    await listen_again(listener)
+                else:
+                    stop_listening(listener)
+
+        threads.call(toggle)
+
     def instance_endpoints(self, inst: ContainerInstance) -> InstanceEndpoints:
         """The lab's services as an agent on this instance reaches them: every address is on
         loopback; the agent's own "127.0.0.1" is the instance's agent-localhost address."""

@@ -172,13 +172,13 @@ def _egress_records(lab) -> tuple[list[str], int] | None:
         import json
         import urllib.request
 
-        from lab.backends.docker_services import EGRESS_ATTEMPTS_PATH
-        from lab.backends.docker_topology import INTROSPECTION_PORT, SERVICES_LAB_IP
+        from lab.backends.docker_services import CONTROL_PORT, EGRESS_ATTEMPTS_PATH
+        from lab.backends.docker_topology import SERVICES_LAB_IP
 
         if not lab.egress_proxy_url:
             return None
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        url = f"http://{SERVICES_LAB_IP}:{INTROSPECTION_PORT}{EGRESS_ATTEMPTS_PATH}"
+        url = f"http://{SERVICES_LAB_IP}:{CONTROL_PORT}{EGRESS_ATTEMPTS_PATH}"
         with opener.open(url, timeout=5) as r:
             doc = json.load(r)
         return [f"{a['host']}:{a['port']}" for a in doc["attempts"]], doc["malformed"]

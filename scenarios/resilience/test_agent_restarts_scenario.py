@@ -12,8 +12,9 @@ degraded. One stack for the module (no other lab stops while it runs: see docs/r
   reports the instance-id again.
 - ECS agent introspection and task metadata down: an agent that starts cannot map the app's
   container to its task; the app's traces still arrive but without their ECS tags (`task_family`...).
-  When the endpoints are back, the agent's next metadata refresh tags them again (local backend:
-  the fake endpoints run in this process, so the scenario can close their ports).
+  When the endpoints are back, the agent's next metadata refresh tags them again (the backend's
+  `ecs_endpoints(up=)` closes and reopens their ports: in this process on local, in the lab's
+  services container on docker).
 
 Observed as the real agent offers: `agent status -j` (pid, agent_start_nano, hostinfo,
 hostnameStats) and `agent health` by exec, the intake's spans, and the task's state as the ECS API
@@ -31,19 +32,9 @@ import pytest
 import requests
 
 from lab.pytest_plugin import intake_client
-from lab.serving import listen_again, stop_listening
 from lab.world import wait_until
 
 from .traffic import HEALTH_PING, HEALTH_START_PERIOD, TRACE_FLUSH, agent_status, own_token_env, wait_healthy
-
-
-@pytest.fixture(autouse=True)
-def _proven_on_the_local_backend_only(request):
-    """These restart scenarios are proven on the local backend; on docker the replacement agent's
-    start still races the killed container's address (issue 14 keeps this open): said, not hidden."""
-    backend = request.config.getoption("--backend") or os.environ.get("LAB_BACKEND", "local")
-    if backend != "local":
-        pytest.skip(f"agent restart scenarios are not yet proven on the {backend} backend (issue 14)")
 
 LAB_WITH = {"apps": ("imdsv1",), "agent_env": own_token_env("restarts")}
 # The ECS agent sees the container exit at once; the service scheduler replaces a DAEMON task on
@@ -114,7 +105,8 @@ def test_a_killed_agent_is_replaced_and_the_apps_traces_resume(lab_with, record_
 def test_imds_slow_or_off(lab_with, degradation, record_property):
     lab = lab_with(**LAB_WITH)
     wait_healthy(lab)
-    imds = lab.imds_url(1)
+    # The IMDS control API as the host reaches it (docker: the lab network leg, never 169.254.x).
+    imds = lab.instance(1).get("imds_control_url") or lab.imds_url(1)
     instance_id = lab.instance(1)["instance_id"]
     app = lab.refresh().apps["imdsv1"]
     intake = intake_client(lab.intake_url, f"imds-{degradation}-{uuid.uuid4().hex[:8]}")
@@ -126,9 +118,11 @@ def test_imds_slow_or_off(lab_with, degradation, record_property):
         resp = http.post(f"{imds}/ecs-lab/faults", json={"path": "*", "delay_ms": 500}, timeout=5)
         assert resp.status_code == 201, resp.text
     else:
-        resp = http.post(f"{imds}/ecs-lab/policy", json={"enabled": False}, timeout=5)
+        resp = http.post(f"{imds}/ecs-lab/instances/{instance_id}/policy", json={"enabled": False}, timeout=5)
         assert resp.status_code == 200, resp.text
-        assert http.get(f"{imds}/latest/meta-data/instance-id", timeout=5).status_code == 403
+        listed = http.get(f"{imds}/ecs-lab/instances", timeout=5).json()["instances"]
+        options = {i["InstanceId"]: i for i in listed}
+        assert options[instance_id]["HttpEndpoint"] == "disabled", options
     try:
         _restart_agent(lab)
         degraded = _hostname(lab)
@@ -149,25 +143,12 @@ def test_imds_slow_or_off(lab_with, degradation, record_property):
         if degradation == "slow":
             http.delete(f"{imds}/ecs-lab/faults", timeout=5)
         else:
-            http.post(f"{imds}/ecs-lab/policy", json={"enabled": True}, timeout=5)
+            http.post(f"{imds}/ecs-lab/instances/{instance_id}/policy", json={"enabled": True}, timeout=5)
     _restart_agent(lab)
     recovered = _hostname(lab)
     assert recovered == (instance_id, "aws"), f"after IMDS recovered the agent reported {recovered}"
     record_property("hostnames", {"before": instance_id, "degraded": degraded[0], "after": recovered[0]})
     print(f"\nIMDS {degradation}: hostname {instance_id} -> {degraded[0]} ({degraded[1]}) -> {recovered[0]}")
-
-
-def _ecs_endpoints(lab, up: bool) -> None:
-    threads = lab.backend.ecs_metadata._server
-
-    async def toggle() -> None:
-        for listener in threads.listeners:
-            if up:
-                await listen_again(listener)
-            else:
-                stop_listening(listener)
-
-    threads.call(toggle)
 
 
 def _family_tags(span: dict) -> set[str]:
@@ -176,8 +157,8 @@ def _family_tags(span: dict) -> set[str]:
 
 def test_tagging_degrades_and_recovers_when_ecs_metadata_is_down(lab_with, record_property):
     lab = lab_with(**LAB_WITH)
-    if lab.backend is None or getattr(lab.backend, "name", "") != "local":
-        pytest.skip("the ECS metadata fakes run in this process only on the local backend")
+    if lab.backend is None:
+        pytest.skip("the ECS endpoints of a lab attached from another process cannot be taken down from here")
     wait_healthy(lab)
     app = lab.refresh().apps["imdsv1"]
     intake = intake_client(lab.intake_url, f"ecs-down-{uuid.uuid4().hex[:8]}")
@@ -191,7 +172,7 @@ def test_tagging_degrades_and_recovers_when_ecs_metadata_is_down(lab_with, recor
                         2 * TRACE_FLUSH + 20, interval=1.0, what=f"app spans tagged {family}")
     assert tagged
 
-    _ecs_endpoints(lab, up=False)
+    lab.backend.ecs_endpoints(up=False)
     try:
         _restart_agent(lab)
         cursor = intake.payloads_page("/api/v0.2/traces")["next_since"]
@@ -200,7 +181,7 @@ def test_tagging_degrades_and_recovers_when_ecs_metadata_is_down(lab_with, recor
         assert not any(_family_tags(s) for s in degraded), (
             "spans tagged with a task family although the agent could not read ECS metadata")
     finally:
-        _ecs_endpoints(lab, up=True)
+        lab.backend.ecs_endpoints(up=True)
     cursor = intake.payloads_page("/api/v0.2/traces")["next_since"]
     retagged = wait_until(lambda: [s for s in spans_since(cursor) if family in _family_tags(s)], RETAG,
                           interval=1.0, what=f"app spans tagged {family} again after the endpoints came back")

@@ -355,6 +355,9 @@ class ImdsModel:
         self._routes: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
         self._lock = threading.Lock()
         self.tokens_evicted = 0
+        # What `set_policy` was told, per instance: a world copied in from elsewhere (the docker
+        # backend's world file, reloaded on every task change) gets it again (`reapply_policies`).
+        self.policies_set: dict[str, dict] = {}
 
     # -- instances and who is calling --------------------------------------------------------------
     def instance(self, instance_id: str) -> ContainerInstance:
@@ -404,18 +407,35 @@ class ImdsModel:
                    enabled: bool | None = None, hop_limit: int | None = None,
                    tags_enabled: bool | None = None) -> ContainerInstance:
         inst = self.instance(instance_id)
-        if tokens_required is not None:
-            inst.imds_tokens_required = bool(tokens_required)
-        if enabled is not None:
-            inst.imds_enabled = bool(enabled)
-        if hop_limit is not None:
-            if not 1 <= int(hop_limit) <= 64:
-                raise ValueError(f"hop limit must be 1..64 (HttpPutResponseHopLimit), got {hop_limit!r}")
-            inst.imds_hop_limit = int(hop_limit)
-        if tags_enabled is not None:
-            inst.imds_tags_enabled = bool(tags_enabled)
+        if hop_limit is not None and not 1 <= int(hop_limit) <= 64:
+            raise ValueError(f"hop limit must be 1..64 (HttpPutResponseHopLimit), got {hop_limit!r}")
+        asked = {"tokens_required": tokens_required, "enabled": enabled, "hop_limit": hop_limit,
+                 "tags_enabled": tags_enabled}
+        asked = {k: v for k, v in asked.items() if v is not None}
+        self._apply_policy(inst, asked)
+        self.policies_set.setdefault(instance_id, {}).update(asked)
         self.world.touch()
         return inst
+
+    @staticmethod
+    def _apply_policy(inst: ContainerInstance, asked: dict) -> None:
+        if "tokens_required" in asked:
+            inst.imds_tokens_required = bool(asked["tokens_required"])
+        if "enabled" in asked:
+            inst.imds_enabled = bool(asked["enabled"])
+        if "hop_limit" in asked:
+            inst.imds_hop_limit = int(asked["hop_limit"])
+        if "tags_enabled" in asked:
+            inst.imds_tags_enabled = bool(asked["tags_enabled"])
+
+    def reapply_policies(self) -> None:
+        """After the world was replaced by a copy (the docker IMDS reloading the backend's world
+        file), put back every policy this model was told, so a turned-off IMDS stays off."""
+        for instance_id, asked in self.policies_set.items():
+            try:
+                self._apply_policy(self.instance(instance_id), asked)
+            except KeyError:
+                continue  # that instance is gone from the world
 
     def policy(self, inst: ContainerInstance) -> dict:
         """The instance's MetadataOptions, in the words of DescribeInstances."""

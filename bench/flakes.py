@@ -1,0 +1,201 @@
+"""Flake report: run the scenario suite N times on the local backend and M times on docker, and
+write every failure (test id, run, the tail of its output) into a markdown report.
+
+Each run is a fresh `python -m pytest <paths> -p no:cacheprovider -rA --junitxml=...` (docker runs
+add `--backend docker`), one after the other, in a private LAB_HOME so a run never attaches to a
+lab the user has running. What failed is read from the run's JUnit XML (every failed or errored
+test with its message and traceback tail); a run that produced no XML (pytest crashed, or the
+timeout ended it) is recorded as one failure of the whole run, with the tail of its output. The
+report says what was run, on which commit, how loaded the machine was, each run's counts and wall
+time, and per test how many runs it failed in: a test that failed in some runs and passed in others
+is a flake, to be fixed at its cause.
+
+Usage:
+  python bench/flakes.py --local 50 --docker 10                       # the whole scenario suite
+  python bench/flakes.py --local 2 --docker 1 scenarios/resilience    # one directory
+  python bench/flakes.py --local 5 -- -k outage                       # extra pytest arguments after --
+Writes bench/results/flakes.md (`--out`) and the per-run logs and XML beside it
+(`bench/results/flakes/`), and exits 1 when any run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TAIL_LINES = 40
+
+
+@dataclass
+class Failure:
+    test: str
+    kind: str  # failure | error | run
+    message: str
+    tail: str
+
+
+@dataclass
+class Run:
+    backend: str
+    index: int
+    returncode: int
+    seconds: float
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    log: str = ""
+
+
+def _tail(text: str, lines: int = TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def read_junit(path: Path) -> tuple[dict[str, int], list[Failure]]:
+    """Counts and failures of one run's JUnit XML (pytest's xunit1 family)."""
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    failures: list[Failure] = []
+    for suite in suites:
+        for key in counts:
+            counts[key] += int(suite.get(key, 0))
+        for case in suite.iter("testcase"):
+            for kind in ("failure", "error"):
+                for node in case.findall(kind):
+                    test = f"{case.get('classname', '')}::{case.get('name', '')}"
+                    failures.append(Failure(test, kind, (node.get("message") or "").splitlines()[0][:300]
+                                            if node.get("message") else "", _tail(node.text or "")))
+    counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
+    return counts, failures
+
+
+def run_once(backend: str, index: int, paths: list[str], extra: list[str], workdir: Path,
+             timeout: float) -> Run:
+    xml = workdir / f"{backend}-{index}.xml"
+    log = workdir / f"{backend}-{index}.log"
+    home = Path(tempfile.mkdtemp(prefix="flakes-lab-home-"))
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
+    env.update({"LAB_HOME": str(home), "LAB_STATE": str(home / "state.json"), "LAB_BACKEND": backend,
+                "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(REPO)})
+    argv = [sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider", "-rA", f"--junitxml={xml}",
+            "--backend", backend, *extra]
+    began = time.monotonic()
+    try:
+        with open(log, "wb") as out:
+            proc = subprocess.run(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=timeout, check=False)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        code = -1
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    seconds = time.monotonic() - began
+    output = log.read_text(errors="replace") if log.exists() else ""
+    run = Run(backend, index, code, seconds, log=str(log))
+    if xml.exists():
+        try:
+            run.counts, run.failures = read_junit(xml)
+        except ET.ParseError as exc:
+            run.failures = [Failure("(whole run)", "run", f"unreadable JUnit XML: {exc}", _tail(output))]
+    else:
+        why = f"timed out after {timeout:.0f}s" if code == -1 else f"pytest exited {code} without a report"
+        run.failures = [Failure("(whole run)", "run", why, _tail(output))]
+    if code not in (0, 5) and not run.failures:  # 5: nothing collected (e.g. every test deselected)
+        run.failures = [Failure("(whole run)", "run", f"pytest exited {code}", _tail(output))]
+    return run
+
+
+def render(runs: list[Run], args: argparse.Namespace, began: str, load: tuple, commit: str) -> str:
+    lines = [
+        "# Flake report",
+        "",
+        f"- started {began} UTC, commit `{commit}`, {platform.platform()}, {os.cpu_count()} CPUs, "
+        f"load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, at end "
+        f"{os.getloadavg()[0]:.1f}",
+        f"- paths: `{' '.join(args.paths)}`; extra pytest arguments: "
+        f"`{' '.join(args.pytest_args) or '(none)'}`",
+        f"- runs: {args.local} local, {args.docker} docker; "
+        f"**{sum(1 for r in runs if r.failures)} of {len(runs)} runs failed**, "
+        f"{sum(len(r.failures) for r in runs)} failures in all",
+        "",
+        "| backend | run | exit | wall s | passed | failed | errors | skipped |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        c = r.counts
+        lines.append(f"| {r.backend} | {r.index} | {r.returncode} | {r.seconds:.0f} | "
+                     f"{c.get('passed', '-')} | {c.get('failures', '-')} | {c.get('errors', '-')} | "
+                     f"{c.get('skipped', '-')} |")
+    by_test: dict[tuple[str, str], list[Run]] = {}
+    for r in runs:
+        for f in r.failures:
+            by_test.setdefault((r.backend, f.test), []).append(r)
+    lines += ["", "## Failures by test", ""]
+    if not by_test:
+        lines.append("None.")
+    else:
+        lines += ["| backend | test | runs failed | of |", "|---|---|---|---|"]
+        for (backend, test), failed in sorted(by_test.items()):
+            total = sum(1 for r in runs if r.backend == backend)
+            lines.append(f"| {backend} | `{test}` | {len(failed)} | {total} |")
+        lines += ["", "## Each failure", ""]
+        for r in runs:
+            for f in r.failures:
+                lines += [f"### {r.backend} run {r.index}: `{f.test}` ({f.kind})", "",
+                          f"{f.message}", "", f"Log: `{r.log}`", "", "```", f.tail, "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("paths", nargs="*", default=["scenarios"], help="what pytest runs (default: scenarios)")
+    ap.add_argument("--local", type=int, default=2, help="runs on the local backend")
+    ap.add_argument("--docker", type=int, default=0, help="runs on the docker backend")
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds one run may take")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "flakes.md"))
+    raw = sys.argv[1:] if argv is None else argv
+    extra: list[str] = []
+    if "--" in raw:
+        cut = raw.index("--")
+        raw, extra = raw[:cut], raw[cut + 1:]
+    args = ap.parse_args(raw)
+    args.pytest_args = extra
+    if args.local < 0 or args.docker < 0 or args.local + args.docker == 0:
+        ap.error("--local and --docker are run counts (>= 0), at least one run in all")
+    missing = [p for p in args.paths if not (REPO / p.split("::")[0]).exists()]  # absolute paths too
+    if missing:
+        ap.error(f"no such path in the repository: {', '.join(missing)}")
+
+    out = Path(args.out)
+    workdir = out.parent / out.stem
+    workdir.mkdir(parents=True, exist_ok=True)
+    began = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    load = os.getloadavg()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True, check=False).stdout.strip()
+    runs: list[Run] = []
+    plan = [("local", i) for i in range(1, args.local + 1)]
+    plan += [("docker", i) for i in range(1, args.docker + 1)]
+    for backend, i in plan:
+        run = run_once(backend, i, args.paths, extra, workdir, args.timeout)
+        runs.append(run)
+        status = "ok" if not run.failures else f"{len(run.failures)} failed: " + ", ".join(
+            f.test for f in run.failures)
+        print(f"{backend} run {i}: exit {run.returncode} in {run.seconds:.0f}s, {run.counts or '-'}: "
+              f"{status}", flush=True)
+        out.write_text(render(runs, args, began, load, commit))  # a report so far, should a later run hang
+    print(f"wrote {out}")
+    return 1 if any(r.failures for r in runs) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""bench/flakes.py finds a flaky test: a test that fails in one run and passes in the other is
+reported with its id, the run it failed in and the tail of its output; a clean run is not."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import flakes  # noqa: E402
+
+FLAKY = '''
+import os
+from pathlib import Path
+
+MARK = Path(os.environ["FLAKES_TEST_MARK"])
+
+
+def test_steady():
+    assert 1 + 1 == 2
+
+
+def test_flaky_once():
+    first = not MARK.exists()
+    MARK.touch()
+    assert not first, "first run loses the race on purpose"
+'''
+
+
+def test_a_flake_is_reported_with_its_test_id_run_and_output(tmp_path, monkeypatch):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_sample.py").write_text(FLAKY)
+    monkeypatch.setenv("FLAKES_TEST_MARK", str(tmp_path / "mark"))
+    out = tmp_path / "report" / "flakes.md"
+    code = flakes.main(["--local", "2", "--timeout", "120", "--out", str(out), str(suite), "--",
+                        "-q", "-p", "no:randomly"])
+    report = out.read_text()
+    assert code == 1
+    assert "**1 of 2 runs failed**" in report
+    assert "| local | `test_sample::test_flaky_once` | 1 | 2 |" in report
+    assert "first run loses the race on purpose" in report
+    assert "test_steady" not in report.split("## Failures by test")[1]
+    assert (out.parent / "flakes" / "local-1.xml").exists()
+
+
+def test_bad_counts_and_paths_are_refused(tmp_path, capsys):
+    for argv in (["--local", "0", "--docker", "0"], ["--local", "-1"], ["no/such/dir"]):
+        try:
+            flakes.main([*argv, "--out", str(tmp_path / "x.md")])
+        except SystemExit as exc:
+            assert exc.code == 2
+        else:
+            raise AssertionError(f"{argv} was accepted")
+    assert "no such path" in capsys.readouterr().err

@@ -708,6 +708,8 @@ class DockerBackend:
             extra["cap_add"] = list(spec.capabilities_add)
         if spec.pid_mode:
             extra["pid_mode"] = spec.pid_mode
+        # The task definition's docker labels are in task metadata `Labels` too, as on ECS.
+        c.labels.update(spec.docker_labels)
         cid = self._create(
             name=c.docker_name, image=spec.image, labels={**self._labels("task"), **c.labels,
                                                           **spec.docker_labels},

@@ -202,10 +202,11 @@ class Intervals:
     version: str
     source: dict[str, str] = field(default_factory=dict)
     margin: float = DEFAULT_MARGIN
+    logs_batch_wait: float = 5.0  # the logs sender's batch wait (logs_config.batch_wait)
 
     def describe(self) -> str:
         names = ("metric_flush", "metric_bucket", "trace_flush", "apm_stats_bucket", "process_check",
-                 "container_check", "core_check")
+                 "container_check", "core_check", "logs_batch_wait")
         return f"agent {self.version}: " + ", ".join(
             f"{n}={getattr(self, n):g}s ({self.source.get(n, '?')})" for n in names)
 
@@ -240,6 +241,13 @@ class Intervals:
                     f"{runs} core check run(s) ({self.core_check:g} s) + one aggregator flush "
                     f"({self.metric_flush:g} s) + margin {self.margin:g} s")
 
+    def logs(self) -> Wait:
+        """A container's log line: the logs agent picks the container up (its autodiscovery sees a
+        new container within about a second), then the sender's batch waits `batch_wait`."""
+        return Wait(1.0 + self.logs_batch_wait + self.margin,
+                    f"container discovery (1 s) + one logs batch wait ({self.logs_batch_wait:g} s) + "
+                    f"margin {self.margin:g} s")
+
     def flush_after(self) -> Wait:
         """One complete aggregator flush from now (a flush already under way may not carry it)."""
         return Wait(2 * self.metric_flush + self.margin,
@@ -256,6 +264,7 @@ DOCUMENTED_DEFAULTS: dict[str, float] = {
     "process_check": 10.0,  # pkg/process/checks/interval.go ProcessCheckDefaultInterval
     "container_check": 10.0,  # pkg/process/checks/interval.go ContainerCheckDefaultInterval
     "core_check": 15.0,  # pkg/collector/check/defaults DefaultCheckInterval
+    "logs_batch_wait": 5.0,  # comp/logs-library/defaults DefaultBatchWait
 }
 
 # Settings a real agent reports in `agent config` for some of them.
@@ -264,6 +273,7 @@ CONFIG_KEYS: dict[str, str] = {
     "apm_stats_bucket": "apm_config.bucket_size_seconds",
     "process_check": "process_config.intervals.process",
     "container_check": "process_config.intervals.container",
+    "logs_batch_wait": "logs_config.batch_wait",
 }
 
 

@@ -14,6 +14,8 @@ any task lands on it, and says where the lab's own services are as seen from ins
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -79,6 +81,19 @@ class PortSpec:
 
 
 @dataclass
+class LogConfiguration:
+    """A container definition's `logConfiguration`: which log driver gets its stdout/stderr."""
+
+    driver: str  # awslogs, awsfirelens, json-file, ...
+    options: dict[str, str] = field(default_factory=dict)
+
+
+# Lines a container wrote, in order, as they were read: [(stream "stdout"|"stderr", the line without
+# its newline), ...]. One call per read, so a consumer can ship them together.
+OutputLines = Callable[[list[tuple[str, str]]], None]
+
+
+@dataclass
 class ContainerSpec:
     name: str
     image: str
@@ -99,6 +114,10 @@ class ContainerSpec:
     working_directory: str | None = None
     user: str | None = None
     docker_labels: dict[str, str] = field(default_factory=dict)
+    log_configuration: LogConfiguration | None = None
+    # FireLens: this container is the task's log router (`firelensConfiguration`): its generated
+    # fluent-bit configuration text, written by the control plane's translation.
+    log_router_config: str | None = None
 
 
 class UnsupportedField(ValueError):
@@ -140,6 +159,11 @@ class TaskRunner(Protocol):
 
     def container_logs(self, task_arn: str, container: str, lines: int = 50) -> str:
         """The last `lines` of a container's output."""
+
+    def follow_output(self, task_arn: str, container: str, on_lines: OutputLines,
+                      stop: threading.Event) -> None:
+        """Call `on_lines` with every line the container writes, from its start, until it has stopped
+        and everything it wrote was delivered, or `stop` is set: what a docker log driver receives."""
 
 
 class InstanceHost(TaskRunner, Protocol):

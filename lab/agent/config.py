@@ -255,6 +255,15 @@ class AgentConfig:
     auth_token_file_path: str = ""  # "" -> ipc.default_auth_token_path (resolved at start)
     apm_decoder_processes: int = 0
     apm_decoder_min_bytes: int = 65536
+    # Logs (pkg/config/setup: logs_enabled, logs_config.*; docs/logs.md#the-agents-container-logs)
+    logs_enabled: bool = False
+    logs_container_collect_all: bool = False
+    logs_use_compression: bool = True
+    logs_compression_kind: str = "zstd"  # comp/logs-library/defaults DefaultLogCompressionKind
+    logs_compression_level: int = 1
+    logs_batch_wait: float = 5.0  # DefaultBatchWait (s); the fast profile: 1 s
+    logs_batch_max_size: int = 1000  # DefaultBatchMaxSize (entries)
+    logs_batch_max_content_size: int = 5_000_000  # DefaultBatchMaxContentSize (bytes, uncompressed)
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
@@ -368,6 +377,14 @@ class AgentConfig:
             # Python decodes on one core per process; the trace-agent on all of them (decoders.py).
             apm_decoder_processes=_int(env, "LAB_AGENT_APM_DECODER_PROCESSES", _usable_cpus()),
             apm_decoder_min_bytes=_int(env, "LAB_AGENT_APM_DECODER_MIN_BYTES", 65536),
+            logs_enabled=_bool(env, "DD_LOGS_ENABLED", False),
+            logs_container_collect_all=_bool(env, "DD_LOGS_CONFIG_CONTAINER_COLLECT_ALL", False),
+            logs_use_compression=_bool(env, "DD_LOGS_CONFIG_USE_COMPRESSION", True),
+            logs_compression_kind=_compression_kind(env),
+            logs_compression_level=_int(env, "DD_LOGS_CONFIG_COMPRESSION_LEVEL",
+                                        1 if _compression_kind(env) == "zstd" else 6),
+            logs_batch_wait=_float(env, "DD_LOGS_CONFIG_BATCH_WAIT", 1.0 if profile == "fast" else 5.0),
+            logs_batch_max_size=_int(env, "DD_LOGS_CONFIG_BATCH_MAX_SIZE", 1000),
         )
         if _bool(env, "DD_FIPS_ENABLED", False):
             cfg = cfg.with_fips(
@@ -477,6 +494,15 @@ class AgentConfig:
             "stats_bucket_interval": self.stats_bucket_interval,
             "apm_decoder_processes": self.apm_decoder_processes,
         }
+
+
+def _compression_kind(env: Mapping[str, str]) -> str:
+    kind = (env.get("DD_LOGS_CONFIG_COMPRESSION_KIND") or "zstd").strip().lower()
+    if kind not in ("zstd", "gzip"):
+        # The agent warns and keeps its default (comp/logs-library: 'zstd' and 'gzip' are valid).
+        log.warning("invalid logs_config.compression_kind %r, falling back to zstd", kind)
+        return "zstd"
+    return kind
 
 
 def _usable_cpus() -> int:
@@ -594,7 +620,18 @@ def runtime_settings(cfg: AgentConfig) -> dict:
             "process_dd_url": cfg.endpoints.processes,
             "intervals": {"process": cfg.process_interval, "container": cfg.process_interval},
         },
-        "logs_config": {"logs_dd_url": cfg.endpoints.logs},
+        "logs_enabled": cfg.logs_enabled,
+        "logs_config": {
+            "logs_dd_url": cfg.endpoints.logs,
+            "use_http": True,
+            "container_collect_all": cfg.logs_container_collect_all,
+            "use_compression": cfg.logs_use_compression,
+            "compression_kind": cfg.logs_compression_kind,
+            "compression_level": cfg.logs_compression_level,
+            "batch_wait": cfg.logs_batch_wait,
+            "batch_max_size": cfg.logs_batch_max_size,
+            "batch_max_content_size": cfg.logs_batch_max_content_size,
+        },
         "orchestrator_explorer": {"orchestrator_dd_url": cfg.endpoints.orchestrator},
         "ecs_agent_url": cfg.ecs_agent_url,
         "ec2_metadata_timeout": int(round(cfg.imds_timeout * 1000)),

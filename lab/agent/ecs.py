@@ -421,6 +421,15 @@ class EcsAwareness:
         cid = self.container_of_pid(pid) if pid else None
         return cid or self._docker_ips.get(ip)
 
+    def known_containers(self) -> dict[str, tuple[ContainerTags, list[int]]]:
+        """Every container of this instance's tasks found so far: docker id -> (tags, its pids)."""
+        with self._lock:
+            pids: dict[str, list[int]] = {}
+            for pid, cid in {**self._late_pids, **self.state.pid_to_docker_id}.items():
+                pids.setdefault(cid, []).append(pid)
+            known = {**self._late, **self.state.containers}
+        return {cid: (tags, sorted(pids.get(cid, []))) for cid, tags in known.items()}
+
     def snapshot(self) -> dict:
         with self._lock:
             return {

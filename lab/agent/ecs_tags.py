@@ -36,6 +36,8 @@ class ContainerTags:
     low: list[str] = field(default_factory=list)
     orchestrator: list[str] = field(default_factory=list)
     high: list[str] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # the container's docker labels
+    image: str = ""
 
     def at(self, cardinality: str = "low") -> list[str]:
         tags = list(self.low)
@@ -86,4 +88,6 @@ def container_tags(task: dict, container: dict) -> ContainerTags:
         low=[t for t in low if not t.endswith(":")],
         orchestrator=[f"task_arn:{arn}"] if arn else [],
         high=[f"container_id:{docker_id}", f"display_container_name:{docker_name}"] if docker_id else [],
+        labels=dict(container.get("Labels") or {}),
+        image=image,
     )

@@ -32,6 +32,7 @@ from lab.agent.dogstatsd_server import DogStatsDServer
 from lab.agent.ecs import EcsAwareness
 from lab.agent.health import HealthCatalog
 from lab.agent.hostname import HostnameResult, resolve_hostname
+from lab.agent.logs import LogsAgent
 from lab.serving import ServerThread
 
 log = logging.getLogger("lab.agent")
@@ -71,6 +72,7 @@ class Agent:
         # change process while connected, so one look-up per connection (a miss again after 5 s).
         self._conn_containers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.container_checks: ContainerCollector | None = None
+        self.logs: LogsAgent | None = None
         self.health_catalog = HealthCatalog(config.health_ping_interval)
         self.ipc_server: ipc.IpcServer | None = None
         self.ipc_credentials: ipc.IpcCredentials | None = None
@@ -98,6 +100,8 @@ class Agent:
             host = self.hostname.hostname
             # The `container` / `docker` checks: per-task container metrics (lab.agent.containers).
             self.container_checks = ContainerCollector(cfg.docker_socket, self.ecs, host)
+            if cfg.logs_enabled:
+                self.logs = LogsAgent(cfg, host, self.ecs).start()
             if cfg.apm_enabled:
                 self.traces = apm.TraceBuffer(host, cfg.env, stats_bucket=cfg.stats_bucket_interval)
                 self.decoders = DecoderPool(cfg.apm_decoder_processes, cfg.apm_decoder_min_bytes)
@@ -261,6 +265,8 @@ class Agent:
         if self.dogstatsd is not None:
             self.dogstatsd.drain(1.0)
             self.dogstatsd.stop()
+        if self.logs is not None:
+            self.logs.stop()
         if self.server is not None:
             try:
                 if self._tasks:

@@ -183,8 +183,9 @@ def status_document(agent) -> dict:  # agent: lab.agent.main.Agent (not imported
         "runnerStats": agent.runner_stats(),
         # the API key of each endpoint, shortened to its last five characters
         "endpointsInfos": {cfg.endpoints.metrics: [cfg.api_key[-5:]]},
-        "logsStats": {"is_running": False, "endpoints": [], "metrics": {}, "process_file_stats": {},
-                      "integrations": [], "errors": [], "warnings": [], "use_http": False},
+        "logsStats": agent.logs.status() if agent.logs is not None else {
+            "is_running": False, "endpoints": [], "metrics": {}, "process_file_stats": {},
+            "integrations": [], "errors": [], "warnings": [], "use_http": False},
         "errors": [],
     }
 

@@ -64,6 +64,7 @@ from lab.tasks import (
     ContainerSpec,
     InstanceEndpoints,
     Mount,
+    OutputLines,
     UnsupportedField,
     is_agent_image,
     is_fips_proxy_image,
@@ -710,6 +711,8 @@ class DockerBackend:
             extra["cap_add"] = list(spec.capabilities_add)
         if spec.pid_mode:
             extra["pid_mode"] = spec.pid_mode
+        # The task definition's docker labels are in task metadata `Labels` too, as on ECS.
+        c.labels.update(spec.docker_labels)
         cid = self._create(
             name=c.docker_name, image=spec.image, labels={**self._labels("task"), **c.labels,
                                                           **spec.docker_labels},
@@ -936,6 +939,40 @@ class DockerBackend:
         if t.is_alive():
             return 124, f"timed out after {timeout}s"
         return api.exec_inspect(exec_id)["ExitCode"], result.get("output", "")
+
+    def follow_output(self, task_arn: str, container: str, on_lines: OutputLines,
+                      stop: threading.Event) -> None:
+        """The container's stdout and stderr lines from the docker API, as the daemon hands them
+        to a log driver: one stream per thread, from the container's start until it stops."""
+        with self._lock:
+            running = self.tasks.get(task_arn)
+        cid = running.container_ids.get(container) if running else None
+        if cid is None:
+            raise LookupError(f"container {container!r} of task {task_arn} is not running")
+        deliver = threading.Lock()
+
+        def one(stream: str) -> None:
+            pending = b""
+            with contextlib.suppress(Exception):  # a removed container ends its stream
+                for chunk in self.client.api.logs(cid, stdout=stream == "stdout",
+                                                  stderr=stream == "stderr", stream=True, follow=True):
+                    pending += chunk
+                    *complete, pending = pending.split(b"\n")
+                    if complete:
+                        with deliver:
+                            on_lines([(stream, raw.decode("utf-8", "replace")) for raw in complete])
+                    if stop.is_set():
+                        return
+            if pending:
+                with deliver:
+                    on_lines([(stream, pending.decode("utf-8", "replace"))])
+
+        threads = [threading.Thread(target=one, args=(s,), daemon=True, name=f"follow-{container}-{s}")
+                   for s in ("stdout", "stderr")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
     def container_logs(self, task_arn: str, container: str, lines: int = 50) -> str:
         """The container's output, also after its task stopped (the copy `_follow_logs` keeps)."""

@@ -26,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -37,6 +39,7 @@ from pathlib import Path
 
 from lab.agent_images import local_command
 from lab.backends.process import (
+    START_LINE_PREFIX,
     ManagedProcess,
     Probe,
     ProcessExited,
@@ -51,6 +54,7 @@ from lab.tasks import (
     LAB_IMAGE,
     ContainerSpec,
     InstanceEndpoints,
+    OutputLines,
     is_agent_image,
     is_fips_proxy_image,
     is_lab_image,
@@ -59,6 +63,10 @@ from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, 
 
 # Host variables a process needs to run at all; everything else (HTTP(S)_PROXY, AWS_*, DD_*) stays
 # out, as it would from a container.
+# A FireLens log router container's forward socket (its /var/run/fluent.sock on this backend).
+ROUTER_SOCKET_ENV = "LAB_LOG_ROUTER_SOCKET"
+# How a process's start line names its container (the agent's log collection finds its run by it).
+CONTAINER_NOTE = "container "
 _INHERITED_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "TERM")
 
 
@@ -82,6 +90,7 @@ class RunningContainer:
     process: ManagedProcess
     env: dict[str, str]
     failures: int = 0
+    shippers: list[threading.Thread] = field(default_factory=list)  # its log driver's threads
     next_health_at: float = 0.0
     checking: bool = False
     started_at: float = field(default_factory=time.monotonic)
@@ -93,6 +102,8 @@ class RunningTask:
     instance: ContainerInstance
     task: Task
     containers: list[RunningContainer] = field(default_factory=list)
+    log_router_socket: str | None = None  # FireLens: where the task's log router listens
+    log_stop: threading.Event = field(default_factory=threading.Event)
 
 
 class LocalBackend:
@@ -129,6 +140,7 @@ class LocalBackend:
         self.started_in: float | None = None
         self._container_seq = 0
         self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log, kept after stop
+        self._log_offsets: dict[tuple[str, str], int] = {}  # where that container's run begins in it
 
     # -- owner lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> LocalBackend:
@@ -271,7 +283,8 @@ class LocalBackend:
         """
         for spec in specs:
             image = spec.image
-            if not (is_agent_image(image) or is_lab_image(image) or is_fips_proxy_image(image)):
+            if not (is_agent_image(image) or is_lab_image(image) or is_fips_proxy_image(image)
+                    or spec.log_router_config is not None):
                 raise UnknownImage(
                     f"container {spec.name!r}: image {spec.image!r} cannot run on the local backend "
                     f"(it runs agent images {', '.join(AGENT_IMAGE_PREFIXES)} as the emulated agent, FIPS "
@@ -290,6 +303,8 @@ class LocalBackend:
                 for dep, condition in spec.depends_on:
                     self._wait_dependency(running, by_name, dep, condition.upper())
                 rc = self._start_container(instance, task, spec)
+                if spec.log_router_config is not None:
+                    running.log_router_socket = rc.env.get(ROUTER_SOCKET_ENV)
                 with self._lock:
                     running.containers.append(rc)
                     stopped_meanwhile = task.arn not in self.tasks
@@ -300,6 +315,8 @@ class LocalBackend:
                     return
                 if wait and rc.process.ready_probe is not None:
                     rc.process.wait_ready(self.stack.ready_timeout)
+                if spec.log_configuration and spec.log_configuration.driver == "awsfirelens":
+                    self._ship_to_log_router(running, rc)
         except BaseException:
             self.stop_task(task.arn)
             raise
@@ -314,10 +331,36 @@ class LocalBackend:
         running.task.desired_status = "STOPPED"
         for rc in reversed(running.containers):
             code = rc.process.stop()
+            # Its log driver delivers what it wrote before the next container (its log router) stops.
+            for t in rc.shippers:
+                t.join(timeout=15)
             if rc.container.known_status != "STOPPED":
                 rc.container.mark_stopped(code)
         running.task.known_status = "STOPPED"
         self.world.touch()
+
+    def _ship_to_log_router(self, running: RunningTask, rc: RunningContainer) -> None:
+        """Docker's fluentd log driver, which `awsfirelens` is: the container's lines go to the task's
+        log router over the forward protocol, tagged `<container>-firelens-<task id>`."""
+        from lab.log_router.driver import FluentdLogDriver
+
+        if not running.log_router_socket:
+            raise ValueError(f"container {rc.spec.name!r} logs with awsfirelens but the task has no "
+                             "log router")
+        driver = FluentdLogDriver(running.log_router_socket, rc.spec.name, rc.container.docker_id,
+                                  running.task.arn.rsplit("/", 1)[-1])
+
+        def ship() -> None:
+            try:
+                self.follow_output(running.task.arn, rc.spec.name, driver.send_many, running.log_stop)
+            except Exception as exc:  # noqa: BLE001 - a router that went away ends the stream
+                self.events.append(f"{rc.process.name}: log driver awsfirelens: {exc!r}")
+            finally:
+                driver.close()
+
+        t = threading.Thread(target=ship, daemon=True, name=f"firelens-{rc.spec.name}")
+        rc.shippers.append(t)
+        t.start()
 
     def _wait_dependency(self, running: RunningTask, by_name: dict, dep: str, condition: str) -> None:
         rc = next((c for c in running.containers if c.spec.name == dep), None)
@@ -338,9 +381,12 @@ class LocalBackend:
                          spec: ContainerSpec) -> RunningContainer:
         container = task.container(spec.name)
         container.env = dict(spec.env)
+        # Docker labels of the task definition, beside the ECS agent's own (task metadata `Labels`).
+        container.labels.update(spec.docker_labels)
         # Bridge mode gives each container its own address (docker0's 172.17.0.x); here a loopback
         # address of its own, so two apps can both listen on their containerPort 8080.
-        container.ipv4_addresses = ([self._container_ip()] if is_lab_image(spec.image)
+        container.ipv4_addresses = ([self._container_ip()]
+                                    if is_lab_image(spec.image) or spec.log_router_config is not None
                                     else [instance.private_ip])
         container.ports = [PortMapping(p.container_port, p.host_port, p.protocol, instance.private_ip)
                            for p in spec.ports]
@@ -355,8 +401,13 @@ class LocalBackend:
         elif is_agent_image(spec.image) and task.service_name == AGENT_SERVICE:
             proc_name = f"agent-{instance.index}"
         proc = ManagedProcess(proc_name, argv, env=env, log_dir=self.run_dir, cwd=spec.working_directory,
-                              ready=ready, ready_timeout=self.stack.ready_timeout)
+                              ready=ready, ready_timeout=self.stack.ready_timeout,
+                              note=f"{CONTAINER_NOTE}{container.docker_id}")
         self._log_paths[(task.arn, spec.name)] = proc.log_path
+        # A replacement task's container of the same name appends to the same file: its output
+        # starts here, after its own start line.
+        self._log_offsets[(task.arn, spec.name)] = (proc.log_path.stat().st_size
+                                                    if proc.log_path.exists() else 0)
         proc.start()
         if is_fips_proxy_image(spec.image):
             self.fips_proxies[instance.index] = FipsProxyRecords(
@@ -389,6 +440,11 @@ class LocalBackend:
         env.setdefault("AWS_DEFAULT_REGION", instance.region)
         env.setdefault("AWS_REGION", instance.region)
         env.setdefault("HOSTNAME", container.docker_id[:12])
+        if spec.log_router_config is not None:
+            env["LAB_APP_BIND"] = container.ipv4_addresses[0]
+            router_dir = self.run_dir / "firelens" / container.docker_name
+            router_dir.mkdir(parents=True, exist_ok=True)
+            env[ROUTER_SOCKET_ENV] = str(router_dir / "fluent.sock")
         if is_lab_image(spec.image):
             env.setdefault("LAB_APP_BIND", container.ipv4_addresses[0])
             port_file = self.run_dir / "ports" / f"{container.docker_name}.port"
@@ -432,6 +488,8 @@ class LocalBackend:
             else:
                 argv = [sys.executable, "-m", "lab.agent", "run"]
             return argv, agent_probe(env)
+        if spec.log_router_config is not None:
+            return self._log_router_argv(spec, env)
         if is_fips_proxy_image(spec.image):
             # The lab's stand-in for datadog/fips-proxy, with the sidecar's settings (its env, as the
             # docs' FIPS task definition sets them; the instance agent rewrites 127.0.0.1 to the
@@ -447,6 +505,25 @@ class LocalBackend:
         if any("lab.apps" in part for part in argv):
             return argv, file_probe(env["LAB_APP_PORT_FILE"])
         return argv, None
+
+    def _log_router_argv(self, spec: ContainerSpec, env: dict[str, str]) -> tuple[list[str], Probe]:
+        """FireLens's log router: fluent-bit with the configuration ECS generated for the task, or
+        the lab's stand-in (lab.log_router) run the same way where no fluent-bit is installed. A
+        process shares the host's filesystem and addresses, so the forward inputs move to this
+        container's own socket path and address (ECS: /var/run/fluent.sock in a task volume, and
+        0.0.0.0 of the task's network)."""
+        assert spec.log_router_config is not None
+        address = env["LAB_APP_BIND"]
+        socket_path = env[ROUTER_SOCKET_ENV]
+        text = re.sub(r"(?im)^(\s*unix_path\s+)\S+", lambda m: m.group(1) + socket_path,
+                      spec.log_router_config)
+        text = re.sub(r"(?im)^(\s*listen\s+)0\.0\.0\.0", lambda m: m.group(1) + address, text)
+        conf = Path(socket_path).with_name("fluent-bit.conf")
+        conf.write_text(text)
+        binary = shutil.which("fluent-bit") or shutil.which("fluent-bit", path="/opt/fluent-bit/bin")
+        argv = ([binary, "-c", str(conf)] if binary
+                else [sys.executable, "-m", "lab.log_router", "-c", str(conf)])
+        return argv, file_probe(socket_path)
 
     def _container_ip(self) -> str:
         with self._lock:
@@ -622,6 +699,56 @@ class LocalBackend:
         except OSError as exc:  # docker exec's "executable file not found": exit 127
             return 127, f"exec failed: {exc}"
         return done.returncode, done.stdout + done.stderr
+
+    def follow_output(self, task_arn: str, container: str, on_lines: OutputLines,
+                      stop: threading.Event) -> None:
+        """The container's lines from its log file (stdout and stderr share it here, so every line
+        is reported as stdout), after its own start line, until it has exited and all was read."""
+        key = (task_arn, container)
+        path = self._log_paths.get(key)
+        if path is None:
+            raise LookupError(f"container {container!r} of task {task_arn} was never started here")
+        offset = self._log_offsets.get(key, 0)
+        pending = b""
+        start_line_seen = False
+        with self._lock:
+            rt = self.tasks.get(task_arn)
+            rc = next((c for c in rt.containers if c.spec.name == container), None) if rt else None
+        while True:
+            # The process, not the task's record, says when the output is complete: a stopping task
+            # leaves the record first, and its containers still write while they shut down.
+            done = rc is None or not rc.process.running
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read(1 << 20)
+            except OSError:
+                data = b""
+            offset += len(data)
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            batch: list[tuple[str, str]] = []
+            next_run = False
+            for raw in lines:
+                line = raw.decode("utf-8", "replace")
+                if not start_line_seen and line.startswith(START_LINE_PREFIX):
+                    start_line_seen = True
+                    continue
+                if line.startswith(START_LINE_PREFIX):
+                    next_run = True  # the next run of this file: not this container's output
+                    break
+                batch.append(("stdout", line))
+            if batch:
+                on_lines(batch)
+            if next_run:
+                return
+            if len(data) == 1 << 20:
+                continue  # more is waiting: no pause
+            if done or stop.is_set():
+                if pending:
+                    on_lines([("stdout", pending.decode("utf-8", "replace"))])
+                return
+            stop.wait(0.1)
 
     def container_logs(self, task_arn: str, container: str, lines: int = 50) -> str:
         from lab.backends.process import tail_file

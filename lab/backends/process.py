@@ -90,6 +90,10 @@ def all_of(*probes: Probe) -> Probe:
     return Probe(" and ".join(p.what for p in probes), lambda: all(p() for p in probes))
 
 
+# Every start writes one line beginning with this into the log file (a file may hold several runs).
+START_LINE_PREFIX = "--- ecs-lab: starting "
+
+
 # -- the owner ----------------------------------------------------------------------------------
 
 
@@ -118,8 +122,9 @@ class ManagedProcess:
     def __init__(self, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
                  log_dir: str | os.PathLike = ".lab/run", cwd: str | os.PathLike | None = None,
                  ready: Probe | None = None, ready_timeout: float = 15.0,
-                 stop_timeout: float = 5.0) -> None:
+                 stop_timeout: float = 5.0, note: str = "") -> None:
         self.name = name
+        self.note = note  # said in the start line (the local backend: which container this is)
         self.argv = list(argv)
         self.env = dict(env) if env is not None else dict(os.environ)
         self.log_path = Path(log_dir) / f"{name}.log"
@@ -137,7 +142,8 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab", buffering=0)  # noqa: SIM115 - the child owns it after fork
         try:
-            log.write(f"--- ecs-lab: starting {self.name}: {' '.join(self.argv)}\n".encode())
+            note = f" ({self.note})" if self.note else ""
+            log.write(f"{START_LINE_PREFIX}{self.name}{note}: {' '.join(self.argv)}\n".encode())
             # A new session makes the child the leader of its own process group, so stop() reaches
             # every process an `sh -c` entryPoint forked, and a Ctrl-C in the terminal reaches the
             # lab (which then stops the group) instead of racing it.

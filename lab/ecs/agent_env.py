@@ -17,7 +17,9 @@ Which keys the agent reads, and why each intake URL must be redirected: docs/age
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
+from lab.log_router.firelens import Redirect
 from lab.stack import Stack
 from lab.tasks import InstanceEndpoints
 
@@ -121,6 +123,12 @@ class Redirects:
             env["LAB_AGENT_HOST_ADDRESSES"] = ",".join([*addresses, self.agent_localhost])
         env.update(self.extra_env)
         return env
+
+    def log_router_redirect(self) -> Redirect:
+        """Where a FireLens log router's datadog outputs send (their Host/Port; TLS off): the lab's
+        intake, as for the agent's logs_dd_url. The user's task definition keeps its Host."""
+        parts = urlsplit(self.intake_url)
+        return Redirect(host=parts.hostname or "127.0.0.1", port=parts.port or 80)
 
     def fips_proxy_env(self, user_env: dict[str, str]) -> dict[str, str]:
         env = dict(user_env)

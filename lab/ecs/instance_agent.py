@@ -24,15 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lab.ecs.agent_env import Redirects
+from lab.ecs.awslogs import AwsLogsDriver, AwsLogsError
 from lab.ecs.client import ControlPlaneClients
 from lab.ecs.translate import (
     ControlPlaneSecrets,
     SecretResolutionError,
+    attach_log_router,
     container_specs,
     world_task,
 )
 from lab.tasks import ContainerSpec, TaskRunner, UnsupportedField
-from lab.world import ContainerInstance, World
+from lab.world import ContainerInstance, Task, World
 
 log = logging.getLogger("lab.ecs.instance_agent")
 
@@ -45,6 +47,10 @@ class LocalTask:
     specs: list[ContainerSpec]
     reported: str = "PENDING"
     health: dict[str, str] = field(default_factory=dict)
+    # Log drivers of its containers (awslogs), each fed by a thread following the container's output.
+    log_drivers: list[AwsLogsDriver] = field(default_factory=list)
+    log_threads: list[threading.Thread] = field(default_factory=list)
+    log_stop: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -196,8 +202,24 @@ class InstanceAgent:
         except UnsupportedField as exc:
             return self._refuse(arn, f"UnsupportedField: {exc}")
         task = world_task(td, arn=arn, service_name=service)
+        try:
+            attach_log_router(td, specs, task, cluster=self.cluster,
+                              ec2_instance_id=self.instance.instance_id, redirects=self.redirects)
+        except UnsupportedField as exc:
+            return self._refuse(arn, f"UnsupportedField: {exc}")
+        # The docker daemon initialises a container's log driver before it starts it: a driver that
+        # cannot start (an awslogs group that does not exist) fails the container.
+        drivers: list[tuple[str, AwsLogsDriver]] = []
+        try:
+            for spec in specs:
+                if spec.log_configuration and spec.log_configuration.driver == "awslogs":
+                    drivers.append((spec.name, self._awslogs(spec, task)))
+        except AwsLogsError as exc:
+            for _, started in drivers:
+                started.close()
+            return self._refuse(arn, str(exc))
         self.world.add_task(self.instance, task)
-        self.local[arn] = LocalTask(arn=arn, specs=specs)
+        local = self.local[arn] = LocalTask(arn=arn, specs=specs, log_drivers=[d for _, d in drivers])
         try:
             self.runner.start_task(self.instance, task, specs)
         except UnsupportedField as exc:
@@ -206,7 +228,31 @@ class InstanceAgent:
         except Exception as exc:  # noqa: BLE001 - the backend's reason becomes the stopped reason
             self._fail_started(arn, f"CannotStartContainerError: {exc}")
             return
+        for name, driver in drivers:
+            t = threading.Thread(target=self._ship_output, args=(arn, name, driver, local.log_stop),
+                                 daemon=True, name=f"awslogs-{name}")
+            local.log_threads.append(t)
+            t.start()
         self._report(arn, "RUNNING")
+
+    def _awslogs(self, spec: ContainerSpec, task: Task) -> AwsLogsDriver:
+        assert spec.log_configuration is not None
+        docker_id = task.container(spec.name).docker_id
+        return AwsLogsDriver(self.clients.endpoint, self.instance.region, spec.log_configuration,
+                             container=spec.name, task_arn=task.arn, docker_id=docker_id).start()
+
+    def _ship_output(self, arn: str, container: str, driver: AwsLogsDriver, stop: threading.Event) -> None:
+        follow = getattr(self.runner, "follow_output", None)
+        try:
+            if follow is None:
+                log.warning("instance %s: the backend keeps no container output: %s's awslogs stream "
+                            "stays empty", self.instance.index, container)
+            else:
+                follow(arn, container, driver.add, stop)
+        except Exception as exc:  # noqa: BLE001 - a vanished container ends its stream
+            log.info("instance %s: following %s of %s ended: %r", self.instance.index, container, arn, exc)
+        finally:
+            driver.close()
 
     def _refuse(self, arn: str, reason: str) -> None:
         log.warning("instance %s: task %s cannot start: %s", self.instance.index, arn, reason)
@@ -219,7 +265,9 @@ class InstanceAgent:
             self.runner.stop_task(arn)
         except Exception:  # noqa: BLE001 - best effort: it did not start properly anyway
             pass
-        self.local.pop(arn, None)
+        failed = self.local.pop(arn, None)
+        for driver in failed.log_drivers if failed else []:
+            driver.close()
         self._mark_world_stopped(arn)
         self._refuse(arn, reason)
 
@@ -230,6 +278,10 @@ class InstanceAgent:
         try:
             self.runner.stop_task(arn)
         finally:
+            # The containers have stopped: their log drivers deliver what is left, then end.
+            for t in local.log_threads:
+                t.join(timeout=15)
+            local.log_stop.set()
             self._mark_world_stopped(arn)
             self._report(arn, "STOPPED", reason or "")
 

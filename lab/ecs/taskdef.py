@@ -23,6 +23,12 @@ DESCRIBE_ONLY_KEYS = ("taskDefinitionArn", "revision", "status", "requiresAttrib
                       "registeredAt", "registeredBy", "deregisteredAt")
 
 
+# `logConfiguration.logDriver` values ECS takes (API reference, LogConfiguration), in its order;
+# Fargate takes three of them.
+LOG_DRIVERS = ("json-file", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "awsfirelens")
+FARGATE_LOG_DRIVERS = ("awslogs", "splunk", "awsfirelens")
+
+
 class TaskDefinitionError(ValueError):
     """A task definition `register-task-definition` would refuse. `str()` is the CLI's text."""
 
@@ -104,6 +110,11 @@ def server_side_errors(taskdef: dict) -> list[str]:
         if on_ec2 and not taskdef.get("memory") and not c.get("memory") and not c.get("memoryReservation"):
             problems.append(f"Invalid setting for container '{name}'. At least one of 'memory' or "
                             "'memoryReservation' must be specified.")
+    valid_drivers = FARGATE_LOG_DRIVERS if not on_ec2 else LOG_DRIVERS
+    for c in containers:
+        driver = (c.get("logConfiguration") or {}).get("logDriver")
+        if driver is not None and driver not in valid_drivers:
+            problems.append(f"{driver} is not a valid log driver. Must be one of [{','.join(valid_drivers)}]")
     names = [c.get("name") for c in containers if c.get("name")]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -21,9 +21,11 @@ from collections.abc import Callable
 from typing import Any
 
 from lab.ecs.agent_env import Redirects
+from lab.log_router import firelens
 from lab.tasks import (
     ContainerSpec,
     HealthCheck,
+    LogConfiguration,
     Mount,
     PortSpec,
     UnsupportedField,
@@ -36,10 +38,14 @@ from lab.world import Container, Task
 HONOURED_CONTAINER_FIELDS = frozenset({
     "name", "image", "cpu", "memory", "memoryReservation", "essential", "entryPoint", "command",
     "environment", "secrets", "portMappings", "mountPoints", "healthCheck", "dependsOn",
-    "linuxParameters", "workingDirectory", "user", "dockerLabels",
+    "linuxParameters", "workingDirectory", "user", "dockerLabels", "logConfiguration",
+    "firelensConfiguration",
     # Placement/start-up bookkeeping with no runtime effect the lab could get wrong:
     "startTimeout", "stopTimeout", "versionConsistency",
 })
+# Log drivers the lab runs: awslogs (to the control plane's CloudWatch Logs), awsfirelens (to the
+# task's log router), json-file (docker's default: the output the backend keeps anyway).
+HONOURED_LOG_DRIVERS = frozenset({"awslogs", "awsfirelens", "json-file"})
 HONOURED_LINUX_PARAMETERS = frozenset({"capabilities", "initProcessEnabled"})
 # Task-level fields: used for placement, identity or resolution (execution role -> secrets).
 HONOURED_TASK_FIELDS = frozenset({
@@ -147,6 +153,14 @@ def check_supported(taskdef: dict) -> None:
         caps = (c.get("linuxParameters") or {}).get("capabilities") or {}
         if caps.get("drop"):
             raise UnsupportedField(f"{where}.linuxParameters.capabilities.drop is not supported by the lab")
+        lc = c.get("logConfiguration") or {}
+        driver = lc.get("logDriver")
+        if driver and driver not in HONOURED_LOG_DRIVERS:
+            # ECS accepts the driver; an instance whose ECS agent does not offer it cannot run it.
+            raise UnsupportedField(f"{where}.logConfiguration.logDriver {driver!r} is not supported by "
+                                   f"the lab (it runs {', '.join(sorted(HONOURED_LOG_DRIVERS))})")
+        if lc.get("secretOptions"):
+            raise UnsupportedField(f"{where}.logConfiguration.secretOptions is not supported by the lab")
 
 
 def _ports(c: dict, network_mode: str) -> list[PortSpec]:
@@ -233,13 +247,45 @@ def _container_spec(taskdef: dict, c: dict, network_mode: str, volumes: dict[str
         capabilities_add=list(caps), pid_mode=taskdef.get("pidMode"),
         working_directory=c.get("workingDirectory"), user=c.get("user"),
         docker_labels=dict(c.get("dockerLabels") or {}),
+        log_configuration=_log_configuration(c),
     )
+
+
+def _log_configuration(c: dict) -> LogConfiguration | None:
+    lc = c.get("logConfiguration") or {}
+    if not lc.get("logDriver"):
+        return None
+    return LogConfiguration(driver=lc["logDriver"],
+                            options={str(k): str(v) for k, v in (lc.get("options") or {}).items()})
+
+
+def attach_log_router(taskdef: dict, specs: list[ContainerSpec], task: Task, *, cluster: str,
+                      ec2_instance_id: str | None, redirects: Redirects | None) -> None:
+    """FireLens: give the task's log router container the fluent-bit configuration ECS generates for
+    this task (lab.log_router.firelens), its datadog outputs redirected to the lab's intake."""
+    try:
+        router = firelens.router_container(taskdef)
+        if router is None:
+            return
+        identity = firelens.TaskIdentity(cluster=cluster, task_arn=task.arn, family=task.family,
+                                         revision=task.revision, ec2_instance_id=ec2_instance_id)
+        text = firelens.generate(taskdef, identity,
+                                 redirect=redirects.log_router_redirect() if redirects else None)
+    except firelens.FirelensError as exc:
+        raise UnsupportedField(f"firelensConfiguration: {exc}") from None
+    for spec in specs:
+        if spec.name == router["name"]:
+            spec.log_router_config = text
 
 
 def container_specs(taskdef: dict, *, resolve_secret: SecretFetcher | None = None,
                     redirects: Redirects | None = None) -> list[ContainerSpec]:
     """Translate every container definition; raise UnsupportedField / SecretResolutionError."""
     check_supported(taskdef)
+    try:
+        router = firelens.router_container(taskdef)
+    except firelens.FirelensError as exc:
+        raise UnsupportedField(f"firelensConfiguration: {exc}") from None
     network_mode = taskdef.get("networkMode") or "bridge"
     volumes = {v["name"]: v for v in taskdef.get("volumes") or [] if v.get("name")}
     specs = []
@@ -254,6 +300,13 @@ def container_specs(taskdef: dict, *, resolve_secret: SecretFetcher | None = Non
             name = c.get("name") if isinstance(c, dict) else None
             raise UnsupportedField(f"containerDefinitions[{i}] ({name!r}) cannot be run: "
                                    f"{type(exc).__name__}: {exc}") from None
+    if router is not None:
+        # The ECS agent starts the log router first: every container logging through it gets a
+        # START dependency on it (amazon-ecs-agent, task.go addFirelensContainerDependency).
+        for spec in specs:
+            lc = spec.log_configuration
+            if lc and lc.driver == "awsfirelens" and router["name"] not in {d for d, _ in spec.depends_on}:
+                spec.depends_on.append((router["name"], "START"))
     return specs
 
 

@@ -37,6 +37,10 @@ class FluentdLogDriver:
             self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.settimeout(5)
         self._sock.connect(address)
+        # Writes block while the router is slow to read, as docker's fluentd driver blocks the
+        # container's output (fluentd-async off): a send timeout would cut a message in half and
+        # lose every line after it.
+        self._sock.settimeout(None)
         self._lock = threading.Lock()
         self.sent = 0
 
@@ -47,6 +51,20 @@ class FluentdLogDriver:
         with self._lock:
             self._sock.sendall(msg)
             self.sent += 1
+
+    def send_many(self, lines: list[tuple[str, str]]) -> None:
+        """[(source, line), ...] as consecutive Message-mode messages in one write: the same bytes on
+        the wire as one send per line, without a system call (and a GIL hand-off) per line."""
+        if not lines:
+            return
+        now = _event_time(time.time())
+        buf = b"".join(msgpack.packb([self.tag, now, {"container_id": self.container_id,
+                                                      "container_name": f"/{self.container_name}",
+                                                      "source": source, "log": line}])
+                       for source, line in lines)
+        with self._lock:
+            self._sock.sendall(buf)
+            self.sent += len(lines)
 
     def pump(self, stream: IO[bytes], source: str) -> None:
         """Send every line of `stream` until it ends (one thread per stream, as Docker copies them)."""

@@ -24,9 +24,22 @@ def lab_env(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DD_"))}
     env["LAB_HOME"] = str(tmp_path / "home")
     yield env
-    # Whatever a failed assertion left running is stopped, as a user's `ecs-lab down` would.
-    if _state(env) is not None:
+    # Whatever a failed assertion left running is stopped, as a user's `ecs-lab down` would, ready
+    # or still starting.
+    if os.path.exists(os.path.join(env["LAB_HOME"], "state.json")):
         subprocess.run([sys.executable, "-m", "lab.cli", "down"], env=env, capture_output=True, timeout=60)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """A test that failed before its own Ctrl-C still stops the lab as a user would (Ctrl-C, which the
+    supervisor unwinds), and kills only what then will not stop: a SIGKILL'd supervisor orphans the
+    lab's processes, which live in their own sessions."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _ecs_lab(*args: str, env: dict, **kwargs) -> subprocess.CompletedProcess:
@@ -83,8 +96,7 @@ def test_up_then_ctrl_c_leaves_no_process_and_no_port(lab_env, tmp_path):
         up.send_signal(signal.SIGINT)
         assert up.wait(30) == 0, tail_file(tmp_path / "up.err", 30)
     finally:
-        if up.poll() is None:
-            up.kill()
+        _stop(up)
     for pid in descendants:
         assert _gone(pid), f"pid {pid} ({psutil.Process(pid).cmdline()}) survived Ctrl-C"
     assert _listening(subnet) == []

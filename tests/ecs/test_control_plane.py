@@ -204,7 +204,7 @@ def test_unknown_image_stops_the_task_with_the_backend_reason(control_plane, wor
 def test_a_field_the_lab_cannot_honour_is_named(control_plane, world, fake_runner, field):
     control_plane.add_instance(world, "127.0.1.1")
     ecs = control_plane.clients.ecs
-    extra = {"logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g"}},
+    extra = {"logConfiguration": {"logDriver": "splunk", "options": {"splunk-url": "https://127.0.0.1"}},
              "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 2048}]}[field]
     ecs.register_task_definition(family=f"u-{field}", containerDefinitions=[
         {"name": "a", "image": "x", "memory": 64, field: extra}])

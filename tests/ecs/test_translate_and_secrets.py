@@ -96,7 +96,9 @@ def test_redirects_apply_to_the_agent_at_deploy_time_without_touching_the_file()
 
 
 @pytest.mark.parametrize("container_extra,named", [
-    ({"logConfiguration": {"logDriver": "awslogs"}}, "logConfiguration"),
+    ({"logConfiguration": {"logDriver": "splunk"}}, "logConfiguration.logDriver"),
+    ({"logConfiguration": {"logDriver": "awslogs", "secretOptions": [{"name": "a", "valueFrom": "b"}]}},
+     "logConfiguration.secretOptions"),
     ({"linuxParameters": {"devices": [{"hostPath": "/dev/fuse"}]}}, "linuxParameters.devices"),
     ({"privileged": True}, "privileged"),
 ])
@@ -185,3 +187,27 @@ def test_agent_is_reachable_at_the_instance_ip_only_through_published_ports():
     bare["networkMode"] = "host"
     (spec,) = container_specs(bare, redirects=REDIRECTS)
     assert spec.env["LAB_AGENT_HOST_ADDRESSES"] == "127.0.1.1,127.0.2.1"
+
+
+def test_firelens_routers_start_first_and_their_outputs_go_to_the_lab():
+    from lab.ecs.agent_env import Redirects
+    from lab.ecs.translate import attach_log_router, world_task
+
+    td = {"family": "fl", "revision": 3, "containerDefinitions": [
+        {"name": "app", "image": "x", "memory": 64, "logConfiguration": {
+            "logDriver": "awsfirelens",
+            "options": {"Name": "datadog", "apikey": "k", "Host": "http-intake.logs.datadoghq.com",
+                        "TLS": "on"}}},
+        {"name": "router", "image": "amazon/aws-for-fluent-bit:latest", "memory": 64,
+         "firelensConfiguration": {"type": "fluentbit"}}]}
+    specs = container_specs(td)
+    assert specs[0].depends_on == [("router", "START")], "the ECS agent's implicit dependency"
+    assert specs[0].log_configuration.driver == "awsfirelens"
+    task = world_task(td, arn="arn:aws:ecs:us-east-1:123456789012:task/c/abc")
+    attach_log_router(td, specs, task, cluster="c", ec2_instance_id="i-0abc",
+                      redirects=Redirects(intake_url="http://127.9.0.1:4321"))
+    text = specs[1].log_router_config
+    assert specs[0].log_router_config is None and text
+    assert "Record ec2_instance_id i-0abc" in text and "Record ecs_task_definition fl:3" in text
+    assert "127.9.0.1" in text and "4321" in text and "http-intake.logs.datadoghq.com" not in text
+    assert " off" in text.split("[OUTPUT]", 1)[1], "TLS off towards the lab's plain-HTTP intake"

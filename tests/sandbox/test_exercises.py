@@ -8,6 +8,9 @@ import pytest
 from lab.sandbox.exercises import EXERCISES, ExerciseSession, catalogue
 from lab.sandbox.texts import LANGS
 
+# ~30 s each on one lab: under pytest-xdist (CI) three workers share them, each with its own lab.
+XDIST_SPLIT = 3
+
 
 @pytest.mark.parametrize("exercise_id", list(EXERCISES))
 def test_exercise_breaks_then_solution_fixes(target, tmp_path, exercise_id):

@@ -1,0 +1,142 @@
+"""Run `tox -e ci`'s pytest phases in two lanes side by side: one on loopback, one on the Docker engine.
+
+    python .ci/lanes.py REPORT_DIR [pytest args...]
+
+Where CI's wall time went when the phases ran one after another (2026-12-05, 2-core machine): the
+four phases took 1652 s while the machine's CPUs were busy for about 930 s of it (user + sys). Most
+of a lab test is waiting: on an agent's flush, on a DAEMON deployment, on an outage to end. So:
+
+- the `local` lane runs the unit tests and then the local scenarios, each spread over pytest-xdist
+  workers (every worker's labs claim their own loopback subnet and ephemeral ports);
+- the `docker` lane runs the docker tests and then the docker scenarios, one after the other (one
+  docker lab per engine: 169.254.169.254 lives in one network);
+- both lanes start at once, so the docker lane's waits overlap the local lane's.
+
+Each phase writes a JUnit report `REPORT_DIR/<phase>.xml` (read by `.ci/phases.py`) and its whole
+output to `REPORT_DIR/<phase>.log`; a phase's lines are printed as they come, prefixed with its
+name. A failing phase does not stop the next one in its lane (as tox's `ignore_errors`). Ctrl-C or
+SIGTERM reaches every pytest, which tears its labs down before this exits. Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Workers per xdist phase: lab tests mostly wait, so more workers than cores pays on 2 cores; the
+# environment can say otherwise (LAB_CI_WORKERS_UNIT=0 runs the unit tests in one process).
+UNIT_WORKERS = os.environ.get("LAB_CI_WORKERS_UNIT", "3")
+SCENARIO_WORKERS = os.environ.get("LAB_CI_WORKERS_SCENARIOS", "2")
+
+
+@dataclass
+class Phase:
+    name: str
+    args: list[str]
+    env: dict[str, str] | None = None
+
+
+def xdist(workers: str) -> list[str]:
+    # loadgroup: the root conftest.py groups a module's tests on one worker, so a module's lab
+    # starts once, not once per worker (and splits the modules that ask for it).
+    return [] if workers in ("", "0") else ["-n", workers, "--dist", "loadgroup"]
+
+
+def lanes(extra: list[str]) -> dict[str, list[Phase]]:
+    return {
+        "local": [
+            Phase("unit", ["tests", "-m", "not docker", *xdist(UNIT_WORKERS), *extra]),
+            Phase("scenarios", ["scenarios", "-m", "not docker", *xdist(SCENARIO_WORKERS), *extra]),
+        ],
+        "docker": [
+            Phase("docker-tests", ["tests", "-m", "docker", *extra]),
+            Phase("docker-scenarios", ["scenarios", "--backend", "docker", *extra]),
+        ],
+    }
+
+
+_running: set[subprocess.Popen] = set()
+_lock = threading.Lock()
+_print_lock = threading.Lock()
+
+
+def run_phase(phase: Phase, report_dir: Path) -> int:
+    cmd = [sys.executable, "-m", "pytest", *phase.args, f"--junitxml={report_dir / (phase.name + '.xml')}"]
+    env = {**os.environ, **(phase.env or {})}
+    started = time.monotonic()
+    with _print_lock:
+        print(f"[{phase.name}] $ {' '.join(cmd[1:])}", flush=True)
+    with open(report_dir / f"{phase.name}.log", "w") as log:
+        # Its own process group, so a signal for the run reaches pytest's own children only through
+        # pytest (which stops its labs), not all at once.
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                bufsize=1, start_new_session=True)
+        with _lock:
+            _running.add(proc)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                with _print_lock:
+                    sys.stdout.write(f"[{phase.name}] {line}")
+                    sys.stdout.flush()
+            rc = proc.wait()
+        finally:
+            with _lock:
+                _running.discard(proc)
+    with _print_lock:
+        print(f"[{phase.name}] exit {rc} after {time.monotonic() - started:.0f} s", flush=True)
+    return rc
+
+
+def run_lane(phases: list[Phase], report_dir: Path, results: dict[str, int],
+             stopping: threading.Event) -> None:
+    for phase in phases:
+        if stopping.is_set():
+            results[phase.name] = 130
+            continue
+        results[phase.name] = run_phase(phase, report_dir)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        return 2
+    report_dir = Path(argv[0])
+    report_dir.mkdir(parents=True, exist_ok=True)
+    stopping = threading.Event()
+
+    def forward(signum, frame):
+        # pytest turns SIGINT into KeyboardInterrupt and unwinds its fixtures (the labs' teardown).
+        stopping.set()
+        with _lock:
+            for proc in _running:
+                try:
+                    os.killpg(proc.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    results: dict[str, int] = {}
+    started = time.monotonic()
+    threads = [threading.Thread(target=run_lane, args=(phases, report_dir, results, stopping), name=lane)
+               for lane, phases in lanes(argv[1:]).items()]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        for thread in threads:
+            thread.join(timeout=0.5)
+    print(f"lanes: {time.monotonic() - started:.0f} s; " +
+          ", ".join(f"{name} exit {rc}" for name, rc in results.items()), flush=True)
+    return 0 if results and all(rc == 0 for rc in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

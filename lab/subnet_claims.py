@@ -217,7 +217,8 @@ def claim_subnet(subnet: str | None = None, **record: object) -> SubnetClaim:
         claim = SubnetClaim(f"127.{x}", path, fd)
         claim.record(**record)
         return claim
-    raise SubnetClaimError(f"no free loopback subnet: 127.{AUTO_RANGE.start}-127.{AUTO_RANGE.stop - 1} are all "
+    first, last = AUTO_RANGE.start, AUTO_RANGE.stop - 1
+    raise SubnetClaimError(f"no free loopback subnet: 127.{first}-127.{last} are all "
                            f"claimed or in use (claims in {claims_dir()}; `ecs-lab list` shows the labs)")
 
 
@@ -257,4 +258,5 @@ def _locked(path: Path) -> bool:
     # Lines read "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF": the device (hex major:minor)
     # and inode of the locked file.
     wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    return any(len(f := line.split()) > 5 and f[1] == "FLOCK" and f[5] == wanted for line in text.splitlines())
+    return any(len(f := line.split()) > 5 and f[1] == "FLOCK" and f[5] == wanted
+               for line in text.splitlines())

@@ -169,9 +169,10 @@ def _holder(path: Path) -> str:
 
 
 def _listening_octets() -> set[int]:
-    """Second octets of 127.X addresses a socket is bound to: a process that does not use claims
-    (an older lab, a user's own server) still makes its X unavailable. Read from /proc/net (this
-    network namespace's sockets) rather than per process, which is seconds on a busy machine."""
+    """Second octets of 127.X addresses a TCP socket listens on or a UDP socket is bound to: a
+    process that does not use claims (an older lab, a user's own server) still makes its X
+    unavailable. Read from /proc/net (this network namespace's sockets) rather than per process,
+    which takes seconds on a busy machine."""
     used = set()
     for table in ("tcp", "udp"):
         try:
@@ -180,7 +181,8 @@ def _listening_octets() -> set[int]:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) < 2:
+            # TCP: listeners only (a TIME_WAIT left by a stopped lab does not hold its address).
+            if len(fields) < 4 or (table == "tcp" and fields[3] != "0A"):
                 continue
             address = fields[1].split(":")[0]  # "0100007F" is 127.0.0.1, little-endian
             if len(address) == 8 and address.endswith("7F"):

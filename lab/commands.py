@@ -54,7 +54,7 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 def build_stack(instances: int, features: tuple[str, ...], agent_image: str | None,
                 agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None,
                 intake_url: str | None = None, control_plane_port: int | None = None,
-                name: str | None = None) -> Stack:
+                name: str | None = None, ready_timeout: float | None = None) -> Stack:
     chosen = set(DEFAULT_FEATURES)
     for f in features:
         if f.startswith(("no-", "-")):
@@ -74,6 +74,8 @@ def build_stack(instances: int, features: tuple[str, ...], agent_image: str | No
         kwargs["services_host"] = f"{subnet}.0.1"
     if intake_url:
         kwargs["external_intake_url"] = intake_url
+    if ready_timeout is not None:
+        kwargs["ready_timeout"] = ready_timeout
     if name:
         # A named lab runs beside others: free ports (recorded in its state) for its shared servers,
         # on its own subnet's 127.X.0.1, and a cluster of its own.
@@ -147,10 +149,12 @@ def print_status(state: dict, console=None) -> None:
 @click.option("--control-plane-port", type=click.IntRange(0, 65535), default=None,
               help="Port of the ECS control plane (default 4566; 0 picks a free one).")
 @click.option("--ui", is_flag=True, help="Serve the live dashboard on loopback (docs/sandbox.md).")
+@click.option("--ready-timeout", type=click.FloatRange(1, 3600), default=None,
+              help="Seconds each container may take to be ready (default 20; more on a loaded machine).")
 @name_option
 def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], agent_image: str | None,
        agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None, intake_url: str | None,
-       control_plane_port: int | None, ui: bool) -> None:
+       control_plane_port: int | None, ui: bool, ready_timeout: float | None) -> None:
     """Start the ECS world: fakes, the ECS control plane on :4566 with every instance registered,
     the agent as a DAEMON service (one per instance) and the sample apps as services."""
     existing = read_state()
@@ -173,7 +177,7 @@ def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], ag
         subnet = subnet or (claim.subnet if name else None)
     try:
         stack = build_stack(instances, features, agent_image, agent_env, apps, subnet, intake_url,
-                            control_plane_port, name=name)
+                            control_plane_port, name=name, ready_timeout=ready_timeout)
     except BaseException:
         if claim is not None:
             claim.release()

@@ -164,7 +164,8 @@ class EcsLab:
         released with the lab)."""
         s = self.stack
         if self.subnet_claim is None and getattr(self.backend, "SIDE_BY_SIDE", False):
-            self.subnet_claim = claim_subnet(s.subnet, name=s.name, cluster=s.cluster, run_dir=str(s.run_dir))
+            self.subnet_claim = claim_subnet(s.subnet, name=s.name, cluster=s.cluster, run_dir=str(s.run_dir),
+                                             holder="EcsLab")
         if self.subnet_claim is None:
             return
         self._exit.callback(self.subnet_claim.release)

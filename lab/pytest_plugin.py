@@ -310,7 +310,7 @@ def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | 
     from lab.stack import DEFAULT_FEATURES, Ports, Stack
     from lab.subnet_claims import claim_subnet
 
-    claim = claim_subnet(subnet, holder="pytest", run_dir=str(run_dir or ""))
+    claim = claim_subnet(subnet, holder="pytest")
     subnet = claim.subnet
     kwargs: dict = {
         "instances": instances, "subnet": subnet, "services_host": f"{subnet}.0.1",
@@ -319,6 +319,7 @@ def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | 
         "run_dir": run_dir or Path(os.environ.get("LAB_HOME", ".lab")) / "pytest" / subnet.replace(".", "-"),
     }
     kwargs["cluster"] = cluster or f"ecs-lab-{subnet.replace('.', '-')}"
+    claim.record(holder="pytest", cluster=kwargs["cluster"], run_dir=str(kwargs["run_dir"]))  # ecs-lab list
     if apps is not None:
         kwargs["apps"] = apps
     try:

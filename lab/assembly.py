@@ -54,6 +54,7 @@ from lab.running import (
 )
 from lab.serving import gc_paused
 from lab.stack import AGENT_SERVICE, Stack, app_service
+from lab.subnet_claims import SubnetClaim, claim_subnet
 from lab.world import Cluster, World, wait_until
 
 # The backends by name: the CLI's `--backend`, LAB_BACKEND, the pytest plugin's option.
@@ -104,7 +105,7 @@ class EcsLab:
 
     def __init__(self, stack: Stack | None = None, *, backend: str = "local",
                  control_plane: str | None = None, progress: Progress | None = None,
-                 **backend_options: Any) -> None:
+                 subnet_claim: SubnetClaim | None = None, **backend_options: Any) -> None:
         self.stack = stack or Stack()
         self.backend_name = backend
         self.world = World(Cluster(name=self.stack.cluster))
@@ -116,6 +117,9 @@ class EcsLab:
         self.cluster: EcsCluster | None = None
         self.deployment: StackDeployment | None = None
         self.started_in: float | None = None
+        # The claim on the stack's loopback subnet (lab.subnet_claims), held while the lab runs:
+        # given (already claimed, e.g. handed down by `ecs-lab up`) or taken at start.
+        self.subnet_claim = subnet_claim
         self._exit = contextlib.ExitStack()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -131,6 +135,7 @@ class EcsLab:
 
     def start(self) -> EcsLab:
         t0 = time.monotonic()
+        self._claim_subnet()
         # Start-up allocates what lives as long as the lab (imports, moto's models): see gc_paused.
         with gc_paused():
             # moto's import and first requests cost ~1 s of CPU: begun first, they overlap the fakes.
@@ -151,6 +156,21 @@ class EcsLab:
         if self.cluster is not None:
             self.cluster.stop_scheduling()
         self._exit.close()
+
+    def _claim_subnet(self) -> None:
+        """A local lab owns its whole 127.X (instances, agents, apps, shared servers): claimed before
+        anything binds there, released last. A docker lab's networks are the engine's, serialized by
+        the engine lock instead (lab.backends.docker), so it claims nothing (a claim given is still
+        released with the lab)."""
+        s = self.stack
+        if self.subnet_claim is None and getattr(self.backend, "SIDE_BY_SIDE", False):
+            self.subnet_claim = claim_subnet(s.subnet, name=s.name, cluster=s.cluster, run_dir=str(s.run_dir),
+                                             holder="EcsLab")
+        if self.subnet_claim is None:
+            return
+        self._exit.callback(self.subnet_claim.release)
+        if self.subnet_claim.subnet != s.subnet:
+            raise ValueError(f"the lab's subnet is {s.subnet} but its claim is on {self.subnet_claim.subnet}")
 
     def _stop_backend(self) -> None:
         self.backend.stop()

@@ -36,6 +36,7 @@ class LazyGroup(click.Group):
         "status": "lab.commands:status",
         "logs": "lab.commands:logs",
         "run": "lab.commands:run",
+        "list": "lab.commands:list_labs",
         "agent": "lab.agent.cli:agent",
         "app": "lab.apps.cli:app",
         "deploy": "lab.ecs.cli:deploy",

@@ -1,9 +1,14 @@
-"""`ecs-lab up | status | logs | down | run`: the lab's lifecycle from a terminal.
+"""`ecs-lab up | status | logs | down | run | list`: the lab's lifecycle from a terminal.
 
 `up` runs the supervisor (the owner of every fake and process) in the foreground, Ctrl-C stops it;
 `up --detach` runs it as a background process and returns once the lab is ready. Either way the
 state file (`.lab/state.json`, or `$LAB_STATE`) tells `status`, `logs`, `down`, `run` and the pytest
 plugin where everything is.
+
+`--name NAME` (or `LAB_NAME`) on every command picks a named lab: labs side by side, each on a
+loopback subnet it claims (lab/subnet_claims.py), with its shared servers on free ports of that
+subnet, its own home `.lab/labs/NAME/` and its own cluster `ecs-lab-NAME` (docs/side_by_side.md).
+`ecs-lab list` shows every lab running on the machine.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ from pathlib import Path
 import click
 
 from lab.stack import APP_VARIANTS, DEFAULT_FEATURES, FEATURES, Ports, Stack
-from lab.state_file import lab_home, read_state, stack_from_json, stack_to_json, state_path
+from lab.state_file import (
+    lab_home,
+    lab_name,
+    name_option,
+    read_state,
+    stack_from_json,
+    stack_to_json,
+    state_path,
+)
 
 
 def _console(stderr: bool = True):
@@ -40,7 +53,8 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def build_stack(instances: int, features: tuple[str, ...], agent_image: str | None,
                 agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None,
-                intake_url: str | None = None, control_plane_port: int | None = None) -> Stack:
+                intake_url: str | None = None, control_plane_port: int | None = None,
+                name: str | None = None, ready_timeout: float | None = None) -> Stack:
     chosen = set(DEFAULT_FEATURES)
     for f in features:
         if f.startswith(("no-", "-")):
@@ -60,7 +74,15 @@ def build_stack(instances: int, features: tuple[str, ...], agent_image: str | No
         kwargs["services_host"] = f"{subnet}.0.1"
     if intake_url:
         kwargs["external_intake_url"] = intake_url
-    if control_plane_port is not None:
+    if ready_timeout is not None:
+        kwargs["ready_timeout"] = ready_timeout
+    if name:
+        # A named lab runs beside others: free ports (recorded in its state) for its shared servers,
+        # on its own subnet's 127.X.0.1, and a cluster of its own.
+        kwargs.update(name=name, cluster=f"ecs-lab-{name}", ports=Ports.ephemeral())
+        if control_plane_port is not None:
+            kwargs["ports"].control_plane = control_plane_port
+    elif control_plane_port is not None:
         kwargs["ports"] = Ports(control_plane=control_plane_port)
     try:
         return Stack(**kwargs)
@@ -72,7 +94,8 @@ def print_status(state: dict, console=None) -> None:
     from rich.table import Table
 
     console = console or _console()
-    table = Table(title=f"ecs-lab ({state.get('backend', 'local')}, pid {state.get('pid')})")
+    named = f"lab {state['name']!r}, " if state.get("name") else ""
+    table = Table(title=f"ecs-lab ({named}{state.get('backend', 'local')}, pid {state.get('pid')})")
     table.add_column("endpoint")
     table.add_column("address")
     for key in ("intake_url", "task_metadata_url", "egress_proxy_url", "dashboard_url"):
@@ -126,22 +149,48 @@ def print_status(state: dict, console=None) -> None:
 @click.option("--control-plane-port", type=click.IntRange(0, 65535), default=None,
               help="Port of the ECS control plane (default 4566; 0 picks a free one).")
 @click.option("--ui", is_flag=True, help="Serve the live dashboard on loopback (docs/sandbox.md).")
+@click.option("--ready-timeout", type=click.FloatRange(1, 3600), default=None,
+              help="Seconds each container may take to be ready (default 20; more on a loaded machine).")
+@name_option
 def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], agent_image: str | None,
        agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None, intake_url: str | None,
-       control_plane_port: int | None, ui: bool) -> None:
+       control_plane_port: int | None, ui: bool, ready_timeout: float | None) -> None:
     """Start the ECS world: fakes, the ECS control plane on :4566 with every instance registered,
     the agent as a DAEMON service (one per instance) and the sample apps as services."""
     existing = read_state()
+    name = lab_name()
     if existing:
-        raise click.ClickException(f"a lab is already running (pid {existing['pid']}, state "
-                                   f"{state_path()}); `ecs-lab down` stops it")
-    stack = build_stack(instances, features, agent_image, agent_env, apps, subnet, intake_url,
-                        control_plane_port)
+        which, down = (f"lab {name!r}", f"ecs-lab down --name {name}") if name else ("a lab", "ecs-lab down")
+        raise click.ClickException(f"{which} is already running (pid {existing['pid']}, state "
+                                   f"{state_path()}); `{down}` stops it")
+    claim = None
+    if backend == "local":
+        # The lab's loopback subnet, claimed machine-wide before anything binds there: the unnamed
+        # lab's 127.0 (or --subnet), a named lab's --subnet or a free 127.X.
+        from lab.subnet_claims import SubnetClaimError, claim_subnet
+
+        try:
+            claim = claim_subnet(subnet if (subnet or name) else "127.0", name=name,
+                                 state_file=str(state_path()))
+        except (SubnetClaimError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        subnet = subnet or (claim.subnet if name else None)
+    try:
+        stack = build_stack(instances, features, agent_image, agent_env, apps, subnet, intake_url,
+                            control_plane_port, name=name, ready_timeout=ready_timeout)
+    except BaseException:
+        if claim is not None:
+            claim.release()
+        raise
     console = _console()
     if ui:
         os.environ["LAB_UI"] = "1"  # read by the supervisor, in this process or the detached one
     if detach:
-        _up_detached(stack, backend, console)
+        try:
+            _up_detached(stack, backend, console, claim)
+        finally:
+            if claim is not None:
+                claim.release()  # this process's copy: the supervisor holds the claim now
         return
     from lab.supervisor import serve
 
@@ -161,11 +210,12 @@ def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], ag
             spinner.stop()
             click.echo(f"Error: {msg}", err=True)
 
-        code = serve(stack, progress=progress, on_ready=on_ready, backend_name=backend, on_error=on_error)
+        code = serve(stack, progress=progress, on_ready=on_ready, backend_name=backend, on_error=on_error,
+                     subnet_claim=claim)
     sys.exit(code)
 
 
-def _up_detached(stack: Stack, backend: str, console) -> None:
+def _up_detached(stack: Stack, backend: str, console, claim=None) -> None:
     path = state_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
@@ -173,9 +223,15 @@ def _up_detached(stack: Stack, backend: str, console) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         argv = [sys.executable, "-m", "lab.supervisor", stack_to_json(stack), backend]
-        proc = subprocess.Popen(argv,
+        env = {**os.environ, "LAB_STATE": str(path)}
+        pass_fds: tuple[int, ...] = ()
+        if claim is not None:
+            # The supervisor inherits the locked claim: the subnet stays claimed with no gap.
+            pass_fds = (claim.inheritable_fd(),)
+            env["LAB_SUBNET_CLAIM_FD"] = str(pass_fds[0])
+        proc = subprocess.Popen(argv, pass_fds=pass_fds,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ, "LAB_STATE": str(path)})
+                                start_new_session=True, env=env)
     t0 = time.monotonic()
     # On docker a first run builds the images (base about 35 s, lab image about 2 min cold) and may
     # queue behind another docker lab on the engine: allow for it, and show what it is doing.
@@ -213,14 +269,21 @@ def _up_detached(stack: Stack, backend: str, console) -> None:
                                            f"(log: {log_path}; LAB_UP_TIMEOUT allows longer)")
             time.sleep(0.05)
     print_status(state)
+    down = f"ecs-lab down --name {stack.name}" if stack.name else "ecs-lab down"
     console.print(f"[green]ready in {time.monotonic() - t0:.1f}s[/] (supervisor pid {proc.pid}); "
-                  f"`ecs-lab down` stops it")
+                  f"`{down}` stops it")
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(as_json: bool) -> None:
+@click.option("--all", "everything", is_flag=True,
+              help="Every lab running on this machine (as `ecs-lab list`).")
+@name_option
+def status(as_json: bool, everything: bool) -> None:
     """Show the running lab's endpoints, agents and apps."""
+    if everything:
+        _print_labs(as_json)
+        return
     state = read_state()
     if as_json:
         click.echo(json.dumps(state if state else {"running": False}, indent=2))
@@ -230,6 +293,48 @@ def status(as_json: bool) -> None:
     if not state:
         raise click.ClickException(f"no lab is running (no live state at {state_path()}); `ecs-lab up`")
     print_status(state, _console(stderr=False))
+
+
+def running_labs() -> list[dict]:
+    """Every lab holding a subnet claim on this machine (lab/subnet_claims.py), whoever started it
+    (`ecs-lab up`, a pytest run), with what its state file says when it has one."""
+    from lab.subnet_claims import held_claims
+
+    labs = []
+    for record in held_claims():
+        state = read_state(Path(record["state_file"])) if record.get("state_file") else None
+        state = state or {}
+        labs.append({"name": record.get("name"), "subnet": record["subnet"], "pid": record.get("pid"),
+                     "holder": record.get("holder") or "ecs-lab", "state_file": record.get("state_file"),
+                     "ready": state.get("ready"), "backend": state.get("backend"),
+                     "cluster": state.get("cluster") or record.get("cluster"),
+                     **{k: state.get(k) for k in ("intake_url", "control_plane", "dashboard_url",
+                                                  "task_metadata_url", "egress_proxy_url")}})
+    return labs
+
+
+def _print_labs(as_json: bool) -> None:
+    labs = running_labs()
+    if as_json:
+        click.echo(json.dumps(labs, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="labs on this machine")
+    for column in ("name", "subnet", "pid", "cluster", "intake", "control plane", "dashboard"):
+        table.add_column(column)
+    for lab in labs:
+        name = lab["name"] or ("(unnamed)" if lab["holder"] == "ecs-lab" else f"({lab['holder']})")
+        table.add_row(name, lab["subnet"], str(lab["pid"]), lab["cluster"] or "", lab["intake_url"] or "",
+                      lab["control_plane"] or "", lab["dashboard_url"] or "")
+    _console(stderr=False).print(table)
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_labs(as_json: bool) -> None:
+    """List the labs running on this machine: name, subnet, owner pid and URLs."""
+    _print_labs(as_json)
 
 
 def _log_dir() -> Path:
@@ -243,6 +348,7 @@ def _log_dir() -> Path:
 @click.argument("component", required=False)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
 @click.option("--lines", "-n", default=50, show_default=True, help="Lines of history to show.")
+@name_option
 def logs(component: str | None, follow: bool, lines: int) -> None:
     """Show a component's log (agent-1, web-imdsv1, supervisor, ...); without one, list them."""
     from lab.backends.process import tail_file
@@ -303,6 +409,7 @@ def _gone(pid: int) -> bool:
 @click.option("--all", "everything", is_flag=True,
               help="Also kill any process the state file still lists and remove the run directory.")
 @click.option("--timeout", default=20.0, show_default=True, help="Seconds to wait for a clean stop.")
+@name_option
 def down(everything: bool, timeout: float) -> None:
     """Stop the running lab (the supervisor stops everything it started)."""
     from lab.world import wait_until
@@ -367,6 +474,7 @@ def _sweep_docker() -> None:
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+@name_option
 def run(pytest_args: tuple[str, ...]) -> None:
     """Run pytest (default: scenarios/) against the running lab, or a lab it starts for the run."""
     state = read_state()
@@ -378,4 +486,5 @@ def run(pytest_args: tuple[str, ...]) -> None:
     sys.exit(subprocess.call([sys.executable, "-m", "pytest", *args], env=env))
 
 
-__all__ = ["up", "down", "status", "logs", "run", "build_stack", "stack_from_json"]
+__all__ = ["up", "down", "status", "logs", "run", "list_labs", "running_labs", "name_option", "build_stack",
+           "stack_from_json"]

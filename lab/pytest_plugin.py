@@ -18,8 +18,6 @@ This module is loaded by every pytest run on the machine: it imports nothing hea
 from __future__ import annotations
 
 import os
-import random
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,33 +282,14 @@ class LinkLocalWatch:
 # -- starting ----------------------------------------------------------------------------------------
 
 
-def _used_second_octets() -> set[int]:
-    import psutil
-
-    used = set()
-    try:
-        for conn in psutil.net_connections(kind="inet4"):
-            if conn.laddr and conn.laddr.ip.startswith("127."):
-                used.add(int(conn.laddr.ip.split(".")[1]))
-    except (psutil.AccessDenied, PermissionError):
-        pass
-    return used
-
-
-_SUBNET_LOCK = threading.Lock()
-_HANDED_OUT: set[int] = set()  # subnets given to stacks of this process, listening yet or not
-
-
 def free_subnet() -> str:
-    """A 127.X loopback /16 nobody listens on, so concurrent runs (and `ecs-lab up`) never clash;
-    never one already handed out here, so stacks starting at the same time on threads never share."""
-    with _SUBNET_LOCK:
-        listening = _used_second_octets()
-        # All handed out (a long run): those whose stacks have stopped are free again.
-        choice = random.choice([x for x in range(100, 250) if x not in listening | _HANDED_OUT]
-                               or [x for x in range(100, 250) if x not in listening])
-        _HANDED_OUT.add(choice)
-    return f"127.{choice}"
+    """A 127.X loopback /16 for a lab another process (or a later `EcsLab`) will run: reserved for a
+    while in the machine's subnet claims (lab/subnet_claims.py), so no automatic claim takes it
+    meanwhile; the lab claims it by number when it starts. A lab of this process is better started
+    by `start_lab`, which holds its claim from the start."""
+    from lab.subnet_claims import reserve_subnet
+
+    return reserve_subnet()
 
 
 def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | None = None,
@@ -319,14 +298,20 @@ def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | 
               cluster: str | None = None) -> Lab:
     """Start a private stack (own subnet, ephemeral shared ports) through `EcsLab`; call `stop_lab`.
 
+    The subnet (`subnet`, else a free one) is claimed machine-wide for the lab's life
+    (lab/subnet_claims.py), so labs of other processes (pytest-xdist workers, CI jobs, `ecs-lab up
+    --name`) never get the same one.
+
     Every lab in this process shares one embedded control plane (`lab.assembly`), each with its own
     cluster: the session lab's is `ecs-lab` (which the scenarios' ECS tags name); a second stack's
     is named after its subnet unless `cluster` says otherwise.
     """
     from lab.assembly import EcsLab
     from lab.stack import DEFAULT_FEATURES, Ports, Stack
+    from lab.subnet_claims import claim_subnet
 
-    subnet = subnet or free_subnet()
+    claim = claim_subnet(subnet, holder="pytest")
+    subnet = claim.subnet
     kwargs: dict = {
         "instances": instances, "subnet": subnet, "services_host": f"{subnet}.0.1",
         "ports": Ports.ephemeral(), "features": frozenset(features or DEFAULT_FEATURES),
@@ -334,9 +319,14 @@ def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | 
         "run_dir": run_dir or Path(os.environ.get("LAB_HOME", ".lab")) / "pytest" / subnet.replace(".", "-"),
     }
     kwargs["cluster"] = cluster or f"ecs-lab-{subnet.replace('.', '-')}"
+    claim.record(holder="pytest", cluster=kwargs["cluster"], run_dir=str(kwargs["run_dir"]))  # ecs-lab list
     if apps is not None:
         kwargs["apps"] = apps
-    ecs_lab = EcsLab(Stack(**kwargs), backend=backend_name)
+    try:
+        ecs_lab = EcsLab(Stack(**kwargs), backend=backend_name, subnet_claim=claim)
+    except BaseException:
+        claim.release()
+        raise
     _stop_on_sigterm()
     ecs_lab.__enter__()
     import atexit

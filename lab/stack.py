@@ -88,6 +88,8 @@ class Stack:
     # Send the agents' data to an intake the lab does not run (e.g. a datadog/fakeintake container).
     external_intake_url: str | None = None
     cluster: str = "ecs-lab"
+    # A named lab's name (`ecs-lab up --name`): labs side by side tell themselves apart by it.
+    name: str | None = None
     imds_tokens_required: bool = False
     health_interval: float = 5.0
     # Seconds a task may take to get ready (the backends wait up to 3x for a container, deployment

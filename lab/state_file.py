@@ -1,20 +1,71 @@
 """The running lab's state file (`.lab/state.json`): where it is, how a lab's stack is written
 into it and read back, and whether its owner (the supervisor) is still alive. Read by every command
-that talks to a running lab (`status`, `logs`, `down`, `deploy`, the pytest plugin's attach).
+that talks to a running lab (`status`, `logs`, `down`, `deploy`, `exercise`, the pytest plugin's
+attach).
+
+A named lab (`ecs-lab up --name NAME`, or `LAB_NAME`) has a home of its own, `.lab/labs/NAME/`:
+its state file, run directory (logs) and exercise state, so labs side by side never share one.
+The unnamed lab keeps `.lab/` itself.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import TypeVar
+
+import click
 
 from lab.stack import Ports, Stack
 
+_Command = TypeVar("_Command")
+
+# A name is part of paths and of the cluster name (`ecs-lab-NAME`): lower-case letters, digits, dashes.
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"a lab name is 1-40 lower-case letters, digits and dashes, starting with a "
+                         f"letter or digit; not {name!r}")
+    return name
+
+
+def lab_name() -> str | None:
+    """The lab the commands of this process talk to: `$LAB_NAME` (set by `--name`), else the unnamed one."""
+    name = os.environ.get("LAB_NAME") or None
+    return check_name(name) if name is not None else None
+
+
+def _select_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # Every path the commands use (state file, run dir, exercise state) follows LAB_NAME, and a
+    # detached supervisor inherits it.
+    if value:
+        try:
+            os.environ["LAB_NAME"] = check_name(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def name_option(command: _Command) -> _Command:
+    """`--name NAME` (env LAB_NAME): the named lab the command is about; without it, the unnamed lab."""
+    return click.option("--name", envvar="LAB_NAME", default=None, expose_value=False, is_eager=True,
+                        callback=_select_name,
+                        help="The named lab (env LAB_NAME); default: the unnamed lab.")(command)
+
+
+def labs_root() -> Path:
+    """`$LAB_HOME` (default `.lab`): the unnamed lab's home, holding the named ones under `labs/`."""
+    return Path(os.environ.get("LAB_HOME", ".lab")).resolve()
+
 
 def lab_home() -> Path:
-    return Path(os.environ.get("LAB_HOME", ".lab")).resolve()
+    name = lab_name()
+    return labs_root() if name is None else labs_root() / "labs" / name
 
 
 def state_path() -> Path:

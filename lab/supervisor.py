@@ -23,6 +23,7 @@ from pathlib import Path
 from lab.assembly import EcsLab
 from lab.stack import Stack
 from lab.state_file import stack_from_json, stack_to_json, state_path
+from lab.subnet_claims import SubnetClaim
 
 
 class _Stop(BaseException):
@@ -38,9 +39,12 @@ def _write_atomic(path: Path, data: dict) -> None:
 
 def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], None] | None = None,
           on_ready: Callable[[dict], None] | None = None, backend_name: str = "local",
-          on_error: Callable[[str], None] | None = None, ui: bool | None = None) -> int:
+          on_error: Callable[[str], None] | None = None, ui: bool | None = None,
+          subnet_claim: SubnetClaim | None = None) -> int:
     """Run the lab until a signal arrives. Returns the exit code. `ui` (default: LAB_UI=1) also serves
-    the live dashboard (`lab.sandbox.dashboard`) on loopback; its URL is `dashboard_url` in the state."""
+    the live dashboard (`lab.sandbox.dashboard`) on loopback; its URL is `dashboard_url` in the state.
+    `subnet_claim` is the claim on the stack's subnet `ecs-lab up` took (the lab takes it otherwise);
+    the lab holds it until it stops."""
     if ui is None:
         ui = os.environ.get("LAB_UI", "") == "1"
     state = state or state_path()
@@ -67,16 +71,23 @@ def serve(stack: Stack, state: Path | None = None, progress: Callable[[str], Non
     # (lab.serving.gc_paused). Then one collection, and what is left is frozen, so later collections
     # do not walk moto's models and the imports again.
     gc.disable()
-    lab = EcsLab(stack, backend=backend_name, progress=progress)
+    lab = EcsLab(stack, backend=backend_name, progress=progress, subnet_claim=subnet_claim)
     atexit.register(lab.stop)
     dashboard = None
     try:
         with lab:
-            extra = {"pid": os.getpid(), "state_file": str(state), "stack": json.loads(stack_to_json(stack))}
+            extra = {"pid": os.getpid(), "state_file": str(state), "name": stack.name,
+                     "subnet": stack.subnet if lab.subnet_claim is not None else None,
+                     "stack": json.loads(stack_to_json(stack))}
+            if lab.subnet_claim is not None:
+                # Who holds the subnet, for `ecs-lab list` and a second claimant's error.
+                lab.subnet_claim.record(name=stack.name, cluster=stack.cluster, state_file=str(state))
             if ui:
                 from lab.sandbox.dashboard import Dashboard
 
-                dashboard = Dashboard(lab).start()
+                # A named lab's dashboard is on its own subnet, on a free port; the unnamed one on
+                # 127.0.0.1 as before.
+                dashboard = Dashboard(lab, host=stack.services_host if stack.name else "127.0.0.1").start()
                 extra["dashboard_url"] = dashboard.url
                 progress(f"dashboard on {dashboard.url}")
             status = lab.status()
@@ -126,7 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     stack = stack_from_json(argv[0]) if argv else Stack()
     backend_name = argv[1] if len(argv) > 1 else "local"
-    return serve(stack, backend_name=backend_name)
+    claim = None
+    handed = os.environ.pop("LAB_SUBNET_CLAIM_FD", "")
+    if handed:
+        # `ecs-lab up --detach` claimed the subnet and handed the locked descriptor down.
+        claim = SubnetClaim.adopt(int(handed), stack.subnet)
+        claim.record(name=stack.name, cluster=stack.cluster, state_file=str(state_path()))
+    return serve(stack, backend_name=backend_name, subnet_claim=claim)
 
 
 if __name__ == "__main__":

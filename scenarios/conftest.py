@@ -2,7 +2,12 @@
 before their module runs: their start then overlaps those tests' waits on the intake instead of
 adding to the run (started much earlier, they would only load the 2 cores for longer). A module
 names its stack's settings in a module-level `LAB_WITH` dict and passes the same dict to
-`lab_with`, which takes the running stack over (and stops it when the module ends)."""
+`lab_with`, which takes the running stack over (and stops it when the module ends).
+
+Under pytest-xdist (`-n 2`) each worker has its own session lab on its own claimed subnet
+(lab/subnet_claims.py) and its own embedded control plane; a module runs on one worker (file
+scheduling), so its stacks start once; a stack is started ahead when the worker's next test is the
+module's first (which module a worker gets next is known only then)."""
 
 from __future__ import annotations
 
@@ -21,9 +26,24 @@ LEAD = 3  # tests before the module's first lab_with test: a stack starts in ~1.
 _START_AT: dict[int, list[dict]] = {}  # item index -> LAB_WITH settings to start when it runs
 
 
+def _xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`-n N` with the default distribution: whole modules to a worker, so that a module's stacks
+    (`lab_with`, the control-plane scenarios' own lab) are started once, not once per worker."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    return LoadFileScheduling(config, log)
+
+
 def pytest_collection_finish(session) -> None:
     backend = session.config.getoption("--backend") or os.environ.get("LAB_BACKEND", "local")
-    if backend != "local" or session.config.option.collectonly:
+    if backend != "local" or session.config.option.collectonly or _xdist_worker(session.config):
         return
     seen: set[int] = set()
     for index, item in enumerate(session.items):
@@ -36,12 +56,28 @@ def pytest_collection_finish(session) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item, nextitem) -> None:
+    if _xdist_worker(item.config):
+        if nextitem is not None and getattr(nextitem, "module", None) is not getattr(item, "module", None):
+            _start_ahead_of(nextitem)
+        return
     if not _START_AT:
         return
     from lab.pytest_plugin import start_ahead
 
     for settings in _START_AT.pop(item.session.items.index(item), ()):
         start_ahead(**settings)
+
+
+def _start_ahead_of(nextitem) -> None:
+    """On an xdist worker: the stack of the next test, the first of its module, when the module
+    names one (`LAB_WITH`) and the test asks for it."""
+    settings = getattr(nextitem.module, "LAB_WITH", None)
+    backend = nextitem.config.getoption("--backend")
+    if (isinstance(settings, dict) and "lab_with" in nextitem.fixturenames
+            and (backend or os.environ.get("LAB_BACKEND", "local")) == "local"):
+        from lab.pytest_plugin import start_ahead
+
+        start_ahead(**settings)  # once per settings: a key already started is left alone
 
 
 # -- the send phase ------------------------------------------------------------------------------------
@@ -123,7 +159,11 @@ def send_phase(lab):
 
 @pytest.fixture(scope="session", autouse=True)
 def _send_first(request):
-    """Send at the very start of the run when any collected scenario uses the send phase."""
+    """Send at the very start of the run when any collected scenario uses the send phase. Not on an
+    xdist worker: it sees every collected test but may be given none that sends (its session lab
+    would only load the machine); there the send phase starts with the first test that asks."""
+    if _xdist_worker(request.config):
+        return
     if any("send_phase" in getattr(item, "fixturenames", ()) for item in request.session.items):
         request.getfixturevalue("send_phase")
 

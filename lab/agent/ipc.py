@@ -16,8 +16,10 @@ As the real agent (pkg/api/security, comp/core/ipc, pkg/api/util `TokenValidator
   port for the lab's own readiness checks (the first byte of a connection tells TLS from HTTP).
 
 Where the agent runs outside a container and nothing says where the token is, the agent and its
-CLI agree on `<tmp>/ecs-lab-agent-<uid>/<cmd_port>/auth_token` (the real agent has no such
-fallback: its conf dir always exists).
+CLI agree on `<tmp>/ecs-lab-agent-<uid>/<localhost>-<cmd_port>/auth_token` (the real agent has no
+such fallback: its conf dir always exists). The agent's own loopback address is part of it: every
+lab's agents use cmd port 5001, each on its own address, and labs side by side must not share (and
+delete, when one stops) each other's token.
 """
 
 from __future__ import annotations
@@ -56,7 +58,10 @@ def auth_token_path(env: Mapping[str, str], cmd_port: int) -> Path:
         return Path(explicit)
     if CONF_DIR.is_dir():
         return CONF_DIR / "auth_token"
-    return Path(tempfile.gettempdir()) / f"ecs-lab-agent-{os.getuid()}" / str(cmd_port) / "auth_token"
+    # Both sides read the agent's address from the same environment (the CLI runs in its container).
+    localhost = (env.get("LAB_AGENT_LOCALHOST") or "127.0.0.1").strip()
+    home = Path(tempfile.gettempdir()) / f"ecs-lab-agent-{os.getuid()}"
+    return home / f"{localhost}-{cmd_port}" / "auth_token"
 
 
 def ipc_cert_path(env: Mapping[str, str], token_path: Path) -> Path:

@@ -12,6 +12,7 @@ import time
 import click
 
 from lab.ecs import taskdef
+from lab.state_file import name_option
 from lab.world import DEFAULT_CLUSTER, DEFAULT_REGION
 
 
@@ -45,6 +46,7 @@ def resolve_cluster(cluster: str | None, state: dict) -> str:
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait until every task is RUNNING or STOPPED, then show them.")
 @click.option("--timeout", type=float, default=60.0, show_default=True)
+@name_option
 def deploy(file: str, daemon: bool, count: int, endpoint: str | None, cluster: str | None,
            service_name: str | None, region: str, wait: bool, timeout: float) -> None:
     """Register FILE (a task definition, as for `aws ecs register-task-definition --cli-input-json`)

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from lab.sandbox.target import LabTarget, TargetError
+from lab.state_file import name_option
 
 
 def _lang(value: str | None) -> str:
@@ -43,11 +44,13 @@ LANG_OPTION = click.option(
 
 
 @click.group()
+@name_option
 def exercise() -> None:
     """Break/fix exercises on the running lab (docs/sandbox.md)."""
 
 
 @exercise.command("list")
+@name_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @LANG_OPTION
 def list_(as_json: bool, lang: str | None) -> None:
@@ -63,6 +66,7 @@ def list_(as_json: bool, lang: str | None) -> None:
 
 
 @exercise.command()
+@name_option
 @click.argument("exercise_id")
 @LANG_OPTION
 def start(exercise_id: str, lang: str | None) -> None:
@@ -84,6 +88,7 @@ def start(exercise_id: str, lang: str | None) -> None:
 
 
 @exercise.command()
+@name_option
 @click.option("--json", "as_json", is_flag=True, help="Print the hops as JSON.")
 def check(as_json: bool) -> None:
     """Exit 0 only when data flows again on every hop (seen at the intake)."""
@@ -100,6 +105,7 @@ def check(as_json: bool) -> None:
 
 
 @exercise.command()
+@name_option
 @LANG_OPTION
 def hint(lang: str | None) -> None:
     """The next hint."""
@@ -110,6 +116,7 @@ def hint(lang: str | None) -> None:
 
 
 @exercise.command()
+@name_option
 @LANG_OPTION
 def solve(lang: str | None) -> None:
     """Apply the solution (through the control plane, as a user would)."""
@@ -120,6 +127,7 @@ def solve(lang: str | None) -> None:
 
 
 @exercise.command()
+@name_option
 def reset() -> None:
     """Put back the task definitions the exercise changed."""
     try:
@@ -132,6 +140,7 @@ def reset() -> None:
 @click.command()
 @click.argument("taskdef", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@name_option
 def doctor(taskdef: Path | None, as_json: bool) -> None:
     """Walk every hop of the running lab, or check TASKDEF.json statically; exit 1 if one is broken."""
     from lab.sandbox.doctor import static_findings, walk

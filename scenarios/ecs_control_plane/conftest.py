@@ -98,10 +98,11 @@ def start_ecs_lab() -> tuple[ScenarioCluster, contextlib.ExitStack]:
     """The lab and the ExitStack whose close stops it (the control plane, then the backend)."""
     from lab.assembly import EcsLab
     from lab.fakes.intake.client import IntakeClient
-    from lab.pytest_plugin import free_subnet
     from lab.stack import Ports, Stack
+    from lab.subnet_claims import claim_subnet
 
-    subnet = free_subnet()
+    claim = claim_subnet(holder="pytest")  # held by the lab, released when it stops
+    subnet = claim.subnet
     run_dir = Path(os.environ.get("LAB_HOME", ".lab")) / "pytest" / f"ecs-{subnet.replace('.', '-')}"
     stack = Stack(instances=0, apps=(), subnet=subnet, services_host=f"{subnet}.0.1", ports=Ports.ephemeral(),
                   cluster=f"scn-{uuid.uuid4().hex[:6]}", run_dir=run_dir, deploy=False)
@@ -111,7 +112,8 @@ def start_ecs_lab() -> tuple[ScenarioCluster, contextlib.ExitStack]:
                     "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"})
     owner = contextlib.ExitStack()
     try:
-        lab = owner.enter_context(EcsLab(stack, backend="local"))
+        owner.callback(claim.release)
+        lab = owner.enter_context(EcsLab(stack, backend="local", subnet_claim=claim))
         for n in (1, 2):
             lab.cluster.add_instance(stack.private_ip(n))
         return ScenarioCluster(lab, lab.backend, lab.cluster, lab.world, IntakeClient(lab.intake_url),

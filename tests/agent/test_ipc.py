@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
 import yaml
 from datadog.dogstatsd import DogStatsd
 
@@ -263,3 +264,23 @@ def test_fast_profile_keeps_the_private_plain_status_on_the_same_port(start_agen
     with opener.open(f"http://127.0.0.1:{agent.ports.cmd}/agent/status", timeout=5) as r:
         assert json.loads(r.read())["pid"] == os.getpid()
     assert cli(agent, "status", "-j").returncode == 0  # and TLS on that port at the same time
+
+
+def test_agents_of_labs_side_by_side_keep_their_own_token(start_agent):
+    """Every lab's agents use cmd port 5001, each on its own loopback address: one agent stopping
+    must not take the token the other's CLI reads (the default token path is keyed by address)."""
+    from lab.agent import ipc
+    from lab.subnet_claims import claim_subnet
+
+    with claim_subnet(holder="pytest") as claim:
+        agents = []
+        for n in (1, 2):
+            address = f"{claim.subnet}.2.{n}"
+            agents.append(start_agent(DD_CMD_PORT="5001", LAB_AGENT_LOCALHOST=address,
+                                      LAB_AGENT_HOST_ADDRESSES=address))
+        if ipc.CONF_DIR.is_dir():
+            pytest.fail(f"{ipc.CONF_DIR} exists on this machine: the agents would both use it")
+        assert all(cli(a, "health").returncode == 0 for a in agents)
+        agents[0].stop()
+        after = cli(agents[1], "health")
+        assert after.returncode == 0, after.stdout + after.stderr

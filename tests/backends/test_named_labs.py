@@ -1,0 +1,183 @@
+"""Two named labs side by side with the real CLI (`ecs-lab up --detach --name`): each on its own
+subnet, ports, home and cluster; each intake gets only its own lab's traces; each dashboard shows its
+own lab; `down` leaves no process, no port and no claim."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
+import pytest
+
+from lab.backends.process import tail_file
+from lab.fakes.intake.client import IntakeClient
+from lab.subnet_claims import claim_subnet
+from lab.world import wait_until
+
+NAMES = ("alpha", "bravo")
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _ecs_lab(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _get_json(url: str) -> dict:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _listening(subnet: str) -> list[str]:
+    return [f"{c.laddr.ip}:{c.laddr.port}" for c in psutil.net_connections("inet4")
+            if c.laddr and c.laddr.ip.startswith(subnet + ".")
+            and (c.status == psutil.CONN_LISTEN or c.type == socket.SOCK_DGRAM)]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture(scope="module")
+def lab_env(tmp_path_factory):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAB_", "DD_"))}
+    env.update(LAB_HOME=str(tmp_path_factory.mktemp("named") / "home"), NO_PROXY="127.0.0.0/8",
+               no_proxy="127.0.0.0/8", LAB_UP_TIMEOUT="400")  # two labs starting on a busy machine
+    return env
+
+
+@pytest.fixture(scope="module")
+def two_labs(lab_env):
+    """Both labs started at once, as two users would: they race for subnets and ports."""
+    # --ready-timeout: the apps' ddtrace start-up, two at once, on a machine other developers load.
+    argv = ["up", "--detach", "--app", "imdsv1", "--ui", "--ready-timeout", "90"]
+    ups = {name: subprocess.Popen([sys.executable, "-m", "lab.cli", *argv, "--name", name], env=lab_env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for name in NAMES}
+    try:
+        for name, up in ups.items():
+            _out, err = up.communicate(timeout=450)
+            assert up.returncode == 0, f"ecs-lab up --name {name}: {err[-3000:]}"
+        states = {}
+        for name in NAMES:
+            shown = _ecs_lab("status", "--name", name, "--json", env=lab_env)
+            assert shown.returncode == 0, shown.stderr
+            states[name] = json.loads(shown.stdout)
+        yield states
+    finally:
+        for name in NAMES:
+            state_file = Path(lab_env["LAB_HOME"]) / "labs" / name / "state.json"
+            if state_file.exists():  # what a failed assertion left running
+                _ecs_lab("down", "--name", name, env=lab_env)
+
+
+def test_each_named_lab_has_its_own_subnet_ports_home_and_cluster(two_labs, lab_env):
+    alpha, bravo = two_labs["alpha"], two_labs["bravo"]
+    for name, state in two_labs.items():
+        assert state["name"] == name and state["ready"]
+        assert state["cluster"] == f"ecs-lab-{name}"
+        assert state["state_file"] == str(Path(lab_env["LAB_HOME"]) / "labs" / name / "state.json")
+        # Every address of the lab is on its own subnet; the shared servers on free ports there.
+        for key in ("intake_url", "control_plane", "dashboard_url", "task_metadata_url", "egress_proxy_url"):
+            assert urlsplit(state[key]).hostname == f"{state['subnet']}.0.1", (key, state[key])
+        assert state["instances"][0]["private_ip"] == f"{state['subnet']}.1.1"
+        assert urlsplit(state["intake_url"]).port != 8091 and urlsplit(state["control_plane"]).port != 4566
+    assert alpha["subnet"] != bravo["subnet"]
+    assert alpha["instances"][0]["instance_id"] != bravo["instances"][0]["instance_id"]
+
+    listed = _ecs_lab("list", "--json", env=lab_env)
+    assert listed.returncode == 0, listed.stderr
+    by_name = {lab["name"]: lab for lab in json.loads(listed.stdout) if lab["name"] in NAMES}
+    assert set(by_name) == set(NAMES)
+    for name, state in two_labs.items():
+        assert by_name[name]["pid"] == state["pid"] and by_name[name]["subnet"] == state["subnet"]
+        assert by_name[name]["intake_url"] == state["intake_url"]
+
+    again = _ecs_lab("up", "--detach", "--name", "alpha", env=lab_env)
+    assert again.returncode != 0 and "lab 'alpha' is already running" in again.stderr
+    bad = _ecs_lab("up", "--name", "Not_A_Name", env=lab_env)
+    assert bad.returncode == 2 and "lower-case letters" in bad.stderr
+    # A subnet a running lab holds is refused to another, naming the holder.
+    taken = _ecs_lab("up", "--detach", "--name", "charlie", "--subnet", alpha["subnet"], env=lab_env)
+    assert taken.returncode != 0 and f"subnet {alpha['subnet']} is claimed by lab 'alpha'" in taken.stderr
+
+
+def test_each_intake_gets_only_its_own_labs_traces(two_labs):
+    sent = {}
+    for name, state in two_labs.items():
+        work = _get_json(f"{state['apps']['imdsv1']['url']}/work?ms=1&depth=2")
+        sent[name] = int(work["trace_id"]) & (2**64 - 1)  # the span's trace_id is the low 64 bits
+    for name, state in two_labs.items():
+        intake = IntakeClient(state["intake_url"])
+        mine = intake.wait_for_spans(service="web-imdsv1", timeout=90,
+                                     predicate=lambda s, t=sent[name]: int(s["trace_id"]) == t)
+        assert {s["hostname"] for s in mine} == {state["instances"][0]["instance_id"]}
+        other = next(n for n in NAMES if n != name)
+        spans = intake.spans()
+        assert spans, f"{name}'s intake holds no span"
+        assert not [s for s in spans if int(s["trace_id"]) == sent[other]], \
+            f"{other}'s trace reached {name}'s intake"
+        hosts = {s["hostname"] for s in spans}
+        assert hosts == {state["instances"][0]["instance_id"]}, f"{name}'s intake got spans of {hosts}"
+
+
+def test_each_dashboard_shows_its_own_lab(two_labs, tmp_path):
+    urls = {name: state["dashboard_url"] for name, state in two_labs.items()}
+    assert len(set(urls.values())) == 2
+    for name, url in urls.items():
+        snapshot = wait_until(lambda u=url: (_get_json(f"{u}/api/snapshot").get("topology") or None),
+                              timeout=30, what=f"{name}'s dashboard topology")
+        assert snapshot["cluster"] == f"ecs-lab-{name}"
+        assert [i["private_ip"] for i in snapshot["instances"]] == [f"{two_labs[name]['subnet']}.1.1"]
+    # And as a person sees them: each page, in a real browser, names its own cluster.
+    if not shutil.which(CHROMIUM):
+        pytest.fail("Debian's chromium is not installed: sh .ci/browser-deps.sh (apt-get install chromium)")
+    import playwright.sync_api as playwright_api
+
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-proxy-server",
+                  "--disable-background-networking", "--disable-component-update", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            for name, url in urls.items():
+                page.goto(url)
+                page.wait_for_function("document.getElementById('cluster').textContent.length > 0",
+                                       timeout=30_000)
+                assert page.locator("#cluster").text_content() == f"ecs-lab-{name}"
+        finally:
+            browser.close()
+
+
+def test_down_stops_each_lab_leaving_no_process_port_or_claim(two_labs, lab_env):
+    for name, state in two_labs.items():
+        pids = [state["pid"], *(p["pid"] for p in state["processes"].values())]
+        stopped = _ecs_lab("down", "--name", name, env=lab_env)
+        assert stopped.returncode == 0 and "lab stopped" in stopped.stdout, stopped.stderr
+        wait_until(lambda p=pids: all(_gone(pid) for pid in p), timeout=30, what=f"{name}'s processes to end")
+        assert _listening(state["subnet"]) == [], f"{name} left ports open"
+        assert not (Path(lab_env["LAB_HOME"]) / "labs" / name / "state.json").exists()
+        # The subnet is free again: it can be claimed (and is released at once).
+        claim_subnet(state["subnet"]).release()
+        other = next(n for n in NAMES if n != name)
+        if _ecs_lab("status", "--name", other, "--json", env=lab_env).returncode == 0:
+            # The other lab is untouched by this one's down.
+            assert IntakeClient(two_labs[other]["intake_url"]).health()
+    listed = json.loads(_ecs_lab("list", "--json", env=lab_env).stdout)
+    assert not [lab for lab in listed if lab["name"] in NAMES]
+    log = Path(lab_env["LAB_HOME"]) / "labs" / "alpha" / "run" / "supervisor.log"
+    assert log.exists(), "the named lab's logs live in its own home"
+    assert "stopping the lab" in tail_file(log, 50)

@@ -199,3 +199,34 @@ def test_create_service_on_fargate_starts_its_tasks(control_plane, world):
     assert {t["launchType"] for t in tasks} == {"FARGATE"}
     assert all("containerInstanceArn" not in t for t in tasks)
     ecs.delete_service(cluster=cluster, service="fg-svc", force=True)
+
+
+def test_a_fargate_task_runs_on_a_host_of_its_own(control_plane, world, fake_runner):
+    """The cluster's Fargate agent starts each FARGATE task on its own host (no container instance),
+    with the subnet's availability zone, and reports it RUNNING; a stop is carried out and reported."""
+    from lab.ecs.cluster import EcsCluster
+
+    ecs = control_plane.clients.ecs
+    subnet = _default_subnet(control_plane)
+    ecs.register_task_definition(**GOOD)
+    with EcsCluster(world, fake_runner, control_plane=control_plane, agent_interval=0.1) as cluster:
+        out = ecs.run_task(cluster=world.cluster.name, taskDefinition="fg-app", launchType="FARGATE", count=2,
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet["SubnetId"]]}})
+        arns = [t["taskArn"] for t in out["tasks"]]
+
+        def running() -> bool:
+            tasks = ecs.describe_tasks(cluster=world.cluster.name, tasks=arns)["tasks"]
+            return all(t["lastStatus"] == "RUNNING" for t in tasks)
+
+        wait_until(running, 10, what="both Fargate tasks RUNNING")
+        assert world.instances == [] and len(world.fargate_hosts) == 2
+        hosts = {arn: world.find_task(arn)[0] for arn in arns}
+        assert len({h.private_ip for h in hosts.values()}) == 2  # each task its own address
+        for h in hosts.values():
+            assert h.launch_type == "FARGATE" and h.availability_zone == subnet["AvailabilityZone"]
+        assert cluster.status()["fargate_tasks"] == {arn: h.private_ip for arn, h in hosts.items()}
+        ecs.stop_task(cluster=world.cluster.name, task=arns[0], reason="by the test")
+        wait_until(lambda: arns[0] in fake_runner.stopped, 10, what="the Fargate agent stopping the task")
+        assert ecs.describe_tasks(cluster=world.cluster.name, tasks=[arns[0]])["tasks"][0]["lastStatus"] \
+            == "STOPPED"
+        assert arns[1] not in fake_runner.stopped

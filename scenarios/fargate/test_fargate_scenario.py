@@ -140,6 +140,7 @@ def test_the_ecs_fargate_check_sends_its_metrics(fargate_lab, fargate_task, prob
     with waiting_for(intervals.check_metrics(runs=2)) as timeout:
         for name in FARGATE_METRICS:
             fargate_lab.intake.wait_for_metric(name, tags=[f"task_arn:{arn}"], timeout=timeout)
+        fargate_lab.intake.wait_for_check_run("fargate_check", status=0, timeout=timeout)
     web_usage = fargate_lab.intake.metrics("ecs.fargate.mem.usage", tags=["ecs_container_name:web"])
     assert web_usage and all(p["value"] > 0 for s in web_usage for p in s["points"])
     tags = set(web_usage[0]["tags"])
@@ -148,7 +149,6 @@ def test_the_ecs_fargate_check_sends_its_metrics(fargate_lab, fargate_task, prob
     assert {p["value"] for s in limit for p in s["points"]} == {2048 * 1024**2}
     net = fargate_lab.intake.metrics("ecs.fargate.net.bytes_rcvd")
     assert any(t.startswith("interface:") for t in net[0]["tags"])
-    fargate_lab.intake.wait_for_check_run("fargate_check", status=0, timeout=5)
 
 
 def test_the_sidecar_is_healthy_as_agent_health_says(probe):

@@ -121,15 +121,17 @@ def launch_errors(taskdef: dict, network_configuration: dict | None, known_subne
     """ECS's `InvalidParameterException` text for launching `taskdef` on FARGATE, or None."""
     if scheduling_strategy == "DAEMON":
         return DAEMON
-    compat = taskdef.get("compatibilities") or taskdef.get("requiresCompatibilities") or []
-    if "FARGATE" not in compat:
-        return NOT_FARGATE_COMPATIBLE
+    # The network configuration is checked before the definition's compatibility (moto's order for
+    # the same call, and the text it has from ECS).
     vpc = (network_configuration or {}).get("awsvpcConfiguration")
     if not vpc:
         return NO_NETWORK_CONFIGURATION
     subnets = vpc.get("subnets") or []
     if not subnets:
         return NO_SUBNETS
+    compat = taskdef.get("compatibilities") or taskdef.get("requiresCompatibilities") or []
+    if "FARGATE" not in compat:
+        return NOT_FARGATE_COMPATIBLE
     if known_subnets is not None:
         for s in subnets:
             if s not in known_subnets:

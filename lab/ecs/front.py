@@ -145,8 +145,8 @@ class EcsFront:
                                       "supported. Remove one and try again.")
         return None
 
-    def _launch(self, ecs: MotoEcs, p: dict, cluster: Any, td: Any, start_response: Callable
-                ) -> tuple[str, str | None] | list[bytes]:
+    def _launch(self, ecs: MotoEcs, p: dict, cluster: Any, td: Any, start_response: Callable,
+                *, ec2_awsvpc_check: bool = True) -> tuple[str, str | None] | list[bytes]:
         """(launch type, capacity provider) for new tasks, or ECS's error (API reference, RunTask):
         with neither a launch type nor a strategy the cluster's default strategy applies, and
         without one the launch type is EC2."""
@@ -168,7 +168,8 @@ class EcsFront:
             if why:
                 return self._client_error(start_response, "InvalidParameterException", why)
             return ("FARGATE", None) if launch_type else ("", provider)
-        if td is not None and td.network_mode == "awsvpc" and not p.get("networkConfiguration"):
+        if (ec2_awsvpc_check and td is not None and td.network_mode == "awsvpc"
+                and not p.get("networkConfiguration")):
             return self._client_error(start_response, "InvalidParameterException",
                                       fargate.NO_NETWORK_CONFIGURATION)
         if launch_type == "EXTERNAL":
@@ -324,7 +325,8 @@ class EcsFront:
                   if p.get("taskDefinition") else None)
         except Exception:  # noqa: BLE001 - moto's own error for an unknown definition follows
             return None
-        launch = self._launch(ecs, p, cluster, td, start_response)
+        # For services the lab checks the network configuration on FARGATE only (as before).
+        launch = self._launch(ecs, p, cluster, td, start_response, ec2_awsvpc_check=False)
         return launch if isinstance(launch, list) else None
 
     def _CreateService(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
@@ -381,7 +383,8 @@ class EcsFront:
         # ECS's server-side checks that moto skips (a container without image, no memory on EC2).
         from lab.ecs.taskdef import server_side_errors
 
-        problems = fargate.register_errors(p) + server_side_errors(p)
+        # A container without name or image is refused before the Fargate rules look at the task.
+        problems = server_side_errors(p) + fargate.register_errors(p)
         if problems:
             return self._client_error(start_response, "ClientException", problems[0])
         return self._passthrough(environ, body, start_response)

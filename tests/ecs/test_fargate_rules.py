@@ -128,6 +128,8 @@ def test_run_task_refusals(control_plane, world):
              "InvalidParameterException", fargate.NOT_FARGATE_COMPATIBLE)
     _refused(lambda: run(cluster=cluster, taskDefinition="fg-app", launchType="FARGATE"),
              "InvalidParameterException", fargate.NO_NETWORK_CONFIGURATION)
+    _refused(lambda: run(cluster=cluster, taskDefinition="ec2-only", launchType="FARGATE"),
+             "InvalidParameterException", fargate.NO_NETWORK_CONFIGURATION)
     _refused(lambda: run(cluster=cluster, taskDefinition="fg-app", launchType="FARGATE",
                          networkConfiguration={"awsvpcConfiguration": {"subnets": []}}),
              "InvalidParameterException", fargate.NO_SUBNETS)

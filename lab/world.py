@@ -139,6 +139,10 @@ class ContainerInstance:
     imds_tags_enabled: bool = True
     iam_role: str | None = "ecs-lab-instance-role"
     arn: str = ""
+    # "EC2" for a container instance; "FARGATE" for the micro-VM one Fargate task runs on: its
+    # private_ip is the task's ENI address as the backend gives it, and it has no IMDS, no ECS
+    # agent introspection and no container instance ARN (docs/fargate.md).
+    launch_type: str = "EC2"
     tasks: list[Task] = field(default_factory=list)
     launched_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
@@ -198,6 +202,8 @@ class World:
     def __init__(self, cluster: Cluster | None = None) -> None:
         self.cluster = cluster or Cluster()
         self.instances: list[ContainerInstance] = []
+        # One per Fargate task (its own micro-VM); never a container instance of the cluster.
+        self.fargate_hosts: list[ContainerInstance] = []
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self.generation = 0
@@ -215,6 +221,22 @@ class World:
             self._bump()
             return inst
 
+    def add_fargate_host(self, private_ip: str, availability_zone: str = "") -> ContainerInstance:
+        """The host of one Fargate task: its address is the task's ENI address (see ContainerInstance)."""
+        with self._lock:
+            host = ContainerInstance(index=10_000 + len(self.fargate_hosts) + 1, private_ip=private_ip,
+                                     region=self.cluster.region, account_id=self.cluster.account_id,
+                                     availability_zone=availability_zone, launch_type="FARGATE",
+                                     iam_role=None, imds_enabled=False, tags={"launch_type": "FARGATE"})
+            self.fargate_hosts.append(host)
+            self._bump()
+            return host
+
+    def hosts(self) -> list[ContainerInstance]:
+        """Every place a task runs: the container instances, then the Fargate tasks' hosts."""
+        with self._lock:
+            return [*self.instances, *self.fargate_hosts]
+
     def add_task(self, instance: ContainerInstance, task: Task) -> Task:
         with self._lock:
             if not task.arn:
@@ -231,7 +253,7 @@ class World:
 
     def remove_task(self, task_arn: str) -> None:
         with self._lock:
-            for inst in self.instances:
+            for inst in self.hosts():
                 inst.tasks = [t for t in inst.tasks if t.arn != task_arn]
             self._bump()
 
@@ -273,7 +295,7 @@ class World:
 
     def iter_containers(self) -> Iterator[tuple[ContainerInstance, Task, Container]]:
         with self._lock:
-            snapshot = [(i, t, c) for i in self.instances for t in i.tasks for c in t.containers]
+            snapshot = [(i, t, c) for i in self.hosts() for t in i.tasks for c in t.containers]
         yield from snapshot
 
     def find_container(self, *, metadata_token: str | None = None, docker_id: str | None = None,
@@ -292,7 +314,7 @@ class World:
 
     def find_task(self, task_arn: str) -> tuple[ContainerInstance, Task] | None:
         with self._lock:
-            for inst in self.instances:
+            for inst in self.hosts():
                 for t in inst.tasks:
                     if t.arn == task_arn:
                         return inst, t

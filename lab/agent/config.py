@@ -236,6 +236,9 @@ class AgentConfig:
     # ECS / EC2
     ecs_agent_url: str = ""
     aws_execution_env: str = ""
+    # ECS_FARGATE=true: the agent is a sidecar in a Fargate task (docs/fargate.md#the-agent-as-a-sidecar)
+    ecs_fargate: bool = False
+    metadata_uri_v4: str = ""  # ECS_CONTAINER_METADATA_URI_V4 of the agent's own container
     imds_endpoint: str = ""  # AWS_EC2_METADATA_SERVICE_ENDPOINT
     imds_timeout: float = 0.3  # ec2_metadata_timeout: 300 ms
     allow_link_local: bool = False
@@ -354,6 +357,8 @@ class AgentConfig:
             expvar_port=_int(env, "DD_EXPVAR_PORT", 5000),
             ecs_agent_url=(env.get("DD_ECS_AGENT_URL") or "").strip().rstrip("/"),
             aws_execution_env=(env.get("AWS_EXECUTION_ENV") or "").strip(),
+            ecs_fargate=_bool(env, "ECS_FARGATE", False),
+            metadata_uri_v4=(env.get("ECS_CONTAINER_METADATA_URI_V4") or "").strip().rstrip("/"),
             imds_endpoint=(env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or "").strip().rstrip("/"),
             imds_timeout=_int(env, "DD_EC2_METADATA_TIMEOUT", 300) / 1000.0,
             allow_link_local=_bool(env, "LAB_AGENT_ALLOW_LINK_LOCAL_IMDS", False),

@@ -77,6 +77,7 @@ class EcsState:
     pid_to_docker_id: dict[int, str] = field(default_factory=dict)
     last_refresh: float = 0.0
     last_error: str = ""
+    fargate_task: dict = field(default_factory=dict)  # ECS_FARGATE: the agent's own task (v4 /task)
 
 
 class EcsAwareness:
@@ -171,6 +172,8 @@ class EcsAwareness:
 
     # -- refresh --------------------------------------------------------------------------------
     def refresh(self) -> None:
+        if self.config.ecs_fargate:
+            return self._refresh_fargate()
         url = self.state.introspection_url or self.discover()
         if not url:
             self.state.last_error = "ECS agent introspection API not found"
@@ -183,7 +186,40 @@ class EcsAwareness:
             version = parse_ecs_agent_version(self.state.ecs_agent_version)
             self.state.uses_v4 = bool(version and version >= MIN_V4_VERSION)
             tasks = (_get_json(url + "/v1/tasks") or {}).get("Tasks") or []
-        known_ids = {c.get("DockerId") for t in tasks for c in t.get("Containers", [])}
+        self._map_containers({c.get("DockerId") for t in tasks for c in t.get("Containers", [])},
+                             ok=bool(url))
+
+    def _refresh_fargate(self) -> None:
+        """ECS_FARGATE: the task is the agent's own, read from task metadata v4 (its own
+        ECS_CONTAINER_METADATA_URI_V4 + /task), as the agent's ecs_fargate collector does; no ECS
+        agent introspection, IMDS or docker socket exists on Fargate."""
+        uri = self.config.metadata_uri_v4
+        if not uri:
+            self.state.last_error = "ECS_FARGATE=true but ECS_CONTAINER_METADATA_URI_V4 is not set"
+            return
+        task = _get_json(uri + "/task")
+        with self._lock:
+            self.state.fargate_task = task
+            self.state.cluster = task.get("Cluster", "")
+            self.state.uses_v4 = True
+        self._map_containers({c.get("DockerId") for c in task.get("Containers", [])}, ok=True)
+
+    def fargate_tags(self, cardinality: str = "low") -> list[str]:
+        """The task's tags, which the agent on Fargate puts on everything it sends (the tagger's
+        global entity): low cardinality as DogStatsD adds them, orchestrator adds task_arn."""
+        with self._lock:
+            task = dict(self.state.fargate_task)
+        if not task:
+            return []
+        base = container_tags(task, {})
+        tags = [t for t in base.at(cardinality)
+                if not t.startswith(("ecs_container_name:", "container_name:"))]
+        if task.get("AvailabilityZone"):
+            tags.append(f"availability_zone:{task['AvailabilityZone']}")
+        tags.append("ecs_launch_type:fargate")
+        return tags
+
+    def _map_containers(self, known_ids: set, ok: bool) -> None:
         if not known_ids:
             # No ECS agent or no task on this instance: there is nothing to tag with.
             with self._lock:
@@ -203,13 +239,17 @@ class EcsAwareness:
             if not task.get("Cluster"):
                 task = dict(task, Cluster=self.state.cluster)
             containers[docker_id] = container_tags(task, container)
+            if self.config.ecs_fargate:
+                # The task's tags are on every container's data on Fargate (tagger's global entity).
+                have = set(containers[docker_id].low)
+                containers[docker_id].low += [t for t in self.fargate_tags("low") if t not in have]
             for pid in pids:
                 pid_map[pid] = docker_id
         with self._lock:
             self.state.containers = containers
             self.state.pid_to_docker_id = pid_map
             self.state.last_refresh = time.time()
-            if url:
+            if ok:
                 self.state.last_error = ""
 
     def _container_metadata_uris(self) -> dict[str, list[int]]:

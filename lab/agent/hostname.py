@@ -81,6 +81,10 @@ def fetch_instance_id(base: str, timeout: float = 0.3) -> str:
 def resolve_hostname(config: AgentConfig, env: Mapping[str, str]) -> HostnameResult:
     if config.hostname:
         return HostnameResult(config.hostname, "configuration")
+    if config.ecs_fargate:
+        # A sidecar has no host of its own: on ECS Fargate the agent reports an empty hostname and
+        # never asks IMDS (unreachable from a Fargate task); the task's tags identify its data.
+        return HostnameResult("", "fargate", "ECS_FARGATE=true")
     if is_ecs_ec2(env):
         base = imds_base(config)
         if base is None:

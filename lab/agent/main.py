@@ -30,6 +30,7 @@ from lab.agent.decoders import DecoderPool
 from lab.agent.dogstatsd import TYPE_GAUGE, MetricAggregator, Serie, ServiceCheck
 from lab.agent.dogstatsd_server import DogStatsDServer
 from lab.agent.ecs import EcsAwareness
+from lab.agent.fargate_check import FargateCheck
 from lab.agent.health import HealthCatalog
 from lab.agent.hostname import HostnameResult, resolve_hostname
 from lab.agent.logs import LogsAgent
@@ -73,6 +74,7 @@ class Agent:
         self._conn_containers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.container_checks: ContainerCollector | None = None
         self.logs: LogsAgent | None = None
+        self.fargate_check: FargateCheck | None = None
         self.health_catalog = HealthCatalog(config.health_ping_interval)
         self.ipc_server: ipc.IpcServer | None = None
         self.ipc_credentials: ipc.IpcCredentials | None = None
@@ -98,8 +100,15 @@ class Agent:
             self.ecs = EcsAwareness(cfg, self.ecs_refresh_interval).start()
             self.ecs.wait_refreshed(3.0)
             host = self.hostname.hostname
-            # The `container` / `docker` checks: per-task container metrics (lab.agent.containers).
-            self.container_checks = ContainerCollector(cfg.docker_socket, self.ecs, host)
+            if cfg.ecs_fargate:
+                # On Fargate the `ecs_fargate` check reads the task's v4 stats (lab.agent.fargate_check).
+                ecs = self.ecs
+                self.fargate_check = FargateCheck(cfg.metadata_uri_v4,
+                                                  lambda cid: ecs.tags_for_container(cid, "high"),
+                                                  lambda: ecs.fargate_tags("high"))
+            else:
+                # The `container` / `docker` checks: per-task container metrics (lab.agent.containers).
+                self.container_checks = ContainerCollector(cfg.docker_socket, self.ecs, host)
             if cfg.logs_enabled:
                 self.logs = LogsAgent(cfg, host, self.ecs).start()
             if cfg.apm_enabled:
@@ -122,7 +131,7 @@ class Agent:
                     cfg.bucket_interval,
                     cfg.histogram_aggregates,
                     cfg.histogram_percentiles,
-                    extra_tags=cfg.dogstatsd_tags,
+                    extra_tags=(*cfg.dogstatsd_tags, *self._fargate_dogstatsd_tags()),
                 )
                 self.dogstatsd = DogStatsDServer(
                     self.aggregator,
@@ -300,6 +309,22 @@ class Agent:
             Serie("datadog.agent.running", [(now, 1.0)], [f"version:{AGENT_VERSION}"], host, TYPE_GAUGE)
         )
         checks.append(ServiceCheck("datadog.agent.up", 0, now, host, "", []))
+        if self.fargate_check is not None and not force:
+            started, error, got = time.monotonic(), "", []
+            try:
+                got, check = await asyncio.get_running_loop().run_in_executor(None, self.fargate_check.run)
+                series += got
+                checks.append(check)
+                if check.status != 0:
+                    error = check.message
+            except Exception as exc:  # noqa: BLE001 - a failed check run must not stop the flush
+                log.warning("ecs_fargate check failed: %r", exc)
+                error = repr(exc)
+            self._record_check_run("ecs_fargate", started, len(got), error)
+            self._agg["check_samples"] += len(got)
+            if self.aggregator is not None:
+                # The task's tags as the tagger knows them now (the first read may have failed).
+                self.aggregator.extra_tags = [*self.config.dogstatsd_tags, *self._fargate_dogstatsd_tags()]
         if self.container_checks is not None and not force:
             # docker stats and /proc reads block: off the loop that receives. The core checks run
             # at the aggregator's cadence (15 s in real-timing, their min_collection_interval).
@@ -430,6 +455,13 @@ class Agent:
             return []
         tinfo.container_id = found
         return self.ecs.tags_for_container(found, "high")
+
+    def _fargate_dogstatsd_tags(self) -> list[str]:
+        """On Fargate every DogStatsD metric gets the task's tags (the tagger's global entity), at
+        the DogStatsD tag cardinality."""
+        if not self.config.ecs_fargate or self.ecs is None:
+            return []
+        return self.ecs.fargate_tags(self.config.dogstatsd_tag_cardinality)
 
     def _dogstatsd_origin(self, ip: str, port: int, container_id: str) -> list[str]:
         if self.ecs is None:

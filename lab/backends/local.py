@@ -254,9 +254,19 @@ class LocalBackend:
 
         threads.call(toggle)
 
+    def fargate_host(self, task_arn: str, availability_zone: str) -> ContainerInstance:
+        """The micro-VM of one Fargate task: its own loopback address stands for the task's ENI (its
+        network namespace), shared by the task's containers as awsvpc shares one; no IMDS and no ECS
+        agent introspection are served for it (docs/fargate.md#on-the-local-backend)."""
+        return self.world.add_fargate_host(self._container_ip(), availability_zone)
+
     def instance_endpoints(self, inst: ContainerInstance) -> InstanceEndpoints:
         """The lab's services as an agent on this instance reaches them: every address is on
         loopback; the agent's own "127.0.0.1" is the instance's agent-localhost address."""
+        if inst.launch_type == "FARGATE":
+            # The task's own address is its "localhost" and its ENI alike.
+            return InstanceEndpoints(intake_url=self.intake_url, egress_proxy_url=self.egress_proxy_url,
+                                     agent_localhost=inst.private_ip, private_ip=inst.private_ip)
         n = inst.index
         return InstanceEndpoints(intake_url=self.intake_url, egress_proxy_url=self.egress_proxy_url,
                                  ecs_agent_url=self.ecs_agent_urls.get(n), imds_url=self.imds_urls.get(n),
@@ -385,9 +395,12 @@ class LocalBackend:
         container.labels.update(spec.docker_labels)
         # Bridge mode gives each container its own address (docker0's 172.17.0.x); here a loopback
         # address of its own, so two apps can both listen on their containerPort 8080.
-        container.ipv4_addresses = ([self._container_ip()]
-                                    if is_lab_image(spec.image) or spec.log_router_config is not None
-                                    else [instance.private_ip])
+        if instance.launch_type == "FARGATE":
+            container.ipv4_addresses = [instance.private_ip]  # awsvpc: one ENI for the whole task
+        else:
+            container.ipv4_addresses = ([self._container_ip()]
+                                        if is_lab_image(spec.image) or spec.log_router_config is not None
+                                        else [instance.private_ip])
         container.ports = [PortMapping(p.container_port, p.host_port, p.protocol, instance.private_ip)
                            for p in spec.ports]
         env = self.container_env(instance, task, container, spec)
@@ -429,6 +442,8 @@ class LocalBackend:
         env.update(spec.env)
         from lab.fakes.ecs_metadata.model import container_env, write_metadata_file
 
+        if instance.launch_type == "FARGATE":
+            return self._fargate_container_env(env, instance, task, container, spec)
         # The ECS agent writes the metadata file when ECS_ENABLE_CONTAINER_METADATA=true; the lab's
         # instances always have it on (the docs' metadata-file variant needs it).
         meta_file = self.run_dir / "metadata" / container.docker_name / "ecs-container-metadata.json"
@@ -463,6 +478,41 @@ class LocalBackend:
             # The container's own /etc/datadog-agent: the agent writes its IPC auth token and
             # certificate there and `agent status`/`health` in the same container read them. One
             # directory per container, as each container has its own filesystem.
+            conf = self.run_dir / "containers" / container.docker_name / "etc-datadog-agent"
+            env.setdefault("DD_AUTH_TOKEN_FILE_PATH", str(conf / "auth_token"))
+        return env
+
+    def _fargate_container_env(self, env: dict[str, str], instance: ContainerInstance, task: Task,
+                               container: Container, spec: ContainerSpec) -> dict[str, str]:
+        """What Fargate puts in a container: task metadata v3/v4 URIs, AWS_ECS_FARGATE, the region;
+        no metadata file and no IMDS (169.254.169.254 is unreachable from a Fargate task). Here
+        every AWS SDK is pointed at an address of the task's own where nothing listens, so a lookup
+        fails as on Fargate and never reaches the host's own 169.254.169.254."""
+        from lab.fakes.ecs_metadata.model import container_env
+
+        env.update(container_env(instance, task, container, base_url=self.task_metadata_url,
+                                 relative_credentials=False))
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = f"http://{instance.private_ip}:9"
+        env.setdefault("AWS_DEFAULT_REGION", instance.region)
+        env.setdefault("AWS_REGION", instance.region)
+        env.setdefault("HOSTNAME", f"ip-{instance.private_ip.replace('.', '-')}.ec2.internal")
+        localhost = instance.private_ip
+        if is_lab_image(spec.image):
+            env.setdefault("LAB_APP_BIND", localhost)
+            port_file = self.run_dir / "ports" / f"{container.docker_name}.port"
+            port_file.parent.mkdir(parents=True, exist_ok=True)
+            port_file.unlink(missing_ok=True)
+            env.setdefault("LAB_APP_PORT_FILE", str(port_file))
+            # The task's containers share one network namespace, so an app's "localhost" is the
+            # agent sidecar's. On loopback the task's namespace is its own address: the tracer's and
+            # DogStatsD client's default host (localhost) means that address.
+            for key in ("DD_AGENT_HOST", "DD_DOGSTATSD_HOST"):
+                if env.get(key, "localhost") in ("localhost", "127.0.0.1"):
+                    env[key] = localhost
+        if is_agent_image(spec.image):
+            env.setdefault("LAB_AGENT_LOCALHOST", localhost)
+            env.setdefault("LAB_AGENT_HOST_ADDRESSES", localhost)
+            env.setdefault("LAB_AGENT_DOCKER_SOCKET", "")
             conf = self.run_dir / "containers" / container.docker_name / "etc-datadog-agent"
             env.setdefault("DD_AUTH_TOKEN_FILE_PATH", str(conf / "auth_token"))
         return env

@@ -19,6 +19,7 @@ from typing import Any
 
 from lab.ecs.agent_env import Redirects
 from lab.ecs.control_plane import DEFAULT_PORT, ControlPlane
+from lab.ecs.fargate_agent import FargateAgent
 from lab.ecs.instance_agent import InstanceAgent
 from lab.tasks import InstanceHost, TaskRunner
 from lab.world import ContainerInstance, World
@@ -44,6 +45,7 @@ class EcsCluster:
         self.on_instance = on_instance or getattr(runner, "serve_instance", lambda inst: None)
         self.agent_interval = agent_interval
         self.agents: dict[int, InstanceAgent] = {}
+        self.fargate: FargateAgent | None = None
         self._unsubscribe: list[Callable[[], None]] = []
 
     @property
@@ -61,6 +63,7 @@ class EcsCluster:
             for inst in list(self.world.instances):
                 if not inst.arn or inst.index not in self.agents:
                     self.adopt_instance(inst)
+            self._start_fargate()
         except BaseException:
             self.stop()
             raise
@@ -87,6 +90,16 @@ class EcsCluster:
         self._unsubscribe.append(self.control_plane.on_assignments(agent.wake))
         self.agents[inst.index] = agent.start()
 
+    def _start_fargate(self) -> None:
+        """The cluster's FARGATE tasks: each gets a host of its own from the backend."""
+        placeholder = ContainerInstance(index=0, private_ip="0.0.0.0", launch_type="FARGATE",
+                                        region=self.world.cluster.region)
+        agent = FargateAgent(self.world, placeholder, self.runner, self.control_plane.clients,
+                             interval=self.agent_interval, report_health=self.control_plane.report_health,
+                             redirects_for=self.redirects_for)
+        self._unsubscribe.append(self.control_plane.on_assignments(agent.wake))
+        self.fargate = agent.start()
+
     def stop_scheduling(self) -> None:
         """Stop placing and relaunching tasks (the service scheduler, the instance agents' loops);
         running tasks keep running. For a backend about to stop them all itself: otherwise each app
@@ -99,18 +112,19 @@ class EcsCluster:
                 scheduler.stop()
             else:
                 scheduler.pause(self.world.cluster.name)
-        for agent in list(self.agents.values()):
+        for agent in [*self.agents.values(), *([self.fargate] if self.fargate else [])]:
             agent.stop(stop_tasks=False)
 
     def stop(self) -> None:
         while self._unsubscribe:
             self._unsubscribe.pop()()
-        for agent in list(self.agents.values()):
+        for agent in [*self.agents.values(), *([self.fargate] if self.fargate else [])]:
             try:
                 agent.stop()
             except Exception:  # noqa: BLE001 - stop the rest whatever one of them says
                 pass
         self.agents.clear()
+        self.fargate = None
         if self._own_control_plane:
             self.control_plane.stop()
 
@@ -122,6 +136,9 @@ class EcsCluster:
 
     def status(self) -> dict:
         """For the state file: where users point `aws --endpoint-url`."""
+        agents = [*self.agents.values(), *([self.fargate] if self.fargate else [])]
+        hosts = self.fargate.hosts if self.fargate else {}
         return {"control_plane": self.endpoint, "cluster": self.world.cluster.name,
                 "container_instances": {str(i.index): i.arn for i in self.world.instances},
-                "start_failures": [f.__dict__ for a in self.agents.values() for f in a.failures]}
+                "fargate_tasks": {arn: h.private_ip for arn, h in hosts.items()},
+                "start_failures": [f.__dict__ for a in agents for f in a.failures]}

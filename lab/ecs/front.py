@@ -20,9 +20,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lab.ecs import scheduler
+from lab.ecs import fargate, scheduler
 from lab.ecs.assignments import ASSIGNMENTS
-from lab.ecs.moto_model import ECS_LOCK, MotoEcs, taskdef_dict
+from lab.ecs.moto_model import ECS_LOCK, FARGATE_PROVIDERS, MotoEcs, taskdef_dict
 from lab.world import DEFAULT_REGION
 
 ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
@@ -145,13 +145,11 @@ class EcsFront:
                                       "supported. Remove one and try again.")
         return None
 
-    def _launch(self, ecs: MotoEcs, p: dict, cluster: Any, td: Any, start_response: Callable
-                ) -> tuple[str, str | None] | list[bytes]:
+    def _launch(self, ecs: MotoEcs, p: dict, cluster: Any, td: Any, start_response: Callable,
+                *, ec2_awsvpc_check: bool = True) -> tuple[str, str | None] | list[bytes]:
         """(launch type, capacity provider) for new tasks, or ECS's error (API reference, RunTask):
         with neither a launch type nor a strategy the cluster's default strategy applies, and
         without one the launch type is EC2."""
-        from lab.ecs.moto_model import FARGATE_PROVIDERS
-
         launch_type = p.get("launchType")
         strategy = p.get("capacityProviderStrategy") or []
         if not launch_type and not strategy:
@@ -163,14 +161,19 @@ class EcsFront:
             chosen = next((s for s in strategy if int(s.get("weight") or 0) or int(s.get("base") or 0)),
                           strategy[0])
             provider = chosen.get("capacityProvider") or ""
-        if td is not None and td.network_mode == "awsvpc" and not p.get("networkConfiguration"):
+        if launch_type == "FARGATE" or provider in FARGATE_PROVIDERS:
+            why = fargate.launch_errors(
+                {"compatibilities": list(getattr(td, "compatibilities", None) or ["FARGATE"])},
+                p.get("networkConfiguration"), set(ecs.subnets()), p.get("schedulingStrategy"))
+            if why:
+                return self._client_error(start_response, "InvalidParameterException", why)
+            return ("FARGATE", None) if launch_type else ("", provider)
+        if (ec2_awsvpc_check and td is not None and td.network_mode == "awsvpc"
+                and not p.get("networkConfiguration")):
             return self._client_error(start_response, "InvalidParameterException",
-                                      "Network Configuration must be provided when networkMode 'awsvpc' "
-                                      "is specified.")
-        if launch_type in ("FARGATE", "EXTERNAL"):
+                                      fargate.NO_NETWORK_CONFIGURATION)
+        if launch_type == "EXTERNAL":
             return self._unsupported(start_response, f"Launch type {launch_type}")
-        if provider in FARGATE_PROVIDERS:
-            return self._unsupported(start_response, f"Capacity provider {provider}")
         if not provider:
             return "EC2", None
         if provider not in ecs.backend.capacity_providers:
@@ -194,8 +197,11 @@ class EcsFront:
         launch = self._launch(ecs, p, cluster, td, start_response)
         if isinstance(launch, list):
             return launch
-        needs = scheduler.TaskNeeds.from_task_definition(taskdef_dict(td))
         group = p.get("group") or f"family:{td.family}"
+        if launch[0] == "FARGATE" or launch[1] in FARGATE_PROVIDERS:
+            return self._start_fargate_and_reply(ecs, cluster.name, td.arn, p, count, group, environ,
+                                                 start_response, capacity_provider=launch[1])
+        needs = scheduler.TaskNeeds.from_task_definition(taskdef_dict(td))
         constraints = list(td.placement_constraints or []) + list(p.get("placementConstraints") or [])
         try:
             placement = scheduler.place(needs, ecs.instance_views(cluster.name), count,
@@ -260,19 +266,77 @@ class EcsFront:
         return self._reply(start_response, {"tasks": described,
                                             "failures": [f.as_ecs() for f in placement.failures]})
 
+    def _start_fargate_and_reply(self, ecs: MotoEcs, cluster_name: str, td_arn: str, p: dict, count: int,
+                                 group: str, environ: dict, start_response: Callable, *,
+                                 capacity_provider: str | None):
+        """RunTask on FARGATE: no container instance to place on, so no placement failures; each task
+        gets its own ENI (moto's EC2) and the lab's Fargate agent runs it."""
+        try:
+            tasks = ecs.start_fargate(cluster_name, td_arn, count,
+                                      network_configuration=p["networkConfiguration"],
+                                      started_by=p.get("startedBy", ""), group=group,
+                                      overrides=p.get("overrides"), tags=p.get("tags"),
+                                      capacity_provider=capacity_provider)
+        except Exception as exc:  # noqa: BLE001 - moto's own checks on the task it builds
+            return self._moto_error(start_response, exc)
+        body = json.dumps({"cluster": cluster_name, "tasks": [t.task_arn for t in tasks],
+                           "include": ["TAGS"]}).encode()
+        status, _, out = self._forward(environ, body, "DescribeTasks")
+        described = (self._fargate_fields(ecs, json.loads(out).get("tasks", []))
+                     if status.startswith("200") else [])
+        self.on_change()
+        return self._reply(start_response, {"tasks": described, "failures": []})
+
+    @staticmethod
+    def _fargate_fields(ecs: MotoEcs, described: list[dict]) -> list[dict]:
+        """What ECS shows of a Fargate task and moto leaves out: its availability zone (its subnet's),
+        connectivity once its ENI is attached, and no container instance."""
+        for d in described:
+            found = ecs.find_task(d.get("taskArn", ""))
+            t = found[1] if found else None
+            az = getattr(t, "lab_availability_zone", None) if t is not None else None
+            if az is None:
+                continue
+            d["availabilityZone"] = az
+            d.pop("containerInstanceArn", None)
+            d["platformFamily"] = "Linux"
+            if d.get("lastStatus") not in ("PROVISIONING", "STOPPED"):
+                d["connectivity"] = "CONNECTED"
+                d.setdefault("connectivityAt", d.get("createdAt"))
+        return described
+
+    def _DescribeTasks(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
+        status, headers, out = self._forward(environ, body)
+        if not status.startswith("200"):
+            start_response(status, headers)
+            return [out]
+        data = json.loads(out)
+        data["tasks"] = self._fargate_fields(ecs, data.get("tasks", []))
+        return self._reply(start_response, data)
+
     def _refuses_capacity(self, ecs: MotoEcs, p: dict, start_response: Callable) -> list[bytes] | None:
         """For CreateService/CreateTaskSet: moto validates the request; the lab refuses, as ECS's
         error and before anything is recorded, the capacity it has not got (Fargate, external)."""
         cluster = ecs.backend.clusters.get(str(p.get("cluster") or "default").rsplit("/", 1)[-1])
         if cluster is None or p.get("launchType") not in (None, "EC2", "FARGATE", "EXTERNAL"):
             return None  # moto's own error follows
-        launch = self._launch(ecs, p, cluster, None, start_response)
+        try:
+            td = (ecs.backend.describe_task_definition(p["taskDefinition"])
+                  if p.get("taskDefinition") else None)
+        except Exception:  # noqa: BLE001 - moto's own error for an unknown definition follows
+            return None
+        # For services the lab checks the network configuration on FARGATE only (as before).
+        launch = self._launch(ecs, p, cluster, td, start_response, ec2_awsvpc_check=False)
         return launch if isinstance(launch, list) else None
 
     def _CreateService(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
         refused = self._refuses_capacity(ecs, p, start_response)
         if refused:
             return refused
+        vpc = (p.get("networkConfiguration") or {}).get("awsvpcConfiguration")
+        if isinstance(vpc, dict) and vpc.get("subnets") and not vpc.get("securityGroups"):
+            vpc["securityGroups"] = ecs.default_security_groups(vpc["subnets"][0])
+            body = json.dumps(p).encode()
         status, headers, out = self._forward(environ, body)
         # moto keeps neither of these on a service; ECS's service scheduler places by them.
         if status.startswith("200"):
@@ -319,7 +383,8 @@ class EcsFront:
         # ECS's server-side checks that moto skips (a container without image, no memory on EC2).
         from lab.ecs.taskdef import server_side_errors
 
-        problems = server_side_errors(p)
+        # A container without name or image is refused before the Fargate rules look at the task.
+        problems = server_side_errors(p) + fargate.register_errors(p)
         if problems:
             return self._client_error(start_response, "ClientException", problems[0])
         return self._passthrough(environ, body, start_response)

@@ -115,6 +115,67 @@ class MotoEcs:
             ASSIGNMENTS.publish()
         return tasks
 
+    def subnets(self) -> dict[str, Any]:
+        """moto EC2's subnets in this region, by id (its default VPC has one per availability zone)."""
+        from moto.ec2.models import ec2_backends
+
+        return {s.id: s for by_id in ec2_backends[self.account][self.region].subnets.values()
+                for s in by_id.values()}
+
+    def default_security_groups(self, subnet_id: str) -> list[str]:
+        """ECS uses the VPC's default security group when an awsvpcConfiguration names none (moto
+        needs one named)."""
+        from moto.ec2.models import ec2_backends
+
+        subnet = self.subnets().get(subnet_id)
+        if subnet is None:
+            return []
+        groups = ec2_backends[self.account][self.region].groups.get(subnet.vpc_id, {}).values()
+        return [g.id for g in groups if g.name == "default"][:1]
+
+    def start_fargate(self, cluster_name: str, task_definition: str, count: int, *,
+                      network_configuration: dict, started_by: str = "", group: str | None = None,
+                      overrides: dict | None = None, tags: list | None = None,
+                      capacity_provider: str | None = None) -> list[Any]:
+        """Create FARGATE tasks: no container instance, each with its own ENI in the first subnet
+        (moto's EC2 makes the interface and its private address), in PENDING until the lab's
+        Fargate agent reports them RUNNING."""
+        from moto.ecs.models import Container, Task
+
+        b = self.backend
+        cluster = b._get_cluster(cluster_name)
+        td = b.describe_task_definition(task_definition)
+        vpc = dict(network_configuration["awsvpcConfiguration"])
+        subnet = self.subnets()[vpc["subnets"][0]]
+        if not vpc.get("securityGroups"):
+            vpc["securityGroups"] = self.default_security_groups(subnet.id)
+        config = {"awsvpcConfiguration": vpc}
+        tasks = []
+        for _ in range(count):
+            t = Task(cluster=cluster, task_definition=td, container_instance_arn=None,
+                     resource_requirements=None, backend=b, group=group or f"family:{td.family}",
+                     overrides=overrides or {}, started_by=started_by, tags=tags or [],
+                     launch_type="" if capacity_provider else "FARGATE", networking_configuration=config,
+                     platform_version="1.4.0", capacity_provider_name=capacity_provider)
+            t.last_status = "PROVISIONING"
+            t.lab_availability_zone = subnet.availability_zone
+            containers = []
+            for cdef in td.container_definitions:
+                c = Container(td)
+                c.name, c.image = cdef.get("name"), cdef.get("image")
+                c.cpu, c.memory = cdef.get("cpu"), cdef.get("memory")
+                c.environment, c.command = cdef.get("environment"), cdef.get("command")
+                c.container_arn = c.container_arn.replace(td.arn, t.task_arn.replace(":task/", ":container/"))
+                c.task_arn = t.task_arn
+                c.health_status = "UNKNOWN"
+                containers.append(c)
+            t.containers = containers
+            b.tasks.setdefault(cluster.name, {})[t.task_arn] = t
+            tasks.append(t)
+        if tasks:
+            ASSIGNMENTS.publish()
+        return tasks
+
     def recount(self) -> None:
         """Set every cluster's and container instance's task counters from the tasks themselves.
 

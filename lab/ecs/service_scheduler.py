@@ -126,7 +126,16 @@ class ServiceScheduler:
             missing = svc.desired_count - len(mine)
             if running and len(running) == len(mine):
                 self._launches.pop((svc.arn, ""), None)
-            if missing > 0 and self._may_launch(svc, ""):
+            if missing > 0 and self._on_fargate(svc):
+                # Fargate: no instance to place on; each task its own ENI in the service's subnets.
+                if self._may_launch(svc, ""):
+                    provider = self._on_fargate(svc)
+                    self.ecs.start_fargate(cluster, svc.task_definition, missing,
+                                           network_configuration=svc.network_configuration,
+                                           started_by=started_by, group=group, tags=self._task_tags(svc),
+                                           capacity_provider=(None if provider == "FARGATE-LAUNCH"
+                                                              else provider))
+            elif missing > 0 and self._may_launch(svc, ""):
                 placement = scheduler.place(needs, views, missing, group=group,
                                             constraints=getattr(svc, "lab_placement_constraints", ()),
                                             strategy=getattr(svc, "lab_placement_strategy", ()))
@@ -147,6 +156,17 @@ class ServiceScheduler:
                 svc.running_count, svc.pending_count, svc.desired_count)
             if svc.running_count >= svc.desired_count:
                 d["rolloutState"] = "COMPLETED"
+
+    @staticmethod
+    def _on_fargate(svc: Any) -> str | None:
+        """"FARGATE-LAUNCH" for a service with launch type FARGATE, the provider's name for one on a
+        FARGATE/FARGATE_SPOT capacity provider, else None."""
+        if svc.launch_type == "FARGATE":
+            return "FARGATE-LAUNCH"
+        for item in getattr(svc, "capacity_provider_strategy", None) or []:
+            if item.get("capacityProvider") in ("FARGATE", "FARGATE_SPOT"):
+                return item["capacityProvider"]
+        return None
 
     def _may_launch(self, svc: Any, where: str) -> bool:
         import time

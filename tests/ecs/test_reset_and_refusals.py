@@ -2,7 +2,7 @@
 
 moto's server-mode tests (and users) reset moto while the lab's instances, agents and tasks keep
 running; the lab's own clusters must come back whole, so the instance agents keep their tasks and new
-calls work. A launch the lab cannot serve (FARGATE, EXTERNAL) is ECS's error and records nothing that
+calls work. A launch the lab cannot serve (EXTERNAL) is ECS's error and records nothing that
 breaks later calls.
 """
 
@@ -88,9 +88,7 @@ def test_problems_name_a_missing_cluster(control_plane, world):
     control_plane.ensure_cluster(world.cluster.name)
 
 
-@pytest.mark.parametrize("launch", [{"launchType": "FARGATE"}, {"launchType": "EXTERNAL"},
-                                    {"capacityProviderStrategy": [{"capacityProvider": "FARGATE",
-                                                                   "weight": 1}]}])
+@pytest.mark.parametrize("launch", [{"launchType": "EXTERNAL"}])
 def test_a_launch_the_lab_cannot_serve_is_ecs_error_and_breaks_nothing(control_plane, world, launch):
     inst = control_plane.add_instance(world, "127.0.2.20")
     ecs = control_plane.clients.ecs

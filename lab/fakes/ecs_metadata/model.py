@@ -262,8 +262,10 @@ class EcsMetadata:
 
     def task_json(self, instance: ContainerInstance, task: Task, version: int,
                   with_tags: bool = False) -> dict:
+        fargate = instance.launch_type == "FARGATE"
         out = {
-            "Cluster": self.world.cluster.name,
+            # Fargate's task metadata names the cluster by its ARN; the ECS agent on EC2 by its name.
+            "Cluster": self.world.cluster.arn if fargate else self.world.cluster.name,
             "TaskARN": task.arn,
             "Family": task.family,
             "Revision": str(task.revision),
@@ -276,15 +278,16 @@ class EcsMetadata:
             "AvailabilityZone": instance.availability_zone,
         }
         if version >= 4:
-            out["LaunchType"] = "EC2"
+            out["LaunchType"] = instance.launch_type
             if task.service_name:
                 out["ServiceName"] = task.service_name
             out["VPCID"] = "vpc-0" + instance.instance_id[3:19]
             out["ClockDrift"] = {"ClockErrorBound": 0.5, "ReferenceTimestamp":
                                  datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                  "ClockSynchronizationStatus": "SYNCHRONIZED"}
-        if with_tags:
+        if with_tags and not fargate:
             out["ContainerInstanceTags"] = dict(instance.tags)
+        if with_tags:
             out["TaskTags"] = dict(getattr(task, "tags", None) or {})
         return _drop_none(out)
 
@@ -479,7 +482,7 @@ def container_env(instance: ContainerInstance, task: Task, container: Container,
         "ECS_CONTAINER_METADATA_URI_V4": f"{base}/v4/{token}",
         # Agent API (task scale-in protection), injected by ECS agents since 1.66.
         "ECS_AGENT_URI": f"{base}/api/{token}",
-        "AWS_EXECUTION_ENV": "AWS_ECS_EC2",
+        "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE" if instance.launch_type == "FARGATE" else "AWS_ECS_EC2",
         "AWS_REGION": instance.region,
         "AWS_DEFAULT_REGION": instance.region,
     }

@@ -15,10 +15,13 @@ PENDING_UNTIL_RUN = (
 NOTHING_PENDING_WITHOUT_INSTANCES = (
     "a service on a cluster without container instances has nothing pending in ECS (nothing can be "
     "placed: the scheduler writes a service event instead); moto counts desiredCount as pending")
+FARGATE_RULES = (
+    "ECS refuses a FARGATE task definition without task-level cpu and memory from the valid sizes "
+    "(ClientException, docs/fargate.md#ecs-rules-and-error-texts); moto registers it")
 NO_FARGATE = (
-    "the lab runs tasks on its EC2 container instances only: a FARGATE (or EXTERNAL) launch type or "
-    "FARGATE capacity provider is refused with ECS's UnsupportedFeatureException, before anything is "
-    "recorded, where moto records tasks nobody runs")
+    "ECS refuses this FARGATE launch, which moto runs as data: the task definition is not "
+    "FARGATE-compatible (no requiresCompatibilities FARGATE, no task-level cpu and memory), or the "
+    "call has no awsvpc networkConfiguration (docs/fargate.md#ecs-rules-and-error-texts)")
 
 LAB_DIFFERENCES: dict[str, str] = {
     "tests/test_ecs/test_ecs.py::test_create_service": NOTHING_PENDING_WITHOUT_INSTANCES,
@@ -26,6 +29,8 @@ LAB_DIFFERENCES: dict[str, str] = {
     "tests/test_ecs/test_ecs.py::test_describe_services_scheduling_strategy":
         NOTHING_PENDING_WITHOUT_INSTANCES,
     "tests/test_ecs/test_ecs.py::test_delete_service": NOTHING_PENDING_WITHOUT_INSTANCES,
+    "tests/test_ecs/test_ecs.py::test_register_task_definition": FARGATE_RULES,
+    "tests/test_ecs/test_ecs.py::test_register_task_definition_memory_validation_fargate": FARGATE_RULES,
     "tests/test_ecs/test_ecs.py::test_run_task": PENDING_UNTIL_RUN,
     "tests/test_ecs/test_ecs.py::test_start_task": PENDING_UNTIL_RUN,
     "tests/test_ecs/test_ecs.py::test_start_task_with_tags": PENDING_UNTIL_RUN,

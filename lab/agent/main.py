@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from lab.agent import apm, forwarder, ipc, processes, status
+from lab.agent import apm, apm_proxies, forwarder, ipc, processes, status
 from lab.agent.config import AGENT_VERSION, AgentConfig
 from lab.agent.containers import ContainerCollector
 from lab.agent.decoders import DecoderPool
@@ -57,6 +57,7 @@ class Agent:
         self.forwarder: forwarder.Forwarder | None = None
         self.ecs: EcsAwareness | None = None
         self.traces: apm.TraceBuffer | None = None
+        self.proxies: apm_proxies.TracerProxies | None = None
         self.decoders: DecoderPool | None = None
         self.aggregator: MetricAggregator | None = None
         self.dogstatsd: DogStatsDServer | None = None
@@ -98,12 +99,16 @@ class Agent:
             host = self.hostname.hostname
             # The `container` / `docker` checks: per-task container metrics (lab.agent.containers).
             self.container_checks = ContainerCollector(cfg.docker_socket, self.ecs, host)
+            if cfg.dogstatsd_enabled:
+                self._start_dogstatsd(host)
             if cfg.apm_enabled:
                 self.traces = apm.TraceBuffer(host, cfg.env, stats_bucket=cfg.stats_bucket_interval)
                 self.decoders = DecoderPool(cfg.apm_decoder_processes, cfg.apm_decoder_min_bytes)
-                app = apm.make_app(
-                    self.traces, self._info, self._apm_container_tags, self._apm_cached_tags, self.decoders
+                self.proxies = apm_proxies.TracerProxies(
+                    cfg, self.forwarder.relay, self._dogstatsd_relay if self.dogstatsd else None,
+                    lambda: host,
                 )
+                app = self._clone_apm()
                 port = cfg.apm_receiver_port
                 for addr in cfg.bind_addresses(cfg.apm_non_local_traffic):
                     listener = self.server.add_app(
@@ -112,22 +117,6 @@ class Agent:
                     port = listener.bound_port
                     self.apm_listening.append(f"{addr}:{port}")
                 self.ports.apm = port
-            if cfg.dogstatsd_enabled:
-                self.aggregator = MetricAggregator(
-                    host,
-                    cfg.bucket_interval,
-                    cfg.histogram_aggregates,
-                    cfg.histogram_percentiles,
-                    extra_tags=cfg.dogstatsd_tags,
-                )
-                self.dogstatsd = DogStatsDServer(
-                    self.aggregator,
-                    cfg.bind_addresses(cfg.dogstatsd_non_local_traffic),
-                    cfg.dogstatsd_port,
-                    cfg.dogstatsd_so_rcvbuf,
-                    self._dogstatsd_origin,
-                ).start()
-                self.ports.dogstatsd = self.dogstatsd.port
             self._start_ipc()
             expvar_app = web.Application()
             expvar_app.router.add_get("/debug/vars", self._expvar)
@@ -137,6 +126,33 @@ class Agent:
             self.stop()
             raise
         return self
+
+    def _start_dogstatsd(self, host: str) -> None:
+        cfg = self.config
+        self.aggregator = MetricAggregator(
+            host,
+            cfg.bucket_interval,
+            cfg.histogram_aggregates,
+            cfg.histogram_percentiles,
+            extra_tags=cfg.dogstatsd_tags,
+        )
+        self.dogstatsd = DogStatsDServer(
+            self.aggregator,
+            cfg.bind_addresses(cfg.dogstatsd_non_local_traffic),
+            cfg.dogstatsd_port,
+            cfg.dogstatsd_so_rcvbuf,
+            self._dogstatsd_origin,
+        ).start()
+        self.ports.dogstatsd = self.dogstatsd.port
+
+    def _dogstatsd_relay(self, body: bytes) -> None:
+        """`/dogstatsd/v2/proxy`: the tracer's datagrams into the same pipeline as UDP packets (the
+        trace-agent writes them to the DogStatsD socket; in-process here, nothing to lose on the way).
+        No sender address: origin comes only from a datagram's own `|c:` field, as for the agent,
+        whose UDP packet comes from the trace-agent itself."""
+        assert self.dogstatsd is not None
+        with self.dogstatsd._parse_lock:
+            self.dogstatsd.handle(body, ("", 0))
 
     def _start_ipc(self) -> None:
         """The IPC API on cmd_port: HTTPS with the auth token; in the fast profile the lab's private
@@ -171,7 +187,8 @@ class Agent:
         # An aiohttp app is frozen once served; each address gets its own app over the same buffer.
         assert self.traces is not None
         return apm.make_app(
-            self.traces, self._info, self._apm_container_tags, self._apm_cached_tags, self.decoders
+            self.traces, self._info, self._apm_container_tags, self._apm_cached_tags, self.decoders,
+            self.proxies,
         )
 
     async def _start_loops(self) -> None:
@@ -433,6 +450,8 @@ class Agent:
             tags = self.ecs.tags_for_container(container_id, card)
             if tags:
                 return tags
+        if not ip:  # relayed by the trace-agent: no sender socket to look up
+            return []
         cid = self._peer_container(ip, port, "udp")
         return self.ecs.tags_for_container(cid, card) if cid else []
 
@@ -464,6 +483,7 @@ class Agent:
             self.config,
             self.ports.dogstatsd or self.config.dogstatsd_port,
             self.ports.apm or self.config.apm_receiver_port,
+            self.proxies.endpoints() if self.proxies else (),
         )
 
     async def _expvar(self, request: web.Request) -> web.Response:
@@ -545,6 +565,7 @@ class Agent:
                 **self.traces.stats.as_dict(),
                 "listening": self.apm_listening,
                 "decoders": self.decoders.status() if self.decoders else None,
+                "relays": self.proxies.counts.__dict__ if self.proxies else None,
             }
             if self.traces
             else None,

@@ -58,6 +58,8 @@ class Agent:
         self.ecs: EcsAwareness | None = None
         self.traces: apm.TraceBuffer | None = None
         self.proxies: apm_proxies.TracerProxies | None = None
+        self.otlp = None  # lab.agent.otlp.OtlpReceiver when an OTLP endpoint is configured
+        self.otlp_listening: list[str] = []
         self.decoders: DecoderPool | None = None
         self.aggregator: MetricAggregator | None = None
         self.dogstatsd: DogStatsDServer | None = None
@@ -117,6 +119,8 @@ class Agent:
                     port = listener.bound_port
                     self.apm_listening.append(f"{addr}:{port}")
                 self.ports.apm = port
+            if cfg.otlp_http_endpoint or cfg.otlp_grpc_endpoint:
+                self._start_otlp(host)
             self._start_ipc()
             expvar_app = web.Application()
             expvar_app.router.add_get("/debug/vars", self._expvar)
@@ -144,6 +148,60 @@ class Agent:
             self._dogstatsd_origin,
         ).start()
         self.ports.dogstatsd = self.dogstatsd.port
+
+    def _start_otlp(self, host: str) -> None:
+        """The OTLP receiver on the configured endpoints (lab.agent.otlp); "0.0.0.0" is all of the
+        agent's interfaces, as for the other receivers (docs/local_backend.md)."""
+        from lab.agent import otlp
+
+        cfg = self.config
+        assert self.server is not None and self.forwarder is not None
+        features = {f.strip() for f in self.env.get("DD_APM_FEATURES", "").replace(",", " ").split()}
+        receiver = otlp.OtlpReceiver(self._otlp_traces, self._otlp_metrics, otlp.MetricsTranslator(host),
+                                     v2_names="disable_operation_and_resource_name_logic_v2" not in features)
+        self.otlp = receiver
+
+        def addresses(bind: str) -> list[str]:
+            if bind in ("0.0.0.0", "::", ""):
+                return cfg.bind_addresses(True)
+            return [cfg.localhost] if bind in ("localhost", "127.0.0.1") else [bind]
+
+        if cfg.otlp_http_endpoint:
+            bind, port = otlp.parse_endpoint(cfg.otlp_http_endpoint)
+            for addr in addresses(bind):
+                port = self.server.add_app(receiver.http_app(), addr, port).bound_port
+                self.otlp_listening.append(f"http://{addr}:{port}")
+        if cfg.otlp_grpc_endpoint:
+            bind, port = otlp.parse_endpoint(cfg.otlp_grpc_endpoint)
+            found = addresses(bind)
+            for addr, bound in zip(found, receiver.start_grpc(found, port), strict=True):
+                self.otlp_listening.append(f"grpc://{addr}:{bound}")
+        log.info("OTLP receiver listening on %s", ", ".join(self.otlp_listening))
+
+    def _otlp_traces(self, mapped) -> None:
+        from lab.agent import otlp
+
+        if self.traces is None:
+            return  # APM off: the agent's OTLP traces have nowhere to go
+        tags = None
+        if self.ecs is not None and mapped.container_id:
+            tags = self.ecs.tags_for_container(mapped.container_id, "high")
+        bucket_ns = self.traces.concentrator.bucket_ns
+        built, info = otlp.resource_traces_payload(mapped, self.config.env, bucket_ns, tags)
+        self.traces.add_built(built, info, "otlp")
+
+    def _otlp_metrics(self, series, sketches) -> None:
+        # Straight to the serializer, as the agent's OTLP metrics pipeline does (no DogStatsD buckets).
+        assert self.server is not None and self.forwarder is not None
+        cfg, fwd = self.config, self.forwarder
+
+        def submit() -> None:
+            if series:
+                fwd.submit(forwarder.series_transaction(cfg, series))
+            if sketches:
+                fwd.submit(forwarder.sketches_transaction(cfg, sketches))
+
+        self.server.loop.call_soon_threadsafe(submit)
 
     def _dogstatsd_relay(self, body: bytes) -> None:
         """`/dogstatsd/v2/proxy`: the tracer's datagrams into the same pipeline as UDP packets (the
@@ -275,6 +333,8 @@ class Agent:
         if self.ipc_credentials is not None:
             self.ipc_credentials.remove_created()
             self.ipc_credentials = None
+        if self.otlp is not None:
+            self.otlp.stop()
         if self.dogstatsd is not None:
             self.dogstatsd.drain(1.0)
             self.dogstatsd.stop()
@@ -569,6 +629,7 @@ class Agent:
             }
             if self.traces
             else None,
+            "otlp": {"listening": self.otlp_listening, **self.otlp.counts.__dict__} if self.otlp else None,
             "processes": {"enabled": self.config.process_collection_enabled, "replies": self.process_replies},
             "ecs": self.ecs.snapshot() if self.ecs else None,
             "fips": self.config.fips is not None,

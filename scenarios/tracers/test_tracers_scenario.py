@@ -3,6 +3,9 @@
 - The trace receiver's tracer-facing routes (docs/tracer_surface.md): client-side stats PUT and POST
   on /v0.6/stats, the DogStatsD, telemetry, EVP and profiling relays; `/info` lists exactly the routes
   served (remote configuration is off in the lab, so /v0.7/config is neither listed nor served).
+- OTLP: with the agent's OTLP settings, the OpenTelemetry SDK's own exporters (OTLP/HTTP on 4318,
+  OTLP/gRPC on 4317) send spans and a metric that arrive mapped as the agent maps them; without the
+  settings both ports are closed.
 - A second tracer: the Node sample app (real dd-trace and hot-shots from npm, agent host set in code
   from IMDS), run as an ECS task, with client-side stats on: its spans, its own stats and its metrics
   arrive, tagged with its task.
@@ -29,7 +32,12 @@ from lab.world import wait_until
 NODE_SERVICE = "node-web"
 # dd-trace-js: a span-stats bucket is 10 s and is sent when it closes (span_stats.js).
 NODE_STATS_SECONDS = 10.0
-LAB_WITH = {"features": set(DEFAULT_FEATURES) - {"processes"}, "apps": ()}
+# The agent's OTLP receiver as its docs enable it (all interfaces, the standard ports).
+OTLP_ENV = {"DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_HTTP_ENDPOINT": "0.0.0.0:4318",
+            "DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_GRPC_ENDPOINT": "0.0.0.0:4317"}
+LAB_WITH = {"features": set(DEFAULT_FEATURES) - {"processes"}, "agent_env": OTLP_ENV, "apps": ()}
+# The same stack without the OTLP settings: the control that the ports stay closed.
+PLAIN = {"features": set(DEFAULT_FEATURES) - {"processes"}, "apps": ()}
 SERVED = {
     "/v0.4/traces", "/v0.5/traces", "/v0.6/stats", "/profiling/v1/input", "/telemetry/proxy/",
     "/evp_proxy/v1/", "/evp_proxy/v2/", "/evp_proxy/v3/", "/evp_proxy/v4/",
@@ -237,3 +245,82 @@ def test_node_hot_shots_metrics_arrive(tracers_lab, agent, intake, node_task):
                                         timeout=max(timeout, 20.0))
     tags = set(series[0]["tags"])
     assert {"app:ecs-lab-node", "env:lab", "route:/work", "task_family:node-web-task"} <= tags, sorted(tags)
+
+
+# -- OTLP ---------------------------------------------------------------------------------------------
+def _otel_resource(service: str):
+    from opentelemetry.sdk.resources import Resource
+
+    return Resource.create({"service.name": service, "deployment.environment.name": "lab"})
+
+
+def _no_proxy_session():
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False  # the instance's address is on loopback: never through a proxy
+    return session
+
+
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_otlp_spans_arrive_mapped(agent, intake, transport):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import SpanKind
+
+    if transport == "http":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=f"http://{agent.private_ip}:4318/v1/traces",
+                                    session=_no_proxy_session())
+    else:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=f"{agent.private_ip}:4317", insecure=True,
+                                    channel_options=(("grpc.enable_http_proxy", 0),))
+    service = f"otlp-{transport}"
+    provider = TracerProvider(resource=_otel_resource(service))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("lab.scenario").start_as_current_span(
+            "GET /orders", kind=SpanKind.SERVER,
+            attributes={"http.request.method": "GET", "http.route": "/orders"}):
+        pass
+    provider.shutdown()
+    with waiting_for(agent.probe.intervals().traces()) as timeout:
+        (span, *_) = intake.wait_for_spans(service=service, timeout=timeout)
+    assert (span["name"], span["resource"], span["type"]) == ("http.server.request", "GET /orders", "web")
+    assert span["hostname"] == agent.instance_id and span["env"] == "lab"
+
+
+def test_otlp_metric_arrives_as_a_count(agent, intake):
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    exporter = OTLPMetricExporter(endpoint=f"http://{agent.private_ip}:4318/v1/metrics",
+                                  session=_no_proxy_session())
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+    provider = MeterProvider(resource=_otel_resource("otlp-metrics"), metric_readers=[reader])
+    provider.get_meter("lab.scenario").create_counter("ecs_lab.otlp.orders").add(4, {"shop": "lab"})
+    provider.shutdown()  # exports once more, then stops
+    with waiting_for(agent.probe.intervals().metrics()) as timeout:
+        series = intake.wait_for_metric("ecs_lab.otlp.orders", tags="shop:lab", timeout=timeout)
+    assert sum(p["value"] for s in series for p in s["points"]) == 4
+    assert {s["type"] for s in series} == {1}, "a monotonic OTLP sum is a Datadog count"
+    resources = {(r["type"], r["name"]) for s in series for r in s.get("resources", [])}
+    assert ("host", agent.instance_id) in resources, series[0]
+
+
+def test_otlp_ports_are_closed_without_the_settings(agent, lab_with):
+    import socket
+
+    def refused(host: str, port: int) -> bool:
+        with socket.socket() as s:
+            s.settimeout(2)
+            return s.connect_ex((host, port)) != 0
+
+    assert not refused(agent.private_ip, 4318) and not refused(agent.private_ip, 4317), \
+        "control: with the settings the agent listens on 4318 and 4317"
+    plain = lab_with(**PLAIN).agents[0]
+    assert refused(plain.private_ip, 4318) and refused(plain.private_ip, 4317), \
+        "without DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_* the OTLP ports must stay closed"

@@ -222,7 +222,14 @@ def test_node_spans_arrive_with_the_task_tags(tracers_lab, agent, intake, node_t
     span = spans[0]
     assert span["hostname"] == agent.instance_id and span["env"] == "lab"
     assert "task_family:node-web-task" in set(span["container_tags"]), sorted(span["container_tags"])
-    assert span["meta"].get("language") == "javascript" or "nodejs" in json.dumps(span["tags"]), span
+    # The tracer payload says who sent it: dd-trace-js (language nodejs, its own version).
+    tracer_payloads = [tp for row in intake.payloads("/api/v0.2/traces", fmt="json")
+                       for tp in row["data"]["tracerPayloads"]
+                       if any(s.get("service") == NODE_SERVICE for ch in tp.get("chunks", [])
+                              for s in ch.get("spans", []))]
+    assert tracer_payloads, "no tracer payload carries the Node app's spans"
+    assert {tp["language_name"] for tp in tracer_payloads} == {"nodejs"}
+    assert all(tp["tracer_version"].startswith("5.") for tp in tracer_payloads), tracer_payloads[0]
 
 
 def test_node_client_side_stats_arrive(tracers_lab, agent, intake, node_task):

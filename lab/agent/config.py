@@ -571,6 +571,8 @@ def runtime_settings(cfg: AgentConfig) -> dict:
         "expvar_port": cfg.expvar_port,
         "auth_token_file_path": cfg.auth_token_file_path,
         "remote_configuration": {"enabled": cfg.remote_configuration_enabled},
+        "otlp_config": {"receiver": {"protocols": {"http": {"endpoint": cfg.otlp_http_endpoint},
+                                                   "grpc": {"endpoint": cfg.otlp_grpc_endpoint}}}},
         "proxy": {"http": cfg.proxy_http, "https": cfg.proxy_https, "no_proxy": list(cfg.no_proxy)},
         "fips": {
             "enabled": fips is not None,

@@ -207,3 +207,26 @@ def test_v1_names_when_the_v2_logic_is_disabled(fake_intake):
         (span,) = client.wait_for_spans(service="otel-v1", timeout=15)
     assert span["name"] == "my.lib.server"
 
+
+
+def test_sdk_histogram_becomes_a_distribution(otlp_agent, fake_intake):
+    _, client = fake_intake
+    reader = PeriodicExportingMetricReader(_metric_exporter(otlp_agent, "http"),
+                                           export_interval_millis=3_600_000)
+    provider = MeterProvider(resource=_resource("otel-hist"), metric_readers=[reader])
+    histogram = provider.get_meter("lab.scenario").create_histogram("otel.latency_ms")
+    for value in (3, 7, 40, 40):
+        histogram.record(value, {"route": "/h"})
+    provider.shutdown()
+    sketches = wait_until(lambda: client.sketches("otel.latency_ms") or None, 15, interval=0.2,
+                          what="the histogram's sketch at /api/beta/sketches")
+    dogsketches = [d for s in sketches for d in s.get("dogsketches", [])]
+    assert sum(d["cnt"] for d in dogsketches) == 4, sketches
+    assert "route:/h" in sketches[0]["tags"]
+
+
+def test_agent_config_shows_the_otlp_endpoints(otlp_agent):
+    from lab.agent.config import runtime_settings
+
+    receiver = runtime_settings(otlp_agent.config)["otlp_config"]["receiver"]["protocols"]
+    assert receiver["http"]["endpoint"] == "127.0.0.1:0" and receiver["grpc"]["endpoint"] == "127.0.0.1:0"

@@ -24,6 +24,7 @@ import msgpack
 from aiohttp import web
 
 from lab.agent import concentrator
+from lab.agent.apm_proxies import EVP_ALLOWED_HEADERS
 from lab.agent.config import AGENT_VERSION, AgentConfig
 from lab.proto.agent_payload_pb2 import AgentPayload
 from lab.serving import gc_paused
@@ -604,7 +605,7 @@ def info_document(
         "span_meta_structs": True,
         "long_running_spans": False,
         "span_events": False,
-        "evp_proxy_allowed_headers": [],
+        "evp_proxy_allowed_headers": list(EVP_ALLOWED_HEADERS) if relays else [],
         "config": {
             "default_env": config.env or "none",
             "target_tps": 10,

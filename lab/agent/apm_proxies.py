@@ -36,8 +36,10 @@ from lab.agent.config import AGENT_VERSION, AgentConfig
 log = logging.getLogger("lab.agent.apm")
 
 EVP_VERSIONS = (1, 2, 3, 4)
-# evp_proxy.go allowedHeaders: every other tracer header is dropped.
-EVP_ALLOWED_HEADERS = ("Content-Type", "User-Agent", "DD-CI-PROVIDER-NAME", "Content-Encoding")
+# evp_proxy.go's allowed headers (EvpProxyAllowedHeaders, which /info also lists; recent agents
+# added the encodings for the v4 route's compressed bodies): every other tracer header is dropped.
+EVP_ALLOWED_HEADERS = ("Content-Type", "Accept-Encoding", "Content-Encoding", "User-Agent",
+                       "DD-CI-PROVIDER-NAME")
 _SUBDOMAIN = re.compile(r"^[A-Za-z0-9_.-]+$")
 _PATH = re.compile(r"^[A-Za-z0-9/_+-]*$")
 _QUERY = re.compile(r'^[A-Za-z0-9/_+@?&=.:"-]*$')

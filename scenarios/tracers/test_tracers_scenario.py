@@ -331,3 +331,6 @@ def test_otlp_ports_are_closed_without_the_settings(agent, lab_with):
     plain = lab_with(**PLAIN).agents[0]
     assert refused(plain.private_ip, 4318) and refused(plain.private_ip, 4317), \
         "without DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_* the OTLP ports must stay closed"
+    # `agent status -j` says the same (its otlp section).
+    assert agent.probe.status()["otlp"]["otlpStatus"] is True
+    assert plain.probe.status()["otlp"]["otlpStatus"] is False

@@ -25,7 +25,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -47,7 +47,8 @@ _QUERY = re.compile(r'^[A-Za-z0-9/_+@?&=.:"-]*$')
 _NOT_RELAYED = frozenset({"host", "content-length", "connection", "transfer-encoding", "keep-alive",
                           "accept-encoding", "dd-api-key"})
 
-Relay = Callable[[str, str, str, bytes, dict[str, str]], "asyncio.Future[tuple[int, bytes, str]]"]
+# relay(name, method, url, body, headers) -> (status, body, content type)
+Relay = Callable[[str, str, str, bytes, dict[str, str]], Awaitable[tuple[int, bytes, str]]]
 
 
 @dataclass
@@ -178,8 +179,12 @@ class TracerProxies:
         url, host = evp_target(self.config, subdomain)
         headers["Host"] = host
         headers["X-Datadog-EVP-Subdomain"] = subdomain
-        status, reply, ctype = await self.relay("evp_proxy", request.method, url + path + (
-            f"?{query}" if query else ""), body, headers)
+        target = url + path + (f"?{query}" if query else "")
+        try:
+            status, reply, ctype = await self.relay("evp_proxy", request.method, target, body, headers)
+        except Exception as exc:  # noqa: BLE001 - the reverse proxy answers 502 on a failed forward
+            log.warning("EVPProxy: %r", exc)
+            return web.Response(status=502, text="")
         self.counts.evp += 1
         return web.Response(status=status, body=reply, content_type=_ctype(ctype))
 

@@ -3,8 +3,8 @@
 Its dependencies are pinned by the committed `package.json` + `package-lock.json` and installed by
 the lab into `lab/apps/node/node_modules` (`npm ci`: exactly the lock file, nothing resolved anew).
 `ensure_installed()` does it when the modules are missing or older than the lock file; CI runs the
-same command up front (`python -m lab.apps node-install`). Node itself comes from the machine
-(Debian's `nodejs`); dd-trace 5 needs Node >= 18.
+same up front (`python -m lab.apps node-install`, or `npm ci --ignore-scripts` in that directory).
+Node itself comes from the machine (Debian's `nodejs`); dd-trace 5 needs Node >= 18.
 
 `task_definition()` is the app as an ECS task definition for the lab image on the local backend: the
 lab image's filesystem is the host's there, so `workingDirectory` is this directory.
@@ -56,8 +56,11 @@ def ensure_installed(timeout: float = 300.0) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise NodeAppUnavailable("`npm` is not installed (Debian: apt-get install -y npm)")
-    done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_APP_DIR, capture_output=True,
-                          text=True, timeout=timeout)
+    # --ignore-scripts: the only install script in the tree is the native build of hot-shots' optional
+    # unix-dgram (Unix-socket transport, unused here); skipping it needs no compiler and gives the same
+    # tree on every npm version. dd-trace's native parts ship prebuilt.
+    done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=NODE_APP_DIR,
+                          capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0 or not installed():
         raise NodeAppUnavailable(f"`npm ci` in {NODE_APP_DIR} failed ({done.returncode}):\n"
                                  f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")

@@ -24,6 +24,7 @@ import msgpack
 from aiohttp import web
 
 from lab.agent import concentrator
+from lab.agent.apm_proxies import EVP_ALLOWED_HEADERS
 from lab.agent.config import AGENT_VERSION, AgentConfig
 from lab.proto.agent_payload_pb2 import AgentPayload
 from lab.serving import gc_paused
@@ -47,8 +48,9 @@ V05_FIELDS = (
     "type",
 )
 
-# What this receiver really serves (/info lists exactly these).
-ENDPOINTS = ("/v0.4/traces", "/v0.5/traces", "/v0.6/stats", "/info")
+# The receiver's own routes (the relays add theirs: lab.agent.apm_proxies); /info lists exactly
+# what is served. Like the agent's (endpoints.go), /info itself is not in the list.
+ENDPOINTS = ("/v0.4/traces", "/v0.5/traces", "/v0.6/stats")
 
 
 class DecodeError(ValueError):
@@ -588,19 +590,22 @@ def _root(spans) -> dict:
     return spans[0]
 
 
-def info_document(config: AgentConfig, statsd_port: int, receiver_port: int) -> dict:
-    """`GET /info` (pkg/trace/api/info.go): what ddtrace reads to pick endpoints and features."""
+def info_document(
+    config: AgentConfig, statsd_port: int, receiver_port: int, relays: list[str] | tuple[str, ...] = ()
+) -> dict:
+    """`GET /info` (pkg/trace/api/info.go): what ddtrace reads to pick endpoints and features.
+    `relays`: the relay routes served (`TracerProxies.endpoints`)."""
     return {
         "version": AGENT_VERSION,
         "git_commit": "ecs-lab",
-        "endpoints": list(ENDPOINTS),
+        "endpoints": [*ENDPOINTS, *relays],
         "feature_flags": [],
         # canDropP0 := !probabilistic sampler && /v0.6/stats served
         "client_drop_p0s": True,
         "span_meta_structs": True,
         "long_running_spans": False,
         "span_events": False,
-        "evp_proxy_allowed_headers": [],
+        "evp_proxy_allowed_headers": list(EVP_ALLOWED_HEADERS) if relays else [],
         "config": {
             "default_env": config.env or "none",
             "target_tps": 10,
@@ -632,8 +637,10 @@ def make_app(
     container_tags: ContainerResolver | None = None,
     cached_tags: Callable[[web.Request, TracerInfo], list[str] | None] | None = None,
     decoders=None,
+    proxies=None,
 ) -> web.Application:
-    """The 8126 listener. `container_tags(request, tracer_info)` returns the sender's ECS tags (run
+    """The 8126 listener; `proxies` (an `apm_proxies.TracerProxies`) adds the relay routes.
+    `container_tags(request, tracer_info)` returns the sender's ECS tags (run
     in a thread: it may read /proc); `cached_tags` answers at once when it already knows them, and
     None when `container_tags` must look. `decoders` (a `decoders.DecoderPool`) takes the large
     requests to other processes."""
@@ -700,8 +707,11 @@ def make_app(
 
     app.router.add_route("*", "/v0.4/traces", v04)
     app.router.add_route("*", "/v0.5/traces", v05)
-    app.router.add_post("/v0.6/stats", stats)
+    # handleStats takes any method: dd-trace-js PUTs its stats, others POST.
+    app.router.add_route("*", "/v0.6/stats", stats)
     app.router.add_get("/info", info_handler)
+    if proxies is not None:
+        proxies.add_routes(app)
     return app
 
 

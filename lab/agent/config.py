@@ -209,6 +209,12 @@ class AgentConfig:
     apm_enabled: bool = True
     apm_receiver_port: int = 8126
     apm_non_local_traffic: bool = True
+    apm_telemetry_enabled: bool = True  # apm_config.telemetry.enabled: the /telemetry/proxy/ relay
+    evp_proxy_enabled: bool = True  # apm_config.evp_proxy_config.enabled
+    evp_proxy_dd_url: str = ""  # apm_config.evp_proxy_config.dd_url: a domain ("" -> site)
+    # OTLP receiver (otlp_config.receiver.protocols.{http,grpc}.endpoint): "" -> not listening.
+    otlp_http_endpoint: str = ""
+    otlp_grpc_endpoint: str = ""
     # DogStatsD
     dogstatsd_enabled: bool = True
     dogstatsd_port: int = 8125
@@ -335,6 +341,11 @@ class AgentConfig:
             apm_receiver_port=_int(env, "DD_APM_RECEIVER_PORT", 8126),
             # The agent image's datadog-docker.yaml sets apm_config.apm_non_local_traffic: true.
             apm_non_local_traffic=_bool(env, "DD_APM_NON_LOCAL_TRAFFIC", True),
+            apm_telemetry_enabled=_bool(env, "DD_APM_TELEMETRY_ENABLED", True),
+            evp_proxy_enabled=_bool(env, "DD_APM_EVP_PROXY_CONFIG_ENABLED", True),
+            evp_proxy_dd_url=(env.get("DD_APM_EVP_PROXY_CONFIG_DD_URL") or "").strip().rstrip("/"),
+            otlp_http_endpoint=(env.get("DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_HTTP_ENDPOINT") or "").strip(),
+            otlp_grpc_endpoint=(env.get("DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_GRPC_ENDPOINT") or "").strip(),
             dogstatsd_enabled=_bool(env, "DD_USE_DOGSTATSD", True),
             dogstatsd_port=_int(env, "DD_DOGSTATSD_PORT", 8125),
             dogstatsd_non_local_traffic=_bool(env, "DD_DOGSTATSD_NON_LOCAL_TRAFFIC", False),
@@ -591,6 +602,8 @@ def runtime_settings(cfg: AgentConfig) -> dict:
         "expvar_port": cfg.expvar_port,
         "auth_token_file_path": cfg.auth_token_file_path,
         "remote_configuration": {"enabled": cfg.remote_configuration_enabled},
+        "otlp_config": {"receiver": {"protocols": {"http": {"endpoint": cfg.otlp_http_endpoint},
+                                                   "grpc": {"endpoint": cfg.otlp_grpc_endpoint}}}},
         "proxy": {"http": cfg.proxy_http, "https": cfg.proxy_https, "no_proxy": list(cfg.no_proxy)},
         "fips": {
             "enabled": fips is not None,
@@ -616,7 +629,8 @@ def runtime_settings(cfg: AgentConfig) -> dict:
             "apm_non_local_traffic": cfg.apm_non_local_traffic,
             "apm_dd_url": cfg.endpoints.traces,
             "profiling_dd_url": cfg.endpoints.profiling,
-            "telemetry": {"dd_url": cfg.endpoints.telemetry},
+            "telemetry": {"enabled": cfg.apm_telemetry_enabled, "dd_url": cfg.endpoints.telemetry},
+            "evp_proxy_config": {"enabled": cfg.evp_proxy_enabled, "dd_url": cfg.evp_proxy_dd_url},
             "trace_writer": {"flush_period_seconds": cfg.trace_flush_interval},
         },
         "process_config": {

@@ -430,6 +430,32 @@ class Forwarder:
         for old in queue.add(txn):
             self._drop(old, f"{queue.name} retry queue full", queue_full=True)
 
+    async def relay(self, name: str, method: str, url: str, body: bytes,
+                    headers: dict[str, str]) -> tuple[int, bytes, str]:
+        """One request the trace-agent proxies for a tracer (telemetry, EVP, profiles): sent once,
+        as its reverse proxies do, with the agent's API key; returns (status, body, content type).
+        Counted on `name` like every other transaction; connection errors raise."""
+        c = self.counter(name)
+        send_headers = {**headers, "DD-API-KEY": self.config.api_key}
+        assert self._session is not None, "forwarder not started"
+        try:
+            async with self._session.request(method, url, data=body, headers=send_headers,
+                                             proxy=self.config.proxy_for(url)) as resp:
+                reply = await resp.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            c.errors += 1
+            c.last_error = repr(exc)
+            raise
+        c.last_status = resp.status
+        if 200 <= resp.status < 300:
+            c.sent += 1
+            c.bytes += len(body)
+        else:
+            c.errors += 1
+            c.http_errors[resp.status] = c.http_errors.get(resp.status, 0) + 1
+            c.last_error = f"HTTP {resp.status}"
+        return resp.status, reply, resp.headers.get("Content-Type", "")
+
     async def _retry_loop(self) -> None:
         while True:
             await asyncio.sleep(0.05)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from lab.agent import apm, forwarder, ipc, processes, status
+from lab.agent import apm, apm_proxies, forwarder, ipc, processes, status
 from lab.agent.config import AGENT_VERSION, AgentConfig
 from lab.agent.containers import ContainerCollector
 from lab.agent.decoders import DecoderPool
@@ -59,6 +59,9 @@ class Agent:
         self.forwarder: forwarder.Forwarder | None = None
         self.ecs: EcsAwareness | None = None
         self.traces: apm.TraceBuffer | None = None
+        self.proxies: apm_proxies.TracerProxies | None = None
+        self.otlp = None  # lab.agent.otlp.OtlpReceiver when an OTLP endpoint is configured
+        self.otlp_listening: list[str] = []
         self.decoders: DecoderPool | None = None
         self.aggregator: MetricAggregator | None = None
         self.dogstatsd: DogStatsDServer | None = None
@@ -111,12 +114,16 @@ class Agent:
                 self.container_checks = ContainerCollector(cfg.docker_socket, self.ecs, host)
             if cfg.logs_enabled:
                 self.logs = LogsAgent(cfg, host, self.ecs).start()
+            if cfg.dogstatsd_enabled:
+                self._start_dogstatsd(host)
             if cfg.apm_enabled:
                 self.traces = apm.TraceBuffer(host, cfg.env, stats_bucket=cfg.stats_bucket_interval)
                 self.decoders = DecoderPool(cfg.apm_decoder_processes, cfg.apm_decoder_min_bytes)
-                app = apm.make_app(
-                    self.traces, self._info, self._apm_container_tags, self._apm_cached_tags, self.decoders
+                self.proxies = apm_proxies.TracerProxies(
+                    cfg, self.forwarder.relay, self._dogstatsd_relay if self.dogstatsd else None,
+                    lambda: host,
                 )
+                app = self._clone_apm()
                 port = cfg.apm_receiver_port
                 for addr in cfg.bind_addresses(cfg.apm_non_local_traffic):
                     listener = self.server.add_app(
@@ -125,22 +132,8 @@ class Agent:
                     port = listener.bound_port
                     self.apm_listening.append(f"{addr}:{port}")
                 self.ports.apm = port
-            if cfg.dogstatsd_enabled:
-                self.aggregator = MetricAggregator(
-                    host,
-                    cfg.bucket_interval,
-                    cfg.histogram_aggregates,
-                    cfg.histogram_percentiles,
-                    extra_tags=(*cfg.dogstatsd_tags, *self._fargate_dogstatsd_tags()),
-                )
-                self.dogstatsd = DogStatsDServer(
-                    self.aggregator,
-                    cfg.bind_addresses(cfg.dogstatsd_non_local_traffic),
-                    cfg.dogstatsd_port,
-                    cfg.dogstatsd_so_rcvbuf,
-                    self._dogstatsd_origin,
-                ).start()
-                self.ports.dogstatsd = self.dogstatsd.port
+            if cfg.otlp_http_endpoint or cfg.otlp_grpc_endpoint:
+                self._start_otlp(host)
             self._start_ipc()
             expvar_app = web.Application()
             expvar_app.router.add_get("/debug/vars", self._expvar)
@@ -150,6 +143,87 @@ class Agent:
             self.stop()
             raise
         return self
+
+    def _start_dogstatsd(self, host: str) -> None:
+        cfg = self.config
+        self.aggregator = MetricAggregator(
+            host,
+            cfg.bucket_interval,
+            cfg.histogram_aggregates,
+            cfg.histogram_percentiles,
+            extra_tags=(*cfg.dogstatsd_tags, *self._fargate_dogstatsd_tags()),
+        )
+        self.dogstatsd = DogStatsDServer(
+            self.aggregator,
+            cfg.bind_addresses(cfg.dogstatsd_non_local_traffic),
+            cfg.dogstatsd_port,
+            cfg.dogstatsd_so_rcvbuf,
+            self._dogstatsd_origin,
+        ).start()
+        self.ports.dogstatsd = self.dogstatsd.port
+
+    def _start_otlp(self, host: str) -> None:
+        """The OTLP receiver on the configured endpoints (lab.agent.otlp); "0.0.0.0" is all of the
+        agent's interfaces, as for the other receivers (docs/local_backend.md)."""
+        from lab.agent import otlp
+
+        cfg = self.config
+        assert self.server is not None and self.forwarder is not None
+        features = {f.strip() for f in self.env.get("DD_APM_FEATURES", "").replace(",", " ").split()}
+        receiver = otlp.OtlpReceiver(self._otlp_traces, self._otlp_metrics, otlp.MetricsTranslator(host),
+                                     v2_names="disable_operation_and_resource_name_logic_v2" not in features)
+        self.otlp = receiver
+
+        def addresses(bind: str) -> list[str]:
+            if bind in ("0.0.0.0", "::", ""):
+                return cfg.bind_addresses(True)
+            return [cfg.localhost] if bind in ("localhost", "127.0.0.1") else [bind]
+
+        if cfg.otlp_http_endpoint:
+            bind, port = otlp.parse_endpoint(cfg.otlp_http_endpoint)
+            for addr in addresses(bind):
+                port = self.server.add_app(receiver.http_app(), addr, port).bound_port
+                self.otlp_listening.append(f"http://{addr}:{port}")
+        if cfg.otlp_grpc_endpoint:
+            bind, port = otlp.parse_endpoint(cfg.otlp_grpc_endpoint)
+            found = addresses(bind)
+            for addr, bound in zip(found, receiver.start_grpc(found, port), strict=True):
+                self.otlp_listening.append(f"grpc://{addr}:{bound}")
+        log.info("OTLP receiver listening on %s", ", ".join(self.otlp_listening))
+
+    def _otlp_traces(self, mapped) -> None:
+        from lab.agent import otlp
+
+        if self.traces is None:
+            return  # APM off: the agent's OTLP traces have nowhere to go
+        tags = None
+        if self.ecs is not None and mapped.container_id:
+            tags = self.ecs.tags_for_container(mapped.container_id, "high")
+        bucket_ns = self.traces.concentrator.bucket_ns
+        built, info = otlp.resource_traces_payload(mapped, self.config.env, bucket_ns, tags)
+        self.traces.add_built(built, info, "otlp")
+
+    def _otlp_metrics(self, series, sketches) -> None:
+        # Straight to the serializer, as the agent's OTLP metrics pipeline does (no DogStatsD buckets).
+        assert self.server is not None and self.forwarder is not None
+        cfg, fwd = self.config, self.forwarder
+
+        def submit() -> None:
+            if series:
+                fwd.submit(forwarder.series_transaction(cfg, series))
+            if sketches:
+                fwd.submit(forwarder.sketches_transaction(cfg, sketches))
+
+        self.server.loop.call_soon_threadsafe(submit)
+
+    def _dogstatsd_relay(self, body: bytes) -> None:
+        """`/dogstatsd/v2/proxy`: the tracer's datagrams into the same pipeline as UDP packets (the
+        trace-agent writes them to the DogStatsD socket; in-process here, nothing to lose on the way).
+        No sender address: origin comes only from a datagram's own `|c:` field, as for the agent,
+        whose UDP packet comes from the trace-agent itself."""
+        assert self.dogstatsd is not None
+        with self.dogstatsd._parse_lock:
+            self.dogstatsd.handle(body, ("", 0))
 
     def _start_ipc(self) -> None:
         """The IPC API on cmd_port: HTTPS with the auth token; in the fast profile the lab's private
@@ -184,7 +258,8 @@ class Agent:
         # An aiohttp app is frozen once served; each address gets its own app over the same buffer.
         assert self.traces is not None
         return apm.make_app(
-            self.traces, self._info, self._apm_container_tags, self._apm_cached_tags, self.decoders
+            self.traces, self._info, self._apm_container_tags, self._apm_cached_tags, self.decoders,
+            self.proxies,
         )
 
     async def _start_loops(self) -> None:
@@ -271,6 +346,8 @@ class Agent:
         if self.ipc_credentials is not None:
             self.ipc_credentials.remove_created()
             self.ipc_credentials = None
+        if self.otlp is not None:
+            self.otlp.stop()
         if self.dogstatsd is not None:
             self.dogstatsd.drain(1.0)
             self.dogstatsd.stop()
@@ -471,6 +548,8 @@ class Agent:
             tags = self.ecs.tags_for_container(container_id, card)
             if tags:
                 return tags
+        if not ip:  # relayed by the trace-agent: no sender socket to look up
+            return []
         cid = self._peer_container(ip, port, "udp")
         return self.ecs.tags_for_container(cid, card) if cid else []
 
@@ -502,6 +581,7 @@ class Agent:
             self.config,
             self.ports.dogstatsd or self.config.dogstatsd_port,
             self.ports.apm or self.config.apm_receiver_port,
+            self.proxies.endpoints() if self.proxies else (),
         )
 
     async def _expvar(self, request: web.Request) -> web.Response:
@@ -583,9 +663,11 @@ class Agent:
                 **self.traces.stats.as_dict(),
                 "listening": self.apm_listening,
                 "decoders": self.decoders.status() if self.decoders else None,
+                "relays": self.proxies.counts.__dict__ if self.proxies else None,
             }
             if self.traces
             else None,
+            "otlp": {"listening": self.otlp_listening, **self.otlp.counts.__dict__} if self.otlp else None,
             "processes": {"enabled": self.config.process_collection_enabled, "replies": self.process_replies},
             "ecs": self.ecs.snapshot() if self.ecs else None,
             "fips": self.config.fips is not None,

@@ -180,6 +180,10 @@ def status_document(agent) -> dict:  # agent: lab.agent.main.Agent (not imported
                 }
             },
         },
+        # pkg/status (status_otlp.go): whether the OTLP pipeline is enabled and its collector runs.
+        "otlp": {"otlpStatus": agent.otlp is not None,
+                 "otlpCollectorStatus": "Running" if agent.otlp is not None else "Not running",
+                 "otlpCollectorStatusErr": ""},
         "runnerStats": agent.runner_stats(),
         # the API key of each endpoint, shortened to its last five characters
         "endpointsInfos": {cfg.endpoints.metrics: [cfg.api_key[-5:]]},

@@ -89,3 +89,15 @@ def entrypoint(variant: str | None, as_json: bool) -> None:
 def taskdef(variant: str) -> None:
     """Print the sample app's task definition for VARIANT (input for register-task-definition)."""
     click.echo(entrypoints.task_definition_json(variant), nl=False)
+
+
+@app.command("node-install")
+def node_install() -> None:
+    """Install the Node sample app's npm dependencies (`npm ci` in lab/apps/node) when missing or stale."""
+    from lab.apps.node_app import NodeAppUnavailable, ensure_installed
+
+    try:
+        path = ensure_installed()
+    except NodeAppUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"node sample app ready in {path}")

@@ -25,9 +25,15 @@ from lab.tasks import InstanceEndpoints
 
 # Every URL the agent sends data to, by env name (docs/agent_contract.md#intake-urls): a forwarder
 # nobody redirects would leave the machine.
+# These take a base URL (the agent appends the route); the EVP proxy's is a domain to the real agent,
+# a URL only to the emulated one (docs/tracer_surface.md#evp-proxy). profiling_dd_url is a full URL
+# (PROFILING_URL_KEY below).
 INTAKE_URL_KEYS = ("DD_DD_URL", "DD_APM_DD_URL", "DD_PROCESS_CONFIG_PROCESS_DD_URL",
                    "DD_LOGS_CONFIG_LOGS_DD_URL", "DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL",
-                   "DD_APM_PROFILING_DD_URL", "DD_APM_TELEMETRY_DD_URL")
+                   "DD_APM_TELEMETRY_DD_URL", "DD_APM_EVP_PROXY_CONFIG_DD_URL")
+PROFILING_URL_KEY = "DD_APM_PROFILING_DD_URL"
+# The route the profiling intake serves (the agent's default profiling_dd_url ends with it).
+PROFILING_ROUTE = "/api/v2/profile"
 # A reserved TLD (RFC 2606): whatever the agent derives from DD_SITE can never resolve.
 LAB_SITE = "ecs-lab.invalid"
 # A dummy key of the right length (the agent checks the length, never the key, before sending).
@@ -101,6 +107,7 @@ class Redirects:
         env = dict(user_env)
         for key in INTAKE_URL_KEYS:
             env[key] = self.intake_url
+        env[PROFILING_URL_KEY] = self.intake_url + PROFILING_ROUTE
         env["DD_LOGS_CONFIG_USE_HTTP"] = "true"
         env["DD_SITE"] = LAB_SITE
         env["DD_REMOTE_CONFIGURATION_ENABLED"] = "false"

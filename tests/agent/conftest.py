@@ -103,6 +103,10 @@ def agent_env(intake_url: str, **extra: str) -> dict[str, str]:
         "DD_DD_URL": intake_url,
         "DD_APM_DD_URL": intake_url,
         "DD_PROCESS_CONFIG_PROCESS_DD_URL": intake_url,
+        # The relays' targets (profiles: a full URL, as profiling_dd_url is).
+        "DD_APM_PROFILING_DD_URL": intake_url + "/api/v2/profile",
+        "DD_APM_TELEMETRY_DD_URL": intake_url,
+        "DD_APM_EVP_PROXY_CONFIG_DD_URL": intake_url,
         "DD_HOSTNAME": "i-0labtest",
         "DD_APM_RECEIVER_PORT": "0",
         "DD_DOGSTATSD_PORT": "0",

@@ -49,15 +49,19 @@ def test_info_is_truthful(start_agent):
     agent = start_agent()
     with urllib.request.urlopen(f"http://127.0.0.1:{agent.ports.apm}/info", timeout=5) as r:
         info = json.loads(r.read())
-    assert set(info["endpoints"]) == {"/v0.4/traces", "/v0.5/traces", "/v0.6/stats", "/info"}
+    # Remote configuration is on by default: its route is served and listed like the agent's.
+    assert set(info["endpoints"]) == {
+        "/v0.4/traces", "/v0.5/traces", "/v0.6/stats", "/profiling/v1/input", "/telemetry/proxy/",
+        "/evp_proxy/v1/", "/evp_proxy/v2/", "/evp_proxy/v3/", "/evp_proxy/v4/",
+        "/dogstatsd/v1/proxy", "/dogstatsd/v2/proxy", "/v0.7/config",
+    }
     assert info["config"]["receiver_port"] == agent.ports.apm
     assert info["config"]["statsd_port"] == agent.ports.dogstatsd
     for served in info["endpoints"]:
-        method = "GET" if served == "/info" else "POST"
         req = urllib.request.Request(
             f"http://127.0.0.1:{agent.ports.apm}{served}",
-            method=method,
-            data=None if method == "GET" else msgpack.packb([]),
+            method="POST",
+            data=b"{}" if served == "/v0.7/config" else msgpack.packb([]),
         )
         try:
             urllib.request.urlopen(req, timeout=5).close()

@@ -85,6 +85,7 @@ def test_local_redirects_put_the_agent_on_its_instance_addresses():
         "portMappings": [{"containerPort": 8126, "hostPort": 8126, "protocol": "tcp"}]}]}
     (spec,) = container_specs(td, redirects=Redirects.for_instance(endpoints))
     assert {spec.env[k] for k in INTAKE_URL_KEYS} == {"http://127.9.0.1:8091"}
+    assert spec.env["DD_APM_PROFILING_DD_URL"] == "http://127.9.0.1:8091/api/v2/profile"
     assert spec.env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == "http://127.9.1.1:1338"
     assert spec.env["DD_FIPS_LOCAL_ADDRESS"] == "127.9.2.1"
     assert spec.env["LAB_AGENT_HOST_ADDRESSES"] == "127.9.1.1,127.9.2.1"

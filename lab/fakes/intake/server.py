@@ -123,6 +123,9 @@ def _extras(rec) -> dict[str, Any]:
         out["flags"] = list(rec.flags)
     if via := rec.header("Via"):
         out["via"] = via
+    if subdomain := rec.header("X-Datadog-EVP-Subdomain"):
+        # Relayed by the agent's EVP proxy: the intake product it was meant for.
+        out["evp_subdomain"] = subdomain
     return out
 
 

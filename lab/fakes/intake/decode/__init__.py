@@ -18,6 +18,7 @@ from lab.fakes.intake.decode import (
     process,
     series,
     sketches,
+    tracer_relays,
     traces,
 )
 from lab.fakes.intake.decode.payload import DecodedPayload, MalformedPayload
@@ -61,6 +62,11 @@ ROUTES: dict[str, RouteDecoder] = {
     "/api/v2/logs": RouteDecoder(logs.KIND, logs.decode, logs.select, logs.FILTERS),
     "/intake/": _OBJECT,
     "/api/v1/metadata": _OBJECT,
+    # Relayed by the trace-agent for tracers (docs/tracer_surface.md).
+    "/api/v2/apmtelemetry": RouteDecoder("telemetry", tracer_relays.decode_telemetry,
+                                         tracer_relays.select_telemetry, tracer_relays.TELEMETRY_FILTERS),
+    "/api/v2/profile": RouteDecoder("profile", tracer_relays.decode_profile, tracer_relays.select_profile,
+                                    tracer_relays.PROFILE_FILTERS),
 }
 
 

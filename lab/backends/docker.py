@@ -640,6 +640,9 @@ class DockerBackend:
         extra = {}
         if spec.memory:
             extra["mem_limit"] = f"{spec.memory}m"
+        if spec.memory_reservation:
+            # As the ECS agent creates it: the soft limit (cgroup memory.soft_limit_in_bytes / memory.low).
+            extra["mem_reservation"] = f"{spec.memory_reservation}m"
         if spec.cpu:
             extra["cpu_shares"] = spec.cpu
         if spec.capabilities_add:

@@ -4,13 +4,15 @@ redirects applied to agent containers at deploy time, never to the user's file."
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import uuid
 from pathlib import Path
 
 import pytest
 
-from lab.ecs.agent_env import LAB_SITE, Redirects
+from lab.datadog_sites import SITES
+from lab.ecs.agent_env import INTAKE_URL_KEYS, LAB_SITE, Redirects
 from lab.ecs.instance_agent import InstanceAgent
 from lab.ecs.translate import (
     ControlPlaneSecrets,
@@ -95,6 +97,44 @@ def test_redirects_apply_to_the_agent_at_deploy_time_without_touching_the_file()
     assert env["DD_API_KEY"] == "<YOUR_DATADOG_API_KEY>"
     # What the user left out stays out: the lab does not fix the user's settings.
     assert "DD_DOGSTATSD_NON_LOCAL_TRAFFIC" not in env and "DD_APM_NON_LOCAL_TRAFFIC" not in env
+
+
+SITE_URLS = {site: f"http://127.0.0.1:{9000 + i}" for i, site in enumerate(SITES)}
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_a_documented_dd_site_is_kept_and_points_every_url_at_its_listener(site):
+    td = load("datadog-agent-ecs.json")
+    agent = td["containerDefinitions"][0]
+    agent["environment"] = [e for e in agent["environment"] if e["name"] != "DD_SITE"]
+    agent["environment"].append({"name": "DD_SITE", "value": site})
+    redirects = dataclasses.replace(REDIRECTS, site_intake_urls=SITE_URLS)
+    (spec,) = container_specs(td, redirects=redirects)
+    assert spec.env["DD_SITE"] == site, "the user's site: agent config shows it"
+    assert {spec.env[k] for k in INTAKE_URL_KEYS} == {SITE_URLS[site]}
+
+
+@pytest.mark.parametrize("site,why", [("datadoghq.co", "a typo is no Datadog site"), ("", "unset")])
+def test_any_other_dd_site_gets_the_lab_s_unresolvable_one(site, why):
+    td = load("datadog-agent-ecs.json")
+    agent = td["containerDefinitions"][0]
+    agent["environment"] = [e for e in agent["environment"] if e["name"] != "DD_SITE"]
+    if site:
+        agent["environment"].append({"name": "DD_SITE", "value": site})
+    (spec,) = container_specs(td, redirects=dataclasses.replace(REDIRECTS, site_intake_urls=SITE_URLS))
+    assert spec.env["DD_SITE"] == LAB_SITE, why
+    assert {spec.env[k] for k in INTAKE_URL_KEYS} == {REDIRECTS.intake_url}
+
+
+def test_without_the_egress_proxy_a_real_site_is_not_kept_but_still_recorded():
+    td = load("datadog-agent-ecs.json")
+    agent = td["containerDefinitions"][0]
+    agent["environment"] = [e for e in agent["environment"] if e["name"] != "DD_SITE"]
+    agent["environment"].append({"name": "DD_SITE", "value": "datadoghq.eu"})
+    redirects = dataclasses.replace(REDIRECTS, site_intake_urls=SITE_URLS, egress_proxy_url=None)
+    (spec,) = container_specs(td, redirects=redirects)
+    assert spec.env["DD_SITE"] == LAB_SITE, "no proxy to catch a missed sender: nothing real to reach"
+    assert spec.env["DD_DD_URL"] == SITE_URLS["datadoghq.eu"], "still sent to the EU listener"
 
 
 @pytest.mark.parametrize("container_extra,named", [

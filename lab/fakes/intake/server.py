@@ -307,7 +307,9 @@ class IntakeServer:
             answer_status = 200
         else:
             answer_status = ACCEPTED_ANSWERS.get(path, DEFAULT_ANSWER)[0]
-        meant_for = intended_host(site, path, self.agent_version) if site else ""
+        # The metrics host carries the sender's version (the core forwarder sends DD-Agent-Version).
+        version = request.headers.get("DD-Agent-Version") or self.agent_version
+        meant_for = intended_host(site, path, version) if site else ""
         result = self.store.ingest(path, body, request.headers, "POST", session,
                                    answer=answer_status, answer_delay_ms=delay_ms, site=site,
                                    intended_host=meant_for)

@@ -266,6 +266,8 @@ def test_secrets_without_an_execution_role_stop_the_task_as_ecs_does(ecs_lab):
     assert reason == ("ResourceInitializationError: unable to pull secrets or registry auth: execution "
                       "resource retrieval failed: ASM secret resource: unable to find execution role "
                       "credentials")
+    (finding,) = secrets_findings(reason)
+    assert finding.code == "execution_role_missing" and "ecs-tasks.amazonaws.com" in finding.message
 
 
 def test_the_api_key_from_secrets_manager_reaches_the_intake_and_ssm_sets_the_tags(ecs_lab, task_agent_probe):

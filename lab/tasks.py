@@ -142,6 +142,8 @@ class InstanceEndpoints:
     agent_localhost: str | None = None
     private_ip: str | None = None  # the instance's IP: reachable only through published host ports
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Datadog site -> the intake listener standing for it (lab.datadog_sites, docs/intake.md).
+    site_intake_urls: dict[str, str] = field(default_factory=dict)
 
 
 class TaskRunner(Protocol):

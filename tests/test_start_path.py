@@ -53,7 +53,9 @@ def test_a_new_redirect_reaches_the_agent_of_every_local_stack(new_intake_key, t
         for lab in (first, second):
             envs = _agent_envs_local(lab)
             assert envs, "no running agent"
-            assert {env[new_intake_key] for env in envs} == {lab.intake_url}
+            # Its own intake: the listener standing for the agent's DD_SITE (the docs' datadoghq.com).
+            assert {env["DD_SITE"] for env in envs} == {"datadoghq.com"}
+            assert {env[new_intake_key] for env in envs} == {lab.backend.site_intake_urls["datadoghq.com"]}
         # Status tells the truth: ready while sound; not ready, saying why, once the control plane's
         # state lost the lab's cluster behind its back (what a wipe of moto's state does).
         assert first.status()["ready"] is True and first.status()["problems"] == []
@@ -82,11 +84,13 @@ def test_a_new_redirect_reaches_the_agent_container_and_its_redeploy_on_docker(n
             info = api.inspect_container(task.container("datadog-agent").docker_id)
             return dict(e.split("=", 1) for e in info["Config"]["Env"])
 
-        assert container_env()[new_intake_key] == lab.backend.topo.intake_url
+        # The intake listener standing for the agent's DD_SITE (the docs' datadoghq.com).
+        site_url = lab.backend.topo.instance_endpoints(True).site_intake_urls["datadoghq.com"]
+        assert container_env()[new_intake_key] == site_url
         # lab_with on docker: the agent service redeployed with other settings keeps the redirect.
         lab.redeploy_agent(replace(lab.stack, agent_env={"DD_ENV": "redeployed"}))
         env = container_env()
-        assert env["DD_ENV"] == "redeployed" and env[new_intake_key] == lab.backend.topo.intake_url
+        assert env["DD_ENV"] == "redeployed" and env[new_intake_key] == site_url
 
 
 def _imports(path: Path) -> set[str]:

@@ -22,10 +22,24 @@ container.* name (docker.* name), kind; docker stats source / local (psutil) sou
   container has no netns of its own)
 - container.pid.thread_count (docker.thread.count), gauge; pids_stats.current / num_threads
 - container.pid.open_files (docker.container.open_fds), gauge; - / num_fds
-- docker.containers.running, gauge per image (docker_image, image_name, short_image, image_tag);
-  the engine's running containers / -
+- container.cpu.throttled, .throttled.periods (docker.cpu.throttled.time in % of a core,
+  docker.cpu.throttled), rate; cpu_stats.throttling_data / - (a process has no CFS quota)
+- container.memory.soft_limit (docker.mem.soft_limit), gauge, only when a reservation is set;
+  the memory cgroup (memory.soft_limit_in_bytes, v2 memory.low), else HostConfig.MemoryReservation / -
+- container.memory.swap (docker.mem.swap), gauge; the memory cgroup (total_swap, v2
+  memory.swap.current), else memory_stats.stats / VmSwap of /proc/<pid>/status
+- docker.mem.in_use (usage / limit), docker.mem.sw_limit (the cgroup's memory+swap limit, v2 swap
+  limit) and docker.mem.sw_in_use ((swap + rss) / sw_limit), gauges, docker only, each only when its
+  limit is set
+- docker.containers.running / .stopped, gauges per tag group (a running container the agent knows:
+  its low-cardinality tags; any other: its image's docker_image, image_name, short_image,
+  image_tag), sent only for a group with at least one; docker.containers.running.total /
+  .stopped.total, untagged, always; every container of the engine (`docker ps -a`) / -
 
-Not reproduced: per-device io tags, cpu throttling, PSI stall times, page faults, kernel memory.
+Where each comes from upstream and what the local backend cannot report: docs/agent_contract.md
+("Container metrics").
+
+Not reproduced: per-device io tags, PSI stall times, page faults, kernel memory.
 """
 
 from __future__ import annotations
@@ -49,10 +63,14 @@ DOCKER_NAMES: dict[str, tuple[str, float]] = {
     "container.cpu.usage": ("docker.cpu.usage", 1 / _HZ),
     "container.cpu.user": ("docker.cpu.user", 1 / _HZ),
     "container.cpu.system": ("docker.cpu.system", 1 / _HZ),
+    "container.cpu.throttled": ("docker.cpu.throttled.time", 1 / _HZ),
+    "container.cpu.throttled.periods": ("docker.cpu.throttled", 1.0),
     "container.memory.usage": ("", 1.0),  # "Not present in legacy Docker check"
     "container.memory.limit": ("docker.mem.limit", 1.0),
     "container.memory.rss": ("docker.mem.rss", 1.0),
     "container.memory.cache": ("docker.mem.cache", 1.0),
+    "container.memory.soft_limit": ("docker.mem.soft_limit", 1.0),
+    "container.memory.swap": ("docker.mem.swap", 1.0),
     "container.io.read": ("docker.io.read_bytes", 1.0),
     "container.io.read.operations": ("docker.io.read_operations", 1.0),
     "container.io.write": ("docker.io.write_bytes", 1.0),
@@ -62,7 +80,8 @@ DOCKER_NAMES: dict[str, tuple[str, float]] = {
     "container.net.sent": ("docker.net.bytes_sent", 1.0),
     "container.net.rcvd": ("docker.net.bytes_rcvd", 1.0),
 }
-RATES = ("container.cpu.usage", "container.cpu.user", "container.cpu.system", "container.io.read",
+RATES = ("container.cpu.usage", "container.cpu.user", "container.cpu.system", "container.cpu.throttled",
+         "container.cpu.throttled.periods", "container.io.read",
          "container.io.read.operations", "container.io.write", "container.io.write.operations",
          "container.net.sent", "container.net.rcvd")
 
@@ -75,6 +94,68 @@ class ContainerSample:
     runtime: str  # "docker" (docker stats) or "process" (psutil, local backend)
     values: dict[str, float] = field(default_factory=dict)  # container.* name -> value
     image: str = ""
+    # The docker check's own gauges (its custom metrics extension), sent under these names only.
+    docker_gauges: dict[str, float] = field(default_factory=dict)
+
+
+# A cgroup "limit" this large means none (the kernel's PAGE_COUNTER_MAX is 2^63 rounded to a page);
+# the agent drops such values, as the legacy docker check did with its `< 2 ** 60` test.
+UNLIMITED = 2 ** 60
+
+
+def _limit(value: float | int | None) -> float | None:
+    return float(value) if value is not None and 0 < float(value) < UNLIMITED else None
+
+
+def _read_number(path: str) -> float | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    if text == "max":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _read_stat(path: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if value.strip().isdigit():
+                    out[key] = float(value)
+    except OSError:
+        pass
+    return out
+
+
+def read_memory_cgroup(docker_id: str, cgroup_root: str) -> dict[str, float | None]:
+    """What the agent's cgroup reader (pkg/util/cgroups, cgroupv1_memory.go / cgroupv2_memory.go)
+    finds for a docker container under the host's cgroup mount: swap in use, the soft limit and the
+    swap limit; {} when the container's memory cgroup is not there (no mount, another runtime)."""
+    import os
+
+    v1 = [os.path.join(cgroup_root, "memory", "docker", docker_id),
+          os.path.join(cgroup_root, "memory", "system.slice", f"docker-{docker_id}.scope")]
+    v2 = [os.path.join(cgroup_root, "docker", docker_id),
+          os.path.join(cgroup_root, "system.slice", f"docker-{docker_id}.scope")]
+    for d in v1:
+        if os.path.isdir(d):
+            stat = _read_stat(os.path.join(d, "memory.stat"))
+            return {"swap": stat.get("total_swap", stat.get("swap")),
+                    "soft_limit": _limit(_read_number(os.path.join(d, "memory.soft_limit_in_bytes"))),
+                    "swap_limit": _limit(_read_number(os.path.join(d, "memory.memsw.limit_in_bytes")))}
+    for d in v2:
+        if os.path.isdir(d):
+            return {"swap": _read_number(os.path.join(d, "memory.swap.current")),
+                    "soft_limit": _limit(_read_number(os.path.join(d, "memory.low"))),
+                    "swap_limit": _limit(_read_number(os.path.join(d, "memory.swap.max")))}
+    return {}
 
 
 def _sum_blkio(entries: Iterable[dict] | None, op: str) -> float | None:
@@ -84,15 +165,24 @@ def _sum_blkio(entries: Iterable[dict] | None, op: str) -> float | None:
 
 
 def sample_from_docker_stats(docker_id: str, stats: dict, inspect: dict | None = None,
-                             now: float | None = None) -> ContainerSample:
-    """docker stats (`GET /containers/<id>/stats?stream=false`, cgroup v1 or v2 shape) -> sample."""
+                             now: float | None = None,
+                             cgroup: dict[str, float | None] | None = None) -> ContainerSample:
+    """docker stats (`GET /containers/<id>/stats?stream=false`, cgroup v1 or v2 shape) -> sample.
+    `cgroup`: `read_memory_cgroup`'s answer, preferred where it knows (the agent reads the cgroup
+    when the host's is mounted; docker stats lack swap and the soft limit)."""
     now = time.time() if now is None else now
+    cgroup = cgroup or {}
     v: dict[str, float] = {}
-    cpu = (stats.get("cpu_stats") or {}).get("cpu_usage") or {}
+    cpu_stats = stats.get("cpu_stats") or {}
+    cpu = cpu_stats.get("cpu_usage") or {}
     for name, key in (("container.cpu.usage", "total_usage"), ("container.cpu.user", "usage_in_usermode"),
                       ("container.cpu.system", "usage_in_kernelmode")):
         if cpu.get(key) is not None:
             v[name] = float(cpu[key])
+    throttling = cpu_stats.get("throttling_data")
+    if throttling is not None:  # cgroup v1 and v2 alike (cpu.stat nr_throttled / throttled_usec)
+        v["container.cpu.throttled.periods"] = float(throttling.get("throttled_periods") or 0)
+        v["container.cpu.throttled"] = float(throttling.get("throttled_time") or 0)
     mem = stats.get("memory_stats") or {}
     mstats = mem.get("stats") or {}
     if mem.get("usage") is not None:
@@ -103,6 +193,13 @@ def sample_from_docker_stats(docker_id: str, stats: dict, inspect: dict | None =
         v["container.memory.rss"] = float(rss)
     if cache is not None:
         v["container.memory.cache"] = float(cache)
+    swap = cgroup.get("swap")
+    if swap is None:
+        swap = mstats.get("total_swap", mstats.get("swap"))
+    if swap is not None:
+        v["container.memory.swap"] = float(swap)
+    swap_limit = (cgroup["swap_limit"] if "swap_limit" in cgroup
+                  else _limit(mstats.get("hierarchical_memsw_limit")))
     blkio = stats.get("blkio_stats") or {}
     for name, entries, op in (("container.io.read", "io_service_bytes_recursive", "read"),
                               ("container.io.write", "io_service_bytes_recursive", "write"),
@@ -119,15 +216,44 @@ def sample_from_docker_stats(docker_id: str, stats: dict, inspect: dict | None =
     if pids is not None:
         v["container.pid.thread_count"] = float(pids)
     image = ""
+    soft_limit = cgroup.get("soft_limit")
     if inspect:
-        limit = (inspect.get("HostConfig") or {}).get("Memory") or 0
+        host_config = inspect.get("HostConfig") or {}
+        limit = host_config.get("Memory") or 0
         if limit > 0:  # 0 = no limit: the agent sends no container.memory.limit then
             v["container.memory.limit"] = float(limit)
+        if "soft_limit" not in cgroup:  # docker writes MemoryReservation into the soft limit
+            soft_limit = _limit(host_config.get("MemoryReservation"))
         started = _parse_docker_time((inspect.get("State") or {}).get("StartedAt", ""))
         if started:
             v["container.uptime"] = max(0.0, now - started)
         image = (inspect.get("Config") or {}).get("Image", "")
-    return ContainerSample(docker_id, "docker", v, image)
+    if soft_limit is not None:
+        v["container.memory.soft_limit"] = soft_limit
+    # The docker check's custom metrics extension (check_metrics_extension.go): usage over the
+    # container's limit; the swap limit; and (swap + rss) over it as the docker checks before the
+    # generic processor computed it (docker.go of agents 6/7.2x, the Python docker_daemon check).
+    extra: dict[str, float] = {}
+    if "container.memory.limit" in v and "container.memory.usage" in v:
+        extra["docker.mem.in_use"] = v["container.memory.usage"] / v["container.memory.limit"]
+    if swap_limit is not None:
+        extra["docker.mem.sw_limit"] = swap_limit
+        if "container.memory.rss" in v:
+            in_use = v.get("container.memory.swap", 0.0) + v["container.memory.rss"]
+            extra["docker.mem.sw_in_use"] = in_use / swap_limit
+    return ContainerSample(docker_id, "docker", v, image, extra)
+
+
+def _vm_swap(pid: int) -> float | None:
+    """A process's swapped-out memory (VmSwap of /proc/<pid>/status, kB), None where unknown."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmSwap:"):
+                    return float(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _parse_docker_time(text: str) -> float | None:
@@ -160,6 +286,9 @@ def sample_from_processes(docker_id: str, procs: list, now: float | None = None)
                 threads = p.num_threads()
                 fds = p.num_fds()
                 created = p.create_time()
+            swap = _vm_swap(p.pid)
+            if swap is not None:
+                io["container.memory.swap"] = io.get("container.memory.swap", 0.0) + swap
             try:
                 c = p.io_counters()
                 io["container.io.read"] = io.get("container.io.read", 0.0) + c.read_bytes
@@ -188,6 +317,23 @@ def sample_from_processes(docker_id: str, procs: list, now: float | None = None)
     return ContainerSample(docker_id, "process", v)
 
 
+@dataclass
+class EngineContainers:
+    """The docker check's count of the engine's containers (`docker ps -a`), by tag group."""
+
+    groups: dict[tuple[str, ...], list[int]] = field(default_factory=dict)  # tags -> [running, stopped]
+    running: int = 0
+    stopped: int = 0
+
+    def add(self, tags: Iterable[str], running: bool) -> None:
+        counts = self.groups.setdefault(tuple(sorted(tags)), [0, 0])
+        counts[0 if running else 1] += 1
+        if running:
+            self.running += 1
+        else:
+            self.stopped += 1
+
+
 class ContainerCheck:
     """The checks' arithmetic, socket-free: samples in, series out (rates from the previous run)."""
 
@@ -197,8 +343,7 @@ class ContainerCheck:
         self.runs = 0
 
     def run(self, samples: list[ContainerSample], tags_for: Callable[[str], list[str]],
-            now: float | None = None,
-            running_by_image: dict[tuple[str, ...], int] | None = None) -> list[Serie]:
+            now: float | None = None, engine: EngineContainers | None = None) -> list[Serie]:
         now = time.time() if now is None else now
         ts = int(now)
         out: list[Serie] = []
@@ -220,10 +365,24 @@ class ContainerCheck:
                 if s.runtime == "docker" and docker_name:
                     out.append(Serie(docker_name, [(ts, value * factor)], [*tags, "runtime:docker"],
                                      self.hostname, TYPE_GAUGE))
+            if s.runtime == "docker":
+                for name, value in sorted(s.docker_gauges.items()):
+                    out.append(Serie(name, [(ts, value)], [*tags, "runtime:docker"], self.hostname,
+                                     TYPE_GAUGE))
         # Containers gone since the last run: forget them, as the check's sampler expires contexts.
         self._last = {k: v for k, v in self._last.items() if k in seen}
-        for image_tags, count in sorted((running_by_image or {}).items()):
-            out.append(Serie("docker.containers.running", [(ts, float(count))], list(image_tags),
+        if engine is not None:
+            # runDockerCustom (check.go): a group's gauge only when it counts one; totals untagged.
+            for group_tags, (running, stopped) in sorted(engine.groups.items()):
+                if running:
+                    out.append(Serie("docker.containers.running", [(ts, float(running))], list(group_tags),
+                                     self.hostname, TYPE_GAUGE))
+                if stopped:
+                    out.append(Serie("docker.containers.stopped", [(ts, float(stopped))], list(group_tags),
+                                     self.hostname, TYPE_GAUGE))
+            out.append(Serie("docker.containers.running.total", [(ts, float(engine.running))], [],
+                             self.hostname, TYPE_GAUGE))
+            out.append(Serie("docker.containers.stopped.total", [(ts, float(engine.stopped))], [],
                              self.hostname, TYPE_GAUGE))
         self.runs += 1
         return out
@@ -243,8 +402,10 @@ class ContainerCollector:
     """Reads the ECS containers the agent knows: docker stats where the docker socket is mounted
     and the container is docker's, else the container's processes (local backend)."""
 
-    def __init__(self, docker_socket: str, ecs, hostname: str) -> None:
+    def __init__(self, docker_socket: str, ecs, hostname: str,
+                 cgroup_root: str = "/host/sys/fs/cgroup") -> None:
         self.docker_socket = docker_socket
+        self.cgroup_root = cgroup_root  # the host's cgroups, as the docs' task definition mounts them
         self.ecs = ecs
         self.check = ContainerCheck(hostname)
         self._client = None
@@ -271,7 +432,8 @@ class ContainerCollector:
             stats = client.api.stats(cid, stream=False, one_shot=True)
         except Exception:  # noqa: BLE001 - not docker's (local backend ids) or gone
             return None
-        return sample_from_docker_stats(cid, stats, self._inspect[cid])
+        return sample_from_docker_stats(cid, stats, self._inspect[cid],
+                                        cgroup=read_memory_cgroup(cid, self.cgroup_root))
 
     def collect(self, now: float | None = None) -> list[Serie]:
         import psutil
@@ -293,12 +455,17 @@ class ContainerCollector:
             if sample is not None:
                 samples.append(sample)
         self._inspect = {k: v for k, v in self._inspect.items() if k in known}
-        running: dict[tuple[str, ...], int] = {}
+        engine: EngineContainers | None = None
         if client:
+            engine = EngineContainers()
             try:
-                for c in client.api.containers():
-                    key = image_tags(c.get("Image", ""))
-                    running[key] = running.get(key, 0) + 1
-            except Exception:  # noqa: BLE001
-                running = {}
-        return self.check.run(samples, lambda cid: self.ecs.tags_for_container(cid, "high"), now, running)
+                for c in client.api.containers(all=True):
+                    running = c.get("State") == "running"
+                    # check.go: a running container's tagger tags at low cardinality; a stopped (or
+                    # unknown) one's image tags only.
+                    tags = self.ecs.tags_for_container(c["Id"], "low") if running and c["Id"] in known else []
+                    engine.add(tags or image_tags(c.get("Image", "")), running)
+            except Exception as exc:  # noqa: BLE001 - the engine went away mid-run: no counts this run
+                log.debug("listing the engine's containers failed: %r", exc)
+                engine = None
+        return self.check.run(samples, lambda cid: self.ecs.tags_for_container(cid, "high"), now, engine)

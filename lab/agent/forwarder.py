@@ -19,6 +19,12 @@ Retries (docs/resilience.md#the-agents-retry-queues) follow the two senders of t
   first; backoff 2 s base, 64 s cap (the fast profile divides both by 8).
 Every drop is counted on its endpoint (`dropped`, and `agent status -j` Transactions.Dropped).
 
+A 403 is Datadog's answer to an API key its site does not know: the core forwarder drops the
+transaction and logs `API Key invalid, dropping transaction for <url>` at ERROR
+(comp/forwarder/defaultforwarder/transaction/transaction.go, `internalProcess`), and the key's
+status (`agent status -j` forwarderStats.APIKeyStatus, "API key ending with <last 5>") becomes
+"API Key invalid"; a 2xx makes it "API Key valid".
+
 Every URL comes from `AgentConfig.endpoints`; the forwarder never invents a host.
 """
 
@@ -313,6 +319,7 @@ class Forwarder:
     counters: dict[str, EndpointCounters] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.api_key_status = ""  # "", "API Key valid" or "API Key invalid" (module docstring)
         self._session: aiohttp.ClientSession | None = None
         self._queue: deque[Transaction] = deque()
         self._ready: asyncio.Event | None = None
@@ -406,6 +413,12 @@ class Forwarder:
                 c.last_status = resp.status
                 if resp.status >= 400:
                     c.http_errors[resp.status] = c.http_errors.get(resp.status, 0) + 1
+                if txn.name not in TRACE_WRITER_NAMES:
+                    if resp.status == 403:
+                        log.error("API Key invalid, dropping transaction for %s", txn.url)
+                        self.api_key_status = "API Key invalid"
+                    elif 200 <= resp.status < 300:
+                        self.api_key_status = "API Key valid"
                 if 200 <= resp.status < 300:
                     c.sent += 1
                     c.bytes += len(txn.body)

@@ -73,6 +73,15 @@ def _forwarder_stats(snapshot: dict) -> dict:
     }
 
 
+def _with_api_key_status(stats: dict, agent) -> dict:
+    """APIKeyStatus as the agent keys it: by the last 5 characters of the key (never the key)."""
+    status = getattr(agent.forwarder, "api_key_status", "") if agent.forwarder else ""
+    key = agent.config.api_key or ""
+    if status and key:
+        stats["APIKeyStatus"] = {f"API key ending with {key[-5:]}": status}
+    return stats
+
+
 def status_document(agent) -> dict:  # agent: lab.agent.main.Agent (not imported: a cycle)
     """`agent status -j` of the running emulated agent."""
     import platform
@@ -132,7 +141,7 @@ def status_document(agent) -> dict:  # agent: lab.agent.main.Agent (not imported
         "python_version": sys.version.split(" ")[0],
         "hostnameStats": {"provider": agent.hostname.provider if agent.hostname else "", "errors": {}},
         "hostinfo": {"hostname": host},
-        "forwarderStats": _forwarder_stats(fwd),
+        "forwarderStats": _with_api_key_status(_forwarder_stats(fwd), agent),
         "aggregatorStats": {
             "Flush": {},
             "FlushCount": {"Series": {"LastFlush": agg["last_series"]}},

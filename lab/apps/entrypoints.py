@@ -196,6 +196,9 @@ def task_definition(variant: str, *, image: str = LAB_IMAGE, service: str = "ecs
         "essential": True,
         "cpu": 64,
         "memory": 256,
+        # A soft limit below the hard one: ECS places by it, and the agent's docker check reports it
+        # (docker.mem.soft_limit) beside the hard limit (docker.mem.limit).
+        "memoryReservation": 128,
         "portMappings": [{"containerPort": APP_PORT, "protocol": "tcp"}],
         "environment": [{"name": k, "value": v} for k, v in environment.items()],
         # Unified service tagging from labels, so the agent tags container metrics the same way.

@@ -702,6 +702,9 @@ class DockerBackend:
         extra = {}
         if spec.memory:
             extra["mem_limit"] = f"{spec.memory}m"
+        if spec.memory_reservation:
+            # As the ECS agent creates it: the soft limit (cgroup memory.soft_limit_in_bytes / memory.low).
+            extra["mem_reservation"] = f"{spec.memory_reservation}m"
         # As the ECS agent sets CpuShares (amazon-ecs-agent, agent/api/task: dockerCPUShares): the
         # container's `cpu` units, and 2 (the kernel's minimum) for 0 or unset, never Docker's
         # default 1024. Left at 1024, the apps outweighed the agent's 10 units 100 to 1, and at

@@ -256,6 +256,13 @@ def _introspection_app(world_file: WorldFile, model) -> web.Application:
     return app
 
 
+def site_intake_ports() -> dict[int, str]:
+    """Port -> Datadog site of the services container's per-site intake listeners."""
+    from lab.datadog_sites import SITES
+
+    return {INTAKE_PORT + 1 + i: site for i, site in enumerate(SITES)}
+
+
 def run_services(world_file: WorldFile, stop: threading.Event, host: str = "0.0.0.0") -> None:
     from lab.fakes.ecs_metadata.server import EcsMetadataServer
     from lab.fakes.egress_proxy.proxy import EgressProxy
@@ -294,6 +301,9 @@ def run_services(world_file: WorldFile, stop: threading.Event, host: str = "0.0.
         control.router.add_post(ECS_ENDPOINTS_PATH, ecs_endpoints)
         ecs._server.add_app(control, host, CONTROL_PORT)
         intake.listen(host, INTAKE_PORT)
+        # One listener per documented Datadog site (lab.ecs.agent_env points DD_SITE=<site> there).
+        for port, site in site_intake_ports().items():
+            intake.listen(host, port, site=site)
         log.info("task metadata :%s, introspection :%s, intake :%s, egress proxy :%s",
                  TASK_METADATA_PORT, INTROSPECTION_PORT, INTAKE_PORT, egress.bound_port)
         stop.wait()

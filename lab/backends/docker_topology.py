@@ -99,9 +99,12 @@ class Topology:
         """The lab's services as an agent container on any instance reaches them. The agent has its
         own network namespace, so 127.0.0.1 and 0.0.0.0 mean what they say; 169.254.x is the lab's own
         link-local network (which the emulated agent otherwise refuses to call)."""
+        from lab.backends.docker_services import site_intake_ports
+
+        sites = {site: f"http://{TASK_METADATA_IP}:{port}" for port, site in site_intake_ports().items()}
         return InstanceEndpoints(intake_url=self.intake_url,
                                  egress_proxy_url=self.egress_proxy_url if egress_proxy else None,
-                                 ecs_agent_url=self.ecs_agent_url,
+                                 ecs_agent_url=self.ecs_agent_url, site_intake_urls=sites,
                                  extra_env={"AWS_EXECUTION_ENV": "AWS_ECS_EC2",
                                             "LAB_AGENT_ALLOW_LINK_LOCAL_IMDS": "1"})
 

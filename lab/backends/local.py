@@ -47,6 +47,7 @@ from lab.backends.process import (
     tcp_probe,
     udp_probe,
 )
+from lab.datadog_sites import SITES
 from lab.fakes.fips_proxy.proxy import FipsProxyRecords
 from lab.stack import AGENT_SERVICE, Stack, app_service
 from lab.tasks import (
@@ -123,6 +124,7 @@ class LocalBackend:
         self._lock = threading.RLock()
         self.tasks: dict[str, RunningTask] = {}
         self.intake_url = ""
+        self.site_intake_urls: dict[str, str] = {}
         self.task_metadata_url = ""
         self.egress_proxy_url: str | None = None
         self.imds_urls: dict[int, str] = {}
@@ -208,6 +210,10 @@ class LocalBackend:
             self.progress("starting fake intake")
             self.intake = self._exit.enter_context(IntakeServer())
             self.intake_url = self.intake.listen(s.services_host, s.ports.intake).url
+            # One listener per documented Datadog site: an agent with DD_SITE=<site> is pointed at
+            # its site's (lab.ecs.agent_env), which records the site on what it stores.
+            for site in SITES:
+                self.site_intake_urls[site] = self.intake.listen(s.services_host, 0, site=site).url
 
         if s.has("egress_proxy"):
             from lab.fakes.egress_proxy import EgressProxy
@@ -270,7 +276,8 @@ class LocalBackend:
         n = inst.index
         return InstanceEndpoints(intake_url=self.intake_url, egress_proxy_url=self.egress_proxy_url,
                                  ecs_agent_url=self.ecs_agent_urls.get(n), imds_url=self.imds_urls.get(n),
-                                 agent_localhost=self.stack.agent_localhost(n), private_ip=inst.private_ip)
+                                 agent_localhost=self.stack.agent_localhost(n), private_ip=inst.private_ip,
+                                 site_intake_urls=dict(self.site_intake_urls))
 
     def _track(self, instance: ContainerInstance, task: Task) -> None:
         """Remember which task is instance N's agent and which is each sample app, whoever started

@@ -6,9 +6,17 @@ Two parts, written at two moments, as on ECS:
   collection, FIPS), plus the stack's own `agent_env`. It is registered on the control plane, so
   `aws ecs describe-task-definition` shows it.
 - `Redirects`: what the lab adds when an instance agent starts an agent container, never part of the
-  registered definition: every intake URL pointed at the lab, an unresolvable DD_SITE, the recording
-  egress proxy, remote configuration off, and the instance's own IMDS and ECS agent endpoints (from
-  the backend's `InstanceEndpoints`). A setting the user got wrong (no
+  registered definition: every intake URL pointed at the lab, the recording egress proxy, remote
+  configuration off, and the instance's own IMDS and ECS agent endpoints (from the backend's
+  `InstanceEndpoints`).
+
+DD_SITE: a documented Datadog site the user set (lab.datadog_sites) is honoured: the agent keeps it
+(`agent config` shows it) and every intake URL points at the intake listener standing for that
+site, which records the site and the host the agent would have reached on each payload and can be
+given that site's valid API keys (403 for any other). The agent keeps a real site only behind the
+recording egress proxy, so that a sender the redirects missed still cannot leave the machine;
+without the proxy, and when DD_SITE is unset or not a documented site, it gets an unresolvable
+site (`LAB_SITE`) instead. A setting the user got wrong (no
   DD_DOGSTATSD_NON_LOCAL_TRAFFIC, no 8126 hostPort) stays wrong, so the lab shows what ECS would.
 
 Which keys the agent reads, and why each intake URL must be redirected: docs/agent_contract.md.
@@ -19,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from lab.datadog_sites import is_documented
 from lab.log_router.firelens import Redirect
 from lab.stack import Stack
 from lab.tasks import InstanceEndpoints
@@ -93,23 +102,28 @@ class Redirects:
     agent_localhost: str | None = None  # LAB_AGENT_LOCALHOST (local backend: docs/local_backend.md)
     private_ip: str | None = None  # the instance's IP: reachable only through published host ports
     extra_env: dict[str, str] = field(default_factory=dict)
+    site_intake_urls: dict[str, str] = field(default_factory=dict)  # Datadog site -> its listener
 
     @classmethod
     def for_instance(cls, endpoints: InstanceEndpoints) -> Redirects:
         return cls(intake_url=endpoints.intake_url, egress_proxy_url=endpoints.egress_proxy_url,
                    ecs_agent_url=endpoints.ecs_agent_url, imds_url=endpoints.imds_url,
                    agent_localhost=endpoints.agent_localhost, private_ip=endpoints.private_ip,
-                   extra_env=dict(endpoints.extra_env))
+                   extra_env=dict(endpoints.extra_env),
+                   site_intake_urls=dict(endpoints.site_intake_urls))
 
     def agent_env(self, user_env: dict[str, str], reachable_on_host: bool = True) -> dict[str, str]:
         """`reachable_on_host`: whether apps can reach the agent at the instance's private IP (host
         mode, or bridge mode with its 8126/8125 host ports published)."""
         env = dict(user_env)
+        site = (env.get("DD_SITE") or "").strip()
+        site_url = self.site_intake_urls.get(site) if is_documented(site) else None
         for key in INTAKE_URL_KEYS:
-            env[key] = self.intake_url
-        env[PROFILING_URL_KEY] = self.intake_url + PROFILING_ROUTE
+            env[key] = site_url or self.intake_url
+        env[PROFILING_URL_KEY] = (site_url or self.intake_url) + PROFILING_ROUTE
         env["DD_LOGS_CONFIG_USE_HTTP"] = "true"
-        env["DD_SITE"] = LAB_SITE
+        # See the module docstring: a documented site stays only where the egress proxy catches misses.
+        env["DD_SITE"] = site if (site_url and self.egress_proxy_url) else LAB_SITE
         env["DD_REMOTE_CONFIGURATION_ENABLED"] = "false"
         if self.egress_proxy_url:
             # Real intakes are https: whatever the redirects missed goes to the recording proxy. The

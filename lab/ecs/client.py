@@ -76,6 +76,10 @@ class ControlPlaneClients:
     def ssm(self) -> Any:
         return self.client("ssm")
 
+    @cached_property
+    def iam(self) -> Any:
+        return self.client("iam")
+
     def ecs_client(self) -> Any:
         return self.ecs
 

@@ -112,6 +112,12 @@ def secrets_findings(stopped_reason: str) -> list[Finding]:
     """Turn an ECS stopped reason about secrets into a finding naming the fix."""
     if "unable to pull secrets" not in stopped_reason:
         return []
+    if "unable to find execution role credentials" in stopped_reason:
+        return [Finding("execution_role_missing", "executionRoleArn",
+                        "ECS fetches secrets with the task execution role, and this task has none it can "
+                        "assume: set executionRoleArn to a role that trusts ecs-tasks.amazonaws.com "
+                        "(aws iam create-role --role-name ecsTaskExecutionRole --assume-role-policy-document "
+                        "...). ECS said: " + stopped_reason)]
     return [Finding("secret_missing", "containerDefinitions[].secrets[].valueFrom",
                     "ECS could not fetch a secret, so no container started: check that the ARN exists "
                     "(aws secretsmanager describe-secret --secret-id <arn>) in the task's region and that "

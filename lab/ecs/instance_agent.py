@@ -81,7 +81,8 @@ class InstanceAgent:
         self._wake = threading.Event()
         self.reconcile_passes = 0  # loop passes done (tests wait on it)
         self._thread: threading.Thread | None = None
-        self._secrets = ControlPlaneSecrets(self.clients.secretsmanager, self.clients.ssm)
+        self._secrets = ControlPlaneSecrets(self.clients.secretsmanager, self.clients.ssm,
+                                           getattr(self.clients, "iam", None))
         self._taskdefs: dict[str, dict] = {}
         # Tasks being started, each on its own thread: the ECS agent manages every task on its own
         # goroutine, so a slow container (a ddtrace app importing for seconds) delays no other task.
@@ -196,7 +197,7 @@ class InstanceAgent:
         service = group.split(":", 1)[1] if group.startswith("service:") else ""
         td = self._taskdef(desc["taskDefinitionArn"])
         try:
-            specs = container_specs(td, resolve_secret=self._secrets.resolve, redirects=self.redirects)
+            specs = container_specs(td, resolve_secret=self._secrets.for_task(td), redirects=self.redirects)
         except SecretResolutionError as exc:
             return self._refuse(arn, str(exc))
         except UnsupportedField as exc:

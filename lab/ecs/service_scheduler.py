@@ -4,6 +4,13 @@ A DAEMON service gets exactly one task per ACTIVE container instance (instances 
 included), a REPLICA service gets `desiredCount` tasks placed by the same rules as `RunTask`, and a
 task it cannot place becomes a service event in ECS's words. It works under `ECS_LOCK`, as the
 front does.
+
+Service events, newest first, in the words of the ECS developer guide's "Service event messages":
+`(service S) has started N tasks: (task ID) ...`, `(service S) has stopped N running tasks: (task
+ID) ...`, `(service S) has reached a steady state.`, and for a task whose essential container's
+health check (run by the instance's backend at the task definition's interval, timeout, retries and
+startPeriod) turned UNHEALTHY: `(service S) (task ID) failed container health checks.`, after which
+the task is stopped with the stopped reason `Task failed container health checks` and replaced.
 """
 
 from __future__ import annotations
@@ -14,6 +21,17 @@ from typing import Any
 from lab.ecs import scheduler
 from lab.ecs.moto_model import ECS_LOCK, MotoEcs
 from lab.world import DEFAULT_ACCOUNT, DEFAULT_REGION
+
+# The stopped reason ECS gives a service task its scheduler replaced for failing its health checks.
+HEALTH_CHECK_STOPPED_REASON = "Task failed container health checks"
+
+
+def _task_id(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def _tasks_list(arns: list[str]) -> str:
+    return " ".join(f"(task {_task_id(a)})" for a in arns)
 
 
 class ServiceScheduler:
@@ -96,6 +114,17 @@ class ServiceScheduler:
                 self.ecs.stop(cluster, t.task_arn, "Service was deleted")
             svc.running_count = svc.pending_count = 0
             return
+        # A task whose essential container failed its health check: ECS's scheduler stops and replaces it.
+        unhealthy = [t for t in mine if t.last_status == "RUNNING" and t.desired_status != "STOPPED"
+                     and getattr(t, "health_status", "UNKNOWN") == "UNHEALTHY"]
+        for t in unhealthy:
+            self._event(svc, f"(service {svc.name}) (task {_task_id(t.task_arn)}) failed container "
+                             "health checks.")
+            self.ecs.stop(cluster, t.task_arn, HEALTH_CHECK_STOPPED_REASON)
+        if unhealthy:
+            self._event(svc, f"(service {svc.name}) has stopped {len(unhealthy)} running tasks: "
+                             f"{_tasks_list([t.task_arn for t in unhealthy])}.")
+            mine = [t for t in mine if t not in unhealthy]
         # A new revision in the service: replace tasks of the old one (a rolling deployment).
         for t in mine:
             if t.task_definition_arn != svc.task_definition:
@@ -120,8 +149,9 @@ class ServiceScheduler:
                     continue
                 if not self._may_launch(svc, view.arn):
                     continue
-                self.ecs.start_on(cluster, svc.task_definition, [view.arn], started_by=started_by,
-                                  group=group, tags=self._task_tags(svc))
+                self._started(svc, self.ecs.start_on(cluster, svc.task_definition, [view.arn],
+                                                     started_by=started_by, group=group,
+                                                     tags=self._task_tags(svc)))
         else:
             missing = svc.desired_count - len(mine)
             if running and len(running) == len(mine):
@@ -140,8 +170,9 @@ class ServiceScheduler:
                                             constraints=getattr(svc, "lab_placement_constraints", ()),
                                             strategy=getattr(svc, "lab_placement_strategy", ()))
                 if placement.placed:
-                    self.ecs.start_on(cluster, svc.task_definition, placement.placed,
-                                      started_by=started_by, group=group, tags=self._task_tags(svc))
+                    self._started(svc, self.ecs.start_on(cluster, svc.task_definition, placement.placed,
+                                                         started_by=started_by, group=group,
+                                                         tags=self._task_tags(svc)))
                 if placement.failures and len(placement.placed) < missing:
                     self._event(svc, placement.service_event(svc.name)
                                 or scheduler.Placement(failures=placement.failures).service_event(svc.name))
@@ -156,6 +187,14 @@ class ServiceScheduler:
                 svc.running_count, svc.pending_count, svc.desired_count)
             if svc.running_count >= svc.desired_count:
                 d["rolloutState"] = "COMPLETED"
+        healthy = all(getattr(t, "health_status", "UNKNOWN") != "UNHEALTHY" for t in mine)
+        if mine and svc.pending_count == 0 and svc.running_count == svc.desired_count and healthy:
+            self._event(svc, f"(service {svc.name}) has reached a steady state.")
+
+    def _started(self, svc: Any, tasks: list[Any]) -> None:
+        if tasks:
+            self._event(svc, f"(service {svc.name}) has started {len(tasks)} tasks: "
+                             f"{_tasks_list([t.task_arn for t in tasks])}.")
 
     @staticmethod
     def _on_fargate(svc: Any) -> str | None:

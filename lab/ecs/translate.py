@@ -69,12 +69,64 @@ class SecretResolutionError(RuntimeError):
 SecretFetcher = Callable[[str], str]
 
 
-class ControlPlaneSecrets:
-    """Resolve `valueFrom` against the control plane's Secrets Manager and SSM Parameter Store."""
+# The principal an ECS task execution role must trust for ECS to assume it on a task's behalf.
+ECS_TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
+EXECUTION_ROLE_TRUST = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": ECS_TASKS_PRINCIPAL}, "Action": "sts:AssumeRole"}]}
 
-    def __init__(self, secretsmanager: Any, ssm: Any) -> None:
+
+def execution_role(iam: Any, name: str = "ecsTaskExecutionRole") -> str:
+    """The ARN of a task execution role ECS can assume (created in the control plane's IAM if
+    missing), as the ECS developer guide's "Amazon ECS task execution IAM role" page sets it up."""
+    try:
+        return iam.get_role(RoleName=name)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(EXECUTION_ROLE_TRUST),
+                               Description="ECS task execution role (ecs-agent-lab)")["Role"]["Arn"]
+
+
+class ControlPlaneSecrets:
+    """Resolve `valueFrom` against the control plane's Secrets Manager and SSM Parameter Store.
+
+    `for_task` first does what the ECS agent does before it fetches any secret: it needs the task
+    execution role's credentials. A task definition without `executionRoleArn`, or whose role does
+    not exist in the control plane's IAM or does not trust ecs-tasks.amazonaws.com (so ECS could not
+    assume it), gets none, and the task stops with the ECS agent's text for that
+    (amazon-ecs-agent agent/taskresource/asmsecret and ssmsecret: "unable to find execution role
+    credentials"). The role's permission policies are not evaluated (moto does not enforce IAM)."""
+
+    def __init__(self, secretsmanager: Any, ssm: Any, iam: Any | None = None) -> None:
         self.secretsmanager = secretsmanager
         self.ssm = ssm
+        self.iam = iam
+
+    def _role_assumable(self, role_arn: str) -> bool:
+        if self.iam is None:
+            return True
+        try:
+            role = self.iam.get_role(RoleName=role_arn.rsplit("/", 1)[-1])["Role"]
+        except Exception:  # noqa: BLE001 - NoSuchEntity and a malformed name alike: not assumable
+            return False
+        trust = role.get("AssumeRolePolicyDocument") or {}
+        if isinstance(trust, str):
+            from urllib.parse import unquote
+
+            trust = json.loads(unquote(trust))
+        return role.get("Arn") == role_arn and ECS_TASKS_PRINCIPAL in json.dumps(trust)
+
+    def for_task(self, taskdef: dict) -> SecretFetcher:
+        """The resolver for one task definition's secrets, with its execution role checked first."""
+        role = taskdef.get("executionRoleArn") or ""
+        assumable = bool(role) and self._role_assumable(role)
+
+        def resolve(value_from: str) -> str:
+            if not assumable:
+                kind = "ASM" if ":secretsmanager:" in value_from else "ssm"
+                raise SecretResolutionError(
+                    SECRETS_ERROR_PREFIX + f"execution resource retrieval failed: {kind} secret resource: "
+                    "unable to find execution role credentials")
+            return self.resolve(value_from)
+        return resolve
 
     def resolve(self, value_from: str) -> str:
         if value_from.startswith("arn:") and ":secretsmanager:" in value_from:

@@ -48,6 +48,7 @@ FINDING_HOPS = {
     "fips_bridge": "fips",
     "fips_no_proxy": "fips",
     "secret_missing": "agent-task",
+    "execution_role_missing": "agent-task",
     "health_check": "agent-health",
     "process_disabled": "agent-intake:processes",
     "process_mounts": "agent-intake:processes",

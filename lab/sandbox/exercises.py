@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.ecs.translate import execution_role
 from lab.sandbox.doctor import Report, walk
 from lab.sandbox.target import LabTarget, TargetError, container, http_get, set_env
 from lab.sandbox.texts import LANGS, TEXTS
@@ -100,7 +101,11 @@ def _fips_off(target: LabTarget) -> None:
 
 
 def _secret_missing(target: LabTarget) -> None:
+    role = execution_role(target.iam)
+
     def change(td: dict) -> None:
+        # With an execution role ECS can assume, so what fails is the secret itself.
+        td["executionRoleArn"] = role
         c = container(td, agent=True)
         set_env(c, "DD_API_KEY", None)
         c["secrets"] = [{"name": "DD_API_KEY", "valueFrom": MISSING_SECRET_ARN}]
@@ -116,7 +121,10 @@ def _secret_created(target: LabTarget) -> None:
     except sm.exceptions.ResourceNotFoundException:
         arn = sm.create_secret(Name=SECRET_NAME, SecretString="0" * 32)["ARN"]
 
+    role = execution_role(target.iam)
+
     def change(td: dict) -> None:
+        td["executionRoleArn"] = role
         c = container(td, agent=True)
         c["secrets"] = [{"name": "DD_API_KEY", "valueFrom": arn}]
 

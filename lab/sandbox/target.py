@@ -101,6 +101,10 @@ class LabTarget:
     def secretsmanager(self) -> Any:
         return self._control_plane().secretsmanager
 
+    @property
+    def iam(self) -> Any:
+        return self._control_plane().iam
+
     def _control_plane(self) -> Any:
         if self._clients is None:
             from lab.ecs.client import ControlPlaneClients

@@ -72,3 +72,59 @@ def test_memory_follows_what_the_app_holds(apps, send_phase):
         wait_until(lambda: (_latest(intake, "container.memory.usage", _app_tags(holder)) or before)
                    < before - 40 * MIB, timeout,
                    what=f"container.memory.usage of {holder.service} to drop once the app lets the memory go")
+
+
+# The docker.* names a user of the ECS integration graphs (the seed document's list of 20), by what
+# the docker check tags them with: per container (the task's ECS tags + runtime:docker), per tag
+# group (docker.containers.running / .stopped) or untagged (the totals).
+PER_CONTAINER = ("docker.cpu.system", "docker.cpu.throttled", "docker.cpu.usage", "docker.cpu.user",
+                 "docker.io.read_bytes", "docker.io.write_bytes", "docker.mem.cache", "docker.mem.in_use",
+                 "docker.mem.limit", "docker.mem.rss", "docker.mem.soft_limit", "docker.mem.sw_in_use",
+                 "docker.mem.sw_limit", "docker.mem.swap", "docker.net.bytes_rcvd", "docker.net.bytes_sent")
+UNTAGGED = ("docker.containers.running.total", "docker.containers.stopped.total")
+PER_GROUP = ("docker.containers.running", "docker.containers.stopped")
+SEED_LIST = PER_CONTAINER + UNTAGGED + PER_GROUP
+
+
+def test_every_docker_metric_of_the_ecs_integration_arrives(lab, apps, send_phase):
+    """The docker check's 20 names on the docker backend, each with the semantics a graph relies on:
+    limits from the task definition (`memory` 256 MiB, `memoryReservation` 128 MiB, docker's default
+    swap of as much again), a stopped container counted by its image."""
+    import docker as docker_sdk
+
+    assert len(set(SEED_LIST)) == 20
+    app, intake = apps["imdsv1"], send_phase.intake
+    if lab.state.get("backend") != "docker":
+        # A process has no cgroup of its own and no engine counts it: no docker.* at all, while the
+        # container.* equivalents a process can report (its swap among them) arrive.
+        with send_phase.wait("check_metrics") as timeout:
+            intake.wait_for_metric("container.memory.swap", tags=_app_tags(app), timeout=timeout)
+        assert not [n for n in SEED_LIST if intake.metrics(n)], "no docker.* without a docker socket"
+        return
+    engine = docker_sdk.from_env()
+    # A container that exists but does not run (as an exited task container left on an instance).
+    stopped = engine.containers.create("ecs-agent-lab/lab:latest", command=["true"],
+                                       labels={"ecs-agent-lab.scenario": "container_metrics"})
+    try:
+        tags = [*_app_tags(app), "runtime:docker"]
+        with send_phase.wait("check_metrics", runs=2) as timeout:
+            got = {n: intake.wait_for_metric(n, tags=tags, timeout=timeout)[-1] for n in PER_CONTAINER}
+        with send_phase.wait_from_now("check_metrics") as timeout:
+            got.update({n: intake.wait_for_metric(n, timeout=timeout)[-1] for n in UNTAGGED})
+            got["docker.containers.stopped"] = intake.wait_for_metric(
+                "docker.containers.stopped", tags=["short_image:lab", "image_tag:latest"],
+                timeout=timeout)[-1]
+            got["docker.containers.running"] = intake.wait_for_metric(
+                "docker.containers.running", tags=[f"task_family:{app.service}-task"], timeout=timeout)[-1]
+    finally:
+        stopped.remove(force=True)
+    value = {n: s["points"][-1]["value"] for n, s in got.items()}
+    mib = float(MIB)
+    assert value["docker.mem.limit"] == 256 * mib and value["docker.mem.soft_limit"] == 128 * mib, value
+    assert value["docker.mem.sw_limit"] == 512 * mib, "docker's default swap: as much again as the limit"
+    assert 0 < value["docker.mem.in_use"] < 1 and 0 < value["docker.mem.sw_in_use"] < 1, value
+    assert value["docker.containers.stopped.total"] >= 1 and value["docker.containers.stopped"] >= 1
+    assert value["docker.containers.running.total"] >= 1 + len(apps)
+    assert value["docker.containers.running"] >= 1, "the app task's running container, by its tags"
+    assert got["docker.containers.running.total"]["tags"] == [], got["docker.containers.running.total"]
+    assert all(p["value"] >= 0 for n in PER_CONTAINER for p in got[n]["points"])

@@ -206,28 +206,90 @@ def test_fips_sidecar_over_127_0_0_1_in_bridge_mode_is_named():
     assert "each container of the task has its own 127.0.0.1" in finding.message
 
 
-def test_dd_api_key_secret_that_does_not_exist_stops_the_task_with_ecs_reason(ecs_lab):
+TRUST_ECS_TASKS = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def _execution_role(lab) -> str:
+    """The task execution role as the ECS docs have users create it (`aws iam create-role`)."""
+    found = lab.aws("iam", "get-role", "--role-name", "ecsTaskExecutionRole", check=False)
+    if "Role" in found:
+        return found["Role"]["Arn"]
+    return lab.aws("iam", "create-role", "--role-name", "ecsTaskExecutionRole",
+                   "--assume-role-policy-document", json.dumps(TRUST_ECS_TASKS))["Role"]["Arn"]
+
+
+def _agent_with_secrets(lab, family: str, secrets: list[dict], role: str | None) -> dict:
     td = json.loads((AGENT_TASKDEFS / "datadog-agent-ecs.json").read_text())
     agent = td["containerDefinitions"][0]
-    agent["environment"] = [e for e in agent["environment"] if e["name"] != "DD_API_KEY"]
-    region = ecs_lab.world.cluster.region
-    missing = f"arn:aws:secretsmanager:{region}:123456789012:secret:datadog-api-key-Xy12Ab"
-    agent["secrets"] = [{"name": "DD_API_KEY", "valueFrom": missing}]
-    td["family"] = "datadog-agent-secret-check"
-    path = ecs_lab.backend.run_dir / "agent-secret.json"
+    names = {s["name"] for s in secrets}
+    agent["environment"] = [e for e in agent["environment"] if e["name"] not in names]
+    agent["secrets"] = secrets
+    td["family"] = family
+    if role:
+        td["executionRoleArn"] = role
+    path = lab.backend.run_dir / f"{family}.json"
     path.write_text(json.dumps(td))
-    registered = ecs_lab.register(path)
-    run = ecs_lab.aws("ecs", "run-task", "--cluster", ecs_lab.name, "--task-definition",
-                      registered["taskDefinitionArn"])
+    return lab.register(path)
+
+
+def _run_until_stopped(lab, registered: dict) -> dict:
+    run = lab.aws("ecs", "run-task", "--cluster", lab.name, "--task-definition",
+                  registered["taskDefinitionArn"])
     arn = run["tasks"][0]["taskArn"]
 
     def stopped():
-        t = ecs_lab.ecs.describe_tasks(cluster=ecs_lab.name, tasks=[arn])["tasks"][0]
+        t = lab.ecs.describe_tasks(cluster=lab.name, tasks=[arn])["tasks"][0]
         return t if t["lastStatus"] == "STOPPED" else None
 
-    task = wait_until(stopped, 20, what="the task with a missing secret to stop")
-    reason = task["stoppedReason"]
+    return wait_until(stopped, 20, what=f"task {arn} to stop")
+
+
+def test_dd_api_key_secret_that_does_not_exist_stops_the_task_with_ecs_reason(ecs_lab):
+    region = ecs_lab.world.cluster.region
+    missing = f"arn:aws:secretsmanager:{region}:123456789012:secret:datadog-api-key-Xy12Ab"
+    registered = _agent_with_secrets(ecs_lab, "datadog-agent-secret-check",
+                                     [{"name": "DD_API_KEY", "valueFrom": missing}], _execution_role(ecs_lab))
+    reason = _run_until_stopped(ecs_lab, registered)["stoppedReason"]
     assert reason.startswith("ResourceInitializationError: unable to pull secrets or registry auth")
     assert missing in reason and "ResourceNotFoundException" in reason
     (finding,) = secrets_findings(reason)
     assert "aws secretsmanager describe-secret" in finding.message
+
+
+def test_secrets_without_an_execution_role_stop_the_task_as_ecs_does(ecs_lab):
+    created = ecs_lab.aws("secretsmanager", "create-secret", "--name", f"datadog-api-key-{ecs_lab.name}-x",
+                          "--secret-string", "1" * 32)
+    registered = _agent_with_secrets(ecs_lab, "datadog-agent-no-role",
+                                     [{"name": "DD_API_KEY", "valueFrom": created["ARN"]}], None)
+    reason = _run_until_stopped(ecs_lab, registered)["stoppedReason"]
+    assert reason == ("ResourceInitializationError: unable to pull secrets or registry auth: execution "
+                      "resource retrieval failed: ASM secret resource: unable to find execution role "
+                      "credentials")
+    (finding,) = secrets_findings(reason)
+    assert finding.code == "execution_role_missing" and "ecs-tasks.amazonaws.com" in finding.message
+
+
+def test_the_api_key_from_secrets_manager_reaches_the_intake_and_ssm_sets_the_tags(ecs_lab, task_agent_probe):
+    """The docs' recommendation: DD_API_KEY from a Secrets Manager secret (and here DD_TAGS from an SSM
+    parameter), fetched with the task's execution role before the agent starts."""
+    key = "5ec4e7" + "a" * 21 + "asm01"
+    secret = ecs_lab.aws("secretsmanager", "create-secret", "--name", f"datadog-api-key-{ecs_lab.name}",
+                         "--secret-string", key)
+    ecs_lab.aws("ssm", "put-parameter", "--name", f"/{ecs_lab.name}/datadog/tags", "--type", "String",
+                "--value", "team:platform")
+    region = ecs_lab.world.cluster.region
+    parameter = f"arn:aws:ssm:{region}:123456789012:parameter/{ecs_lab.name}/datadog/tags"
+    registered = _agent_with_secrets(ecs_lab, "datadog-agent-secrets",
+                                     [{"name": "DD_API_KEY", "valueFrom": secret["ARN"]},
+                                      {"name": "DD_TAGS", "valueFrom": parameter}], _execution_role(ecs_lab))
+    agents = _agent_revision(ecs_lab, registered)
+    probe = task_agent_probe(ecs_lab.backend, agents[0]["taskArn"])
+    config = probe.config()
+    assert config["api_key"].endswith("asm01") and "team:platform" in config["tags"]
+    with waiting_for(probe.intervals().flush_after()) as timeout:
+        def keyed() -> list[dict] | None:
+            rows = ecs_lab.intake.payloads("/api/v2/series", fmt="raw")
+            return [r for r in rows if r["api_key"] == key] or None
+        rows = wait_until(keyed, timeout, what="a series payload sent with the secret's key as DD-API-KEY")
+    assert rows

@@ -1,8 +1,10 @@
 """no_egress: nothing the lab started contacted anything but the lab.
 
-docs/agent_contract.md#intake-urls and docs/environment.md: the agent's forwarders are all redirected, DD_SITE
-is a reserved `.invalid` name and DD_PROXY_HTTPS points at a recording proxy that refuses everything and
-remembers the host; every process gets its metadata endpoint from the lab (AWS_EC2_METADATA_SERVICE_ENDPOINT),
+docs/agent_contract.md#intake-urls and docs/environment.md: the agent's forwarders are all redirected (to
+the intake listener of the user's Datadog site, docs/intake.md#sites-and-api-keys), DD_SITE is either
+that documented site or a reserved `.invalid` name, and DD_PROXY_HTTPS points at a recording proxy that
+refuses everything and remembers the host; every process gets its metadata endpoint from the lab
+(AWS_EC2_METADATA_SERVICE_ENDPOINT),
 and none ever opens a socket to the host's real link-local metadata addresses (169.254.x).
 
 On docker 169.254.169.254 is legitimately the IMDS *inside the lab's own link-local network* (the

@@ -10,7 +10,14 @@ import textwrap
 
 import pytest
 
-from lab.agent.containers import ContainerCheck, image_tags, sample_from_docker_stats, sample_from_processes
+from lab.agent.containers import (
+    ContainerCheck,
+    EngineContainers,
+    image_tags,
+    read_memory_cgroup,
+    sample_from_docker_stats,
+    sample_from_processes,
+)
 from lab.fakes.ecs_metadata.model import container_env
 from lab.fakes.ecs_metadata.server import EcsMetadataServer
 from lab.world import Container, Task, World, wait_until
@@ -67,12 +74,18 @@ def test_rates_need_two_runs_and_docker_names_follow_the_agent_s_adapter():
     later = {**STATS_V1, "cpu_stats": {"cpu_usage": {
         "total_usage": 3_000_000_000, "usage_in_usermode": 1_500_000_000,
         "usage_in_kernelmode": 400_000_000}}}
+    engine = EngineContainers()
+    for _ in range(3):
+        engine.add(image_tags("ecs-agent-lab/lab:latest"), running=True)
     second = check.run([sample_from_docker_stats("c1", later, INSPECT, now=1767225612.5)],
-                       lambda cid: tags, now=1767225612.5,
-                       running_by_image={image_tags("ecs-agent-lab/lab:latest"): 3})
+                       lambda cid: tags, now=1767225612.5, engine=engine)
     by_name = {s.name: s for s in second}
     assert by_name["container.cpu.usage"].points[0][1] == pytest.approx(5e8)  # ns per second
     assert by_name["docker.cpu.usage"].points[0][1] == pytest.approx(50.0)  # % of one core
+    assert by_name["docker.containers.running.total"].points[0][1] == 3.0
+    assert by_name["docker.containers.stopped.total"].points[0][1] == 0.0
+    assert by_name["docker.containers.running.total"].tags == []
+    assert "docker.containers.stopped" not in by_name, "a group's gauge only when it counts one"
     assert by_name["container.cpu.user"].points[0][1] == 0.0
     assert "docker.memory.usage" not in by_name and "container.memory.usage" in by_name
     assert set(by_name["container.memory.rss"].tags) == set(tags)
@@ -174,3 +187,82 @@ def test_the_agent_reports_a_local_task_container_s_metrics_with_its_ecs_tags(st
         finally:
             child.kill()
             child.wait()
+
+
+# A cgroup v1 container with `memory: 256, memoryReservation: 128` (docker's default swap: as much
+# again as the memory limit), throttled by a CFS quota: what docker stats and the cgroup say.
+STATS_V1_LIMITED = {
+    **STATS_V1,
+    "cpu_stats": {"cpu_usage": {"total_usage": 2_000_000_000, "usage_in_usermode": 1_500_000_000,
+                                "usage_in_kernelmode": 400_000_000},
+                  "throttling_data": {"periods": 40, "throttled_periods": 10, "throttled_time": 300_000_000}},
+    "memory_stats": {"usage": 64 << 20, "limit": 256 << 20,
+                     "stats": {"rss": 48 << 20, "cache": 8 << 20, "hierarchical_memsw_limit": 512 << 20}},
+}
+INSPECT_LIMITED = {"HostConfig": {"Memory": 256 << 20, "MemoryReservation": 128 << 20,
+                                  "MemorySwap": 512 << 20},
+                   "State": {"StartedAt": "2026-01-01T00:00:00Z"}, "Config": {"Image": "app:1"}}
+
+
+def test_limits_swap_and_throttling_become_the_docker_check_s_names():
+    check = ContainerCheck("i-0abc")
+    first = sample_from_docker_stats("c1", STATS_V1_LIMITED, INSPECT_LIMITED, now=100)
+    check.run([first], lambda c: [], now=100)
+    later = {**STATS_V1_LIMITED, "cpu_stats": {**STATS_V1_LIMITED["cpu_stats"], "throttling_data": {
+        "periods": 60, "throttled_periods": 14, "throttled_time": 500_000_000}}}
+    out = check.run([sample_from_docker_stats("c1", later, INSPECT_LIMITED, now=102)], lambda c: ["a:b"],
+                    now=102)
+    got = {s.name: s.points[0][1] for s in out}
+    assert got["docker.cpu.throttled"] == pytest.approx(2.0)  # throttled periods per second
+    assert got["container.cpu.throttled"] == pytest.approx(1e8)  # ns per second
+    assert got["docker.cpu.throttled.time"] == pytest.approx(10.0)  # % of one core
+    assert got["docker.mem.soft_limit"] == 128 << 20
+    assert got["docker.mem.limit"] == 256 << 20
+    assert got["docker.mem.in_use"] == pytest.approx(0.25)
+    assert got["docker.mem.sw_limit"] == 512 << 20
+    assert got["docker.mem.sw_in_use"] == pytest.approx(48 / 512)  # (swap 0 + rss) / memsw limit
+    assert all("runtime:docker" in s.tags for s in out if s.name.startswith("docker."))
+
+
+def test_no_limit_no_limit_metrics():
+    unlimited = {**STATS_V1, "memory_stats": {"usage": 5, "stats": {
+        "rss": 4, "hierarchical_memsw_limit": 9223372036854771712}}}
+    s = sample_from_docker_stats("c1", unlimited, {"HostConfig": {"Memory": 0, "MemoryReservation": 0}})
+    assert "container.memory.soft_limit" not in s.values and "container.memory.limit" not in s.values
+    assert s.docker_gauges == {}, "in_use and sw_limit need a limit: the agent sends none without"
+
+
+def test_the_memory_cgroup_is_read_as_the_agent_s_cgroup_reader_does(tmp_path):
+    cid = "abc123"
+    v1 = tmp_path / "v1" / "memory" / "docker" / cid
+    v1.mkdir(parents=True)
+    (v1 / "memory.stat").write_text("rss 100\nswap 7\ntotal_swap 9\n")
+    (v1 / "memory.soft_limit_in_bytes").write_text(str(128 << 20))
+    (v1 / "memory.memsw.limit_in_bytes").write_text("9223372036854771712")
+    assert read_memory_cgroup(cid, str(tmp_path / "v1")) == {"swap": 9.0, "soft_limit": float(128 << 20),
+                                                            "swap_limit": None}
+    v2 = tmp_path / "v2" / "system.slice" / f"docker-{cid}.scope"
+    v2.mkdir(parents=True)
+    (v2 / "memory.swap.current").write_text("4096")
+    (v2 / "memory.low").write_text("0")
+    (v2 / "memory.swap.max").write_text("max")
+    assert read_memory_cgroup(cid, str(tmp_path / "v2")) == {"swap": 4096.0, "soft_limit": None,
+                                                            "swap_limit": None}
+    assert read_memory_cgroup("other", str(tmp_path / "v1")) == {}
+    # The cgroup wins over docker stats (the agent prefers its cgroup reader when the host's is mounted).
+    s = sample_from_docker_stats(cid, STATS_V1_LIMITED, INSPECT_LIMITED,
+                                 cgroup=read_memory_cgroup(cid, str(tmp_path / "v1")))
+    assert s.values["container.memory.swap"] == 9.0 and "docker.mem.sw_limit" not in s.docker_gauges
+
+
+def test_stopped_containers_are_counted_by_image_and_in_the_totals():
+    engine = EngineContainers()
+    engine.add(["task_family:web", *image_tags("app:1")], running=True)
+    engine.add(image_tags("app:1"), running=False)
+    engine.add(image_tags("app:1"), running=False)
+    out = ContainerCheck("h").run([], lambda c: [], now=100, engine=engine)
+    by = {(s.name, tuple(s.tags)): s.points[0][1] for s in out}
+    assert by[("docker.containers.stopped", tuple(sorted(image_tags("app:1"))))] == 2.0
+    assert by[("docker.containers.stopped.total", ())] == 2.0
+    assert by[("docker.containers.running.total", ())] == 1.0
+    assert ("docker.containers.running", tuple(sorted(image_tags("app:1")))) not in by

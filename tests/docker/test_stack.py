@@ -50,7 +50,9 @@ def test_agent_is_healthy_by_the_task_definition_check(docker_lab):
     assert info["State"]["Health"]["Status"] == "healthy"
     env = dict(e.split("=", 1) for e in info["Config"]["Env"])
     assert env["AWS_EXECUTION_ENV"] == "AWS_ECS_EC2"
-    assert env["DD_SITE"].endswith(".invalid")
+    # The docs' DD_SITE kept (behind the recording egress proxy), every URL at its site's listener.
+    assert env["DD_SITE"] == "datadoghq.com" and env["DD_PROXY_HTTPS"]
+    assert env["DD_DD_URL"] == docker_lab.topo.instance_endpoints(True).site_intake_urls["datadoghq.com"]
     binds = set(info["HostConfig"]["Binds"])
     assert {"/var/run/docker.sock:/var/run/docker.sock:ro", "/proc/:/host/proc/:ro",
             "/sys/fs/cgroup/:/host/sys/fs/cgroup:ro"} <= binds

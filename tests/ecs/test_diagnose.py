@@ -54,3 +54,11 @@ def test_missing_secret_reason_becomes_a_finding():
               "retrieval failed: unable to retrieve secret from asm: ... ResourceNotFoundException")
     (finding,) = secrets_findings(reason)
     assert finding.code == "secret_missing" and reason in finding.message
+
+
+def test_a_missing_execution_role_is_named_with_its_fix():
+    reason = ("ResourceInitializationError: unable to pull secrets or registry auth: execution resource "
+              "retrieval failed: ASM secret resource: unable to find execution role credentials")
+    (finding,) = secrets_findings(reason)
+    assert finding.code == "execution_role_missing" and finding.field == "executionRoleArn"
+    assert "ecs-tasks.amazonaws.com" in finding.message and reason in finding.message

@@ -4,17 +4,21 @@ redirects applied to agent containers at deploy time, never to the user's file."
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import uuid
 from pathlib import Path
 
 import pytest
 
-from lab.ecs.agent_env import LAB_SITE, Redirects
+from lab.datadog_sites import SITES
+from lab.ecs.agent_env import INTAKE_URL_KEYS, LAB_SITE, Redirects
 from lab.ecs.instance_agent import InstanceAgent
 from lab.ecs.translate import (
     ControlPlaneSecrets,
     SecretResolutionError,
     container_specs,
+    execution_role,
     world_task,
 )
 from lab.tasks import UnsupportedField
@@ -95,6 +99,44 @@ def test_redirects_apply_to_the_agent_at_deploy_time_without_touching_the_file()
     assert "DD_DOGSTATSD_NON_LOCAL_TRAFFIC" not in env and "DD_APM_NON_LOCAL_TRAFFIC" not in env
 
 
+SITE_URLS = {site: f"http://127.0.0.1:{9000 + i}" for i, site in enumerate(SITES)}
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_a_documented_dd_site_is_kept_and_points_every_url_at_its_listener(site):
+    td = load("datadog-agent-ecs.json")
+    agent = td["containerDefinitions"][0]
+    agent["environment"] = [e for e in agent["environment"] if e["name"] != "DD_SITE"]
+    agent["environment"].append({"name": "DD_SITE", "value": site})
+    redirects = dataclasses.replace(REDIRECTS, site_intake_urls=SITE_URLS)
+    (spec,) = container_specs(td, redirects=redirects)
+    assert spec.env["DD_SITE"] == site, "the user's site: agent config shows it"
+    assert {spec.env[k] for k in INTAKE_URL_KEYS} == {SITE_URLS[site]}
+
+
+@pytest.mark.parametrize("site,why", [("datadoghq.co", "a typo is no Datadog site"), ("", "unset")])
+def test_any_other_dd_site_gets_the_lab_s_unresolvable_one(site, why):
+    td = load("datadog-agent-ecs.json")
+    agent = td["containerDefinitions"][0]
+    agent["environment"] = [e for e in agent["environment"] if e["name"] != "DD_SITE"]
+    if site:
+        agent["environment"].append({"name": "DD_SITE", "value": site})
+    (spec,) = container_specs(td, redirects=dataclasses.replace(REDIRECTS, site_intake_urls=SITE_URLS))
+    assert spec.env["DD_SITE"] == LAB_SITE, why
+    assert {spec.env[k] for k in INTAKE_URL_KEYS} == {REDIRECTS.intake_url}
+
+
+def test_without_the_egress_proxy_a_real_site_is_not_kept_but_still_recorded():
+    td = load("datadog-agent-ecs.json")
+    agent = td["containerDefinitions"][0]
+    agent["environment"] = [e for e in agent["environment"] if e["name"] != "DD_SITE"]
+    agent["environment"].append({"name": "DD_SITE", "value": "datadoghq.eu"})
+    redirects = dataclasses.replace(REDIRECTS, site_intake_urls=SITE_URLS, egress_proxy_url=None)
+    (spec,) = container_specs(td, redirects=redirects)
+    assert spec.env["DD_SITE"] == LAB_SITE, "no proxy to catch a missed sender: nothing real to reach"
+    assert spec.env["DD_DD_URL"] == SITE_URLS["datadoghq.eu"], "still sent to the EU listener"
+
+
 @pytest.mark.parametrize("container_extra,named", [
     ({"logConfiguration": {"logDriver": "splunk"}}, "logConfiguration.logDriver"),
     ({"logConfiguration": {"logDriver": "awslogs", "secretOptions": [{"name": "a", "valueFrom": "b"}]}},
@@ -163,6 +205,7 @@ def test_task_with_a_missing_dd_api_key_secret_stops_with_that_reason(control_pl
     missing = f"arn:aws:secretsmanager:{control_plane.region}:123456789012:secret:dd-api-key-typo-Zz9Zz9"
     agent["secrets"] = [{"name": "DD_API_KEY", "valueFrom": missing}]
     td["family"] = "agent-with-secret"
+    td["executionRoleArn"] = execution_role(control_plane.clients.iam)
     ecs = control_plane.clients.ecs
     ecs.register_task_definition(**td)
     arn = ecs.run_task(cluster=world.cluster.name, taskDefinition="agent-with-secret")["tasks"][0]["taskArn"]
@@ -175,6 +218,77 @@ def test_task_with_a_missing_dd_api_key_secret_stops_with_that_reason(control_pl
     assert missing in t["stoppedReason"]
     assert agent_loop.failures[0].task_arn == arn
     assert not fake_runner.started
+
+
+def _stopped_reason(control_plane, world, fake_runner, td: dict) -> str:
+    inst = control_plane.add_instance(world, "127.0.1.1")
+    ecs = control_plane.clients.ecs
+    ecs.register_task_definition(**td)
+    arn = ecs.run_task(cluster=world.cluster.name, taskDefinition=td["family"])["tasks"][0]["taskArn"]
+    with InstanceAgent(world, inst, fake_runner, control_plane.clients, interval=0.1):
+        def stopped():
+            t = ecs.describe_tasks(cluster=world.cluster.name, tasks=[arn])["tasks"][0]
+            return t if t["lastStatus"] == "STOPPED" else None
+        t = wait_until(stopped, 10, what="the task to stop")
+    assert not fake_runner.started
+    return t["stoppedReason"]
+
+
+def _with_secret(family: str, value_from: str, role: str | None) -> dict:
+    td = {"family": family, "containerDefinitions": [{
+        "name": "a", "image": "ecs-agent-lab/lab:latest", "memory": 64,
+        "secrets": [{"name": "DD_API_KEY", "valueFrom": value_from}]}]}
+    if role:
+        td["executionRoleArn"] = role
+    return td
+
+
+@pytest.mark.parametrize("kind", ["asm", "ssm"])
+def test_secrets_without_an_execution_role_stop_the_task_as_the_ecs_agent_does(control_plane, world,
+                                                                               fake_runner, kind):
+    sm, ssm = control_plane.clients.secretsmanager, control_plane.clients.ssm
+    if kind == "asm":
+        value_from = sm.create_secret(Name=f"no-role-{uuid.uuid4().hex[:6]}", SecretString="k" * 32)["ARN"]
+    else:
+        name = f"/no-role/{uuid.uuid4().hex[:6]}"
+        ssm.put_parameter(Name=name, Value="k" * 32, Type="SecureString")
+        value_from = f"arn:aws:ssm:{control_plane.region}:123456789012:parameter{name}"
+    td = _with_secret(f"no-role-{kind}", value_from, None)
+    reason = _stopped_reason(control_plane, world, fake_runner, td)
+    resource = "ASM" if kind == "asm" else "ssm"
+    assert reason == ("ResourceInitializationError: unable to pull secrets or registry auth: execution "
+                      f"resource retrieval failed: {resource} secret resource: unable to find execution "
+                      "role credentials")
+
+
+def test_an_execution_role_ecs_cannot_assume_gets_no_credentials(control_plane, world, fake_runner):
+    iam = control_plane.clients.iam
+    trust_ec2 = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    untrusted = iam.create_role(RoleName=f"not-for-ecs-{uuid.uuid4().hex[:6]}",
+                                AssumeRolePolicyDocument=json.dumps(trust_ec2))["Role"]["Arn"]
+    arn = control_plane.clients.secretsmanager.create_secret(
+        Name=f"untrusted-{uuid.uuid4().hex[:6]}", SecretString="k" * 32)["ARN"]
+    for family, role in (("role-untrusted", untrusted),
+                         ("role-missing", "arn:aws:iam::123456789012:role/no-such-role")):
+        assert "unable to find execution role credentials" in _stopped_reason(
+            control_plane, world, fake_runner, _with_secret(family, arn, role))
+
+
+def test_with_an_assumable_execution_role_the_secret_becomes_the_container_s_env(control_plane, world,
+                                                                                fake_runner):
+    clients = control_plane.clients
+    arn = clients.secretsmanager.create_secret(Name=f"ok-{uuid.uuid4().hex[:6]}",
+                                               SecretString="s" * 32)["ARN"]
+    td = _with_secret("role-ok", arn, execution_role(clients.iam))
+    assert execution_role(clients.iam) == td["executionRoleArn"], "found again, not created twice"
+    inst = control_plane.add_instance(world, "127.0.1.1")
+    clients.ecs.register_task_definition(**td)
+    clients.ecs.run_task(cluster=world.cluster.name, taskDefinition="role-ok")
+    with InstanceAgent(world, inst, fake_runner, clients, interval=0.1):
+        wait_until(lambda: fake_runner.started, 10, what="the task to start")
+    (spec,) = fake_runner.started[0][2]
+    assert spec.env["DD_API_KEY"] == "s" * 32
 
 
 def test_agent_is_reachable_at_the_instance_ip_only_through_published_ports():

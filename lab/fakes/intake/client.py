@@ -208,6 +208,17 @@ class IntakeClient:
             timeout=self.http_timeout)
         resp.raise_for_status()
 
+    def set_valid_keys(self, site: str, keys: list[str] | None) -> dict[str, Any]:
+        """Make the intake's listener for Datadog `site` ("" = the lab's own) know only these API
+        keys, answering 403 to any other (docs/intake.md#sites-and-api-keys); None: every key again.
+        Returns how many keys each site knows and the site listeners' URLs."""
+        resp = self._http.post(self.url + "/fakeintake/configure/keys", json={"site": site, "keys": keys},
+                               timeout=self.http_timeout)
+        if resp.status_code == 400:
+            raise ValueError(resp.json()["errors"][0])
+        resp.raise_for_status()
+        return resp.json()
+
     def start_outage(self, mode: str, endpoint: str = "*", *, status_code: int | None = None,
                      delay_ms: int | None = None, duration_s: float | None = None) -> dict[str, Any]:
         """Start an outage (docs/intake.md#outages): "status", "slow" or "refuse"; nothing is stored

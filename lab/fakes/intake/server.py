@@ -15,7 +15,16 @@ slows answers or refuses connections, storing nothing; `GET` lists them, `DELETE
 Every stored payload is marked with the answer it got (`answer`, `answer_delay_ms`).
 
 Query side, fakeintake-compatible: `GET /fakeintake/payloads?endpoint=<route>[&format=json]`,
-`/fakeintake/routestats`, `/fakeintake/flushPayloads`, `/fakeintake/health`. Extensions: filters
+`/fakeintake/routestats`, `/fakeintake/flushPayloads`, `/fakeintake/health`.
+
+Sites and API keys (docs/intake.md#sites-and-api-keys): `listen(..., site=S)` opens a listener that
+stands for Datadog site S (the lab points an agent configured with `DD_SITE=S` at it); every payload
+stored from it carries `site` and `intended_host` (lab.datadog_sites). `POST
+/fakeintake/configure/keys {"site": S, "keys": [...]}` (or `set_valid_keys`) makes that site know
+only those API keys: any other key (header DD-API-KEY, or the process agent's X-Dd-APIKey) is
+answered `403 {"errors": ["Forbidden"]}` as Datadog's intake answers, nothing is stored, and the
+route's `forbidden` count goes up; `GET /api/v1/validate` then answers 403 too. A site with no keys
+configured accepts every key (fakeintake's behaviour). Extensions: filters
 (`metric=`, `service=`, `tags=k:v,...` and per-kind ones), `since=<seq>` cursors (`next_since` in
 every answer), sessions (`POST /fakeintake/sessions`, then `session=<id>`, or send payloads to
 `/session/<id>/<route>` or with `X-Lab-Session`), rejected payloads
@@ -35,6 +44,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lab.datadog_sites import intended_host
 from lab.fakes.intake import public_api
 from lab.fakes.intake.decode import ROUTES, decoder_for
 from lab.fakes.intake.decode.logs import BadLogFilter
@@ -53,6 +63,7 @@ from lab.serving import Listener, ServerThread, listen_again, stop_listening
 log = logging.getLogger("lab.fakes.intake")
 
 SESSION_HEADER = "X-Lab-Session"
+SITE_KEY = web.AppKey("site", str)  # the Datadog site a listener's app stands for ("" = none)
 SESSION_PREFIX = "/session/"
 # Agent payloads are a few MB at most (the forwarder splits above ~3 MB compressed); leave room.
 MAX_BODY = 64 * 1024 * 1024
@@ -117,6 +128,9 @@ def _extras(rec) -> dict[str, Any]:
     """A payload row's optional fields beyond fakeintake's: decode `flags`, and `via` (the `Via`
     header, set when a proxy such as the lab's FIPS proxy relayed the payload)."""
     out: dict[str, Any] = {"answer": rec.answer}
+    if rec.site:
+        out["site"] = rec.site
+        out["intended_host"] = rec.intended_host
     if rec.answer_delay_ms:
         out["answer_delay_ms"] = rec.answer_delay_ms
     if rec.flags:
@@ -163,16 +177,38 @@ class IntakeServer:
         self._refusing = False
         self._thread: ServerThread | None = None
         self.listeners: list[Listener] = []
+        self.site_listeners: dict[str, Listener] = {}
+        # site ("" = the lab's own listener) -> the API keys it knows; absent = every key accepted.
+        self.valid_keys: dict[str, frozenset[str]] = {}
+        # The agent release a payload's intended host is derived for (its version-prefixed host).
+        self.agent_version = "7.60.0"
 
     # --- owner ------------------------------------------------------------------------------------
 
-    def listen(self, host: str = "127.0.0.1", port: int = 0) -> Listener:
+    def listen(self, host: str = "127.0.0.1", port: int = 0, site: str = "") -> Listener:
+        """A listener; with `site`, the one that stands for that Datadog site (module docstring)."""
         if self._thread is None:
             self._thread = ServerThread("intake").start()
         # The agent's bodies must be stored exactly as sent: no transparent decompression.
-        listener = self._thread.add_app(self.app(), host, port, auto_decompress=False)
+        listener = self._thread.add_app(self.app(site), host, port, auto_decompress=False)
         self.listeners.append(listener)
+        if site:
+            self.site_listeners[site] = listener
         return listener
+
+    def set_valid_keys(self, site: str, keys: list[str] | None) -> None:
+        """Make `site` ("" = the lab's own listener) know only `keys`; None: every key again."""
+        if keys is None:
+            self.valid_keys.pop(site, None)
+        else:
+            self.valid_keys[site] = frozenset(keys)
+
+    def _key_refused(self, site: str, request: web.Request) -> bool:
+        known = self.valid_keys.get(site)
+        if known is None:
+            return False
+        key = request.headers.get("DD-API-KEY") or request.headers.get("X-Dd-APIKey") or ""
+        return key not in known
 
     @property
     def url(self) -> str:
@@ -194,14 +230,17 @@ class IntakeServer:
 
     # --- app --------------------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
+    def app(self, site: str = "") -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._override_middleware])
+        app[SITE_KEY] = site
         r = app.router
         r.add_get("/fakeintake/health", self._health)
         r.add_get("/fakeintake/payloads", self._payloads)
         r.add_get("/fakeintake/routestats", self._routestats)
         r.add_route("*", "/fakeintake/flushPayloads", self._flush)
         r.add_post("/fakeintake/configure/override", self._configure_override)
+        r.add_post("/fakeintake/configure/keys", self._configure_keys)
+        r.add_get("/fakeintake/configure/keys", self._list_keys)
         r.add_post("/fakeintake/configure/outage", self._start_outage)
         r.add_get("/fakeintake/configure/outage", self._list_outages)
         r.add_delete("/fakeintake/configure/outage", self._end_outages)
@@ -220,7 +259,10 @@ class IntakeServer:
         # Overrides of non-POST answers (e.g. GET /api/v1/validate -> 403) win over every handler;
         # POSTs are stored first and answered with the override in _datadog_request.
         if request.method != "POST" and not request.path.startswith("/fakeintake/"):
-            override = self.overrides.get((request.method, _strip_session(request.path)[1]))
+            path = _strip_session(request.path)[1]
+            if path == "/api/v1/validate" and self._key_refused(request.app[SITE_KEY], request):
+                return _json({"errors": ["Forbidden"]}, 403)
+            override = self.overrides.get((request.method, path))
             if override is not None:
                 return self._answer_override(override)
         return await handler(request)
@@ -230,13 +272,20 @@ class IntakeServer:
     async def _datadog_request(self, request: web.Request) -> web.StreamResponse:
         sid, path = _strip_session(request.path)
         session = sid or request.headers.get(SESSION_HEADER) or None
+        site = request.app[SITE_KEY]
         if request.method != "POST":
             if path == "/api/v1/validate":
+                if self._key_refused(site, request):
+                    return _json({"errors": ["Forbidden"]}, 403)
                 return _json({"valid": True})
             if request.method in ("GET", "HEAD"):
                 return web.Response(status=200)
             return _error(f"invalid request with route {path} and method {request.method}")
         body = await request.read()
+        if self._key_refused(site, request):
+            # Datadog's intake refuses a key its site does not know before looking at the body.
+            self.store.count_not_stored(path, "forbidden")
+            return _json({"errors": ["Forbidden"]}, 403)
         delay_ms = 0
         outage = self.outages.for_route(path)
         if outage is not None:
@@ -261,8 +310,12 @@ class IntakeServer:
             answer_status = 200
         else:
             answer_status = ACCEPTED_ANSWERS.get(path, DEFAULT_ANSWER)[0]
+        # The metrics host carries the sender's version (the core forwarder sends DD-Agent-Version).
+        version = request.headers.get("DD-Agent-Version") or self.agent_version
+        meant_for = intended_host(site, path, version) if site else ""
         result = self.store.ingest(path, body, request.headers, "POST", session,
-                                   answer=answer_status, answer_delay_ms=delay_ms)
+                                   answer=answer_status, answer_delay_ms=delay_ms, site=site,
+                                   intended_host=meant_for)
         if not result.accepted:
             return _error(result.reason)
         if override is not None:
@@ -472,6 +525,25 @@ class IntakeServer:
             return _error(f"store must be true or false, not {store!r}")
         self.set_override(endpoint, status, body, spec.get("content_type") or "", method, store)
         return web.Response(status=200)
+
+    async def _configure_keys(self, request: web.Request) -> web.Response:
+        try:
+            spec = await request.json()
+        except ValueError:
+            return _error("body must be JSON: {\"site\": ..., \"keys\": [...] or null}")
+        if not isinstance(spec, dict) or not isinstance(spec.get("site", ""), str) or not (
+                spec.get("keys") is None or (isinstance(spec["keys"], list)
+                                             and all(isinstance(k, str) and k for k in spec["keys"]))):
+            return _error("expected {\"site\": \"<site or empty for the lab's listener>\", "
+                          "\"keys\": [\"<api key>\", ...] or null}")
+        self.set_valid_keys(spec.get("site", ""), spec.get("keys"))
+        return await self._list_keys(request)
+
+    async def _list_keys(self, _request: web.Request) -> web.Response:
+        # How many keys each site knows, never the keys themselves.
+        listeners = {site: listener.url for site, listener in sorted(self.site_listeners.items())}
+        return _json({"sites": {site: len(keys) for site, keys in sorted(self.valid_keys.items())},
+                      "listeners": listeners})
 
     async def _rejected(self, request: web.Request) -> web.Response:
         q = request.query

@@ -66,6 +66,10 @@ class StoredPayload:
     # back (a slow outage); a payload answered with an error is never stored.
     answer: int = 0
     answer_delay_ms: int = 0
+    # The Datadog site the payload was sent for (the listener it arrived on), and the host the
+    # agent would have sent it to there; "" when it came in on the lab's own (site-less) listener.
+    site: str = ""
+    intended_host: str = ""
 
     def header(self, name: str, default: str = "") -> str:
         lname = name.lower()
@@ -85,7 +89,8 @@ class StoredPayload:
 
     @property
     def api_key(self) -> str:
-        return self.header("DD-API-KEY")
+        # The process agent's own sender names it X-Dd-APIKey; every other sender DD-API-KEY.
+        return self.header("DD-API-KEY") or self.header("X-Dd-APIKey")
 
     @property
     def size(self) -> int:
@@ -136,6 +141,8 @@ class RouteCounters:
     answered_not_stored: int = 0
     # POSTs whose client gave up before a slow answer: nothing stored.
     abandoned: int = 0
+    # POSTs answered 403 for an API key the site does not know: nothing stored.
+    forbidden: int = 0
     last_evicted_seq: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -144,6 +151,7 @@ class RouteCounters:
             "evicted": self.evicted, "flushed": self.flushed, "flagged": self.flagged,
             "decode_errors": self.decode_errors, "stored_bytes": self.stored_bytes,
             "answered_not_stored": self.answered_not_stored, "abandoned": self.abandoned,
+            "forbidden": self.forbidden,
         }
 
 
@@ -210,7 +218,8 @@ class IntakeStore:
 
     def ingest(self, route: str, body: bytes, headers: Mapping[str, str] | None = None,
                method: str = "POST", session: str | None = None,
-               received: float | None = None, answer: int = 0, answer_delay_ms: int = 0) -> IngestResult:
+               received: float | None = None, answer: int = 0, answer_delay_ms: int = 0,
+               site: str = "", intended_host: str = "") -> IngestResult:
         """Validate and keep one payload; a malformed one is counted and kept aside, never stored.
         `answer` (and `answer_delay_ms`) mark the stored payload with the answer it is given."""
         headers = dict(headers or {})
@@ -237,7 +246,7 @@ class IntakeStore:
                     body_truncated=len(body) > MAX_REJECTED_BODY))
                 return IngestResult(False, seq, route, reason)
             record = StoredPayload(seq, route, received, headers, bytes(body), kind, session, method, flags,
-                                   answer, answer_delay_ms)
+                                   answer, answer_delay_ms, site, intended_host)
             self._order.append(record)
             self._by_route.setdefault(route, deque()).append(record)
             size = record.size
@@ -252,8 +261,9 @@ class IntakeStore:
 
     def count_not_stored(self, route: str, why: str) -> None:
         """Count a POST the intake answered without storing it: `why` is "answered_not_stored" (an
-        outage's or override's error answer) or "abandoned" (the client left before a slow answer)."""
-        if why not in ("answered_not_stored", "abandoned"):
+        outage's or override's error answer), "abandoned" (the client left before a slow answer) or
+        "forbidden" (403: an API key the site does not know)."""
+        if why not in ("answered_not_stored", "abandoned", "forbidden"):
             raise ValueError(f"unknown reason {why!r}")
         with self._lock:
             counters = self._counters.setdefault(route, RouteCounters())
@@ -471,7 +481,7 @@ class IntakeStore:
                    "max_payloads": self.max_payloads, "max_bytes": self.max_bytes,
                    "rejected_kept": len(self._rejected), "rejected_dropped": self.rejected_dropped}
             for key in ("accepted", "rejected", "evicted", "flushed", "flagged", "decode_errors",
-                        "answered_not_stored", "abandoned"):
+                        "answered_not_stored", "abandoned", "forbidden"):
                 out[key] = sum(getattr(c, key) for c in self._counters.values())
         return out
 

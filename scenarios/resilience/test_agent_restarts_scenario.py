@@ -46,6 +46,9 @@ def _proven_on_the_local_backend_only(request):
         pytest.skip(f"agent restart scenarios are not yet proven on the {backend} backend (issue 14)")
 
 LAB_WITH = {"apps": ("imdsv1",), "agent_env": own_token_env("restarts")}
+# Read through the agent's CLI (health after a restart, hostname and tags from its status) and its
+# app's traces (ddtrace: /v0.5/traces).
+pytestmark = pytest.mark.agent_offers("agent_health", "agent_status", "traces_v05")
 # The ECS agent sees the container exit at once; the service scheduler replaces a DAEMON task on
 # its next pass (seconds), then the new agent needs its start period and first health ping.
 RESTART = 60.0

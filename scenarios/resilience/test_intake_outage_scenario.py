@@ -37,6 +37,10 @@ from .traffic import (
 )
 
 LAB_WITH = {"apps": ("imdsv1",), "agent_env": own_token_env("outage")}
+# Counted at the intake (spans, DogStatsD points, process payloads) and in the agent's own forwarder
+# stats; read through its CLI (health, status, config).
+pytestmark = pytest.mark.agent_offers("agent_health", "forwarder_stats", "traces", "dogstatsd_metrics",
+                                      "processes", "agent_config")
 SMALL_TRACE_QUEUE = 3
 SMALL_QUEUE_ENV = {"DD_APM_TRACE_WRITER_QUEUE_SIZE": str(SMALL_TRACE_QUEUE), **own_token_env("long-outage")}
 TRACES = "/api/v0.2/traces"

@@ -110,6 +110,15 @@ def compare(baseline: Mapping[str, Any], candidate: Mapping[str, Any],
     if b_logs and c_logs:
         col.sets("log_tag", "", b_logs.get("tag_keys", ()), c_logs.get("tag_keys", ()),
                  removed_breaking=True, what="log tag key")
+    # Data sent to somewhere other than the lab's intake (the recording egress proxy refused it):
+    # where the intake's missing data went. Informational: a real deployment may send there.
+    b_out, c_out = baseline.get("egress", {}), candidate.get("egress", {})
+    for where in sorted(set(c_out) - set(b_out)):
+        col.add("egress.added", where, f"{c_out[where]['count']} attempt(s) outside the lab on the candidate "
+                f"({_short(c_out[where].get('kinds', ()))}), none on the baseline")
+    for where in sorted(set(b_out) - set(c_out)):
+        col.add("egress.removed", where, f"{b_out[where]['count']} attempt(s) outside the lab on the "
+                "baseline, none on the candidate")
     b_ver, c_ver = set(baseline.get("agent_versions", ())), set(candidate.get("agent_versions", ()))
     if b_ver != c_ver:
         col.add("agent.version_changed", f"{_short(b_ver) or '?'} -> {_short(c_ver) or '?'}",

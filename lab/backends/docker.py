@@ -594,7 +594,12 @@ class DockerBackend:
             argv = " ".join([*(spec.entry_point or []), *(spec.command or [])])
             if spec.name in agents:
                 if spec.health_check:
-                    self.wait_healthy(c, timeout=timeout)
+                    # The health check decides, on its own schedule: its first probe runs one interval
+                    # after start, and only `retries` failures past the start period make it
+                    # unhealthy (the docs' check: 30 s interval, 3 retries, 15 s start period).
+                    hc = spec.health_check
+                    decided = max(hc.start_period, hc.interval) + hc.retries * (hc.interval + hc.timeout)
+                    self.wait_healthy(c, timeout=max(timeout, decided + 10))
             elif (is_lab_image(spec.image) and (not argv or "lab.apps" in argv) and c.ipv4_addresses
                   and running.task.network_mode in ("bridge", "awsvpc")):
                 tcp = [p for p in spec.ports if p.protocol == "tcp"]
@@ -686,13 +691,30 @@ class DockerBackend:
         first = next(m for m in maps if m != "--map")
         host, port = first.split("=")[0].split("/")[0].rsplit(":", 1)
         proto = first.split("=")[0].split("/")[1]
+        exited: list[str] = []
+
+        def relay_alive() -> bool:
+            state = self.client.api.inspect_container(cid)["State"]
+            if not state["Running"]:
+                exited.append(f"exited with {state['ExitCode']}: {self.logs(cid)[-500:]}")
+            return state["Running"]
+
+        # The relay is a Python process starting in a fresh container: on a loaded machine that
+        # takes longer than a fixed few seconds, so wait as long as for the task's readiness, and
+        # stop at once if the relay died.
+        timeout = self.stack.ready_timeout + 30
         if proto == "tcp":
             def bound() -> bool:
+                if not relay_alive():
+                    return True
                 with socket.create_connection((host, int(port)), timeout=0.5):
                     return True
-            wait_until(bound, 10, what=f"host port {host}:{port}")
+            wait_until(bound, timeout, interval=0.1, what=f"host port {host}:{port}")
         else:
-            wait_until(lambda: self._udp_bound(cid), 10, what=f"host port {host}:{port}/udp")
+            wait_until(lambda: not relay_alive() or self._udp_bound(cid), timeout, interval=0.1,
+                       what=f"host port {host}:{port}/udp")
+        if exited:
+            raise RuntimeError(f"the host port relay for {host}:{port}/{proto} {exited[0]}")
 
     def _udp_bound(self, cid: str) -> bool:
         logs = self.client.api.logs(cid).decode(errors="replace")
@@ -739,18 +761,35 @@ class DockerBackend:
                 if any(c.name == "fips-proxy" for c in task.containers)}
 
     def wait_healthy(self, c: Container, timeout: float) -> None:
-        def healthy() -> bool:
+        """Until the container's health check says healthy; its own verdict `unhealthy`, or an exit,
+        ends the wait at once (wait_until keeps polling through a predicate's exceptions)."""
+        last: dict = {}
+
+        def decided() -> bool:
             state = self.client.api.inspect_container(c.docker_id)["State"]
-            if not state["Running"]:
-                raise RuntimeError(f"{c.name} exited with {state['ExitCode']}:\n{self.logs(c.docker_id)}")
+            last["state"] = state
             status = state.get("Health", {}).get("Status", "healthy")
             c.health_status = status.upper()
-            return status == "healthy"
+            return not state["Running"] or status in ("healthy", "unhealthy")
 
         try:
-            wait_until(healthy, timeout, interval=0.2, what=f"{c.name} to report healthy")
+            wait_until(decided, timeout, interval=0.2, what=f"{c.name} to report healthy")
         except TimeoutError as exc:
-            raise RuntimeError(f"{exc}\n{self.logs(c.docker_id)}") from None
+            state = self.client.api.inspect_container(c.docker_id)["State"]
+            raise RuntimeError(f"{exc}; {self._health_log(state)}\n{self.logs(c.docker_id)}") from None
+        state = last["state"]
+        if not state["Running"]:
+            raise RuntimeError(f"{c.name} exited with {state['ExitCode']}:\n{self.logs(c.docker_id)}")
+        if c.health_status == "UNHEALTHY":
+            raise RuntimeError(f"{c.name} is unhealthy: {self._health_log(state)}\n{self.logs(c.docker_id)}")
+
+    @staticmethod
+    def _health_log(state: dict) -> str:
+        """The health check's last probes as Docker keeps them: when, exit code, output."""
+        probes = (state.get("Health") or {}).get("Log") or []
+        return "health probes: " + ("; ".join(
+            f"{p.get('Start', '')[11:19]} exit {p.get('ExitCode')}: {(p.get('Output') or '').strip()[:160]!r}"
+            for p in probes[-3:]) or "none yet")
 
     def wait_listening(self, c: Container, port: int, timeout: float) -> None:
         """Ready = accepting connections (the host reaches the instance bridge directly)."""

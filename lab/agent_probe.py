@@ -455,12 +455,12 @@ class AgentProbe:
             argv = CLI_OFFERS[what]
             code, out = self._run(argv)
             return Offer(what, code != 127, "" if code != 127 else
-                         f"{reason}; `{' '.join(argv)}` exited 127: {out.strip()[:200]}")
+                         f"{reason}; `{' '.join(argv)}` exited 127 (no such command)")
         if what in STATUS_OFFERS or what in STATUS_PROVIDERS:
             try:
                 status = AgentStatus(self.status())
-            except NotOffered as exc:
-                return Offer(what, False, f"{reason}; {exc}")
+            except NotOffered:
+                return Offer(what, False, f"{reason}; `{' '.join(STATUS_ARGV)}` exited 127 (no such command)")
             if what in STATUS_OFFERS:
                 got = status.receiver_stats() if what == "apm_receiver_stats" \
                     else status.transactions_succeeded()

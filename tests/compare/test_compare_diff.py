@@ -142,6 +142,9 @@ def test_where_the_candidate_s_data_went_and_why_it_skipped_are_in_the_report(tm
     assert not base["egress"]
     result = compare(base, cand)
     assert "egress.added:api.lab.invalid:443" in ids(result.informational)
+    [skip] = [d for d in result.informational if d.kind == "scenario.not_offered"]
+    assert skip.subject == "scenarios/dsd/test_dsd.py::test_custom_metric"
+    assert "skipped on the candidate: dogstatsd_metrics: not offered by this agent" in skip.detail
     assert "metric.removed:ecs_lab.app.requests" in ids(result.breaking)
     doc = report_document(result, base, cand, {"spec": "emulated"}, {"spec": "serverless"})
     text = render_markdown(doc)

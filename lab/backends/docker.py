@@ -594,9 +594,10 @@ class DockerBackend:
             argv = " ".join([*(spec.entry_point or []), *(spec.command or [])])
             if spec.name in agents:
                 if spec.health_check:
-                    # The health check decides, on its own schedule: its first probe runs one interval
+                    # The health check decides on its own schedule: its first probe runs one interval
                     # after start, and only `retries` failures past the start period make it
-                    # unhealthy (the docs' check: 30 s interval, 3 retries, 15 s start period).
+                    # unhealthy (the docs' check: 30 s interval, 3 retries, 15 s start period), so
+                    # the wait is at least that long.
                     hc = spec.health_check
                     decided = max(hc.start_period, hc.interval) + hc.retries * (hc.interval + hc.timeout)
                     self.wait_healthy(c, timeout=max(timeout, decided + 10))
@@ -761,8 +762,9 @@ class DockerBackend:
                 if any(c.name == "fips-proxy" for c in task.containers)}
 
     def wait_healthy(self, c: Container, timeout: float) -> None:
-        """Until the container's health check says healthy; its own verdict `unhealthy`, or an exit,
-        ends the wait at once (wait_until keeps polling through a predicate's exceptions)."""
+        """Until the container's health check says healthy. Docker's `unhealthy` is not the end: a
+        later probe can still pass (a slow first `agent health` on a loaded machine), so only the
+        timeout or an exit ends the wait (wait_until keeps polling through a predicate's exceptions)."""
         last: dict = {}
 
         def decided() -> bool:
@@ -770,7 +772,7 @@ class DockerBackend:
             last["state"] = state
             status = state.get("Health", {}).get("Status", "healthy")
             c.health_status = status.upper()
-            return not state["Running"] or status in ("healthy", "unhealthy")
+            return not state["Running"] or status == "healthy"
 
         try:
             wait_until(decided, timeout, interval=0.2, what=f"{c.name} to report healthy")
@@ -780,8 +782,6 @@ class DockerBackend:
         state = last["state"]
         if not state["Running"]:
             raise RuntimeError(f"{c.name} exited with {state['ExitCode']}:\n{self.logs(c.docker_id)}")
-        if c.health_status == "UNHEALTHY":
-            raise RuntimeError(f"{c.name} is unhealthy: {self._health_log(state)}\n{self.logs(c.docker_id)}")
 
     @staticmethod
     def _health_log(state: dict) -> str:

@@ -328,6 +328,18 @@ INFO_ENDPOINTS: dict[str, tuple[str, ...]] = {
     "debugger": ("/debugger/v1/input",),
 }
 STATUS_OFFERS = ("apm_receiver_stats", "forwarder_stats")
+# Data types by the `agent status --json` providers of the components that produce and send them:
+# an agent whose status has no such provider (or has no `agent status` at all) does not run them.
+STATUS_PROVIDERS: dict[str, tuple[str, ...]] = {
+    "agent_status": (),  # the command itself answers
+    "dogstatsd_metrics": ("dogstatsdStats", "aggregatorStats", "forwarderStats"),  # 8125 -> intake
+    "check_metrics": ("runnerStats", "aggregatorStats", "forwarderStats"),  # core checks -> intake
+    "processes": ("processAgentStatus",),
+    "fips_proxy": ("fips_status",),  # header field since the agent's FIPS proxy support
+}
+# Commands of the agent's CLI (an agent without them answers like a missing command: exit 127).
+CLI_OFFERS: dict[str, list[str]] = {"agent_health": HEALTH_ARGV, "agent_config": CONFIG_ARGV}
+VERSION_ARGV = ["agent", "version"]
 
 
 # -- the probe ----------------------------------------------------------------------------------------
@@ -400,11 +412,20 @@ class AgentProbe:
             raise AgentProbeError(f"GET {self.trace_agent_url}/info answered a {type(doc).__name__}")
         return doc
 
+    def cli_version(self) -> str | None:
+        """`agent version`'s first line (the real agent: "Agent 7.60.0 - Commit: ..."), or None."""
+        code, out = self._run(VERSION_ARGV)
+        line = next((ln.strip() for ln in _ANSI.sub("", out).splitlines() if ln.strip()), "")
+        if code != 0 or not line:
+            raise AgentProbeError(f"`{' '.join(VERSION_ARGV)}` exited {code}: {out.strip()[:300]!r}")
+        return line
+
     @property
     def version(self) -> str:
-        """The agent's version: `/info` "version", else the status header's."""
+        """The agent's version: `/info` "version", else the status header's, else `agent version`."""
         errors = []
-        for read in (lambda: self.info().get("version"), lambda: AgentStatus(self.status()).version):
+        for read in (lambda: self.info().get("version"), lambda: AgentStatus(self.status()).version,
+                     self.cli_version):
             try:
                 version = read()
             except AgentProbeError as exc:
@@ -426,27 +447,38 @@ class AgentProbe:
         return self._intervals
 
     def offers(self, what: str) -> Offer:
-        """Does this agent offer `what` (a data type or endpoint: see INFO_ENDPOINTS, STATUS_OFFERS,
-        or a literal `/path` from `/info`)?"""
-        if what not in INFO_ENDPOINTS and what not in STATUS_OFFERS and not what.startswith("/"):
-            raise ValueError(f"unknown offer {what!r}: known are {sorted([*INFO_ENDPOINTS, *STATUS_OFFERS])} "
+        """Does this agent offer `what`? A data type or endpoint of the trace-agent (INFO_ENDPOINTS, from
+        `/info` "endpoints", or a literal `/path`), a data type by the status provider that runs it
+        (STATUS_PROVIDERS, STATUS_OFFERS, from `agent status --json`), or a CLI command (CLI_OFFERS)."""
+        known = [*INFO_ENDPOINTS, *STATUS_OFFERS, *STATUS_PROVIDERS, *CLI_OFFERS]
+        if what not in known and not what.startswith("/"):
+            raise ValueError(f"unknown offer {what!r}: known are {sorted(known)} "
                              "or a literal endpoint path such as '/v0.6/stats'")
         try:
             info = self.info()
             endpoints = [str(e) for e in info.get("endpoints") or []]
-            version = str(info.get("version") or "unknown")
-        except AgentProbeError as exc:
-            endpoints, version = [], f"unknown version; /info: {exc}"
-        listed = ", ".join(endpoints) or "none"
-        reason = f"not offered by this agent ({version}, endpoints from /info: {listed})"
-        if what in STATUS_OFFERS:
+        except AgentProbeError:
+            endpoints = []
+        listed = ", ".join(endpoints) or "none (no /info)"
+        reason = f"not offered by this agent ({self.version}, endpoints from /info: {listed})"
+        if what in CLI_OFFERS:
+            argv = CLI_OFFERS[what]
+            code, out = self._run(argv)
+            return Offer(what, code != 127, "" if code != 127 else
+                         f"{reason}; `{' '.join(argv)}` exited 127 (no such command)")
+        if what in STATUS_OFFERS or what in STATUS_PROVIDERS:
             try:
                 status = AgentStatus(self.status())
-            except NotOffered as exc:
-                return Offer(what, False, f"{reason}; {exc}")
-            got = status.receiver_stats() if what == "apm_receiver_stats" else status.transactions_succeeded()
-            return Offer(what, got is not None, "" if got is not None else
-                         f"{reason}; `agent status --json` has no {what}")
+            except NotOffered:
+                return Offer(what, False, f"{reason}; `{' '.join(STATUS_ARGV)}` exited 127 (no such command)")
+            if what in STATUS_OFFERS:
+                got = status.receiver_stats() if what == "apm_receiver_stats" \
+                    else status.transactions_succeeded()
+                return Offer(what, got is not None, "" if got is not None else
+                             f"{reason}; `agent status --json` has no {what}")
+            missing = [k for k in STATUS_PROVIDERS[what] if k not in status.raw]
+            return Offer(what, not missing, "" if not missing else
+                         f"{reason}; `agent status --json` has no {', '.join(missing)}")
         wanted = INFO_ENDPOINTS.get(what, (what,))
         offered = any(e in endpoints for e in wanted)
         return Offer(what, offered, "" if offered else reason)

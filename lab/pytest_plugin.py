@@ -37,6 +37,13 @@ def pytest_addoption(parser) -> None:
                     help="first two octets of the session lab's loopback addresses (default: a free 127.X)")
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers", "agent_offers(*what): skip the test when the agent under test does not offer one of "
+        "these (names of lab.agent_probe.AgentProbe.offers), with the agent's own reason: its version and "
+        "the endpoints its /info lists")
+
+
 # -- what a scenario sees --------------------------------------------------------------------------
 
 
@@ -508,11 +515,13 @@ def lab_with(request):
 
 
 @pytest.fixture(scope="module")
-def exclusive_docker_engine():
+def exclusive_docker_engine(request):
     """For a module that runs its own docker lab (e.g. with its own control plane): one docker lab
     runs per engine, so the session's docker lab (if this process runs one) is stopped for the
     module and started again, with the same stack, when it ends. The session `Lab` object is
-    updated in place, so fixtures holding it see the new lab."""
+    updated in place, so fixtures holding it see the new lab. The module's `agent_offers` marks are
+    answered first, by the session lab's agent."""
+    _ask_offers_ahead(request)
     session = _SESSION_LAB
     if session is None or session.ecs_lab is None or session.ecs_lab.backend.SIDE_BY_SIDE:
         yield
@@ -546,6 +555,54 @@ def intake(lab, request):
     client = intake_client(lab.intake_url, request.node.nodeid)
     yield client
     client.close_session()
+
+
+_OFFERS: dict[str, Any] = {}  # what -> Offer of the session lab's agent (one agent image per run)
+
+
+def require_offers(probe: AgentProbe, *what: str, cache: dict[str, Any] | None = None) -> None:
+    """Skip the calling test, saying why, unless the agent behind `probe` offers every one of `what`
+    (decided by the probe: /info endpoints, `agent status --json` providers, the agent's CLI)."""
+    for name in what:
+        offer = cache.get(name) if cache is not None else None
+        if offer is None:
+            offer = probe.offers(name)
+            if cache is not None:
+                cache[name] = offer
+        if not offer:
+            pytest.skip(f"{name}: {offer.reason}")
+
+
+def skip_unless_offered(lab: Lab, *what: str) -> None:
+    """`require_offers` of the session lab's agent, each answer kept for the run (the agent image is
+    chosen for the whole run). For a module-scoped fixture that would start or redeploy something the
+    agent cannot serve: the `agent_offers` mark is read only after module fixtures are set up."""
+    require_offers(lab.agents[0].probe, *what, cache=_OFFERS)
+
+
+@pytest.fixture(autouse=True)
+def _agent_offers(request) -> None:
+    """`@pytest.mark.agent_offers("processes", ...)`: asked of the session lab's agent, once per run."""
+    names = [name for mark in request.node.iter_markers("agent_offers") for name in mark.args]
+    for name in names:
+        offer = _OFFERS.get(name)
+        if offer is None:  # not known yet: ask the session lab's agent (starting it if need be)
+            skip_unless_offered(request.getfixturevalue("lab"), *names)
+            return
+        if not offer:
+            pytest.skip(f"{name}: {offer.reason}")
+
+
+def _ask_offers_ahead(request) -> None:
+    """What the `agent_offers` marks of the requesting module ask, answered by the session lab's agent
+    now: a module that stops the session lab (`exclusive_docker_engine`) runs its own agents of the
+    same image, and its marks are read only after the session lab is gone."""
+    names = {name for item in request.session.items if item.module is request.module
+             for mark in item.iter_markers("agent_offers") for name in mark.args} - set(_OFFERS)
+    if names:
+        probe = request.getfixturevalue("lab").agents[0].probe
+        for name in sorted(names):
+            _OFFERS[name] = probe.offers(name)
 
 
 @pytest.fixture

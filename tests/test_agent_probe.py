@@ -65,6 +65,8 @@ STATUS = {
                                "Service": "web-imdsv2", "TracesReceived": 2, "SpansReceived": 4}]},
     "aggregatorStats": {"Flush": {}, "FlushCount": {"Series": {"LastFlush": 12}}},
     "dogstatsdStats": {"MetricPackets": 42, "UdpPackets": 40},
+    "processAgentStatus": {"core": {"version": "7.60.0"}, "expvars": {"process_agent": {}}},
+    "runnerStats": {"Runs": 20, "Checks": {}},
 }
 
 INFO = {
@@ -267,7 +269,7 @@ def test_offers_by_info_endpoints_and_the_reason_when_not(info_server):
 
 def test_a_failing_command_is_an_error_naming_it():
     unreachable = (1, "Error: could not reach agent")
-    outputs = {"agent status --json": unreachable, "agent config": unreachable}
+    outputs = {"agent status --json": unreachable, "agent config": unreachable, "agent version": unreachable}
     probe = AgentProbe(_container(outputs, []), None)
     with pytest.raises(AgentProbeError, match=r"`agent status --json` exited 1: 'Error: could not reach"):
         probe.status()
@@ -278,14 +280,42 @@ def test_a_failing_command_is_an_error_naming_it():
 
 
 def test_a_command_the_container_lacks_is_not_offered_and_says_so(info_server):
-    url, _ = info_server
+    url, info_doc = info_server
     missing = (127, "status: not offered by this agent (datadog-serverless-compat 0.19.0, endpoints from "
                     "/info: /v0.4/traces)")
-    probe = AgentProbe(_container({"agent status --json": missing, "agent health": missing}, []), url)
+    lacking = {"agent status --json": missing, "agent health": missing, "agent config": missing,
+               "agent version": (0, "datadog-serverless-compat 0.19.0\n")}
+    probe = AgentProbe(_container(lacking, []), url)
     offer = probe.offers("forwarder_stats")
-    assert not offer and "datadog-serverless-compat 0.19.0" in offer.reason
+    assert not offer and offer.reason.endswith("`agent status --json` exited 127 (no such command)")
     with pytest.raises(NotOffered, match="not offered by this agent"):
         probe.health()
+    # Data types by the status providers that run them, and the CLI's commands: the reason names the
+    # version (`agent version`, as /info reports none here) and the /info endpoints.
+    no_info_version = {**INFO, "endpoints": ["/v0.4/traces", "/info"]}
+    no_info_version.pop("version")
+    info_doc["body"] = json.dumps(no_info_version).encode()
+    for what in ("processes", "dogstatsd_metrics", "check_metrics", "agent_status", "agent_health",
+                 "agent_config"):
+        offer = probe.offers(what)
+        assert not offer, what
+        assert offer.reason.startswith("not offered by this agent (datadog-serverless-compat 0.19.0, "
+                                       "endpoints from /info: /v0.4/traces, /info)"), offer.reason
+    assert probe.offers("traces") and not probe.offers("traces_v05")
+
+
+def test_status_providers_decide_the_data_types_offered(info_server):
+    url, _ = info_server
+    full = AgentProbe(_container({"agent status --json": (0, json.dumps(STATUS)),
+                                  "agent health": (0, HEALTH_PASS)}, []), url)
+    for what in ("processes", "dogstatsd_metrics", "check_metrics", "agent_status", "agent_health"):
+        assert full.offers(what), what
+    no_process = {k: v for k, v in STATUS.items() if k != "processAgentStatus"}
+    partial = AgentProbe(_container({"agent status --json": (0, json.dumps(no_process))}, []), url)
+    offer = partial.offers("processes")
+    assert not offer
+    assert offer.reason.endswith("`agent status --json` has no processAgentStatus"), offer.reason
+    assert partial.offers("dogstatsd_metrics")
 
 
 def test_intervals_fall_back_to_defaults_when_agent_config_fails_and_say_why(info_server):

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.agent_images import local_command
+from lab.agent_images import DATADOG, agent_kind, local_command
 from lab.backends.process import (
     START_LINE_PREFIX,
     ManagedProcess,
@@ -49,7 +49,7 @@ from lab.backends.process import (
 )
 from lab.datadog_sites import SITES
 from lab.fakes.fips_proxy.proxy import FipsProxyRecords
-from lab.stack import AGENT_SERVICE, Stack, app_service
+from lab.stack import AGENT_IMAGE, AGENT_SERVICE, Stack, app_service
 from lab.tasks import (
     AGENT_IMAGE_PREFIXES,
     LAB_IMAGE,
@@ -527,7 +527,13 @@ class LocalBackend:
     def _argv_and_probe(self, instance: ContainerInstance, spec: ContainerSpec,
                         env: dict[str, str]) -> tuple[list[str], Probe | None]:
         if is_agent_image(spec.image):
-            kind = local_command(spec.image, env)
+            image = spec.image
+            if agent_kind(image) == DATADOG and self.stack.agent_image != AGENT_IMAGE:
+                # The agent chosen for this lab (LAB_AGENT_IMAGE) runs for every Datadog agent image,
+                # a user's own task definitions included, as on the docker backend: a suite run
+                # "against serverless-compat" must not pass on the emulated agent standing in.
+                image = self.stack.agent_image
+            kind = local_command(image, env)
             if self.stack.agent_command:
                 argv = ["sh", "-c", self.stack.agent_command]
             elif kind is not None:

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from lab.compare.surface import PAYLOADS_FILE, TESTS_FILE
+from lab.compare.surface import EGRESS_FILE, PAYLOADS_FILE, TESTS_FILE
 
 AGENT_ENV_VAR = "LAB_AGENT_ENV"
 AGENT_INFO_VAR = "LAB_COMPARE_AGENT"  # JSON describing the agent, written into tests.json
@@ -88,6 +88,9 @@ class PayloadCapture:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cursors: dict[str, int | None] = {url.rstrip("/"): None for url in intakes}
+        # Labs whose recording egress proxy is read after each test -> attempts seen so far.
+        self.egress_seen: dict[int, int] = {}
+        self.egress_labs: dict[int, Any] = {}
         self.gone: set[str] = set()
         self.tests: dict[str, dict[str, Any]] = {}
         self.warnings: list[str] = []
@@ -104,11 +107,34 @@ class PayloadCapture:
         for value in getattr(item, "funcargs", {}).values():
             if type(value).__name__ in ("Lab", "AgentLab") or hasattr(type(value), "intake_url"):
                 self.know(_intake_url(value))
+                self.know_egress(value)
             if type(value).__name__ == "IntakeClient":
                 self.know(getattr(value, "url", None))
         session_lab = getattr(__import__("sys").modules.get("lab.pytest_plugin"), "_SESSION_LAB", None)
         if session_lab is not None:
             self.know(_intake_url(session_lab))
+            self.know_egress(session_lab)
+
+    def know_egress(self, lab: Any) -> None:
+        if _egress_attempts(lab) is not None:
+            self.egress_labs.setdefault(id(lab), lab)
+            self.egress_seen.setdefault(id(lab), 0)
+
+    def _read_egress(self, nodeid: str) -> list[dict[str, Any]]:
+        """Attempts the labs' recording egress proxies saw since the last capture: where data the
+        agent did not send to the intake went (each attempt was refused; nothing left the lab)."""
+        out: list[dict[str, Any]] = []
+        for key, lab in list(self.egress_labs.items()):
+            attempts = _egress_attempts(lab)
+            if attempts is None:  # the lab stopped: its proxy's records went with it
+                del self.egress_labs[key]
+                continue
+            seen = self.egress_seen.get(key, 0)
+            if len(attempts) < seen:  # the records were cleared (a scenario's own reset)
+                seen = 0
+            out.extend(attempts[seen:])
+            self.egress_seen[key] = len(attempts)
+        return out
 
     def capture(self, nodeid: str) -> int:
         """Write what every known intake received since the last capture; returns the count."""
@@ -129,6 +155,12 @@ class PayloadCapture:
         with (path / PAYLOADS_FILE).open("w", encoding="utf-8") as fh:
             for rec in records:
                 fh.write(json.dumps(rec, sort_keys=True) + "\n")
+        egress = self._read_egress(nodeid)
+        entry["egress_attempts"] = len(egress)
+        if egress:
+            with (path / EGRESS_FILE).open("w", encoding="utf-8") as fh:
+                for attempt in egress:
+                    fh.write(json.dumps(attempt, sort_keys=True) + "\n")
         return len(records)
 
     def _get(self, url: str, path: str, **params: Any) -> dict[str, Any]:
@@ -175,6 +207,10 @@ class PayloadCapture:
             entry["duration"] = round(report.duration, 3)
         if report.skipped and entry["outcome"] in ("unknown", "passed"):
             entry["outcome"] = "skipped"
+            longrepr = report.longrepr
+            # pytest's skip report: (file, line, "Skipped: <reason>")
+            reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+            entry["reason"] = str(reason).removeprefix("Skipped: ")[:1000]
         elif report.failed:
             entry["outcome"] = "failed" if report.when == "call" else "error"
             entry["longrepr"] = str(report.longrepr)[-2000:]
@@ -193,6 +229,23 @@ def _intake_url(lab: Any) -> str | None:
     try:
         return lab.intake_url
     except (KeyError, AttributeError, TypeError):
+        return None
+
+
+def _egress_attempts(lab: Any) -> list[dict[str, Any]] | None:
+    """What a lab's recording egress proxy saw ({host, port, kind, method, target, at, ...} each), or
+    None when this process cannot read it (no proxy, an attached lab, or the lab has stopped)."""
+    backend = getattr(getattr(lab, "ecs_lab", None), "backend", None)
+    if backend is None:
+        return None
+    try:
+        if hasattr(backend, "egress_attempts"):  # docker: the services container's page
+            if not getattr(backend, "egress_proxy_url", None):
+                return None
+            return list(backend.egress_attempts().get("attempts", []))
+        proxy = getattr(backend, "egress_proxy", None)  # local: the proxy runs in this process
+        return [a.as_json() for a in proxy.attempts] if proxy is not None else None
+    except Exception:  # noqa: BLE001 - a stopped lab's proxy: nothing more to read from it
         return None
 
 

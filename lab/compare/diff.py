@@ -85,7 +85,8 @@ class _Collector:
 def compare(baseline: Mapping[str, Any], candidate: Mapping[str, Any],
             rules: Iterable[IgnoreRule] = ()) -> Comparison:
     col = _Collector()
-    _scenarios(col, baseline.get("scenarios", {}), candidate.get("scenarios", {}))
+    _scenarios(col, baseline.get("scenarios", {}), candidate.get("scenarios", {}),
+               candidate.get("skip_reasons", {}))
     _endpoints(col, baseline.get("endpoints", {}), candidate.get("endpoints", {}))
     _metrics(col, baseline.get("metrics", {}), candidate.get("metrics", {}))
     b_ecs, c_ecs = baseline.get("ecs_tags", {}), candidate.get("ecs_tags", {})
@@ -110,6 +111,15 @@ def compare(baseline: Mapping[str, Any], candidate: Mapping[str, Any],
     if b_logs and c_logs:
         col.sets("log_tag", "", b_logs.get("tag_keys", ()), c_logs.get("tag_keys", ()),
                  removed_breaking=True, what="log tag key")
+    # Data sent to somewhere other than the lab's intake (the recording egress proxy refused it):
+    # where the intake's missing data went. Informational: a real deployment may send there.
+    b_out, c_out = baseline.get("egress", {}), candidate.get("egress", {})
+    for where in sorted(set(c_out) - set(b_out)):
+        col.add("egress.added", where, f"{c_out[where]['count']} attempt(s) outside the lab on the candidate "
+                f"({_short(c_out[where].get('kinds', ()))}), none on the baseline")
+    for where in sorted(set(b_out) - set(c_out)):
+        col.add("egress.removed", where, f"{b_out[where]['count']} attempt(s) outside the lab on the "
+                "baseline, none on the candidate")
     b_ver, c_ver = set(baseline.get("agent_versions", ())), set(candidate.get("agent_versions", ()))
     if b_ver != c_ver:
         col.add("agent.version_changed", f"{_short(b_ver) or '?'} -> {_short(c_ver) or '?'}",
@@ -128,7 +138,8 @@ def _apply_rules(differences: list[Difference], rules: list[IgnoreRule]) -> Comp
     return Comparison(differences, [r for i, r in enumerate(rules) if i not in used])
 
 
-def _scenarios(col: _Collector, base: Mapping[str, str], cand: Mapping[str, str]) -> None:
+def _scenarios(col: _Collector, base: Mapping[str, str], cand: Mapping[str, str],
+               cand_skips: Mapping[str, str] | None = None) -> None:
     for nodeid in sorted(set(base) | set(cand)):
         b, c = base.get(nodeid), cand.get(nodeid)
         if b is None:
@@ -137,6 +148,12 @@ def _scenarios(col: _Collector, base: Mapping[str, str], cand: Mapping[str, str]
             col.add("scenario.missing", nodeid, f"not run on the candidate (baseline: {b})")
         elif b == "passed" and c in FAILED:
             col.add("scenario.newly_failing", nodeid, f"passed on the baseline, {c} on the candidate", True)
+        elif b == "passed" and c == "skipped":
+            # What the candidate does not offer: informational here; the data it no longer sends
+            # is breaking on its own (endpoints, metrics, tags removed).
+            why = (cand_skips or {}).get(nodeid) or "no reason given"
+            col.add("scenario.not_offered", nodeid,
+                    f"passed on the baseline, skipped on the candidate: {why}")
         elif b in FAILED and c == "passed":
             col.add("scenario.fixed", nodeid, f"{b} on the baseline, passed on the candidate")
         elif b != c:

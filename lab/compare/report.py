@@ -82,7 +82,9 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     for nodeid in sorted(set(base["scenarios"]) | set(cand["scenarios"])):
         b, c = base["scenarios"].get(nodeid, "-"), cand["scenarios"].get(nodeid, "-")
         mark = " **(newly failing)**" if b == "passed" and c in ("failed", "error") else ""
-        out.append(f"| `{nodeid}` | {b} | {c}{mark} |")
+        b += _skip_reason(base, nodeid, b)
+        c += _skip_reason(cand, nodeid, c)
+        out.append(f"| `{nodeid}` | {_cell(b)} | {_cell(c)}{mark} |")
     out += ["", f"## Breaking ({len(breaking)})", "", *_diff_lines(breaking)]
     out += ["", f"## Informational ({len(info)})", "", *_diff_lines(info)]
     if ignored:
@@ -97,6 +99,17 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         b, c = base["endpoints"].get(route), cand["endpoints"].get(route)
         out.append(f"| `{route}` | {b['count'] if b else 0} | {c['count'] if c else 0} | {_framing(b)} | "
                    f"{_framing(c)} |")
+    out += ["", "## Sent outside the lab", "",
+            "Connections the agent tried to open to anywhere but the lab's intake; the lab's recording "
+            "egress proxy refused each one (nothing left the lab).", "",
+            "| destination | baseline attempts | candidate attempts | how |", "|---|---|---|---|"]
+    b_out, c_out = base.get("egress", {}), cand.get("egress", {})
+    for where in sorted(set(b_out) | set(c_out)):
+        b, c = b_out.get(where), c_out.get(where)
+        how = ", ".join(sorted({*(b or {}).get("kinds", []), *(c or {}).get("kinds", [])}))
+        out.append(f"| `{where}` | {b['count'] if b else 0} | {c['count'] if c else 0} | {_cell(how)} |")
+    if not b_out and not c_out:
+        out.append("| (none) | 0 | 0 | |")
     out += ["", "## Metrics", "",
             f"{len(base['metrics'])} metric names on the baseline, {len(cand['metrics'])} on the candidate.",
             "",
@@ -120,6 +133,11 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         out.append(f"| {label} | {b} | {c} |")
     out.append("")
     return "\n".join(out)
+
+
+def _skip_reason(surface: Mapping[str, Any], nodeid: str, outcome: str) -> str:
+    reason = surface.get("skip_reasons", {}).get(nodeid) if outcome == "skipped" else None
+    return f": {reason}" if reason else ""
 
 
 def _framing(ep: Mapping[str, Any] | None) -> str:

@@ -24,6 +24,7 @@ from lab.compare.normalise import ECS_TAG_KEYS, normalise_tag, split_tag, tag_ke
 
 TESTS_FILE = "tests.json"
 PAYLOADS_FILE = "payloads.jsonl"
+EGRESS_FILE = "egress.jsonl"  # attempts the lab's recording egress proxy refused during the test
 
 SERIES_V2 = "/api/v2/series"
 SERIES_V1 = "/api/v1/series"
@@ -48,6 +49,7 @@ class ScenarioResult:
     duration: float = 0.0
     dir: str = ""
     longrepr: str = ""
+    reason: str = ""  # why it was skipped
 
 
 @dataclass
@@ -59,13 +61,14 @@ class Run:
     tests: dict[str, ScenarioResult] = field(default_factory=dict)
     exit_code: int | None = None
 
-    def payloads(self, nodeid: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every captured payload (of one test, or of all), in capture order."""
+    def payloads(self, nodeid: str | None = None, file: str = PAYLOADS_FILE) -> Iterator[dict[str, Any]]:
+        """Every captured payload (of one test, or of all), in capture order; `file=EGRESS_FILE`:
+        the egress proxy's attempts instead."""
         records = [self.tests[nodeid]] if nodeid else list(self.tests.values())
         for rec in records:
             if not rec.dir:
                 continue
-            path = self.path / rec.dir / PAYLOADS_FILE
+            path = self.path / rec.dir / file
             if not path.exists():
                 continue
             with path.open(encoding="utf-8") as fh:
@@ -90,7 +93,7 @@ def load_run(path: Path | str) -> Run:
         raise CaptureError(f"{index} cannot be read: {exc}") from None
     tests = {nodeid: ScenarioResult(nodeid=nodeid, outcome=t.get("outcome", "unknown"),
                                 duration=float(t.get("duration") or 0.0), dir=t.get("dir", ""),
-                                longrepr=t.get("longrepr", ""))
+                                longrepr=t.get("longrepr", ""), reason=t.get("reason", ""))
              for nodeid, t in doc.get("tests", {}).items()}
     return Run(path=path, agent=doc.get("agent", {}), tests=tests, exit_code=doc.get("exit_code"))
 
@@ -174,8 +177,18 @@ def surface_of(run: Run) -> dict[str, Any]:
             _metadata(b, route, data)
         elif route == LOGS:
             _logs(b, data)
+    egress: dict[str, dict[str, Any]] = {}
+    for attempt in run.payloads(file=EGRESS_FILE):
+        where = f"{attempt.get('host')}:{attempt.get('port')}"
+        seen = egress.setdefault(where, {"count": 0, "kinds": set(), "targets": set()})
+        seen["count"] += 1
+        seen["kinds"].add(f"{attempt.get('method', '')} ({attempt.get('kind', '')})".strip())
+        seen["targets"].add(str(attempt.get("target", ""))[:200])
     return {
         "scenarios": {t.nodeid: t.outcome for t in run.tests.values()},
+        "skip_reasons": {t.nodeid: t.reason for t in run.tests.values()
+                         if t.outcome == "skipped" and t.reason},
+        "egress": {w: _plain(v) for w, v in sorted(egress.items())},
         "endpoints": {r: _plain(ep) for r, ep in sorted(b.endpoints.items())},
         "metrics": {m: _plain(v) for m, v in sorted(b.metrics.items())},
         "ecs_tags": _plain(b.ecs_tags),

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.agent_images import SERVERLESS_COMPAT, agent_kind
 from lab.ecs.agent_env import agent_settings, fips_proxy_settings
 from lab.stack import AGENT_SERVICE, Stack, app_service
 
@@ -52,6 +53,12 @@ def agent_task_definition(stack: Stack) -> dict:
     c["healthCheck"] = {"command": ["CMD-SHELL", "agent health"],
                         "interval": max(5, int(stack.health_interval)), "timeout": 5, "retries": 3,
                         "startPeriod": 0}
+    if agent_kind(stack.agent_image) == SERVERLESS_COMPAT:
+        # It has no `agent health` (its image answers 127, and ECS would replace a task whose
+        # essential container stays unhealthy): checked, as a user of it would, by its trace
+        # receiver accepting a connection - what its launcher also calls ready.
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {p.apm}), 2).close()"
+        c["healthCheck"]["command"] = ["CMD-SHELL", f'python3 -c "{probe}"']
     if stack.has("fips"):
         # The docs' FIPS definition: the proxy sidecar shares the agent's network (host mode), so
         # the agent's 127.0.0.1 reaches it; its ports are the instance's, hence no portMappings on

@@ -13,7 +13,11 @@ Waits: core check runs (rates need two) + one aggregator flush, counted from the
 
 from __future__ import annotations
 
+import pytest
+
 from lab.world import wait_until
+
+pytestmark = pytest.mark.agent_offers("check_metrics")
 
 MIB = 1 << 20
 

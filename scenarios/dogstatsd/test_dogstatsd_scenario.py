@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from datadog.dogstatsd import DogStatsd
 
 from lab.stack import DEFAULT_FEATURES
@@ -19,6 +20,8 @@ METRIC = "ecs_lab.app.work.done"
 CONTROL = "ecs_lab.scenario.dogstatsd.control"
 # The stack of the DD_DOGSTATSD_NON_LOCAL_TRAFFIC=false test (started ahead: scenarios/conftest.py).
 LAB_WITH = {"features": set(DEFAULT_FEATURES) - {"dogstatsd_non_local"}, "apps": ("imdsv1",)}
+# Every test reads the app's metrics at the intake: the agent's DogStatsD -> aggregator -> forwarder.
+pytestmark = pytest.mark.agent_offers("dogstatsd_metrics")
 
 
 def test_custom_metrics_arrive_with_service_and_ecs_tags(apps, agent, send_phase):

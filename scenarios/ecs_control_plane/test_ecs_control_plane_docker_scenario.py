@@ -45,6 +45,7 @@ def _running(ecs, cluster, **kwargs):
     return [t for t in tasks if t["lastStatus"] == "RUNNING"]
 
 
+@pytest.mark.agent_offers("traces_v05")  # the app's ddtrace sends /v0.5/traces
 def test_daemon_agents_as_containers_and_apps_report_through_their_own_instance(docker_ecs, task_agent_probe):
     from lab.fakes.intake.client import IntakeClient
 
@@ -117,6 +118,7 @@ def _roll(ecs, name, service, td_arn, timeout=120):
         raise AssertionError(f"{exc}; tasks: {seen()}") from None
 
 
+@pytest.mark.agent_offers("fips_proxy")
 def test_fips_sidecar_sends_nothing_in_bridge_mode_and_works_in_host_mode(docker_ecs, task_agent_probe):
     from lab.ecs.diagnose import agent_findings
     from lab.fakes.intake.client import IntakeClient

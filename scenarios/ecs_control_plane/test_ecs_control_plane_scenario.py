@@ -88,6 +88,7 @@ def apps(ecs_lab):
             for n, arn in out.items()}
 
 
+@pytest.mark.agent_offers("traces_v05", "dogstatsd_metrics")  # the app's ddtrace sends /v0.5/traces
 def test_docs_agent_runs_once_per_instance_and_apps_report_through_their_own(ecs_lab, apps,
                                                                               task_agent_probe):
     td = ecs_lab.register(AGENT_TASKDEFS / "datadog-agent-ecs-full.json")
@@ -143,6 +144,7 @@ def _host(series: dict) -> str | None:
     return series.get("host")
 
 
+@pytest.mark.agent_offers("traces_v05")  # no trace proves something only where the app's traces arrive
 def test_missing_8126_host_port_leaves_traces_nowhere_and_says_why(ecs_lab, apps, task_agent_probe):
     td = json.loads((AGENT_TASKDEFS / "datadog-agent-ecs-apm.json").read_text())
     td["containerDefinitions"][0]["portMappings"] = [{"containerPort": 8126, "protocol": "tcp"}]
@@ -180,6 +182,7 @@ def test_missing_8126_host_port_leaves_traces_nowhere_and_says_why(ecs_lab, apps
     assert "no hostPort 8126/tcp" in str(findings[0]) and '"hostPort": 8126' in str(findings[0])
 
 
+@pytest.mark.agent_offers("dogstatsd_metrics")  # the agent's own DogStatsD settings
 def test_dogstatsd_without_non_local_traffic_is_named(ecs_lab):
     td = json.loads((AGENT_TASKDEFS / "datadog-agent-ecs-dogstatsd.json").read_text())
     env = td["containerDefinitions"][0]["environment"]

@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 
 from lab.agent_probe import waiting_for
-from lab.pytest_plugin import intake_client
+from lab.pytest_plugin import intake_client, skip_unless_offered
 from lab.stack import DEFAULT_FEATURES
 from lab.world import wait_until
 
@@ -20,10 +20,12 @@ ROUTES = {"metrics": (9804, "/api/v2/series"), "traces": (9805, "/api/v0.2/trace
           "processes": (9807, "/api/v1/collector")}
 # The FIPS stack (started ahead: scenarios/conftest.py).
 LAB_WITH = {"features": set(DEFAULT_FEATURES) | {"fips"}, "apps": ("imdsv1",)}
+pytestmark = pytest.mark.agent_offers("fips_proxy")
 
 
 @pytest.fixture(scope="module")
-def fips_lab(lab_with):
+def fips_lab(lab, lab_with):
+    skip_unless_offered(lab, "fips_proxy")  # before the redeploy an agent without FIPS support cannot pass
     lab = lab_with(**LAB_WITH)
     if lab.backend is None or not getattr(lab.backend, "fips_proxies", None):
         pytest.skip("the FIPS proxy records are read from the lab running in this process")

@@ -7,6 +7,9 @@ Waits: the process check's interval, twice (its first run sends nothing), from t
 from __future__ import annotations
 
 import psutil
+import pytest
+
+pytestmark = pytest.mark.agent_offers("processes")
 
 
 def test_the_app_process_is_in_the_process_payloads(apps, agent, send_phase):

@@ -37,6 +37,9 @@ from lab.world import wait_until
 from .traffic import HEALTH_PING, HEALTH_START_PERIOD, TRACE_FLUSH, agent_status, own_token_env, wait_healthy
 
 LAB_WITH = {"apps": ("imdsv1",), "agent_env": own_token_env("restarts")}
+# Read through the agent's CLI (health after a restart, hostname and tags from its status) and its
+# app's traces (ddtrace: /v0.5/traces).
+pytestmark = pytest.mark.agent_offers("agent_health", "agent_status", "traces_v05")
 # The ECS agent sees the container exit at once; the service scheduler replaces a DAEMON task on
 # its next pass (seconds), then the new agent needs its start period and first health ping.
 RESTART = 60.0

@@ -37,6 +37,10 @@ from .traffic import (
 )
 
 LAB_WITH = {"apps": ("imdsv1",), "agent_env": own_token_env("outage")}
+# Counted at the intake (spans, DogStatsD points, process payloads) and in the agent's own forwarder
+# stats; read through its CLI (health, status, config).
+pytestmark = pytest.mark.agent_offers("agent_health", "forwarder_stats", "traces", "dogstatsd_metrics",
+                                      "processes", "agent_config")
 SMALL_TRACE_QUEUE = 3
 SMALL_QUEUE_ENV = {"DD_APM_TRACE_WRITER_QUEUE_SIZE": str(SMALL_TRACE_QUEUE), **own_token_env("long-outage")}
 TRACES = "/api/v0.2/traces"
@@ -112,9 +116,17 @@ def test_nothing_sent_during_an_outage_is_lost_or_doubled(lab_with, mode, record
                what="a later agent flush")
     assert counted(intake, points.metric, points.tag) == points.sent
 
-    stamps = [t / 1000 for t in process_timestamps(intake, agent.hostname)]
-    during = [t for t in stamps if started <= t <= ended]
     expected = int((ended - started) // interval) - 1
+
+    def made_during() -> list[float]:
+        return [t / 1000 for t in process_timestamps(intake, agent.hostname) if started <= t / 1000 <= ended]
+
+    # Process payloads retry on the forwarder's own backoff, not with the spans or points: wait for
+    # them as for the points (the backoff cap, then flushes), returning as soon as they are there.
+    wait_until(lambda: len(made_during()) >= expected, RECOVERY,
+               what=f"{expected} process payloads made during the {mode} outage")
+    stamps = [t / 1000 for t in process_timestamps(intake, agent.hostname)]
+    during = made_during()
     assert len(stamps) == len(set(stamps)), "a process payload arrived twice"
     assert len(during) >= expected, (
         f"process payloads made during the {ended - started:.1f} s outage: {len(during)} arrived, "

@@ -57,3 +57,18 @@ def test_binary_env_maps_the_agent_settings():
 def test_binary_env_refuses_without_api_key():
     with pytest.raises(LaunchError, match="DD_API_KEY is not set"):
         binary_env({}, apm_port=1, dogstatsd_port=2)
+
+
+def test_the_stack_health_checks_serverless_compat_by_its_trace_receiver(monkeypatch):
+    """It has no `agent health` (127): the stack's agent task definition checks what it offers, its
+    trace receiver, so a lab of it can become healthy; every other agent keeps the docs' check."""
+    from lab.ecs.stack_services import agent_task_definition
+    from lab.stack import Stack
+
+    monkeypatch.delenv("LAB_AGENT_IMAGE", raising=False)
+    default = agent_task_definition(Stack())["containerDefinitions"][0]["healthCheck"]
+    assert default["command"] == ["CMD-SHELL", "agent health"]
+    monkeypatch.setenv("LAB_AGENT_IMAGE", serverless_compat_image())
+    check = agent_task_definition(Stack())["containerDefinitions"][0]["healthCheck"]
+    assert check["command"][0] == "CMD-SHELL" and "agent health" not in check["command"][1]
+    assert "create_connection(('127.0.0.1', 8126)" in check["command"][1]

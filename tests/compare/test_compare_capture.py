@@ -99,6 +99,8 @@ def test_each_test_keeps_its_own_payloads_decoded_with_endpoint_content_type_and
     assert trace["endpoint"] == "/api/v0.2/traces" and trace["encoding"] == "gzip"
     assert trace["data"]["tracerPayloads"][0]["chunks"][0]["spans"][0]["service"] == "inner-web"
     assert by_test["test_skipped"] == []
+    skipped = next(t for nodeid, t in run.tests.items() if nodeid.endswith("test_skipped"))
+    assert skipped.reason == "nothing to see", "a skip keeps its reason (the report shows it)"
 
     surface = surface_of(run)
     assert surface["metrics"]["inner.metric"]["types"] == ["gauge"]
@@ -128,6 +130,34 @@ def test_lab_agent_env_reaches_every_stack_the_run_starts_and_its_intake_is_capt
         ("docker", {"agent_env": {"DD_USE_DOGSTATSD": "false", "DD_ENV": "candidate"}}),
     ]
     assert list(cap.cursors) == ["http://127.0.0.1:9"]
+
+
+def test_what_the_egress_proxy_refused_is_kept_with_the_test_that_caused_it(tmp_path):
+    """A lab's recording egress proxy: each test keeps the attempts made since the previous capture."""
+    import socket
+    from types import SimpleNamespace
+
+    from lab.fakes.egress_proxy.proxy import EgressProxy
+
+    def connect_through(proxy_url: str, target: str) -> None:
+        host, port = proxy_url.removeprefix("http://").rstrip("/").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+            assert b" 403 " in sock.recv(4096).split(b"\r\n", 1)[0] + b" "
+
+    with EgressProxy("127.0.0.1", 0) as proxy:
+        lab = SimpleNamespace(ecs_lab=SimpleNamespace(backend=SimpleNamespace(egress_proxy=proxy)))
+        cap = capture.PayloadCapture(tmp_path, [])
+        cap.know_egress(lab)
+        connect_through(proxy.url, "api.lab.invalid:443")
+        cap.capture("scenarios/a.py::test_one")
+        cap.capture("scenarios/a.py::test_two")  # nothing new: nothing kept twice
+    one = tmp_path / capture.capture_dir_name("scenarios/a.py::test_one") / "egress.jsonl"
+    [attempt] = [json.loads(line) for line in one.read_text().splitlines()]
+    assert (attempt["host"], attempt["port"], attempt["kind"]) == ("api.lab.invalid", 443, "connect")
+    assert cap.tests["scenarios/a.py::test_one"]["egress_attempts"] == 1
+    assert cap.tests["scenarios/a.py::test_two"]["egress_attempts"] == 0
+    assert not (tmp_path / capture.capture_dir_name("scenarios/a.py::test_two") / "egress.jsonl").exists()
 
 
 @pytest.mark.parametrize("text, expected", [

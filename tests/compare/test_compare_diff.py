@@ -115,3 +115,38 @@ def test_a_directory_without_captures_is_a_clear_error(tmp_path):
 ])
 def test_volatile_tag_values_are_normalised_and_stable_ones_kept(tag, expected):
     assert normalise_tag(tag) == expected
+
+
+def test_where_the_candidate_s_data_went_and_why_it_skipped_are_in_the_report(tmp_path):
+    """An agent whose metrics cannot reach the lab's intake: its flush shows up as an attempt the
+    egress proxy refused, and a scenario it cannot serve as skipped with the agent's reason."""
+    import json
+
+    from lab.compare.report import render_markdown, report_document
+
+    base_dir = standard_run(tmp_path / "baseline")
+    cand_dir = standard_run(tmp_path / "candidate", drop_metric=True)
+    index = json.loads((cand_dir / "tests.json").read_text())
+    dsd = index["tests"]["scenarios/dsd/test_dsd.py::test_custom_metric"]
+    dsd.update(outcome="skipped",
+               reason="dogstatsd_metrics: not offered by this agent (datadog-serverless-compat 0.19.0, "
+                      "endpoints from /info: /v0.4/traces)")
+    (cand_dir / "tests.json").write_text(json.dumps(index))
+    attempt = {"kind": "connect", "method": "CONNECT", "host": "api.lab.invalid", "port": 443,
+               "target": "api.lab.invalid:443", "client": "172.30.1.2:40000", "user_agent": "", "at": 1.0}
+    (cand_dir / dsd["dir"] / "egress.jsonl").write_text(json.dumps(attempt) + "\n")
+
+    base, cand = surface_of(load_run(base_dir)), surface_of(load_run(cand_dir))
+    assert cand["egress"] == {"api.lab.invalid:443": {"count": 1, "kinds": ["CONNECT (connect)"],
+                                                      "targets": ["api.lab.invalid:443"]}}
+    assert not base["egress"]
+    result = compare(base, cand)
+    assert "egress.added:api.lab.invalid:443" in ids(result.informational)
+    [skip] = [d for d in result.informational if d.kind == "scenario.not_offered"]
+    assert skip.subject == "scenarios/dsd/test_dsd.py::test_custom_metric"
+    assert "skipped on the candidate: dogstatsd_metrics: not offered by this agent" in skip.detail
+    assert "metric.removed:ecs_lab.app.requests" in ids(result.breaking)
+    doc = report_document(result, base, cand, {"spec": "emulated"}, {"spec": "serverless"})
+    text = render_markdown(doc)
+    assert "| `api.lab.invalid:443` | 0 | 1 | CONNECT (connect) |" in text
+    assert "skipped: dogstatsd_metrics: not offered by this agent (datadog-serverless-compat 0.19.0" in text

@@ -122,6 +122,9 @@ def print_status(state: dict, console=None) -> None:
         table.add_row("  cluster", state.get("cluster", ""))
         for index, arn in (state.get("container_instances") or {}).items():
             table.add_row(f"  container instance {index}", arn or "(not registered)")
+        for arn, address in (state.get("fargate_tasks") or {}).items():
+            # A Fargate task's own address (its ENI on the local backend): where its ports listen.
+            table.add_row(f"  fargate task {arn.rsplit('/', 1)[-1]}", address)
         for svc in state.get("services") or []:
             table.add_row(f"  service {svc['name']}",
                           f"{svc['scheduling_strategy']} {svc['running']}/{svc['desired']} running"

@@ -232,6 +232,11 @@ class World:
             self._bump()
             return host
 
+    def remove_fargate_host(self, host: ContainerInstance) -> None:
+        with self._lock:
+            self.fargate_hosts = [h for h in self.fargate_hosts if h is not host]
+            self._bump()
+
     def hosts(self) -> list[ContainerInstance]:
         """Every place a task runs: the container instances, then the Fargate tasks' hosts."""
         with self._lock:

@@ -78,10 +78,12 @@ class FargateAgent(InstanceAgent):
         redirects = self.redirects_for(host) if self.redirects_for else self.redirects
         try:
             specs = container_specs(td, resolve_secret=self._secrets.resolve, redirects=redirects)
-        except SecretResolutionError as exc:
-            return self._refuse(arn, str(exc))
-        except UnsupportedField as exc:
-            return self._refuse(arn, f"UnsupportedField: {exc}")
+        except (SecretResolutionError, UnsupportedField) as exc:
+            # Never started: its micro-VM goes with it.
+            self.hosts.pop(arn, None)
+            self.world.remove_fargate_host(host)
+            reason = str(exc) if isinstance(exc, SecretResolutionError) else f"UnsupportedField: {exc}"
+            return self._refuse(arn, reason)
         task = world_task(td, arn=arn, service_name=service)
         task.tags = {t["key"]: t["value"] for t in desc.get("tags") or [] if "key" in t}
         self.world.add_task(host, task)

@@ -151,6 +151,20 @@ def test_the_ecs_fargate_check_sends_its_metrics(fargate_lab, fargate_task, prob
     assert any(t.startswith("interface:") for t in net[0]["tags"])
 
 
-def test_the_sidecar_is_healthy_as_agent_health_says(probe):
+def test_the_sidecar_is_healthy_as_agent_health_says(fargate_lab, fargate_task, probe):
     health = probe.health()
     assert health, f"agent health in the Fargate sidecar: {health}"
+    # ECS runs the document's health check (`agent health` every 30 s, timeout 5, start period 60):
+    # the container and the task become HEALTHY on the first success; a check that fails (or times
+    # out on a loaded machine) in the start period is not counted, and the next comes an interval on.
+    check = json.loads(TASKDEF.read_text())["containerDefinitions"][1]["healthCheck"]
+
+    def healthy() -> dict | None:
+        ecs = fargate_lab.ecs
+        task = ecs.describe_tasks(cluster=fargate_lab.name, tasks=[fargate_task["arn"]])["tasks"][0]
+        agent = next(c for c in task["containers"] if c["name"] == "datadog-agent")
+        return task if agent.get("healthStatus") == "HEALTHY" else None
+
+    task = wait_until(healthy, check["startPeriod"] + check["interval"] + check["timeout"] + 15,
+                      what="the agent container HEALTHY by the task definition's health check")
+    assert task["healthStatus"] == "HEALTHY"

@@ -232,3 +232,27 @@ def test_a_fargate_task_runs_on_a_host_of_its_own(control_plane, world, fake_run
         assert ecs.describe_tasks(cluster=world.cluster.name, tasks=[arns[0]])["tasks"][0]["lastStatus"] \
             == "STOPPED"
         assert arns[1] not in fake_runner.stopped
+
+
+def test_a_fargate_task_the_lab_cannot_run_stops_with_the_reason(control_plane, world, fake_runner):
+    """A FireLens definition registers (it has an execution role) but its log router is not wired in
+    on this branch: the task stops with the field named, and leaves no host behind."""
+    from lab.ecs.cluster import EcsCluster
+
+    ecs = control_plane.clients.ecs
+    subnet = _default_subnet(control_plane)["SubnetId"]
+    ecs.register_task_definition(**_taskdef(family="fg-firelens", containerDefinitions=[
+        _container(logConfiguration={"logDriver": "awsfirelens", "options": {"Name": "datadog"}})]))
+    with EcsCluster(world, fake_runner, control_plane=control_plane, agent_interval=0.1):
+        out = ecs.run_task(cluster=world.cluster.name, taskDefinition="fg-firelens", launchType="FARGATE",
+                           networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}})
+        arn = out["tasks"][0]["taskArn"]
+
+        def stopped() -> dict | None:
+            t = ecs.describe_tasks(cluster=world.cluster.name, tasks=[arn])["tasks"][0]
+            return t if t["lastStatus"] == "STOPPED" else None
+
+        task = wait_until(stopped, 10, what="the FireLens task STOPPED")
+        reason = task["stoppedReason"]
+        assert reason.startswith("UnsupportedField:") and "logConfiguration" in reason, reason
+        assert world.fargate_hosts == [] and fake_runner.started == []

@@ -9,7 +9,12 @@ of a lab test is waiting: on an agent's flush, on a DAEMON deployment, on an out
 - the `local` lane runs the unit tests and then the local scenarios, each spread over pytest-xdist
   workers (every worker's labs claim their own loopback subnet and ephemeral ports);
 - the `docker` lane runs the docker tests and then the docker scenarios, one after the other (one
-  docker lab per engine: 169.254.169.254 lives in one network);
+  docker lab per engine: 169.254.169.254 lives in one network). The docker scenarios run with the
+  emulated agent in its real-timing profile (15 s metric flush in 10 s buckets, 5 s traces, process
+  checks that skip their first run, IPC over HTTPS only): the proof, without the real image, that
+  the scenarios depend only on what the real agent offers and wait on its own intervals. Every
+  scenario thus runs once per backend: on loopback with the default 1 s profile, on docker with the
+  real agent's timing (`LAB_CI_DOCKER_PROFILE=` runs the default profile there too);
 - both lanes start at once, so the docker lane's waits overlap the local lane's.
 
 Each phase writes a JUnit report `REPORT_DIR/<phase>.xml` (read by `.ci/phases.py`) and its whole
@@ -33,6 +38,7 @@ from pathlib import Path
 # environment can say otherwise (LAB_CI_WORKERS_UNIT=0 runs the unit tests in one process).
 UNIT_WORKERS = os.environ.get("LAB_CI_WORKERS_UNIT", "3")
 SCENARIO_WORKERS = os.environ.get("LAB_CI_WORKERS_SCENARIOS", "2")
+DOCKER_PROFILE = os.environ.get("LAB_CI_DOCKER_PROFILE", "real-timing")
 
 
 @dataclass
@@ -56,7 +62,8 @@ def lanes(extra: list[str]) -> dict[str, list[Phase]]:
         ],
         "docker": [
             Phase("docker-tests", ["tests", "-m", "docker", *extra]),
-            Phase("docker-scenarios", ["scenarios", "--backend", "docker", *extra]),
+            Phase("docker-scenarios", ["scenarios", "--backend", "docker", *extra],
+                  env={"LAB_AGENT_PROFILE": DOCKER_PROFILE}),
         ],
     }
 

@@ -39,7 +39,7 @@ ROUTER_START_AND_MARGIN = 15.0
 def logs_lab(lab_with):
     lab = lab_with(**LAB_WITH)
     if lab.state.get("backend") == "docker":
-        pytest.skip("container logs on the docker backend are not built yet (docs/logs.md#not-yet)")
+        pytest.skip("container logs on the docker backend are not proven yet (docs/logs.md#not-yet)")
     return lab
 
 

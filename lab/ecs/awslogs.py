@@ -8,8 +8,11 @@ agent passes from the task definition (AWS ECS developer guide, "Using the awslo
   group fails the container's creation, and the task stops with the daemon's error;
 - `awslogs-stream-prefix`: the stream is `<prefix>/<container name>/<task id>` (the ECS agent's
   naming); without a prefix docker names the stream after the container id.
-Events are batched as docker batches them: sent every 5 s (`batchPublishFrequency`), or sooner
-when a batch reaches 10,000 events or about 1 MB, and what is left is sent when the container stops.
+Events are batched as docker batches them: sent every 5 s (`batchPublishFrequency`, or
+`awslogs-force-flush-interval-seconds`), or sooner when a batch reaches 10,000 events or about 1 MB,
+and what is left is sent when the container stops. An option docker does not know fails the
+container as docker does; known ones that reshape events (`awslogs-multiline-pattern`,
+`awslogs-datetime-format`, `awslogs-format`, `awslogs-endpoint`, ...) are refused by name.
 """
 
 from __future__ import annotations
@@ -34,6 +37,19 @@ CREATE_ERROR = ("CannotStartContainerError: Error response from daemon: failed t
                 "driver: ")
 
 
+# Options docker's awslogs driver takes (moby daemon/logger/awslogs ValidateLogOpt, plus the generic
+# `mode`/`max-buffer-size`), and `awslogs-stream-prefix`, which the ECS agent turns into the stream.
+KNOWN_OPTIONS = frozenset({
+    "awslogs-region", "awslogs-endpoint", "awslogs-group", "awslogs-stream", "awslogs-create-group",
+    "awslogs-datetime-format", "awslogs-multiline-pattern", "awslogs-credentials-endpoint",
+    "awslogs-force-flush-interval-seconds", "awslogs-max-buffered-events", "awslogs-format", "tag",
+    "mode", "max-buffer-size", "awslogs-stream-prefix",
+})
+# Known options that change what becomes an event or where it goes: the lab does not reproduce them.
+NOT_REPRODUCED = frozenset({"awslogs-datetime-format", "awslogs-multiline-pattern", "awslogs-endpoint",
+                            "awslogs-credentials-endpoint", "awslogs-format", "tag"})
+
+
 class AwsLogsError(RuntimeError):
     """The driver cannot start; the text is what ECS puts in the task's stoppedReason."""
 
@@ -52,6 +68,20 @@ class AwsLogsDriver:
     def __init__(self, endpoint: str, default_region: str, config: LogConfiguration, *, container: str,
                  task_arn: str, docker_id: str) -> None:
         options = config.options
+        for key in sorted(options):
+            if key not in KNOWN_OPTIONS:
+                raise AwsLogsError("CannotCreateContainerError: Error response from daemon: unknown log opt "
+                                   f"'{key}' for awslogs log driver")
+            if key in NOT_REPRODUCED:
+                raise AwsLogsError(f"UnsupportedField: logConfiguration.options.{key} is not supported "
+                                   "by the lab's awslogs driver")
+        self.publish_interval = PUBLISH_INTERVAL
+        if options.get("awslogs-force-flush-interval-seconds"):
+            try:
+                self.publish_interval = float(options["awslogs-force-flush-interval-seconds"])
+            except ValueError:
+                raise AwsLogsError("CannotCreateContainerError: Error response from daemon: invalid value "
+                                   "for awslogs-force-flush-interval-seconds") from None
         self.group = options.get("awslogs-group", "")
         if not self.group:
             raise AwsLogsError(CREATE_ERROR + "must specify a value for log opt 'awslogs-group'")
@@ -124,7 +154,7 @@ class AwsLogsDriver:
             log.warning("awslogs %s/%s: PutLogEvents failed: %r", self.group, self.stream, exc)
 
     def _publish_loop(self) -> None:
-        while not self._stop.wait(PUBLISH_INTERVAL):
+        while not self._stop.wait(self.publish_interval):
             with self._lock:
                 batch = self._take()
             if batch:

@@ -128,3 +128,23 @@ def test_an_unknown_driver_is_refused_at_registration(lab, driver, valid):
     assert exc.value.response["Error"]["Code"] == "ClientException"
     message = exc.value.response["Error"]["Message"]
     assert message == f"{driver} is not a valid log driver. Must be one of [{valid}]"
+
+
+@pytest.mark.parametrize("options,reason", [
+    ({"awslogs-group": "g", "awslogs-bogus": "1"},
+     "CannotCreateContainerError: Error response from daemon: unknown log opt 'awslogs-bogus' for awslogs "
+     "log driver"),
+    ({"awslogs-group": "g", "awslogs-multiline-pattern": "^INFO"},
+     "UnsupportedField: logConfiguration.options.awslogs-multiline-pattern is not supported by the lab's "
+     "awslogs driver"),
+])
+def test_options_docker_does_not_know_or_the_lab_does_not_reproduce_are_refused(options, reason):
+    from lab.ecs.awslogs import AwsLogsDriver, AwsLogsError
+    from lab.tasks import LogConfiguration
+
+    with pytest.raises(AwsLogsError) as exc:
+        # Refused before any call: the endpoint is never contacted.
+        AwsLogsDriver("http://127.0.0.1:9", "us-east-1", LogConfiguration("awslogs", options),
+                      container="app", task_arn="arn:aws:ecs:us-east-1:123456789012:task/c/abc",
+                      docker_id="d" * 64)
+    assert str(exc.value) == reason

@@ -31,6 +31,7 @@ AGENT_SERVICE = "datadog-agent"
 # The image the Datadog ECS docs' task definitions name; which agent really runs for it is the
 # backend's choice, recorded in the lab's status (docs/agents.md).
 AGENT_IMAGE = "public.ecr.aws/datadog/agent:latest"
+DEFAULT_READY_TIMEOUT = 20.0
 
 
 @dataclass
@@ -79,7 +80,9 @@ class Stack:
     name: str | None = None
     imds_tokens_required: bool = False
     health_interval: float = 5.0
-    ready_timeout: float = 20.0
+    # Seconds a container may take to be ready; LAB_READY_TIMEOUT changes the default for a whole run
+    # (a loaded machine, where an app's ddtrace start-up alone can take longer).
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
     # Deploy the stack's services (the agent DAEMON service, the apps). False: the instances join the
     # cluster with nothing on them (tests and users that register their own task definitions).
     deploy: bool = True
@@ -102,6 +105,14 @@ class Stack:
             self.agent_image = chosen
         if self.agent_profile is None:
             self.agent_profile = os.environ.get("LAB_AGENT_PROFILE") or ""
+        chosen_timeout = os.environ.get("LAB_READY_TIMEOUT", "").strip()
+        if self.ready_timeout == DEFAULT_READY_TIMEOUT and chosen_timeout:
+            try:
+                self.ready_timeout = float(chosen_timeout)
+            except ValueError:
+                raise ValueError(f"LAB_READY_TIMEOUT={chosen_timeout!r} is not a number of seconds") from None
+            if self.ready_timeout <= 0:
+                raise ValueError(f"LAB_READY_TIMEOUT={chosen_timeout!r} must be more than 0 seconds")
 
     def with_(self, **changes) -> Stack:
         return replace(self, **changes)

@@ -153,7 +153,8 @@ def print_status(state: dict, console=None) -> None:
               help="Port of the ECS control plane (default 4566; 0 picks a free one).")
 @click.option("--ui", is_flag=True, help="Serve the live dashboard on loopback (docs/sandbox.md).")
 @click.option("--ready-timeout", type=click.FloatRange(1, 3600), default=None,
-              help="Seconds each container may take to be ready (default 20; more on a loaded machine).")
+              help="Seconds each container may take to be ready (default 20, or LAB_READY_TIMEOUT; more "
+                   "on a loaded machine).")
 @name_option
 def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], agent_image: str | None,
        agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None, intake_url: str | None,

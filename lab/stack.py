@@ -31,19 +31,7 @@ AGENT_SERVICE = "datadog-agent"
 # The image the Datadog ECS docs' task definitions name; which agent really runs for it is the
 # backend's choice, recorded in the lab's status (docs/agents.md).
 AGENT_IMAGE = "public.ecr.aws/datadog/agent:latest"
-
-
-def _ready_timeout_from_env() -> float:
-    raw = os.environ.get("LAB_READY_TIMEOUT", "").strip()
-    if not raw:
-        return 20.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"LAB_READY_TIMEOUT must be a number of seconds, not {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"LAB_READY_TIMEOUT must be positive, not {raw!r}")
-    return value
+DEFAULT_READY_TIMEOUT = 20.0
 
 
 @dataclass
@@ -92,10 +80,9 @@ class Stack:
     name: str | None = None
     imds_tokens_required: bool = False
     health_interval: float = 5.0
-    # Seconds a task may take to get ready (the backends wait up to 3x for a container, deployment
-    # 4x). LAB_READY_TIMEOUT raises it on a slow or overloaded machine (a CI runner, 2 shared cores
-    # at load 30, where five Python processes starting at once need minutes).
-    ready_timeout: float = field(default_factory=lambda: _ready_timeout_from_env())
+    # Seconds a container may take to be ready; LAB_READY_TIMEOUT changes the default for a whole run
+    # (a loaded machine, where an app's ddtrace start-up alone can take longer).
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
     # Deploy the stack's services (the agent DAEMON service, the apps). False: the instances join the
     # cluster with nothing on them (tests and users that register their own task definitions).
     deploy: bool = True
@@ -118,6 +105,14 @@ class Stack:
             self.agent_image = chosen
         if self.agent_profile is None:
             self.agent_profile = os.environ.get("LAB_AGENT_PROFILE") or ""
+        chosen_timeout = os.environ.get("LAB_READY_TIMEOUT", "").strip()
+        if self.ready_timeout == DEFAULT_READY_TIMEOUT and chosen_timeout:
+            try:
+                self.ready_timeout = float(chosen_timeout)
+            except ValueError:
+                raise ValueError(f"LAB_READY_TIMEOUT={chosen_timeout!r} is not a number of seconds") from None
+            if self.ready_timeout <= 0:
+                raise ValueError(f"LAB_READY_TIMEOUT={chosen_timeout!r} must be more than 0 seconds")
 
     def with_(self, **changes) -> Stack:
         return replace(self, **changes)

@@ -161,7 +161,11 @@ def _observe(
     arrived or the waits ran out. Returns what was seen since the start."""
     intake = target.intake
     cursor = target.cursor()
-    before = {r: s.get("accepted", 0) for r, s in intake.routestats().items()}
+    stats = intake.routestats()
+    before = {r: s.get("accepted", 0) for r, s in stats.items()}
+    # Payloads the intake answered with an error and did not keep (the agent's sends that failed).
+    errors_before = {r: s.get("answered_not_stored", 0) for r, s in stats.items()}
+    errors: dict[str, int] = {}
     limit = deadline_s or max(wait.traces, wait.metrics, wait.processes if want_processes else 0)
     t0 = time.monotonic()
     spans: dict[str, int] = {}
@@ -181,8 +185,9 @@ def _observe(
         for m in (series for item in page["payloads"] for series in item["data"]):
             svc = next((t.split(":", 1)[1] for t in m.get("tags") or [] if t.startswith("service:")), "")
             metrics[svc] = metrics.get(svc, 0) + 1
-        now = {r: s.get("accepted", 0) for r, s in intake.routestats().items()}
-        routes = {r: now[r] - before.get(r, 0) for r in now}
+        stats = intake.routestats()
+        routes = {r: st.get("accepted", 0) - before.get(r, 0) for r, st in stats.items()}
+        errors = {r: st.get("answered_not_stored", 0) - errors_before.get(r, 0) for r, st in stats.items()}
         done = (
             all(spans.get(s) for s in services)
             and all(metrics.get(s) for s in services)
@@ -193,7 +198,8 @@ def _observe(
         if done or time.monotonic() - t0 > limit:
             break
         time.sleep(0.5)
-    return {"spans": spans, "metrics": metrics, "routes": routes, "waited_s": time.monotonic() - t0}
+    return {"spans": spans, "metrics": metrics, "routes": routes, "errors": errors,
+            "waited_s": time.monotonic() - t0}
 
 
 def _settled_health(target: LabTarget, agent_c: dict) -> list[tuple[str, str]]:
@@ -330,6 +336,11 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
             default = "set DD_PROCESS_AGENT_ENABLED=true in the agent's environment"
         rejected = target.intake.rejected(DATA_ROUTES[kind])[-1:]
         why = f"; the intake refused one: {rejected[0].get('reason')}" if rejected else ""
+        if seen["errors"].get(DATA_ROUTES[kind]):
+            why += (
+                f"; the intake answered {seen['errors'][DATA_ROUTES[kind]]} of the agent's sends "
+                "with an error and kept none (the agent's data is sent, Datadog's side refuses it)"
+            )
         hops.append(
             Hop(
                 hop,

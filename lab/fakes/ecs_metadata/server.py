@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lab.serving import Listener, ServerThread
+from lab.serving import Listener, ServerThread, listen_again, stop_listening
 from lab.world import ContainerInstance, World
 
 from .model import Answer, EcsMetadata
@@ -51,6 +51,21 @@ class EcsMetadataServer:
         listener = self._server.add_app(app, host, port)
         self.introspection_listeners[instance.index] = listener
         return listener
+
+    def stop_introspection(self, index: int) -> None:
+        """Instance `index`'s ECS agent is down (`systemctl stop ecs`): its introspection port refuses
+        connections until `resume_introspection`. Tasks already running keep running, as on EC2."""
+        listener = self.introspection_listeners[index]
+
+        async def _stop() -> None:
+            stop_listening(listener)
+
+        self._server.call(_stop)
+
+    def resume_introspection(self, index: int) -> None:
+        """The ECS agent is back on the same address and port."""
+        listener = self.introspection_listeners[index]
+        self._server.call(lambda: listen_again(listener))
 
     def listen_task_metadata(self, host: str, port: int) -> Listener:
         """Task metadata v2/v3/v4, credentials and the agent API on host:port (169.254.170.2:80)."""

@@ -97,8 +97,14 @@ class Redirects:
         """`reachable_on_host`: whether apps can reach the agent at the instance's private IP (host
         mode, or bridge mode with its 8126/8125 host ports published)."""
         env = dict(user_env)
+        # The site the user chose goes with the redirect (the intake holds it to the key's site, as
+        # Datadog does: docs/intake.md#sites); no DD_SITE means Datadog's default, the key's own.
+        site = (user_env.get("DD_SITE") or "").strip()
+        intake_url = self.intake_url
+        if site and site != LAB_SITE:
+            intake_url = f"{self.intake_url.rstrip('/')}/site/{site}"
         for key in INTAKE_URL_KEYS:
-            env[key] = self.intake_url
+            env[key] = intake_url
         env["DD_LOGS_CONFIG_USE_HTTP"] = "true"
         env["DD_SITE"] = LAB_SITE
         env["DD_REMOTE_CONFIGURATION_ENABLED"] = "false"

@@ -54,6 +54,9 @@ log = logging.getLogger("lab.fakes.intake")
 
 SESSION_HEADER = "X-Lab-Session"
 SESSION_PREFIX = "/session/"
+SITE_PREFIX = "/site/"
+# The site of the organization whose API key the lab's agents hold (Datadog's default site).
+DEFAULT_SITE = "datadoghq.com"
 # Agent payloads are a few MB at most (the forwarder splits above ~3 MB compressed); leave room.
 MAX_BODY = 64 * 1024 * 1024
 
@@ -105,6 +108,15 @@ def go_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _strip_site(path: str) -> tuple[str | None, str]:
+    """`/site/datadoghq.eu/api/v2/series` -> ("datadoghq.eu", "/api/v2/series"): the site the agent
+    meant to reach (its DD_SITE, carried by the lab's redirects: docs/intake.md#sites)."""
+    if path.startswith(SITE_PREFIX):
+        site, _, rest = path[len(SITE_PREFIX):].partition("/")
+        return site or None, "/" + rest
+    return None, path
+
+
 def _strip_session(path: str) -> tuple[str | None, str]:
     """`/session/<id>/api/v2/series` -> ("<id>", "/api/v2/series")."""
     if path.startswith(SESSION_PREFIX):
@@ -148,12 +160,15 @@ class IntakeServer:
 
     def __init__(self, store: IntakeStore | None = None, max_payloads: int = DEFAULT_MAX_PAYLOADS,
                  max_bytes: int = DEFAULT_MAX_BYTES, collector_interval: int = 10,
-                 collector_active_clients: int = 0, ingest: str = "full") -> None:
+                 collector_active_clients: int = 0, ingest: str = "full", site: str = DEFAULT_SITE) -> None:
         self.store = store if store is not None else IntakeStore(max_payloads, max_bytes, ingest=ingest)
         # ResCollector.status: `interval` paces the process agent's real-time checks and
         # `activeClients` > 0 switches real-time collection on (someone watching live processes).
         self.collector_interval = collector_interval
         self.collector_active_clients = collector_active_clients
+        # The API key's site: a payload sent for another site is refused 403, as Datadog's intake
+        # refuses a key of an organization on another site.
+        self.site = site
         self.overrides: dict[tuple[str, str], Override] = {}
         self.outages = OutageBoard()
         self._reopen: asyncio.TimerHandle | None = None
@@ -225,7 +240,15 @@ class IntakeServer:
     # --- agent side -------------------------------------------------------------------------------
 
     async def _datadog_request(self, request: web.Request) -> web.StreamResponse:
-        sid, path = _strip_session(request.path)
+        site, path = _strip_site(request.path)
+        sid, path = _strip_session(path)
+        if site is not None and site != self.site:
+            body = await request.read() if request.method == "POST" else b""
+            reason = (f"403 Forbidden: the API key is not valid on {site} (the agent's DD_SITE); "
+                      f"its organization is on {self.site}")
+            if request.method == "POST":
+                self.store.refuse(path, body, request.headers, reason, sid)
+            return _error("Forbidden", 403)
         session = sid or request.headers.get(SESSION_HEADER) or None
         if request.method != "POST":
             if path == "/api/v1/validate":

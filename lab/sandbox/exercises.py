@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.sandbox.doctor import Report, walk
-from lab.sandbox.target import LabTarget, TargetError, container, http_get, set_env
+from lab.sandbox.target import LabTarget, TargetError, container, http_get, registrable, set_env
 from lab.sandbox.texts import LANGS, TEXTS
 from lab.stack import AGENT_SERVICE, app_service
 
 SECRET_NAME = "datadog-api-key"
+# A variable whose only purpose is a new revision, hence a new deployment (apps read their agent
+# host when they start).
+DEPLOYMENT_MARKER = "LAB_DEPLOYMENT"
 # An ARN of the right shape whose secret does not exist (Secrets Manager adds a 6-character suffix).
 MISSING_SECRET_ARN = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{SECRET_NAME}-AbC123"
 
@@ -201,7 +204,7 @@ def _redeploy(variant: str, need_running: bool = True) -> Callable[[LabTarget], 
     return lambda target: _roll(
         target,
         app_service(variant),
-        lambda td: set_env(td["containerDefinitions"][0], "LAB_DEPLOYMENT", str(time.time())),
+        lambda td: set_env(td["containerDefinitions"][0], DEPLOYMENT_MARKER, str(time.time())),
         need_running=need_running,
     )
 
@@ -222,7 +225,7 @@ def _imdsv2_required(target: LabTarget) -> None:
     _roll(
         target,
         app_service("imdsv1"),
-        lambda td: set_env(td["containerDefinitions"][0], "LAB_DEPLOYMENT", str(time.time())),
+        lambda td: set_env(td["containerDefinitions"][0], DEPLOYMENT_MARKER, str(time.time())),
         need_running=False,
     )
 
@@ -320,6 +323,15 @@ EXERCISES: dict[str, Exercise] = {
 }
 
 
+def _comparable(td: dict) -> dict:
+    out = registrable(td)
+    for c in out.get("containerDefinitions") or []:
+        env = [e for e in c.get("environment") or [] if e["name"] != DEPLOYMENT_MARKER]
+        c["environment"] = sorted(env, key=lambda e: e["name"])
+        c["secrets"] = sorted(c.get("secrets") or [], key=lambda e: e["name"])
+    return out
+
+
 def get(exercise_id: str) -> Exercise:
     try:
         return EXERCISES[exercise_id]
@@ -403,6 +415,14 @@ class ExerciseSession:
         ex.fixes(self.target)
         return ex.text(lang)["solution"]
 
+    def _same_definition(self, arn_a: str, arn_b: str) -> bool:
+        """Whether two revisions define the same tasks (environment and secrets in any order; the
+        deployment marker `_redeploy` adds only forces a new deployment)."""
+        return _comparable(self._describe(arn_a)) == _comparable(self._describe(arn_b))
+
+    def _describe(self, arn: str) -> dict:
+        return self.target.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+
     def reset(self) -> None:
         """Back to the task definitions recorded at start, and the instances' settings the exercises
         change back to the lab's (IMDS tokens optional, hop limit 2, container metadata on)."""
@@ -412,8 +432,12 @@ class ExerciseSession:
         _imds_policy(tokens_required=False, hop_limit=2)(self.target)
         _container_metadata(True)(self.target)
         for svc, arn in data["originals"].items():
-            if self.target.service(svc)["taskDefinition"] != arn:
-                self.target.ecs.update_service(cluster=self.target.cluster, service=svc, taskDefinition=arn)
-                self.target.wait_rolled(svc, arn)
+            current = self.target.service(svc)["taskDefinition"]
+            if current == arn or self._same_definition(current, arn):
+                # The solution already put the same definition back under a new revision: rolling
+                # the service again would only restart what runs (a DAEMON roll is the slowest step).
+                continue
+            self.target.ecs.update_service(cluster=self.target.cluster, service=svc, taskDefinition=arn)
+            self.target.wait_rolled(svc, arn)
         self.target.refresh()
         self._save(None)

@@ -79,8 +79,13 @@ def test_topology_and_an_edge_going_dark_and_back(sandbox_lab, target, page, tmp
             assert "rgb(198, 40, 40)" == page.locator(f'tr[data-edge="{edge}"] td.rate').evaluate(
                 "el => getComputedStyle(el).color"
             )
-            # The agent's own data still flows: only the app's hop is dark.
-            assert _edge_state(page, "agent-intake:series") == "true"
+            # The agent's own data still flows (once the redeployed agent sends): only the app's hop
+            # is dark.
+            page.wait_for_function(
+                "document.querySelector('tr[data-edge=\"agent-intake:series\"]')?.dataset.ok === 'true'",
+                timeout=20_000,
+            )
+            assert _edge_state(page, edge) == "false"
             # No FIPS proxy in this lab: no proxy port edges.
             assert _edge_state(page, "agent-fips:metrics") is None
             session.solve()

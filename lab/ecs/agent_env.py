@@ -26,6 +26,11 @@ from lab.tasks import InstanceEndpoints
 INTAKE_URL_KEYS = ("DD_DD_URL", "DD_APM_DD_URL", "DD_PROCESS_CONFIG_PROCESS_DD_URL",
                    "DD_LOGS_CONFIG_LOGS_DD_URL", "DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL",
                    "DD_APM_PROFILING_DD_URL", "DD_APM_TELEMETRY_DD_URL")
+# The site of the organization the lab's API key belongs to (Datadog's default site), and the URLs
+# the agent appends its routes to, which can carry another site to the intake (docs/intake.md#sites).
+KEY_SITE = "datadoghq.com"
+SITE_ROUTED_KEYS = ("DD_DD_URL", "DD_APM_DD_URL", "DD_PROCESS_CONFIG_PROCESS_DD_URL",
+                    "DD_ORCHESTRATOR_EXPLORER_ORCHESTRATOR_DD_URL")
 # A reserved TLD (RFC 2606): whatever the agent derives from DD_SITE can never resolve.
 LAB_SITE = "ecs-lab.invalid"
 # A dummy key of the right length (the agent checks the length, never the key, before sending).
@@ -97,14 +102,14 @@ class Redirects:
         """`reachable_on_host`: whether apps can reach the agent at the instance's private IP (host
         mode, or bridge mode with its 8126/8125 host ports published)."""
         env = dict(user_env)
-        # The site the user chose goes with the redirect (the intake holds it to the key's site, as
-        # Datadog does: docs/intake.md#sites); no DD_SITE means Datadog's default, the key's own.
-        site = (user_env.get("DD_SITE") or "").strip()
-        intake_url = self.intake_url
-        if site and site != LAB_SITE:
-            intake_url = f"{self.intake_url.rstrip('/')}/site/{site}"
+        # A site other than the key's goes with the redirect, so the intake can refuse it as Datadog
+        # does (docs/intake.md#sites); the key's own site (or none: Datadog's default) changes nothing.
+        site = (user_env.get("DD_SITE") or "").strip().lower()
+        other_site = site not in ("", KEY_SITE, LAB_SITE)
         for key in INTAKE_URL_KEYS:
-            env[key] = intake_url
+            env[key] = self.intake_url
+            if other_site and key in SITE_ROUTED_KEYS:
+                env[key] = f"{self.intake_url.rstrip('/')}/site/{site}"
         env["DD_LOGS_CONFIG_USE_HTTP"] = "true"
         env["DD_SITE"] = LAB_SITE
         env["DD_REMOTE_CONFIGURATION_ENABLED"] = "false"

@@ -185,3 +185,15 @@ def test_agent_is_reachable_at_the_instance_ip_only_through_published_ports():
     bare["networkMode"] = "host"
     (spec,) = container_specs(bare, redirects=REDIRECTS)
     assert spec.env["LAB_AGENT_HOST_ADDRESSES"] == "127.0.1.1,127.0.2.1"
+
+
+def test_the_agents_dd_site_goes_with_the_intake_redirect():
+    # No DD_SITE, or the key's own: the plain intake URL; another site rides in the URL, so the
+    # intake can refuse the key as Datadog does (docs/intake.md#sites).
+    for env in ({"DD_API_KEY": "k"}, {"DD_API_KEY": "k", "DD_SITE": "datadoghq.com"}):
+        plain = REDIRECTS.agent_env(env)
+        assert plain["DD_DD_URL"] == "http://127.0.0.1:8091" and plain["DD_SITE"] == LAB_SITE
+    eu = REDIRECTS.agent_env({"DD_API_KEY": "k", "DD_SITE": "datadoghq.eu"})
+    assert eu["DD_DD_URL"] == eu["DD_APM_DD_URL"] == "http://127.0.0.1:8091/site/datadoghq.eu"
+    assert eu["DD_PROCESS_CONFIG_PROCESS_DD_URL"] == "http://127.0.0.1:8091/site/datadoghq.eu"
+    assert eu["DD_SITE"] == LAB_SITE

@@ -206,3 +206,19 @@ def test_a_zstd_series_posted_with_content_encoding_is_stored_compressed(intake,
     http.post(intake.url + SERIES, data=body, headers={"Content-Encoding": "zstd"})
     (item,) = _payloads(http, intake, endpoint=SERIES)["payloads"]
     assert base64.b64decode(item["data"]) == body
+
+
+def test_a_payload_for_another_site_than_the_keys_is_refused_403_with_the_reason(intake, http):
+    body, headers = series_body(n_series=1, metric="app.hits", value=1.0)
+    # The key's own site (the default, datadoghq.com) through the site prefix: accepted and stored.
+    ok = http.post(intake.url + "/site/datadoghq.com" + SERIES, data=body, headers=headers)
+    assert ok.status_code == 202
+    wrong = http.post(intake.url + "/site/datadoghq.eu" + SERIES, data=body, headers=headers)
+    assert wrong.status_code == 403 and wrong.json() == {"errors": ["Forbidden"]}
+    # Only the accepted one is stored, on the route without the prefix; the refused one is kept aside.
+    assert len(_payloads(http, intake, endpoint=SERIES)["payloads"]) == 1
+    rejected = http.get(intake.url + "/fakeintake/rejected", params={"endpoint": SERIES}).json()["rejected"]
+    assert len(rejected) == 1 and "datadoghq.eu" in rejected[0]["reason"]
+    assert "datadoghq.com" in rejected[0]["reason"]
+    stats = http.get(intake.url + "/fakeintake/routestats").json()["routes"][SERIES]
+    assert (stats["accepted"], stats["rejected"]) == (1, 1)

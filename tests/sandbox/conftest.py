@@ -11,7 +11,10 @@ from lab.sandbox.target import LabTarget
 def sandbox_lab(tmp_path_factory):
     from lab.pytest_plugin import start_lab
 
-    lab = start_lab("local", run_dir=tmp_path_factory.mktemp("sandbox-run"))
+    # The apps the exercises use (in_code has none): one app process less to start on a loaded machine.
+    lab = start_lab(
+        "local", apps=("imdsv1", "imdsv2", "metadata_file"), run_dir=tmp_path_factory.mktemp("sandbox-run")
+    )
     try:
         yield lab.ecs_lab
     finally:

@@ -316,7 +316,7 @@ def free_subnet() -> str:
 def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | None = None,
               features: set[str] | frozenset[str] | None = None, agent_env: dict[str, str] | None = None,
               apps: tuple[str, ...] | None = None, run_dir: Path | None = None,
-              cluster: str | None = None) -> Lab:
+              cluster: str | None = None, ready_timeout: float | None = None) -> Lab:
     """Start a private stack (own subnet, ephemeral shared ports) through `EcsLab`; call `stop_lab`.
 
     Every lab in this process shares one embedded control plane (`lab.assembly`), each with its own
@@ -334,6 +334,8 @@ def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | 
         "run_dir": run_dir or Path(os.environ.get("LAB_HOME", ".lab")) / "pytest" / subnet.replace(".", "-"),
     }
     kwargs["cluster"] = cluster or f"ecs-lab-{subnet.replace('.', '-')}"
+    if ready_timeout is not None:
+        kwargs["ready_timeout"] = ready_timeout
     if apps is not None:
         kwargs["apps"] = apps
     ecs_lab = EcsLab(Stack(**kwargs), backend=backend_name)

@@ -222,12 +222,7 @@ def _imdsv2_required(target: LabTarget) -> None:
     # The app read IMDS when it started, so the break shows at its next deployment. With tokens
     # required its v1 line yields the 401 body as DD_AGENT_HOST and the tracer refuses that URL:
     # the new task may never run, so only the old one's going is waited for.
-    _roll(
-        target,
-        app_service("imdsv1"),
-        lambda td: set_env(td["containerDefinitions"][0], DEPLOYMENT_MARKER, str(time.time())),
-        need_running=False,
-    )
+    _redeploy("imdsv1", need_running=False)(target)
 
 
 def _dogstatsd_port(port: str) -> Callable[[LabTarget], None]:

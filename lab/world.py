@@ -137,6 +137,9 @@ class ContainerInstance:
     imds_enabled: bool = True
     # InstanceMetadataTags: whether tags/instance is served (AWS default disabled; the lab serves them).
     imds_tags_enabled: bool = True
+    # The ECS agent's ECS_ENABLE_CONTAINER_METADATA (/etc/ecs/ecs.config): whether it writes each
+    # container's metadata file. The ECS default is false; the lab's instances have it on.
+    container_metadata_enabled: bool = True
     iam_role: str | None = "ecs-lab-instance-role"
     arn: str = ""
     # "EC2" for a container instance; "FARGATE" for the micro-VM one Fargate task runs on: its

@@ -681,7 +681,8 @@ class DockerBackend:
         env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://{IMDS_IP}"}
         env.update(container_env(instance, task, c, base_url=f"http://{TASK_METADATA_IP}",
                                  relative_credentials=True,
-                                 metadata_file=f"{ECS_METADATA_DIR}/ecs-container-metadata.json"))
+                                 metadata_file=(f"{ECS_METADATA_DIR}/ecs-container-metadata.json"
+                                                if instance.container_metadata_enabled else None)))
         env.update(spec.env)
         binds = {str(meta_dir): {"bind": ECS_METADATA_DIR, "mode": "ro"}}
         mounts = list(spec.mounts)
@@ -723,7 +724,8 @@ class DockerBackend:
             env=env, binds=binds, healthcheck=health, extra_host_config=extra, user=spec.user,
             working_dir=spec.working_directory)
         c.docker_id = cid
-        write_metadata_file(meta_dir / "ecs-container-metadata.json", instance, task, c)
+        if instance.container_metadata_enabled:  # the ECS agent's ECS_ENABLE_CONTAINER_METADATA
+            write_metadata_file(meta_dir / "ecs-container-metadata.json", instance, task, c)
         return cid
 
     def _publish_ports(self, running: RunningTask, specs: list[ContainerSpec]) -> None:

@@ -128,6 +128,8 @@ class LocalBackend:
         self.task_metadata_url = ""
         self.egress_proxy_url: str | None = None
         self.imds_urls: dict[int, str] = {}
+        # Instance -> its IMDS as bridge-mode containers reach it, one hop further (docs/imds.md#hop-limit).
+        self.imds_bridge_urls: dict[int, str] = {}
         self.ecs_agent_urls: dict[int, str] = {}
         self.fips_proxies: dict[int, FipsProxyRecords] = {}  # instance -> its FIPS sidecar's records
         self.intake = None
@@ -238,6 +240,10 @@ class LocalBackend:
         ports = self.stack.ports
         if inst.index not in self.imds_urls:
             self.imds_urls[inst.index] = self.imds.listen(inst.private_ip, ports.imds, inst).url
+        if inst.index not in self.imds_bridge_urls:
+            # Bridge-mode containers reach IMDS through the instance's docker bridge: one more hop,
+            # which the token's HttpPutResponseHopLimit counts. Their own listener says so.
+            self.imds_bridge_urls[inst.index] = self.imds.listen(inst.private_ip, 0, inst, hops=2).url
         if inst.index not in self.ecs_agent_urls:
             self.ecs_agent_urls[inst.index] = self.ecs_metadata.listen_introspection(
                 inst.private_ip, ports.ecs_introspection, inst).url
@@ -451,14 +457,20 @@ class LocalBackend:
 
         if instance.launch_type == "FARGATE":
             return self._fargate_container_env(env, instance, task, container, spec)
-        # The ECS agent writes the metadata file when ECS_ENABLE_CONTAINER_METADATA=true; the lab's
-        # instances always have it on (the docs' metadata-file variant needs it).
-        meta_file = self.run_dir / "metadata" / container.docker_name / "ecs-container-metadata.json"
-        write_metadata_file(meta_file, instance, task, container)
+        # The ECS agent writes the metadata file (and tells the container where) only when its
+        # ECS_ENABLE_CONTAINER_METADATA=true: the lab's instances have it on unless switched off.
+        meta_file = None
+        if instance.container_metadata_enabled:
+            meta_file = self.run_dir / "metadata" / container.docker_name / "ecs-container-metadata.json"
+            write_metadata_file(meta_file, instance, task, container)
         env.update(container_env(instance, task, container, base_url=self.task_metadata_url,
-                                 relative_credentials=False, metadata_file=str(meta_file)))
-        env.setdefault("ECS_CONTAINER_METADATA_FILE", str(meta_file))
-        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.imds_urls[instance.index]
+                                 relative_credentials=False,
+                                 metadata_file=str(meta_file) if meta_file else None))
+        if meta_file:
+            env.setdefault("ECS_CONTAINER_METADATA_FILE", str(meta_file))
+        bridged = task.network_mode == "bridge" and instance.index in self.imds_bridge_urls
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = (self.imds_bridge_urls if bridged
+                                                    else self.imds_urls)[instance.index]
         env.setdefault("AWS_DEFAULT_REGION", instance.region)
         env.setdefault("AWS_REGION", instance.region)
         env.setdefault("HOSTNAME", container.docker_id[:12])
@@ -688,6 +700,7 @@ class LocalBackend:
                 "private_ip": inst.private_ip,
                 "agent_localhost": s.agent_localhost(n),
                 "imds_url": self.imds_urls.get(n),
+                "imds_bridge_url": self.imds_bridge_urls.get(n),
                 "ecs_endpoint": self.ecs_agent_urls.get(n),
                 "apm_url": f"http://{inst.private_ip}:{s.ports.apm}",
                 "dogstatsd": f"{inst.private_ip}:{s.ports.dogstatsd}",
@@ -706,7 +719,8 @@ class LocalBackend:
         apps = {}
         for variant, task in self.app_tasks.items():
             rt = self.tasks.get(task.arn)
-            rc = rt.containers[0] if rt else None
+            # A task being started has no running container yet (status is read from other threads).
+            rc = rt.containers[0] if rt and rt.containers else None
             apps[variant] = {
                 "service": app_service(variant), "instance": rt.instance.index if rt else 1,
                 "task_arn": task.arn, "task_family": task.family, "task_version": task.revision,

@@ -23,11 +23,23 @@ from typing import Any
 from lab.ecs import fargate, scheduler
 from lab.ecs.assignments import ASSIGNMENTS
 from lab.ecs.moto_model import ECS_LOCK, FARGATE_PROVIDERS, MotoEcs, taskdef_dict
+from lab.ecs.service_scheduler import start_deployment
 from lab.world import DEFAULT_REGION
 
 ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 _REGION_RE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
+
+
+def _task_definition_arn(ecs: MotoEcs, ref: str | None) -> str | None:
+    """A service's task definition as an ARN (moto keeps what UpdateService was given: a family, a
+    family:revision or an ARN)."""
+    if not ref:
+        return None
+    try:
+        return ecs.backend.describe_task_definition(ref).arn
+    except Exception:  # noqa: BLE001 - moto's own error answers the call; compare as given
+        return ref
 
 class EcsFront:
     """WSGI middleware in front of moto's app (see the module docstring)."""
@@ -351,6 +363,28 @@ class EcsFront:
                 for d in svc.deployments:
                     d["pendingCount"] = d["runningCount"] = 0
             self.on_change()
+        start_response(status, headers)
+        return [out]
+
+    def _UpdateService(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):
+        cluster = str(p.get("cluster") or "default").rsplit("/", 1)[-1]
+        svc = ecs.backend.services.get(f"{cluster}:{str(p.get('service', '')).rsplit('/', 1)[-1]}")
+        before = _task_definition_arn(ecs, svc.task_definition) if svc is not None else None
+        status, headers, out = self._forward(environ, body)
+        after = _task_definition_arn(ecs, svc.task_definition) if svc is not None else None
+        if status.startswith("200") and svc is not None and svc.deployments and (
+            after != before or p.get("forceNewDeployment")
+        ):
+            # ECS starts a deployment (moto only renames the one it has): a new PRIMARY for the new
+            # revision, the running one ACTIVE until its tasks are replaced (the scheduler settles it).
+            start_deployment(svc, after or svc.task_definition)
+            out = self._forward(environ, json.dumps({"cluster": cluster, "services": [svc.name]}).encode(),
+                                "DescribeServices")[2]
+            described = json.loads(out).get("services") or [{}]
+            out = json.dumps({"service": described[0]}, default=str).encode()
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(out))))
+        self.on_change()
         start_response(status, headers)
         return [out]
 

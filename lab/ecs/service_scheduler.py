@@ -34,6 +34,34 @@ def _tasks_list(arns: list[str]) -> str:
     return " ".join(f"(task {_task_id(a)})" for a in arns)
 
 
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def start_deployment(svc: Any, task_definition_arn: str) -> dict:
+    """A new PRIMARY deployment of `task_definition_arn` (what UpdateService with a new revision, or
+    forceNewDeployment, starts on ECS); the deployments before it become ACTIVE until the scheduler
+    has replaced their tasks."""
+    import secrets
+
+    now = _now()
+    for d in svc.deployments:
+        d["status"] = "ACTIVE"
+        d["updatedAt"] = now
+    dep_id = f"ecs-svc/{secrets.randbelow(10**19):019d}"
+    template = dict(svc.deployments[0]) if svc.deployments else {}
+    template.update({
+        "id": dep_id, "status": "PRIMARY", "taskDefinition": task_definition_arn,
+        "desiredCount": svc.desired_count, "pendingCount": 0, "runningCount": 0, "failedTasks": 0,
+        "createdAt": now, "updatedAt": now, "rolloutState": "IN_PROGRESS",
+        "rolloutStateReason": f"ECS deployment {dep_id} in progress.",
+    })
+    svc.deployments.insert(0, template)
+    return template
+
+
 class ServiceScheduler:
     """The ECS service scheduler over moto's backend: DAEMON and REPLICA services (module docstring)."""
 
@@ -127,8 +155,10 @@ class ServiceScheduler:
             mine = [t for t in mine if t not in unhealthy]
         # A new revision in the service: replace tasks of the old one (a rolling deployment).
         for t in mine:
-            if t.task_definition_arn != svc.task_definition:
+            if t.task_definition_arn != svc.task_definition and t.desired_status != "STOPPED":
                 self.ecs.stop(cluster, t.task_arn, "Deployment replaced this task")
+                self._event(svc, f"(service {svc.name}) has stopped 1 running tasks: "
+                                 f"(task {_task_id(t.task_arn)}).")
         mine = [t for t in mine if t.task_definition_arn == svc.task_definition]
         views = self.ecs.instance_views(cluster)
         running = {t.task_arn for t in mine if t.last_status == "RUNNING"}
@@ -182,13 +212,34 @@ class ServiceScheduler:
         mine = [t for t in self.ecs.live_tasks(cluster) if t.group == group]
         svc.running_count = sum(1 for t in mine if t.last_status == "RUNNING")
         svc.pending_count = sum(1 for t in mine if t.last_status != "RUNNING")
-        for d in svc.deployments:
-            d["runningCount"], d["pendingCount"], d["desiredCount"] = (
-                svc.running_count, svc.pending_count, svc.desired_count)
-            if svc.running_count >= svc.desired_count:
-                d["rolloutState"] = "COMPLETED"
+        self._settle_deployments(svc, mine)
         healthy = all(getattr(t, "health_status", "UNKNOWN") != "UNHEALTHY" for t in mine)
-        if mine and svc.pending_count == 0 and svc.running_count == svc.desired_count and healthy:
+        if mine and svc.pending_count == 0 and svc.running_count == svc.desired_count and healthy \
+                and svc.deployments and svc.deployments[0].get("rolloutState") == "COMPLETED":
+            self._event(svc, f"(service {svc.name}) has reached a steady state.")
+
+    def _settle_deployments(self, svc: Any, live: list[Any]) -> None:
+        """Each deployment's counts are its own revision's tasks; the PRIMARY one is COMPLETED when it
+        runs its desired count and no task of an older one is left, and the older ones are dropped
+        then (ECS's deployment list), with the events ECS writes."""
+        if not svc.deployments:
+            return
+        for i, d in enumerate(svc.deployments):
+            tasks = [t for t in live if t.task_definition_arn == d.get("taskDefinition")]
+            counts = (sum(1 for t in tasks if t.last_status == "RUNNING"),
+                      sum(1 for t in tasks if t.last_status != "RUNNING"),
+                      svc.desired_count if i == 0 else 0)
+            if (d.get("runningCount"), d.get("pendingCount"), d.get("desiredCount")) != counts:
+                d["runningCount"], d["pendingCount"], d["desiredCount"] = counts
+                d["updatedAt"] = _now()
+        primary = svc.deployments[0]
+        old_left = any(t.task_definition_arn != primary.get("taskDefinition") for t in live)
+        if primary.get("rolloutState") != "COMPLETED" and not old_left \
+                and primary["runningCount"] >= svc.desired_count:
+            primary["rolloutState"] = "COMPLETED"
+            primary["rolloutStateReason"] = f"ECS deployment {primary['id']} completed."
+            del svc.deployments[1:]
+            self._event(svc, f"(service {svc.name}) (deployment {primary['id']}) deployment completed.")
             self._event(svc, f"(service {svc.name}) has reached a steady state.")
 
     def _started(self, svc: Any, tasks: list[Any]) -> None:

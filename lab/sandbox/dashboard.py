@@ -31,9 +31,58 @@ from typing import Any
 
 from aiohttp import web
 
-from lab.sandbox.target import APP_METRIC, DATA_ROUTES, LabTarget, http_get
+from lab.fakes.fips_proxy.ports import BY_NAME as FIPS_BY_NAME
+from lab.fakes.fips_proxy.ports import DEFAULT_PORT_RANGE_START, via_route
+from lab.sandbox.target import (
+    APP_METRIC,
+    DATA_ROUTES,
+    LabTarget,
+    TargetError,
+    container,
+    get_env,
+    http_get,
+)
+from lab.stack import AGENT_SERVICE
 
 STATIC = Path(__file__).parent / "static"
+# The proxy ports the agent's data types use (lab/fakes/fips_proxy/ports.py), and the intake routes
+# whose payloads show which port carried them.
+FIPS_EDGE_ROUTES = ("metrics", "traces", "processes")
+FIPS_SAMPLED_ROUTES = (DATA_ROUTES["series"], DATA_ROUTES["check runs"], DATA_ROUTES["traces"],
+                       DATA_ROUTES["processes"])
+
+
+def _revision(arn: str | None) -> str:
+    """`arn:...:task-definition/datadog-agent-task:3` -> `datadog-agent-task:3`."""
+    return (arn or "").rsplit("/", 1)[-1]
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return value.timestamp()
+    except AttributeError:
+        return None
+
+
+def _fips_settings(ecs: Any, task_definition: str | None) -> dict | None:
+    """DD_FIPS_* of the agent container of `task_definition`, or None when FIPS is off."""
+    if not task_definition:
+        return None
+    td = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+    try:
+        agent = container(td, agent=True)
+    except TargetError:
+        return None
+    if (get_env(agent, "DD_FIPS_ENABLED") or "").strip().lower() not in ("true", "1", "yes"):
+        return None
+    return {
+        "port_range_start": int(get_env(agent, "DD_FIPS_PORT_RANGE_START") or DEFAULT_PORT_RANGE_START),
+        "local_address": get_env(agent, "DD_FIPS_LOCAL_ADDRESS") or "127.0.0.1",
+    }
 
 
 class Dashboard:
@@ -68,6 +117,10 @@ class Dashboard:
         self._events: collections.deque = collections.deque(maxlen=50)
         self._exercise_busy = threading.Lock()
         self.sample_cpu_s = 0.0  # CPU time the sampler spent (bench)
+        # The agent service's FIPS settings, read from its task definition with the topology.
+        self._fips: dict | None = None
+        self._fips_cursors: dict[str, int] = {}
+        self._fips_samples: collections.deque = collections.deque()
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
@@ -163,10 +216,40 @@ class Dashboard:
                 if t - last_topology > 1.0:
                     last_topology = t
                     topology = self._topology()
+                if self._fips:
+                    self._sample_fips(intake)
+                else:
+                    self._fips_cursors.clear()
+                    self._fips_samples.clear()
                 self._publish(topology)
             except Exception as exc:  # noqa: BLE001 - the lab changes under us; show it, keep sampling
                 self.event(f"sampler: {exc!r}"[:300])
             self.sample_cpu_s += time.thread_time() - c0
+
+    def _fips_rates(self) -> dict[str, float]:
+        counts: collections.Counter = collections.Counter()
+        for _t, counted in self._fips_samples:
+            counts.update(counted)
+        return {k: v / self.window for k, v in counts.items()}
+
+    def _sample_fips(self, intake: Any) -> None:
+        """Payloads that came through the FIPS proxy since the last sample, per proxy port: the proxy
+        names the port's data type in the `Via` entry it adds (docs/fips_proxy.md)."""
+        counted: collections.Counter = collections.Counter()
+        for route in FIPS_SAMPLED_ROUTES:
+            since = self._fips_cursors.get(route)
+            if since is None:
+                since = self._fips_cursors[route] = self.target.cursor()
+            page = intake.payloads_page(route, fmt="raw", since=since)
+            self._fips_cursors[route] = page.get("next_since") or since
+            for item in page["payloads"]:
+                name = via_route(item.get("via"))
+                if name:
+                    counted[name] += 1
+        t = time.monotonic()
+        self._fips_samples.append((t, counted))
+        while self._fips_samples and self._fips_samples[0][0] < t - self.window:
+            self._fips_samples.popleft()
 
     @staticmethod
     def _route_counts(intake: Any) -> dict[str, tuple[int, int]]:
@@ -205,11 +288,58 @@ class Dashboard:
                 }
             )
         try:
-            services = self.lab.services()
+            services, ecs_events = self._control_plane()
         except Exception as exc:  # noqa: BLE001 - the control plane may be restarting
-            services = []
+            services, ecs_events = [], []
             self.event(f"control plane: {exc!r}"[:300])
-        return {"cluster": world.cluster.name, "instances": instances, "services": services}
+        return {"cluster": world.cluster.name, "instances": instances, "services": services,
+                "ecs_events": ecs_events}
+
+    def _control_plane(self) -> tuple[list[dict], list[dict]]:
+        """The cluster's services as `aws ecs describe-services` shows them: counts, task definition
+        revision, deployments (rolloutState and their own counts) and the latest events."""
+        ecs = self.target.ecs
+        arns: list[str] = []
+        for page in ecs.get_paginator("list_services").paginate(cluster=self.target.cluster):
+            arns.extend(page["serviceArns"])
+        services, events = [], []
+        for i in range(0, len(arns), 10):
+            described = ecs.describe_services(cluster=self.target.cluster, services=arns[i : i + 10])
+            for svc in described["services"]:
+                name = svc["serviceName"]
+                if name == AGENT_SERVICE:
+                    self._fips = _fips_settings(ecs, svc.get("taskDefinition"))
+                services.append(
+                    {
+                        "name": name,
+                        "scheduling_strategy": svc.get("schedulingStrategy", "REPLICA"),
+                        "status": svc.get("status"),
+                        "desired": svc.get("desiredCount", 0),
+                        "running": svc.get("runningCount", 0),
+                        "pending": svc.get("pendingCount", 0),
+                        "task_definition": _revision(svc.get("taskDefinition")),
+                        "deployments": [
+                            {
+                                "id": d.get("id"),
+                                "status": d.get("status"),
+                                "rollout_state": d.get("rolloutState"),
+                                "rollout_state_reason": d.get("rolloutStateReason"),
+                                "task_definition": _revision(d.get("taskDefinition")),
+                                "desired": d.get("desiredCount", 0),
+                                "running": d.get("runningCount", 0),
+                                "pending": d.get("pendingCount", 0),
+                                "updated_at": _epoch(d.get("updatedAt")),
+                            }
+                            for d in svc.get("deployments") or []
+                        ],
+                    }
+                )
+                events.extend(
+                    {"service": name, "at": _epoch(e.get("createdAt")), "message": e.get("message")}
+                    for e in (svc.get("events") or [])[:20]
+                )
+        events.sort(key=lambda e: e["at"] or 0, reverse=True)
+        return services, events[:30]
 
     def _rates(self) -> tuple[dict, dict, dict, dict]:
         spans: collections.Counter = collections.Counter()
@@ -314,6 +444,29 @@ class Dashboard:
                     "reason": reason,
                 }
             )
+        fips = self._fips
+        if fips:
+            fips_rates = self._fips_rates()
+            for name in FIPS_EDGE_ROUTES:
+                if name == "processes" and "processes" not in self.target.features:
+                    continue
+                port = fips["port_range_start"] + FIPS_BY_NAME[name].offset
+                rate = fips_rates.get(name, 0.0)
+                edges.append(
+                    {
+                        "id": f"agent-fips:{name}",
+                        "from": "agents",
+                        "to": "fips-proxy",
+                        "label": f"FIPS proxy {fips['local_address']}:{port} "
+                        f"({FIPS_BY_NAME[name].description})",
+                        "rate": round(rate, 2),
+                        "unit": "payloads/s",
+                        "ok": rate > 0,
+                        "reason": ""
+                        if rate > 0
+                        else f"no payload reached the intake through the proxy's {name} port {port}",
+                    }
+                )
         with self._snap_lock:
             self._snapshot = {
                 "seq": self._snapshot["seq"] + 1,

@@ -26,6 +26,7 @@ messages of `lab.ecs.diagnose` (the live walk prints them as the fix when they a
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -162,7 +163,11 @@ def _observe(
     arrived or the waits ran out. Returns what was seen since the start."""
     intake = target.intake
     cursor = target.cursor()
-    before = {r: s.get("accepted", 0) for r, s in intake.routestats().items()}
+    stats = intake.routestats()
+    before = {r: s.get("accepted", 0) for r, s in stats.items()}
+    # Payloads the intake answered with an error and did not keep (the agent's sends that failed).
+    errors_before = {r: s.get("answered_not_stored", 0) for r, s in stats.items()}
+    errors: dict[str, int] = {}
     limit = deadline_s or max(wait.traces, wait.metrics, wait.processes if want_processes else 0)
     t0 = time.monotonic()
     spans: dict[str, int] = {}
@@ -182,8 +187,9 @@ def _observe(
         for m in (series for item in page["payloads"] for series in item["data"]):
             svc = next((t.split(":", 1)[1] for t in m.get("tags") or [] if t.startswith("service:")), "")
             metrics[svc] = metrics.get(svc, 0) + 1
-        now = {r: s.get("accepted", 0) for r, s in intake.routestats().items()}
-        routes = {r: now[r] - before.get(r, 0) for r in now}
+        stats = intake.routestats()
+        routes = {r: st.get("accepted", 0) - before.get(r, 0) for r, st in stats.items()}
+        errors = {r: st.get("answered_not_stored", 0) - errors_before.get(r, 0) for r, st in stats.items()}
         done = (
             all(spans.get(s) for s in services)
             and all(metrics.get(s) for s in services)
@@ -194,7 +200,8 @@ def _observe(
         if done or time.monotonic() - t0 > limit:
             break
         time.sleep(0.5)
-    return {"spans": spans, "metrics": metrics, "routes": routes, "waited_s": time.monotonic() - t0}
+    return {"spans": spans, "metrics": metrics, "routes": routes, "errors": errors,
+            "waited_s": time.monotonic() - t0}
 
 
 def _settled_health(target: LabTarget, agent_c: dict) -> list[tuple[str, str]]:
@@ -331,6 +338,13 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
             default = "set DD_PROCESS_AGENT_ENABLED=true in the agent's environment"
         rejected = target.intake.rejected(DATA_ROUTES[kind])[-1:]
         why = f"; the intake refused one: {rejected[0].get('reason')}" if rejected else ""
+        if rejected and "DD_SITE" in (rejected[0].get("reason") or ""):
+            default = "set DD_SITE to the site of your Datadog organization (the API key is valid only there)"
+        if seen["errors"].get(DATA_ROUTES[kind]):
+            why += (
+                f"; the intake answered {seen['errors'][DATA_ROUTES[kind]]} of the agent's sends "
+                "with an error and kept none (the agent's data is sent, Datadog's side refuses it)"
+            )
         hops.append(
             Hop(
                 hop,
@@ -400,8 +414,6 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
         code, body = http_get(app.url + "/") if app.url else (0, "no address")
         agent_host = None
         if code == 200:
-            import json
-
             agent_host = json.loads(body).get("agent_host")
         expected = private.get(app.instance)
         if agent_host != expected:
@@ -412,6 +424,10 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
                     "; the instance requires IMDSv2 tokens and the app's entryPoint uses the IMDSv1 line: "
                     "use the token flow (PUT /latest/api/token) as the imdsv2 task definition does"
                 )
+            elif v == "imdsv2":
+                hint = _bridge_token_hint(instances, app.instance)
+            elif v == "metadata_file":
+                hint = _metadata_file_hint(instances, app.instance)
             hops.append(
                 Hop(
                     f"app-agent-host:{svc}",
@@ -462,6 +478,47 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
             )
     report.took_s = time.monotonic() - t0
     return report
+
+
+def _instance(instances: list[dict], index: int) -> dict:
+    return next((i for i in instances if i.get("index") == index), {})
+
+
+def _bridge_token_hint(instances: list[dict], index: int) -> str:
+    """Why an IMDSv2 app in bridge mode got no token: ask for one as such a container does (one hop
+    further than the instance); no answer there while the instance itself gets one is the hop limit."""
+    url = _instance(instances, index).get("imds_bridge_url")
+    if not url:
+        return ""
+    code, _token = http_get(
+        url + "/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+    )
+    if code != 0:
+        return ""
+    return (
+        "; a token PUT from a bridge-mode container gets no answer: the instance's "
+        "HttpPutResponseHopLimit is 1 and bridge mode is one hop further (set it to 2: aws ec2 "
+        "modify-instance-metadata-options --http-put-response-hop-limit 2), then redeploy the app"
+    )
+
+
+def _metadata_file_hint(instances: list[dict], index: int) -> str:
+    """Why an app that reads the container metadata file found no host: is the file written at all?"""
+    endpoint = _instance(instances, index).get("ecs_endpoint")
+    if not endpoint:
+        return ""
+    code, body = http_get(endpoint + "/ecs-lab/config")
+    try:
+        enabled = json.loads(body).get("ECS_ENABLE_CONTAINER_METADATA") if code == 200 else None
+    except ValueError:
+        enabled = None
+    if enabled != "false":
+        return ""
+    return (
+        "; the instance's ECS agent runs without ECS_ENABLE_CONTAINER_METADATA=true, so it writes no "
+        "metadata file (ECS_CONTAINER_METADATA_FILE is unset): add it to /etc/ecs/ecs.config, restart "
+        "the ECS agent, then redeploy the app"
+    )
 
 
 # -- static --------------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 Each exercise breaks the running lab the way the Datadog ECS docs warn about (or users hit), and
 only through what a user has: a new task definition revision and `update-service` on the control
-plane, or the instance's metadata options (the lab's IMDS policy call stands in for
-`aws ec2 modify-instance-metadata-options`). `check` is the doctor's live walk
+plane, the instance's metadata options (the lab's IMDS policy call stands in for
+`aws ec2 modify-instance-metadata-options`), or the instance's ECS agent settings (the lab's config
+call on the ECS agent's introspection port stands in for editing /etc/ecs/ecs.config and restarting
+the agent). `check` is the doctor's live walk
 (`lab.sandbox.doctor.walk`): it passes only when every hop carries data to the intake again, and its
 failure names the first hop still broken. `reset` puts back the task definitions and metadata
 options recorded at `start`.
@@ -22,11 +24,14 @@ from pathlib import Path
 
 from lab.ecs.translate import execution_role
 from lab.sandbox.doctor import Report, walk
-from lab.sandbox.target import LabTarget, TargetError, container, http_get, set_env
+from lab.sandbox.target import LabTarget, TargetError, container, http_get, registrable, set_env
 from lab.sandbox.texts import LANGS, TEXTS
 from lab.stack import AGENT_SERVICE, app_service
 
 SECRET_NAME = "datadog-api-key"
+# A variable whose only purpose is a new revision, hence a new deployment (apps read their agent
+# host when they start).
+DEPLOYMENT_MARKER = "LAB_DEPLOYMENT"
 # An ARN of the right shape whose secret does not exist (Secrets Manager adds a 6-character suffix).
 MISSING_SECRET_ARN = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{SECRET_NAME}-AbC123"
 
@@ -159,19 +164,77 @@ def _localhost_line() -> str:
     return "export DD_AGENT_HOST=localhost; " + original.split(";", 1)[1].strip()
 
 
-def _imds_tokens(required: bool) -> Callable[[LabTarget], None]:
+def _imds_policy(**options: object) -> Callable[[LabTarget], None]:
+    """`aws ec2 modify-instance-metadata-options` on every instance (the lab's IMDS policy call):
+    tokens_required (HttpTokens), hop_limit (HttpPutResponseHopLimit)."""
+
     def change(target: LabTarget) -> None:
         for inst in target.instances():
             code, body = http_get(
                 inst["imds_url"] + "/ecs-lab/policy",
                 method="POST",
                 headers={"Content-Type": "application/json"},
-                data=json.dumps({"tokens_required": required}).encode(),
+                data=json.dumps(options).encode(),
             )
             if code != 200:
-                raise TargetError(f"instance {inst['index']}: setting HttpTokens failed: {code} {body}")
+                raise TargetError(f"instance {inst['index']}: setting {options} failed: {code} {body}")
 
     return change
+
+
+def _imds_tokens(required: bool) -> Callable[[LabTarget], None]:
+    return _imds_policy(tokens_required=required)
+
+
+def _container_metadata(enabled: bool) -> Callable[[LabTarget], None]:
+    """ECS_ENABLE_CONTAINER_METADATA in each instance's /etc/ecs/ecs.config, ECS agent restarted (the
+    lab's config call on the ECS agent's introspection port)."""
+
+    def change(target: LabTarget) -> None:
+        for inst in target.instances():
+            code, body = http_get(
+                inst["ecs_endpoint"] + "/ecs-lab/config",
+                method="POST",
+                headers={"Content-Type": "application/json"},
+                data=json.dumps({"ECS_ENABLE_CONTAINER_METADATA": str(enabled).lower()}).encode(),
+            )
+            if code != 200:
+                raise TargetError(
+                    f"instance {inst['index']}: setting ECS_ENABLE_CONTAINER_METADATA failed: {body}"
+                )
+
+    return change
+
+
+def _redeploy(variant: str, need_running: bool = True) -> Callable[[LabTarget], None]:
+    """A new deployment of an app service (a new revision that differs only in a marker variable):
+    the app reads its DD_AGENT_HOST when it starts, so instance settings show at its next start."""
+    return lambda target: _roll(
+        target,
+        app_service(variant),
+        lambda td: set_env(td["containerDefinitions"][0], DEPLOYMENT_MARKER, str(time.time())),
+        need_running=need_running,
+    )
+
+
+# A key of another organization, on the EU site: the only one that site's intake listener accepts
+# in the wrong-dd-site exercise (the lab's agents hold a datadoghq.com organization's key).
+OTHER_ORG_KEY = "e" * 32
+
+
+def _site_knows_only(site: str, keys: list[str] | None) -> Callable[[LabTarget], None]:
+    def configure(target: LabTarget) -> None:
+        target.intake.set_valid_keys(site, keys)
+
+    return configure
+
+
+def _then(*steps: Callable[[LabTarget], None]) -> Callable[[LabTarget], None]:
+    def run(target: LabTarget) -> None:
+        for step in steps:
+            step(target)
+
+    return run
 
 
 def _imdsv2_required(target: LabTarget) -> None:
@@ -179,12 +242,7 @@ def _imdsv2_required(target: LabTarget) -> None:
     # The app read IMDS when it started, so the break shows at its next deployment. With tokens
     # required its v1 line yields the 401 body as DD_AGENT_HOST and the tracer refuses that URL:
     # the new task may never run, so only the old one's going is waited for.
-    _roll(
-        target,
-        app_service("imdsv1"),
-        lambda td: set_env(td["containerDefinitions"][0], "LAB_DEPLOYMENT", str(time.time())),
-        need_running=False,
-    )
+    _redeploy("imdsv1", need_running=False)(target)
 
 
 def _dogstatsd_port(port: str) -> Callable[[LabTarget], None]:
@@ -237,6 +295,30 @@ EXERCISES: dict[str, Exercise] = {
             _imdsv2_required,
             _app_line("imdsv1", lambda: _entry_point_line("imdsv2")),
         ),
+        Exercise(
+            "imdsv2-hop-limit",
+            "app-agent-host:web-imdsv2",
+            app_service("imdsv2"),
+            # Hardened instances: tokens required, hop limit 1. The token's answer never reaches a
+            # bridge-mode container, its v2 line gets no token, then 401 as DD_AGENT_HOST.
+            _then(_imds_policy(tokens_required=True, hop_limit=1), _redeploy("imdsv2", need_running=False)),
+            _then(_imds_policy(hop_limit=2), _redeploy("imdsv2")),
+        ),
+        Exercise(
+            "container-metadata-disabled",
+            "app-agent-host:web-metadata-file",
+            app_service("metadata_file"),
+            _then(_container_metadata(False), _redeploy("metadata_file", need_running=False)),
+            _then(_container_metadata(True), _redeploy("metadata_file")),
+        ),
+        Exercise(
+            "wrong-dd-site",
+            "agent-intake",
+            AGENT_SERVICE,
+            # The organization's key is a datadoghq.com one: the EU site's intake does not know it.
+            _then(_site_knows_only("datadoghq.eu", [OTHER_ORG_KEY]), _agent_env("DD_SITE", "datadoghq.eu")),
+            _then(_agent_env("DD_SITE", "datadoghq.com"), _site_knows_only("datadoghq.eu", None)),
+        ),
         Exercise("fips-without-proxy", "fips", AGENT_SERVICE, _fips_without_proxy, _fips_off),
         Exercise("api-key-secret-missing", "agent-task", AGENT_SERVICE, _secret_missing, _secret_created),
         Exercise(
@@ -255,6 +337,15 @@ EXERCISES: dict[str, Exercise] = {
         ),
     ]
 }
+
+
+def _comparable(td: dict) -> dict:
+    out = registrable(td)
+    for c in out.get("containerDefinitions") or []:
+        env = [e for e in c.get("environment") or [] if e["name"] != DEPLOYMENT_MARKER]
+        c["environment"] = sorted(env, key=lambda e: e["name"])
+        c["secrets"] = sorted(c.get("secrets") or [], key=lambda e: e["name"])
+    return out
 
 
 def get(exercise_id: str) -> Exercise:
@@ -340,15 +431,29 @@ class ExerciseSession:
         ex.fixes(self.target)
         return ex.text(lang)["solution"]
 
+    def _same_definition(self, arn_a: str, arn_b: str) -> bool:
+        """Whether two revisions define the same tasks (environment and secrets in any order; the
+        deployment marker `_redeploy` adds only forces a new deployment)."""
+        return _comparable(self._describe(arn_a)) == _comparable(self._describe(arn_b))
+
+    def _describe(self, arn: str) -> dict:
+        return self.target.ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+
     def reset(self) -> None:
-        """Back to the task definitions recorded at start (and IMDS tokens optional)."""
+        """Back to the task definitions recorded at start, and the instances' settings the exercises
+        change back to the lab's (IMDS tokens optional, hop limit 2, container metadata on)."""
         data = self.active()
         if not data:
             return
-        _imds_tokens(False)(self.target)
+        _imds_policy(tokens_required=False, hop_limit=2)(self.target)
+        _container_metadata(True)(self.target)
         for svc, arn in data["originals"].items():
-            if self.target.service(svc)["taskDefinition"] != arn:
-                self.target.ecs.update_service(cluster=self.target.cluster, service=svc, taskDefinition=arn)
-                self.target.wait_rolled(svc, arn)
+            current = self.target.service(svc)["taskDefinition"]
+            if current == arn or self._same_definition(current, arn):
+                # The solution already put the same definition back under a new revision: rolling
+                # the service again would only restart what runs (a DAEMON roll is the slowest step).
+                continue
+            self.target.ecs.update_service(cluster=self.target.cluster, service=svc, taskDefinition=arn)
+            self.target.wait_rolled(svc, arn)
         self.target.refresh()
         self._save(None)

@@ -186,6 +186,89 @@ TEXTS: dict[str, dict[str, dict]] = {
                  "web-imdsv1 の entryPoint を IMDSv2 のトークン方式 (imdsv2 のタスク定義と同じ) に変えて登録し、"
                  "update-service します。"),
     },
+    "imdsv2-hop-limit": {
+        "en": _t("IMDSv2 with a hop limit of 1",
+                 "Security hardened the instances: HttpTokens=required and HttpPutResponseHopLimit=1. "
+                 "web-imdsv2 already uses the IMDSv2 token line, yet after its next deployment its traces stopped.",
+                 ["Run the app's token PUT from inside a bridge-mode container: does an answer come back?",
+                  "In bridge mode the container is one network hop further from IMDS than the instance.",
+                  "The token's answer carries an IP hop limit: aws ec2 describe-instances shows "
+                  "MetadataOptions.HttpPutResponseHopLimit."],
+                 "aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2 (keep HttpTokens "
+                 "required) on every instance, then a new deployment of web-imdsv2 so it reads IMDS again."),
+        "ko": _t("홉 제한 1인 IMDSv2",
+                 "보안팀이 인스턴스를 강화했습니다: HttpTokens=required, HttpPutResponseHopLimit=1. "
+                 "web-imdsv2는 이미 IMDSv2 토큰 줄을 쓰는데도 다음 배포 후 트레이스가 멈췄습니다.",
+                 ["bridge 모드 컨테이너 안에서 앱의 토큰 PUT을 실행해 보세요: 응답이 돌아오나요?",
+                  "bridge 모드에서 컨테이너는 인스턴스보다 IMDS에서 네트워크 홉 하나만큼 더 멉니다.",
+                  "토큰 응답에는 IP 홉 제한이 있습니다: aws ec2 describe-instances의 "
+                  "MetadataOptions.HttpPutResponseHopLimit을 보세요."],
+                 "모든 인스턴스에 aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2 "
+                 "(HttpTokens required는 유지)를 실행한 뒤, web-imdsv2를 새로 배포해 IMDS를 다시 읽게 하세요."),
+        "ja": _t("ホップ制限 1 の IMDSv2",
+                 "セキュリティチームがインスタンスを強化しました: HttpTokens=required、HttpPutResponseHopLimit=1。"
+                 "web-imdsv2 はすでに IMDSv2 のトークン行を使っているのに、次のデプロイ後トレースが止まりました。",
+                 ["bridge モードのコンテナ内でアプリのトークン PUT を実行してみてください。応答は返ってきますか?",
+                  "bridge モードのコンテナは、インスタンスより IMDS からネットワークのホップが 1 つ遠くなります。",
+                  "トークンの応答には IP のホップ制限があります。aws ec2 describe-instances の "
+                  "MetadataOptions.HttpPutResponseHopLimit を確認します。"],
+                 "すべてのインスタンスで aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2 "
+                 "(HttpTokens required はそのまま) を実行し、web-imdsv2 を新しくデプロイして IMDS を読み直させます。"),
+    },
+    "container-metadata-disabled": {
+        "en": _t("The container metadata file is not there",
+                 "The instances were rebuilt from a new launch template whose /etc/ecs/ecs.config lacks "
+                 "ECS_ENABLE_CONTAINER_METADATA=true. web-metadata-file stopped reporting after its next deployment.",
+                 ["How does web-metadata-file find DD_AGENT_HOST? Look at its entryPoint.",
+                  "Inside the container, is ECS_CONTAINER_METADATA_FILE set, and does the file exist?",
+                  "The ECS agent writes that file only when ECS_ENABLE_CONTAINER_METADATA=true (it is off "
+                  "by default)."],
+                 "Add ECS_ENABLE_CONTAINER_METADATA=true to /etc/ecs/ecs.config on every instance, restart the "
+                 "ECS agent, then a new deployment of web-metadata-file (files are written when containers start)."),
+        "ko": _t("컨테이너 메타데이터 파일이 없습니다",
+                 "인스턴스를 새 시작 템플릿으로 다시 만들었는데, 그 /etc/ecs/ecs.config에 "
+                 "ECS_ENABLE_CONTAINER_METADATA=true가 없습니다. 다음 배포 후 web-metadata-file이 데이터를 보내지 않습니다.",
+                 ["web-metadata-file은 DD_AGENT_HOST를 어떻게 찾나요? entryPoint를 보세요.",
+                  "컨테이너 안에 ECS_CONTAINER_METADATA_FILE이 설정되어 있고 그 파일이 있나요?",
+                  "ECS 에이전트는 ECS_ENABLE_CONTAINER_METADATA=true일 때만 그 파일을 씁니다(기본값은 꺼짐)."],
+                 "모든 인스턴스의 /etc/ecs/ecs.config에 ECS_ENABLE_CONTAINER_METADATA=true를 추가하고 ECS "
+                 "에이전트를 재시작한 뒤, web-metadata-file을 새로 배포하세요(파일은 컨테이너 시작 시 만들어집니다)."),
+        "ja": _t("コンテナメタデータファイルがない",
+                 "新しい起動テンプレートでインスタンスを作り直しましたが、その /etc/ecs/ecs.config に "
+                 "ECS_ENABLE_CONTAINER_METADATA=true がありません。次のデプロイ後、web-metadata-file のデータが届きません。",
+                 ["web-metadata-file はどうやって DD_AGENT_HOST を見つけますか? entryPoint を見てください。",
+                  "コンテナ内で ECS_CONTAINER_METADATA_FILE は設定されていて、ファイルはありますか?",
+                  "ECS エージェントがそのファイルを書くのは ECS_ENABLE_CONTAINER_METADATA=true のときだけです "
+                  "(既定はオフ)。"],
+                 "すべてのインスタンスの /etc/ecs/ecs.config に ECS_ENABLE_CONTAINER_METADATA=true を追加して ECS "
+                 "エージェントを再起動し、web-metadata-file を新しくデプロイします (ファイルはコンテナ起動時に書かれます)。"),
+    },
+    "wrong-dd-site": {
+        "en": _t("The agent reports to the wrong site",
+                 "The agent task definition was copied from a team in Europe and now has DD_SITE=datadoghq.eu. "
+                 "Your organization is on datadoghq.com. Nothing shows up any more.",
+                 ["Does the agent send at all? Its logs (`ecs-lab logs`) show the intake's answers.",
+                  "The intake answers 403 Forbidden: an API key is valid only on its organization's site.",
+                  "Compare DD_SITE with the site in your Datadog URL (app.datadoghq.com is datadoghq.com)."],
+                 "Set DD_SITE to your organization's site (datadoghq.com) in the agent's environment, register, "
+                 "update-service datadog-agent."),
+        "ko": _t("에이전트가 잘못된 사이트로 보냅니다",
+                 "유럽 팀의 에이전트 태스크 정의를 복사해서 DD_SITE=datadoghq.eu가 되었습니다. 여러분의 조직은 "
+                 "datadoghq.com에 있습니다. 아무것도 보이지 않습니다.",
+                 ["에이전트가 보내고는 있나요? 로그(`ecs-lab logs`)에 인테이크의 응답이 보입니다.",
+                  "인테이크가 403 Forbidden으로 답합니다: API 키는 그 조직의 사이트에서만 유효합니다.",
+                  "DD_SITE를 Datadog URL의 사이트와 비교하세요(app.datadoghq.com이면 datadoghq.com)."],
+                 "에이전트 환경의 DD_SITE를 조직의 사이트(datadoghq.com)로 바꾸고 등록한 뒤 update-service "
+                 "datadog-agent 하세요."),
+        "ja": _t("エージェントが違うサイトに送っている",
+                 "ヨーロッパのチームからエージェントのタスク定義をコピーしたため DD_SITE=datadoghq.eu になりました。"
+                 "あなたの組織は datadoghq.com にあります。何も表示されなくなりました。",
+                 ["エージェントは送信していますか? ログ (`ecs-lab logs`) にインテークの応答が出ています。",
+                  "インテークは 403 Forbidden を返します。API キーはその組織のサイトでだけ有効です。",
+                  "DD_SITE を Datadog の URL のサイトと比べます (app.datadoghq.com なら datadoghq.com)。"],
+                 "エージェントの環境の DD_SITE を組織のサイト (datadoghq.com) にして登録し、update-service "
+                 "datadog-agent します。"),
+    },
     "fips-without-proxy": {
         "en": _t("FIPS mode without its proxy",
                  "Compliance asked for FIPS, so DD_FIPS_ENABLED=true was added to the agent, and nothing else. "

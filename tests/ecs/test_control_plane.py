@@ -279,3 +279,46 @@ def test_an_instance_the_backend_built_keeps_its_id_in_the_control_plane(control
     ci = control_plane.clients.ecs.describe_container_instances(
         cluster=world.cluster.name, containerInstances=[inst.arn])["containerInstances"][0]
     assert ci["ec2InstanceId"] == before
+
+
+def test_a_new_revision_is_a_deployment_that_settles(control_plane, world, fake_runner):
+    """update-service to a new revision: a PRIMARY deployment of it IN_PROGRESS with the old one
+    ACTIVE, each counting its own tasks; COMPLETED once the new tasks run and the old ones are gone,
+    the old deployment dropped, and ECS's events written."""
+    control_plane.add_instance(world, "127.0.1.1")
+    ecs = control_plane.clients.ecs
+    td = json.loads((TASKDEFS / "datadog-agent-ecs-apm.json").read_text())
+    first = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=world.cluster.name, serviceName="datadog-agent",
+                       taskDefinition=first, schedulingStrategy="DAEMON")
+    agents = _agents(control_plane, world, fake_runner)
+
+    def service():
+        return ecs.describe_services(cluster=world.cluster.name, services=["datadog-agent"])["services"][0]
+
+    try:
+        wait_until(lambda: service()["deployments"][0].get("rolloutState") == "COMPLETED", 10,
+                   what="the first deployment completed")
+        td["containerDefinitions"][0]["environment"].append({"name": "LAB_DEPLOYMENT", "value": "2"})
+        second = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
+        answer = ecs.update_service(cluster=world.cluster.name, service="datadog-agent",
+                                    taskDefinition=second)["service"]
+        primary, old = answer["deployments"]
+        assert (primary["status"], primary["taskDefinition"], primary["rolloutState"]) == (
+            "PRIMARY", second, "IN_PROGRESS")
+        assert (old["status"], old["taskDefinition"]) == ("ACTIVE", first)
+        svc = wait_until(lambda: (s := service())["deployments"][0]["rolloutState"] == "COMPLETED" and s,
+                         15, what="the new deployment completed")
+        assert [d["taskDefinition"] for d in svc["deployments"]] == [second]
+        assert (svc["deployments"][0]["runningCount"], svc["deployments"][0]["desiredCount"]) == (1, 1)
+        assert [t["taskDefinitionArn"] for t in _running(control_plane, world, "datadog-agent")] == [second]
+        messages = [e["message"] for e in svc["events"]]
+        assert messages[0] == "(service datadog-agent) has reached a steady state."
+        assert any("has stopped 1 running tasks" in m for m in messages), messages
+        assert sum("has started 1 tasks" in m for m in messages) == 2, messages
+        # The same revision again is no new deployment.
+        again = ecs.update_service(cluster=world.cluster.name, service="datadog-agent", taskDefinition=second)
+        assert len(again["service"]["deployments"]) == 1
+    finally:
+        for a in agents:
+            a.stop()

@@ -208,3 +208,27 @@ def test_curl_license_credentials_and_agent_api(lab):
     assert code == 200 and put["protection"]["ProtectionEnabled"] is True
     code, got = curl(state)
     assert got["protection"]["TaskArn"] == web.arn and got["protection"]["ProtectionEnabled"] is True
+
+
+def test_the_ecs_agent_config_switch_and_its_being_down(lab):
+    import requests
+
+    world, server, intro, _tmd, _web, _db = lab
+    one = world.instance(1)
+    with requests.Session() as http:
+        http.trust_env = False
+        config = intro[1].url + "/ecs-lab/config"
+        assert http.get(config).json() == {"ECS_ENABLE_CONTAINER_METADATA": "true"}
+        off = http.post(config, json={"ECS_ENABLE_CONTAINER_METADATA": "false"})
+        assert off.status_code == 200 and off.json() == {"ECS_ENABLE_CONTAINER_METADATA": "false"}
+        assert one.container_metadata_enabled is False and world.instance(2).container_metadata_enabled
+        bad = http.post(config, json={"ECS_ENABLE_TASK_IAM_ROLE": "true"})
+        assert bad.status_code == 400 and "unknown ECS agent setting" in bad.json()["error"]
+        assert http.post(config, json={"ECS_ENABLE_CONTAINER_METADATA": "maybe"}).status_code == 400
+        # The ECS agent stopped: its port refuses connections; started again: it answers.
+        server.stop_introspection(1)
+        with pytest.raises(requests.ConnectionError):
+            http.get(intro[1].url + "/v1/metadata", timeout=2)
+        assert http.get(intro[2].url + "/v1/metadata", timeout=2).status_code == 200
+        server.resume_introspection(1)
+        assert http.get(intro[1].url + "/v1/metadata", timeout=2).status_code == 200

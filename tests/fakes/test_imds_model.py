@@ -337,3 +337,31 @@ def test_unresolved_caller_gets_404_with_the_reason(model, world):
     assert answer.status == 404
     assert "192.0.2.1" in answer.note
     assert model.stats.count(instance_id=None, status=404) == 1
+
+
+# -- the hop limit (HttpPutResponseHopLimit) ------------------------------------------------------------
+def test_token_answer_is_dropped_for_a_caller_further_than_the_hop_limit(model, world):
+    inst = world.instance(1)
+    model.set_policy(inst.instance_id, hop_limit=1)
+    far = model.handle(
+        ImdsRequest("PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}, hops=2), inst
+    )
+    assert far.drop and far.status == 0 and "hop" in far.note
+    near = model.handle(
+        ImdsRequest("PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}, hops=1), inst
+    )
+    assert near.status == 200 and near.body
+    # A limit of 2 (what bridge mode needs) lets the bridge-mode caller have its token.
+    model.set_policy(inst.instance_id, hop_limit=2)
+    ok = model.handle(
+        ImdsRequest("PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}, hops=2), inst
+    )
+    assert ok.status == 200 and ok.body
+
+
+def test_hop_limit_holds_only_the_token_answer(model, world):
+    # GETs are not held to it here (the limit is named for the PUT response); a v1 GET still answers.
+    inst = world.instance(1)
+    model.set_policy(inst.instance_id, hop_limit=1)
+    got = model.handle(ImdsRequest("GET", "/latest/meta-data/local-ipv4", {}, hops=2), inst)
+    assert (got.status, got.body) == (200, "10.0.1.10")

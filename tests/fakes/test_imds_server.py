@@ -137,6 +137,35 @@ def test_instances_view_reports_policy_and_that_the_hop_limit_is_not_enforced(im
     assert doc[0]["Listeners"] == [imds.url(world.instance(1))]
 
 
+def test_a_bridge_listener_holds_the_docs_curl_token_line_to_the_hop_limit(world):
+    """The docs' IMDSv2 line, run by curl as a bridge-mode container runs it (through a listener two
+    hops from the instance): with hop limit 1 no token comes back, so the GET with tokens required is
+    401; with 2 the line yields the instance's IP. The instance's own listener is one hop: unaffected."""
+    import shutil
+
+    curl = shutil.which("curl")
+    assert curl, "curl is needed (the docs' entryPoint lines use it)"
+    inst = world.instance(1)
+    line = ('TOKEN=$(curl -s -X PUT "$EP/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 60"); '
+            'curl -s -H "X-aws-ec2-metadata-token: $TOKEN" "$EP/latest/meta-data/local-ipv4"')
+    with ImdsServer(world) as server:
+        host = server.listen("127.0.0.1", 0, inst).url
+        bridge = server.listen("127.0.0.1", 0, inst, hops=2).url
+        server.model.set_policy(inst.instance_id, tokens_required=True, hop_limit=1)
+
+        def run(ep: str) -> str:
+            env = {"EP": ep, "PATH": os.environ["PATH"], "NO_PROXY": "*"}
+            proc = subprocess.run(["sh", "-c", line], env=env, capture_output=True, text=True, timeout=30)
+            return proc.stdout
+
+        assert run(host) == inst.private_ip
+        assert run(bridge) != inst.private_ip  # no token: the 401 answer's body, not an address
+        doc = json.loads(call(host + "/ecs-lab/instances")[1])["instances"][0]
+        assert doc["HopLimitEnforced"] is True and doc["HttpPutResponseHopLimit"] == 1
+        server.model.set_policy(inst.instance_id, hop_limit=2)
+        assert run(bridge) == inst.private_ip
+
+
 def test_stop_closes_every_listener(world):
     server = ImdsServer(world)
     url = server.listen("127.0.0.1", 0, world.instance(1)).url

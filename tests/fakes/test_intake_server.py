@@ -206,3 +206,4 @@ def test_a_zstd_series_posted_with_content_encoding_is_stored_compressed(intake,
     http.post(intake.url + SERIES, data=body, headers={"Content-Encoding": "zstd"})
     (item,) = _payloads(http, intake, endpoint=SERIES)["payloads"]
     assert base64.b64decode(item["data"]) == body
+

@@ -29,8 +29,9 @@ try:
 except ImportError:  # pragma: no cover - the dev extra has it
     pytest.fail("Playwright for Python is missing: pip install -e '.[dev]'", pytrace=False)
 if not shutil.which(CHROMIUM):
-    pytest.fail("Debian's chromium is not installed: sh .ci/browser-deps.sh (apt-get install chromium)",
-                pytrace=False)
+    pytest.fail(
+        "Debian's chromium is not installed: sh .ci/browser-deps.sh (apt-get install chromium)", pytrace=False
+    )
 
 
 @pytest.fixture
@@ -78,8 +79,15 @@ def test_topology_and_an_edge_going_dark_and_back(sandbox_lab, target, page, tmp
             assert "rgb(198, 40, 40)" == page.locator(f'tr[data-edge="{edge}"] td.rate').evaluate(
                 "el => getComputedStyle(el).color"
             )
-            # The agent's own data still flows: only the app's hop is dark.
-            assert _edge_state(page, "agent-intake:series") == "true"
+            # The agent's own data still flows (once the redeployed agent sends): only the app's hop
+            # is dark.
+            page.wait_for_function(
+                "document.querySelector('tr[data-edge=\"agent-intake:series\"]')?.dataset.ok === 'true'",
+                timeout=20_000,
+            )
+            assert _edge_state(page, edge) == "false"
+            # No FIPS proxy in this lab: no proxy port edges.
+            assert _edge_state(page, "agent-fips:metrics") is None
             session.solve()
             page.wait_for_function(
                 f"document.querySelector('tr[data-edge=\"{edge}\"]')?.dataset.ok === 'true'", timeout=30_000
@@ -87,3 +95,43 @@ def test_topology_and_an_edge_going_dark_and_back(sandbox_lab, target, page, tmp
         finally:
             session.reset()
         assert dark_after < 20
+
+
+def test_a_redeploy_shows_its_deployment_appear_and_settle(sandbox_lab, target, page, tmp_path):
+    """The control plane's view, live: an agent redeploy (a new revision, update-service) shows a new
+    PRIMARY deployment of that revision IN_PROGRESS, then COMPLETED with the old deployment gone, the
+    service's counts back to running = desired, and ECS's events for it."""
+    from lab.sandbox.target import container, set_env
+    from lab.stack import AGENT_SERVICE
+
+    svc = f'tr.deployment[data-service="{AGENT_SERVICE}"]'
+    original = target.service(AGENT_SERVICE)["taskDefinition"]
+    with Dashboard(sandbox_lab, exercise_state=tmp_path / "exercise.json") as dash:
+        page.goto(dash.url)
+        page.locator(f'{svc}[data-status="PRIMARY"][data-rollout="COMPLETED"]').wait_for(timeout=20_000)
+        try:
+            arn = target.deploy_revision(
+                AGENT_SERVICE,
+                lambda td: set_env(container(td, agent=True), "LAB_DEPLOYMENT", str(time.time())),
+            )
+            revision = arn.rsplit("/", 1)[-1]
+            new = page.locator(f'{svc}[data-status="PRIMARY"][data-task-definition="{revision}"]')
+            new.wait_for(timeout=10_000)
+            assert new.get_attribute("data-rollout") == "IN_PROGRESS"
+            # While it rolls the old deployment is still listed, ACTIVE.
+            assert page.locator(f'{svc}[data-status="ACTIVE"]').count() == 1
+            page.locator(
+                f'{svc}[data-status="PRIMARY"][data-task-definition="{revision}"][data-rollout="COMPLETED"]'
+            ).wait_for(timeout=60_000)
+            page.wait_for_function(f"document.querySelectorAll('{svc}').length === 1", timeout=10_000)
+            counts = page.locator(f'tr.service[data-service="{AGENT_SERVICE}"] td').nth(1).inner_text()
+            running, desired, pending = (int(x) for x in counts.split("/"))
+            assert running == desired >= 1 and pending == 0, counts
+            events = page.locator(f'[data-testid="ecs-events"] li[data-service="{AGENT_SERVICE}"]')
+            texts = events.all_inner_texts()
+            assert any("has reached a steady state" in t for t in texts), texts
+            assert any("has started 1 tasks" in t for t in texts), texts
+        finally:
+            target.ecs.update_service(cluster=target.cluster, service=AGENT_SERVICE, taskDefinition=original)
+            target.wait_rolled(AGENT_SERVICE, original)
+            target.refresh()

@@ -10,6 +10,14 @@ from lab.sandbox.texts import LANGS
 
 # ~30 s each on one lab: under pytest-xdist (CI) three workers share them, each with its own lab.
 XDIST_SPLIT = 3
+# What the first broken hop's evidence or fix must say where the hop's name alone does not tell the
+# cause apart (the same hop breaks in several exercises).
+REASONS = {
+    "imdsv2-hop-limit": "HttpPutResponseHopLimit",
+    "container-metadata-disabled": "ECS_ENABLE_CONTAINER_METADATA",
+    "wrong-dd-site": "DD_SITE",
+    "imdsv2-required": "IMDSv2",
+}
 
 
 @pytest.mark.parametrize("exercise_id", list(EXERCISES))
@@ -24,6 +32,8 @@ def test_exercise_breaks_then_solution_fixes(target, tmp_path, exercise_id):
             f"{exercise_id}: the first broken hop should be {ex.hop}\n{broken.text()}"
         )
         assert broken.first_broken.evidence and broken.first_broken.fix
+        said = f"{broken.first_broken.evidence}\n{broken.first_broken.fix}"
+        assert REASONS.get(exercise_id, "") in said, f"{exercise_id}: the reason is not named:\n{said}"
         assert session.hint().startswith("hint 1/")
         session.solve()
         fixed = session.check()

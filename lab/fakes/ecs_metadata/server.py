@@ -10,11 +10,36 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from lab.serving import Listener, ServerThread
+from lab.serving import Listener, ServerThread, listen_again, stop_listening
 from lab.world import ContainerInstance, World
 
 from .model import Answer, EcsMetadata
 from .stats import StatsSource
+
+# The lab's own route on the introspection port (no ECS agent path starts with /ecs-lab/).
+CONFIG_PATH = "/ecs-lab/config"
+_TRUE = ("true", "1", "yes")
+
+
+def agent_config(instance: ContainerInstance) -> dict[str, str]:
+    """The instance's ECS agent settings the lab models, as /etc/ecs/ecs.config writes them."""
+    return {"ECS_ENABLE_CONTAINER_METADATA": str(instance.container_metadata_enabled).lower()}
+
+
+def apply_agent_config(instance: ContainerInstance, doc: object) -> None:
+    """Set what `doc` names (only the settings of `agent_config`); anything else is an error."""
+    if not isinstance(doc, dict):
+        raise ValueError("the body must be a JSON object of ecs.config settings")
+    unknown = set(doc) - set(agent_config(instance))
+    if unknown:
+        known = sorted(agent_config(instance))
+        raise ValueError(f"unknown ECS agent setting(s) {sorted(unknown)}; known: {known}")
+    if "ECS_ENABLE_CONTAINER_METADATA" in doc:
+        value = str(doc["ECS_ENABLE_CONTAINER_METADATA"]).strip().lower()
+        if value not in (*_TRUE, "false", "0", "no"):
+            raise ValueError(f"ECS_ENABLE_CONTAINER_METADATA must be true or false, got {value!r}")
+        instance.container_metadata_enabled = value in _TRUE
+
 
 # Stats read /proc or ask the docker engine (a second or more): keep them off the event loop.
 _SLOW_SUFFIXES = ("/stats",)
@@ -46,11 +71,38 @@ class EcsMetadataServer:
             # The ECS agent's handlers ignore the method (plain ServeMux HandleFuncs): so do we.
             return _to_response(model.introspection(instance, request.path, dict(request.query)))
 
+        async def config(request: web.Request) -> web.Response:
+            # The lab's stand-in for editing /etc/ecs/ecs.config and restarting the ECS agent.
+            if request.method == "POST":
+                try:
+                    doc = await request.json()
+                    apply_agent_config(instance, doc)
+                except (ValueError, TypeError) as exc:
+                    return web.json_response({"error": str(exc)}, status=400)
+                self.world.touch()
+            return web.json_response(agent_config(instance))
+
         app = web.Application()
+        app.router.add_route("*", CONFIG_PATH, config)
         app.router.add_route("*", "/{tail:.*}", handle)
         listener = self._server.add_app(app, host, port)
         self.introspection_listeners[instance.index] = listener
         return listener
+
+    def stop_introspection(self, index: int) -> None:
+        """Instance `index`'s ECS agent is down (`systemctl stop ecs`): its introspection port refuses
+        connections until `resume_introspection`. Tasks already running keep running, as on EC2."""
+        listener = self.introspection_listeners[index]
+
+        async def _stop() -> None:
+            stop_listening(listener)
+
+        self._server.call(_stop)
+
+    def resume_introspection(self, index: int) -> None:
+        """The ECS agent is back on the same address and port."""
+        listener = self.introspection_listeners[index]
+        self._server.call(lambda: listen_again(listener))
 
     def listen_task_metadata(self, host: str, port: int) -> Listener:
         """Task metadata v2/v3/v4, credentials and the agent API on host:port (169.254.170.2:80)."""

@@ -19,9 +19,15 @@ What this reproduces, and where the behaviour comes from:
   through proxies (AWS security blog "Add defense in depth against open firewalls, reverse proxies,
   and SSRF vulnerabilities with enhancements to the EC2 IMDS"); a GET that uses a token and carries
   `X-Forwarded-For` is refused too (kube2iam#279 saw those 403s). Plain v1 GETs are not checked.
-- The hop limit (`HttpPutResponseHopLimit`) is enforced on EC2 through the IP TTL of the PUT
-  response; a userspace HTTP server cannot set or see that, so it is recorded and reported
-  (`/ecs-lab/instances`) but never faked.
+- The hop limit (`HttpPutResponseHopLimit`, 1..64) is enforced on EC2 through the IP TTL of the
+  token PUT's response: a caller more hops away than the limit gets its token issued but never
+  receives it (the AWS EC2 user guide, "Configure the instance metadata options": containers in
+  bridge mode are one hop further and need a limit of 2). A userspace server cannot see a TTL, so
+  the distance is the listener's: a request carries `hops` (1 = on the instance itself), set by the
+  listener it arrived on (the local backend serves bridge-mode containers on a listener of their
+  own, 2 hops away: docs/imds.md#hop-limit). A token PUT from further than the limit is dropped
+  without an answer: the client's curl gets an empty reply and no token, as it would get none on
+  EC2 (where it would wait for its own timeout first).
 
 Every value an instance answers comes from `lab.world.ContainerInstance`, so the identity
 document, `local-ipv4`, `hostname`, the MAC tree and the AZ describe one instance.
@@ -126,6 +132,8 @@ class ImdsRequest:
     path: str
     headers: Mapping[str, str] = field(default_factory=dict)
     peer: str | None = None
+    # How many IP hops the caller is from the instance (1: on the instance, or a host-mode container).
+    hops: int = 1
 
     def __post_init__(self) -> None:
         # HTTP header names are case-insensitive; clients differ (botocore sends them lowercase).
@@ -358,6 +366,8 @@ class ImdsModel:
         # What `set_policy` was told, per instance: a world copied in from elsewhere (the docker
         # backend's world file, reloaded on every task change) gets it again (`reapply_policies`).
         self.policies_set: dict[str, dict] = {}
+        # Set by a server that serves callers further than one hop (ImdsServer.listen(hops=2)).
+        self.hop_limit_enforced = False
 
     # -- instances and who is calling --------------------------------------------------------------
     def instance(self, instance_id: str) -> ContainerInstance:
@@ -446,7 +456,8 @@ class ImdsModel:
             "HttpTokens": "required" if inst.imds_tokens_required else "optional",
             "HttpPutResponseHopLimit": inst.imds_hop_limit,
             "InstanceMetadataTags": "enabled" if inst.imds_tags_enabled else "disabled",
-            "HopLimitEnforced": False,
+            # Only where a listener knows its callers' distance (docs/imds.md#hop-limit).
+            "HopLimitEnforced": self.hop_limit_enforced,
             "SpotAction": self._spot[inst.instance_id].as_json() if inst.instance_id in self._spot else None,
         }
 
@@ -571,6 +582,11 @@ class ImdsModel:
         if not MIN_TOKEN_TTL <= ttl <= MAX_TOKEN_TTL:
             return error(400, f"{TTL_HEADER_WIRE} must be {MIN_TOKEN_TTL}..{MAX_TOKEN_TTL}, got {ttl}")
         token = self.issue_token(inst, ttl)
+        if req.hops > inst.imds_hop_limit:
+            # Issued, but its response runs out of hops before it reaches the caller.
+            return ImdsAnswer(0, drop=True, imds_version="token",
+                              note=f"token response dropped: the caller is {req.hops} hops away and "
+                                   f"{inst.instance_id}'s HttpPutResponseHopLimit is {inst.imds_hop_limit}")
         return ImdsAnswer(200, token, headers={TTL_HEADER_WIRE: str(ttl)}, imds_version="token")
 
     # -- the metadata tree ----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ log = logging.getLogger("lab.imds")
 
 CONTROL_PREFIX = "/ecs-lab"
 _INSTANCE_KEY = web.AppKey("imds_instance", object)  # the bound ContainerInstance, or None
+_HOPS_KEY = web.AppKey("imds_hops", int)  # how many IP hops the listener's callers are from the instance
 
 
 class ImdsServer:
@@ -67,10 +68,17 @@ class ImdsServer:
         self.control_rejected: Counter[str] = Counter()
 
     # -- owning -------------------------------------------------------------------------------------
-    def listen(self, host: str, port: int, instance: ContainerInstance | None = None) -> Listener:
+    def listen(self, host: str, port: int, instance: ContainerInstance | None = None,
+               hops: int = 1) -> Listener:
         """Serve IMDS on host:port (0 picks a free port) as `instance`, or, when None, as whichever
-        instance the caller's source address belongs to."""
+        instance the caller's source address belongs to. `hops`: how many IP hops this listener's
+        callers are from the instance (2: bridge-mode containers), which the hop limit is held to."""
+        if hops < 1:
+            raise ValueError(f"hops must be at least 1, got {hops!r}")
         app = self._app(instance)
+        app[_HOPS_KEY] = hops
+        if hops > 1:
+            self.model.hop_limit_enforced = True
         listener = self._thread.add_app(app, host, port)
         self.listeners.append((listener, instance.instance_id if instance else None))
         log.info("IMDS listening on %s for %s", listener.url,
@@ -138,10 +146,13 @@ class ImdsServer:
             if instance is None:
                 log.warning("IMDS %s %s from %s: %s", request.method, request.path, peer, why)
         answer = self.model.handle(
-            ImdsRequest(request.method, request.path, dict(request.headers), peer), instance, why)
+            ImdsRequest(request.method, request.path, dict(request.headers), peer, request.app[_HOPS_KEY]),
+            instance, why)
         if answer.delay:
             await asyncio.sleep(answer.delay)
         if answer.drop:
+            if answer.note:
+                log.info("IMDS %s %s from %s: %s", request.method, request.path, peer, answer.note)
             # Close without a status line: the client sees the connection reset / empty reply.
             if request.transport is not None:
                 request.transport.abort()

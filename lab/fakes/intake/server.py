@@ -283,8 +283,13 @@ class IntakeServer:
             return _error(f"invalid request with route {path} and method {request.method}")
         body = await request.read()
         if self._key_refused(site, request):
-            # Datadog's intake refuses a key its site does not know before looking at the body.
+            # Datadog's intake refuses a key its site does not know before looking at the body. The
+            # payload is kept aside with the reason (`/fakeintake/rejected`: what the doctor shows).
             self.store.count_not_stored(path, "forbidden")
+            reason = (f"403 Forbidden: the API key is not one of {site}'s (the agent's DD_SITE); a key "
+                      "is valid only on its organization's site" if site
+                      else "403 Forbidden: the API key is not one the intake knows")
+            self.store.refuse(path, body, request.headers, reason, session, count=False)
             return _json({"errors": ["Forbidden"]}, 403)
         delay_ms = 0
         outage = self.outages.for_route(path)

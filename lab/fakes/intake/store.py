@@ -269,6 +269,20 @@ class IntakeStore:
             counters = self._counters.setdefault(route, RouteCounters())
             setattr(counters, why, getattr(counters, why) + 1)
 
+    def refuse(self, route: str, body: bytes, headers: Mapping[str, str] | None, reason: str,
+               session: str | None = None, *, count: bool = True) -> None:
+        """Keep aside (and count as rejected, unless the caller counted it otherwise) a payload the
+        intake refused whole (not malformed: not accepted, e.g. an API key of another site's
+        organization), so `/fakeintake/rejected` says why."""
+        with self._lock:
+            seq = next(self._seq)
+            self._last_seq = seq
+            if count:
+                self._counters.setdefault(route, RouteCounters()).rejected += 1
+            self._keep_rejected(RejectedPayload(
+                seq, route, self.clock(), dict(headers or {}), body[:MAX_REJECTED_BODY], reason, session,
+                body_truncated=len(body) > MAX_REJECTED_BODY))
+
     def _keep_rejected(self, rejected: RejectedPayload) -> None:
         self._rejected.append(rejected)
         while len(self._rejected) > self.max_rejected:

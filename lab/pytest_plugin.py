@@ -40,6 +40,7 @@ def pytest_addoption(parser) -> None:
 
 
 def pytest_configure(config) -> None:
+    _OFFERS.clear()  # a run's answers are that run's agent's (pytester may run several in one process)
     config.addinivalue_line(
         "markers", "agent_offers(*what): skip the test when the agent under test does not offer one of "
         "these (names of lab.agent_probe.AgentProbe.offers), with the agent's own reason: its version and "

@@ -38,6 +38,7 @@ def pytest_addoption(parser) -> None:
 
 
 def pytest_configure(config) -> None:
+    _OFFERS.clear()  # a run's answers are that run's agent's (pytester may run several in one process)
     config.addinivalue_line(
         "markers", "agent_offers(*what): skip the test when the agent under test does not offer one of "
         "these (names of lab.agent_probe.AgentProbe.offers), with the agent's own reason: its version and "
@@ -599,12 +600,19 @@ def _ask_offers_ahead(request) -> None:
     """What the `agent_offers` marks of the requesting module ask, answered by the session lab's agent
     now: a module that stops the session lab (`exclusive_docker_engine`) runs its own agents of the
     same image, and its marks are read only after the session lab is gone."""
-    names = {name for item in request.session.items if item.module is request.module
-             for mark in item.iter_markers("agent_offers") for name in mark.args} - set(_OFFERS)
+    items = [item for item in request.session.items if item.module is request.module]
+    wanted = [[name for mark in item.iter_markers("agent_offers") for name in mark.args] for item in items]
+    names = {name for names in wanted for name in names} - set(_OFFERS)
     if names:
         probe = request.getfixturevalue("lab").agents[0].probe
         for name in sorted(names):
             _OFFERS[name] = probe.offers(name)
+    # When no test of the module can run on this agent, do not take the engine (nor start the
+    # module's own lab) only to skip them all.
+    missing = [next((n for n in names if not _OFFERS[n]), None) for names in wanted]
+    if items and all(missing):
+        reasons = sorted({f"{n}: {_OFFERS[n].reason}" for n in missing})
+        pytest.skip("; ".join(reasons))
 
 
 @pytest.fixture

@@ -344,7 +344,10 @@ def test_exec_in_container_runs_the_agent_cli_with_the_container_s_environment(l
     task = backend.agent_tasks[1]
     code, out = backend.exec_in_container(task.arn, task.containers[0].name,
                                           ["sh", "-c", "echo $AWS_EC2_METADATA_SERVICE_ENDPOINT"])
-    assert code == 0 and out.strip() == local_lab.imds_url(1)
+    # The agent task is in bridge mode: it reaches IMDS as a bridge-mode container does, one hop
+    # further than the instance (docs/imds.md#hop-limit).
+    inst = local_lab.refresh().state["instances"][0]
+    assert code == 0 and out.strip() == (inst.get("imds_bridge_url") or local_lab.imds_url(1))
     with pytest.raises(LookupError, match="container 'nope' of task"):
         backend.exec_in_container(task.arn, "nope", ["true"])
 

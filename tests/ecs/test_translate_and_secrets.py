@@ -224,7 +224,10 @@ def _stopped_reason(control_plane, world, fake_runner, td: dict) -> str:
     inst = control_plane.add_instance(world, "127.0.1.1")
     ecs = control_plane.clients.ecs
     ecs.register_task_definition(**td)
-    arn = ecs.run_task(cluster=world.cluster.name, taskDefinition=td["family"])["tasks"][0]["taskArn"]
+    # On this instance: an instance added by an earlier call has no instance agent any more, and a
+    # task the scheduler placed there would never start (nor stop).
+    arn = ecs.start_task(cluster=world.cluster.name, taskDefinition=td["family"],
+                         containerInstances=[inst.arn])["tasks"][0]["taskArn"]
     with InstanceAgent(world, inst, fake_runner, control_plane.clients, interval=0.1):
         def stopped():
             t = ecs.describe_tasks(cluster=world.cluster.name, tasks=[arn])["tasks"][0]

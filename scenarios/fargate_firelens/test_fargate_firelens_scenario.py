@@ -129,12 +129,19 @@ def test_traces_and_metrics_go_through_the_sidecar_with_task_tags(fargate_lab, f
 
 def test_the_ecs_fargate_check_sends_its_metrics_for_all_three_containers(fargate_lab, fargate_task, probe):
     arn = fargate_task["arn"]
+    expected = {f"ecs_container_name:{n}" for n in (APP, ROUTER, AGENT)}
+
+    def containers() -> set[str]:
+        usage = fargate_lab.intake.metrics("ecs.fargate.mem.usage", tags=[f"task_arn:{arn}"])
+        return {t for s in usage for t in s["tags"] if t.startswith("ecs_container_name:")}
+
     with waiting_for(probe.intervals().check_metrics(runs=2)) as timeout:
         for name in FARGATE_METRICS:
             fargate_lab.intake.wait_for_metric(name, tags=[f"task_arn:{arn}"], timeout=timeout)
-    usage = fargate_lab.intake.metrics("ecs.fargate.mem.usage", tags=[f"task_arn:{arn}"])
-    containers = {t for s in usage for t in s["tags"] if t.startswith("ecs_container_name:")}
-    assert containers == {f"ecs_container_name:{n}" for n in (APP, ROUTER, AGENT)}
+        # Each check run reports every container of the task; the first series may hold fewer.
+        wait_until(lambda: containers() >= expected, timeout,
+                   what=f"ecs.fargate.mem.usage for each of {sorted(expected)}")
+    assert containers() == expected
     limit = fargate_lab.intake.metrics("ecs.fargate.mem.task.limit", tags=[f"task_arn:{arn}"])
     assert {p["value"] for s in limit for p in s["points"]} == {int(DOC["memory"]) * 1024**2}
 
@@ -159,3 +166,39 @@ def test_the_documents_health_check_makes_the_sidecar_healthy(fargate_lab, farga
     elapsed = time.monotonic() - fargate_task["started"]
     task = wait_until(healthy, max(deadline - elapsed, 5), what="the agent container HEALTHY")
     assert task["healthStatus"] == "HEALTHY"
+
+
+def test_failures_in_the_start_period_do_not_count_towards_retries(fargate_lab, fargate_task, tmp_path):
+    """The document's `retries` and `startPeriod` on a check that always fails (interval shortened so
+    that more than `retries` runs fit well inside the start period): ECS keeps the container UNKNOWN,
+    never UNHEALTHY, until the start period ends."""
+    fl = fargate_lab
+    check = DOC["containerDefinitions"][2]["healthCheck"]
+    runs = tmp_path / "health-runs"
+    interval = 5
+    fl.ecs.register_task_definition(
+        family="ecs-lab-fargate-startperiod", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
+        cpu="256", memory="512", containerDefinitions=[{
+            "name": "app", "image": "ecs-agent-lab/lab:latest", "essential": True,
+            "healthCheck": {"command": ["CMD-SHELL", f"echo run >> {runs}; false"], "interval": interval,
+                            "timeout": 5, "retries": check["retries"], "startPeriod": check["startPeriod"]}}])
+    net = {"awsvpcConfiguration": {"subnets": [fargate_task["subnet"]["SubnetId"]]}}
+    out = fl.ecs.run_task(cluster=fl.name, taskDefinition="ecs-lab-fargate-startperiod", launchType="FARGATE",
+                          networkConfiguration=net)
+    arn = out["tasks"][0]["taskArn"]
+    started = time.monotonic()
+    try:
+        def app() -> dict:
+            task = fl.ecs.describe_tasks(cluster=fl.name, tasks=[arn])["tasks"][0]
+            assert task["lastStatus"] != "STOPPED", task.get("stoppedReason")
+            return next(c for c in task["containers"] if c["name"] == "app")
+
+        def failed_more_than_retries() -> bool:
+            return runs.exists() and len(runs.read_text().split()) > check["retries"]
+
+        wait_until(failed_more_than_retries, (check["retries"] + 2) * interval + 30,
+                   what=f"more than {check['retries']} failed health checks")
+        assert time.monotonic() - started < check["startPeriod"], "too slow to observe the start period"
+        assert app().get("healthStatus", "UNKNOWN") == "UNKNOWN", app()
+    finally:
+        fl.ecs.stop_task(cluster=fl.name, task=arn, reason="scenario done")

@@ -56,6 +56,7 @@ from lab.tasks import (
     ContainerSpec,
     InstanceEndpoints,
     OutputLines,
+    UnsupportedField,
     is_agent_image,
     is_fips_proxy_image,
     is_lab_image,
@@ -475,10 +476,7 @@ class LocalBackend:
         env.setdefault("AWS_REGION", instance.region)
         env.setdefault("HOSTNAME", container.docker_id[:12])
         if spec.log_router_config is not None:
-            env["LAB_APP_BIND"] = container.ipv4_addresses[0]
-            router_dir = self.run_dir / "firelens" / container.docker_name
-            router_dir.mkdir(parents=True, exist_ok=True)
-            env[ROUTER_SOCKET_ENV] = str(router_dir / "fluent.sock")
+            self._log_router_env(env, container, container.ipv4_addresses[0])
         if is_lab_image(spec.image):
             env.setdefault("LAB_APP_BIND", container.ipv4_addresses[0])
             port_file = self.run_dir / "ports" / f"{container.docker_name}.port"
@@ -501,6 +499,20 @@ class LocalBackend:
             env.setdefault("DD_AUTH_TOKEN_FILE_PATH", str(conf / "auth_token"))
         return env
 
+    def _log_router_env(self, env: dict[str, str], container: Container, address: str) -> None:
+        """Where a FireLens log router listens, on EC2 and Fargate alike: its forward input's address
+        and the unix socket ECS puts in the task's shared volume. The socket's directory is named
+        by the short container id: a unix socket path is limited to 107 bytes, which the container's
+        docker name under a pytest run directory exceeds."""
+        env["LAB_APP_BIND"] = address
+        router_dir = self.run_dir / "firelens" / container.docker_id[:12]
+        router_dir.mkdir(parents=True, exist_ok=True)
+        socket_path = router_dir / "fluent.sock"
+        if len(os.fsencode(socket_path)) > 107:
+            raise UnsupportedField(f"log router {container.name!r}: its socket path {socket_path} is longer "
+                                   "than a unix socket allows (107 bytes): use a shorter LAB_HOME")
+        env[ROUTER_SOCKET_ENV] = str(socket_path)
+
     def _fargate_container_env(self, env: dict[str, str], instance: ContainerInstance, task: Task,
                                container: Container, spec: ContainerSpec) -> dict[str, str]:
         """What Fargate puts in a container: task metadata v3/v4 URIs, AWS_ECS_FARGATE, the region;
@@ -516,6 +528,9 @@ class LocalBackend:
         env.setdefault("AWS_REGION", instance.region)
         env.setdefault("HOSTNAME", f"ip-{instance.private_ip.replace('.', '-')}.ec2.internal")
         localhost = instance.private_ip
+        if spec.log_router_config is not None:
+            # FireLens on Fargate: the router listens in the task's namespace, i.e. its address here.
+            self._log_router_env(env, container, localhost)
         if is_lab_image(spec.image):
             env.setdefault("LAB_APP_BIND", localhost)
             port_file = self.run_dir / "ports" / f"{container.docker_name}.port"

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lab.ecs.agent_env import Redirects
-from lab.ecs.instance_agent import InstanceAgent, LocalTask
+from lab.ecs.instance_agent import InstanceAgent, LocalTask, TaskRefused
 from lab.ecs.moto_model import FARGATE_PROVIDERS
-from lab.ecs.translate import SecretResolutionError, container_specs, world_task
 from lab.tasks import UnsupportedField
 from lab.world import ContainerInstance
 
@@ -70,21 +69,19 @@ class FargateAgent(InstanceAgent):
 
     def _start(self, desc: dict) -> None:
         arn = desc["taskArn"]
-        group = desc.get("group", "")
-        service = group.split(":", 1)[1] if group.startswith("service:") else ""
         td = self._taskdef(desc["taskDefinitionArn"])
         host = self._host(desc)
         self.hosts[arn] = host
         redirects = self.redirects_for(host) if self.redirects_for else self.redirects
         try:
-            specs = container_specs(td, resolve_secret=self._secrets.resolve, redirects=redirects)
-        except (SecretResolutionError, UnsupportedField) as exc:
+            # The instance agent's path (FireLens included); no ec2_instance_id record on Fargate.
+            specs, task = self._task(desc, td, resolve_secret=self._secrets.resolve, redirects=redirects,
+                                     ec2_instance_id=None)
+        except TaskRefused as exc:
             # Never started: its micro-VM goes with it.
             self.hosts.pop(arn, None)
             self.world.remove_fargate_host(host)
-            reason = str(exc) if isinstance(exc, SecretResolutionError) else f"UnsupportedField: {exc}"
-            return self._refuse(arn, reason)
-        task = world_task(td, arn=arn, service_name=service)
+            return self._refuse(arn, str(exc))
         task.tags = {t["key"]: t["value"] for t in desc.get("tags") or [] if "key" in t}
         self.world.add_task(host, task)
         self.local[arn] = LocalTask(arn=arn, specs=specs)

@@ -28,6 +28,7 @@ from lab.ecs.awslogs import AwsLogsDriver, AwsLogsError
 from lab.ecs.client import ControlPlaneClients
 from lab.ecs.translate import (
     ControlPlaneSecrets,
+    SecretFetcher,
     SecretResolutionError,
     attach_log_router,
     container_specs,
@@ -51,6 +52,10 @@ class LocalTask:
     log_drivers: list[AwsLogsDriver] = field(default_factory=list)
     log_threads: list[threading.Thread] = field(default_factory=list)
     log_stop: threading.Event = field(default_factory=threading.Event)
+
+
+class TaskRefused(Exception):
+    """A task that cannot start; the message is the stopped reason ECS would give."""
 
 
 @dataclass
@@ -191,23 +196,32 @@ class InstanceAgent:
             with self._starting_lock:
                 self._starting.pop(desc["taskArn"], None)
 
-    def _start(self, desc: dict) -> None:
-        arn = desc["taskArn"]
+    def _task(self, desc: dict, td: dict, *, resolve_secret: SecretFetcher, redirects: Redirects | None,
+              ec2_instance_id: str | None) -> tuple[list[ContainerSpec], Task]:
+        """What the ECS agent does before it starts a task, on EC2 and on Fargate alike: translate the
+        containers (secrets pulled), record the task, and generate the FireLens log router's
+        configuration (with `ec2_instance_id` on EC2 only). Raises TaskRefused with ECS's reason."""
         group = desc.get("group", "")
         service = group.split(":", 1)[1] if group.startswith("service:") else ""
+        try:
+            specs = container_specs(td, resolve_secret=resolve_secret, redirects=redirects)
+            task = world_task(td, arn=desc["taskArn"], service_name=service)
+            attach_log_router(td, specs, task, cluster=self.cluster, ec2_instance_id=ec2_instance_id,
+                              redirects=redirects)
+        except SecretResolutionError as exc:
+            raise TaskRefused(str(exc)) from None
+        except UnsupportedField as exc:
+            raise TaskRefused(f"UnsupportedField: {exc}") from None
+        return specs, task
+
+    def _start(self, desc: dict) -> None:
+        arn = desc["taskArn"]
         td = self._taskdef(desc["taskDefinitionArn"])
         try:
-            specs = container_specs(td, resolve_secret=self._secrets.for_task(td), redirects=self.redirects)
-        except SecretResolutionError as exc:
+            specs, task = self._task(desc, td, resolve_secret=self._secrets.for_task(td),
+                                     redirects=self.redirects, ec2_instance_id=self.instance.instance_id)
+        except TaskRefused as exc:
             return self._refuse(arn, str(exc))
-        except UnsupportedField as exc:
-            return self._refuse(arn, f"UnsupportedField: {exc}")
-        task = world_task(td, arn=arn, service_name=service)
-        try:
-            attach_log_router(td, specs, task, cluster=self.cluster,
-                              ec2_instance_id=self.instance.instance_id, redirects=self.redirects)
-        except UnsupportedField as exc:
-            return self._refuse(arn, f"UnsupportedField: {exc}")
         # The docker daemon initialises a container's log driver before it starts it: a driver that
         # cannot start (an awslogs group that does not exist) fails the container.
         drivers: list[tuple[str, AwsLogsDriver]] = []

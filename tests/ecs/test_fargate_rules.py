@@ -9,6 +9,7 @@ in the subnet, the subnet's availability zone, and connectivity once running.
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 from botocore.exceptions import ClientError
@@ -234,19 +235,28 @@ def test_a_fargate_task_runs_on_a_host_of_its_own(control_plane, world, fake_run
         assert arns[1] not in fake_runner.stopped
 
 
+INTAKE_HOST = "http-intake.logs.datadoghq.com"
+
+
+def _run_fargate(control_plane, world, family: str) -> str:
+    subnet = _default_subnet(control_plane)["SubnetId"]
+    out = control_plane.clients.ecs.run_task(
+        cluster=world.cluster.name, taskDefinition=family, launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}})
+    assert out["failures"] == [], out["failures"]
+    return out["tasks"][0]["taskArn"]
+
+
 def test_a_fargate_task_the_lab_cannot_run_stops_with_the_reason(control_plane, world, fake_runner):
-    """A FireLens definition registers (it has an execution role) but its log router is not wired in
-    on this branch: the task stops with the field named, and leaves no host behind."""
+    """awsfirelens with no log router container registers (it has an execution role) but cannot run:
+    the task stops with the reason named, and leaves no host behind."""
     from lab.ecs.cluster import EcsCluster
 
     ecs = control_plane.clients.ecs
-    subnet = _default_subnet(control_plane)["SubnetId"]
     ecs.register_task_definition(**_taskdef(family="fg-firelens", containerDefinitions=[
         _container(logConfiguration={"logDriver": "awsfirelens", "options": {"Name": "datadog"}})]))
     with EcsCluster(world, fake_runner, control_plane=control_plane, agent_interval=0.1):
-        out = ecs.run_task(cluster=world.cluster.name, taskDefinition="fg-firelens", launchType="FARGATE",
-                           networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}})
-        arn = out["tasks"][0]["taskArn"]
+        arn = _run_fargate(control_plane, world, "fg-firelens")
 
         def stopped() -> dict | None:
             t = ecs.describe_tasks(cluster=world.cluster.name, tasks=[arn])["tasks"][0]
@@ -254,5 +264,35 @@ def test_a_fargate_task_the_lab_cannot_run_stops_with_the_reason(control_plane, 
 
         task = wait_until(stopped, 10, what="the FireLens task STOPPED")
         reason = task["stoppedReason"]
-        assert reason.startswith("UnsupportedField:") and "logConfiguration" in reason, reason
+        assert reason.startswith("UnsupportedField: firelensConfiguration:"), reason
+        assert "no container has a firelensConfiguration" in reason, reason
         assert world.fargate_hosts == [] and fake_runner.started == []
+
+
+def test_a_fargate_firelens_task_gets_its_routers_configuration(control_plane, world, fake_runner):
+    """The Fargate agent prepares a FireLens task as the instance agent does: the router container
+    gets ECS's generated fluent-bit configuration (the task's metadata records, no ec2_instance_id on
+    Fargate) and the app starts after it."""
+    from lab.ecs.cluster import EcsCluster
+
+    ecs = control_plane.clients.ecs
+    ecs.register_task_definition(**_taskdef(family="fg-firelens-ok", containerDefinitions=[
+        _container(logConfiguration={"logDriver": "awsfirelens", "options": {
+            "Name": "datadog", "apikey": "k", "dd_service": "svc", "Host": INTAKE_HOST}}),
+        _container(name="log-router", image="amazon/aws-for-fluent-bit:latest",
+                   firelensConfiguration={"type": "fluentbit",
+                                          "options": {"enable-ecs-log-metadata": "true"}})]))
+    with EcsCluster(world, fake_runner, control_plane=control_plane, agent_interval=0.1):
+        arn = _run_fargate(control_plane, world, "fg-firelens-ok")
+        wait_until(lambda: any(a == arn for _, a, _ in fake_runner.started), 10,
+                   what="the FireLens task started on its Fargate host")
+        specs = {s.name: s for _, a, got in fake_runner.started if a == arn for s in got}
+        router, app = specs["log-router"], specs[_container()["name"]]
+        conf = router.log_router_config or ""
+        assert f"ecs_task_arn {arn}" in conf and "ecs_task_definition fg-firelens-ok:1" in conf, conf
+        assert "ec2_instance_id" not in conf, conf
+        output = re.search(r"\[OUTPUT\]\n((?:[ \t]+\S.*\n?)+)", conf)
+        assert output, conf
+        options = dict(line.split(None, 1) for line in output.group(1).strip().splitlines())
+        assert options["Name"] == "datadog" and options["dd_service"] == "svc", options
+        assert ("log-router", "START") in app.depends_on

@@ -14,8 +14,8 @@ Usage:
   python bench/flakes.py --local 50 --docker 10                       # the whole scenario suite
   python bench/flakes.py --local 2 --docker 1 scenarios/resilience    # one directory
   python bench/flakes.py --local 5 -- -k outage                       # extra pytest arguments after --
-Writes bench/results/flakes.md (`--out`) and the per-run logs and XML beside it
-(`bench/results/flakes/`), and exits 1 when any run failed.
+Writes bench/results/flakes.md (`--out`), keeps the per-run logs and JUnit XML in the lab's working
+directory (`.lab/flakes/<report name>/`, not committed), and exits 1 when any run failed.
 """
 
 from __future__ import annotations
@@ -56,7 +56,12 @@ class Run:
 
 
 def _tail(text: str, lines: int = TAIL_LINES) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    """The last lines, with this machine's paths made relative (the report is committed)."""
+    tail = "\n".join(text.rstrip().splitlines()[-lines:])
+    for path, name in ((str(REPO) + "/", ""), (sys.prefix + "/", "<venv>/"),
+                       (sys.base_prefix + "/", "<python>/")):
+        tail = tail.replace(path, name)
+    return tail
 
 
 def read_junit(path: Path) -> tuple[dict[str, int], list[Failure]]:
@@ -100,7 +105,8 @@ def run_once(backend: str, index: int, paths: list[str], extra: list[str], workd
         shutil.rmtree(home, ignore_errors=True)
     seconds = time.monotonic() - began
     output = log.read_text(errors="replace") if log.exists() else ""
-    run = Run(backend, index, code, seconds, log=str(log))
+    shown = log.relative_to(REPO) if log.is_relative_to(REPO) else log
+    run = Run(backend, index, code, seconds, log=str(shown))
     if xml.exists():
         try:
             run.counts, run.failures = read_junit(xml)
@@ -176,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"no such path in the repository: {', '.join(missing)}")
 
     out = Path(args.out)
-    workdir = out.parent / out.stem
+    workdir = REPO / ".lab" / "flakes" / out.stem
+    out.parent.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     began = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     load = os.getloadavg()

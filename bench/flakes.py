@@ -53,6 +53,7 @@ class Run:
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     log: str = ""
+    commit: str = ""  # the code this run imported (commits made meanwhile show here)
 
 
 def _tail(text: str, lines: int = TAIL_LINES) -> str:
@@ -83,6 +84,16 @@ def read_junit(path: Path) -> tuple[dict[str, int], list[Failure]]:
     return counts, failures
 
 
+def current_commit() -> str:
+    """The checkout's commit, `+` when its files differ from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no")
+                                                   else "")
+
+
 def run_once(backend: str, index: int, paths: list[str], extra: list[str], workdir: Path,
              timeout: float) -> Run:
     xml = workdir / f"{backend}-{index}.xml"
@@ -93,6 +104,7 @@ def run_once(backend: str, index: int, paths: list[str], extra: list[str], workd
                 "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(REPO)})
     argv = [sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider", "-rA", f"--junitxml={xml}",
             "--backend", backend, *extra]
+    commit = current_commit()
     began = time.monotonic()
     try:
         with open(log, "wb") as out:
@@ -106,7 +118,7 @@ def run_once(backend: str, index: int, paths: list[str], extra: list[str], workd
     seconds = time.monotonic() - began
     output = log.read_text(errors="replace") if log.exists() else ""
     shown = log.relative_to(REPO) if log.is_relative_to(REPO) else log
-    run = Run(backend, index, code, seconds, log=str(shown))
+    run = Run(backend, index, code, seconds, log=str(shown), commit=commit)
     if xml.exists():
         try:
             run.counts, run.failures = read_junit(xml)
@@ -133,12 +145,12 @@ def render(runs: list[Run], args: argparse.Namespace, began: str, load: tuple, c
         f"**{sum(1 for r in runs if r.failures)} of {len(runs)} runs failed**, "
         f"{sum(len(r.failures) for r in runs)} failures in all",
         "",
-        "| backend | run | exit | wall s | passed | failed | errors | skipped |",
-        "|---|---|---|---|---|---|---|---|",
+        "| backend | run | commit | exit | wall s | passed | failed | errors | skipped |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         c = r.counts
-        lines.append(f"| {r.backend} | {r.index} | {r.returncode} | {r.seconds:.0f} | "
+        lines.append(f"| {r.backend} | {r.index} | `{r.commit}` | {r.returncode} | {r.seconds:.0f} | "
                      f"{c.get('passed', '-')} | {c.get('failures', '-')} | {c.get('errors', '-')} | "
                      f"{c.get('skipped', '-')} |")
     by_test: dict[tuple[str, str], list[Run]] = {}
@@ -187,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     began = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     load = os.getloadavg()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True, check=False).stdout.strip()
+    commit = current_commit()
     runs: list[Run] = []
     plan = [("local", i) for i in range(1, args.local + 1)]
     plan += [("docker", i) for i in range(1, args.docker + 1)]

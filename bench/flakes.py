@@ -14,8 +14,8 @@ Usage:
   python bench/flakes.py --local 50 --docker 10                       # the whole scenario suite
   python bench/flakes.py --local 2 --docker 1 scenarios/resilience    # one directory
   python bench/flakes.py --local 5 -- -k outage                       # extra pytest arguments after --
-Writes bench/results/flakes.md (`--out`) and the per-run logs and XML beside it
-(`bench/results/flakes/`), and exits 1 when any run failed.
+Writes bench/results/flakes.md (`--out`), keeps the per-run logs and JUnit XML in the lab's working
+directory (`.lab/flakes/<report name>/`, not committed), and exits 1 when any run failed.
 """
 
 from __future__ import annotations
@@ -53,10 +53,16 @@ class Run:
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     log: str = ""
+    commit: str = ""  # the code this run imported (commits made meanwhile show here)
 
 
 def _tail(text: str, lines: int = TAIL_LINES) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    """The last lines, with this machine's paths made relative (the report is committed)."""
+    tail = "\n".join(text.rstrip().splitlines()[-lines:])
+    for path, name in ((str(REPO) + "/", ""), (sys.prefix + "/", "<venv>/"),
+                       (sys.base_prefix + "/", "<python>/")):
+        tail = tail.replace(path, name)
+    return tail
 
 
 def read_junit(path: Path) -> tuple[dict[str, int], list[Failure]]:
@@ -78,6 +84,16 @@ def read_junit(path: Path) -> tuple[dict[str, int], list[Failure]]:
     return counts, failures
 
 
+def current_commit() -> str:
+    """The checkout's commit, `+` when its files differ from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no")
+                                                   else "")
+
+
 def run_once(backend: str, index: int, paths: list[str], extra: list[str], workdir: Path,
              timeout: float) -> Run:
     xml = workdir / f"{backend}-{index}.xml"
@@ -88,6 +104,7 @@ def run_once(backend: str, index: int, paths: list[str], extra: list[str], workd
                 "NO_PROXY": "127.0.0.1,localhost", "PYTHONPATH": str(REPO)})
     argv = [sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider", "-rA", f"--junitxml={xml}",
             "--backend", backend, *extra]
+    commit = current_commit()
     began = time.monotonic()
     try:
         with open(log, "wb") as out:
@@ -100,7 +117,8 @@ def run_once(backend: str, index: int, paths: list[str], extra: list[str], workd
         shutil.rmtree(home, ignore_errors=True)
     seconds = time.monotonic() - began
     output = log.read_text(errors="replace") if log.exists() else ""
-    run = Run(backend, index, code, seconds, log=str(log))
+    shown = log.relative_to(REPO) if log.is_relative_to(REPO) else log
+    run = Run(backend, index, code, seconds, log=str(shown), commit=commit)
     if xml.exists():
         try:
             run.counts, run.failures = read_junit(xml)
@@ -127,12 +145,12 @@ def render(runs: list[Run], args: argparse.Namespace, began: str, load: tuple, c
         f"**{sum(1 for r in runs if r.failures)} of {len(runs)} runs failed**, "
         f"{sum(len(r.failures) for r in runs)} failures in all",
         "",
-        "| backend | run | exit | wall s | passed | failed | errors | skipped |",
-        "|---|---|---|---|---|---|---|---|",
+        "| backend | run | commit | exit | wall s | passed | failed | errors | skipped |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         c = r.counts
-        lines.append(f"| {r.backend} | {r.index} | {r.returncode} | {r.seconds:.0f} | "
+        lines.append(f"| {r.backend} | {r.index} | `{r.commit}` | {r.returncode} | {r.seconds:.0f} | "
                      f"{c.get('passed', '-')} | {c.get('failures', '-')} | {c.get('errors', '-')} | "
                      f"{c.get('skipped', '-')} |")
     by_test: dict[tuple[str, str], list[Run]] = {}
@@ -176,12 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"no such path in the repository: {', '.join(missing)}")
 
     out = Path(args.out)
-    workdir = out.parent / out.stem
+    workdir = REPO / ".lab" / "flakes" / out.stem
+    out.parent.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     began = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     load = os.getloadavg()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True, check=False).stdout.strip()
+    commit = current_commit()
     runs: list[Run] = []
     plan = [("local", i) for i in range(1, args.local + 1)]
     plan += [("docker", i) for i in range(1, args.docker + 1)]

@@ -624,7 +624,7 @@ class DockerBackend:
             self._wait_world(self._publish_world())
             for c in _start_order(task.containers, specs):
                 cid = running.container_ids[c.name]
-                self.client.api.start(cid)
+                self._start_when_addresses_free(cid, c.name)
                 self._follow_logs(self.log_name(task, c), cid)
                 self._log_paths[(task.arn, c.name)] = self.log_path(self.log_name(task, c))
                 c.pid = self.client.api.inspect_container(cid)["State"]["Pid"] or None
@@ -641,6 +641,33 @@ class DockerBackend:
         except BaseException:
             self.stop_task(task.arn)
             raise
+
+    def _start_when_addresses_free(self, cid: str, name: str) -> None:
+        """Start a container; while Docker answers "Address already in use", wait and start again.
+
+        The agent's addresses are fixed, and Docker releases a removed container's address
+        asynchronously: after a SIGKILLed agent was removed (and `inspect` says so), its replacement's
+        start was refused with that error for seconds. Docker's own release is what is waited for
+        (any other error fails at once), up to the readiness bound."""
+        import docker.errors
+
+        refused: list[str] = []
+
+        def started() -> bool:
+            try:
+                self.client.api.start(cid)
+                return True
+            except docker.errors.APIError as exc:
+                if "address already in use" not in str(exc).lower():
+                    raise ContainerExited(str(exc)) from exc
+                refused.append(str(exc))
+                return False
+
+        try:
+            _wait_until_final(started, self.stack.ready_timeout * 3, interval=0.5,
+                              what=f"docker to release the addresses {name} starts with")
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}: {refused[-1] if refused else ''}") from None
 
     def _wait_ready(self, running: RunningTask, specs: list[ContainerSpec], agents: set[str]) -> None:
         """Before the task is reported RUNNING, as the local backend's readiness probes: an agent

@@ -3,7 +3,9 @@ reported with its id, the run it failed in and the tail of its output; a clean r
 
 from __future__ import annotations
 
+import shutil
 import sys
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -32,16 +34,21 @@ def test_a_flake_is_reported_with_its_test_id_run_and_output(tmp_path, monkeypat
     suite.mkdir()
     (suite / "test_sample.py").write_text(FLAKY)
     monkeypatch.setenv("FLAKES_TEST_MARK", str(tmp_path / "mark"))
-    out = tmp_path / "report" / "flakes.md"
-    code = flakes.main(["--local", "2", "--timeout", "120", "--out", str(out), str(suite), "--",
-                        "-q", "-p", "no:randomly"])
+    name = f"flakes-test-{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "report" / f"{name}.md"
+    runs = flakes.REPO / ".lab" / "flakes" / name
+    try:
+        code = flakes.main(["--local", "2", "--timeout", "120", "--out", str(out), str(suite), "--",
+                            "-q", "-p", "no:randomly"])
+        assert (runs / "local-1.xml").exists(), "the run's JUnit XML is kept in the lab's working directory"
+    finally:
+        shutil.rmtree(runs, ignore_errors=True)
     report = out.read_text()
     assert code == 1
     assert "**1 of 2 runs failed**" in report
     assert "| local | `test_sample::test_flaky_once` | 1 | 2 |" in report
     assert "first run loses the race on purpose" in report
     assert "test_steady" not in report.split("## Failures by test")[1]
-    assert (out.parent / "flakes" / "local-1.xml").exists()
 
 
 def test_bad_counts_and_paths_are_refused(tmp_path, capsys):

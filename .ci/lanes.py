@@ -39,6 +39,9 @@ from pathlib import Path
 UNIT_WORKERS = os.environ.get("LAB_CI_WORKERS_UNIT", "3")
 SCENARIO_WORKERS = os.environ.get("LAB_CI_WORKERS_SCENARIOS", "2")
 DOCKER_PROFILE = os.environ.get("LAB_CI_DOCKER_PROFILE", "real-timing")
+# Both lanes start labs at once on 2 cores: a traced app's start-up alone can then outlast the 20 s
+# default readiness bound. It is a bound, not a wait: a lab that is ready goes on at once.
+READY_TIMEOUT = os.environ.get("LAB_READY_TIMEOUT", "60")
 
 
 @dataclass
@@ -75,7 +78,7 @@ _print_lock = threading.Lock()
 
 def run_phase(phase: Phase, report_dir: Path) -> int:
     cmd = [sys.executable, "-m", "pytest", *phase.args, f"--junitxml={report_dir / (phase.name + '.xml')}"]
-    env = {**os.environ, **(phase.env or {})}
+    env = {**os.environ, "LAB_READY_TIMEOUT": READY_TIMEOUT, **(phase.env or {})}
     started = time.monotonic()
     with _print_lock:
         print(f"[{phase.name}] $ {' '.join(cmd[1:])}", flush=True)

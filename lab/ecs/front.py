@@ -311,8 +311,41 @@ class EcsFront:
             start_response(status, headers)
             return [out]
         data = json.loads(out)
-        data["tasks"] = self._fargate_fields(ecs, data.get("tasks", []))
+        data["tasks"] = self._fargate_fields(ecs, self._task_times(ecs, data.get("tasks", [])))
         return self._reply(start_response, data)
+
+    @staticmethod
+    def _task_times(ecs: MotoEcs, described: list[dict]) -> list[dict]:
+        """What ECS's DescribeTasks shows of a task on a container instance and moto leaves out: its
+        times (`createdAt`; once RUNNING `pullStartedAt`, `pullStoppedAt`, `startedAt`,
+        `connectivityAt`; once STOPPED `stoppedAt`), its instance's availability zone and, when
+        placed without a capacity provider, `launchType` (moto answers it empty)."""
+        for d in described:
+            found = ecs.find_task(d.get("taskArn", ""))
+            if not found:
+                continue
+            cluster_name, t = found
+            created = getattr(t, "lab_created_at", None)
+            if created is not None:
+                d.setdefault("createdAt", created)
+            started = getattr(t, "lab_started_at", None)
+            if started is not None:
+                for key in ("pullStartedAt", "pullStoppedAt", "startedAt", "connectivityAt"):
+                    d.setdefault(key, started if key != "pullStartedAt" else created or started)
+                d.setdefault("connectivity", "CONNECTED")
+            stopped = getattr(t, "lab_stopped_at", None)
+            if stopped is not None:
+                d.setdefault("stoppedAt", stopped)
+                d.setdefault("executionStoppedAt", stopped)
+            if not d.get("launchType") and not d.get("capacityProviderName"):
+                d.pop("launchType", None)
+                if t.container_instance_arn:
+                    d["launchType"] = "EC2"
+            ci = ecs.backend.container_instances.get(cluster_name, {}).get(
+                (t.container_instance_arn or "").rsplit("/", 1)[-1])
+            if ci is not None:
+                d.setdefault("availabilityZone", ci.attributes.get("ecs.availability-zone"))
+        return described
 
     def _refuses_capacity(self, ecs: MotoEcs, p: dict, start_response: Callable) -> list[bytes] | None:
         """For CreateService/CreateTaskSet: moto validates the request; the lab refuses, as ECS's
@@ -377,6 +410,25 @@ class EcsFront:
                                     start_response: Callable):
         ecs.recount()
         return self._passthrough(environ, body, start_response)
+
+    def _RegisterContainerInstance(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes,
+                                   start_response: Callable):
+        # ECS records the `versionInfo` the container agent registers with (describe-container-
+        # instances shows it); moto answers a fixed 1.0.0 whatever was sent.
+        status, headers, out = self._forward(environ, body)
+        if status.startswith("200") and isinstance(p.get("versionInfo"), dict):
+            data = json.loads(out)
+            arn = data.get("containerInstance", {}).get("containerInstanceArn", "")
+            for by_id in ecs.backend.container_instances.values():
+                ci = by_id.get(arn.rsplit("/", 1)[-1])
+                if ci is not None:
+                    ci.version_info = {**ci.version_info, **p["versionInfo"]}
+                    data["containerInstance"]["versionInfo"] = ci.version_info
+                    out = json.dumps(data, default=str).encode()
+                    headers = [(k, str(len(out)) if k.lower() == "content-length" else v) for k, v in headers]
+        self.on_change()
+        start_response(status, headers)
+        return [out]
 
     def _RegisterTaskDefinition(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes,
                                 start_response: Callable):

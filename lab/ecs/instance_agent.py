@@ -170,7 +170,8 @@ class InstanceAgent:
             return {a: {} for a in arns if a in self.local}
         out: dict[str, dict] = {}
         for i in range(0, len(arns), 100):
-            for t in ecs.describe_tasks(cluster=self.cluster, tasks=arns[i:i + 100])["tasks"]:
+            for t in ecs.describe_tasks(cluster=self.cluster, tasks=arns[i:i + 100],
+                                        include=["TAGS"])["tasks"]:
                 out[t["taskArn"]] = t
         return out
 
@@ -202,7 +203,7 @@ class InstanceAgent:
             return self._refuse(arn, str(exc))
         except UnsupportedField as exc:
             return self._refuse(arn, f"UnsupportedField: {exc}")
-        task = world_task(td, arn=arn, service_name=service)
+        task = world_task(td, arn=arn, service_name=service, described=desc)
         try:
             attach_log_router(td, specs, task, cluster=self.cluster,
                               ec2_instance_id=self.instance.instance_id, redirects=self.redirects)

@@ -10,6 +10,7 @@ access goes under `ECS_LOCK`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -96,8 +97,10 @@ class MotoEcs:
         tasks = b.start_task(cluster_name, task_definition, instance_arns, overrides or {}, started_by,
                              tags or [], group)
         td = b.describe_task_definition(task_definition)
+        now = time.time()
         for t in tasks:
             t.last_status = "PENDING"
+            t.lab_created_at = now  # describe-tasks `createdAt` (moto keeps no task times)
             t.capacity_provider_name = capacity_provider
             t.launch_type = "" if capacity_provider else launch_type
             containers = []
@@ -192,6 +195,33 @@ class MotoEcs:
                 mine = [t for t in tasks if t.container_instance_arn == ci.container_instance_arn]
                 ci.running_tasks_count = sum(1 for t in mine if t.last_status == "RUNNING")
                 ci.pending_tasks_count = sum(1 for t in mine if t.last_status in PENDING_STATES)
+            self._recount_remaining(cluster.name)
+
+    def _recount_remaining(self, cluster_name: str) -> None:
+        """`remainingResources` from the lab's placement model: moto adds every host port of a
+        task to `PORTS` whatever its protocol (8125/udp listed as TCP, `PORTS_UDP` left empty)."""
+        by_arn = {ci.container_instance_arn: ci
+                  for ci in self.backend.container_instances.get(cluster_name, {}).values()}
+        for view in self.instance_views(cluster_name):
+            ci = by_arn.get(view.arn)
+            if ci is None:
+                continue
+            tcp = set(view.reserved_tcp)
+            udp = set(view.reserved_udp)
+            cpu, memory = view.cpu, view.memory
+            for placed in view.tasks:
+                cpu -= placed.needs.cpu
+                memory -= placed.needs.memory
+                tcp |= placed.needs.ports_tcp
+                udp |= placed.needs.ports_udp
+            values = {"CPU": cpu, "MEMORY": memory}
+            sets = {"PORTS": sorted(tcp), "PORTS_UDP": sorted(udp)}
+            for resource in ci.remaining_resources:
+                name = resource.get("name")
+                if name in values:
+                    resource["integerValue"] = values[name]
+                elif name in sets:
+                    resource["stringSetValue"] = [str(port) for port in sets[name]]
 
     # -- surviving moto's reset ------------------------------------------------------------------
     def snapshot(self, cluster_names: Iterable[str]) -> dict[str, Any]:
@@ -253,6 +283,11 @@ class MotoEcs:
             raise KeyError(task)
         cluster_name, t = found
         was_stopped = t.last_status == "STOPPED"
+        now = time.time()
+        if status == "RUNNING" and not getattr(t, "lab_started_at", None):
+            t.lab_started_at = now  # describe-tasks `startedAt`, `connectivityAt`, `pullStoppedAt`
+        if status == "STOPPED" and not was_stopped:
+            t.lab_stopped_at = now
         t.last_status = status
         by_name = {c.name: c for c in t.containers}
         for rep in containers:

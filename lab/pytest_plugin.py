@@ -302,7 +302,7 @@ def free_subnet() -> str:
 def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | None = None,
               features: set[str] | frozenset[str] | None = None, agent_env: dict[str, str] | None = None,
               apps: tuple[str, ...] | None = None, run_dir: Path | None = None,
-              cluster: str | None = None) -> Lab:
+              cluster: str | None = None, user_data: str | None = None) -> Lab:
     """Start a private stack (own subnet, ephemeral shared ports) through `EcsLab`; call `stop_lab`.
 
     The subnet (`subnet`, else a free one) is claimed machine-wide for the lab's life
@@ -329,6 +329,8 @@ def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | 
     claim.record(holder="pytest", cluster=kwargs["cluster"], run_dir=str(kwargs["run_dir"]))  # ecs-lab list
     if apps is not None:
         kwargs["apps"] = apps
+    if user_data is not None:
+        kwargs["user_data"] = user_data
     try:
         ecs_lab = EcsLab(Stack(**kwargs), backend=backend_name, subnet_claim=claim)
     except BaseException:

@@ -595,10 +595,15 @@ class ImdsModel:
 
     def tree(self, inst: ContainerInstance) -> dict:
         """The instance's metadata as nested dicts (a dict is a directory; a callable, a lazy leaf)."""
-        return {
+        tree: dict[str, object] = {
             "dynamic": {"instance-identity": {"document": lambda: _imds_json(inst.identity_document())}},
             "meta-data": self._meta_data(inst),
         }
+        # The instance's user data, as given at launch; EC2 answers 404 there when none was given
+        # (and does not list it under /latest/).
+        if inst.user_data is not None:
+            tree["user-data"] = inst.user_data
+        return tree
 
     def _meta_data(self, inst: ContainerInstance) -> dict:
         md: dict[str, object] = {

@@ -411,6 +411,25 @@ class ControlPlane:
             machine.id = inst.instance_id
             machine.nics[0].private_ip_address = inst.private_ip
 
+    def register_external_instance(self, cluster: str,
+                                   managed_instance_id: str | None = None) -> tuple[str, str]:
+        """An ECS Anywhere instance joins `cluster`: (managed instance id, container instance ARN).
+
+        On AWS the host is activated with SSM (`mi-` + 17 hex digits) and its ECS agent registers
+        it without an EC2 identity; it has no IMDS. Embedded moto only (LocalStack runs its own
+        registration)."""
+        if self.kind != "moto":
+            raise ControlPlaneError(
+                "external instances are registered on the embedded moto control plane only")
+        mid = managed_instance_id or "mi-" + uuid.uuid4().hex[:17]
+        if not (mid.startswith("mi-") and len(mid) == 20 and all(c in "0123456789abcdef" for c in mid[3:])):
+            raise ValueError(f"a managed instance id is 'mi-' and 17 hex digits, not {mid!r}")
+        self.ensure_cluster(cluster)
+        with ECS_LOCK:
+            arn = MotoEcs(self.region).register_external(cluster, mid)
+        self._own_instances[arn] = cluster
+        return mid, arn
+
     def deregister_instance(self, world: World, inst: ContainerInstance) -> None:
         self._own_instances.pop(inst.arn or "", None)
         self.clients.ecs.deregister_container_instance(cluster=world.cluster.name,

@@ -79,8 +79,38 @@ class MotoEcs:
                 memory=int(reg.get("MEMORY", {}).get("integerValue", scheduler.DEFAULT_INSTANCE_MEMORY)),
                 reserved_tcp=frozenset(int(p) for p in reg.get("PORTS", {}).get("stringSetValue", [])),
                 reserved_udp=frozenset(int(p) for p in reg.get("PORTS_UDP", {}).get("stringSetValue", [])),
-                attributes=dict(ci.attributes), tasks=by_arn.get(ci.container_instance_arn, [])))
+                attributes=dict(ci.attributes), tasks=by_arn.get(ci.container_instance_arn, []),
+                external=str(ci.ec2_instance_id).startswith("mi-")))
         return views
+
+    def views_for_launch_type(self, cluster_name: str,
+                              launch_type: str | None) -> list[scheduler.InstanceView]:
+        """The instances a task of `launch_type` may be placed on: EXTERNAL tasks on external
+        instances only, every other task on EC2 instances only (ECS developer guide, "Amazon ECS
+        Anywhere": the EXTERNAL launch type is for external instances)."""
+        want_external = launch_type == "EXTERNAL"
+        return [v for v in self.instance_views(cluster_name) if v.external == want_external]
+
+    def register_external(self, cluster_name: str, managed_instance_id: str) -> str:
+        """An external container instance, as the ECS agent of an SSM-activated host registers it:
+        its `ec2InstanceId` is the managed instance id, and it has no EC2 attributes (AMI, zone,
+        instance type). moto's model looks an EC2 instance up for those: given none here."""
+        from types import SimpleNamespace
+        from unittest import mock
+
+        from moto.ec2.models import ec2_backends
+        from moto.ecs.models import ContainerInstance
+
+        b = self.backend
+        cluster = b._get_cluster(cluster_name)
+        ec2 = ec2_backends[self.account][self.region]
+        no_ec2 = SimpleNamespace(image_id=None, availability_zone=None, instance_type=None, platform="linux")
+        with mock.patch.object(ec2, "get_instance", return_value=no_ec2):
+            ci = ContainerInstance(managed_instance_id, self.account, self.region, cluster.name, b)
+        ci.attributes = {"ecs.os-type": "linux", "ecs.cpu-architecture": "x86_64"}
+        b.container_instances.setdefault(cluster.name, {})[ci.container_instance_arn.rsplit("/", 1)[-1]] = ci
+        cluster.registered_container_instances_count += 1
+        return ci.container_instance_arn
 
     # -- writes ---------------------------------------------------------------------------------
     def start_on(self, cluster_name: str, task_definition: str, instance_arns: list[str], *,

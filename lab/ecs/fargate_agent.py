@@ -82,8 +82,8 @@ class FargateAgent(InstanceAgent):
             return self._refuse(arn, str(exc))
         except UnsupportedField as exc:
             return self._refuse(arn, f"UnsupportedField: {exc}")
-        task = world_task(td, arn=arn, service_name=service)
-        task.tags = {t["key"]: t["value"] for t in desc.get("tags") or [] if "key" in t}
+        # The container ARNs and tags of describe-tasks, so task metadata repeats them.
+        task = world_task(td, arn=arn, service_name=service, described=desc)
         self.world.add_task(host, task)
         self.local[arn] = LocalTask(arn=arn, specs=specs)
         self.clients.ecs.submit_task_state_change(cluster=self.cluster, task=arn, status="PENDING")

@@ -236,22 +236,22 @@ class MotoEcs:
             ci = by_arn.get(view.arn)
             if ci is None:
                 continue
-            tcp = set(view.reserved_tcp)
-            udp = set(view.reserved_udp)
+            # The registered ports first, in their order, then each placed task's (ECS's listing).
+            reg = {r["name"]: list(r.get("stringSetValue") or []) for r in ci.registered_resources}
+            sets = {"PORTS": reg.get("PORTS", []), "PORTS_UDP": reg.get("PORTS_UDP", [])}
             cpu, memory = view.cpu, view.memory
             for placed in view.tasks:
                 cpu -= placed.needs.cpu
                 memory -= placed.needs.memory
-                tcp |= placed.needs.ports_tcp
-                udp |= placed.needs.ports_udp
+                for name, ports in (("PORTS", placed.needs.ports_tcp), ("PORTS_UDP", placed.needs.ports_udp)):
+                    sets[name] += [str(p) for p in sorted(ports) if str(p) not in sets[name]]
             values = {"CPU": cpu, "MEMORY": memory}
-            sets = {"PORTS": sorted(tcp), "PORTS_UDP": sorted(udp)}
             for resource in ci.remaining_resources:
                 name = resource.get("name")
                 if name in values:
                     resource["integerValue"] = values[name]
                 elif name in sets:
-                    resource["stringSetValue"] = [str(port) for port in sets[name]]
+                    resource["stringSetValue"] = sets[name]
 
     # -- surviving moto's reset ------------------------------------------------------------------
     def snapshot(self, cluster_names: Iterable[str]) -> dict[str, Any]:

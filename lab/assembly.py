@@ -108,6 +108,8 @@ class EcsLab:
                  subnet_claim: SubnetClaim | None = None, **backend_options: Any) -> None:
         self.stack = stack or Stack()
         self.backend_name = backend
+        if self.stack.user_data is not None and backend != "local":
+            raise ValueError(f"user data is run at instance boot on the local backend only, not on {backend}")
         self.world = World(Cluster(name=self.stack.cluster))
         self.progress = progress or (lambda _m: None)
         self.backend = backend_class(backend)(self.stack, world=self.world, progress=self.progress,
@@ -142,6 +144,9 @@ class EcsLab:
             wait_control_plane = self._start_control_plane()
             self._exit.callback(self._stop_backend)
             self.backend.start()
+            for inst in self.world.instances:
+                # Launched with it: IMDS serves it from the first request (/latest/user-data).
+                inst.user_data = self.stack.user_data
             cp = wait_control_plane()
             self._join_cluster(cp)
             if self.stack.deploy and self.stack.instances > 0:
@@ -234,17 +239,45 @@ class EcsLab:
 
     def _deploy(self, cp: ControlPlane) -> None:
         # The sample apps on instance 1, as the scenarios expect (one app per DD_AGENT_HOST variant).
+        user_data = self.stack.user_data
         self.deployment = deploy_stack(cp.clients.ecs, self.stack, self.world.cluster.name,
-                                       apps_on=self.world.instance(1).instance_id)
+                                       apps_on=self.world.instance(1).instance_id,
+                                       agent_daemon=user_data is None)
         apps = f" and {len(self.deployment.app_services)} app service(s)" if self.stack.apps else ""
-        self.progress(f"deployed DAEMON service {self.deployment.agent_service}{apps}")
+        if user_data is None:
+            self.progress(f"deployed DAEMON service {self.deployment.agent_service}{apps}")
+        else:
+            self.progress(f"registered {self.deployment.agent_task_definition}{apps}; booting with user data")
         cp.reconcile_services()
+        if user_data is not None:
+            self._boot_instances(cp, user_data)
         self.wait_deployed()
+
+    def _boot_instances(self, cp: ControlPlane, user_data: str) -> None:
+        """Each instance runs its user data once its ECS agent has registered it (lab/instance_boot.py)."""
+        from lab.instance_boot import run_user_data
+
+        by_index = {i["index"]: i for i in self.backend.status()["instances"]}
+        for inst in self.world.instances:
+            where = by_index[inst.index]
+            result = run_user_data(user_data, instance_dir=self.stack.run_dir / "instances" / str(inst.index),
+                                   imds_url=where["imds_url"], introspection_url=where["ecs_endpoint"],
+                                   control_plane_url=cp.endpoint, timeout=self.stack.ready_timeout * 6)
+            self.progress(f"instance {inst.index} ran its user data (exit {result.exit_code})")
 
     # -- the stack's services -------------------------------------------------------------------
     def _running(self, service: str) -> list:
         return [(inst, t) for inst in self.world.instances for t in list(inst.tasks)
                 if t.service_name == service and t.known_status == "RUNNING"]
+
+    def _running_agents(self) -> list:
+        """The running agent tasks: the DAEMON service's, or, when user data starts the agent
+        (no service), every running task of the agent's task definition family."""
+        if self.deployment is None or self.deployment.agent_service:
+            return self._running(AGENT_SERVICE)
+        family = self.deployment.agent_task_definition.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+        return [(inst, t) for inst in self.world.instances for t in list(inst.tasks)
+                if t.family == family and t.known_status == "RUNNING"]
 
     def wait_deployed(self, agent_task_definition: str | None = None, timeout: float | None = None) -> None:
         """Until every instance runs its agent (of `agent_task_definition`, when given) and every app
@@ -259,7 +292,7 @@ class EcsLab:
         def started() -> bool:
             if failures():
                 return True  # said below, with ECS's reason
-            agents = {inst.index for inst, t in self._running(AGENT_SERVICE)
+            agents = {inst.index for inst, t in self._running_agents()
                       if not family_revision or f"{t.family}:{t.revision}" == family_revision}
             apps = all(self._running(app_service(v)) for v in self.stack.apps)
             return agents >= indexes and apps

@@ -303,7 +303,8 @@ def free_subnet() -> str:
 def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | None = None,
               features: set[str] | frozenset[str] | None = None, agent_env: dict[str, str] | None = None,
               apps: tuple[str, ...] | None = None, run_dir: Path | None = None,
-              cluster: str | None = None, ready_timeout: float | None = None) -> Lab:
+              cluster: str | None = None, ready_timeout: float | None = None,
+              user_data: str | None = None) -> Lab:
     """Start a private stack (own subnet, ephemeral shared ports) through `EcsLab`; call `stop_lab`.
 
     The subnet (`subnet`, else a free one) is claimed machine-wide for the lab's life
@@ -332,6 +333,8 @@ def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | 
         kwargs["ready_timeout"] = ready_timeout
     if apps is not None:
         kwargs["apps"] = apps
+    if user_data is not None:
+        kwargs["user_data"] = user_data
     try:
         ecs_lab = EcsLab(Stack(**kwargs), backend=backend_name, subnet_claim=claim)
     except BaseException:

@@ -76,6 +76,8 @@ class Container:
     exit_code: int | None = None
     # The token that appears in ECS_CONTAINER_METADATA_URI(_V4): it identifies the container.
     metadata_token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The control plane's container ARN (describe-tasks `containers[].containerArn`), when known.
+    arn: str = ""
 
     def __post_init__(self) -> None:
         if not self.docker_id:
@@ -116,6 +118,11 @@ class Task:
         raise KeyError(f"task {self.family}:{self.revision} has no container named {name!r}")
 
 
+def default_availability_zone(region: str, index: int) -> str:
+    """Instance N's zone when none is asked for: the lab spreads instances over a, b, c."""
+    return region + "abc"[(index - 1) % 3]
+
+
 @dataclass
 class ContainerInstance:
     """An emulated EC2 instance registered in the cluster. Its IMDS identity lives here too."""
@@ -148,10 +155,22 @@ class ContainerInstance:
     launch_type: str = "EC2"
     tasks: list[Task] = field(default_factory=list)
     launched_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    # The instance's EC2 network identity, one source for IMDS, task metadata (VPCID) and the
+    # control plane's DescribeInstances: stable placeholders until the control plane launches the
+    # EC2 instance, whose own ids then replace them (`take_ec2_identity`).
+    vpc_id: str = ""
+    subnet_id: str = ""
+    eni_id: str = ""
+    reservation_id: str = ""
+    security_group_id: str = ""
+    security_group_name: str = "ecs-lab-instances"
+    instance_profile_id: str = ""
+    # The registration's user data (/latest/user-data; None: IMDS answers 404 there, as EC2 does).
+    user_data: str | None = None
 
     def __post_init__(self) -> None:
         if not self.availability_zone:
-            self.availability_zone = self.region + "abc"[(self.index - 1) % 3]
+            self.availability_zone = default_availability_zone(self.region, self.index)
         if not self.instance_id:
             self.instance_id = "i-0" + _stable_hex(f"instance-{self.index}-{self.private_ip}", 16)
         if not self.mac:
@@ -159,6 +178,33 @@ class ContainerInstance:
             self.mac = "0e:" + ":".join(h[i : i + 2] for i in range(0, 10, 2))
         if not self.tags:
             self.tags = {"Name": f"ecs-lab-instance-{self.index}"}
+        # One VPC and security group per account and region (the lab's instances share them).
+        self.vpc_id = self.vpc_id or "vpc-0" + _stable_hex(f"{self.account_id}/{self.region}/vpc", 16)
+        self.security_group_id = self.security_group_id or "sg-0" + _stable_hex(
+            f"{self.account_id}/{self.region}/sg", 16)
+        self.subnet_id = self.subnet_id or "subnet-0" + _stable_hex(
+            f"{self.account_id}/{self.availability_zone}/subnet", 16)
+        self.eni_id = self.eni_id or "eni-0" + _stable_hex(self.instance_id + "/eni", 16)
+        self.reservation_id = self.reservation_id or "r-0" + _stable_hex(
+            self.instance_id + "/reservation", 16)
+        self.instance_profile_id = self.instance_profile_id or "AIPA" + _stable_hex(
+            f"{self.account_id}/{self.iam_role}", 17).upper()
+
+    def take_ec2_identity(self, ec2_instance: dict, reservation_id: str) -> None:
+        """Adopt the ids the control plane's EC2 gave this instance (a `DescribeInstances` /
+        `RunInstances` instance and its reservation id), so every surface tells one story."""
+        eni = (ec2_instance.get("NetworkInterfaces") or [{}])[0]
+        groups = ec2_instance.get("SecurityGroups") or []
+        self.vpc_id = ec2_instance.get("VpcId") or self.vpc_id
+        self.subnet_id = ec2_instance.get("SubnetId") or self.subnet_id
+        self.eni_id = eni.get("NetworkInterfaceId") or self.eni_id
+        self.mac = eni.get("MacAddress") or self.mac
+        self.reservation_id = reservation_id or self.reservation_id
+        if groups:
+            self.security_group_id = groups[0]["GroupId"]
+            self.security_group_name = groups[0]["GroupName"]
+        profile = ec2_instance.get("IamInstanceProfile") or {}
+        self.instance_profile_id = profile.get("Id") or self.instance_profile_id
 
     @property
     def hostname(self) -> str:

@@ -34,7 +34,14 @@ from lab.ecs.front import EcsFront
 from lab.ecs.moto_model import ECS_LOCK, MotoEcs
 from lab.ecs.service_scheduler import ServiceScheduler
 from lab.serving import check_free
-from lab.world import DEFAULT_CLUSTER, DEFAULT_REGION, ContainerInstance, World, wait_until
+from lab.world import (
+    DEFAULT_CLUSTER,
+    DEFAULT_REGION,
+    ContainerInstance,
+    World,
+    default_availability_zone,
+    wait_until,
+)
 
 DEFAULT_PORT = 4566
 LOCALSTACK_IMAGE = "localstack/localstack-pro"
@@ -302,12 +309,44 @@ class ControlPlane:
         return self.clients.ecs.create_cluster(clusterName=name)["cluster"]["clusterArn"]
 
     def launch_ec2_instance(self, *, instance_type: str = "m5.large", ami_id: str = "ami-0ab1ec5a0000c0ffe",
-                            name: str = "ecs-lab-instance") -> dict:
-        """An EC2 instance in the control plane: the thing RegisterContainerInstance vouches for."""
-        resp = self.clients.ec2.run_instances(
-            ImageId=ami_id, InstanceType=instance_type, MinCount=1, MaxCount=1,
-            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}])
-        return resp["Instances"][0]
+                            name: str = "ecs-lab-instance", security_group: str = "ecs-lab-instances",
+                            instance_profile: str | None = "ecs-lab-instance-role",
+                            availability_zone: str | None = None) -> dict:
+        """An EC2 instance in the control plane: the thing RegisterContainerInstance vouches for.
+
+        Launched as ECS container instances are (the ECS developer guide's launch steps): in a
+        security group of its own and with an instance profile, so DescribeInstances shows the
+        group and profile the instance's IMDS serves. The answer carries `ReservationId`."""
+        ec2 = self.clients.ec2
+        extra: dict[str, Any] = {}
+        if availability_zone:
+            # The default VPC's subnet in that zone: where EC2 launches an instance asked for a zone.
+            subnets = ec2.describe_subnets(Filters=[
+                {"Name": "availability-zone", "Values": [availability_zone]},
+                {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+            if not subnets:
+                raise ControlPlaneError(
+                    f"the control plane's default VPC has no subnet in {availability_zone}")
+            extra["SubnetId"] = subnets[0]["SubnetId"]
+            vpc = subnets[0]["VpcId"]
+        else:
+            vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+        groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [security_group]},
+                                                       {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+        group_id = groups[0]["GroupId"] if groups else ec2.create_security_group(
+            GroupName=security_group, Description="ecs-lab container instances", VpcId=vpc)["GroupId"]
+        if instance_profile:
+            iam = self.clients.iam
+            try:
+                iam.create_instance_profile(InstanceProfileName=instance_profile)
+            except iam.exceptions.EntityAlreadyExistsException:
+                pass
+            extra["IamInstanceProfile"] = {"Name": instance_profile}
+        resp = ec2.run_instances(
+            ImageId=ami_id, InstanceType=instance_type, MinCount=1, MaxCount=1, SecurityGroupIds=[group_id],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+            **extra)
+        return {**resp["Instances"][0], "ReservationId": resp["ReservationId"]}
 
     def add_instance(self, world: World, private_ip: str, **kwargs: Any) -> ContainerInstance:
         """Launch an EC2 instance, add it to the world with that instance id, and register it.
@@ -320,8 +359,14 @@ class ControlPlane:
             index = len(world.instances) + 1
             ec2 = self.launch_ec2_instance(instance_type=kwargs.get("instance_type", "m5.large"),
                                            ami_id=kwargs.get("ami_id", "ami-0ab1ec5a0000c0ffe"),
-                                           name=f"ecs-lab-instance-{index}")
+                                           name=f"ecs-lab-instance-{index}",
+                                           instance_profile=kwargs.get("iam_role", "ecs-lab-instance-role"),
+                                           availability_zone=kwargs.get("availability_zone")
+                                           or default_availability_zone(world.cluster.region, index))
             inst = world.add_instance(private_ip, instance_id=ec2["InstanceId"], **kwargs)
+            inst.take_ec2_identity(ec2, ec2["ReservationId"])
+            if self.kind == "moto":
+                self._rekey_moto_instance(inst.instance_id, inst)
         self.register_container_instance(world, inst)
         return inst
 
@@ -348,7 +393,10 @@ class ControlPlane:
         world instance takes LocalStack's id (call this before its IMDS serves it).
         """
         ec2 = self.launch_ec2_instance(instance_type=inst.instance_type, ami_id=inst.ami_id,
-                                       name=inst.tags.get("Name", f"ecs-lab-instance-{inst.index}"))
+                                       name=inst.tags.get("Name", f"ecs-lab-instance-{inst.index}"),
+                                       instance_profile=inst.iam_role,
+                                       availability_zone=inst.availability_zone)
+        inst.take_ec2_identity(ec2, ec2["ReservationId"])
         if self.kind == "moto":
             self._rekey_moto_instance(ec2["InstanceId"], inst)
         else:
@@ -362,6 +410,25 @@ class ControlPlane:
             machine = ec2_backends[inst.account_id][self.region].get_instance(moto_id)
             machine.id = inst.instance_id
             machine.nics[0].private_ip_address = inst.private_ip
+
+    def register_external_instance(self, cluster: str,
+                                   managed_instance_id: str | None = None) -> tuple[str, str]:
+        """An ECS Anywhere instance joins `cluster`: (managed instance id, container instance ARN).
+
+        On AWS the host is activated with SSM (`mi-` + 17 hex digits) and its ECS agent registers
+        it without an EC2 identity; it has no IMDS. Embedded moto only (LocalStack runs its own
+        registration)."""
+        if self.kind != "moto":
+            raise ControlPlaneError(
+                "external instances are registered on the embedded moto control plane only")
+        mid = managed_instance_id or "mi-" + uuid.uuid4().hex[:17]
+        if not (mid.startswith("mi-") and len(mid) == 20 and all(c in "0123456789abcdef" for c in mid[3:])):
+            raise ValueError(f"a managed instance id is 'mi-' and 17 hex digits, not {mid!r}")
+        self.ensure_cluster(cluster)
+        with ECS_LOCK:
+            arn = MotoEcs(self.region).register_external(cluster, mid)
+        self._own_instances[arn] = cluster
+        return mid, arn
 
     def deregister_instance(self, world: World, inst: ContainerInstance) -> None:
         self._own_instances.pop(inst.arn or "", None)

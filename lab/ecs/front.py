@@ -135,15 +135,6 @@ class EcsFront:
         message = getattr(exc, "message", None) or str(exc)
         return EcsFront._client_error(start_response, code, message)
 
-    @staticmethod
-    def _unsupported(start_response: Callable, what: str) -> list[bytes]:
-        # ECS's own code for "valid request, not offered here"; nothing is recorded, so no later call
-        # trips over a half-made task.
-        return EcsFront._client_error(
-            start_response, "UnsupportedFeatureException",
-            f"{what} is not supported by this lab: it runs tasks on its EC2 container instances only "
-            "(launch type EC2, or a capacity provider backed by them).")
-
     # -- actions ----------------------------------------------------------------------------------
     def _launch_errors(self, p: dict, start_response: Callable) -> list[bytes] | None:
         """ECS's checks of the launch parameters, made before it looks at the cluster."""
@@ -185,7 +176,11 @@ class EcsFront:
             return self._client_error(start_response, "InvalidParameterException",
                                       fargate.NO_NETWORK_CONFIGURATION)
         if launch_type == "EXTERNAL":
-            return self._unsupported(start_response, f"Launch type {launch_type}")
+            # ECS Anywhere: the definition must say it runs there (requiresCompatibilities).
+            if td is not None and "EXTERNAL" not in (getattr(td, "requires_compatibilities", None) or []):
+                return self._client_error(start_response, "InvalidParameterException",
+                                          "Task definition does not support launch_type EXTERNAL.")
+            return "EXTERNAL", None
         if not provider:
             return "EC2", None
         if provider not in ecs.backend.capacity_providers:
@@ -216,7 +211,7 @@ class EcsFront:
         needs = scheduler.TaskNeeds.from_task_definition(taskdef_dict(td))
         constraints = list(td.placement_constraints or []) + list(p.get("placementConstraints") or [])
         try:
-            placement = scheduler.place(needs, ecs.instance_views(cluster.name), count,
+            placement = scheduler.place(needs, ecs.views_for_launch_type(cluster.name, launch[0]), count,
                                         group=group, constraints=constraints,
                                         strategy=p.get("placementStrategy") or ())
         except ValueError as exc:
@@ -323,8 +318,42 @@ class EcsFront:
             start_response(status, headers)
             return [out]
         data = json.loads(out)
-        data["tasks"] = self._fargate_fields(ecs, data.get("tasks", []))
+        data["tasks"] = self._fargate_fields(ecs, self._task_times(ecs, data.get("tasks", [])))
         return self._reply(start_response, data)
+
+    @staticmethod
+    def _task_times(ecs: MotoEcs, described: list[dict]) -> list[dict]:
+        """What ECS's DescribeTasks shows of a task on a container instance and moto leaves out: its
+        times (`createdAt`; once RUNNING `pullStartedAt`, `pullStoppedAt`, `startedAt`,
+        `connectivityAt`; once STOPPED `stoppedAt`), its instance's availability zone and, when
+        placed without a capacity provider, `launchType` (moto answers it empty)."""
+        for d in described:
+            found = ecs.find_task(d.get("taskArn", ""))
+            if not found:
+                continue
+            cluster_name, t = found
+            created = getattr(t, "lab_created_at", None)
+            if created is not None:
+                d.setdefault("createdAt", created)
+            started = getattr(t, "lab_started_at", None)
+            if started is not None:
+                for key in ("pullStartedAt", "pullStoppedAt", "startedAt", "connectivityAt"):
+                    d.setdefault(key, started if key != "pullStartedAt" else created or started)
+                d.setdefault("connectivity", "CONNECTED")
+            stopped = getattr(t, "lab_stopped_at", None)
+            if stopped is not None:
+                d.setdefault("stoppedAt", stopped)
+                d.setdefault("executionStoppedAt", stopped)
+            if not d.get("launchType") and not d.get("capacityProviderName"):
+                d.pop("launchType", None)
+                if t.container_instance_arn:
+                    d["launchType"] = "EC2"
+            ci = ecs.backend.container_instances.get(cluster_name, {}).get(
+                (t.container_instance_arn or "").rsplit("/", 1)[-1])
+            zone = ci.attributes.get("ecs.availability-zone") if ci is not None else None
+            if zone:  # an external instance has none
+                d.setdefault("availabilityZone", zone)
+        return described
 
     def _refuses_capacity(self, ecs: MotoEcs, p: dict, start_response: Callable) -> list[bytes] | None:
         """For CreateService/CreateTaskSet: moto validates the request; the lab refuses, as ECS's
@@ -349,12 +378,23 @@ class EcsFront:
         if isinstance(vpc, dict) and vpc.get("subnets") and not vpc.get("securityGroups"):
             vpc["securityGroups"] = ecs.default_security_groups(vpc["subnets"][0])
             body = json.dumps(p).encode()
+        # moto refuses the EXTERNAL launch type for services: recorded as EC2, then set back.
+        external = p.get("launchType") == "EXTERNAL"
+        if external:
+            body = json.dumps({**p, "launchType": "EC2"}).encode()
         status, headers, out = self._forward(environ, body)
+        if external and status.startswith("200"):
+            data = json.loads(out)
+            data.get("service", {})["launchType"] = "EXTERNAL"
+            out = json.dumps(data, default=str).encode()
+            headers = [(k, str(len(out)) if k.lower() == "content-length" else v) for k, v in headers]
         # moto keeps neither of these on a service; ECS's service scheduler places by them.
         if status.startswith("200"):
             cluster = str(p.get("cluster") or "default").rsplit("/", 1)[-1]
             svc = ecs.backend.services.get(f"{cluster}:{p.get('serviceName')}")
             if svc is not None:
+                if external:
+                    svc.launch_type = "EXTERNAL"
                 svc.lab_placement_constraints = list(p.get("placementConstraints") or [])
                 svc.lab_placement_strategy = list(p.get("placementStrategy") or [])
                 # A new service has placed nothing yet: ECS counts a task pending once the scheduler
@@ -412,6 +452,25 @@ class EcsFront:
         ecs.recount()
         return self._passthrough(environ, body, start_response)
 
+    def _RegisterContainerInstance(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes,
+                                   start_response: Callable):
+        # ECS records the `versionInfo` the container agent registers with (describe-container-
+        # instances shows it); moto answers a fixed 1.0.0 whatever was sent.
+        status, headers, out = self._forward(environ, body)
+        if status.startswith("200") and isinstance(p.get("versionInfo"), dict):
+            data = json.loads(out)
+            arn = data.get("containerInstance", {}).get("containerInstanceArn", "")
+            for by_id in ecs.backend.container_instances.values():
+                ci = by_id.get(arn.rsplit("/", 1)[-1])
+                if ci is not None:
+                    ci.version_info = {**ci.version_info, **p["versionInfo"]}
+                    data["containerInstance"]["versionInfo"] = ci.version_info
+                    out = json.dumps(data, default=str).encode()
+                    headers = [(k, str(len(out)) if k.lower() == "content-length" else v) for k, v in headers]
+        self.on_change()
+        start_response(status, headers)
+        return [out]
+
     def _RegisterTaskDefinition(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes,
                                 start_response: Callable):
         # ECS's server-side checks that moto skips (a container without image, no memory on EC2).
@@ -421,7 +480,22 @@ class EcsFront:
         problems = server_side_errors(p) + fargate.register_errors(p)
         if problems:
             return self._client_error(start_response, "ClientException", problems[0])
-        return self._passthrough(environ, body, start_response)
+        required = p.get("requiresCompatibilities") or []
+        if "EXTERNAL" not in required or "FARGATE" in required:
+            return self._passthrough(environ, body, start_response)
+        # moto takes any requirement but EC2 for Fargate's (network mode forced to awsvpc); an
+        # EXTERNAL definition keeps its network mode (bridge by default) and is EC2-compatible too.
+        status, headers, out = self._forward(environ, body)
+        if status.startswith("200"):
+            data = json.loads(out)
+            arn = data["taskDefinition"]["taskDefinitionArn"]
+            td = ecs.backend.describe_task_definition(arn)
+            td.network_mode = p.get("networkMode") or "bridge"
+            td.compatibilities = ["EC2", "EXTERNAL"]
+            data["taskDefinition"].update(networkMode=td.network_mode, compatibilities=td.compatibilities)
+            return self._reply(start_response, data)
+        start_response(status, headers)
+        return [out]
 
     def _SubmitTaskStateChange(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes,
                                start_response: Callable):

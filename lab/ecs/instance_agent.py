@@ -175,7 +175,8 @@ class InstanceAgent:
             return {a: {} for a in arns if a in self.local}
         out: dict[str, dict] = {}
         for i in range(0, len(arns), 100):
-            for t in ecs.describe_tasks(cluster=self.cluster, tasks=arns[i:i + 100])["tasks"]:
+            for t in ecs.describe_tasks(cluster=self.cluster, tasks=arns[i:i + 100],
+                                        include=["TAGS"])["tasks"]:
                 out[t["taskArn"]] = t
         return out
 
@@ -205,7 +206,8 @@ class InstanceAgent:
         service = group.split(":", 1)[1] if group.startswith("service:") else ""
         try:
             specs = container_specs(td, resolve_secret=resolve_secret, redirects=redirects)
-            task = world_task(td, arn=desc["taskArn"], service_name=service)
+            # The container ARNs and tags of describe-tasks, so task metadata repeats them.
+            task = world_task(td, arn=desc["taskArn"], service_name=service, described=desc)
             attach_log_router(td, specs, task, cluster=self.cluster, ec2_instance_id=ec2_instance_id,
                               redirects=redirects)
         except SecretResolutionError as exc:

@@ -10,6 +10,7 @@ access goes under `ECS_LOCK`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -78,8 +79,38 @@ class MotoEcs:
                 memory=int(reg.get("MEMORY", {}).get("integerValue", scheduler.DEFAULT_INSTANCE_MEMORY)),
                 reserved_tcp=frozenset(int(p) for p in reg.get("PORTS", {}).get("stringSetValue", [])),
                 reserved_udp=frozenset(int(p) for p in reg.get("PORTS_UDP", {}).get("stringSetValue", [])),
-                attributes=dict(ci.attributes), tasks=by_arn.get(ci.container_instance_arn, [])))
+                attributes=dict(ci.attributes), tasks=by_arn.get(ci.container_instance_arn, []),
+                external=str(ci.ec2_instance_id).startswith("mi-")))
         return views
+
+    def views_for_launch_type(self, cluster_name: str,
+                              launch_type: str | None) -> list[scheduler.InstanceView]:
+        """The instances a task of `launch_type` may be placed on: EXTERNAL tasks on external
+        instances only, every other task on EC2 instances only (ECS developer guide, "Amazon ECS
+        Anywhere": the EXTERNAL launch type is for external instances)."""
+        want_external = launch_type == "EXTERNAL"
+        return [v for v in self.instance_views(cluster_name) if v.external == want_external]
+
+    def register_external(self, cluster_name: str, managed_instance_id: str) -> str:
+        """An external container instance, as the ECS agent of an SSM-activated host registers it:
+        its `ec2InstanceId` is the managed instance id, and it has no EC2 attributes (AMI, zone,
+        instance type). moto's model looks an EC2 instance up for those: given none here."""
+        from types import SimpleNamespace
+        from unittest import mock
+
+        from moto.ec2.models import ec2_backends
+        from moto.ecs.models import ContainerInstance
+
+        b = self.backend
+        cluster = b._get_cluster(cluster_name)
+        ec2 = ec2_backends[self.account][self.region]
+        no_ec2 = SimpleNamespace(image_id=None, availability_zone=None, instance_type=None, platform="linux")
+        with mock.patch.object(ec2, "get_instance", return_value=no_ec2):
+            ci = ContainerInstance(managed_instance_id, self.account, self.region, cluster.name, b)
+        ci.attributes = {"ecs.os-type": "linux", "ecs.cpu-architecture": "x86_64"}
+        b.container_instances.setdefault(cluster.name, {})[ci.container_instance_arn.rsplit("/", 1)[-1]] = ci
+        cluster.registered_container_instances_count += 1
+        return ci.container_instance_arn
 
     # -- writes ---------------------------------------------------------------------------------
     def start_on(self, cluster_name: str, task_definition: str, instance_arns: list[str], *,
@@ -96,8 +127,10 @@ class MotoEcs:
         tasks = b.start_task(cluster_name, task_definition, instance_arns, overrides or {}, started_by,
                              tags or [], group)
         td = b.describe_task_definition(task_definition)
+        now = time.time()
         for t in tasks:
             t.last_status = "PENDING"
+            t.lab_created_at = now  # describe-tasks `createdAt` (moto keeps no task times)
             t.capacity_provider_name = capacity_provider
             t.launch_type = "" if capacity_provider else launch_type
             containers = []
@@ -192,6 +225,33 @@ class MotoEcs:
                 mine = [t for t in tasks if t.container_instance_arn == ci.container_instance_arn]
                 ci.running_tasks_count = sum(1 for t in mine if t.last_status == "RUNNING")
                 ci.pending_tasks_count = sum(1 for t in mine if t.last_status in PENDING_STATES)
+            self._recount_remaining(cluster.name)
+
+    def _recount_remaining(self, cluster_name: str) -> None:
+        """`remainingResources` from the lab's placement model: moto adds every host port of a
+        task to `PORTS` whatever its protocol (8125/udp listed as TCP, `PORTS_UDP` left empty)."""
+        by_arn = {ci.container_instance_arn: ci
+                  for ci in self.backend.container_instances.get(cluster_name, {}).values()}
+        for view in self.instance_views(cluster_name):
+            ci = by_arn.get(view.arn)
+            if ci is None:
+                continue
+            # The registered ports first, in their order, then each placed task's (ECS's listing).
+            reg = {r["name"]: list(r.get("stringSetValue") or []) for r in ci.registered_resources}
+            sets = {"PORTS": reg.get("PORTS", []), "PORTS_UDP": reg.get("PORTS_UDP", [])}
+            cpu, memory = view.cpu, view.memory
+            for placed in view.tasks:
+                cpu -= placed.needs.cpu
+                memory -= placed.needs.memory
+                for name, ports in (("PORTS", placed.needs.ports_tcp), ("PORTS_UDP", placed.needs.ports_udp)):
+                    sets[name] += [str(p) for p in sorted(ports) if str(p) not in sets[name]]
+            values = {"CPU": cpu, "MEMORY": memory}
+            for resource in ci.remaining_resources:
+                name = resource.get("name")
+                if name in values:
+                    resource["integerValue"] = values[name]
+                elif name in sets:
+                    resource["stringSetValue"] = sets[name]
 
     # -- surviving moto's reset ------------------------------------------------------------------
     def snapshot(self, cluster_names: Iterable[str]) -> dict[str, Any]:
@@ -253,6 +313,11 @@ class MotoEcs:
             raise KeyError(task)
         cluster_name, t = found
         was_stopped = t.last_status == "STOPPED"
+        now = time.time()
+        if status == "RUNNING" and not getattr(t, "lab_started_at", None):
+            t.lab_started_at = now  # describe-tasks `startedAt`, `connectivityAt`, `pullStoppedAt`
+        if status == "STOPPED" and not was_stopped:
+            t.lab_stopped_at = now
         t.last_status = status
         by_name = {c.name: c for c in t.containers}
         for rep in containers:

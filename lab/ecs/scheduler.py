@@ -89,6 +89,9 @@ class InstanceView:
     reserved_tcp: frozenset[int] = AGENT_RESERVED_PORTS
     reserved_udp: frozenset[int] = frozenset()
     attributes: dict[str, str] = field(default_factory=dict)
+    # An ECS Anywhere instance (registered with a managed instance id `mi-...`, no EC2 behind it):
+    # only EXTERNAL tasks go there, and EXTERNAL tasks go nowhere else.
+    external: bool = False
     tasks: list[PlacedTask] = field(default_factory=list)
 
     @property

@@ -160,7 +160,8 @@ class ServiceScheduler:
                 self._event(svc, f"(service {svc.name}) has stopped 1 running tasks: "
                                  f"(task {_task_id(t.task_arn)}).")
         mine = [t for t in mine if t.task_definition_arn == svc.task_definition]
-        views = self.ecs.instance_views(cluster)
+        # An EXTERNAL service runs on the external instances only; any other, on EC2 instances only.
+        views = self.ecs.views_for_launch_type(cluster, svc.launch_type)
         running = {t.task_arn for t in mine if t.last_status == "RUNNING"}
         started_by = svc.deployments[0]["id"] if svc.deployments else "ecs-svc"
         needs = self.ecs.needs_of(svc.task_definition)
@@ -181,7 +182,8 @@ class ServiceScheduler:
                     continue
                 self._started(svc, self.ecs.start_on(cluster, svc.task_definition, [view.arn],
                                                      started_by=started_by, group=group,
-                                                     tags=self._task_tags(svc)))
+                                                     tags=self._task_tags(svc),
+                                                     launch_type=self._launch_type(svc)))
         else:
             missing = svc.desired_count - len(mine)
             if running and len(running) == len(mine):
@@ -202,7 +204,8 @@ class ServiceScheduler:
                 if placement.placed:
                     self._started(svc, self.ecs.start_on(cluster, svc.task_definition, placement.placed,
                                                          started_by=started_by, group=group,
-                                                         tags=self._task_tags(svc)))
+                                                         tags=self._task_tags(svc),
+                                                         launch_type=self._launch_type(svc)))
                 if placement.failures and len(placement.placed) < missing:
                     self._event(svc, placement.service_event(svc.name)
                                 or scheduler.Placement(failures=placement.failures).service_event(svc.name))
@@ -246,6 +249,10 @@ class ServiceScheduler:
         if tasks:
             self._event(svc, f"(service {svc.name}) has started {len(tasks)} tasks: "
                              f"{_tasks_list([t.task_arn for t in tasks])}.")
+
+    @staticmethod
+    def _launch_type(svc: Any) -> str:
+        return "EXTERNAL" if svc.launch_type == "EXTERNAL" else "EC2"
 
     @staticmethod
     def _on_fargate(svc: Any) -> str | None:

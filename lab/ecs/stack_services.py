@@ -106,11 +106,11 @@ class StackDeployment:
     app_task_definitions: dict[str, str] = field(default_factory=dict)
 
     def service_names(self) -> list[str]:
-        return [self.agent_service, *self.app_services.values()]
+        return [s for s in (self.agent_service, *self.app_services.values()) if s]
 
 
 def deploy_stack(ecs: Any, stack: Stack, cluster: str | None = None,
-                 apps_on: str | None = None) -> StackDeployment:
+                 apps_on: str | None = None, agent_daemon: bool = True) -> StackDeployment:
     """Register the stack's task definitions and create its services on `ecs` (a boto3 ECS client
     of the control plane), exactly as `aws ecs register-task-definition` / `create-service` do.
     `apps_on`: the EC2 instance id the sample apps are placed on (a service placement constraint),
@@ -119,8 +119,13 @@ def deploy_stack(ecs: Any, stack: Stack, cluster: str | None = None,
     out = StackDeployment(cluster=cluster)
     td = ecs.register_task_definition(**agent_task_definition(stack))["taskDefinition"]
     out.agent_task_definition = td["taskDefinitionArn"]
-    ecs.create_service(cluster=cluster, serviceName=AGENT_SERVICE, taskDefinition=out.agent_task_definition,
-                       schedulingStrategy="DAEMON", launchType="EC2")
+    if not agent_daemon:
+        # Something else starts the agent on each instance (user data's `aws ecs start-task`).
+        out.agent_service = ""
+    else:
+        ecs.create_service(cluster=cluster, serviceName=AGENT_SERVICE,
+                           taskDefinition=out.agent_task_definition, schedulingStrategy="DAEMON",
+                           launchType="EC2")
     for variant in stack.apps:
         td = ecs.register_task_definition(**app_task_definition(stack, variant))["taskDefinition"]
         service = app_service(variant)

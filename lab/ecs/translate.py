@@ -362,17 +362,22 @@ def container_specs(taskdef: dict, *, resolve_secret: SecretFetcher | None = Non
     return specs
 
 
-def world_task(taskdef: dict, *, arn: str, service_name: str = "") -> Task:
-    """The world's record of a task: same ARN as the control plane, one Container per definition."""
+def world_task(taskdef: dict, *, arn: str, service_name: str = "", described: dict | None = None) -> Task:
+    """The world's record of a task: same ARN as the control plane, one Container per definition.
+
+    `described` (the task as DescribeTasks shows it) gives each container the control plane's
+    container ARN and the task its tags, so task metadata repeats what the ECS API says."""
     mode = taskdef.get("networkMode") or "bridge"
+    arns = {c.get("name"): c.get("containerArn", "") for c in (described or {}).get("containers") or []}
     containers = [
         Container(name=c["name"], image=c.get("image", ""), network_mode=mode, cpu=int(c.get("cpu") or 0),
-                  memory=c.get("memory"),
+                  memory=c.get("memory"), arn=arns.get(c["name"], ""),
                   env={e["name"]: e.get("value", "") for e in c.get("environment") or []})
         for c in taskdef.get("containerDefinitions") or []
     ]
+    tags = {t["key"]: t.get("value", "") for t in (described or {}).get("tags") or [] if "key" in t}
     cpu = taskdef.get("cpu")
     memory = taskdef.get("memory")
     return Task(family=taskdef["family"], revision=int(taskdef.get("revision") or 1), containers=containers,
-                arn=arn, network_mode=mode, service_name=service_name,
+                arn=arn, network_mode=mode, service_name=service_name, tags=tags,
                 cpu=int(cpu) if cpu else None, memory=int(memory) if memory else None)

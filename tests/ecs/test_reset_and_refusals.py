@@ -2,8 +2,8 @@
 
 moto's server-mode tests (and users) reset moto while the lab's instances, agents and tasks keep
 running; the lab's own clusters must come back whole, so the instance agents keep their tasks and new
-calls work. A launch the lab cannot serve (EXTERNAL) is ECS's error and records nothing that
-breaks later calls.
+calls work. A launch the task definition does not allow (EXTERNAL without requiresCompatibilities
+EXTERNAL) is ECS's error and records nothing that breaks later calls.
 """
 
 from __future__ import annotations
@@ -89,19 +89,20 @@ def test_problems_name_a_missing_cluster(control_plane, world):
 
 
 @pytest.mark.parametrize("launch", [{"launchType": "EXTERNAL"}])
-def test_a_launch_the_lab_cannot_serve_is_ecs_error_and_breaks_nothing(control_plane, world, launch):
+def test_a_launch_the_definition_does_not_allow_is_ecs_error_and_breaks_nothing(control_plane, world, launch):
     inst = control_plane.add_instance(world, "127.0.2.20")
     ecs = control_plane.clients.ecs
     ecs.register_task_definition(family="fg",
                                  containerDefinitions=[{"name": "a", "image": "x", "memory": 64}])
     with pytest.raises(ClientError) as exc:
         ecs.run_task(cluster=world.cluster.name, taskDefinition="fg", **launch)
-    assert exc.value.response["Error"]["Code"] == "UnsupportedFeatureException"
+    assert exc.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert exc.value.response["Error"]["Message"] == "Task definition does not support launch_type EXTERNAL."
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     with pytest.raises(ClientError) as exc:
         ecs.create_service(cluster=world.cluster.name, serviceName="fg", taskDefinition="fg",
                            desiredCount=1, **launch)
-    assert exc.value.response["Error"]["Code"] == "UnsupportedFeatureException"
+    assert exc.value.response["Error"]["Code"] == "InvalidParameterException"
     # Nothing recorded, and the calls that used to answer 500 afterwards answer.
     assert ecs.list_tasks(cluster=world.cluster.name, containerInstance=inst.arn)["taskArns"] == []
     assert ecs.list_tasks(cluster=world.cluster.name, desiredStatus="STOPPED")["taskArns"] == []

@@ -113,7 +113,12 @@ def test_task_with_tags_has_container_instance_tags(world):
     _, _, c = _first(world)
     t = m.task_metadata("GET", f"/v4/{c.metadata_token}/taskWithTags", {}, None).body
     assert t["ContainerInstanceTags"] == {"Name": "one", "team": "apm"}
-    assert "TaskTags" in t
+    # The ECS agent's TaskResponse omits an empty TaskTags (omitempty); a tagged task has them.
+    assert "TaskTags" not in t
+    _, task, _ = _first(world)
+    task.tags = {"env": "lab"}
+    t = m.task_metadata("GET", f"/v4/{c.metadata_token}/taskWithTags", {}, None).body
+    assert t["TaskTags"] == {"env": "lab"}
 
 
 def test_unknown_token_is_a_404_with_a_reason_and_counted(world):

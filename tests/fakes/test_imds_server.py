@@ -259,3 +259,43 @@ def test_turning_imds_off_through_the_control_api_makes_every_path_403(imds, wor
     assert call(imds.url(world.instance(2)) + "/latest/meta-data/local-ipv4")[0] == 200
     call(base + "/ecs-lab/policy", "POST", {"enabled": True})
     assert call(base + "/latest/meta-data/local-ipv4")[0] == 200
+
+
+def _read_answer(sock) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 answer off a raw socket (Content-Length framed, as IMDS frames them)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(4096)
+        assert chunk, f"connection closed before a full header: {buf!r}"
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    while len(body) < int(headers.get("content-length", "0")):
+        body += sock.recv(4096)
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_an_error_answer_closes_the_connection_as_ec2_does(imds, world):
+    """EC2 keeps a connection alive after a 200 but answers 404 (and every error) with
+    `Connection: close` and closes it: a keep-alive client (the AWS SDK for JavaScript) would
+    otherwise hold the socket and its process would never exit."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(imds.url(world.instance(1)))
+    host = f"{where.hostname}:{where.port}"
+    with socket.create_connection((where.hostname, where.port), timeout=5) as sock:
+        sock.sendall(f"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        status, headers, body = _read_answer(sock)
+        assert (status, body.decode()) == (200, world.instance(1).instance_id)
+        assert headers.get("connection", "keep-alive").lower() != "close"
+        # The same socket still works (kept alive), and the 404 on it ends it.
+        sock.sendall(f"GET /latest/user-data HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        status, headers, _ = _read_answer(sock)
+        assert status == 404
+        assert headers.get("connection", "").lower() == "close"
+        try:
+            assert sock.recv(1) == b"", "IMDS sent more after its 404"
+        except TimeoutError:
+            pytest.fail("IMDS kept the connection open after a 404 (EC2 closes it)")

@@ -254,8 +254,11 @@ class EcsMetadata:
         out["Networks"] = networks
         if version >= 4:
             task_id = task.arn.rsplit("/", 1)[-1]
-            out["ContainerARN"] = (f"arn:aws:ecs:{region}:{instance.account_id}:container/"
-                                   f"{_cluster_of(task, c)}/{task_id}/{_stable_uuid(c.metadata_token)}")
+            # The control plane's ARN for the container (describe-tasks); a stable one when the task
+            # was not placed through it (unit tests of this server).
+            container_id = _stable_uuid(c.metadata_token)
+            out["ContainerARN"] = c.arn or (f"arn:aws:ecs:{region}:{instance.account_id}:container/"
+                                            f"{_cluster_of(task, c)}/{task_id}/{container_id}")
             out["LogDriver"] = "json-file"
             out["LogOptions"] = {"max-file": "1", "max-size": "10m"}
         return _drop_none(out)
@@ -281,14 +284,15 @@ class EcsMetadata:
             out["LaunchType"] = instance.launch_type
             if task.service_name:
                 out["ServiceName"] = task.service_name
-            out["VPCID"] = "vpc-0" + instance.instance_id[3:19]
+            out["VPCID"] = instance.vpc_id
             out["ClockDrift"] = {"ClockErrorBound": 0.5, "ReferenceTimestamp":
                                  datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                  "ClockSynchronizationStatus": "SYNCHRONIZED"}
         if with_tags and not fargate:
             out["ContainerInstanceTags"] = dict(instance.tags)
-        if with_tags:
-            out["TaskTags"] = dict(getattr(task, "tags", None) or {})
+        if with_tags and task.tags:
+            # The ECS agent's TaskResponse has `TaskTags ... json:",omitempty"`: none, no key.
+            out["TaskTags"] = dict(task.tags)
         return _drop_none(out)
 
     # -- stats ----------------------------------------------------------------------------------

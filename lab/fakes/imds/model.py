@@ -611,10 +611,15 @@ class ImdsModel:
 
     def tree(self, inst: ContainerInstance) -> dict:
         """The instance's metadata as nested dicts (a dict is a directory; a callable, a lazy leaf)."""
-        return {
+        tree: dict[str, object] = {
             "dynamic": {"instance-identity": {"document": lambda: _imds_json(inst.identity_document())}},
             "meta-data": self._meta_data(inst),
         }
+        # The instance's user data, as given at launch; EC2 answers 404 there when none was given
+        # (and does not list it under /latest/).
+        if inst.user_data is not None:
+            tree["user-data"] = inst.user_data
+        return tree
 
     def _meta_data(self, inst: ContainerInstance) -> dict:
         md: dict[str, object] = {
@@ -649,8 +654,8 @@ class ImdsModel:
             md["public-hostname"] = self._public_hostname(inst)
             md["public-ipv4"] = inst.public_ip
         md.update({
-            "reservation-id": "r-0" + _stable(inst.instance_id + "/reservation", 16),
-            "security-groups": "ecs-lab-instances",
+            "reservation-id": inst.reservation_id,
+            "security-groups": inst.security_group_name,
             "services": {"domain": "amazonaws.com", "partition": "aws"},
         })
         spot = self._spot.get(inst.instance_id)
@@ -665,7 +670,7 @@ class ImdsModel:
         vpc = ipaddress.ip_network(f"{inst.private_ip}/16", strict=False)
         iface: dict[str, object] = {
             "device-number": "0",
-            "interface-id": "eni-0" + _stable(inst.instance_id + "/eni", 16),
+            "interface-id": inst.eni_id,
         }
         if inst.public_ip:
             iface["ipv4-associations"] = {inst.public_ip: inst.private_ip}
@@ -679,21 +684,17 @@ class ImdsModel:
             iface["public-hostname"] = self._public_hostname(inst)
             iface["public-ipv4s"] = inst.public_ip
         iface.update({
-            "security-group-ids": "sg-0" + _stable(f"{inst.account_id}/{inst.region}/sg", 16),
-            "security-groups": "ecs-lab-instances",
-            # One subnet per /24 and one VPC per account and region: instances of the lab share a VPC.
-            "subnet-id": "subnet-0" + _stable(f"{inst.account_id}/{net}", 16),
+            "security-group-ids": inst.security_group_id,
+            "security-groups": inst.security_group_name,
+            # The ids are the instance's EC2 identity (the control plane's DescribeInstances).
+            "subnet-id": inst.subnet_id,
             "subnet-ipv4-cidr-block": str(net),
-            "vpc-id": self.vpc_id(inst),
+            "vpc-id": inst.vpc_id,
             "vpc-ipv4-cidr-block": str(vpc),
             "vpc-ipv4-cidr-blocks": str(vpc),
             # No vpc-ipv6-cidr-blocks: an IPv4-only interface answers 404 there (the agent expects it).
         })
         return iface
-
-    @staticmethod
-    def vpc_id(inst: ContainerInstance) -> str:
-        return "vpc-0" + _stable(f"{inst.account_id}/{inst.region}/vpc", 16)
 
     @staticmethod
     def _az_id(inst: ContainerInstance) -> str:
@@ -719,8 +720,7 @@ class ImdsModel:
             "Code": "Success",
             "LastUpdated": _iso(self._credential_window(inst)[0]),
             "InstanceProfileArn": f"arn:aws:iam::{inst.account_id}:instance-profile/{inst.iam_role}",
-            "InstanceProfileId": "AIPA" + _stable(f"{inst.account_id}/{inst.iam_role}", 17,
-                                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+            "InstanceProfileId": inst.instance_profile_id,
         })
 
     def _credential_window(self, inst: ContainerInstance) -> tuple[float, float]:

@@ -164,7 +164,13 @@ class ImdsServer:
         headers = {"Server": "EC2ws", "Content-Type": answer.content_type, **answer.headers}
         if answer.note and answer.status >= 400:
             headers.setdefault("X-Ecs-Lab-Reason", answer.note)
-        return web.Response(status=answer.status, body=answer.body.encode(), headers=headers)
+        response = web.Response(status=answer.status, body=answer.body.encode(), headers=headers)
+        if answer.status >= 400:
+            # EC2's IMDS closes the connection after every error answer (`Connection: close` on its
+            # 4xx/5xx). Clients rely on it: the AWS SDK for JavaScript keeps its agent's socket
+            # alive otherwise, and a Node process that asked for a missing path never exits.
+            response.force_close()
+        return response
 
     # -- control API --------------------------------------------------------------------------------
     def _reject(self, what: str, status: int, message: str) -> web.Response:

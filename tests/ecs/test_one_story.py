@@ -1,0 +1,142 @@
+"""One instance, one task, one story: every surface a real client reads about the same EC2 instance
+and the same ECS task agrees on each id, address and version.
+
+The surfaces, each read as its real client reads it: the control plane's EC2 API
+(`DescribeInstances`, botocore), IMDS (`/latest/meta-data/...`), the ECS container agent's
+introspection API (`/v1/metadata`, `/v1/tasks` on 51678), the ECS API
+(`DescribeContainerInstances`, `DescribeTasks`, botocore) and task metadata v4 (`/task`, the
+container's own document). On AWS they are all views of one instance and one task; a lab where
+they differ teaches a user's code to trust an id that AWS would never give it.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import boto3
+import pytest
+
+from lab.pytest_plugin import start_lab, stop_lab
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _get(url: str) -> str:
+    assert url.startswith("http://127."), url  # nothing leaves the machine
+    with _DIRECT.open(url, timeout=10) as resp:
+        return resp.read().decode()
+
+
+def _get_json(url: str) -> dict:
+    return json.loads(_get(url))
+
+
+@pytest.fixture(scope="module")
+def story():
+    """A one-instance local lab, and what every surface says about instance 1 and the agent task."""
+    lab = start_lab("local", instances=1, apps=())
+    try:
+        state = lab.state
+        inst = state["instances"][0]
+        endpoint = lab.ecs_lab.control_plane.endpoint
+        session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                                         region_name="us-east-1")
+        ec2 = session.client("ec2", endpoint_url=endpoint)
+        ecs = session.client("ecs", endpoint_url=endpoint)
+        imds = inst["imds_url"].rstrip("/") + "/latest/meta-data/"
+        md = {}
+        for path in ("instance-id", "mac", "local-ipv4", "placement/availability-zone", "security-groups",
+                     "iam/info", "reservation-id"):
+            md[path] = _get(imds + path)
+        mac = md["mac"]
+        for leaf in ("vpc-id", "subnet-id", "interface-id", "security-group-ids", "owner-id"):
+            md["net/" + leaf] = _get(imds + f"network/interfaces/macs/{mac}/{leaf}")
+        intro_meta = _get_json(inst["ecs_endpoint"] + "/v1/metadata")
+        intro_tasks = _get_json(inst["ecs_endpoint"] + "/v1/tasks")["Tasks"]
+        described_instance = ec2.describe_instances(InstanceIds=[md["instance-id"]])
+        reservation = described_instance["Reservations"][0]
+        cluster = state["cluster"]
+        ci = ecs.describe_container_instances(cluster=cluster,
+                                              containerInstances=[intro_meta["ContainerInstanceArn"]])
+        agent_tasks = [t for t in intro_tasks if t["Family"].startswith("datadog-agent")]
+        assert agent_tasks, f"no agent task in introspection: {[t['Family'] for t in intro_tasks]}"
+        task_arn = agent_tasks[0]["Arn"]
+        described_task = ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"][0]
+        _, world_task = lab.world.find_task(task_arn)
+        token = world_task.containers[0].metadata_token
+        v4 = state["task_metadata_url"].rstrip("/") + f"/v4/{token}"
+        yield {
+            "md": md, "ec2_reservation": reservation, "ec2": reservation["Instances"][0],
+            "intro_meta": intro_meta, "intro_tasks": intro_tasks, "ci": ci["containerInstances"][0],
+            "task": described_task, "v4_task": _get_json(v4 + "/task"),
+            "v4_tags": _get_json(v4 + "/taskWithTags"), "v4_container": _get_json(v4),
+            "task_arn": task_arn, "inst": inst,
+        }
+    finally:
+        stop_lab(lab)
+
+
+def test_instance_identity_agrees_between_ec2_imds_and_ecs(story):
+    md, ec2, ci = story["md"], story["ec2"], story["ci"]
+    assert md["instance-id"] == ec2["InstanceId"] == ci["ec2InstanceId"] == story["inst"]["instance_id"]
+    assert md["local-ipv4"] == ec2["PrivateIpAddress"] == story["inst"]["private_ip"]
+    assert md["placement/availability-zone"] == ec2["Placement"]["AvailabilityZone"]
+    assert md["reservation-id"] == story["ec2_reservation"]["ReservationId"]
+    assert md["net/owner-id"] == story["ec2_reservation"]["OwnerId"]
+
+
+def test_network_identity_agrees_between_ec2_and_imds(story):
+    md, ec2 = story["md"], story["ec2"]
+    eni = ec2["NetworkInterfaces"][0]
+    assert md["net/vpc-id"] == ec2["VpcId"] == eni["VpcId"]
+    assert md["net/subnet-id"] == ec2["SubnetId"] == eni["SubnetId"]
+    assert md["mac"] == eni["MacAddress"]
+    assert md["net/interface-id"] == eni["NetworkInterfaceId"]
+    assert md["security-groups"].split("\n") == [g["GroupName"] for g in ec2["SecurityGroups"]]
+    assert md["net/security-group-ids"].split("\n") == [g["GroupId"] for g in ec2["SecurityGroups"]]
+    profile = json.loads(md["iam/info"])["InstanceProfileArn"]
+    assert ec2.get("IamInstanceProfile", {}).get("Arn") == profile
+
+
+def test_container_instance_agrees_between_ecs_api_and_introspection(story):
+    ci, intro = story["ci"], story["intro_meta"]
+    assert ci["containerInstanceArn"] == intro["ContainerInstanceArn"]
+    assert intro["Cluster"] in (story["task"]["clusterArn"], story["task"]["clusterArn"].rsplit("/", 1)[-1])
+    # Introspection's Version is "Amazon ECS Agent - v1.89.2 (<hash>)".
+    assert f"v{ci['versionInfo']['agentVersion']} " in intro["Version"], (ci["versionInfo"], intro["Version"])
+    assert f"({ci['versionInfo']['agentHash']})" in intro["Version"]
+
+
+def test_registered_ports_are_counted_once_per_protocol(story):
+    remaining = {r["name"]: r for r in story["ci"]["remainingResources"]}
+    tcp = remaining["PORTS"]["stringSetValue"]
+    udp = remaining.get("PORTS_UDP", {}).get("stringSetValue", [])
+    assert len(tcp) == len(set(tcp)), f"PORTS lists a port twice: {tcp}"
+    assert "8125" in udp and "8125" not in tcp, (tcp, udp)  # the agent's DogStatsD port is UDP
+    assert "8126" in tcp
+
+
+def test_task_agrees_between_describe_tasks_introspection_and_task_metadata(story):
+    task, v4, v4c = story["task"], story["v4_task"], story["v4_container"]
+    assert task["taskArn"] == v4["TaskARN"] == story["task_arn"]
+    intro = next(t for t in story["intro_tasks"] if t["Arn"] == story["task_arn"])
+    assert intro["KnownStatus"] == task["lastStatus"] == v4["KnownStatus"] == "RUNNING"
+    by_name = {c["name"]: c for c in task["containers"]}
+    assert v4c["ContainerARN"] == by_name[v4c["Name"]]["containerArn"]
+    for c in v4["Containers"]:
+        assert c["ContainerARN"] == by_name[c["Name"]]["containerArn"]
+    assert task["availabilityZone"] == v4["AvailabilityZone"] == story["md"]["placement/availability-zone"]
+    assert task["launchType"] == v4["LaunchType"] == "EC2"
+    assert v4["VPCID"] == story["md"]["net/vpc-id"]
+    for field in ("createdAt", "startedAt", "connectivityAt", "pullStartedAt"):
+        assert field in task, f"describe-tasks lacks {field}: {sorted(task)}"
+    assert task["containerInstanceArn"] == story["ci"]["containerInstanceArn"]
+
+
+def test_empty_task_tags_are_left_out_like_the_ecs_agent_does(story):
+    # The agent service is created without tags: the ECS agent omits TaskTags then (omitempty).
+    assert not story["task"].get("tags")
+    assert "TaskTags" not in story["v4_tags"], story["v4_tags"].get("TaskTags")
+    assert story["v4_tags"]["ContainerInstanceTags"]

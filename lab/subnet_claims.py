@@ -76,7 +76,13 @@ def _pid_alive(pid: object) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie (exited, not yet reaped: a detached supervisor's parent is gone and nothing reaps it)
+    # holds no lock and runs no lab.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def read_record(path: Path) -> dict:

@@ -204,6 +204,14 @@ def _observe(
             "waited_s": time.monotonic() - t0}
 
 
+def _service_events(target: LabTarget, service: str) -> list[dict]:
+    try:
+        described = target.ecs.describe_services(cluster=target.cluster, services=[service])["services"]
+    except Exception:  # noqa: BLE001 - the events only add to the evidence
+        return []
+    return (described[0].get("events") or []) if described else []
+
+
 def _settled_health(target: LabTarget, agent_c: dict) -> list[tuple[str, str]]:
     """The agent containers' ECS health, waiting while a new task's first checks have not run yet
     (UNKNOWN) for as long as ECS itself would: the start period plus `retries` intervals."""
@@ -277,11 +285,16 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
     if not health:
         hops.append(Hop("agent-health", False, "no agent container to report health", "fix agent-task first"))
     elif bad:
+        # ECS's scheduler stops an UNHEALTHY service task and starts another, which is UNKNOWN until
+        # its own check decides: the service's events say what happened to the ones before it.
+        replaced = [e["message"] for e in _service_events(target, AGENT_SERVICE)
+                    if "failed container health checks" in e.get("message", "")][:1]
         hops.append(
             Hop(
                 "agent-health",
                 False,
-                f"ECS reports the agent container {', '.join(sorted(set(bad)))}",
+                f"ECS reports the agent container {', '.join(sorted(set(bad)))}"
+                + (f"; an earlier one was UNHEALTHY and replaced: {replaced[0]}" if replaced else ""),
                 _fix(findings, "agent-health", 'the health check must be ["CMD-SHELL", "agent health"]'),
             )
         )

@@ -55,7 +55,10 @@ def test_a_container_gets_the_env_ecs_gives_it_and_its_pid_goes_into_the_world(b
         env = wait_until(lambda: out.exists() and json.loads(out.read_text()), timeout=10, what="env dump")
         container = task.container("web")
         assert container.pid and container.known_status == "RUNNING"
-        assert env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == backend.imds_urls[1]
+        # A bridge-mode task reaches IMDS one hop further than the instance (docs/imds.md#hop-limit).
+        assert env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == (backend.imds_bridge_urls.get(1)
+                                                            if task.network_mode == "bridge"
+                                                            else backend.imds_urls[1])
         assert env["DD_SERVICE"] == "envdump"
         assert env["AWS_EXECUTION_ENV"] == "AWS_ECS_EC2"
         assert "HTTPS_PROXY" not in env and "AWS_ACCESS_KEY_ID" not in env

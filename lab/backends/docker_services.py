@@ -260,7 +260,8 @@ def site_intake_ports() -> dict[int, str]:
     """Port -> Datadog site of the services container's per-site intake listeners."""
     from lab.datadog_sites import SITES
 
-    return {INTAKE_PORT + 1 + i: site for i, site in enumerate(SITES)}
+    # Clear of the intake's own port and of CONTROL_PORT (8092).
+    return {INTAKE_PORT + 10 + i: site for i, site in enumerate(SITES)}
 
 
 def run_services(world_file: WorldFile, stop: threading.Event, host: str = "0.0.0.0") -> None:

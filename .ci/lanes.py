@@ -78,7 +78,8 @@ _print_lock = threading.Lock()
 
 def run_phase(phase: Phase, report_dir: Path) -> int:
     cmd = [sys.executable, "-m", "pytest", *phase.args, f"--junitxml={report_dir / (phase.name + '.xml')}"]
-    env = {**os.environ, "LAB_READY_TIMEOUT": READY_TIMEOUT, **(phase.env or {})}
+    # Unbuffered: a phase's lines reach the CI log as they come, not in blocks at its end.
+    env = {**os.environ, "LAB_READY_TIMEOUT": READY_TIMEOUT, "PYTHONUNBUFFERED": "1", **(phase.env or {})}
     started = time.monotonic()
     with _print_lock:
         print(f"[{phase.name}] $ {' '.join(cmd[1:])}", flush=True)

@@ -49,10 +49,13 @@ def agent_task_definition(stack: Stack) -> dict:
     c["portMappings"] = [{"containerPort": p.apm, "hostPort": p.apm, "protocol": "tcp"},
                          {"containerPort": p.dogstatsd, "hostPort": p.dogstatsd, "protocol": "udp"}]
     # The docs' check (interval 30, startPeriod 15) at the lab's shorter interval, so `status`
-    # shows HEALTHY within seconds; ECS accepts intervals from 5 s.
+    # shows HEALTHY within seconds; ECS accepts intervals from 5 s. Its start period is the lab's
+    # readiness bound: failures while the agent starts do not count (a passing check ends it at
+    # once), so an agent that starts slowly on a loaded machine is not marked UNHEALTHY, which the
+    # service scheduler answers, as ECS does, by replacing the task.
     c["healthCheck"] = {"command": ["CMD-SHELL", "agent health"],
                         "interval": max(5, int(stack.health_interval)), "timeout": 5, "retries": 3,
-                        "startPeriod": 0}
+                        "startPeriod": min(300, max(15, int(stack.ready_timeout)))}
     if agent_kind(stack.agent_image) == SERVERLESS_COMPAT:
         # It has no `agent health` (its image answers 127, and ECS would replace a task whose
         # essential container stays unhealthy): checked, as a user of it would, by its trace

@@ -176,8 +176,12 @@ def test_down_stops_each_lab_leaving_no_process_port_or_claim(two_labs, lab_env)
         if _ecs_lab("status", "--name", other, "--json", env=lab_env).returncode == 0:
             # The other lab is untouched by this one's down.
             assert IntakeClient(two_labs[other]["intake_url"]).health()
-    listed = json.loads(_ecs_lab("list", "--json", env=lab_env).stdout)
-    assert not [lab for lab in listed if lab["name"] in NAMES]
+
+    def still_listed() -> list[dict]:
+        listed = json.loads(_ecs_lab("list", "--json", env=lab_env).stdout)
+        return [lab for lab in listed if lab["name"] in NAMES]
+
+    wait_until(lambda: not still_listed(), timeout=30, what=f"ecs-lab list to drop {NAMES}")
     log = Path(lab_env["LAB_HOME"]) / "labs" / "alpha" / "run" / "supervisor.log"
     assert log.exists(), "the named lab's logs live in its own home"
     assert "stopping the lab" in tail_file(log, 50)

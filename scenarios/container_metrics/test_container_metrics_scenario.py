@@ -113,11 +113,16 @@ def test_every_docker_metric_of_the_ecs_integration_arrives(lab, apps, send_phas
         tags = [*_app_tags(app), "runtime:docker"]
         with send_phase.wait("check_metrics", runs=2) as timeout:
             got = {n: intake.wait_for_metric(n, tags=tags, timeout=timeout)[-1] for n in PER_CONTAINER}
+        # Series sent before the stopped container existed count none: wait for one that counts it.
+        counts_it = lambda s: s["points"][-1]["value"] >= 1  # noqa: E731
         with send_phase.wait_from_now("check_metrics") as timeout:
-            got.update({n: intake.wait_for_metric(n, timeout=timeout)[-1] for n in UNTAGGED})
+            got.update({n: intake.wait_for_metric(n, timeout=timeout)[-1] for n in UNTAGGED
+                        if n != "docker.containers.stopped.total"})
+            got["docker.containers.stopped.total"] = intake.wait_for_metric(
+                "docker.containers.stopped.total", timeout=timeout, predicate=counts_it)[-1]
             got["docker.containers.stopped"] = intake.wait_for_metric(
                 "docker.containers.stopped", tags=["short_image:lab", "image_tag:latest"],
-                timeout=timeout)[-1]
+                timeout=timeout, predicate=counts_it)[-1]
             got["docker.containers.running"] = intake.wait_for_metric(
                 "docker.containers.running", tags=[f"task_family:{app.service}-task"], timeout=timeout)[-1]
     finally:

@@ -129,9 +129,17 @@ def _stats_group(intake, service: str) -> tuple[dict, dict] | None:
 def test_dogstatsd_relay_feeds_the_metrics_pipeline(agent, intake):
     body = b"ecs_lab.relay.hits:2|c|#relay:dogstatsd_v2\necs_lab.relay.level:7|g|#relay:dogstatsd_v2"
     assert _call(agent.apm_url + "/dogstatsd/v2/proxy", "POST", body)[0] == 200
+    def counted() -> float:
+        # A DogStatsD counter leaves the agent as a RATE (per second over its 10 s bucket) and may be
+        # split over two flushes: the count is the sum of value * interval once every bucket is in.
+        series = intake.metrics("ecs_lab.relay.hits", tags="relay:dogstatsd_v2")
+        return sum(p["value"] * (s.get("interval") or 1) for s in series for p in s["points"])
+
     with waiting_for(agent.probe.intervals().metrics()) as timeout:
         series = intake.wait_for_metric("ecs_lab.relay.hits", tags="relay:dogstatsd_v2", timeout=timeout)
-    assert sum(p["value"] for s in series for p in s["points"]) == 2
+    with waiting_for(agent.probe.intervals().flush_after()) as timeout:
+        wait_until(lambda: abs(counted() - 2) < 1e-6, timeout=timeout,
+                   what=f"2 hits counted by ecs_lab.relay.hits (counted {counted()})")
     resources = {(r["type"], r["name"]) for s in series for r in s.get("resources", [])}
     assert ("host", agent.instance_id) in resources, series[0]
 

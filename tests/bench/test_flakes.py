@@ -37,9 +37,11 @@ def test_a_flake_is_reported_with_its_test_id_run_and_output(tmp_path, monkeypat
     name = f"flakes-test-{uuid.uuid4().hex[:8]}"
     out = tmp_path / "report" / f"{name}.md"
     runs = flakes.REPO / ".lab" / "flakes" / name
+    # --rootdir: the test ids are then `test_sample::...` wherever pytest puts tmp_path (under
+    # xdist and tox it found another root above it).
     try:
         code = flakes.main(["--local", "2", "--timeout", "120", "--out", str(out), str(suite), "--",
-                            "-q", "-p", "no:randomly"])
+                            "-q", "-p", "no:randomly", f"--rootdir={suite}"])
         assert (runs / "local-1.xml").exists(), "the run's JUnit XML is kept in the lab's working directory"
     finally:
         shutil.rmtree(runs, ignore_errors=True)

@@ -36,10 +36,16 @@ def _stats(http, intake, route):
 
 
 def _refused(url: str) -> bool:
+    """Whether connecting is refused. Three tries: with nothing listening on a port of the ephemeral
+    range, the kernel can pick that very port as a connect's source, and the socket then connects
+    to itself (TCP simultaneous open); a listener connects every time."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    with socket.socket() as sock:
-        sock.settimeout(2)
-        return sock.connect_ex((host, int(port))) != 0
+    for _ in range(3):
+        with socket.socket() as sock:
+            sock.settimeout(2)
+            if sock.connect_ex((host, int(port))) != 0:
+                return True
+    return False
 
 
 def _wait(cond, timeout: float, what: str) -> None:

@@ -375,7 +375,12 @@ class IntakeServer:
         self.outages.add(outage)
         if outage.mode == "refuse":
             loop = asyncio.get_running_loop()
-            loop.call_later(delay, self._close_listeners)
+            if delay > 0:
+                loop.call_later(delay, self._close_listeners)
+            else:
+                # From Python: refusing once start_outage() returns (a later callback of the loop
+                # would leave the port open for the caller's next connect).
+                self._close_listeners()
             if outage.duration_s is not None:
                 self._reopen = loop.call_later(delay + outage.duration_s,
                                                lambda: loop.create_task(self._end_refusal(outage)))

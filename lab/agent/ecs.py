@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from lab.agent.config import AgentConfig
-from lab.agent.ecs_tags import ContainerTags, container_tags
+from lab.agent.ecs_tags import ContainerTags, cluster_name_of, container_tags
 
 log = logging.getLogger("lab.agent.ecs")
 
@@ -374,6 +374,11 @@ class EcsAwareness:
         if info is None:
             return None
         docker_id, task, container = info
+        if task.get("Cluster") and self.state.cluster and (
+                cluster_name_of(task["Cluster"]) != cluster_name_of(self.state.cluster)):
+            # A task of another cluster (another lab's process on this machine) is not a container
+            # of this host: the real agent sees only its own host's containers.
+            return None
         if not task.get("Cluster") and self.state.cluster:
             task = dict(task, Cluster=self.state.cluster)
         with self._lock:

@@ -24,7 +24,8 @@ def parse_image(image: str) -> tuple[str, str, str]:
     return name, short, tag
 
 
-def _cluster_name(cluster: str) -> str:
+def cluster_name_of(cluster: str) -> str:
+    """A cluster ARN or name, as its name."""
     return cluster.rsplit("/", 1)[-1] if cluster.startswith("arn:") else cluster
 
 
@@ -54,7 +55,7 @@ def container_tags(task: dict, container: dict) -> ContainerTags:
     parts = arn.split(":")
     region = parts[3] if len(parts) > 5 else ""
     account = parts[4] if len(parts) > 5 else ""
-    cluster = _cluster_name(
+    cluster = cluster_name_of(
         task.get("Cluster", "") or container.get("Labels", {}).get("com.amazonaws.ecs.cluster", "")
     )
     family = task.get("Family", "")

@@ -54,11 +54,14 @@ def test_each_data_type_goes_out_on_its_own_proxy_port(fips_lab):
 
 
 def _docker_started_at(fips_lab) -> float:
-    """When instance 1's FIPS proxy container started (docker backend)."""
+    """When instance 1's FIPS agent task was all up (docker backend): the last of its containers to
+    start, the agent, which starts after its proxy and once the agent it replaced let go of the
+    instance's 8126/8125. Payloads stored before that may be the replaced agent's, sent directly."""
     from lab.backends.docker import _parse_started_at
 
-    proxy = fips_lab.backend.agent_tasks[1].container("fips-proxy")
-    return _parse_started_at(fips_lab.backend.client.api.inspect_container(proxy.docker_id))
+    task = fips_lab.backend.agent_tasks[1]
+    api = fips_lab.backend.client.api
+    return max(_parse_started_at(api.inspect_container(c.docker_id)) for c in task.containers)
 
 
 def test_nothing_reaches_the_intake_except_through_the_proxy(fips_lab):

@@ -42,15 +42,18 @@ from typing import Any
 
 from aiohttp import web
 
+from lab.backends.docker_topology import (  # the ports both sides agree on, the per-site listeners
+    EGRESS_PROXY_PORT,
+    INTAKE_PORT,
+    INTROSPECTION_PORT,
+    site_intake_ports,
+)
 from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World
 
 log = logging.getLogger("lab.docker_services")
 
 IMDS_PORT = 80
 TASK_METADATA_PORT = 80
-INTROSPECTION_PORT = 51678
-INTAKE_PORT = 8091
-EGRESS_PROXY_PORT = 3128
 # The lab's own controls (world generation, egress attempts, faults): no AWS endpoint uses it.
 CONTROL_PORT = 8092
 WORLD_PATH = "/ecs-lab/world"
@@ -254,14 +257,6 @@ def _introspection_app(world_file: WorldFile, model) -> web.Application:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
-
-
-def site_intake_ports() -> dict[int, str]:
-    """Port -> Datadog site of the services container's per-site intake listeners."""
-    from lab.datadog_sites import SITES
-
-    # Clear of the intake's own port and of CONTROL_PORT (8092).
-    return {INTAKE_PORT + 10 + i: site for i, site in enumerate(SITES)}
 
 
 def run_services(world_file: WorldFile, stop: threading.Event, host: str = "0.0.0.0") -> None:

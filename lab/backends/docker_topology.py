@@ -99,8 +99,6 @@ class Topology:
         """The lab's services as an agent container on any instance reaches them. The agent has its
         own network namespace, so 127.0.0.1 and 0.0.0.0 mean what they say; 169.254.x is the lab's own
         link-local network (which the emulated agent otherwise refuses to call)."""
-        from lab.backends.docker_services import site_intake_ports
-
         sites = {site: f"http://{TASK_METADATA_IP}:{port}" for port, site in site_intake_ports().items()}
         return InstanceEndpoints(intake_url=self.intake_url,
                                  egress_proxy_url=self.egress_proxy_url if egress_proxy else None,
@@ -214,3 +212,11 @@ class Topology:
             hp = host_ports[i] if host_ports else port
             args += ["--map", f"{self.private_ip(n)}:{hp}/{proto}={target_ip}:{port}"]
         return args
+
+
+def site_intake_ports() -> dict[int, str]:
+    """Port -> Datadog site of the services container's per-site intake listeners: clear of the
+    intake's own port and of the services' control port (8092)."""
+    from lab.datadog_sites import SITES
+
+    return {INTAKE_PORT + 10 + i: site for i, site in enumerate(SITES)}

@@ -20,6 +20,7 @@ from typing import TypeVar
 import click
 
 from lab.stack import Ports, Stack
+from lab.subnet_claims import pid_alive
 
 _Command = TypeVar("_Command")
 
@@ -97,21 +98,6 @@ def read_state(path: Path | None = None) -> dict | None:
     except (OSError, ValueError):
         return None
     pid = state.get("pid")
-    if not pid or not _alive(pid):
+    if not pid or not pid_alive(pid):
         return None
     return state
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:  # noqa: BLE001
-        return True

@@ -67,7 +67,8 @@ def claim_file(subnet: str) -> Path:
     return claims_dir() / f"127.{_octet(subnet)}.claim"
 
 
-def _pid_alive(pid: object) -> bool:
+def pid_alive(pid: object) -> bool:
+    """Whether `pid` runs: exists and is not a zombie (used by the state file's owner check too)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -219,7 +220,7 @@ def claim_subnet(subnet: str | None = None, **record: object) -> SubnetClaim:
             continue
         previous = read_record(path)
         reserved_by = previous.get("reserved_by")
-        if previous.get("reserved_until", 0) > time.time() and _pid_alive(reserved_by):
+        if previous.get("reserved_until", 0) > time.time() and pid_alive(reserved_by):
             os.close(fd)  # reserved for a lab another process is about to start there
             continue
         claim = SubnetClaim(f"127.{x}", path, fd)
@@ -246,7 +247,7 @@ def held_claims() -> list[dict]:
     out = []
     for path in sorted(claims_dir().glob("127.*.claim"), key=lambda p: int(p.name.split(".")[1])):
         record = read_record(path)
-        if record.get("reserved_until") or not _pid_alive(record.get("pid")):
+        if record.get("reserved_until") or not pid_alive(record.get("pid")):
             continue
         # The lock is the claim: a live pid whose lock is gone released it (or the pid was reused).
         if not _locked(path):

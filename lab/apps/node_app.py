@@ -12,10 +12,12 @@ lab image's filesystem is the host's there, so `workingDirectory` is this direct
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 from pathlib import Path
 
+from lab.apps.entrypoints import METADATA_ENDPOINT_ENV
 from lab.tasks import LAB_IMAGE
 
 NODE_APP_DIR = Path(__file__).resolve().parent / "node"
@@ -56,6 +58,17 @@ def ensure_installed(timeout: float = 300.0) -> Path:
     npm = shutil.which("npm")
     if npm is None:
         raise NodeAppUnavailable("`npm` is not installed (Debian: apt-get install -y npm)")
+    # One install at a time: `npm ci` first removes node_modules, so a second one at once (two
+    # pytest-xdist workers, two labs) fails with ENOTEMPTY or finds the other's tree half gone.
+    with open(NODE_APP_DIR / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if installed():  # the other process installed it meanwhile
+            return NODE_APP_DIR
+        _npm_ci(npm, timeout)
+    return NODE_APP_DIR
+
+
+def _npm_ci(npm: str, timeout: float) -> None:
     # --ignore-scripts: the only install script in the tree is the native build of hot-shots' optional
     # unix-dgram (Unix-socket transport, unused here); skipping it needs no compiler and gives the same
     # tree on every npm version. dd-trace's native parts ship prebuilt.
@@ -64,7 +77,6 @@ def ensure_installed(timeout: float = 300.0) -> Path:
     if done.returncode != 0 or not installed():
         raise NodeAppUnavailable(f"`npm ci` in {NODE_APP_DIR} failed ({done.returncode}):\n"
                                  f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return NODE_APP_DIR
 
 
 def task_definition(*, family: str = "node-web-task", service: str = "node-web", env: str = "lab",
@@ -77,7 +89,8 @@ def task_definition(*, family: str = "node-web-task", service: str = "node-web",
         "DD_VERSION": version,
         # dd-trace computes its own APM stats and PUTs them to the agent's /v0.6/stats.
         "DD_TRACE_STATS_COMPUTATION_ENABLED": "true" if client_stats else "false",
-        "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://169.254.169.254",
+        # The task definition's default, as on EC2; the backends replace it with the lab's IMDS.
+        METADATA_ENDPOINT_ENV: "http://169.254.169.254",
         "LAB_NODE_WORK_INTERVAL_MS": str(work_interval_ms),
     }
     return {

@@ -121,8 +121,6 @@ class MotoEcs:
 
         ECS sets `launchType` or `capacityProviderName`, never both: a task placed through a
         capacity provider strategy names its provider and has no launch type."""
-        from moto.ecs.models import Container
-
         b = self.backend
         tasks = b.start_task(cluster_name, task_definition, instance_arns, overrides or {}, started_by,
                              tags or [], group)
@@ -133,17 +131,7 @@ class MotoEcs:
             t.lab_created_at = now  # describe-tasks `createdAt` (moto keeps no task times)
             t.capacity_provider_name = capacity_provider
             t.launch_type = "" if capacity_provider else launch_type
-            containers = []
-            for cdef in td.container_definitions:
-                c = Container(td)
-                c.name, c.image = cdef.get("name"), cdef.get("image")
-                c.cpu, c.memory = cdef.get("cpu"), cdef.get("memory")
-                c.environment, c.command = cdef.get("environment"), cdef.get("command")
-                c.container_arn = c.container_arn.replace(td.arn, t.task_arn.replace(":task/", ":container/"))
-                c.task_arn = t.task_arn
-                c.health_status = "UNKNOWN"
-                containers.append(c)
-            t.containers = containers
+            t.containers = _containers_of(td, t)
         if tasks:
             ASSIGNMENTS.publish()
         return tasks
@@ -173,7 +161,7 @@ class MotoEcs:
         """Create FARGATE tasks: no container instance, each with its own ENI in the first subnet
         (moto's EC2 makes the interface and its private address), in PENDING until the lab's
         Fargate agent reports them RUNNING."""
-        from moto.ecs.models import Container, Task
+        from moto.ecs.models import Task
 
         b = self.backend
         cluster = b._get_cluster(cluster_name)
@@ -192,17 +180,7 @@ class MotoEcs:
                      platform_version="1.4.0", capacity_provider_name=capacity_provider)
             t.last_status = "PROVISIONING"
             t.lab_availability_zone = subnet.availability_zone
-            containers = []
-            for cdef in td.container_definitions:
-                c = Container(td)
-                c.name, c.image = cdef.get("name"), cdef.get("image")
-                c.cpu, c.memory = cdef.get("cpu"), cdef.get("memory")
-                c.environment, c.command = cdef.get("environment"), cdef.get("command")
-                c.container_arn = c.container_arn.replace(td.arn, t.task_arn.replace(":task/", ":container/"))
-                c.task_arn = t.task_arn
-                c.health_status = "UNKNOWN"
-                containers.append(c)
-            t.containers = containers
+            t.containers = _containers_of(td, t)
             b.tasks.setdefault(cluster.name, {})[t.task_arn] = t
             tasks.append(t)
         if tasks:
@@ -376,3 +354,21 @@ class MotoEcs:
             self.backend.update_container_instance_resources(ci, t.resource_requirements, removing=True)
         except ValueError:  # moto's own port bookkeeping already dropped it (StopTask)
             pass
+
+
+def _containers_of(td: Any, task: Any) -> list[Any]:
+    """One moto container per container definition of `td`, named and sized as the definition says,
+    with an ARN of the task's and no health yet (UNKNOWN, as ECS shows before any check)."""
+    from moto.ecs.models import Container
+
+    containers = []
+    for cdef in td.container_definitions:
+        c = Container(td)
+        c.name, c.image = cdef.get("name"), cdef.get("image")
+        c.cpu, c.memory = cdef.get("cpu"), cdef.get("memory")
+        c.environment, c.command = cdef.get("environment"), cdef.get("command")
+        c.container_arn = c.container_arn.replace(td.arn, task.task_arn.replace(":task/", ":container/"))
+        c.task_arn = task.task_arn
+        c.health_status = "UNKNOWN"
+        containers.append(c)
+    return containers

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,6 +130,11 @@ class LabTarget:
         return list(self.status.get("instances") or [])
 
     @property
+    def backend(self) -> str:
+        """Which backend runs the lab ("local" or "docker")."""
+        return str(self.status.get("backend") or "local")
+
+    @property
     def features(self) -> frozenset[str]:
         from lab.stack import DEFAULT_FEATURES
 
@@ -234,6 +240,25 @@ class LabTarget:
                     failed[v] = f"GET {app.url}/work -> {code or body}"
                     break
         return failed
+
+
+def instance_url(inst: dict, kind: str) -> str | None:
+    """Instance `inst`'s (a status `instances[]` entry) IMDS (`kind` "imds"), IMDS at a bridge-mode
+    container's distance ("imds_bridge") or ECS agent introspection ("ecs"), as this machine reaches
+    it. The docker backend lists what its containers call (169.254.x, the lab's link-local network)
+    and, apart, what the host calls (`*_host` keys); the local backend's addresses serve both. A
+    169.254.x address is never called from here: on this machine it belongs to someone else."""
+    keys = {"imds": ("imds_host_url", "imds_url"), "imds_bridge": ("imds_bridge_url",),
+            "ecs": ("ecs_endpoint_host", "ecs_endpoint")}[kind]
+    url = next((inst[k] for k in keys if inst.get(k)), None)
+    if url is None:
+        return None
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host.startswith("169.254."):
+        raise TargetError(f"instance {inst.get('index')}: the lab's status gives no address for its {kind} "
+                          f"endpoint that this machine may call (only {url}, which is the lab's own "
+                          "link-local network inside docker): restart the lab with this version")
+    return url.rstrip("/")
 
 
 def registrable(td: dict) -> dict:

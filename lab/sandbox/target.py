@@ -176,11 +176,22 @@ class LabTarget:
             out.extend(self.ecs.describe_tasks(cluster=self.cluster, tasks=arns[i : i + 100])["tasks"])
         return out
 
+    @property
+    def roll_timeout(self) -> float:
+        """How long a service's roll may take: past the backends' bound on one task's start (3x the
+        lab's readiness bound; on docker a new agent task is started only once Docker's health check
+        passes, and ECS's launch throttling may hold a relaunch back up to 30 s), as the lab itself
+        waits for a deployment (`EcsLab.wait_deployed`)."""
+        ready = self.status.get("ready_timeout") or (self.status.get("stack") or {}).get("ready_timeout")
+        return max(60.0, 4 * float(ready or 0))
+
     def wait_rolled(
-        self, service: str, task_definition: str, timeout: float = 60.0, need_running: bool = True
+        self, service: str, task_definition: str, timeout: float | None = None, need_running: bool = True
     ) -> None:
         """Until the service runs only tasks of `task_definition` (or, when it cannot start them,
-        until the old ones are gone): what `aws ecs wait services-stable` waits for."""
+        until the old ones are gone): what `aws ecs wait services-stable` waits for. `timeout`:
+        `roll_timeout` unless given."""
+        timeout = self.roll_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             tasks = self.tasks(service)

@@ -374,6 +374,9 @@ class EcsLab:
         instances, agents, apps and processes, the control plane's, and which agent ran."""
         out = self.backend.status()
         out["started_in"] = self.started_in
+        # The lab's readiness bound: how long a task may take to start (tools that roll a service
+        # wait past the backends' own bound, 3x this).
+        out["ready_timeout"] = self.stack.ready_timeout
         describe = getattr(self.backend, "agent_describe", None)
         out["agent_runs_as"] = describe() if describe else None
         problems: list[str] = []

@@ -252,6 +252,15 @@ class DockerBackend:
         self._world_lock = threading.Lock()
         self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log copy
         self._routes: dict[str, str] = {}
+        # Link-local address -> IP hops from its instance, for the IMDS hop limit (bridge mode: 2).
+        self._hops: dict[str, int] = {}
+        self._published_generation = -1
+        # The instances' IMDS and ECS agent introspection as the docker host reaches them (tools such
+        # as `ecs-lab doctor` and the exercises: never 169.254.x from the host's own netns), served
+        # by this process over the backend's own world (`_serve_on_host`).
+        self.host_imds = None
+        self.host_ecs = None
+        self.host_endpoints: dict[int, dict[str, str]] = {}
         self.started_in: float | None = None
         self._lock_file = None
         self.lab_image_ref: str | None = None  # what LAB_IMAGE is for this lab (start())
@@ -297,6 +306,8 @@ class DockerBackend:
             self._routes[self.topo.instance_block(n)] = inst.instance_id
         self._publish_world()
         self._start_services()
+        for inst in list(self.world.instances):
+            self._serve_on_host(inst)
         self._watch_stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="docker-task-watch", daemon=True)
         self._watcher.start()
@@ -331,6 +342,11 @@ class DockerBackend:
                         changed = True
             if changed:
                 self.world.touch()
+            if self.world.generation != self._published_generation:
+                # Changed from outside a task start (an instance's IMDS policy or ECS agent config
+                # through the host-side endpoints): the services follow within one tick.
+                with contextlib.suppress(Exception):
+                    self._publish_world()
 
     def stop(self) -> None:
         watch_stop = getattr(self, "_watch_stop", None)
@@ -349,6 +365,13 @@ class DockerBackend:
                     list(pool.map(self._stop_quietly, batch))
         # The testcontainers objects leave as they came (containers, then the networks they were on);
         # the sweep by run label is the safety net for what a failure left half-made.
+        if self.host_imds is not None:
+            with contextlib.suppress(Exception):
+                self.host_imds.stop()
+        if self.host_ecs is not None:
+            with contextlib.suppress(Exception):
+                self.host_ecs.close()
+        self.host_imds = self.host_ecs = None
         for container in reversed(self.lab_containers):
             with contextlib.suppress(Exception):
                 container.stop()
@@ -410,7 +433,28 @@ class DockerBackend:
             raise ValueError(f"the docker backend has {self.stack.instances} instance network(s), fixed at "
                              f"start; instance {inst.index} has none (start it with more instances)")
         self._routes[self.topo.instance_block(inst.index)] = inst.instance_id
+        self._serve_on_host(inst)
         self.publish_world()
+
+    def _serve_on_host(self, inst: ContainerInstance) -> None:
+        """Instance `inst`'s IMDS (as the instance itself and, one hop further, as a bridge-mode
+        container on it sees it) and its ECS agent introspection, on loopback ports of this process,
+        over the backend's world: a policy or ecs.config change made there is the world's, which
+        the lab's services (what the containers call) load within a tick (`_watch`)."""
+        from lab.fakes.ecs_metadata.server import EcsMetadataServer
+        from lab.fakes.imds.server import ImdsServer
+
+        with self._lock:
+            if self.host_imds is None:
+                self.host_imds = ImdsServer(self.world, name="imds-host").start()
+                self.host_ecs = EcsMetadataServer(self.world).start()
+            if inst.index in self.host_endpoints:
+                return
+            self.host_endpoints[inst.index] = {
+                "imds_host_url": self.host_imds.listen("127.0.0.1", 0, inst).url,
+                "imds_bridge_url": self.host_imds.listen("127.0.0.1", 0, inst, hops=2).url,
+                "ecs_endpoint_host": self.host_ecs.listen_introspection("127.0.0.1", 0, inst).url,
+            }
 
     def instance_endpoints(self, inst: ContainerInstance) -> InstanceEndpoints:
         """The lab's services as an agent container on this instance reaches them."""
@@ -423,7 +467,9 @@ class DockerBackend:
     def _publish_world(self) -> int:
         # One writer at a time: a slower thread must not put an older generation over a newer one.
         with self._world_lock:
-            return write_world_file(self.world_dir / "world.json", self.world, self._routes)
+            generation = write_world_file(self.world_dir / "world.json", self.world, self._routes, self._hops)
+            self._published_generation = generation
+            return generation
 
     def _wait_world(self, generation: int, timeout: float = 10.0) -> None:
         """The services answer from the new world (e.g. a task's metadata token) before we go on."""
@@ -727,6 +773,9 @@ class DockerBackend:
             networks = {"linklocal": self._link_local_address(n), f"instance{n}": None}
             if spec.name == "datadog-agent":
                 networks = self.topo.agent_addresses(n)
+            # Bridge mode: the instance routes the container's packets through its docker bridge, one
+            # hop the token PUT's response (HttpPutResponseHopLimit) has to survive, as on EC2.
+            self._hops[networks["linklocal"]] = 2
         extra = {}
         if spec.memory:
             extra["mem_limit"] = f"{spec.memory}m"
@@ -1017,9 +1066,12 @@ class DockerBackend:
                         env: dict[str, str] | None = None) -> tuple[int, str]:
         """Run a one-off container on instance N (bridge, link-local attached first); returns
         (exit code, output). What an app container would see, without being a task."""
+        linklocal = self._link_local_address(n)
+        self._hops[linklocal] = 2  # a bridge-mode container, as an app's
+        self.publish_world()
         cid = self._create(name=f"ecs-lab-run-{uuid.uuid4().hex[:8]}", image=LAB_IMAGE,
                            labels=self._labels("run"), entrypoint=[], command=argv,
-                           networks={"linklocal": self._link_local_address(n), f"instance{n}": None},
+                           networks={"linklocal": linklocal, f"instance{n}": None},
                            env={"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://{IMDS_IP}", **(env or {})})
         try:
             self.client.api.start(cid)
@@ -1040,6 +1092,9 @@ class DockerBackend:
                 "index": n, "instance_id": inst.instance_id, "private_ip": inst.private_ip,
                 "agent_localhost": "127.0.0.1",  # the agent's own netns: localhost is itself
                 "imds_url": "http://169.254.169.254", "ecs_endpoint": self.topo.ecs_agent_url,
+                # The same instance's IMDS (and at a bridge container's distance) and introspection
+                # as the host reaches them: what `ecs-lab doctor` and the exercises call.
+                **self.host_endpoints.get(n, {}),
                 # The same IMDS (its /ecs-lab/ control API included) on the lab network leg: what
                 # the host uses, never 169.254.x from the host's own network namespace.
                 "imds_control_url": f"http://{IMDS_LAB_IP}:{IMDS_PORT}",

@@ -69,14 +69,17 @@ def _fields(cls, doc: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k in names}
 
 
-def world_to_json(world: World, routes: Mapping[str, str] | None = None) -> dict:
-    """The world (cluster, instances, tasks, containers) plus `routes` {cidr: instance_id}."""
+def world_to_json(world: World, routes: Mapping[str, str] | None = None,
+                  hops: Mapping[str, int] | None = None) -> dict:
+    """The world (cluster, instances, tasks, containers) plus `routes` {cidr: instance_id} and `hops`
+    {link-local address: IP hops from its instance}, for callers further than one hop (bridge mode)."""
     with world._lock:
         return {
             "generation": world.generation,
             "cluster": dataclasses.asdict(world.cluster),
             "instances": [dataclasses.asdict(inst) for inst in world.instances],
             "routes": dict(routes or {}),
+            "hops": dict(hops or {}),
         }
 
 
@@ -106,9 +109,10 @@ def world_from_json(doc: Mapping[str, Any], into: World | None = None) -> World:
     return world
 
 
-def write_world_file(path: str | os.PathLike, world: World, routes: Mapping[str, str] | None = None) -> int:
+def write_world_file(path: str | os.PathLike, world: World, routes: Mapping[str, str] | None = None,
+                     hops: Mapping[str, int] | None = None) -> int:
     """Write atomically (rename), so a reader never sees half a file; returns the generation."""
-    doc = world_to_json(world, routes)
+    doc = world_to_json(world, routes, hops)
     path = Path(path)
     # Tasks start on several threads at once (one per task, as the ECS agent does): each writer its
     # own temporary file, so one rename never takes another's.
@@ -125,6 +129,7 @@ class WorldFile:
         self.path = Path(path)
         self.world = World()
         self.routes: dict[str, str] = {}
+        self.hops: dict[str, int] = {}
         self.loaded_generation = -1
         self._on_load = on_load
         self._interval = interval
@@ -149,6 +154,7 @@ class WorldFile:
             return False
         world_from_json(doc, into=self.world)
         self.routes = dict(doc.get("routes", {}))
+        self.hops = {str(ip): int(h) for ip, h in (doc.get("hops") or {}).items()}
         self._stamp = stamp
         if self._on_load:  # before the generation is announced: the backend waits on it
             self._on_load(self)
@@ -229,6 +235,8 @@ def run_imds(world_file: WorldFile, stop: threading.Event, host: str = "0.0.0.0"
             if (cidr, iid) not in routed:
                 imds.model.route(cidr, iid)
                 routed.add((cidr, iid))
+        # Bridge-mode containers are one hop further than their instance: the hop limit counts it.
+        imds.model.caller_hops = dict(wf.hops)
         # The reload replaced the instances: policies set through the control API hold on.
         imds.model.reapply_policies()
 

@@ -62,7 +62,7 @@ def list_(as_json: bool, lang: str | None) -> None:
         click.echo(json.dumps(items, ensure_ascii=False, indent=2))
         return
     for item in items:
-        click.echo(f"{item['id']:30} {item['title']}")
+        click.echo(f"{item['id']:30} {'+'.join(item['backends']):13} {item['title']}")
 
 
 @exercise.command()

@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from lab.ecs.diagnose import Finding, agent_findings, secrets_findings
-from lab.sandbox.target import APP_METRIC, DATA_ROUTES, LabTarget, container, get_env, http_get
+from lab.sandbox.target import APP_METRIC, DATA_ROUTES, LabTarget, container, get_env, http_get, instance_url
 from lab.stack import AGENT_SERVICE
 from lab.tasks import is_agent_image, is_fips_proxy_image
 
@@ -370,7 +370,7 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
     # metadata endpoints
     imds_policy = {}
     for inst in instances:
-        url = inst.get("imds_url")
+        url = instance_url(inst, "imds")
         if not url:
             continue
         v1, body1 = http_get(url + "/latest/meta-data/local-ipv4")
@@ -401,9 +401,10 @@ def walk(target: LabTarget, *, wait: FlowWait | None = None) -> Report:
         ]
         hops.append(Hop("imds", True, "; ".join(notes) or "local-ipv4 answers (v1 and v2)"))
     for inst in instances:
-        if not inst.get("ecs_endpoint"):
+        endpoint = instance_url(inst, "ecs")
+        if not endpoint:
             continue
-        code, body = http_get(inst["ecs_endpoint"] + "/v1/metadata")
+        code, body = http_get(endpoint + "/v1/metadata")
         if code != 200:
             hops.append(
                 Hop(
@@ -500,7 +501,7 @@ def _instance(instances: list[dict], index: int) -> dict:
 def _bridge_token_hint(instances: list[dict], index: int) -> str:
     """Why an IMDSv2 app in bridge mode got no token: ask for one as such a container does (one hop
     further than the instance); no answer there while the instance itself gets one is the hop limit."""
-    url = _instance(instances, index).get("imds_bridge_url")
+    url = instance_url(_instance(instances, index), "imds_bridge")
     if not url:
         return ""
     code, _token = http_get(
@@ -517,7 +518,7 @@ def _bridge_token_hint(instances: list[dict], index: int) -> str:
 
 def _metadata_file_hint(instances: list[dict], index: int) -> str:
     """Why an app that reads the container metadata file found no host: is the file written at all?"""
-    endpoint = _instance(instances, index).get("ecs_endpoint")
+    endpoint = instance_url(_instance(instances, index), "ecs")
     if not endpoint:
         return ""
     code, body = http_get(endpoint + "/ecs-lab/config")

@@ -24,7 +24,15 @@ from pathlib import Path
 
 from lab.ecs.translate import execution_role
 from lab.sandbox.doctor import Report, walk
-from lab.sandbox.target import LabTarget, TargetError, container, http_get, registrable, set_env
+from lab.sandbox.target import (
+    LabTarget,
+    TargetError,
+    container,
+    http_get,
+    instance_url,
+    registrable,
+    set_env,
+)
 from lab.sandbox.texts import LANGS, TEXTS
 from lab.stack import AGENT_SERVICE, app_service
 
@@ -36,6 +44,9 @@ DEPLOYMENT_MARKER = "LAB_DEPLOYMENT"
 MISSING_SECRET_ARN = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{SECRET_NAME}-AbC123"
 
 
+BACKENDS = ("local", "docker")
+
+
 @dataclass(frozen=True)
 class Exercise:
     id: str
@@ -43,6 +54,10 @@ class Exercise:
     service: str  # the service it redeploys
     breaks: Callable[[LabTarget], None]
     fixes: Callable[[LabTarget], None]
+    # The backends whose lab it breaks as the story tells (docs/sandbox.md#exercises-and-backends).
+    backends: tuple[str, ...] = BACKENDS
+    # Why a backend is left out (shown by `exercise start` on it).
+    not_on: str = ""
 
     def text(self, lang: str = "en") -> dict:
         lang = lang if lang in LANGS else "en"
@@ -171,7 +186,7 @@ def _imds_policy(**options: object) -> Callable[[LabTarget], None]:
     def change(target: LabTarget) -> None:
         for inst in target.instances():
             code, body = http_get(
-                inst["imds_url"] + "/ecs-lab/policy",
+                f"{instance_url(inst, 'imds')}/ecs-lab/policy",
                 method="POST",
                 headers={"Content-Type": "application/json"},
                 data=json.dumps(options).encode(),
@@ -193,7 +208,7 @@ def _container_metadata(enabled: bool) -> Callable[[LabTarget], None]:
     def change(target: LabTarget) -> None:
         for inst in target.instances():
             code, body = http_get(
-                inst["ecs_endpoint"] + "/ecs-lab/config",
+                f"{instance_url(inst, 'ecs')}/ecs-lab/config",
                 method="POST",
                 headers={"Content-Type": "application/json"},
                 data=json.dumps({"ECS_ENABLE_CONTAINER_METADATA": str(enabled).lower()}).encode(),
@@ -363,6 +378,7 @@ def catalogue(lang: str = "en") -> list[dict]:
             "title": e.text(lang)["title"],
             "story": e.text(lang)["story"],
             "hints": len(e.text(lang)["hints"]),
+            "backends": list(e.backends),
         }
         for e in EXERCISES.values()
     ]
@@ -399,6 +415,11 @@ class ExerciseSession:
 
     def start(self, exercise_id: str) -> Exercise:
         ex = get(exercise_id)
+        if self.target.backend not in ex.backends:
+            raise TargetError(
+                f"exercise {ex.id} runs on the {' and '.join(ex.backends)} backend(s), this lab is on "
+                f"{self.target.backend}" + (f": {ex.not_on}" if ex.not_on else "")
+            )
         if self.active():
             self.reset()
         originals = {svc: self.target.service(svc)["taskDefinition"] for svc in {AGENT_SERVICE, ex.service}}

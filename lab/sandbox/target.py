@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,6 +130,11 @@ class LabTarget:
         return list(self.status.get("instances") or [])
 
     @property
+    def backend(self) -> str:
+        """Which backend runs the lab ("local" or "docker")."""
+        return str(self.status.get("backend") or "local")
+
+    @property
     def features(self) -> frozenset[str]:
         from lab.stack import DEFAULT_FEATURES
 
@@ -170,11 +176,22 @@ class LabTarget:
             out.extend(self.ecs.describe_tasks(cluster=self.cluster, tasks=arns[i : i + 100])["tasks"])
         return out
 
+    @property
+    def roll_timeout(self) -> float:
+        """How long a service's roll may take: past the backends' bound on one task's start (3x the
+        lab's readiness bound; on docker a new agent task is started only once Docker's health check
+        passes, and ECS's launch throttling may hold a relaunch back up to 30 s), as the lab itself
+        waits for a deployment (`EcsLab.wait_deployed`)."""
+        ready = self.status.get("ready_timeout") or (self.status.get("stack") or {}).get("ready_timeout")
+        return max(60.0, 4 * float(ready or 0))
+
     def wait_rolled(
-        self, service: str, task_definition: str, timeout: float = 60.0, need_running: bool = True
+        self, service: str, task_definition: str, timeout: float | None = None, need_running: bool = True
     ) -> None:
         """Until the service runs only tasks of `task_definition` (or, when it cannot start them,
-        until the old ones are gone): what `aws ecs wait services-stable` waits for."""
+        until the old ones are gone): what `aws ecs wait services-stable` waits for. `timeout`:
+        `roll_timeout` unless given."""
+        timeout = self.roll_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             tasks = self.tasks(service)
@@ -234,6 +251,25 @@ class LabTarget:
                     failed[v] = f"GET {app.url}/work -> {code or body}"
                     break
         return failed
+
+
+def instance_url(inst: dict, kind: str) -> str | None:
+    """Instance `inst`'s (a status `instances[]` entry) IMDS (`kind` "imds"), IMDS at a bridge-mode
+    container's distance ("imds_bridge") or ECS agent introspection ("ecs"), as this machine reaches
+    it. The docker backend lists what its containers call (169.254.x, the lab's link-local network)
+    and, apart, what the host calls (`*_host` keys); the local backend's addresses serve both. A
+    169.254.x address is never called from here: on this machine it belongs to someone else."""
+    keys = {"imds": ("imds_host_url", "imds_url"), "imds_bridge": ("imds_bridge_url",),
+            "ecs": ("ecs_endpoint_host", "ecs_endpoint")}[kind]
+    url = next((inst[k] for k in keys if inst.get(k)), None)
+    if url is None:
+        return None
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host.startswith("169.254."):
+        raise TargetError(f"instance {inst.get('index')}: the lab's status gives no address for its {kind} "
+                          f"endpoint that this machine may call (only {url}, which is the lab's own "
+                          "link-local network inside docker): restart the lab with this version")
+    return url.rstrip("/")
 
 
 def registrable(td: dict) -> dict:

@@ -166,6 +166,44 @@ def test_a_bridge_listener_holds_the_docs_curl_token_line_to_the_hop_limit(world
         assert run(bridge) == inst.private_ip
 
 
+def test_a_shared_listener_holds_bridge_mode_callers_to_the_hop_limit_by_address(world, tmp_path):
+    """The docker backend's IMDS: one listener for every caller, told apart by source address. The
+    backend's world file says which link-local addresses are bridge-mode containers (2 hops); their
+    token PUT gets no answer under hop limit 1, while a caller on the instance (1 hop) gets a token."""
+    import http.client
+
+    from lab.backends.docker_services import WorldFile, write_world_file
+
+    inst = world.instance(1)
+    path = tmp_path / "world.json"
+    write_world_file(path, world, {"127.0.52.0/24": inst.instance_id}, {"127.0.52.7": 2})
+    loaded = WorldFile(path)
+    assert loaded.load() and loaded.hops == {"127.0.52.7": 2}
+
+    def token_put(listener_url: str, source: str) -> int | str:
+        host, port = listener_url.removeprefix("http://").rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10, source_address=(source, 0))
+        try:
+            conn.request("PUT", "/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+            return conn.getresponse().status
+        except (http.client.RemoteDisconnected, ConnectionResetError) as exc:
+            return type(exc).__name__
+        finally:
+            conn.close()
+
+    with ImdsServer(world) as server:
+        server.model.route("127.0.52.0/24", inst.instance_id)
+        server.model.caller_hops = loaded.hops  # what the docker IMDS does on every world load
+        url = server.listen("127.0.52.1", 0).url
+        server.model.set_policy(inst.instance_id, tokens_required=True, hop_limit=1)
+        assert token_put(url, "127.0.52.6") == 200  # one hop: on the instance
+        assert token_put(url, "127.0.52.7") == "RemoteDisconnected"  # bridge mode: no answer
+        doc = json.loads(call(url + "/ecs-lab/instances")[1])["instances"][0]
+        assert doc["HopLimitEnforced"] is True
+        server.model.set_policy(inst.instance_id, hop_limit=2)
+        assert token_put(url, "127.0.52.7") == 200
+
+
 def test_stop_closes_every_listener(world):
     server = ImdsServer(world)
     url = server.listen("127.0.0.1", 0, world.instance(1)).url

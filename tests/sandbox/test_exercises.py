@@ -5,41 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from lab.sandbox.exercises import EXERCISES, ExerciseSession, catalogue
+from lab.sandbox.exercises import EXERCISES, catalogue
 from lab.sandbox.texts import LANGS
+
+from .exercise_flow import break_then_fix
 
 # ~30 s each on one lab: under pytest-xdist (CI) three workers share them, each with its own lab.
 XDIST_SPLIT = 3
-# What the first broken hop's evidence or fix must say where the hop's name alone does not tell the
-# cause apart (the same hop breaks in several exercises).
-REASONS = {
-    "imdsv2-hop-limit": "HttpPutResponseHopLimit",
-    "container-metadata-disabled": "ECS_ENABLE_CONTAINER_METADATA",
-    "wrong-dd-site": "DD_SITE",
-    "imdsv2-required": "IMDSv2",
-}
 
 
 @pytest.mark.parametrize("exercise_id", list(EXERCISES))
 def test_exercise_breaks_then_solution_fixes(target, tmp_path, exercise_id):
-    ex = EXERCISES[exercise_id]
-    session = ExerciseSession(target, tmp_path / "exercise.json")
-    try:
-        session.start(exercise_id)
-        broken = session.check()
-        assert not broken.ok, f"{exercise_id} did not break anything:\n{broken.text()}"
-        assert broken.first_broken.hop.startswith(ex.hop), (
-            f"{exercise_id}: the first broken hop should be {ex.hop}\n{broken.text()}"
-        )
-        assert broken.first_broken.evidence and broken.first_broken.fix
-        said = f"{broken.first_broken.evidence}\n{broken.first_broken.fix}"
-        assert REASONS.get(exercise_id, "") in said, f"{exercise_id}: the reason is not named:\n{said}"
-        assert session.hint().startswith("hint 1/")
-        session.solve()
-        fixed = session.check()
-        assert fixed.ok, f"{exercise_id}: still broken after the solution:\n{fixed.text()}"
-    finally:
-        session.reset()
+    break_then_fix(target, tmp_path / "exercise.json", exercise_id)
 
 
 def test_every_exercise_has_texts_in_every_language():
@@ -50,3 +27,21 @@ def test_every_exercise_has_texts_in_every_language():
             assert len(text["hints"]) >= 2, (ex.id, lang)
     assert len(EXERCISES) >= 10
     assert {e["id"] for e in catalogue("ko")} == set(EXERCISES)
+
+
+def test_start_refuses_an_exercise_on_a_backend_it_does_not_run_on(tmp_path, monkeypatch):
+    from lab.sandbox import exercises
+    from lab.sandbox.target import LabTarget, TargetError
+
+    def never(_target):
+        raise AssertionError("the lab must not be touched")
+
+    only_local = exercises.Exercise("only-local", "imds", "svc", never, never, backends=("local",),
+                                    not_on="the docker backend has no such thing")
+    monkeypatch.setitem(exercises.EXERCISES, "only-local", only_local)
+    target = LabTarget({"backend": "docker", "cluster": "c", "control_plane": "http://127.0.0.1:1",
+                        "intake_url": "http://127.0.0.1:1"})
+    session = exercises.ExerciseSession(target, tmp_path / "exercise.json")
+    with pytest.raises(TargetError, match="runs on the local backend.*this lab is on docker: the docker"):
+        session.start("only-local")
+    assert session.active() is None

@@ -368,6 +368,10 @@ class ImdsModel:
         self.policies_set: dict[str, dict] = {}
         # Set by a server that serves callers further than one hop (ImdsServer.listen(hops=2)).
         self.hop_limit_enforced = False
+        # On a shared listener: how many IP hops a caller (by source address) is from its instance,
+        # when more than one. The docker backend knows which of its containers are in bridge mode
+        # and writes their addresses into its world file (docs/imds.md#hop-limit).
+        self.caller_hops: dict[str, int] = {}
 
     # -- instances and who is calling --------------------------------------------------------------
     def instance(self, instance_id: str) -> ContainerInstance:
@@ -411,6 +415,10 @@ class ImdsModel:
             return None, f"{peer} matches routes of several instances {sorted(matches)}"
         return None, (f"cannot tell which instance {peer} belongs to: no container has that address, "
                       f"it is no instance's private IP and no route covers it")
+
+    def hops_of(self, peer: str | None) -> int:
+        """How many IP hops `peer` is from its instance, as far as this model was told (1 otherwise)."""
+        return self.caller_hops.get(peer or "", 1)
 
     # -- policy switches (they write the world: it is the one source of truth) --------------------
     def set_policy(self, instance_id: str, *, tokens_required: bool | None = None,
@@ -457,7 +465,7 @@ class ImdsModel:
             "HttpPutResponseHopLimit": inst.imds_hop_limit,
             "InstanceMetadataTags": "enabled" if inst.imds_tags_enabled else "disabled",
             # Only where a listener knows its callers' distance (docs/imds.md#hop-limit).
-            "HopLimitEnforced": self.hop_limit_enforced,
+            "HopLimitEnforced": self.hop_limit_enforced or any(h > 1 for h in self.caller_hops.values()),
             "SpotAction": self._spot[inst.instance_id].as_json() if inst.instance_id in self._spot else None,
         }
 

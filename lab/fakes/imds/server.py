@@ -145,9 +145,12 @@ class ImdsServer:
             instance, why = self.model.resolve(peer)
             if instance is None:
                 log.warning("IMDS %s %s from %s: %s", request.method, request.path, peer, why)
+        hops = request.app[_HOPS_KEY]
+        if bound is None:
+            # A shared listener tells callers apart by address: their distance too.
+            hops = max(hops, self.model.hops_of(peer))
         answer = self.model.handle(
-            ImdsRequest(request.method, request.path, dict(request.headers), peer, request.app[_HOPS_KEY]),
-            instance, why)
+            ImdsRequest(request.method, request.path, dict(request.headers), peer, hops), instance, why)
         if answer.delay:
             await asyncio.sleep(answer.delay)
         if answer.drop:

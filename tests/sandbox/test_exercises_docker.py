@@ -1,0 +1,47 @@
+"""The exercises that make sense on docker, on one docker lab: the same flow as on the local backend
+(exercise_flow.break_then_fix). Here the agent and the apps are containers in bridge mode, host
+ports are the instance's forwarder, IMDS and task metadata are the lab's link-local services: the
+breaks are the ones a user makes on an EC2 instance."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.sandbox.exercises import EXERCISES
+from lab.sandbox.target import LabTarget
+
+from .exercise_flow import break_then_fix
+
+pytestmark = pytest.mark.docker
+
+ON_DOCKER = [e.id for e in EXERCISES.values() if "docker" in e.backends]
+
+
+@pytest.fixture(scope="module")
+def docker_target(tmp_path_factory):
+    from lab.pytest_plugin import start_lab
+
+    # The apps the exercises use, as on the local backend (tests/sandbox/conftest.py). The readiness
+    # bound is CI's (two lanes start labs at once on 2 cores).
+    lab = start_lab(
+        "docker",
+        apps=("imdsv1", "imdsv2", "metadata_file"),
+        run_dir=tmp_path_factory.mktemp("sandbox-docker"),
+        ready_timeout=60,
+    )
+    try:
+        yield LabTarget.of_lab(lab.ecs_lab)
+    finally:
+        lab.ecs_lab.stop()
+
+
+def test_every_exercise_says_where_it_runs():
+    assert ON_DOCKER, "no exercise runs on docker"
+    for ex in EXERCISES.values():
+        assert ex.backends and set(ex.backends) <= {"local", "docker"}, ex.id
+        assert "local" in ex.backends, f"{ex.id}: every exercise runs on the local backend"
+
+
+@pytest.mark.parametrize("exercise_id", ON_DOCKER)
+def test_exercise_breaks_then_solution_fixes_on_docker(docker_target, tmp_path, exercise_id):
+    break_then_fix(docker_target, tmp_path / "exercise.json", exercise_id)

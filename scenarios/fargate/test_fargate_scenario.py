@@ -1,5 +1,5 @@
 """fargate: the seed document's app + Datadog agent sidecar, registered with the aws CLI and run with
-`run-task --launch-type FARGATE` on a lab with no EC2 instance (local backend).
+`run-task --launch-type FARGATE` on a lab with no EC2 instance (either backend).
 
 What a user checks on ECS, and what this proves:
 - the task runs with launch type FARGATE, no container instance, an ENI with its private address,
@@ -96,11 +96,13 @@ def test_inside_the_task_metadata_v4_only(fargate_lab, fargate_task):
     stats = json.loads(out)
     assert set(stats) == {c["DockerId"] for c in meta["Containers"]}
     assert all(s.get("cpu_stats") and s.get("memory_stats") for s in stats.values())
-    # No IMDS from a Fargate task: the SDK's metadata endpoint does not answer, and the task's
-    # environment says Fargate, with no container metadata file (an EC2 feature).
+    # No IMDS from a Fargate task: where an SDK looks for it (its endpoint variable, else
+    # 169.254.169.254, which the docker backend's task cannot route to) nothing answers, and the
+    # task's environment says Fargate, with no container metadata file (an EC2 feature).
     code, out = _in_task(fargate_lab, fargate_task, "web",
                          'echo "$AWS_EXECUTION_ENV ${ECS_CONTAINER_METADATA_FILE:-nofile}"; '
-                         'curl -s -m 2 "$AWS_EC2_METADATA_SERVICE_ENDPOINT/latest/meta-data/instance-id"')
+                         'curl -s -m 2 "${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}'
+                         '/latest/meta-data/instance-id"')
     assert out.split("\n")[0] == "AWS_ECS_FARGATE nofile" and code != 0, (code, out)
 
 

@@ -1,6 +1,6 @@
 """fargate_firelens: the seed document's Fargate task (app + FireLens log router + Datadog agent
 sidecar), registered with the aws CLI and run with `run-task --launch-type FARGATE` on a lab with no
-EC2 instance (local backend; on docker the `fargate_lab` fixture skips: no Fargate runner there).
+EC2 instance (either backend).
 
 What a user checks, and what this proves:
 - the app's lines go through FireLens (its `awsfirelens` options: Name datadog, Host, TLS, apikey,

@@ -104,6 +104,13 @@ APP_PORT = 8080  # lab.apps.entrypoints.APP_PORT
 ENGINE_LOCK = Path(os.environ.get("LAB_DOCKER_LOCK", "/tmp/ecs-agent-lab-docker.lock"))
 
 
+def ecs_health(docker_status: str) -> str:
+    """Docker's health status in ECS's words (ECS API reference, `Container.healthStatus`: HEALTHY,
+    UNHEALTHY or UNKNOWN): docker's `starting` (no verdict yet, failures inside the start period
+    included) is UNKNOWN."""
+    return {"healthy": "HEALTHY", "unhealthy": "UNHEALTHY"}.get(docker_status.lower(), "UNKNOWN")
+
+
 def engine_socket_path() -> str | None:
     """The engine's unix socket on this host (DOCKER_HOST, else docker's default), or None when the
     engine is reached another way (tcp): then nothing can mount it."""
@@ -359,8 +366,8 @@ class DockerBackend:
                         changed = True
                         continue
                     health = (state.get("Health") or {}).get("Status")
-                    if health and health.upper() != c.health_status:
-                        c.health_status = health.upper()
+                    if health and ecs_health(health) != c.health_status:
+                        c.health_status = ecs_health(health)
                         changed = True
             if changed:
                 self.world.touch()
@@ -1096,7 +1103,7 @@ class DockerBackend:
                 raise ContainerExited(f"{c.name} exited with {state['ExitCode']}:\n{self.logs(c.docker_id)}")
             health = state.get("Health") or {}
             status = health.get("Status", "healthy")
-            c.health_status = status.upper()
+            c.health_status = ecs_health(status)
             if health.get("Log"):
                 last_check.update(health["Log"][-1])
             return status == "healthy"

@@ -32,6 +32,9 @@ FARGATE_METRICS = ("ecs.fargate.cpu.usage", "ecs.fargate.mem.usage", "ecs.fargat
                    "ecs.fargate.io.bytes.read", "ecs.fargate.net.bytes_rcvd", "ecs.fargate.cpu.task.limit",
                    "ecs.fargate.mem.task.limit")
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# A task is RUNNING once its containers started and its agent sidecar is ready: on docker, when
+# docker's health check first passes, one `interval` (30 s) after the start, a second try one more.
+RUNNING_WITHIN = 150
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,7 @@ def fargate_task(fargate_lab):
     def described() -> dict:
         return fl.ecs.describe_tasks(cluster=fl.name, tasks=[arn])["tasks"][0]
 
-    task = wait_until(lambda: described()["lastStatus"] == "RUNNING" and described(), 90,
+    task = wait_until(lambda: described()["lastStatus"] == "RUNNING" and described(), RUNNING_WITHIN,
                       what="the Fargate task RUNNING (stoppedReason says why not)")
     yield {"arn": arn, "described": task, "subnet": subnet}
     fl.ecs.stop_task(cluster=fl.name, task=arn, reason="scenario done")

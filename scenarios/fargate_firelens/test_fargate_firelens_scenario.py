@@ -41,6 +41,9 @@ ROUTER_START_AND_MARGIN = 20.0  # the router, then the app after it (START depen
 FARGATE_METRICS = ("ecs.fargate.cpu.usage", "ecs.fargate.mem.usage", "ecs.fargate.mem.limit",
                    "ecs.fargate.cpu.task.limit", "ecs.fargate.mem.task.limit")
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# A task is RUNNING once its containers started and its agent sidecar is ready: on docker, when
+# docker's health check first passes, one `interval` (30 s) after the start, a second try one more.
+RUNNING_WITHIN = 150
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +68,7 @@ def fargate_task(fargate_lab):
         assert task["lastStatus"] != "STOPPED", f"the task stopped: {task.get('stoppedReason')}"
         return task if task["lastStatus"] == "RUNNING" else None
 
-    task = wait_until(running, 90, what="the Fargate FireLens task RUNNING")
+    task = wait_until(running, RUNNING_WITHIN, what="the Fargate FireLens task RUNNING")
     yield {"arn": arn, "described": task, "subnet": subnet, "started": started}
     fl.ecs.stop_task(cluster=fl.name, task=arn, reason="scenario done")
 

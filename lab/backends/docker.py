@@ -906,11 +906,10 @@ class DockerBackend:
         binds: dict[str, dict[str, str]] = {}
         if fargate:
             # Fargate: task metadata v3/v4 and the ECS agent URI; no container metadata file (an EC2
-            # feature). The IMDS endpoint is the SDKs' own default, 169.254.169.254, which the task's
-            # namespace has no route to: named, so the lab's apps (which refuse to guess it) start.
-            env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://{IMDS_IP}"}
-            env.update(container_env(instance, task, c, base_url=f"http://{TASK_METADATA_IP}",
-                                     relative_credentials=True))
+            # feature) and no IMDS endpoint: an SDK tries its default, 169.254.169.254, which the
+            # task's namespace has no route to.
+            env = container_env(instance, task, c, base_url=f"http://{TASK_METADATA_IP}",
+                                relative_credentials=True)
         else:
             meta_dir.mkdir(parents=True, exist_ok=True)
             env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://{IMDS_IP}"}

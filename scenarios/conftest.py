@@ -213,13 +213,11 @@ class FargateLab:
 
 @pytest.fixture(scope="module")
 def fargate_lab(request):
-    """A lab with no EC2 instance at all: the local backend's fakes (intake, task metadata), the
-    embedded control plane and the cluster's Fargate agent. Nothing runs until the scenario registers
-    its task definition and runs it on FARGATE, as users do (scenarios fargate, fargate_firelens)."""
+    """A lab with no EC2 instance at all: the backend's fakes (intake, task metadata), the embedded
+    control plane and the cluster's Fargate agent, on either backend (`--backend`). Nothing runs
+    until the scenario registers its task definition and runs it on FARGATE, as users do (scenarios
+    fargate, fargate_firelens)."""
     backend = request.config.getoption("--backend") or os.environ.get("LAB_BACKEND", "local")
-    if backend != "local":
-        pytest.skip(f"Fargate tasks run on the local backend only: on {backend} the lab has no Fargate "
-                    "task runner yet (docs/fargate.md#limits)")
     from lab.assembly import EcsLab
     from lab.fakes.intake.client import IntakeClient
     from lab.pytest_plugin import free_subnet
@@ -234,5 +232,5 @@ def fargate_lab(request):
                     "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null",
                     "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_PAGER": ""})
     with contextlib.ExitStack() as owner:
-        lab = owner.enter_context(EcsLab(stack, backend="local"))
+        lab = owner.enter_context(EcsLab(stack, backend=backend))
         yield FargateLab(lab, IntakeClient(lab.intake_url), aws_env)

@@ -203,6 +203,17 @@ class EcsAwareness:
             self.state.cluster = task.get("Cluster", "")
             self.state.uses_v4 = True
         self._map_containers({c.get("DockerId") for c in task.get("Containers", [])}, ok=True)
+        # The task's own answer names every container: the agent's Fargate collector tags each one
+        # from it, whether or not its processes are visible here (in separate containers they are
+        # not: only the local backend's processes share the agent's /proc).
+        tags = self.fargate_tags("low")
+        with self._lock:
+            for container in task.get("Containers") or []:
+                docker_id = container.get("DockerId")
+                if docker_id and docker_id not in self.state.containers:
+                    found = container_tags(task, container)
+                    found.low += [t for t in tags if t not in set(found.low)]
+                    self.state.containers[docker_id] = found
 
     def fargate_tags(self, cardinality: str = "low") -> list[str]:
         """The task's tags, which the agent on Fargate puts on everything it sends (the tagger's

@@ -129,8 +129,13 @@ def require_agent_host(env: Mapping[str, str] | None = None) -> str:
     quietly send to localhost, which in bridge mode is the app's own container. Fail loudly instead.
     """
     env = os.environ if env is None else env
-    require_metadata_endpoint(env)
     host = (env.get("DD_AGENT_HOST") or "").strip()
+    if not host and env.get("AWS_EXECUTION_ENV") == "AWS_ECS_FARGATE":
+        # On Fargate the agent is a sidecar in the task's network namespace: the tracer's and the
+        # DogStatsD client's default, localhost, is the agent (Datadog's ECS Fargate docs set no
+        # DD_AGENT_HOST), and the task has no IMDS to ask.
+        return "localhost"
+    require_metadata_endpoint(env)
     if not host or host == "null":  # jq prints `null` for a missing key
         missing = [tool for tool in ("curl", "jq") if shutil.which(tool) is None]
         hint = f"; not installed here: {', '.join(missing)}" if missing else ""

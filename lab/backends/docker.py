@@ -18,6 +18,15 @@ docs/ecs_metadata.md, docs/environment.md#link-local-addresses-belong-to-someone
   docker host's netns is not the instance's: its 169.254.169.254 belongs to someone else);
 - `awsvpc`: one netns per task (a pause container, the task's ENI) shared by its containers
   (`network_mode=container:<pause>`), so they share 127.0.0.1, as the FIPS sidecar needs;
+- FARGATE (`fargate_host`, then `start_task` on that host): the same pause container, on the lab's
+  Fargate subnet with the task's own private IP and on the link-local network for task metadata
+  (169.254.170.2) only: its netns has no route to 169.254.169.254, as a Fargate task has no IMDS;
+  no docker socket, host mounts or metadata file (docs/fargate.md#on-the-docker-backend);
+- FireLens: the router container gets ECS's generated configuration at
+  /fluent-bit/etc/fluent-bit.conf and a host directory at /var/run for its forward socket; the
+  backend reads each `awsfirelens` container's output from the engine and sends it to that socket
+  as docker's fluentd log driver does (real fluent-bit where the engine has the router's image, the
+  lab's stand-in otherwise);
 - the ECS agent's env (`ECS_CONTAINER_METADATA_URI(_V4)`, the metadata file, credentials) comes
   from `lab.fakes.ecs_metadata.model.container_env`, and the world records the *real* docker ids,
   so the agent's ECS tagging works on them.
@@ -26,6 +35,7 @@ docs/ecs_metadata.md, docs/environment.md#link-local-addresses-belong-to-someone
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import socket
@@ -45,6 +55,9 @@ from lab.backends.docker_services import (
     write_world_file,
 )
 from lab.backends.docker_topology import (
+    FARGATE_GATEWAY,
+    FARGATE_LINK_LOCAL_BLOCK,
+    FARGATE_SUBNET,
     IMDS_IP,
     IMDS_LAB_IP,
     LABEL,
@@ -79,10 +92,31 @@ AGENT_MOUNTS = (  # the docs' task definition volumes (docs/agent_contract.md)
     Mount("/sys/fs/cgroup/", "/host/sys/fs/cgroup", True),
 )
 ECS_METADATA_DIR = "/opt/ecs/metadata"  # where ECS mounts the container metadata file
+# FireLens, as ECS lays it out: the generated configuration where aws-for-fluent-bit reads it, and a
+# task directory at /var/run for the forward input's unix socket (fluent.sock).
+ROUTER_CONFIG_PATH = "/fluent-bit/etc/fluent-bit.conf"
+ROUTER_SOCKET_DIR = "/var/run"
+ROUTER_SOCKET_NAME = "fluent.sock"
+IMDS_UNREACHABLE = f"ip route add unreachable {IMDS_IP}/32"  # in a Fargate task's netns
 # Where ECS puts a bridge-mode container's dynamic host port (no hostPort): the ephemeral range.
 DYNAMIC_HOST_PORTS = range(32768, 61000)
 APP_PORT = 8080  # lab.apps.entrypoints.APP_PORT
 ENGINE_LOCK = Path(os.environ.get("LAB_DOCKER_LOCK", "/tmp/ecs-agent-lab-docker.lock"))
+
+
+def ecs_health(docker_status: str) -> str:
+    """Docker's health status in ECS's words (ECS API reference, `Container.healthStatus`: HEALTHY,
+    UNHEALTHY or UNKNOWN): docker's `starting` (no verdict yet, failures inside the start period
+    included) is UNKNOWN."""
+    return {"healthy": "HEALTHY", "unhealthy": "UNHEALTHY"}.get(docker_status.lower(), "UNKNOWN")
+
+
+def engine_socket_path() -> str | None:
+    """The engine's unix socket on this host (DOCKER_HOST, else docker's default), or None when the
+    engine is reached another way (tcp): then nothing can mount it."""
+    host = os.environ.get("DOCKER_HOST", "")
+    path = host[len("unix://"):] if host.startswith("unix://") else ("" if host else "/var/run/docker.sock")
+    return path if path and os.path.exists(path) else None
 
 
 def take_engine_lock(holder: str, timeout: float | None = None, progress=None):
@@ -209,6 +243,10 @@ class RunningTask:
     instance: ContainerInstance
     container_ids: dict[str, str] = field(default_factory=dict)  # container name -> docker id
     helper_ids: list[str] = field(default_factory=list)  # pause / host port forwarders
+    started: list[str] = field(default_factory=list)  # container names in the order they started
+    router_socket: str | None = None  # FireLens: the host path of the router's forward socket
+    shippers: dict[str, list[threading.Thread]] = field(default_factory=dict)  # awsfirelens drivers
+    log_stop: threading.Event = field(default_factory=threading.Event)
 
 
 class DockerBackend:
@@ -248,6 +286,8 @@ class DockerBackend:
         self.agent_tasks: dict[int, Task] = {}
         self.app_tasks: dict[str, Task] = {}
         self._next_address: dict[int, int] = {}
+        self._fargate_seq = 0  # the last Fargate ENI address handed out (host part)
+        self._fargate_link_local_seq = 0
         self._next_host_port: dict[int, int] = {}
         self._world_lock = threading.Lock()
         self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log copy
@@ -337,8 +377,8 @@ class DockerBackend:
                         changed = True
                         continue
                     health = (state.get("Health") or {}).get("Status")
-                    if health and health.upper() != c.health_status:
-                        c.health_status = health.upper()
+                    if health and ecs_health(health) != c.health_status:
+                        c.health_status = ecs_health(health)
                         changed = True
             if changed:
                 self.world.touch()
@@ -457,8 +497,75 @@ class DockerBackend:
             }
 
     def instance_endpoints(self, inst: ContainerInstance) -> InstanceEndpoints:
-        """The lab's services as an agent container on this instance reaches them."""
-        return self.topo.instance_endpoints(egress_proxy=self.stack.has("egress_proxy"))
+        """The lab's services as an agent container on this instance reaches them. A Fargate task
+        reaches the same intake (169.254.170.2 is on its link-local leg) and nothing of an
+        instance's: no ECS agent introspection, no IMDS, and its environment says Fargate."""
+        endpoints = self.topo.instance_endpoints(egress_proxy=self.stack.has("egress_proxy"))
+        if inst.launch_type == "FARGATE":
+            return replace(endpoints, ecs_agent_url=None, private_ip=inst.private_ip,
+                           extra_env={"LAB_AGENT_ALLOW_LINK_LOCAL_IMDS": "1"})
+        return endpoints
+
+    # -- Fargate ------------------------------------------------------------------------------------
+    def fargate_host(self, task_arn: str, availability_zone: str) -> ContainerInstance:
+        """The micro-VM of one Fargate task: a private IP of its own on the lab's Fargate subnet,
+        which its ENI (the task's pause container) will hold (docs/fargate.md#on-the-docker-backend)."""
+        self._fargate_network()
+        hosts = ipaddress.ip_network(FARGATE_SUBNET).num_addresses - 2
+        with self._lock:
+            in_use = {rt.instance.private_ip for rt in self.tasks.values()
+                      if rt.instance.launch_type == "FARGATE"}
+            for _ in range(hosts):
+                self._fargate_seq = self._fargate_seq % (hosts - 1) + 1  # .2 .. .254 (.1: gateway)
+                address = str(ipaddress.ip_network(FARGATE_SUBNET)[self._fargate_seq + 1])
+                if address not in in_use:
+                    break
+            else:
+                raise RuntimeError(f"the Fargate subnet {FARGATE_SUBNET} has no address left "
+                                   f"({len(in_use)} tasks run)")
+        return self.world.add_fargate_host(address, availability_zone)
+
+    def _fargate_network(self) -> None:
+        """The lab's Fargate subnet, made when the first Fargate task asks for an address."""
+        with self._lock:
+            if "fargate" in self.networks:
+                return
+            network = lab_network(self.network_name("fargate"), subnet=FARGATE_SUBNET,
+                                  gateway=FARGATE_GATEWAY, ip_range=None, labels=self._labels("network"))
+            try:
+                network.create()
+            except Exception as exc:
+                raise RuntimeError(f"cannot create docker network {self.network_name('fargate')} "
+                                   f"({FARGATE_SUBNET}) for Fargate tasks: {exc}") from exc
+            self.networks["fargate"] = network
+
+    def _fargate_link_local_address(self) -> str:
+        """A task metadata address for a Fargate task: from a block no instance routes, so the
+        introspection API knows no instance for it."""
+        block = list(ipaddress.ip_network(FARGATE_LINK_LOCAL_BLOCK).hosts())
+        with self._lock:
+            self._fargate_link_local_seq = self._fargate_link_local_seq % len(block) + 1
+            return str(block[self._fargate_link_local_seq - 1])
+
+    def _start_eni(self, task: Task, instance: ContainerInstance) -> str:
+        """A Fargate task's network namespace (its ENI): its private IP on the Fargate subnet, a
+        link-local leg for task metadata, and no route to 169.254.169.254 (a Fargate task has no
+        IMDS). The route is set with NET_ADMIN by the pause container itself; the task's containers
+        join its namespace without that capability, so they cannot undo it. Returns its docker id."""
+        pause = self._create(
+            name=f"{task.containers[0].docker_name}-eni"[:120], image=LAB_IMAGE,
+            labels=self._labels("pause", **{"com.amazonaws.ecs.task-arn": task.arn}),
+            entrypoint=["sh", "-c", f"{IMDS_UNREACHABLE} && echo eni-ready && exec sleep infinity"],
+            networks={"fargate": instance.private_ip, "linklocal": self._fargate_link_local_address()},
+            extra_host_config={"cap_add": ["NET_ADMIN"]})
+        self.client.api.start(pause)
+
+        def ready() -> bool:
+            self._still_running(pause, "the task's ENI (pause container)")
+            return b"eni-ready" in self.client.api.logs(pause)
+
+        _wait_until_final(ready, self.stack.ready_timeout * 3, interval=0.1, what="the task's ENI")
+        return pause
 
     def agent_describe(self) -> str:
         return ("the emulated agent (the lab image; the documented default: name a real image with "
@@ -507,11 +614,22 @@ class DockerBackend:
         for key, svc in self.topo.service_containers().items():
             self.service_ids[key] = self._start_lab_container(
                 name=f"ecs-lab-{key}", role=key, entrypoint=[], command=self.topo.service_argv(key),
-                networks=svc["networks"], volumes={str(self.world_dir): WORLD_DIR})
+                networks=svc["networks"], volumes=self._service_volumes(key))
         try:
             self._wait_world(self.world.generation, timeout=20)
         except TimeoutError as exc:
             raise RuntimeError(f"{exc}\n{self._logs_of(self.service_ids)}") from None
+
+    def _service_volumes(self, key: str) -> dict[str, str]:
+        """The world file; for the services (the ECS agent's endpoints) the engine's socket too,
+        from which they read the tasks' stats as the ECS agent does."""
+        volumes = {str(self.world_dir): WORLD_DIR}
+        socket_path = engine_socket_path()
+        if key == "services" and socket_path:
+            from lab.backends.docker_services import ENGINE_SOCKET
+
+            volumes[socket_path] = ENGINE_SOCKET
+        return volumes
 
     @property
     def intake_url(self) -> str:
@@ -638,7 +756,11 @@ class DockerBackend:
         mode = task.network_mode
         if mode not in ("bridge", "host", "awsvpc"):
             raise UnsupportedField(f"networkMode {mode!r}: the docker backend runs bridge, host and awsvpc")
+        fargate = instance.launch_type == "FARGATE"
+        if fargate and mode != "awsvpc":
+            raise UnsupportedField(f"networkMode {mode!r}: a Fargate task runs in awsvpc mode only")
         agents = {s.name for s in specs if is_agent_image(s.image)}  # before the image mapping
+        specs = [self._log_router_spec(task, s) if s.log_router_config is not None else s for s in specs]
         specs = [self._image_for(instance, s) for s in specs]
         if task not in instance.tasks:
             self.world.add_task(instance, task)
@@ -649,7 +771,11 @@ class DockerBackend:
         by_name = {s.name: s for s in specs}
         try:
             netns = None
-            if mode == "awsvpc":
+            if fargate:
+                pause = self._start_eni(task, instance)
+                running.helper_ids.append(pause)
+                netns = f"container:{pause}"
+            elif mode == "awsvpc":
                 # The task ENI: one netns for the whole task, on the instance's subnet.
                 pause = self._create(
                     name=f"{task.containers[0].docker_name}-pause"[:120], image=LAB_IMAGE,
@@ -674,11 +800,19 @@ class DockerBackend:
                 self._follow_logs(self.log_name(task, c), cid)
                 self._log_paths[(task.arn, c.name)] = self.log_path(self.log_name(task, c))
                 c.pid = self.client.api.inspect_container(cid)["State"]["Pid"] or None
-                if mode == "bridge":
+                if fargate:
+                    c.ipv4_addresses = [instance.private_ip]  # the task's ENI
+                elif mode == "bridge":
                     c.ipv4_addresses = [self._ip_on(cid, f"instance{n}")]
                 elif mode == "awsvpc":
                     c.ipv4_addresses = [self._ip_on(running.helper_ids[0], f"instance{n}")]
                 c.mark_running()
+                running.started.append(c.name)
+                spec = by_name[c.name]
+                if spec.log_router_config is not None:
+                    self._wait_log_router(running, c, spec)
+                if spec.log_configuration and spec.log_configuration.driver == "awsfirelens":
+                    self._ship_to_log_router(running, c)
             self._publish_ports(running, specs)
             self._wait_ready(running, specs, agents)
             task.known_status = "RUNNING"
@@ -687,6 +821,70 @@ class DockerBackend:
         except BaseException:
             self.stop_task(task.arn)
             raise
+
+    # -- FireLens ------------------------------------------------------------------------------------
+    def _firelens_dir(self, task: Task) -> Path:
+        # The short task id keeps the socket's host path within the 107 bytes a unix socket allows.
+        return self.run_dir / "firelens" / task.arn.rsplit("/", 1)[-1][:12]
+
+    def _log_router_spec(self, task: Task, spec: ContainerSpec) -> ContainerSpec:
+        """The FireLens router as ECS starts it: the generated configuration mounted where
+        aws-for-fluent-bit reads it, a task directory at /var/run for its forward socket. Its image
+        runs when the engine has it (real fluent-bit); otherwise the lab's stand-in reads the same
+        file the way fluent-bit does (`python -m lab.log_router -c <file>`)."""
+        assert spec.log_router_config is not None
+        task_dir = self._firelens_dir(task)
+        socket_dir = task_dir / "socket"
+        socket_dir.mkdir(parents=True, exist_ok=True)
+        socket_path = socket_dir / ROUTER_SOCKET_NAME
+        if len(os.fsencode(socket_path)) > 107:
+            raise UnsupportedField(f"log router {spec.name!r}: its socket path {socket_path} is longer than "
+                                   "a unix socket allows (107 bytes): use a shorter LAB_HOME")
+        socket_path.unlink(missing_ok=True)  # a replacement task's router makes its own
+        conf = task_dir / "fluent-bit.conf"
+        conf.write_text(spec.log_router_config)
+        mounts = [*spec.mounts, Mount(str(conf), ROUTER_CONFIG_PATH, True),
+                  Mount(str(socket_dir), ROUTER_SOCKET_DIR, False)]
+        if images.image_exists(self.client, spec.image):
+            return replace(spec, mounts=mounts)
+        return replace(spec, image=LAB_IMAGE, entry_point=[],
+                       command=["python", "-m", "lab.log_router", "-c", ROUTER_CONFIG_PATH], mounts=mounts)
+
+    def _wait_log_router(self, running: RunningTask, c: Container, spec: ContainerSpec) -> None:
+        """The router is up once its forward socket exists (the app containers start after it:
+        ECS gives them a START dependency on it); one that exited fails the task with its output."""
+        socket_path = self._firelens_dir(running.task) / "socket" / ROUTER_SOCKET_NAME
+
+        def listening() -> bool:
+            self._still_running(c.docker_id, f"log router {c.name}")
+            return socket_path.exists()
+
+        _wait_until_final(listening, self.stack.ready_timeout * 3, interval=0.1,
+                          what=f"log router {c.name} to listen on {socket_path}")
+        running.router_socket = str(socket_path)
+
+    def _ship_to_log_router(self, running: RunningTask, c: Container) -> None:
+        """Docker's fluentd log driver, which `awsfirelens` is: the container's lines, read from the
+        engine, go to the task's router over the forward protocol, tagged `<container>-firelens-<task
+        id>`, until the container stops and all it wrote was sent."""
+        from lab.log_router.driver import FluentdLogDriver
+
+        if not running.router_socket:
+            raise ValueError(f"container {c.name!r} logs with awsfirelens but the task has no log router")
+        driver = FluentdLogDriver(running.router_socket, c.name, c.docker_id,
+                                  running.task.arn.rsplit("/", 1)[-1])
+
+        def ship() -> None:
+            try:
+                self.follow_output(running.task.arn, c.name, driver.send_many, running.log_stop)
+            except Exception:  # noqa: BLE001 - a router that went away ends the stream, as in docker
+                pass
+            finally:
+                driver.close()
+
+        t = threading.Thread(target=ship, daemon=True, name=f"firelens-{c.name}")
+        running.shippers.setdefault(c.name, []).append(t)
+        t.start()
 
     def _start_when_addresses_free(self, cid: str, name: str) -> None:
         """Start a container; while Docker answers "Address already in use", wait and start again.
@@ -749,17 +947,27 @@ class DockerBackend:
         from lab.fakes.ecs_metadata.model import container_env, write_metadata_file
 
         n = instance.index
+        fargate = instance.launch_type == "FARGATE"
         meta_dir = self.run_dir / "metadata" / c.docker_name
-        meta_dir.mkdir(parents=True, exist_ok=True)
-        env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://{IMDS_IP}"}
-        env.update(container_env(instance, task, c, base_url=f"http://{TASK_METADATA_IP}",
-                                 relative_credentials=True,
-                                 metadata_file=(f"{ECS_METADATA_DIR}/ecs-container-metadata.json"
-                                                if instance.container_metadata_enabled else None)))
+        binds: dict[str, dict[str, str]] = {}
+        if fargate:
+            # Fargate: task metadata v3/v4 and the ECS agent URI; no container metadata file (an EC2
+            # feature) and no IMDS endpoint: an SDK tries its default, 169.254.169.254, which the
+            # task's namespace has no route to.
+            env = container_env(instance, task, c, base_url=f"http://{TASK_METADATA_IP}",
+                                relative_credentials=True)
+        else:
+            meta_dir.mkdir(parents=True, exist_ok=True)
+            env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://{IMDS_IP}"}
+            env.update(container_env(instance, task, c, base_url=f"http://{TASK_METADATA_IP}",
+                                     relative_credentials=True,
+                                     metadata_file=(f"{ECS_METADATA_DIR}/ecs-container-metadata.json"
+                                                    if instance.container_metadata_enabled else None)))
+            binds[str(meta_dir)] = {"bind": ECS_METADATA_DIR, "mode": "ro"}
         env.update(spec.env)
-        binds = {str(meta_dir): {"bind": ECS_METADATA_DIR, "mode": "ro"}}
         mounts = list(spec.mounts)
-        if is_agent_image(spec.image) or spec.name == "datadog-agent":
+        # The docs' agent volumes are the EC2 task definition's: a Fargate task has no host to mount.
+        if (is_agent_image(spec.image) or spec.name == "datadog-agent") and not fargate:
             mounts += [m for m in AGENT_MOUNTS if m.target not in {x.target for x in mounts}]
         for m in mounts:
             binds[m.source] = {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
@@ -800,7 +1008,7 @@ class DockerBackend:
             env=env, binds=binds, healthcheck=health, extra_host_config=extra, user=spec.user,
             working_dir=spec.working_directory)
         c.docker_id = cid
-        if instance.container_metadata_enabled:  # the ECS agent's ECS_ENABLE_CONTAINER_METADATA
+        if instance.container_metadata_enabled and not fargate:  # ECS_ENABLE_CONTAINER_METADATA
             write_metadata_file(meta_dir / "ecs-container-metadata.json", instance, task, c)
         return cid
 
@@ -866,13 +1074,20 @@ class DockerBackend:
             running = self.tasks.pop(task_arn, None)
         if running is None:
             return
-        for name, cid in running.container_ids.items():
+        # Last started first, as the ECS agent stops them: an app before its log router, and what the
+        # app wrote reaches the router (its log driver drains) before the router stops.
+        order = [*reversed(running.started), *(n for n in running.container_ids if n not in running.started)]
+        for name in order:
+            cid = running.container_ids[name]
             exit_code = None
             with contextlib.suppress(Exception):
                 self.client.api.stop(cid, timeout=5)
                 exit_code = self.client.api.inspect_container(cid)["State"]["ExitCode"]
+            for t in running.shippers.get(name, []):
+                t.join(timeout=15)
             with contextlib.suppress(Exception):
                 running.task.container(name).mark_stopped(exit_code)
+        running.log_stop.set()
         leftovers = [self._remove(cid) for cid in [*running.container_ids.values(), *running.helper_ids]]
         running.task.known_status = "STOPPED"
         self.world.touch()
@@ -938,7 +1153,7 @@ class DockerBackend:
                 raise ContainerExited(f"{c.name} exited with {state['ExitCode']}:\n{self.logs(c.docker_id)}")
             health = state.get("Health") or {}
             status = health.get("Status", "healthy")
-            c.health_status = status.upper()
+            c.health_status = ecs_health(status)
             if health.get("Log"):
                 last_check.update(health["Log"][-1])
             return status == "healthy"

@@ -78,6 +78,8 @@ def world_to_json(world: World, routes: Mapping[str, str] | None = None,
             "generation": world.generation,
             "cluster": dataclasses.asdict(world.cluster),
             "instances": [dataclasses.asdict(inst) for inst in world.instances],
+            # Fargate tasks' hosts: task metadata answers their containers as it answers the instances'.
+            "fargate_hosts": [dataclasses.asdict(host) for host in world.fargate_hosts],
             "routes": dict(routes or {}),
             "hops": dict(hops or {}),
         }
@@ -85,28 +87,33 @@ def world_to_json(world: World, routes: Mapping[str, str] | None = None,
 
 def world_from_json(doc: Mapping[str, Any], into: World | None = None) -> World:
     """Rebuild a `World` from `world_to_json`'s output; with `into`, replace that world's contents."""
-    instances = []
-    for idoc in doc.get("instances", []):
-        tasks = []
-        for tdoc in idoc.get("tasks", []):
-            containers = []
-            for cdoc in tdoc.get("containers", []):
-                c = dict(_fields(Container, cdoc))
-                c["ports"] = [PortMapping(**_fields(PortMapping, p)) for p in cdoc.get("ports", [])]
-                containers.append(Container(**c))
-            t = dict(_fields(Task, tdoc))
-            t["containers"] = containers
-            tasks.append(Task(**t))
-        i = dict(_fields(ContainerInstance, idoc))
-        i["tasks"] = tasks
-        instances.append(ContainerInstance(**i))
+    instances = [_host_from_json(idoc) for idoc in doc.get("instances", [])]
+    fargate_hosts = [_host_from_json(idoc) for idoc in doc.get("fargate_hosts", [])]
     world = into or World(Cluster(**_fields(Cluster, doc.get("cluster", {}))))
     with world._lock:
         if into is not None:
             world.cluster = Cluster(**_fields(Cluster, doc.get("cluster", {})))
         world.instances = instances
+        world.fargate_hosts = fargate_hosts
         world.touch()
     return world
+
+
+def _host_from_json(idoc: Mapping[str, Any]) -> ContainerInstance:
+    """One instance (or Fargate task host) with its tasks and their containers."""
+    tasks = []
+    for tdoc in idoc.get("tasks", []):
+        containers = []
+        for cdoc in tdoc.get("containers", []):
+            c = dict(_fields(Container, cdoc))
+            c["ports"] = [PortMapping(**_fields(PortMapping, p)) for p in cdoc.get("ports", [])]
+            containers.append(Container(**c))
+        t = dict(_fields(Task, tdoc))
+        t["containers"] = containers
+        tasks.append(Task(**t))
+    i = dict(_fields(ContainerInstance, idoc))
+    i["tasks"] = tasks
+    return ContainerInstance(**i)
 
 
 def write_world_file(path: str | os.PathLike, world: World, routes: Mapping[str, str] | None = None,
@@ -267,12 +274,20 @@ def _introspection_app(world_file: WorldFile, model) -> web.Application:
     return app
 
 
+ENGINE_SOCKET = "/var/run/docker.sock"  # where the services container has the engine's socket
+
+
 def run_services(world_file: WorldFile, stop: threading.Event, host: str = "0.0.0.0") -> None:
     from lab.fakes.ecs_metadata.server import EcsMetadataServer
+    from lab.fakes.ecs_metadata.stats import DockerStats
     from lab.fakes.egress_proxy.proxy import EgressProxy
     from lab.fakes.intake.server import IntakeServer
 
-    with EcsMetadataServer(world_file.world) as ecs, IntakeServer() as intake, \
+    # The ECS agent reads a container's stats from its engine: with the engine's socket mounted (the
+    # backend mounts it), the tasks' `/stats` and `/task/stats` are docker's own for each container.
+    # The world's pids are the docker host's, which mean other processes in this container.
+    stats = DockerStats() if os.path.exists(ENGINE_SOCKET) else None
+    with EcsMetadataServer(world_file.world, stats) as ecs, IntakeServer() as intake, \
             EgressProxy(host, EGRESS_PROXY_PORT) as egress:
         async def attempts(_request: web.Request) -> web.Response:
             # What the recording egress proxy saw (no_egress reads it from the host).

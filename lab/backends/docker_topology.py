@@ -14,6 +14,11 @@ output; a test keeps them equal). Addresses: docs/docker_backend.md#the-emulated
 - `instance N` 172.30.N.0/24 whose gateway 172.30.N.1 is the instance's private IP: IMDS
   `local-ipv4` answers it and the agent's host ports are served on it.
 
+- `fargate` 172.30.100.0/24 (made when the first Fargate task starts): the Fargate tasks' subnet,
+  where each task's ENI (its pause container) has its private IP; the task's link-local leg has an
+  address from 169.254.170.128/25, a block no instance routes, so the IMDS and introspection know
+  no instance for it (docs/fargate.md#on-the-docker-backend).
+
 Every network is `internal`: no container has a way out (not even DNS). Docker publishes no ports
 for containers on internal networks, so host ports are played by the lab's userland forwarder
 (`docker_services --role ports`) in the docker host's network namespace, bound on 172.30.N.1.
@@ -43,6 +48,11 @@ MAX_INSTANCES = 8
 _BLOCK_BASES = ("169.254.168.0", "169.254.168.64", "169.254.168.128", "169.254.168.192",
                 "169.254.171.0", "169.254.171.64", "169.254.171.128", "169.254.171.192")
 
+# Fargate tasks: their subnet (one ENI address each) and their link-local block (task metadata only).
+FARGATE_SUBNET = "172.30.100.0/24"
+FARGATE_GATEWAY = "172.30.100.1"
+FARGATE_LINK_LOCAL_BLOCK = "169.254.170.128/25"
+
 INTAKE_PORT = 8091
 EGRESS_PROXY_PORT = 3128
 INTROSPECTION_PORT = 51678
@@ -56,8 +66,9 @@ class Topology:
     image: str = LAB_IMAGE
 
     def __post_init__(self) -> None:
-        if not 1 <= self.instances <= MAX_INSTANCES:
-            raise ValueError(f"the docker backend runs 1..{MAX_INSTANCES} instances, not {self.instances}")
+        # 0: a lab of Fargate tasks only (no EC2 instance at all).
+        if not 0 <= self.instances <= MAX_INSTANCES:
+            raise ValueError(f"the docker backend runs 0..{MAX_INSTANCES} instances, not {self.instances}")
 
     # -- addresses --------------------------------------------------------------------------------
     @staticmethod

@@ -1,5 +1,5 @@
 """fargate: the seed document's app + Datadog agent sidecar, registered with the aws CLI and run with
-`run-task --launch-type FARGATE` on a lab with no EC2 instance (local backend).
+`run-task --launch-type FARGATE` on a lab with no EC2 instance (either backend).
 
 What a user checks on ECS, and what this proves:
 - the task runs with launch type FARGATE, no container instance, an ENI with its private address,
@@ -32,6 +32,9 @@ FARGATE_METRICS = ("ecs.fargate.cpu.usage", "ecs.fargate.mem.usage", "ecs.fargat
                    "ecs.fargate.io.bytes.read", "ecs.fargate.net.bytes_rcvd", "ecs.fargate.cpu.task.limit",
                    "ecs.fargate.mem.task.limit")
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# A task is RUNNING once its containers started and its agent sidecar is ready: on docker, when
+# docker's health check first passes, one `interval` (30 s) after the start, a second try one more.
+RUNNING_WITHIN = 150
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,7 @@ def fargate_task(fargate_lab):
     def described() -> dict:
         return fl.ecs.describe_tasks(cluster=fl.name, tasks=[arn])["tasks"][0]
 
-    task = wait_until(lambda: described()["lastStatus"] == "RUNNING" and described(), 90,
+    task = wait_until(lambda: described()["lastStatus"] == "RUNNING" and described(), RUNNING_WITHIN,
                       what="the Fargate task RUNNING (stoppedReason says why not)")
     yield {"arn": arn, "described": task, "subnet": subnet}
     fl.ecs.stop_task(cluster=fl.name, task=arn, reason="scenario done")
@@ -96,11 +99,13 @@ def test_inside_the_task_metadata_v4_only(fargate_lab, fargate_task):
     stats = json.loads(out)
     assert set(stats) == {c["DockerId"] for c in meta["Containers"]}
     assert all(s.get("cpu_stats") and s.get("memory_stats") for s in stats.values())
-    # No IMDS from a Fargate task: the SDK's metadata endpoint does not answer, and the task's
-    # environment says Fargate, with no container metadata file (an EC2 feature).
+    # No IMDS from a Fargate task: where an SDK looks for it (its endpoint variable, else
+    # 169.254.169.254, which the docker backend's task cannot route to) nothing answers, and the
+    # task's environment says Fargate, with no container metadata file (an EC2 feature).
     code, out = _in_task(fargate_lab, fargate_task, "web",
                          'echo "$AWS_EXECUTION_ENV ${ECS_CONTAINER_METADATA_FILE:-nofile}"; '
-                         'curl -s -m 2 "$AWS_EC2_METADATA_SERVICE_ENDPOINT/latest/meta-data/instance-id"')
+                         'curl -s -m 2 "${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}'
+                         '/latest/meta-data/instance-id"')
     assert out.split("\n")[0] == "AWS_ECS_FARGATE nofile" and code != 0, (code, out)
 
 

@@ -1,6 +1,6 @@
 """fargate_firelens: the seed document's Fargate task (app + FireLens log router + Datadog agent
 sidecar), registered with the aws CLI and run with `run-task --launch-type FARGATE` on a lab with no
-EC2 instance (local backend; on docker the `fargate_lab` fixture skips: no Fargate runner there).
+EC2 instance (either backend).
 
 What a user checks, and what this proves:
 - the app's lines go through FireLens (its `awsfirelens` options: Name datadog, Host, TLS, apikey,
@@ -18,9 +18,11 @@ Waits: FireLens, fluent-bit's 1 s flush + the router's start; the agent, its own
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,9 @@ ROUTER_START_AND_MARGIN = 20.0  # the router, then the app after it (START depen
 FARGATE_METRICS = ("ecs.fargate.cpu.usage", "ecs.fargate.mem.usage", "ecs.fargate.mem.limit",
                    "ecs.fargate.cpu.task.limit", "ecs.fargate.mem.task.limit")
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# A task is RUNNING once its containers started and its agent sidecar is ready: on docker, when
+# docker's health check first passes, one `interval` (30 s) after the start, a second try one more.
+RUNNING_WITHIN = 150
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +68,7 @@ def fargate_task(fargate_lab):
         assert task["lastStatus"] != "STOPPED", f"the task stopped: {task.get('stoppedReason')}"
         return task if task["lastStatus"] == "RUNNING" else None
 
-    task = wait_until(running, 90, what="the Fargate FireLens task RUNNING")
+    task = wait_until(running, RUNNING_WITHIN, what="the Fargate FireLens task RUNNING")
     yield {"arn": arn, "described": task, "subnet": subnet, "started": started}
     fl.ecs.stop_task(cluster=fl.name, task=arn, reason="scenario done")
 
@@ -168,18 +173,20 @@ def test_the_documents_health_check_makes_the_sidecar_healthy(fargate_lab, farga
     assert task["healthStatus"] == "HEALTHY"
 
 
-def test_failures_in_the_start_period_do_not_count_towards_retries(fargate_lab, fargate_task, tmp_path):
+def test_failures_in_the_start_period_do_not_count_towards_retries(fargate_lab, fargate_task):
     """The document's `retries` and `startPeriod` on a check that always fails (interval shortened so
     that more than `retries` runs fit well inside the start period): ECS keeps the container UNKNOWN,
     never UNHEALTHY, until the start period ends."""
     fl = fargate_lab
     check = DOC["containerDefinitions"][2]["healthCheck"]
-    runs = tmp_path / "health-runs"
+    # Each run of the check leaves a line in the container (read back with an exec, as a user would).
+    runs = f"/tmp/health-runs-{uuid.uuid4().hex[:8]}"
     interval = 5
     fl.ecs.register_task_definition(
         family="ecs-lab-fargate-startperiod", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
         cpu="256", memory="512", containerDefinitions=[{
             "name": "app", "image": "ecs-agent-lab/lab:latest", "essential": True,
+            "entryPoint": ["sh", "-c", "exec sleep 600"],
             "healthCheck": {"command": ["CMD-SHELL", f"echo run >> {runs}; false"], "interval": interval,
                             "timeout": 5, "retries": check["retries"], "startPeriod": check["startPeriod"]}}])
     net = {"awsvpcConfiguration": {"subnets": [fargate_task["subnet"]["SubnetId"]]}}
@@ -194,11 +201,15 @@ def test_failures_in_the_start_period_do_not_count_towards_retries(fargate_lab, 
             return next(c for c in task["containers"] if c["name"] == "app")
 
         def failed_more_than_retries() -> bool:
-            return runs.exists() and len(runs.read_text().split()) > check["retries"]
+            code, out = fl.lab.backend.exec_in_container(arn, "app", ["sh", "-c", f"cat {runs} || true"])
+            return code == 0 and len(out.split()) > check["retries"]
 
         wait_until(failed_more_than_retries, (check["retries"] + 2) * interval + 30,
                    what=f"more than {check['retries']} failed health checks")
         assert time.monotonic() - started < check["startPeriod"], "too slow to observe the start period"
         assert app().get("healthStatus", "UNKNOWN") == "UNKNOWN", app()
     finally:
+        # On the local backend the container's /tmp is the host's: leave nothing behind.
+        with contextlib.suppress(Exception):
+            fl.lab.backend.exec_in_container(arn, "app", ["rm", "-f", runs])
         fl.ecs.stop_task(cluster=fl.name, task=arn, reason="scenario done")

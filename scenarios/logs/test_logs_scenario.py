@@ -117,7 +117,8 @@ def test_an_awslogs_tasks_lines_are_read_back_with_botocore(logs_lab):
 def test_a_firelens_tasks_lines_reach_the_intake_through_its_log_router(logs_lab):
     lab = logs_lab
     if lab.state.get("backend") == "docker":
-        pytest.skip("FireLens log routers are not wired on the docker backend yet (docs/logs.md#not-yet)")
+        pytest.skip("FireLens on EC2 is not proven on the docker backend yet: its routers run there (the "
+                    "Fargate scenario passes) but this bridge-mode task has not (docs/logs.md#not-yet)")
     marker = uuid.uuid4().hex[:8]
     ecs = _aws(lab, "ecs")
     ecs.register_task_definition(family="firelens-scenario", containerDefinitions=[

@@ -153,3 +153,12 @@ def test_an_agent_url_that_would_bypass_the_variant_is_refused(override, monkeyp
         resolve_agent_host("env")
     monkeypatch.delenv(override)
     assert resolve_agent_host("env") == "127.0.1.1"
+
+
+def test_on_fargate_an_unset_agent_host_is_the_sidecar_on_localhost():
+    """Datadog's ECS Fargate docs set no DD_AGENT_HOST: the tracer's default, localhost, is the agent
+    sidecar in the task's namespace; and a Fargate task has no IMDS endpoint to require."""
+    assert ep.require_agent_host({"AWS_EXECUTION_ENV": "AWS_ECS_FARGATE"}) == "localhost"
+    # Elsewhere the same environment is still refused (bridge mode: localhost is the app itself).
+    with pytest.raises(ep.AgentHostError):
+        ep.require_agent_host({"AWS_EXECUTION_ENV": "AWS_ECS_EC2"})

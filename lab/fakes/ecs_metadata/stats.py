@@ -251,13 +251,21 @@ class DockerStats:
         return self._client
 
     def container_stats(self, container: Container) -> dict:
-        import docker
-
+        """One read per call (docker's `one-shot`: no second sample waited for), with the previous
+        read as `preread`/`precpu_stats`, as the ECS agent serves the last two samples of the stats
+        it collects. A container in another's network namespace (`awsvpc`: the task's pause
+        container, its ENI) has no networks of its own in docker's stats: it gets that namespace's,
+        as on ECS every container of an awsvpc task reports the task's network."""
         try:
-            stats = self.client.containers.get(container.docker_id).stats(stream=False)
-        except docker.errors.NotFound:
-            raise StatsUnavailable(f"docker has no container {container.docker_id[:12]}") from None
-        except Exception as exc:  # noqa: BLE001 - engine gone, socket refused: all mean "no stats"
+            got = self.client.containers.get(container.docker_id)
+            stats = got.stats(stream=False, one_shot=True)
+            mode = (got.attrs.get("HostConfig") or {}).get("NetworkMode") or ""
+            if not stats.get("networks") and mode.startswith("container:"):
+                owner = self.client.containers.get(mode.split(":", 1)[1])
+                stats["networks"] = owner.stats(stream=False, one_shot=True).get("networks") or {}
+        except Exception as exc:  # noqa: BLE001 - gone, engine gone, socket refused: all mean "no stats"
+            if type(exc).__name__ == "NotFound":
+                raise StatsUnavailable(f"docker has no container {container.docker_id[:12]}") from None
             raise StatsUnavailable(f"docker stats for {container.docker_id[:12]} failed: {exc}") from None
         nets = stats.get("networks") or {}
         totals = (sum(n.get("rx_bytes", 0) for n in nets.values()),
@@ -265,7 +273,12 @@ class DockerStats:
         now = time.time()
         with self._lock:
             prev = self._previous.get(container.docker_id)
-            self._previous[container.docker_id] = _Sample(stats.get("read", ""), {}, totals, now)
+            self._previous[container.docker_id] = _Sample(stats.get("read", ""),
+                                                          dict(stats.get("cpu_stats") or {}), totals, now)
+        if prev is not None:
+            stats["preread"], stats["precpu_stats"] = prev.read, prev.cpu_stats
+        else:
+            stats["preread"], stats["precpu_stats"] = ZERO_TIME, {"cpu_usage": {"total_usage": 0}}
         stats["network_rate_stats"] = _rates(prev, totals, now)
         return stats
 

@@ -252,8 +252,31 @@ def held_claims() -> list[dict]:
         # The lock is the claim: a live pid whose lock is gone released it (or the pid was reused).
         if not _locked(path):
             continue
+        # And the record's pid must be the one holding the file open: pids are reused within minutes
+        # on a busy machine (pid_max is often 32768), and a record can outlive its writer.
+        if not _holds_open(record.get("pid"), path):
+            continue
         out.append(record)
     return out
+
+
+def _holds_open(pid: object, path: Path) -> bool:
+    """Whether process `pid` has `path` open (one of its descriptors links to it); True when its
+    descriptors cannot be read (another user's process), where the lock alone must do."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    target = str(path.resolve())
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _locked(path: Path) -> bool:

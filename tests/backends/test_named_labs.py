@@ -102,7 +102,8 @@ def test_each_named_lab_has_its_own_subnet_ports_home_and_cluster(two_labs, lab_
     by_name = {lab["name"]: lab for lab in json.loads(listed.stdout) if lab["name"] in NAMES}
     assert set(by_name) == set(NAMES)
     for name, state in two_labs.items():
-        assert by_name[name]["pid"] == state["pid"] and by_name[name]["subnet"] == state["subnet"]
+        assert by_name[name]["pid"] == state["pid"] and by_name[name]["subnet"] == state["subnet"], (
+            f"{name}: listed {by_name[name]}, state pid {state['pid']} subnet {state['subnet']}")
         assert by_name[name]["intake_url"] == state["intake_url"]
 
     again = _ecs_lab("up", "--detach", "--name", "alpha", env=lab_env)
@@ -181,7 +182,13 @@ def test_down_stops_each_lab_leaving_no_process_port_or_claim(two_labs, lab_env)
         listed = json.loads(_ecs_lab("list", "--json", env=lab_env).stdout)
         return [lab for lab in listed if lab["name"] in NAMES]
 
-    wait_until(lambda: not still_listed(), timeout=30, what=f"ecs-lab list to drop {NAMES}")
+    try:
+        wait_until(lambda: not still_listed(), timeout=30, what=f"ecs-lab list to drop {NAMES}")
+    except TimeoutError as exc:
+        # Who still holds what, for the report: the record, and what its pid runs now.
+        held = [(lab, psutil.Process(lab["pid"]).cmdline() if psutil.pid_exists(lab["pid"]) else "gone")
+                for lab in still_listed()]
+        raise AssertionError(f"{exc}: still listed {held}") from None
     log = Path(lab_env["LAB_HOME"]) / "labs" / "alpha" / "run" / "supervisor.log"
     assert log.exists(), "the named lab's logs live in its own home"
     assert "stopping the lab" in tail_file(log, 50)

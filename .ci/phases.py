@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 # tox.ini's [testenv:ci] writes these, in this order.
-PHASES = ("unit", "scenarios", "docker-tests", "docker-scenarios")
+PHASES = ("unit", "scenarios", "docker-tests", "docker-sandbox", "docker-scenarios")
 
 
 def phase_counts(report: Path) -> dict[str, float]:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +23,11 @@ from lab.fakes.intake.client import IntakeClient
 from lab.subnet_claims import claim_subnet
 from lab.world import wait_until
 
-NAMES = ("alpha", "bravo")
+# Names of this run's own: `ecs-lab list` shows every lab on the machine, and another run of this
+# module (another CI job, or a worker pytest-xdist gave part of it) may have its own alpha and bravo.
+RUN = uuid.uuid4().hex[:6]
+ALPHA, BRAVO = f"alpha-{RUN}", f"bravo-{RUN}"
+NAMES = (ALPHA, BRAVO)
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -84,7 +89,7 @@ def two_labs(lab_env):
 
 
 def test_each_named_lab_has_its_own_subnet_ports_home_and_cluster(two_labs, lab_env):
-    alpha, bravo = two_labs["alpha"], two_labs["bravo"]
+    alpha, bravo = two_labs[ALPHA], two_labs[BRAVO]
     for name, state in two_labs.items():
         assert state["name"] == name and state["ready"]
         assert state["cluster"] == f"ecs-lab-{name}"
@@ -106,13 +111,13 @@ def test_each_named_lab_has_its_own_subnet_ports_home_and_cluster(two_labs, lab_
             f"{name}: listed {by_name[name]}, state pid {state['pid']} subnet {state['subnet']}")
         assert by_name[name]["intake_url"] == state["intake_url"]
 
-    again = _ecs_lab("up", "--detach", "--name", "alpha", env=lab_env)
-    assert again.returncode != 0 and "lab 'alpha' is already running" in again.stderr
+    again = _ecs_lab("up", "--detach", "--name", ALPHA, env=lab_env)
+    assert again.returncode != 0 and f"lab '{ALPHA}' is already running" in again.stderr
     bad = _ecs_lab("up", "--name", "Not_A_Name", env=lab_env)
     assert bad.returncode == 2 and "lower-case letters" in bad.stderr
     # A subnet a running lab holds is refused to another, naming the holder.
-    taken = _ecs_lab("up", "--detach", "--name", "charlie", "--subnet", alpha["subnet"], env=lab_env)
-    assert taken.returncode != 0 and f"subnet {alpha['subnet']} is claimed by lab 'alpha'" in taken.stderr
+    taken = _ecs_lab("up", "--detach", "--name", f"charlie-{RUN}", "--subnet", alpha["subnet"], env=lab_env)
+    assert taken.returncode != 0 and f"subnet {alpha['subnet']} is claimed by lab '{ALPHA}'" in taken.stderr
 
 
 def test_each_intake_gets_only_its_own_labs_traces(two_labs):
@@ -189,6 +194,6 @@ def test_down_stops_each_lab_leaving_no_process_port_or_claim(two_labs, lab_env)
         held = [(lab, psutil.Process(lab["pid"]).cmdline() if psutil.pid_exists(lab["pid"]) else "gone")
                 for lab in still_listed()]
         raise AssertionError(f"{exc}: still listed {held}") from None
-    log = Path(lab_env["LAB_HOME"]) / "labs" / "alpha" / "run" / "supervisor.log"
+    log = Path(lab_env["LAB_HOME"]) / "labs" / ALPHA / "run" / "supervisor.log"
     assert log.exists(), "the named lab's logs live in its own home"
     assert "stopping the lab" in tail_file(log, 50)

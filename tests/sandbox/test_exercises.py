@@ -10,9 +10,6 @@ from lab.sandbox.texts import LANGS
 
 from .exercise_flow import break_then_fix
 
-# ~30 s each on one lab: under pytest-xdist (CI) three workers share them, each with its own lab.
-XDIST_SPLIT = 3
-
 
 @pytest.mark.parametrize("exercise_id", list(EXERCISES))
 def test_exercise_breaks_then_solution_fixes(target, tmp_path, exercise_id):

@@ -5,6 +5,7 @@ local (test_exercises.py) and docker (test_exercises_docker.py) modules."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from lab.sandbox.exercises import EXERCISES, ExerciseSession
@@ -39,3 +40,19 @@ def break_then_fix(target: LabTarget, state_file: Path, exercise_id: str) -> Non
         assert fixed.ok, f"{exercise_id}: still broken after the solution:\n{fixed.text()}"
     finally:
         session.reset()
+
+
+# The apps the exercises use (in_code has none): one app process less to start on a loaded machine.
+EXERCISE_APPS = ("imdsv1", "imdsv2", "metadata_file")
+
+
+@contextlib.contextmanager
+def exercise_lab(backend: str, run_dir, ready_timeout: float):
+    """A private lab on `backend` with the exercises' apps; its EcsLab, stopped on exit."""
+    from lab.pytest_plugin import start_lab
+
+    lab = start_lab(backend, apps=EXERCISE_APPS, run_dir=run_dir, ready_timeout=ready_timeout)
+    try:
+        yield lab.ecs_lab
+    finally:
+        lab.ecs_lab.stop()

@@ -12,7 +12,7 @@ import pytest
 from lab.sandbox.exercises import EXERCISES
 from lab.sandbox.target import LabTarget
 
-from .exercise_flow import break_then_fix
+from .exercise_flow import break_then_fix, exercise_lab
 
 pytestmark = pytest.mark.docker
 
@@ -30,20 +30,9 @@ RUN_ON_DOCKER = [e for e in ON_DOCKER
 
 @pytest.fixture(scope="module")
 def docker_target(tmp_path_factory):
-    from lab.pytest_plugin import start_lab
-
-    # The apps the exercises use, as on the local backend (tests/sandbox/conftest.py). The readiness
-    # bound is CI's (two lanes start labs at once on 2 cores).
-    lab = start_lab(
-        "docker",
-        apps=("imdsv1", "imdsv2", "metadata_file"),
-        run_dir=tmp_path_factory.mktemp("sandbox-docker"),
-        ready_timeout=60,
-    )
-    try:
-        yield LabTarget.of_lab(lab.ecs_lab)
-    finally:
-        lab.ecs_lab.stop()
+    # The readiness bound is CI's (two lanes start labs at once on 2 cores).
+    with exercise_lab("docker", tmp_path_factory.mktemp("sandbox-docker"), ready_timeout=60) as lab:
+        yield LabTarget.of_lab(lab)
 
 
 def test_every_exercise_says_where_it_runs():

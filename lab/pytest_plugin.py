@@ -537,15 +537,32 @@ def exclusive_docker_engine(request):
     try:
         yield
     finally:
-        from lab.assembly import EcsLab
+        if _session_lab_needed_after(request):
+            _restart_session_lab(session, stack)
 
-        ecs_lab = EcsLab(stack, backend=session.ecs_lab.backend_name)
-        ecs_lab.__enter__()
-        import atexit
 
-        atexit.register(ecs_lab.__exit__, None, None, None)
-        session.ecs_lab = ecs_lab
-        session.refresh()
+def _restart_session_lab(session: Lab, stack: Any) -> None:
+    from lab.assembly import EcsLab
+
+    ecs_lab = EcsLab(stack, backend=session.ecs_lab.backend_name)
+    ecs_lab.__enter__()
+    import atexit
+
+    atexit.register(ecs_lab.__exit__, None, None, None)
+    session.ecs_lab = ecs_lab
+    session.refresh()
+
+
+def _session_lab_needed_after(request) -> bool:
+    """Whether a test after this module may use the session lab. The scenarios run the modules that
+    need the engine to themselves last (scenarios/conftest.py), one after another: starting the
+    session lab again between them (a minute of docker work on 2 cores) would only be stopped again."""
+    items = list(getattr(request.session, "items", ()))
+    module_items = [i for i, item in enumerate(items) if getattr(item, "module", None) is request.module]
+    if not module_items:
+        return True
+    return any("exclusive_docker_engine" not in getattr(item, "fixturenames", ())
+               for item in items[module_items[-1] + 1:])
 
 
 def intake_client(url: str, label: str = ""):

@@ -212,7 +212,7 @@ class FargateLab:
 
 
 @pytest.fixture(scope="module")
-def fargate_lab(request):
+def fargate_lab(request, exclusive_docker_engine):
     """A lab with no EC2 instance at all: the backend's fakes (intake, task metadata), the embedded
     control plane and the cluster's Fargate agent, on either backend (`--backend`). Nothing runs
     until the scenario registers its task definition and runs it on FARGATE, as users do (scenarios

@@ -54,14 +54,15 @@ def test_each_data_type_goes_out_on_its_own_proxy_port(fips_lab):
 
 
 def _docker_started_at(fips_lab) -> float:
-    """When instance 1's FIPS agent task was all up (docker backend): the last of its containers to
-    start, the agent, which starts after its proxy and once the agent it replaced let go of the
-    instance's 8126/8125. Payloads stored before that may be the replaced agent's, sent directly."""
+    """When every instance's FIPS agent task was all up (docker backend): the last of their
+    containers to start. An instance's agent starts after its proxy and once the agent it replaced
+    let go of the instance's 8126/8125, and the instances are replaced one after another: until the
+    last one is, another instance's old agent (and the apps it serves) still sends directly."""
     from lab.backends.docker import _parse_started_at
 
-    task = fips_lab.backend.agent_tasks[1]
     api = fips_lab.backend.client.api
-    return max(_parse_started_at(api.inspect_container(c.docker_id)) for c in task.containers)
+    return max(_parse_started_at(api.inspect_container(c.docker_id))
+               for task in fips_lab.backend.agent_tasks.values() for c in task.containers)
 
 
 def test_nothing_reaches_the_intake_except_through_the_proxy(fips_lab):
@@ -92,7 +93,8 @@ def test_nothing_reaches_the_intake_except_through_the_proxy(fips_lab):
     with waiting_for(slowest) as timeout:
         rows = wait_until(every_route_relayed, timeout=timeout, interval=0.5,
                           what="payloads relayed by the FIPS proxy's metrics, traces and processes ports")
-    direct = [(p["endpoint"], p["timestamp"]) for p in rows if via_route(p.get("via")) is None]
+    direct = [(p["endpoint"], p["timestamp"], p.get("via"), p.get("intended_host"))
+              for p in rows if via_route(p.get("via")) is None]
     assert not direct, f"{len(direct)} of {len(rows)} payloads reached the intake without the FIPS proxy: " \
                        f"{direct[:10]}"
     wrong = [(p["endpoint"], p["via"]) for p in rows

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -53,6 +55,24 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@contextlib.contextmanager
+def _haproxy(cfg: Path, start: int):
+    """Debian's haproxy on `cfg` until the block ends; yields its log lines (stdout, -db)."""
+    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    log: list[str] = []
+    reader = threading.Thread(target=lambda: log.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: _port_open(start + 2) or proc.poll() is not None, timeout=15,
+                   what="haproxy to bind the traces port")
+        assert proc.poll() is None, "".join(log)
+        yield log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @needs_haproxy
 def test_real_haproxy_relays_to_the_intake_and_logs_the_data_type(tmp_path):
     seen: list[tuple[str, bytes]] = []
@@ -71,15 +91,7 @@ def test_real_haproxy_relays_to_the_intake_and_logs_the_data_type(tmp_path):
         cfg = tmp_path / "fips.cfg"
         cfg.write_text(render_haproxy_cfg("127.0.0.1", upstream.bound_port, bind_address="127.0.0.1",
                                           port_range_start=start))
-        proc = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        log: list[str] = []
-        reader = threading.Thread(target=lambda: log.extend(iter(proc.stdout.readline, "")), daemon=True)
-        reader.start()
-        try:
-            wait_until(lambda: _port_open(start + 2) or proc.poll() is not None, timeout=15,
-                       what="haproxy to bind the traces port")
-            assert proc.poll() is None, "".join(log)
+        with _haproxy(cfg, start) as log:
             r = requests.post(f"http://127.0.0.1:{start + 2}/api/v0.2/traces", data=b"\x1f\x8bpayload",
                               headers={"Content-Encoding": "gzip"}, timeout=10)
             assert r.status_code == 202
@@ -89,6 +101,29 @@ def test_real_haproxy_relays_to_the_intake_and_logs_the_data_type(tmp_path):
             assert stats.status_code == 200 and "Statistics Report" in stats.text
             wait_until(lambda: any(" traces traces-intake/intake " in line for line in log), timeout=10,
                        what="haproxy's httplog line naming the traces frontend")
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+
+
+@needs_haproxy
+def test_the_intake_sees_haproxys_via_after_the_agents_own(tmp_path):
+    """The trace-agent's relays carry `Via: trace-agent <version>`; HAProxy adds its entry as a
+    second `Via` field. The intake reads both (one list), so a relayed telemetry payload shows the
+    route it came on, as one from the in-process proxy does."""
+    from lab.fakes.fips_proxy.ports import via_route
+    from lab.fakes.intake.client import IntakeClient
+    from lab.fakes.intake.server import IntakeServer
+
+    with IntakeServer() as intake:
+        intake.listen("127.0.0.1", 0)
+        port = int(intake.url.rsplit(":", 1)[1])
+        start = find_free_port_range()
+        cfg = tmp_path / "fips.cfg"
+        cfg.write_text(render_haproxy_cfg("127.0.0.1", port, bind_address="127.0.0.1", port_range_start=start))
+        with _haproxy(cfg, start):
+            r = requests.post(f"http://127.0.0.1:{port_for('instrumentation_telemetry', start)}/api/v2/apmtelemetry",
+                              json={"request_type": "app-heartbeat"}, timeout=10,
+                              headers={"Via": "trace-agent 7.60.0", "DD-API-KEY": "x" * 32})
+            assert r.status_code < 300, r.text
+        rows = IntakeClient(intake.url).payloads("/api/v2/apmtelemetry", fmt="raw")
+    assert len(rows) == 1
+    assert rows[0]["via"] == "trace-agent 7.60.0, 1.1 ecs-lab-fips-proxy (instrumentation_telemetry)"
+    assert via_route(rows[0]["via"]) == "instrumentation_telemetry"

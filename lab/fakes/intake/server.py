@@ -143,6 +143,18 @@ def _extras(rec) -> dict[str, Any]:
     return out
 
 
+def joined_headers(headers: Any) -> dict[str, str]:
+    """A request's headers with repeated fields joined by ", " (RFC 9110 section 5.3: the same as one
+    field listing each value). HAProxy's `add-header Via` adds a second `Via` field after the
+    agent's own (`Via: trace-agent 7.x`); keeping the first only would lose the proxy's entry."""
+    out: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for key, value in headers.items():
+        first = names.setdefault(key.lower(), key)
+        out[first] = f"{out[first]}, {value}" if first in out else value
+    return out
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
                         content_type="application/json")
@@ -289,7 +301,7 @@ class IntakeServer:
             reason = (f"403 Forbidden: the API key is not one of {site}'s (the agent's DD_SITE); a key "
                       "is valid only on its organization's site" if site
                       else "403 Forbidden: the API key is not one the intake knows")
-            self.store.refuse(path, body, request.headers, reason, session, count=False)
+            self.store.refuse(path, body, joined_headers(request.headers), reason, session, count=False)
             return _json({"errors": ["Forbidden"]}, 403)
         delay_ms = 0
         outage = self.outages.for_route(path)
@@ -318,7 +330,7 @@ class IntakeServer:
         # The metrics host carries the sender's version (the core forwarder sends DD-Agent-Version).
         version = request.headers.get("DD-Agent-Version") or self.agent_version
         meant_for = intended_host(site, path, version) if site else ""
-        result = self.store.ingest(path, body, request.headers, "POST", session,
+        result = self.store.ingest(path, body, joined_headers(request.headers), "POST", session,
                                    answer=answer_status, answer_delay_ms=delay_ms, site=site,
                                    intended_host=meant_for)
         if not result.accepted:

@@ -78,6 +78,9 @@ class Container:
     metadata_token: str = field(default_factory=lambda: uuid.uuid4().hex)
     # The control plane's container ARN (describe-tasks `containers[].containerArn`), when known.
     arn: str = ""
+    # Host volumes mounted into it, as task metadata lists them: {"Source": host path,
+    # "Destination": container path} (the task definition's mountPoints joined with its volumes).
+    volumes: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.docker_id:
@@ -110,6 +113,8 @@ class Task:
     task_role_credentials_id: str | None = None
     # Task tags (RunTask/CreateService `tags`), served by task metadata v4 /taskWithTags.
     tags: dict[str, str] = field(default_factory=dict)
+    # The task definition's `enableFaultInjection` (task metadata v4 `FaultInjectionEnabled`).
+    fault_injection_enabled: bool = False
 
     def container(self, name: str) -> Container:
         for c in self.containers:

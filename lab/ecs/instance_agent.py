@@ -352,6 +352,14 @@ class InstanceAgent:
                          "status": "STOPPED" if status == "STOPPED" else (c.known_status or status)}
                 if c.exit_code is not None:
                     entry["exitCode"] = c.exit_code
+                if status == "RUNNING" and task.network_mode != "awsvpc" and c.ports:
+                    # The ECS agent reports the host ports Docker published (bridge, host), which
+                    # describe-tasks then shows as the container's networkBindings; an awsvpc task's
+                    # ports are its ENI's, with no binding.
+                    entry["networkBindings"] = [
+                        {"bindIP": p.host_ip, "containerPort": p.container_port,
+                         "hostPort": p.host_port if p.host_port is not None else p.container_port,
+                         "protocol": p.protocol} for p in c.ports]
                 containers.append(entry)
         kwargs = {"cluster": self.cluster, "task": arn, "status": status, "containers": containers}
         if reason:

@@ -310,6 +310,8 @@ class MotoEcs:
                 c.exit_code = rep["exitCode"]
             if rep.get("reason"):
                 c.reason = rep["reason"]
+            if rep.get("networkBindings"):
+                c.network_bindings = list(rep["networkBindings"])  # describe-tasks networkBindings
         if status == "STOPPED" and not was_stopped:
             t.desired_status = "STOPPED"
             t.stopped_reason = reason or t.stopped_reason

@@ -369,10 +369,12 @@ def world_task(taskdef: dict, *, arn: str, service_name: str = "", described: di
     container ARN and the task its tags, so task metadata repeats what the ECS API says."""
     mode = taskdef.get("networkMode") or "bridge"
     arns = {c.get("name"): c.get("containerArn", "") for c in (described or {}).get("containers") or []}
+    volumes = {v.get("name"): v for v in taskdef.get("volumes") or []}
     containers = [
         Container(name=c["name"], image=c.get("image", ""), network_mode=mode, cpu=int(c.get("cpu") or 0),
                   memory=c.get("memory"), arn=arns.get(c["name"], ""),
-                  env={e["name"]: e.get("value", "") for e in c.get("environment") or []})
+                  env={e["name"]: e.get("value", "") for e in c.get("environment") or []},
+                  volumes=_metadata_volumes(c, volumes))
         for c in taskdef.get("containerDefinitions") or []
     ]
     tags = {t["key"]: t.get("value", "") for t in (described or {}).get("tags") or [] if "key" in t}
@@ -380,4 +382,18 @@ def world_task(taskdef: dict, *, arn: str, service_name: str = "", described: di
     memory = taskdef.get("memory")
     return Task(family=taskdef["family"], revision=int(taskdef.get("revision") or 1), containers=containers,
                 arn=arn, network_mode=mode, service_name=service_name, tags=tags,
-                cpu=int(cpu) if cpu else None, memory=int(memory) if memory else None)
+                cpu=int(cpu) if cpu else None, memory=int(memory) if memory else None,
+                fault_injection_enabled=bool(taskdef.get("enableFaultInjection")))
+
+
+def _metadata_volumes(c: dict, volumes: dict[str, dict]) -> list[dict[str, str]]:
+    """A container's host volumes as task metadata shows them (the ECS agent's VolumeResponse:
+    `Source` the host path, `Destination` the container path; `DockerName` only for docker volumes,
+    which the lab does not run). A mount naming no host volume is left out here: the runner refuses
+    it when the task starts (`_mounts`)."""
+    out = []
+    for mp in c.get("mountPoints") or []:
+        source = ((volumes.get(mp.get("sourceVolume", "")) or {}).get("host") or {}).get("sourcePath")
+        if source and mp.get("containerPath"):
+            out.append({"Source": source, "Destination": mp["containerPath"]})
+    return out

@@ -140,3 +140,29 @@ def test_empty_task_tags_are_left_out_like_the_ecs_agent_does(story):
     assert not story["task"].get("tags")
     assert "TaskTags" not in story["v4_tags"], story["v4_tags"].get("TaskTags")
     assert story["v4_tags"]["ContainerInstanceTags"]
+
+
+def test_host_ports_agree_between_describe_tasks_and_task_metadata(story):
+    """The agent's published ports: describe-tasks `networkBindings` (what the ECS agent reported
+    Docker published) and task metadata `Ports` name the same ports on the same address."""
+    by_name = {c["name"]: c for c in story["task"]["containers"]}
+    for c in story["v4_task"]["Containers"]:
+        ports = {(p["ContainerPort"], p["HostPort"], p["Protocol"], p["HostIp"]) for p in c.get("Ports", [])}
+        bindings = {(b["containerPort"], b["hostPort"], b["protocol"], b["bindIP"])
+                    for b in by_name[c["Name"]].get("networkBindings", [])}
+        assert bindings == ports, (c["Name"], bindings, ports)
+    agent_ports = {(b["hostPort"], b["protocol"]) for c in story["task"]["containers"]
+                   for b in c.get("networkBindings", [])}
+    assert {(8126, "tcp"), (8125, "udp")} <= agent_ports, agent_ports
+
+
+def test_volumes_and_fault_injection_as_the_ecs_agent_writes_them(story):
+    """Task metadata v4 lists each container's host volumes (the documents' agent has three:
+    docker.sock, /proc, cgroup) and always writes `FaultInjectionEnabled`, false included."""
+    v4 = story["v4_task"]
+    assert v4["FaultInjectionEnabled"] is False
+    agent = next(c for c in v4["Containers"] if c["Name"] == "datadog-agent")
+    volumes = {v["Destination"]: v["Source"] for v in agent.get("Volumes", [])}
+    assert volumes.get("/var/run/docker.sock") == "/var/run/docker.sock", agent.get("Volumes")
+    assert volumes.get("/host/proc") == "/proc/", agent.get("Volumes")
+    assert any(dest.startswith("/host/sys/fs/cgroup") for dest in volumes), agent.get("Volumes")

@@ -117,9 +117,11 @@ def test_the_intake_sees_haproxys_via_after_the_agents_own(tmp_path):
         port = int(intake.url.rsplit(":", 1)[1])
         start = find_free_port_range()
         cfg = tmp_path / "fips.cfg"
-        cfg.write_text(render_haproxy_cfg("127.0.0.1", port, bind_address="127.0.0.1", port_range_start=start))
+        cfg.write_text(render_haproxy_cfg("127.0.0.1", port, bind_address="127.0.0.1",
+                                          port_range_start=start))
+        telemetry = f"http://127.0.0.1:{port_for('instrumentation_telemetry', start)}"
         with _haproxy(cfg, start):
-            r = requests.post(f"http://127.0.0.1:{port_for('instrumentation_telemetry', start)}/api/v2/apmtelemetry",
+            r = requests.post(telemetry + "/api/v2/apmtelemetry",
                               json={"request_type": "app-heartbeat"}, timeout=10,
                               headers={"Via": "trace-agent 7.60.0", "DD-API-KEY": "x" * 32})
             assert r.status_code < 300, r.text

@@ -243,6 +243,8 @@ class EcsMetadata:
             "StartedAt": _ts(c.started_at),
             "Type": "NORMAL",
         }
+        if c.volumes:  # `Volumes ... json:",omitempty"` (tmds handlers v2 ContainerResponse)
+            out["Volumes"] = [dict(v) for v in c.volumes]
         if c.health_status and c.health_status != "UNKNOWN":
             out["Health"] = {"status": c.health_status, "statusSince": c.started_at or c.created_at}
         networks = None
@@ -285,6 +287,8 @@ class EcsMetadata:
             if task.service_name:
                 out["ServiceName"] = task.service_name
             out["VPCID"] = instance.vpc_id
+            if not fargate:  # the ECS agent's v4 TaskResponse writes it always, false included
+                out["FaultInjectionEnabled"] = task.fault_injection_enabled
             out["ClockDrift"] = {"ClockErrorBound": 0.5, "ReferenceTimestamp":
                                  datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                  "ClockSynchronizationStatus": "SYNCHRONIZED"}

@@ -336,6 +336,8 @@ STATUS_PROVIDERS: dict[str, tuple[str, ...]] = {
     "check_metrics": ("runnerStats", "aggregatorStats", "forwarderStats"),  # core checks -> intake
     "processes": ("processAgentStatus",),
     "fips_proxy": ("fips_status",),  # header field since the agent's FIPS proxy support
+    "logs": ("logsStats",),  # the logs agent (pkg/logs/status), present even with logs off
+    "otlp": ("otlp",),  # the OTLP ingest (otlpStatus, otlpCollectorStatus), present even when off
 }
 # Commands of the agent's CLI (an agent without them answers like a missing command: exit 127).
 CLI_OFFERS: dict[str, list[str]] = {"agent_health": HEALTH_ARGV, "agent_config": CONFIG_ARGV}

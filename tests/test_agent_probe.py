@@ -67,6 +67,8 @@ STATUS = {
     "dogstatsdStats": {"MetricPackets": 42, "UdpPackets": 40},
     "processAgentStatus": {"core": {"version": "7.60.0"}, "expvars": {"process_agent": {}}},
     "runnerStats": {"Runs": 20, "Checks": {}},
+    "logsStats": {"is_running": False, "endpoints": None, "integrations": None},
+    "otlp": {"otlpStatus": False, "otlpCollectorStatus": "Not running", "otlpCollectorStatusErr": ""},
 }
 
 INFO = {
@@ -296,7 +298,7 @@ def test_a_command_the_container_lacks_is_not_offered_and_says_so(info_server):
     no_info_version.pop("version")
     info_doc["body"] = json.dumps(no_info_version).encode()
     for what in ("processes", "dogstatsd_metrics", "check_metrics", "agent_status", "agent_health",
-                 "agent_config"):
+                 "agent_config", "logs", "otlp"):
         offer = probe.offers(what)
         assert not offer, what
         assert offer.reason.startswith("not offered by this agent (datadog-serverless-compat 0.19.0, "
@@ -308,7 +310,10 @@ def test_status_providers_decide_the_data_types_offered(info_server):
     url, _ = info_server
     full = AgentProbe(_container({"agent status --json": (0, json.dumps(STATUS)),
                                   "agent health": (0, HEALTH_PASS)}, []), url)
-    for what in ("processes", "dogstatsd_metrics", "check_metrics", "agent_status", "agent_health"):
+    # The logs agent and the OTLP ingest have their status sections even when they are off: the
+    # agent can run them (the scenario turns them on).
+    for what in ("processes", "dogstatsd_metrics", "check_metrics", "agent_status", "agent_health", "logs",
+                 "otlp"):
         assert full.offers(what), what
     no_process = {k: v for k, v in STATUS.items() if k != "processAgentStatus"}
     partial = AgentProbe(_container({"agent status --json": (0, json.dumps(no_process))}, []), url)

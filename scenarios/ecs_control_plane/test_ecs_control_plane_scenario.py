@@ -273,6 +273,7 @@ def test_secrets_without_an_execution_role_stop_the_task_as_ecs_does(ecs_lab):
     assert finding.code == "execution_role_missing" and "ecs-tasks.amazonaws.com" in finding.message
 
 
+@pytest.mark.agent_offers("agent_config", "check_metrics")  # `agent config`; its checks' series
 def test_the_api_key_from_secrets_manager_reaches_the_intake_and_ssm_sets_the_tags(ecs_lab, task_agent_probe):
     """The docs' recommendation: DD_API_KEY from a Secrets Manager secret (and here DD_TAGS from an SSM
     parameter), fetched with the task's execution role before the agent starts."""

@@ -47,6 +47,7 @@ def _aws(lab, service: str):
                         aws_access_key_id="test", aws_secret_access_key="test")
 
 
+@pytest.mark.agent_offers("logs")  # the agent's own container log collection
 def test_the_sample_apps_own_lines_arrive_with_its_service_and_ecs_tags(logs_lab):
     lab = logs_lab
     app, agent = lab.apps["imdsv1"], lab.agents[0]
@@ -63,6 +64,7 @@ def test_the_sample_apps_own_lines_arrive_with_its_service_and_ecs_tags(logs_lab
     assert got[0]["hostname"] == agent.instance_id, "the agent's hostname on ECS EC2 is the instance id"
 
 
+@pytest.mark.agent_offers("logs")  # the agent's own container log collection
 def test_a_registered_tasks_lines_arrive_in_order_with_its_ecs_tags(logs_lab):
     lab = logs_lab
     agent = lab.agents[0]

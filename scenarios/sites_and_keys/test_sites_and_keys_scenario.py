@@ -28,6 +28,8 @@ WRONG = "0" * 27 + "wrong"  # a key the EU site does not know (another site's, a
 LAB_WITH = {"agent_env": {"DD_SITE": SITE, "DD_API_KEY": WRONG}, "apps": ()}
 LAB_WITH_FIXED = {"agent_env": {"DD_SITE": SITE, "DD_API_KEY": RIGHT}, "apps": ()}
 ROUTES = ("/api/v2/series", "/api/v1/check_run", "/intake/")
+# Read through `agent config` and `agent status -j` forwarderStats; the data is the agent's own checks'.
+pytestmark = pytest.mark.agent_offers("agent_config", "forwarder_stats", "check_metrics")
 
 
 def _forbidden(intake: IntakeClient) -> int:

@@ -84,6 +84,8 @@ def _call(url: str, method: str, body: bytes = b"", headers: dict | None = None)
 
 
 # -- the tracer-facing surface ------------------------------------------------------------------------
+@pytest.mark.agent_offers("traces_v05", "client_stats", "profiling", "telemetry_proxy", "evp_proxy",
+                           "dogstatsd_proxy")
 def test_info_lists_the_routes_tracers_use_and_serves_what_it_lists(agent):
     status, body = _call(agent.apm_url + "/info", "GET")
     assert status == 200
@@ -98,6 +100,7 @@ def test_info_lists_the_routes_tracers_use_and_serves_what_it_lists(agent):
         "remote configuration is off in the lab: /v0.7/config must not exist, as on the agent"
 
 
+@pytest.mark.agent_offers("client_stats")
 @pytest.mark.parametrize("method", ["PUT", "POST"])
 def test_client_stats_arrive_at_the_stats_intake(agent, intake, method):
     service = f"stats-{method.lower()}"
@@ -126,6 +129,7 @@ def _stats_group(intake, service: str) -> tuple[dict, dict] | None:
     return None
 
 
+@pytest.mark.agent_offers("dogstatsd_proxy", "dogstatsd_metrics")
 def test_dogstatsd_relay_feeds_the_metrics_pipeline(agent, intake):
     body = b"ecs_lab.relay.hits:2|c|#relay:dogstatsd_v2\necs_lab.relay.level:7|g|#relay:dogstatsd_v2"
     assert _call(agent.apm_url + "/dogstatsd/v2/proxy", "POST", body)[0] == 200
@@ -144,6 +148,7 @@ def test_dogstatsd_relay_feeds_the_metrics_pipeline(agent, intake):
     assert ("host", agent.instance_id) in resources, series[0]
 
 
+@pytest.mark.agent_offers("telemetry_proxy")
 def test_telemetry_relay_reaches_the_telemetry_intake(agent, intake):
     event = {"api_version": "v2", "request_type": "app-heartbeat", "tracer_time": int(time.time()),
              "runtime_id": "scenario-telemetry", "seq_id": 1, "payload": {},
@@ -161,6 +166,7 @@ def test_telemetry_relay_reaches_the_telemetry_intake(agent, intake):
     assert data["agent_hostname"] == agent.instance_id
 
 
+@pytest.mark.agent_offers("evp_proxy")
 def test_evp_relay_keeps_the_subdomain(agent, intake):
     status, _ = _call(agent.apm_url + "/evp_proxy/v4/api/v2/llmobs", "POST", b'{"spans": []}',
                       {"X-Datadog-EVP-Subdomain": "llmobs-intake", "Content-Type": "application/json"})
@@ -170,6 +176,7 @@ def test_evp_relay_keeps_the_subdomain(agent, intake):
     assert rows[0]["evp_subdomain"] == "llmobs-intake"
 
 
+@pytest.mark.agent_offers("profiling")
 def test_profiles_relay_reaches_the_profiling_intake(agent, intake):
     boundary = "scenarioboundary"
     event = json.dumps({"attachments": ["cpu.pprof"], "family": "node", "version": "4",
@@ -237,6 +244,7 @@ def test_node_app_sets_the_agent_host_from_imds(tracers_lab, agent, node_task):
         f"{line!r}: the app must find the agent at the instance's private IP (IMDS local-ipv4)"
 
 
+@pytest.mark.agent_offers("traces")
 def test_node_spans_arrive_with_the_task_tags(tracers_lab, agent, intake, node_task):
     # dd-trace-js writes traces every 2 s (flushInterval).
     with waiting_for(agent.probe.intervals().traces(tracer_flush=2.0), node_task["started"] - 10) as timeout:
@@ -255,6 +263,7 @@ def test_node_spans_arrive_with_the_task_tags(tracers_lab, agent, intake, node_t
     assert all(tp["tracer_version"].startswith("5.") for tp in tracer_payloads), tracer_payloads[0]
 
 
+@pytest.mark.agent_offers("client_stats")
 def test_node_client_side_stats_arrive(tracers_lab, agent, intake, node_task):
     wait = agent.probe.intervals().apm_stats()
     budget = Wait(NODE_STATS_SECONDS * 2 + wait.seconds,
@@ -269,6 +278,7 @@ def test_node_client_side_stats_arrive(tracers_lab, agent, intake, node_task):
     assert group["Hits"] >= 1
 
 
+@pytest.mark.agent_offers("dogstatsd_metrics")
 def test_node_hot_shots_metrics_arrive(tracers_lab, agent, intake, node_task):
     with waiting_for(agent.probe.intervals().metrics(), node_task["started"] - 10) as timeout:
         series = intake.wait_for_metric("ecs_lab.node.requests", tags=f"service:{NODE_SERVICE}",
@@ -292,6 +302,7 @@ def _no_proxy_session():
     return session
 
 
+@pytest.mark.agent_offers("otlp")
 @pytest.mark.parametrize("transport", ["http", "grpc"])
 def test_otlp_spans_arrive_mapped(agent, intake, transport, local_backend):
     from opentelemetry.sdk.trace import TracerProvider
@@ -322,6 +333,7 @@ def test_otlp_spans_arrive_mapped(agent, intake, transport, local_backend):
     assert span["hostname"] == agent.instance_id and span["env"] == "lab"
 
 
+@pytest.mark.agent_offers("otlp")
 def test_otlp_metric_arrives_as_a_count(agent, intake, local_backend):
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.sdk.metrics import MeterProvider
@@ -341,6 +353,7 @@ def test_otlp_metric_arrives_as_a_count(agent, intake, local_backend):
     assert ("host", agent.instance_id) in resources, series[0]
 
 
+@pytest.mark.agent_offers("otlp")
 def test_otlp_ports_are_closed_without_the_settings(agent, lab_with, local_backend):
     import socket
 

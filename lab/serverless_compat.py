@@ -104,6 +104,9 @@ def executable(binary: Path, workdir: Path) -> Path:
 
 
 # -- configuration ----------------------------------------------------------------------------------
+PROFILE_ROUTE = "/api/v2/profile"
+
+
 def binary_env(env: Mapping[str, str], *, apm_port: int, dogstatsd_port: int,
                version: str = "") -> dict[str, str]:
     """The binary's environment from an ECS agent's: what it honours, set from the agent's settings.
@@ -125,6 +128,13 @@ def binary_env(env: Mapping[str, str], *, apm_port: int, dogstatsd_port: int,
     apm_url = env.get("DD_APM_DD_URL") or env.get("DD_DD_URL")
     if apm_url:
         out["DD_APM_DD_URL"] = apm_url.rstrip("/")
+    profiling = env.get("DD_APM_PROFILING_DD_URL")
+    if profiling:
+        # The agent's apm_config.profiling_dd_url is the whole URL (`.../api/v2/profile`); the
+        # binary appends `/api/v2/profile` to its value (crates/datadog-trace-agent/src/config.rs),
+        # so passed as is every profile would go to `.../api/v2/profile/api/v2/profile`.
+        prefix = profiling.rstrip("/")
+        out["DD_APM_PROFILING_DD_URL"] = prefix.removesuffix(PROFILE_ROUTE)
     proxy = env.get("DD_PROXY_HTTPS") or env.get("HTTPS_PROXY") or env.get("https_proxy")
     if proxy:
         out["DD_PROXY_HTTPS"] = proxy

@@ -200,6 +200,36 @@ class FargateLab:
     def ecs(self) -> Any:
         return self.lab.cluster.control_plane.clients.ecs
 
+    def wait_running(self, arn: str, within: float, what: str) -> dict:
+        """The task as describe-tasks shows it once RUNNING. A task that stops fails at once with
+        ECS's stoppedReason; one still not RUNNING after `within` seconds fails with each container's
+        status, health and last log lines, which say why (an agent that never started, a health
+        check that never passed)."""
+        from lab.world import wait_until
+
+        def described() -> dict:
+            return self.ecs.describe_tasks(cluster=self.name, tasks=[arn])["tasks"][0]
+
+        def running() -> dict | None:
+            task = described()
+            assert task["lastStatus"] != "STOPPED", f"the task stopped: {task.get('stoppedReason')}"
+            return task if task["lastStatus"] == "RUNNING" else None
+
+        try:
+            return wait_until(running, within, what=what)
+        except TimeoutError as exc:
+            task = described()
+            lines = [f"{exc}: lastStatus {task['lastStatus']}, health {task.get('healthStatus')}"]
+            for c in task.get("containers", []):
+                lines.append(f"- {c['name']}: {c.get('lastStatus')}, health {c.get('healthStatus')}, "
+                             f"reason {c.get('reason', '')!r}")
+                try:
+                    log = self.lab.backend.container_logs(arn, c["name"], 15)
+                except Exception as log_exc:  # noqa: BLE001 - the diagnosis must not hide the timeout
+                    log = f"(no log: {log_exc})"
+                lines += ["    " + line for line in log.splitlines()[-15:]]
+            raise TimeoutError("\n".join(lines)) from None
+
     def aws(self, *args: str) -> dict:
         """The real `aws` CLI of this environment against the lab's control plane."""
         import json

@@ -51,11 +51,7 @@ def fargate_task(fargate_lab):
     assert out["failures"] == [], out["failures"]
     arn = out["tasks"][0]["taskArn"]
 
-    def described() -> dict:
-        return fl.ecs.describe_tasks(cluster=fl.name, tasks=[arn])["tasks"][0]
-
-    task = wait_until(lambda: described()["lastStatus"] == "RUNNING" and described(), RUNNING_WITHIN,
-                      what="the Fargate task RUNNING (stoppedReason says why not)")
+    task = fl.wait_running(arn, RUNNING_WITHIN, what="the Fargate task RUNNING")
     yield {"arn": arn, "described": task, "subnet": subnet}
     fl.ecs.stop_task(cluster=fl.name, task=arn, reason="scenario done")
 

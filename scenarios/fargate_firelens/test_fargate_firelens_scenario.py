@@ -60,15 +60,7 @@ def fargate_task(fargate_lab):
     assert out["failures"] == [], out["failures"]
     arn = out["tasks"][0]["taskArn"]
 
-    def described() -> dict:
-        return fl.ecs.describe_tasks(cluster=fl.name, tasks=[arn])["tasks"][0]
-
-    def running() -> dict | None:
-        task = described()
-        assert task["lastStatus"] != "STOPPED", f"the task stopped: {task.get('stoppedReason')}"
-        return task if task["lastStatus"] == "RUNNING" else None
-
-    task = wait_until(running, RUNNING_WITHIN, what="the Fargate FireLens task RUNNING")
+    task = fl.wait_running(arn, RUNNING_WITHIN, what="the Fargate FireLens task RUNNING")
     yield {"arn": arn, "described": task, "subnet": subnet, "started": started}
     fl.ecs.stop_task(cluster=fl.name, task=arn, reason="scenario done")
 

@@ -54,6 +54,16 @@ def test_binary_env_maps_the_agent_settings():
     assert explicit["DD_APM_DD_URL"] == "http://b"
 
 
+def test_binary_env_turns_the_agents_profiling_url_into_the_binarys_prefix():
+    """The agent's DD_APM_PROFILING_DD_URL names the whole intake URL; the binary appends the route."""
+    agent_style = binary_env({"DD_API_KEY": "k", "DD_APM_PROFILING_DD_URL": "http://10.0.0.1:80/api/v2/profile"},
+                             apm_port=1, dogstatsd_port=2)
+    assert agent_style["DD_APM_PROFILING_DD_URL"] == "http://10.0.0.1:80"
+    prefix_style = binary_env({"DD_API_KEY": "k", "DD_APM_PROFILING_DD_URL": "http://10.0.0.1:80/"},
+                              apm_port=1, dogstatsd_port=2)
+    assert prefix_style["DD_APM_PROFILING_DD_URL"] == "http://10.0.0.1:80"
+
+
 def test_binary_env_refuses_without_api_key():
     with pytest.raises(LaunchError, match="DD_API_KEY is not set"):
         binary_env({}, apm_port=1, dogstatsd_port=2)

@@ -99,7 +99,7 @@ def instance_env(intake, egress):
         "DD_SITE": SITE,
         "DD_DD_URL": intake.url,
         "DD_APM_DD_URL": intake.url,
-        "DD_APM_PROFILING_DD_URL": intake.url,
+        "DD_APM_PROFILING_DD_URL": intake.url + "/api/v2/profile",  # the agent's form, as the lab sets it
         "DD_APM_RECEIVER_PORT": str(free_port(host)),
         "DD_DOGSTATSD_PORT": str(free_port(host, socket.SOCK_DGRAM)),
         "DD_APM_NON_LOCAL_TRAFFIC": "true",
@@ -144,6 +144,29 @@ def test_trace_reaches_the_intake_and_the_metric_flush_only_the_egress_proxy(age
     # The metric could not reach the intake: it has no route for it, and the intake got only traces.
     assert set(client.routestats()) <= {"/api/v0.2/traces", "/api/v0.2/stats"}
     assert agent.stop() == 0
+
+
+def test_a_profile_reaches_the_profiling_intake(agent, instance_env, intake):
+    """The profiling relay /info lists: a profiler's upload reaches the intake's /api/v2/profile."""
+    agent.start()
+    host, apm = instance_env["LAB_AGENT_HOST_ADDRESSES"], int(instance_env["DD_APM_RECEIVER_PORT"])
+    boundary = "labboundary"
+    event = json.dumps({"attachments": ["cpu.pprof"], "family": "python", "version": "4",
+                        "tags_profiler": "service:sc-profile"}).encode()
+    body = b"".join(
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n"
+        f"Content-Type: {ctype}\r\n\r\n".encode() + content + b"\r\n"
+        for name, ctype, content in (("event", "application/json", event),
+                                     ("cpu.pprof", "application/octet-stream", b"pprof"))
+    ) + f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(f"http://{host}:{apm}/profiling/v1/input", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with NO_PROXY.open(request, timeout=10) as resp:
+        assert 200 <= resp.status < 300
+    client = IntakeClient(intake.url)
+    rows = wait_until(lambda: client.payloads("/api/v2/profile", fmt="json"), 30,
+                      what="the profile at the intake's /api/v2/profile")
+    assert (rows[0]["data"].get("event") or {}).get("tags_profiler") == "service:sc-profile"
 
 
 def test_agent_health_and_status_are_not_offered(agent):

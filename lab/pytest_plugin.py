@@ -620,9 +620,14 @@ def _ask_offers_ahead(request) -> None:
     """What the `agent_offers` marks of the requesting module ask, answered by the session lab's agent
     now: a module that stops the session lab (`exclusive_docker_engine`) runs its own agents of the
     same image, and its marks are read only after the session lab is gone."""
-    items = [item for item in request.session.items if item.module is request.module]
+    session_items = list(request.session.items)
+    items = [item for item in session_items if item.module is request.module]
     wanted = [[name for mark in item.iter_markers("agent_offers") for name in mark.args] for item in items]
-    names = {name for names in wanted for name in names} - set(_OFFERS)
+    # Every later module's marks too: the modules that take the engine run last, one after another,
+    # and the session lab is not started again between them (`_session_lab_needed_after`).
+    first = session_items.index(items[0]) if items else len(session_items)
+    names = {name for item in session_items[first:] for mark in item.iter_markers("agent_offers")
+             for name in mark.args} - set(_OFFERS)
     if names:
         probe = request.getfixturevalue("lab").agents[0].probe
         for name in sorted(names):

@@ -1144,10 +1144,13 @@ class DockerBackend:
         """Until Docker's health check says healthy; an exited container fails at once. `unhealthy`
         does not end the wait: Docker keeps checking and a passing check makes it healthy again
         (on a loaded machine `agent health` can overrun its 5 s timeout a few times while the
-        agent starts); the last failed check is in the error when the bound runs out."""
+        agent starts); the last failed check is in the error when the bound runs out. One verdict
+        ends it: `unhealthy` because the check's command does not exist in the image (exit 127, an
+        agent without `agent health`). No check can ever pass then, and ECS runs the task anyway,
+        its container UNHEALTHY."""
         last_check: dict = {}
 
-        def healthy() -> bool:
+        def settled() -> bool:
             state = self.client.api.inspect_container(c.docker_id)["State"]
             if not state["Running"]:
                 raise ContainerExited(f"{c.name} exited with {state['ExitCode']}:\n{self.logs(c.docker_id)}")
@@ -1156,10 +1159,10 @@ class DockerBackend:
             c.health_status = ecs_health(status)
             if health.get("Log"):
                 last_check.update(health["Log"][-1])
-            return status == "healthy"
+            return status == "healthy" or (status == "unhealthy" and last_check.get("ExitCode") == 127)
 
         try:
-            _wait_until_final(healthy, timeout, interval=0.2, what=f"{c.name} to report healthy")
+            _wait_until_final(settled, timeout, interval=0.2, what=f"{c.name} to report healthy")
         except TimeoutError as exc:
             check = (f"; last health check: exit {last_check.get('ExitCode')}, "
                      f"{str(last_check.get('Output', '')).strip()[-300:]!r}") if last_check else ""

@@ -110,6 +110,7 @@ def _app_url(fargate_lab, fargate_task) -> str:
     return f"http://{address}:8080"
 
 
+@pytest.mark.agent_offers("traces_v05", "dogstatsd_metrics")  # the app: ddtrace, DogStatsD
 def test_traces_and_metrics_go_through_the_sidecar_with_task_tags(fargate_lab, fargate_task, probe):
     intervals = probe.intervals()
     url = _app_url(fargate_lab, fargate_task)
@@ -134,6 +135,7 @@ def test_traces_and_metrics_go_through_the_sidecar_with_task_tags(fargate_lab, f
     assert task_tags <= got, sorted(task_tags - got)
 
 
+@pytest.mark.agent_offers("check_metrics")
 def test_the_ecs_fargate_check_sends_its_metrics(fargate_lab, fargate_task, probe):
     intervals = probe.intervals()
     arn = fargate_task["arn"]
@@ -152,6 +154,7 @@ def test_the_ecs_fargate_check_sends_its_metrics(fargate_lab, fargate_task, prob
     assert any(t.startswith("interface:") for t in net[0]["tags"])
 
 
+@pytest.mark.agent_offers("agent_health")
 def test_the_sidecar_is_healthy_as_agent_health_says(fargate_lab, fargate_task, probe):
     health = probe.health()
     assert health, f"agent health in the Fargate sidecar: {health}"

@@ -105,6 +105,7 @@ def test_the_apps_lines_reach_the_intake_through_firelens(fargate_lab, fargate_t
     assert names == {f"container_name:{APP}"}
 
 
+@pytest.mark.agent_offers("traces_v05", "dogstatsd_metrics")  # the app: ddtrace, DogStatsD
 def test_traces_and_metrics_go_through_the_sidecar_with_task_tags(fargate_lab, fargate_task, probe):
     intervals = probe.intervals()
     address = fargate_lab.lab.cluster.status()["fargate_tasks"][fargate_task["arn"]]
@@ -124,6 +125,7 @@ def test_traces_and_metrics_go_through_the_sidecar_with_task_tags(fargate_lab, f
     assert task_tags | {"env:prod"} <= got, sorted(task_tags - got)
 
 
+@pytest.mark.agent_offers("check_metrics")
 def test_the_ecs_fargate_check_sends_its_metrics_for_all_three_containers(fargate_lab, fargate_task, probe):
     arn = fargate_task["arn"]
     expected = {f"ecs_container_name:{n}" for n in (APP, ROUTER, AGENT)}
@@ -143,6 +145,7 @@ def test_the_ecs_fargate_check_sends_its_metrics_for_all_three_containers(fargat
     assert {p["value"] for s in limit for p in s["points"]} == {int(DOC["memory"]) * 1024**2}
 
 
+@pytest.mark.agent_offers("agent_health")
 def test_the_documents_health_check_makes_the_sidecar_healthy(fargate_lab, fargate_task, probe):
     assert probe.health(), "agent health in the sidecar"
     check = DOC["containerDefinitions"][2]["healthCheck"]

@@ -18,6 +18,8 @@ from lab.backends.process import tail_file
 from lab.pytest_plugin import free_subnet
 from lab.world import wait_until
 
+from .cli_process import ecs_lab, gone, listening
+
 
 @pytest.fixture
 def lab_env(tmp_path):
@@ -42,9 +44,6 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.kill()
 
 
-def _ecs_lab(*args: str, env: dict, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=60, **kwargs)
 
 
 def _state(env: dict) -> dict | None:
@@ -55,17 +54,8 @@ def _state(env: dict) -> dict | None:
     return state if state.get("ready") else None
 
 
-def _listening(subnet: str) -> list[str]:
-    return [f"{c.laddr.ip}:{c.laddr.port}" for c in psutil.net_connections("inet4")
-            if c.laddr and c.laddr.ip.startswith(subnet + ".")
-            and (c.status == psutil.CONN_LISTEN or c.type == socket.SOCK_DGRAM)]
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_up_then_ctrl_c_leaves_no_process_and_no_port(lab_env, tmp_path):
@@ -81,9 +71,9 @@ def test_up_then_ctrl_c_leaves_no_process_and_no_port(lab_env, tmp_path):
         assert len(children) == 2, state["processes"]  # agent-1 + web-imdsv1
         descendants = [p.pid for p in psutil.Process(up.pid).children(recursive=True)]
         assert set(children) <= set(descendants)
-        assert f"{subnet}.1.1:8126" in _listening(subnet)
+        assert f"{subnet}.1.1:8126" in listening(subnet)
 
-        status = _ecs_lab("status", "--json", env=lab_env)
+        status = ecs_lab("status", "--json", env=lab_env)
         assert status.returncode == 0, status.stderr
         shown = json.loads(status.stdout)
         assert shown["intake_url"] == f"http://{subnet}.0.1:8091"
@@ -98,19 +88,19 @@ def test_up_then_ctrl_c_leaves_no_process_and_no_port(lab_env, tmp_path):
     finally:
         _stop(up)
     for pid in descendants:
-        assert _gone(pid), f"pid {pid} ({psutil.Process(pid).cmdline()}) survived Ctrl-C"
-    assert _listening(subnet) == []
+        assert gone(pid), f"pid {pid} ({psutil.Process(pid).cmdline()}) survived Ctrl-C"
+    assert listening(subnet) == []
     assert _state(lab_env) is None
 
 
 def test_detached_lab_is_reused_by_run_and_stopped_by_down(lab_env, tmp_path):
     subnet = free_subnet()
-    started = _ecs_lab("up", "--detach", "--subnet", subnet, "--app", "none", env=lab_env)
+    started = ecs_lab("up", "--detach", "--subnet", subnet, "--app", "none", env=lab_env)
     assert started.returncode == 0, started.stderr
     state = _state(lab_env)
     assert state is not None
     pids = [state["pid"], *(p["pid"] for p in state["processes"].values())]
-    again = _ecs_lab("up", "--detach", "--subnet", subnet, env=lab_env)
+    again = ecs_lab("up", "--detach", "--subnet", subnet, env=lab_env)
     assert again.returncode != 0 and "already running" in again.stderr
 
     # `ecs-lab run` (and so the pytest plugin) attaches to the running lab instead of starting one.
@@ -121,19 +111,19 @@ def test_detached_lab_is_reused_by_run_and_stopped_by_down(lab_env, tmp_path):
         "    assert lab.attached\n"
         "    assert lab.state['pid'] == int(os.environ['EXPECTED_PID'])\n"
         "    assert agent.status()['hostinfo']['hostname'] == agent.instance_id\n")
-    ran = _ecs_lab("run", str(probe), "-q", "-p", "no:cacheprovider",
+    ran = ecs_lab("run", str(probe), "-q", "-p", "no:cacheprovider",
                    env={**lab_env, "EXPECTED_PID": str(state["pid"])}, cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout + ran.stderr
 
     # `ecs-lab logs`: the components, one component's tail, a clear error, and -f until Ctrl-C.
-    listed = _ecs_lab("logs", env=lab_env)
+    listed = ecs_lab("logs", env=lab_env)
     assert listed.returncode == 0 and {"agent-1", "supervisor"} <= set(listed.stdout.split()), listed.stdout
-    tail = _ecs_lab("logs", "agent-1", "-n", "3", env=lab_env)
+    tail = ecs_lab("logs", "agent-1", "-n", "3", env=lab_env)
     assert tail.returncode == 0, tail.stderr
     assert len(tail.stdout.splitlines()) <= 3
-    full = _ecs_lab("logs", "agent-1", "-n", "1000", env=lab_env).stdout
+    full = ecs_lab("logs", "agent-1", "-n", "1000", env=lab_env).stdout
     assert f"hostname: {state['instances'][0]['instance_id']}" in full
-    unknown = _ecs_lab("logs", "agent-9", env=lab_env)
+    unknown = ecs_lab("logs", "agent-9", env=lab_env)
     assert unknown.returncode != 0
     assert "no log for 'agent-9'" in unknown.stderr and "agent-1" in unknown.stderr
     follow = subprocess.Popen([sys.executable, "-m", "lab.cli", "logs", "supervisor", "-f", "-n", "1"],
@@ -153,12 +143,12 @@ def test_detached_lab_is_reused_by_run_and_stopped_by_down(lab_env, tmp_path):
         if follow.poll() is None:
             follow.kill()
 
-    stopped = _ecs_lab("down", env=lab_env)
+    stopped = ecs_lab("down", env=lab_env)
     assert stopped.returncode == 0, stopped.stderr
     for pid in pids:
-        wait_until(lambda pid=pid: _gone(pid), timeout=10, what=f"pid {pid} to be gone")
-    assert _listening(subnet) == []
-    status = _ecs_lab("status", "--json", env=lab_env)
+        wait_until(lambda pid=pid: gone(pid), timeout=10, what=f"pid {pid} to be gone")
+    assert listening(subnet) == []
+    status = ecs_lab("status", "--json", env=lab_env)
     assert status.returncode == 1 and json.loads(status.stdout) == {"running": False}
 
 
@@ -168,14 +158,14 @@ def test_down_right_after_up_stops_the_lab_cleanly(lab_env):
     the signal handler's exception alone). It must stop, not be killed after the timeout."""
     subnet = free_subnet()
     for _ in range(2):
-        started = _ecs_lab("up", "--detach", "--subnet", subnet, "--app", "none", env=lab_env)
+        started = ecs_lab("up", "--detach", "--subnet", subnet, "--app", "none", env=lab_env)
         assert started.returncode == 0, started.stderr
         pid = _state(lab_env)["pid"]
-        stopped = _ecs_lab("down", "--timeout", "10", env=lab_env)
+        stopped = ecs_lab("down", "--timeout", "10", env=lab_env)
         assert stopped.returncode == 0, stopped.stderr
         assert "did not stop" not in stopped.stderr, stopped.stderr
-        assert _gone(pid)
-        assert _listening(subnet) == []
+        assert gone(pid)
+        assert listening(subnet) == []
 
 
 def test_a_busy_port_names_its_holder(lab_env):
@@ -184,9 +174,9 @@ def test_a_busy_port_names_its_holder(lab_env):
     holder.bind((f"{subnet}.0.1", 8091))
     holder.listen()
     try:
-        started = _ecs_lab("up", "--subnet", subnet, "--app", "none", env=lab_env)
+        started = ecs_lab("up", "--subnet", subnet, "--app", "none", env=lab_env)
     finally:
         holder.close()
     assert started.returncode != 0
     assert f"{subnet}.0.1:8091/tcp is already in use by pid {os.getpid()}" in started.stderr
-    assert _listening(subnet) == []
+    assert listening(subnet) == []

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -23,6 +22,8 @@ from lab.fakes.intake.client import IntakeClient
 from lab.subnet_claims import claim_subnet
 from lab.world import wait_until
 
+from .cli_process import ecs_lab, gone, listening
+
 # Names of this run's own: `ecs-lab list` shows every lab on the machine, and another run of this
 # module (another CI job, or a worker pytest-xdist gave part of it) may have its own alpha and bravo.
 RUN = uuid.uuid4().hex[:6]
@@ -31,9 +32,6 @@ NAMES = (ALPHA, BRAVO)
 CHROMIUM = "/usr/bin/chromium"
 
 
-def _ecs_lab(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def _get_json(url: str) -> dict:
@@ -42,17 +40,8 @@ def _get_json(url: str) -> dict:
         return json.loads(resp.read())
 
 
-def _listening(subnet: str) -> list[str]:
-    return [f"{c.laddr.ip}:{c.laddr.port}" for c in psutil.net_connections("inet4")
-            if c.laddr and c.laddr.ip.startswith(subnet + ".")
-            and (c.status == psutil.CONN_LISTEN or c.type == socket.SOCK_DGRAM)]
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +66,7 @@ def two_labs(lab_env):
             assert up.returncode == 0, f"ecs-lab up --name {name}: {err[-3000:]}"
         states = {}
         for name in NAMES:
-            shown = _ecs_lab("status", "--name", name, "--json", env=lab_env)
+            shown = ecs_lab("status", "--name", name, "--json", env=lab_env)
             assert shown.returncode == 0, shown.stderr
             states[name] = json.loads(shown.stdout)
         yield states
@@ -85,7 +74,7 @@ def two_labs(lab_env):
         for name in NAMES:
             state_file = Path(lab_env["LAB_HOME"]) / "labs" / name / "state.json"
             if state_file.exists():  # what a failed assertion left running
-                _ecs_lab("down", "--name", name, env=lab_env)
+                ecs_lab("down", "--name", name, env=lab_env)
 
 
 def test_each_named_lab_has_its_own_subnet_ports_home_and_cluster(two_labs, lab_env):
@@ -102,7 +91,7 @@ def test_each_named_lab_has_its_own_subnet_ports_home_and_cluster(two_labs, lab_
     assert alpha["subnet"] != bravo["subnet"]
     assert alpha["instances"][0]["instance_id"] != bravo["instances"][0]["instance_id"]
 
-    listed = _ecs_lab("list", "--json", env=lab_env)
+    listed = ecs_lab("list", "--json", env=lab_env)
     assert listed.returncode == 0, listed.stderr
     by_name = {lab["name"]: lab for lab in json.loads(listed.stdout) if lab["name"] in NAMES}
     assert set(by_name) == set(NAMES)
@@ -111,12 +100,12 @@ def test_each_named_lab_has_its_own_subnet_ports_home_and_cluster(two_labs, lab_
             f"{name}: listed {by_name[name]}, state pid {state['pid']} subnet {state['subnet']}")
         assert by_name[name]["intake_url"] == state["intake_url"]
 
-    again = _ecs_lab("up", "--detach", "--name", ALPHA, env=lab_env)
+    again = ecs_lab("up", "--detach", "--name", ALPHA, env=lab_env)
     assert again.returncode != 0 and f"lab '{ALPHA}' is already running" in again.stderr
-    bad = _ecs_lab("up", "--name", "Not_A_Name", env=lab_env)
+    bad = ecs_lab("up", "--name", "Not_A_Name", env=lab_env)
     assert bad.returncode == 2 and "lower-case letters" in bad.stderr
     # A subnet a running lab holds is refused to another, naming the holder.
-    taken = _ecs_lab("up", "--detach", "--name", f"charlie-{RUN}", "--subnet", alpha["subnet"], env=lab_env)
+    taken = ecs_lab("up", "--detach", "--name", f"charlie-{RUN}", "--subnet", alpha["subnet"], env=lab_env)
     assert taken.returncode != 0 and f"subnet {alpha['subnet']} is claimed by lab '{ALPHA}'" in taken.stderr
 
 
@@ -171,20 +160,20 @@ def test_each_dashboard_shows_its_own_lab(two_labs, tmp_path):
 def test_down_stops_each_lab_leaving_no_process_port_or_claim(two_labs, lab_env):
     for name, state in two_labs.items():
         pids = [state["pid"], *(p["pid"] for p in state["processes"].values())]
-        stopped = _ecs_lab("down", "--name", name, env=lab_env)
+        stopped = ecs_lab("down", "--name", name, env=lab_env)
         assert stopped.returncode == 0 and "lab stopped" in stopped.stdout, stopped.stderr
-        wait_until(lambda p=pids: all(_gone(pid) for pid in p), timeout=30, what=f"{name}'s processes to end")
-        assert _listening(state["subnet"]) == [], f"{name} left ports open"
+        wait_until(lambda p=pids: all(gone(pid) for pid in p), timeout=30, what=f"{name}'s processes to end")
+        assert listening(state["subnet"]) == [], f"{name} left ports open"
         assert not (Path(lab_env["LAB_HOME"]) / "labs" / name / "state.json").exists()
         # The subnet is free again: it can be claimed (and is released at once).
         claim_subnet(state["subnet"]).release()
         other = next(n for n in NAMES if n != name)
-        if _ecs_lab("status", "--name", other, "--json", env=lab_env).returncode == 0:
+        if ecs_lab("status", "--name", other, "--json", env=lab_env).returncode == 0:
             # The other lab is untouched by this one's down.
             assert IntakeClient(two_labs[other]["intake_url"]).health()
 
     def still_listed() -> list[dict]:
-        listed = json.loads(_ecs_lab("list", "--json", env=lab_env).stdout)
+        listed = json.loads(ecs_lab("list", "--json", env=lab_env).stdout)
         return [lab for lab in listed if lab["name"] in NAMES]
 
     try:

@@ -39,8 +39,10 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aiohttp import web
+if TYPE_CHECKING:  # aiohttp is the server's: `agent health` (a client, run by docker's health
+    from aiohttp import web  # check with a 5 s timeout) must not pay its 0.4-0.6 s import
 
 CONF_DIR = Path("/etc/datadog-agent")
 TOKEN_BYTES = 32  # pkg/api/security authTokenMinimalLen
@@ -147,6 +149,7 @@ class IpcCredentials:
 
 def auth_middleware(token: Callable[[], str]):
     """pkg/api/util TokenValidator: 401 without a bearer token, 403 with a wrong one."""
+    from aiohttp import web
 
     @web.middleware
     async def check(request: web.Request, handler):
@@ -182,6 +185,8 @@ class IpcServer:
         self._pending: set[asyncio.Task] = set()
 
     async def start(self) -> None:
+        from aiohttp import web
+
         for app in (self.app, self.plain_app):
             if app is not None:
                 runner = web.AppRunner(app, access_log=None, handle_signals=False)

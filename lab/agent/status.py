@@ -18,10 +18,12 @@ import os
 import time
 import urllib.request
 from collections.abc import Callable
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from lab.agent.config import AGENT_VERSION, runtime_settings
+
+if TYPE_CHECKING:  # the server's: the CLI (`agent health`, `agent status`) must not import aiohttp
+    from aiohttp import web
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -271,6 +273,8 @@ def config_yaml(config) -> str:
 
 def ipc_app(agent, token) -> web.Application:
     """The IPC API's routes, behind the bearer-token check (`token()` gives the current token)."""
+    from aiohttp import web
+
     from lab.agent.ipc import auth_middleware
 
     app = web.Application(middlewares=[auth_middleware(token)])
@@ -305,6 +309,8 @@ def ipc_app(agent, token) -> web.Application:
 
 
 def make_app(status: Callable[[], dict], health: Callable[[], dict]) -> web.Application:
+    from aiohttp import web
+
     app = web.Application()
 
     async def status_handler(request: web.Request) -> web.Response:

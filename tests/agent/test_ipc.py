@@ -286,3 +286,14 @@ def test_agents_of_labs_side_by_side_keep_their_own_token(start_agent):
         agents[0].stop()
         after = cli(agents[1], "health")
         assert after.returncode == 0, after.stdout + after.stderr
+
+
+def test_the_cli_imports_no_server_library():
+    """`agent health` is docker's health check, with the documents' 5 s timeout: on a loaded 2-core
+    machine aiohttp's import alone took 0.4-0.6 s of it (the real agent's CLI is one Go binary). The
+    CLI path (ecs-lab's entry point, the agent commands, the IPC client) must not import it."""
+    code = ("import sys; import lab.cli, lab.agent.cli, lab.agent.ipc, lab.agent.status; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'moto', 'docker')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

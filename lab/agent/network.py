@@ -2,10 +2,10 @@
 connections check, as the emulated agent runs them (docs/npm.md).
 
 The real system-probe traces every TCP/UDP flow of the host with eBPF; the lab reads the sockets
-the tasks' processes hold when the check runs (psutil: `/proc/<pid>/net/{tcp,udp}[6]` of each pid,
-matched to its file descriptors), so a connection opened and closed between two runs is not seen,
-and the byte counters come from the kernel's TCP info where this machine offers it (see
-`lab.agent.tcp_counters`), else stay 0.
+the tasks' processes hold when the check runs (`/proc/<pid>/net/{tcp,udp}[6]`, the tables of the
+pid's own network namespace, matched to the pid's file descriptors), so a connection opened and
+closed between two runs is not seen, and the byte counters come from the kernel's TCP info where
+this machine offers it (see `lab.agent.tcp_counters`), else stay 0.
 
 What the check sends follows `pkg/process/checks/net.go` (`batchConnections`): one
 `CollectorConnections` per `max_conns_per_message` connections (default 600), all of a run sharing
@@ -156,13 +156,6 @@ class ConnectionRecord:
     tags: list[str] = field(default_factory=list)
 
 
-def _plain_ip(ip: str) -> str:
-    """::ffff:a.b.c.d (an IPv4 peer of a dual-stack socket) is the IPv4 address."""
-    if ip.startswith("::ffff:") and "." in ip:
-        return ip[len("::ffff:"):]
-    return ip
-
-
 def _net_ns(pid: int) -> int:
     try:
         return os.stat(f"{psutil.PROCFS_PATH}/{pid}/ns/net").st_ino
@@ -183,21 +176,87 @@ def process_tree(pids: list[int]) -> list[int]:
     return list(dict.fromkeys(out))
 
 
-def sockets_of(pids: list[int]) -> list[Socket]:
-    """Every TCP/UDP socket the processes hold (psutil: the pid's own /proc/<pid>/net tables, so
-    the socket's network namespace is the process's)."""
-    found: list[Socket] = []
-    for pid in pids:
+# include/net/tcp_states.h, as /proc/net/tcp writes them (two hex digits).
+TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+              "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN",
+              "0B": "CLOSING", "0C": "NEW_SYN_RECV"}
+_TABLES = (("tcp", "tcp", False), ("tcp6", "tcp", True), ("udp", "udp", False), ("udp6", "udp", True))
+
+
+def _address(field_: str, v6: bool) -> tuple[str, int]:
+    """`0100007F:1F90` -> ("127.0.0.1", 8080): the address as the kernel's 32-bit words, each in
+    host (little-endian) order."""
+    hex_ip, hex_port = field_.split(":")
+    raw = bytes.fromhex(hex_ip)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    if not v6:
+        return str(ipaddress.IPv4Address(words)), int(hex_port, 16)
+    addr = ipaddress.IPv6Address(words)
+    return str(addr.ipv4_mapped or addr), int(hex_port, 16)
+
+
+def _socket_fds(pid: int) -> dict[int, int]:
+    """socket inode -> fd, from the pid's file descriptors."""
+    fd_dir = f"{psutil.PROCFS_PATH}/{pid}/fd"
+    out: dict[int, int] = {}
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return out
+    for fd in fds:
         try:
-            conns = psutil.Process(pid).net_connections(kind="inet")
-        except (psutil.Error, OSError):
+            target = os.readlink(f"{fd_dir}/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out[int(target[8:-1])] = int(fd)
+    return out
+
+
+def _net_tables(pid: int) -> list[tuple[str, tuple[str, int], tuple[str, int], str, int]]:
+    """The TCP/UDP tables of the pid's network namespace: (type, laddr, raddr, state, inode) rows,
+    read from /proc/<pid>/net (not /proc/net, which is the reader's own namespace)."""
+    rows = []
+    for table, kind, v6 in _TABLES:
+        try:
+            with open(f"{psutil.PROCFS_PATH}/{pid}/net/{table}") as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10:
+                continue
+            try:
+                laddr, raddr = _address(fields[1], v6), _address(fields[2], v6)
+            except ValueError:
+                continue
+            rows.append((kind, laddr, raddr, TCP_STATES.get(fields[3], fields[3]), int(fields[9])))
+    return rows
+
+
+def sockets_of(pids: list[int]) -> list[Socket]:
+    """Every TCP/UDP socket the processes hold, each read from its own network namespace's tables
+    (one read per namespace), plus that namespace's listening sockets whoever holds them (pid 0):
+    they decide the direction of the others."""
+    found: list[Socket] = []
+    tables: dict[int, list] = {}
+    for pid in pids:
+        fds = _socket_fds(pid)
+        if not fds:
             continue
         ns = _net_ns(pid)
-        for c in conns:
-            kind = "tcp" if c.type == 1 else "udp"  # socket.SOCK_STREAM == 1
-            laddr = (_plain_ip(c.laddr.ip), c.laddr.port) if c.laddr else ("", 0)
-            raddr = (_plain_ip(c.raddr.ip), c.raddr.port) if c.raddr else ("", 0)
-            found.append(Socket(pid, kind, laddr, raddr, c.status, ns, c.fd))
+        if ns not in tables:
+            tables[ns] = _net_tables(pid)
+        for kind, laddr, raddr, state, inode in tables[ns]:
+            if inode in fds:
+                peer = raddr if raddr[1] else ("", 0)
+                found.append(Socket(pid, kind, laddr, peer, state, ns, fds[inode]))
+    owned = {(s.net_ns, s.type, s.laddr) for s in found}
+    for ns, rows in tables.items():
+        for kind, laddr, _raddr, state, _inode in rows:
+            if state == "LISTEN" and (ns, kind, laddr) not in owned:
+                found.append(Socket(0, kind, laddr, ("", 0), state, ns))
     return found
 
 
@@ -222,13 +281,13 @@ def connections_from(sockets: list[Socket], container_of: Callable[[int], str | 
     its socket has no peer of its own (UDP), else outgoing, as system-probe decides from its port
     tables (pkg/network/tracer: connection direction from the listening ports)."""
     listeners = {(s.net_ns, s.type, s.laddr[0], s.laddr[1]) for s in sockets
-                 if (s.type == "tcp" and s.status == psutil.CONN_LISTEN)
+                 if (s.type == "tcp" and s.status == "LISTEN")
                  or (s.type == "udp" and not s.raddr[0])}
     lo, hi = _ephemeral_range()
     out: list[ConnectionRecord] = []
     seen: set[tuple] = set()
     for s in sockets:
-        if not s.raddr[0] or s.status in (psutil.CONN_LISTEN, psutil.CONN_CLOSE):
+        if not s.pid or not s.raddr[0] or s.status in ("LISTEN", "CLOSE", "TIME_WAIT"):
             continue
         key = (s.pid, s.type, s.laddr, s.raddr, s.net_ns)
         if key in seen:  # a socket shared by a parent and its child (inherited descriptor)

@@ -140,3 +140,13 @@ def test_one_run_is_batched_into_messages_of_max_conns_each():
     assert conns[1]["laddr"]["container_id"] == "c1" and decoded[0]["body"]["containerForPid"] == {11: "c1"}
     assert all(d["host_tags"] == ["host:tag"] for d in decoded)
     assert network.build_payloads([], "i-0abc", 1, 600, lambda cid: [], []) == []
+
+
+@pytest.mark.parametrize("field, expected", [
+    ("0100007F:1F90", ("127.0.0.1", 8080)),
+    ("00000000000000000000000001000000:0050", ("::1", 80)),
+    # A dual-stack socket's IPv4 peer is reported as the IPv4 address.
+    ("0000000000000000FFFF00000100007F:0050", ("127.0.0.1", 80)),
+])
+def test_proc_net_addresses_are_read_as_the_kernel_writes_them(field, expected):
+    assert network._address(field, v6=len(field.split(":")[0]) == 32) == expected

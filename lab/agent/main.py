@@ -560,13 +560,18 @@ class Agent:
                 owner.setdefault(pid, cid)
         records = network.connections_from(network.sockets_of(list(owner)), owner.get,
                                            network.local_addresses())
-        counters = tcp_counters.read()
+        # Each network namespace's counters, read once (from inside it where it is not ours).
+        by_ns: dict[int, dict] = {}
         seen: dict[tuple, tuple[int, int]] = {}
         for r in records:
-            key = (r.type, r.laddr, r.raddr, r.net_ns)
-            now = counters.get((r.laddr, r.raddr)) if r.type == "tcp" else None
+            if r.type != "tcp":
+                continue
+            if r.net_ns not in by_ns:
+                by_ns[r.net_ns] = tcp_counters.read(network.netns_path(r.pid))
+            now = by_ns[r.net_ns].get((r.laddr, r.raddr))
             if now is None:
                 continue
+            key = (r.type, r.laddr, r.raddr, r.net_ns)
             before = self._byte_counters.get(key, (0, 0))
             # Relative counters since the last check (Connection.lastBytesSent/Received).
             r.bytes_sent, r.bytes_received = max(0, now[0] - before[0]), max(0, now[1] - before[1])

@@ -156,6 +156,11 @@ class ConnectionRecord:
     tags: list[str] = field(default_factory=list)
 
 
+def netns_path(pid: int) -> str:
+    """The pid's network namespace, as a path setns(2) can open."""
+    return f"{psutil.PROCFS_PATH}/{pid}/ns/net"
+
+
 def _net_ns(pid: int) -> int:
     try:
         return os.stat(f"{psutil.PROCFS_PATH}/{pid}/ns/net").st_ino

@@ -2,7 +2,9 @@
 sock_diag netlink interface (what `ss -ti` prints as bytes_acked / bytes_received).
 
 system-probe counts bytes in eBPF as they pass; the lab asks the kernel for each socket's totals
-when the check runs and reports the difference from the previous run. Layouts: linux/inet_diag.h
+when the check runs and reports the difference from the previous run. Another network namespace
+(a container's, on the docker backend) is read from a thread that first joins it with setns(2),
+which needs CAP_SYS_ADMIN (the NPM task definition grants it). Layouts: linux/inet_diag.h
 (`inet_diag_req_v2`, `inet_diag_msg`), linux/tcp.h (`tcp_info`: `tcpi_bytes_acked` at byte 120,
 `tcpi_bytes_received` at 128, since Linux 4.1/4.2). Where netlink is refused (a sandbox without
 NETLINK_SOCK_DIAG), `read()` returns nothing and the counters stay 0.
@@ -10,9 +12,13 @@ NETLINK_SOCK_DIAG), `read()` returns nothing and the counters stay 0.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import ipaddress
+import os
 import socket
 import struct
+import threading
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -79,9 +85,7 @@ def _parse(body: bytes) -> tuple[tuple[Address, Address], tuple[int, int]] | Non
     return None
 
 
-def read() -> dict[tuple[Address, Address], tuple[int, int]]:
-    """(local, remote) -> (bytes sent and acknowledged, bytes received) for every TCP socket of
-    this network namespace; empty when the kernel does not answer."""
+def _read_here() -> dict[tuple[Address, Address], tuple[int, int]]:
     out: dict[tuple[Address, Address], tuple[int, int]] = {}
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
@@ -89,3 +93,44 @@ def read() -> dict[tuple[Address, Address], tuple[int, int]]:
         except OSError:
             continue
     return out
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def _read_in(netns_path: str) -> dict[tuple[Address, Address], tuple[int, int]]:
+    """The dump from inside another network namespace: a thread of its own joins it (setns changes
+    only the calling thread) and ends with it."""
+    result: dict[tuple[Address, Address], tuple[int, int]] = {}
+
+    def run() -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        try:
+            fd = os.open(netns_path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                return  # no CAP_SYS_ADMIN: the counters stay 0
+        finally:
+            os.close(fd)
+        result.update(_read_here())
+
+    t = threading.Thread(target=run, name="tcp-counters-netns", daemon=True)
+    t.start()
+    t.join(5.0)
+    return result
+
+
+def read(netns_path: str | None = None) -> dict[tuple[Address, Address], tuple[int, int]]:
+    """(local, remote) -> (bytes sent and acknowledged, bytes received) for every TCP socket of
+    this network namespace, or of the one at `netns_path` (`/proc/<pid>/ns/net`); empty when the
+    kernel does not answer or the namespace cannot be joined."""
+    if netns_path is None:
+        return _read_here()
+    try:
+        if os.stat(netns_path).st_ino == os.stat("/proc/self/ns/net").st_ino:
+            return _read_here()
+    except OSError:
+        return {}
+    return _read_in(netns_path)

@@ -70,8 +70,39 @@ def test_without_the_setting_no_network_payload_leaves_the_agent(lab):
     _no_connections_while_processes_arrive(intake, agent)
 
 
+def _engine_refuses_capabilities(lab) -> str | None:
+    """On docker, whether the engine can grant the documents' capabilities at all: a container whose
+    engine lacks one in its bounding set fails to start ("unable to apply caps"), which would make
+    the agent task fail to start on this machine, not because of the lab. Asked of a throwaway
+    container first, so the session lab's agent is not redeployed into a task that cannot start."""
+    backend = lab.backend
+    if backend is None or not hasattr(backend, "client"):
+        return None
+    import docker
+
+    image = backend.lab_image_ref or "ecs-agent-lab/lab:latest"
+    container = backend.client.containers.create(image, ["true"], cap_add=sorted(DOCUMENTED_CAPABILITIES),
+                                                 network_mode="none")
+    try:
+        container.start()
+        container.wait(timeout=30)
+    except docker.errors.APIError as exc:
+        if "unable to apply caps" in str(exc):
+            return str(exc)
+        raise
+    finally:
+        container.remove(force=True)
+    return None
+
+
 @pytest.fixture(scope="module")
 def npm_lab(lab, lab_with):
+    if lab.state.get("backend", "local") == "docker":
+        refused = _engine_refuses_capabilities(lab)
+        if refused:
+            pytest.skip("this machine's Docker engine cannot grant the NPM task definition's capabilities "
+                        f"(one is outside its capability bounding set), so the agent task cannot start "
+                        f"here as on ECS: {refused}")
     return lab_with(**LAB_WITH)
 
 

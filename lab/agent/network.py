@@ -78,15 +78,29 @@ def mounted_paths(env: Mapping[str, str]) -> set[str]:
         return set()
 
 
-def system_probe_start_error(capabilities: set[str], mounts: set[str]) -> list[str] | None:
+def _kernel_at_least(release: str, wanted: tuple[int, int]) -> bool:
+    parts = []
+    for piece in release.split(".")[:2]:
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts + [0] * (2 - len(parts))) >= wanted
+
+
+def system_probe_start_error(capabilities: set[str], mounts: set[str],
+                             kernel_release: str | None = None) -> list[str] | None:
     """The lines system-probe logs when it cannot start its network module with this grant, or
     None when it can. The outer messages are the real system-probe's; the cause inside names what
     the lab found missing (docs/npm.md#when-a-requirement-is-missing)."""
-    if "SYS_RESOURCE" not in capabilities:
-        # ebpf.Setup removes the memlock rlimit first (cilium/ebpf rlimit.RemoveMemlock): EPERM.
+    release = kernel_release if kernel_release is not None else platform.release()
+    # ebpf.Setup removes the memlock rlimit first (cilium/ebpf rlimit.RemoveMemlock), which needs
+    # CAP_SYS_RESOURCE, except from Linux 5.11 on: eBPF memory is charged to the cgroup there and
+    # RemoveMemlock does nothing.
+    memlock_needed = not _kernel_at_least(release, (5, 11))
+    if "SYS_RESOURCE" not in capabilities and memlock_needed:
         return [FAILED_TO_CREATE + "error in pre-register hook: rlimit memlock: "
                 "failed to set memlock rlimit: operation not permitted"]
-    missing = [c for c in REQUIRED_CAPABILITIES if c not in capabilities]
+    missing = [c for c in REQUIRED_CAPABILITIES if c not in capabilities
+               and (c != "SYS_RESOURCE" or memlock_needed)]
     if "SYS_ADMIN" in missing and {"BPF", "PERFMON"} <= capabilities:
         missing.remove("SYS_ADMIN")  # kernels >= 5.8 load eBPF with CAP_BPF + CAP_PERFMON instead
     causes = [f"operation not permitted (the container lacks CAP_{c})" for c in missing]

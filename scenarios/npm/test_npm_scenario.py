@@ -28,7 +28,7 @@ from lab.stack import AGENT_SERVICE, DEFAULT_FEATURES
 from lab.world import wait_until
 
 LAB_WITH = {"features": set(DEFAULT_FEATURES) | {"npm"}, "apps": ("imdsv1",)}
-pytestmark = pytest.mark.agent_offers("processes")
+pytestmark = pytest.mark.agent_offers("processes", "agent_status")
 DOCUMENTED_CAPABILITIES = {"SYS_ADMIN", "SYS_RESOURCE", "SYS_PTRACE", "NET_ADMIN", "NET_BROADCAST", "NET_RAW",
                            "IPC_LOCK", "CHOWN"}
 

@@ -203,10 +203,11 @@ class Intervals:
     source: dict[str, str] = field(default_factory=dict)
     margin: float = DEFAULT_MARGIN
     logs_batch_wait: float = 5.0  # the logs sender's batch wait (logs_config.batch_wait)
+    connections_check: float = 30.0  # the process agent's connections check (NPM)
 
     def describe(self) -> str:
         names = ("metric_flush", "metric_bucket", "trace_flush", "apm_stats_bucket", "process_check",
-                 "container_check", "core_check", "logs_batch_wait")
+                 "container_check", "core_check", "logs_batch_wait", "connections_check")
         return f"agent {self.version}: " + ", ".join(
             f"{n}={getattr(self, n):g}s ({self.source.get(n, '?')})" for n in names)
 
@@ -234,6 +235,13 @@ class Intervals:
         return Wait(runs * self.process_check + self.margin,
                     f"{runs} process check run(s) ({self.process_check:g} s"
                     f"{', the first sends nothing' if runs == 2 else ''}) + margin {self.margin:g} s")
+
+    def connections(self, runs: int = 1) -> Wait:
+        """A connection the check can see: `runs` connections check runs (the check sends on every
+        run, its first included), each posted at once."""
+        return Wait(runs * self.connections_check + self.margin,
+                    f"{runs} connections check run(s) ({self.connections_check:g} s) + "
+                    f"margin {self.margin:g} s")
 
     def check_metrics(self, runs: int = 1) -> Wait:
         """A core check's metric: `runs` check runs (rates need two), then the aggregator flush."""
@@ -265,6 +273,7 @@ DOCUMENTED_DEFAULTS: dict[str, float] = {
     "container_check": 10.0,  # pkg/process/checks/interval.go ContainerCheckDefaultInterval
     "core_check": 15.0,  # pkg/collector/check/defaults DefaultCheckInterval
     "logs_batch_wait": 5.0,  # comp/logs-library/defaults DefaultBatchWait
+    "connections_check": 30.0,  # pkg/process/checks/interval.go ConnectionsCheckDefaultInterval
 }
 
 # Settings a real agent reports in `agent config` for some of them.
@@ -274,6 +283,7 @@ CONFIG_KEYS: dict[str, str] = {
     "process_check": "process_config.intervals.process",
     "container_check": "process_config.intervals.container",
     "logs_batch_wait": "logs_config.batch_wait",
+    "connections_check": "process_config.intervals.connections",
 }
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from lab.fakes.fips_proxy.ports import DEFAULT_PORT_RANGE_START
 
-FEATURES = ("apm", "dogstatsd", "processes", "fips", "apm_non_local", "dogstatsd_non_local", "egress_proxy")
+FEATURES = ("apm", "dogstatsd", "processes", "fips", "apm_non_local", "dogstatsd_non_local", "egress_proxy",
+            "npm")
 DEFAULT_FEATURES = frozenset({"apm", "dogstatsd", "processes", "apm_non_local", "dogstatsd_non_local",
                               "egress_proxy"})
 

@@ -21,6 +21,16 @@ from typing import Protocol
 
 from lab.world import ContainerInstance, Task
 
+# What a container runtime grants a container, written into the environment of an agent that runs as
+# a process (the local backend) where it cannot read its own: Docker's default capability set (moby
+# oci/caps/defaults.go) plus the task's linuxParameters.capabilities.add, and the container paths of
+# the task's mount points (lab.agent.network checks system-probe's requirements against them).
+DOCKER_DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID",
+                               "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL",
+                               "AUDIT_WRITE")
+CAPABILITIES_ENV = "LAB_CONTAINER_CAPABILITIES"
+MOUNTS_ENV = "LAB_CONTAINER_MOUNTS"
+
 # The lab's own image: the fakes, the emulated agent and the sample apps (docker/Dockerfile).
 LAB_IMAGE = "ecs-agent-lab/lab:latest"
 # Images that are the Datadog Agent, as the Datadog ECS docs name them.

@@ -31,7 +31,7 @@ FORBIDDEN = [
     (re.compile(r"\btime\.sleep\("), "a fixed sleep: wait on a condition with a timeout"),
 ]
 
-INTAKE_WAITS = re.compile(r"^wait_for_(spans|metric|processes|payloads|check_run|logs)$")
+INTAKE_WAITS = re.compile(r"^wait_for_(spans|metric|processes|payloads|check_run|logs|connections)$")
 
 
 def violations(path: Path, text: str) -> list[str]:

@@ -17,7 +17,8 @@ Lab-only variables (docs/local_backend.md#an-instances-network-namespaces-on-loo
 (what 127.0.0.1 is inside the agent's own network namespace; default 127.0.0.1), `LAB_AGENT_HOST_ADDRESSES`
 (comma list standing for "all interfaces"; default 0.0.0.0), `LAB_AGENT_FLUSH_INTERVAL` (DogStatsD/metrics
 flush, seconds, default 1 instead of the agent's 15), `LAB_AGENT_TRACE_FLUSH_INTERVAL` (default 1 instead of
-5), `LAB_AGENT_PROCESS_INTERVAL` (default 2 instead of 10), `LAB_AGENT_STATS_BUCKET_INTERVAL` (width
+5), `LAB_AGENT_PROCESS_INTERVAL` (default 2 instead of 10), `LAB_AGENT_CONNECTIONS_INTERVAL` (the
+connections check, default 1 instead of 30; docs/npm.md), `LAB_AGENT_STATS_BUCKET_INTERVAL` (width
 of the APM stats buckets the agent computes, seconds; default 2 instead of 10: a bucket is sent two
 widths after it opens), `LAB_AGENT_APM_DECODER_PROCESSES` /
 `LAB_AGENT_APM_DECODER_MIN_BYTES` (trace requests of at least that size decoded in that many worker
@@ -26,7 +27,8 @@ processes; default: one per usable CPU, 64 KiB; see decoders.py), `LAB_AGENT_ALL
 
 `LAB_AGENT_PROFILE` picks the timing (docs/agent.md): `fast` (default; the intervals above) or
 `real-timing` (the agent's own: metrics flushed every 15 s in 10 s buckets, traces every 5 s, APM
-stats buckets 10 s, process/container checks every 10 s sending nothing on their first run, health
+stats buckets 10 s, process/container checks every 10 s sending nothing on their first run, the
+connections check every 30 s, health
 pings every 15 s, and no private plain-HTTP status endpoint). An explicit `LAB_AGENT_*` interval
 still wins over the profile; `agent config` reports what is in effect.
 """
@@ -71,11 +73,12 @@ class Timing:
     health_ping_interval: float  # health catalog ping (pkg/status/health: 15 s)
     first_check_run_sends: bool  # process/container checks send on their first run (the agent: no)
     private_status: bool  # the lab's plain-HTTP /agent/status besides the HTTPS IPC API
+    connections_interval: float  # connections check (pkg/process/checks/interval.go: 30 s)
 
 
 TIMINGS = {
-    "fast": Timing(1.0, 1.0, 1.0, 2.0, 2.0, 1.0, 0.5, True, True),
-    "real-timing": Timing(15.0, 10.0, 5.0, 10.0, 10.0, 15.0, 15.0, False, False),
+    "fast": Timing(1.0, 1.0, 1.0, 2.0, 2.0, 1.0, 0.5, True, True, 1.0),
+    "real-timing": Timing(15.0, 10.0, 5.0, 10.0, 10.0, 15.0, 15.0, False, False, 30.0),
 }
 
 
@@ -231,6 +234,12 @@ class AgentConfig:
     container_collection_enabled: bool = True
     procfs_path: str = "/proc"
     docker_socket: str = "/var/run/docker.sock"
+    # Network Performance Monitoring: system-probe's network_config.enabled (docs/npm.md)
+    network_enabled: bool = False
+    # system_probe_config.enabled set without network_config.enabled: the deprecated way to enable NPM
+    network_enabled_by_deprecated_key: bool = False
+    max_conns_per_message: int = 600  # system_probe_config.max_conns_per_message (at most 1000)
+    connections_interval: float = 1.0
     # FIPS and proxies
     fips: FipsSettings | None = None
     proxy_http: str = ""
@@ -308,6 +317,19 @@ class AgentConfig:
             env, "DD_PROCESS_CONFIG_PROCESS_COLLECTION_ENABLED", _bool(env, "DD_PROCESS_AGENT_ENABLED", False)
         )
         container_enabled = _bool(env, "DD_PROCESS_CONFIG_CONTAINER_COLLECTION_ENABLED", True)
+        # pkg/system-probe/config/adjust.go: system_probe_config.enabled=true with no
+        # network_config.enabled (and USM off) enables the network module, with a deprecation warning.
+        network_explicit = env.get("DD_SYSTEM_PROBE_NETWORK_ENABLED")
+        sysprobe_enabled = _bool(env, "DD_SYSTEM_PROBE_ENABLED", False)
+        usm_enabled = _bool(env, "DD_SYSTEM_PROBE_SERVICE_MONITORING_ENABLED", False)
+        if network_explicit is not None and network_explicit.strip() != "":
+            network_enabled, network_deprecated = _bool(env, "DD_SYSTEM_PROBE_NETWORK_ENABLED", False), False
+        else:
+            network_enabled = network_deprecated = sysprobe_enabled and not usm_enabled
+        # adjust_npm.go limitMaxInt: max_conns_per_message is capped at 1000.
+        max_conns = min(_int(env, "DD_SYSTEM_PROBE_CONFIG_MAX_CONNS_PER_MESSAGE", 600), 1000)
+        if max_conns <= 0:
+            raise ConfigError("DD_SYSTEM_PROBE_CONFIG_MAX_CONNS_PER_MESSAGE must be positive")
 
         # The docs' task definition mounts the host's /proc at /host/proc; without it, our own.
         host_proc = env.get("LAB_AGENT_HOST_PROC", "/host/proc")
@@ -361,6 +383,13 @@ class AgentConfig:
             container_collection_enabled=container_enabled,
             procfs_path=procfs,
             docker_socket=_docker_socket(env),
+            network_enabled=network_enabled,
+            network_enabled_by_deprecated_key=network_deprecated,
+            max_conns_per_message=max_conns,
+            # process_config.intervals.connections (the agent's own setting), else the lab's override.
+            connections_interval=_float(env, "DD_PROCESS_CONFIG_INTERVALS_CONNECTIONS",
+                                        _float(env, "LAB_AGENT_CONNECTIONS_INTERVAL",
+                                               timing.connections_interval)),
             proxy_http=(env.get("DD_PROXY_HTTP") or "").strip(),
             proxy_https=(env.get("DD_PROXY_HTTPS") or "").strip(),
             no_proxy=tuple(parse_tags(env.get("DD_PROXY_NO_PROXY") or env.get("DD_NO_PROXY"))),
@@ -494,6 +523,7 @@ class AgentConfig:
             },
             "process_collection": self.process_collection_enabled,
             "container_check": self.container_check_enabled,
+            "network_enabled": self.network_enabled,
             "fips": None
             if self.fips is None
             else {
@@ -637,8 +667,13 @@ def runtime_settings(cfg: AgentConfig) -> dict:
             "process_collection": {"enabled": cfg.process_collection_enabled},
             "container_collection": {"enabled": cfg.container_collection_enabled},
             "process_dd_url": cfg.endpoints.processes,
-            "intervals": {"process": cfg.process_interval, "container": cfg.process_interval},
+            "intervals": {"process": cfg.process_interval, "container": cfg.process_interval,
+                          "connections": cfg.connections_interval},
         },
+        # system-probe.yaml's settings (the agent image writes both files from the same DD_* env).
+        "network_config": {"enabled": cfg.network_enabled},
+        "system_probe_config": {"enabled": cfg.network_enabled,
+                                "max_conns_per_message": cfg.max_conns_per_message},
         "logs_enabled": cfg.logs_enabled,
         "logs_config": {
             "logs_dd_url": cfg.endpoints.logs,

@@ -7,7 +7,8 @@ Start order mirrors the real agent: configuration (FIPS rewrite and its warning 
 hostname, forwarder, ECS awareness, then the receivers (APM 8126/tcp, DogStatsD 8125/udp, each on
 "localhost" or all addresses by its non-local-traffic switch), the IPC/status API, and the flush
 loops (metrics every LAB_AGENT_FLUSH_INTERVAL, traces every LAB_AGENT_TRACE_FLUSH_INTERVAL, processes
-every LAB_AGENT_PROCESS_INTERVAL).
+every LAB_AGENT_PROCESS_INTERVAL, connections every LAB_AGENT_CONNECTIONS_INTERVAL when NPM is on and
+its system-probe could start: lab.agent.network).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import time
 import weakref
 from collections.abc import Mapping
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from lab.agent import apm, apm_proxies, forwarder, ipc, processes, status
+from lab.agent import apm, apm_proxies, forwarder, ipc, network, processes, status
 from lab.agent.config import AGENT_VERSION, AgentConfig
 from lab.agent.containers import ContainerCollector
 from lab.agent.decoders import DecoderPool
@@ -86,6 +88,9 @@ class Agent:
                      "check_samples": 0, "last_series": 0}
         self._check_runs: dict[str, dict] = {}
         self._named_tasks: dict[str, asyncio.Task] = {}
+        self.system_probe: network.SystemProbe | None = None
+        self.connections_sent = 0
+        self._byte_counters: dict[tuple, tuple[int, int]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -97,6 +102,8 @@ class Agent:
             self.hostname = resolve_hostname(cfg, self.env)
             log.info("hostname: %s (%s)", self.hostname.hostname, self.hostname.provider)
             processes.use_procfs(cfg.procfs_path)
+            if cfg.network_enabled:
+                self._start_system_probe()
             self.server = ServerThread("agent").start()
             self.forwarder = forwarder.Forwarder(cfg)
             self.server.call(self.forwarder.start)
@@ -301,6 +308,14 @@ class Agent:
                     self._every(self.config.process_interval, "container-check", self._collect_containers)
                 )
             )
+        if self.system_probe is not None and self.system_probe.running:
+            # The process agent's check runner runs a check at once, then every interval.
+            self._tasks.append(asyncio.create_task(
+                self._every(self.config.connections_interval, "connections", self._collect_connections)))
+        elif self.system_probe is not None:
+            # The agent image's s6 restarts a failed system-probe 2 s after it exits.
+            self._tasks.append(asyncio.create_task(
+                self._every(2.0, "system-probe", self._restart_system_probe, first_after=2.0)))
         assert self.forwarder is not None and self.hostname is not None
         self.forwarder.submit(
             forwarder.host_metadata_transaction(self.config, self.hostname.hostname, self.host_tags())
@@ -488,6 +503,85 @@ class Agent:
             )
         )
 
+    # -- NPM ----------------------------------------------------------------------------------------
+    def _start_system_probe(self) -> None:
+        """system-probe's start: its requirements checked against what the container was granted."""
+        if self.config.network_enabled_by_deprecated_key:
+            log.warning("configuration key `system_probe_config.enabled` is deprecated, "
+                        "use `network_config.enabled` instead")
+        errors = network.system_probe_start_error(network.granted_capabilities(self.env),
+                                                  network.mounted_paths(self.env))
+        self.system_probe = network.SystemProbe(errors, started_at=time.time())
+        if errors is None:
+            _sysprobe_log("INFO", "module network_tracer started")
+        else:
+            self._log_system_probe_failure()
+
+    def _log_system_probe_failure(self) -> None:
+        assert self.system_probe is not None and self.system_probe.error_lines
+        *module_errors, fatal = self.system_probe.error_lines
+        for line in module_errors:
+            _sysprobe_log("ERROR", line)
+        _sysprobe_log("CRITICAL", fatal)
+        # Dockerfiles/agent/s6-services/sysprobe/finish
+        _sysprobe_log("INFO", "system-probe exited with code 1, signal 0, restarting in 2 seconds", init=True)
+
+    async def _restart_system_probe(self) -> None:
+        assert self.system_probe is not None
+        self.system_probe.restarts += 1
+        _sysprobe_log("INFO", "starting system-probe", init=True)
+        self._log_system_probe_failure()
+
+    async def _collect_connections(self) -> None:
+        """The process agent's connections check: one run, its messages posted together."""
+        from lab.proto import process_codec as codec
+
+        assert self.forwarder is not None and self.hostname is not None and self.system_probe is not None
+        messages = await asyncio.get_running_loop().run_in_executor(None, self._connection_messages)
+        self.system_probe.connections_served += 1
+        for msg in messages:
+            self.forwarder.submit(forwarder.Transaction(
+                "connections", self.config.endpoints.processes + "/api/v1/connections",
+                codec.encode_message(codec.TYPE_COLLECTOR_CONNECTIONS, msg),
+                processes.process_headers(self.hostname.hostname),
+                on_response=self._process_reply,
+            ))
+            self.connections_sent += len(msg.connections)
+
+    def _connection_messages(self) -> list:
+        from lab.agent import tcp_counters
+
+        assert self.hostname is not None
+        if self.ecs is None:
+            return []
+        owner: dict[int, str] = {}
+        for cid, (_tags, pids) in self.ecs.known_containers().items():
+            for pid in network.process_tree(pids):
+                owner.setdefault(pid, cid)
+        records = network.connections_from(network.sockets_of(list(owner)), owner.get,
+                                           network.local_addresses())
+        # Each network namespace's counters, read once (from inside it where it is not ours).
+        by_ns: dict[int, dict] = {}
+        seen: dict[tuple, tuple[int, int]] = {}
+        for r in records:
+            if r.type != "tcp":
+                continue
+            if r.net_ns not in by_ns:
+                by_ns[r.net_ns] = tcp_counters.read(network.netns_path(r.pid))
+            now = by_ns[r.net_ns].get((r.laddr, r.raddr))
+            if now is None:
+                continue
+            key = (r.type, r.laddr, r.raddr, r.net_ns)
+            before = self._byte_counters.get(key, (0, 0))
+            # Relative counters since the last check (Connection.lastBytesSent/Received).
+            r.bytes_sent, r.bytes_received = max(0, now[0] - before[0]), max(0, now[1] - before[1])
+            seen[key] = now
+        self._byte_counters = seen
+        ecs = self.ecs
+        return network.build_payloads(records, self.hostname.hostname, network.next_group_id(),
+                                      self.config.max_conns_per_message,
+                                      lambda cid: ecs.tags_for_container(cid, "high"), self.host_tags())
+
     def _process_reply(self, status_code: int, body: bytes) -> None:
         from lab.proto import process_codec as codec
 
@@ -637,8 +731,13 @@ class Agent:
     def enabled_process_checks(self) -> list[str]:
         cfg = self.config
         if cfg.process_collection_enabled:
-            return ["process", "rtprocess"]
-        return ["container", "rtcontainer"] if cfg.container_check_enabled and self.ecs is not None else []
+            checks = ["process", "rtprocess"]
+        else:
+            with_containers = cfg.container_check_enabled and self.ecs is not None
+            checks = ["container", "rtcontainer"] if with_containers else []
+        # ConnectionsCheck.IsEnabled: the network module is enabled in system-probe's configuration
+        # (whether or not system-probe is up).
+        return checks + (["connections"] if cfg.network_enabled else [])
 
     def health(self) -> dict:
         """The lab's private status shape (fast profile only): lower-case keys."""
@@ -672,3 +771,15 @@ class Agent:
             "ecs": self.ecs.snapshot() if self.ecs else None,
             "fips": self.config.fips is not None,
         }
+
+
+def _sysprobe_log(level: str, message: str, init: bool = False) -> None:
+    """A line as system-probe writes it to the container's output, beside the core agent's; with
+    `init=True` as the image's s6 scripts do (Dockerfiles/agent/initlog.sh echoes it to stdout)."""
+    if init:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+        return
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    sys.stderr.write(f"{stamp} | SYS-PROBE | {level} | (lab.agent.network) | {message}\n")
+    sys.stderr.flush()

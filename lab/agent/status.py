@@ -186,11 +186,13 @@ def status_document(agent) -> dict:  # agent: lab.agent.main.Agent (not imported
                     "uptime": int(time.time() - agent.started_at),
                     "endpoints": {cfg.endpoints.processes: [cfg.api_key[-5:]]},
                     "submission_error_count": sum(
-                        fwd.get(n, {}).get("errors", 0) for n in ("process", "container")
+                        fwd.get(n, {}).get("errors", 0) for n in ("process", "container", "connections")
                     ),
                 }
             },
         },
+        **({"systemProbeStats": agent.system_probe.status(time.time())}
+           if getattr(agent, "system_probe", None) is not None else {}),
         # pkg/status (status_otlp.go): whether the OTLP pipeline is enabled and its collector runs.
         "otlp": {"otlpStatus": agent.otlp is not None,
                  "otlpCollectorStatus": "Running" if agent.otlp is not None else "Not running",

@@ -52,7 +52,10 @@ from lab.fakes.fips_proxy.proxy import FipsProxyRecords
 from lab.stack import AGENT_IMAGE, AGENT_SERVICE, Stack, app_service
 from lab.tasks import (
     AGENT_IMAGE_PREFIXES,
+    CAPABILITIES_ENV,
+    DOCKER_DEFAULT_CAPABILITIES,
     LAB_IMAGE,
+    MOUNTS_ENV,
     ContainerSpec,
     InstanceEndpoints,
     OutputLines,
@@ -497,6 +500,13 @@ class LocalBackend:
             # directory per container, as each container has its own filesystem.
             conf = self.run_dir / "containers" / container.docker_name / "etc-datadog-agent"
             env.setdefault("DD_AUTH_TOKEN_FILE_PATH", str(conf / "auth_token"))
+            # What Docker would grant this container (its default capabilities plus the task's
+            # linuxParameters.capabilities.add) and where the task mounts volumes: a process has no
+            # container of its own, so system-probe's requirements are checked against these
+            # (lab.agent.network, docs/npm.md#when-a-requirement-is-missing).
+            env[CAPABILITIES_ENV] = ",".join(dict.fromkeys([*DOCKER_DEFAULT_CAPABILITIES,
+                                                            *spec.capabilities_add]))
+            env[MOUNTS_ENV] = ",".join(m.target for m in spec.mounts)
         return env
 
     def _log_router_env(self, env: dict[str, str], container: Container, address: str) -> None:

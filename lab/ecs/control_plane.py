@@ -308,6 +308,26 @@ class ControlPlane:
             return found[0]["clusterArn"]
         return self.clients.ecs.create_cluster(clusterName=name)["cluster"]["clusterArn"]
 
+    @staticmethod
+    def _security_group(ec2: Any, name: str, vpc: str) -> str:
+        """The group's id, created if missing. Two labs of one process boot their instances at the
+        same time (a stack started ahead beside the session lab): the one that loses the race to
+        create it gets InvalidGroup.Duplicate and uses the winner's."""
+        def find() -> list[dict]:
+            filters = [{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc]}]
+            return ec2.describe_security_groups(Filters=filters)["SecurityGroups"]
+
+        groups = find()
+        if groups:
+            return groups[0]["GroupId"]
+        try:
+            return ec2.create_security_group(GroupName=name, Description="ecs-lab container instances",
+                                             VpcId=vpc)["GroupId"]
+        except ec2.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidGroup.Duplicate" or not find():
+                raise
+            return find()[0]["GroupId"]
+
     def launch_ec2_instance(self, *, instance_type: str = "m5.large", ami_id: str = "ami-0ab1ec5a0000c0ffe",
                             name: str = "ecs-lab-instance", security_group: str = "ecs-lab-instances",
                             instance_profile: str | None = "ecs-lab-instance-role",
@@ -331,10 +351,7 @@ class ControlPlane:
             vpc = subnets[0]["VpcId"]
         else:
             vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
-        groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [security_group]},
-                                                       {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
-        group_id = groups[0]["GroupId"] if groups else ec2.create_security_group(
-            GroupName=security_group, Description="ecs-lab container instances", VpcId=vpc)["GroupId"]
+        group_id = self._security_group(ec2, security_group, vpc)
         if instance_profile:
             iam = self.clients.iam
             try:

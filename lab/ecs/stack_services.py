@@ -9,9 +9,11 @@ task metadata serve:
   8126/tcp and 8125/udp host ports and `agent health` check), with the stack's feature switches and
   `--agent-env` set in its `environment` (`lab.ecs.agent_env.agent_settings`), as a user edits the
   docs' file; with the `fips` feature, the docs' FIPS definition's shape (host network mode, the
-  `fips-proxy` sidecar). The lab's redirects (intake URLs, `.invalid` DD_SITE, egress proxy, each
-  instance's IMDS and ECS agent endpoints) are not in it: instance agents apply them at deploy time
-  (`lab.ecs.agent_env.Redirects`);
+  `fips-proxy` sidecar); with the `npm` feature, the docs' NPM additions from
+  `datadog-agent-sysprobe-ecs.json` (its capabilities, the debugfs volume and mount point,
+  `DD_SYSTEM_PROBE_ENABLED=true`: docs/npm.md#the-task-definition). The lab's redirects (intake
+  URLs, `.invalid` DD_SITE, egress proxy, each instance's IMDS and ECS agent endpoints) are not in
+  it: instance agents apply them at deploy time (`lab.ecs.agent_env.Redirects`);
 - the sample apps: `lab/apps/taskdefs/<variant>.json`, each with its own `DD_SERVICE`
   (`web-<variant>`, also its service name), family (`web-<variant>-task`) and container name
   (`app`), so the four variants are told apart at the intake.
@@ -35,6 +37,25 @@ def _env_list(env: dict[str, str]) -> list[dict[str, str]]:
 
 
 AGENT_FIPS_TASKDEF_FILE = AGENT_TASKDEF_FILE.with_name("datadog-agent-ecs-fips.json")
+AGENT_SYSPROBE_TASKDEF_FILE = AGENT_TASKDEF_FILE.with_name("datadog-agent-sysprobe-ecs.json")
+
+
+def add_npm(td: dict) -> None:
+    """What the docs' NPM section tells a user to add to an existing agent task definition, taken
+    from their `datadog-agent-sysprobe-ecs.json`: the capabilities, the debugfs mount point and
+    volume, and its system-probe setting."""
+    sysprobe = json.loads(AGENT_SYSPROBE_TASKDEF_FILE.read_text())
+    source = sysprobe["containerDefinitions"][0]
+    c = next(x for x in td["containerDefinitions"] if x["name"] == source["name"])
+    c["linuxParameters"] = {**(c.get("linuxParameters") or {}), **source["linuxParameters"]}
+    debug = [m for m in source["mountPoints"] if m["sourceVolume"] == "debug"]
+    c["mountPoints"] = [m for m in c.get("mountPoints") or [] if m["sourceVolume"] != "debug"] + debug
+    td["volumes"] = [v for v in td.get("volumes") or [] if v["name"] != "debug"] + \
+        [v for v in sysprobe["volumes"] if v["name"] == "debug"]
+    env = {e["name"]: e["value"] for e in c.get("environment") or []}
+    env.update({e["name"]: e["value"] for e in source["environment"]
+                if e["name"].startswith("DD_SYSTEM_PROBE")})
+    c["environment"] = _env_list(env)
 
 
 def agent_task_definition(stack: Stack) -> dict:
@@ -75,6 +96,8 @@ def agent_task_definition(stack: Stack) -> dict:
                              {"containerPort": p.dogstatsd, "protocol": "udp"}]
         c["dependsOn"] = [{"containerName": "fips-proxy", "condition": "START"}]
         td["containerDefinitions"] = [proxy, c]
+    if stack.has("npm"):
+        add_npm(td)
     return td
 
 

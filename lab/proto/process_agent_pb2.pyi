@@ -45,6 +45,25 @@ class ConnectionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     tcp: _ClassVar[ConnectionType]
     udp: _ClassVar[ConnectionType]
+
+class ConnectionFamily(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    v4: _ClassVar[ConnectionFamily]
+    v6: _ClassVar[ConnectionFamily]
+
+class ConnectionDirection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    unspecified: _ClassVar[ConnectionDirection]
+    incoming: _ClassVar[ConnectionDirection]
+    outgoing: _ClassVar[ConnectionDirection]
+    local: _ClassVar[ConnectionDirection]
+    none: _ClassVar[ConnectionDirection]
+
+class EphemeralPortState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ephemeralUnspecified: _ClassVar[EphemeralPortState]
+    ephemeralTrue: _ClassVar[EphemeralPortState]
+    ephemeralFalse: _ClassVar[EphemeralPortState]
 notSpecified: ContainerHostType
 fargateECS: ContainerHostType
 fargateEKS: ContainerHostType
@@ -70,6 +89,16 @@ healthy: ContainerHealth
 unhealthy: ContainerHealth
 tcp: ConnectionType
 udp: ConnectionType
+v4: ConnectionFamily
+v6: ConnectionFamily
+unspecified: ConnectionDirection
+incoming: ConnectionDirection
+outgoing: ConnectionDirection
+local: ConnectionDirection
+none: ConnectionDirection
+ephemeralUnspecified: EphemeralPortState
+ephemeralTrue: EphemeralPortState
+ephemeralFalse: EphemeralPortState
 
 class ResCollector(_message.Message):
     __slots__ = ("header", "message", "status")
@@ -215,7 +244,7 @@ class CollectorContainerRealTime(_message.Message):
     def __init__(self, hostName: _Optional[str] = ..., stats: _Optional[_Iterable[_Union[ContainerStat, _Mapping]]] = ..., numCpus: _Optional[int] = ..., totalMemory: _Optional[int] = ..., hostId: _Optional[int] = ..., groupId: _Optional[int] = ..., groupSize: _Optional[int] = ..., containerHostType: _Optional[_Union[ContainerHostType, str]] = ...) -> None: ...
 
 class CollectorConnections(_message.Message):
-    __slots__ = ("hostName", "groupId", "groupSize", "containerForPid", "networkId", "architecture", "kernelVersion", "platform", "platformVersion", "ecsTask")
+    __slots__ = ("hostName", "connections", "groupId", "groupSize", "containerForPid", "encodedTags", "networkId", "containerHostType", "architecture", "kernelVersion", "platform", "platformVersion", "agentConfiguration", "encodedConnectionsTags", "ecsTask", "hostTagsIndex")
     class ContainerForPidEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -224,26 +253,114 @@ class CollectorConnections(_message.Message):
         value: str
         def __init__(self, key: _Optional[int] = ..., value: _Optional[str] = ...) -> None: ...
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     GROUPID_FIELD_NUMBER: _ClassVar[int]
     GROUPSIZE_FIELD_NUMBER: _ClassVar[int]
     CONTAINERFORPID_FIELD_NUMBER: _ClassVar[int]
+    ENCODEDTAGS_FIELD_NUMBER: _ClassVar[int]
     NETWORKID_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERHOSTTYPE_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     KERNELVERSION_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
     PLATFORMVERSION_FIELD_NUMBER: _ClassVar[int]
+    AGENTCONFIGURATION_FIELD_NUMBER: _ClassVar[int]
+    ENCODEDCONNECTIONSTAGS_FIELD_NUMBER: _ClassVar[int]
     ECSTASK_FIELD_NUMBER: _ClassVar[int]
+    HOSTTAGSINDEX_FIELD_NUMBER: _ClassVar[int]
     hostName: str
+    connections: _containers.RepeatedCompositeFieldContainer[Connection]
     groupId: int
     groupSize: int
     containerForPid: _containers.ScalarMap[int, str]
+    encodedTags: bytes
     networkId: str
+    containerHostType: ContainerHostType
     architecture: str
     kernelVersion: str
     platform: str
     platformVersion: str
+    agentConfiguration: AgentConfiguration
+    encodedConnectionsTags: bytes
     ecsTask: str
-    def __init__(self, hostName: _Optional[str] = ..., groupId: _Optional[int] = ..., groupSize: _Optional[int] = ..., containerForPid: _Optional[_Mapping[int, str]] = ..., networkId: _Optional[str] = ..., architecture: _Optional[str] = ..., kernelVersion: _Optional[str] = ..., platform: _Optional[str] = ..., platformVersion: _Optional[str] = ..., ecsTask: _Optional[str] = ...) -> None: ...
+    hostTagsIndex: int
+    def __init__(self, hostName: _Optional[str] = ..., connections: _Optional[_Iterable[_Union[Connection, _Mapping]]] = ..., groupId: _Optional[int] = ..., groupSize: _Optional[int] = ..., containerForPid: _Optional[_Mapping[int, str]] = ..., encodedTags: _Optional[bytes] = ..., networkId: _Optional[str] = ..., containerHostType: _Optional[_Union[ContainerHostType, str]] = ..., architecture: _Optional[str] = ..., kernelVersion: _Optional[str] = ..., platform: _Optional[str] = ..., platformVersion: _Optional[str] = ..., agentConfiguration: _Optional[_Union[AgentConfiguration, _Mapping]] = ..., encodedConnectionsTags: _Optional[bytes] = ..., ecsTask: _Optional[str] = ..., hostTagsIndex: _Optional[int] = ...) -> None: ...
+
+class AgentConfiguration(_message.Message):
+    __slots__ = ("npmEnabled", "usmEnabled", "dsmEnabled", "ccmEnabled", "csmEnabled")
+    NPMENABLED_FIELD_NUMBER: _ClassVar[int]
+    USMENABLED_FIELD_NUMBER: _ClassVar[int]
+    DSMENABLED_FIELD_NUMBER: _ClassVar[int]
+    CCMENABLED_FIELD_NUMBER: _ClassVar[int]
+    CSMENABLED_FIELD_NUMBER: _ClassVar[int]
+    npmEnabled: bool
+    usmEnabled: bool
+    dsmEnabled: bool
+    ccmEnabled: bool
+    csmEnabled: bool
+    def __init__(self, npmEnabled: bool = ..., usmEnabled: bool = ..., dsmEnabled: bool = ..., ccmEnabled: bool = ..., csmEnabled: bool = ...) -> None: ...
+
+class Addr(_message.Message):
+    __slots__ = ("ip", "port", "containerId", "hostName")
+    IP_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    CONTAINERID_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    ip: str
+    port: int
+    containerId: str
+    hostName: str
+    def __init__(self, ip: _Optional[str] = ..., port: _Optional[int] = ..., containerId: _Optional[str] = ..., hostName: _Optional[str] = ...) -> None: ...
+
+class Connection(_message.Message):
+    __slots__ = ("pid", "laddr", "raddr", "family", "type", "lastBytesSent", "lastBytesReceived", "lastRetransmits", "direction", "netNS", "rtt", "rttVar", "intraHost", "lastTcpEstablished", "lastTcpClosed", "lastPacketsSent", "lastPacketsReceived", "isLocalPortEphemeral", "tagsIdx", "tagsChecksum", "localContainerTagsIndex", "systemProbeConn", "remoteServiceTagsIdx")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    LADDR_FIELD_NUMBER: _ClassVar[int]
+    RADDR_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    LASTBYTESSENT_FIELD_NUMBER: _ClassVar[int]
+    LASTBYTESRECEIVED_FIELD_NUMBER: _ClassVar[int]
+    LASTRETRANSMITS_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    NETNS_FIELD_NUMBER: _ClassVar[int]
+    RTT_FIELD_NUMBER: _ClassVar[int]
+    RTTVAR_FIELD_NUMBER: _ClassVar[int]
+    INTRAHOST_FIELD_NUMBER: _ClassVar[int]
+    LASTTCPESTABLISHED_FIELD_NUMBER: _ClassVar[int]
+    LASTTCPCLOSED_FIELD_NUMBER: _ClassVar[int]
+    LASTPACKETSSENT_FIELD_NUMBER: _ClassVar[int]
+    LASTPACKETSRECEIVED_FIELD_NUMBER: _ClassVar[int]
+    ISLOCALPORTEPHEMERAL_FIELD_NUMBER: _ClassVar[int]
+    TAGSIDX_FIELD_NUMBER: _ClassVar[int]
+    TAGSCHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    LOCALCONTAINERTAGSINDEX_FIELD_NUMBER: _ClassVar[int]
+    SYSTEMPROBECONN_FIELD_NUMBER: _ClassVar[int]
+    REMOTESERVICETAGSIDX_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    laddr: Addr
+    raddr: Addr
+    family: ConnectionFamily
+    type: ConnectionType
+    lastBytesSent: int
+    lastBytesReceived: int
+    lastRetransmits: int
+    direction: ConnectionDirection
+    netNS: int
+    rtt: int
+    rttVar: int
+    intraHost: bool
+    lastTcpEstablished: int
+    lastTcpClosed: int
+    lastPacketsSent: int
+    lastPacketsReceived: int
+    isLocalPortEphemeral: EphemeralPortState
+    tagsIdx: int
+    tagsChecksum: int
+    localContainerTagsIndex: int
+    systemProbeConn: bool
+    remoteServiceTagsIdx: int
+    def __init__(self, pid: _Optional[int] = ..., laddr: _Optional[_Union[Addr, _Mapping]] = ..., raddr: _Optional[_Union[Addr, _Mapping]] = ..., family: _Optional[_Union[ConnectionFamily, str]] = ..., type: _Optional[_Union[ConnectionType, str]] = ..., lastBytesSent: _Optional[int] = ..., lastBytesReceived: _Optional[int] = ..., lastRetransmits: _Optional[int] = ..., direction: _Optional[_Union[ConnectionDirection, str]] = ..., netNS: _Optional[int] = ..., rtt: _Optional[int] = ..., rttVar: _Optional[int] = ..., intraHost: bool = ..., lastTcpEstablished: _Optional[int] = ..., lastTcpClosed: _Optional[int] = ..., lastPacketsSent: _Optional[int] = ..., lastPacketsReceived: _Optional[int] = ..., isLocalPortEphemeral: _Optional[_Union[EphemeralPortState, str]] = ..., tagsIdx: _Optional[int] = ..., tagsChecksum: _Optional[int] = ..., localContainerTagsIndex: _Optional[int] = ..., systemProbeConn: bool = ..., remoteServiceTagsIdx: _Optional[int] = ...) -> None: ...
 
 class Process(_message.Message):
     __slots__ = ("key", "pid", "host", "command", "user", "memory", "cpu", "createTime", "container", "openFdCount", "state", "ioStat", "containerId", "containerKey", "voluntaryCtxSwitches", "involuntaryCtxSwitches", "byteKey", "containerByteKey", "nsPid", "networks", "processContext", "tags")

@@ -27,6 +27,7 @@ SERIES = "/api/v2/series"
 SKETCHES = "/api/beta/sketches"
 CHECK_RUNS = "/api/v1/check_run"
 LOGS = "/api/v2/logs"
+CONNECTIONS = "/api/v1/connections"
 PROCESS_ROUTES = ("/api/v1/collector", "/api/v1/container", "/api/v1/discovery")
 
 
@@ -156,6 +157,30 @@ class IntakeClient:
                 out.append({**proc, "hostName": host, "cmdline": process_decoder.command_line(proc),
                             "seq": item["seq"]})
         return out
+
+    def connections(self, since: int | None = None, **filters: Any) -> list[dict]:
+        """Connections from the network payloads (`/api/v1/connections`): each with `laddr`,
+        `raddr`, `pid`, `type`, `direction`, byte counters, its decoded `container_tags` and `tags`,
+        the payload's `hostName` and `host_tags`, and `seq`. Filters: `container_id`, `pid`, `host`."""
+        return [{**c, "host_tags": item["data"].get("host_tags", []), "seq": item["seq"]}
+                for item in self.payloads(CONNECTIONS, since=since, **filters)
+                for c in item["data"].get("connections", [])]
+
+    def wait_for_connections(self, predicate: Callable[[dict], bool], timeout: float = 60.0,
+                             what: str = "no connection matching the predicate",
+                             **filters: Any) -> list[dict]:
+        """Connections (as `connections()` gives them) that satisfy the predicate."""
+        def expand(items: list[dict]) -> list[dict]:
+            return [c for c in ({**c, "host_tags": it["data"].get("host_tags", []), "seq": it["seq"]}
+                                for it in items for c in it["data"].get("connections", []))
+                    if predicate(c)]
+
+        def seen_pairs() -> Iterable[str]:
+            return (f"pid {c['pid']} {c['laddr']['ip']}:{c['laddr']['port']}->"
+                    f"{c['raddr']['ip']}:{c['raddr']['port']} {c['direction']}" for c in self.connections())
+
+        fetch = self._fetch(CONNECTIONS, expand, **filters)
+        return self._wait(fetch, bool, timeout, what, self._seen("connections", seen_pairs), CONNECTIONS)
 
     def routestats(self) -> dict[str, dict[str, int]]:
         return self._get("/fakeintake/routestats", self._params({}))["routes"]

@@ -118,7 +118,10 @@ class ServiceScheduler:
         with ECS_LOCK:
             b = self.ecs.backend
             for svc in list(b.services.values()):
-                if svc.cluster_name not in self.paused:
+                # Labs in one process share the control plane, each its own cluster: a service left
+                # in moto's model by a cluster already deleted has nothing to run on (ECS deletes a
+                # cluster's services with it), and must not fail the reconcile of the others.
+                if svc.cluster_name not in self.paused and svc.cluster_name in b.clusters:
                     self._reconcile_service(svc)
 
     def _task_tags(self, svc: Any) -> list[dict]:

@@ -322,3 +322,32 @@ def test_a_new_revision_is_a_deployment_that_settles(control_plane, world, fake_
     finally:
         for a in agents:
             a.stop()
+
+
+def test_a_deleted_clusters_leftover_service_does_not_stop_another_clusters_reconcile(control_plane, world):
+    """Labs in one process share the control plane. A DAEMON service that outlived its cluster in
+    moto's model (seen in CI: another lab's, its cluster gone, its instance still registered) made
+    every reconcile raise ClusterNotFoundException before reaching the next lab's services."""
+    from lab.ecs.moto_model import ECS_LOCK
+    from lab.world import Cluster, World
+
+    scheduler = control_plane.service_scheduler
+    gone = World(Cluster(name=f"{world.cluster.name}-gone"))
+    control_plane.add_instance(gone, "127.0.2.1")
+    control_plane.add_instance(world, "127.0.1.1")
+    ecs = control_plane.clients.ecs
+    scheduler.paused.add(gone.cluster.name)  # nothing placed before its cluster is gone
+    td = json.loads((TASKDEFS / "datadog-agent-ecs-apm.json").read_text())
+    arn = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=gone.cluster.name, serviceName="left-over", taskDefinition=arn,
+                       schedulingStrategy="DAEMON")
+    with ECS_LOCK:  # what was left: the cluster gone from the model, its service and instance not
+        del scheduler.ecs.backend.clusters[gone.cluster.name]
+        scheduler.paused.discard(gone.cluster.name)
+    ecs.create_service(cluster=world.cluster.name, serviceName="datadog-agent", taskDefinition=arn,
+                       schedulingStrategy="DAEMON")
+    with ECS_LOCK:
+        scheduler._launches.clear()  # the loop's own passes may have tried already: try again now
+        control_plane.reconcile_services()
+    tasks = ecs.list_tasks(cluster=world.cluster.name, serviceName="datadog-agent")["taskArns"]
+    assert len(tasks) == 1, tasks

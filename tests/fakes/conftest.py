@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lab.fakes.imds.server import ImdsServer
+from lab.fakes.intake.client import IntakeClient
+from lab.fakes.intake.server import IntakeServer
 from lab.world import World
 
 
@@ -15,3 +17,19 @@ def imds(world: World):
         server.listen("127.0.0.1", 0, world.instance(1))
         server.listen("127.0.0.1", 0, world.instance(2))
         yield server
+
+
+@pytest.fixture
+def intake():
+    """A fake intake on a free loopback port (a module that needs other settings defines its own)."""
+    with IntakeServer() as server:
+        server.listen("127.0.0.1", 0)
+        yield server
+
+
+@pytest.fixture
+def client(intake):
+    """A fakeintake-style client of `intake`, once it answers."""
+    c = IntakeClient(intake.url, poll_interval=0.05).wait_ready()
+    yield c
+    c.close()

@@ -7,25 +7,9 @@ import threading
 import pytest
 import requests
 
-from lab.fakes.intake.client import IntakeClient
 from lab.fakes.intake.samples import check_runs_body, series_body, traces_body
-from lab.fakes.intake.server import IntakeServer
 from lab.proto import process_agent_pb2 as pa
 from lab.proto import process_codec
-
-
-@pytest.fixture
-def intake():
-    with IntakeServer() as server:
-        server.listen("127.0.0.1", 0)
-        yield server
-
-
-@pytest.fixture
-def client(intake):
-    c = IntakeClient(intake.url, poll_interval=0.05).wait_ready()
-    yield c
-    c.close()
 
 
 def post(url: str, route: str, body: bytes, headers: dict | None = None) -> int:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import pytest
 import requests
 
-from lab.fakes.intake.client import IntakeClient
-from lab.fakes.intake.server import IntakeServer
 from lab.proto import process_agent_pb2 as pb
 from lab.proto import process_codec
 from lab.proto.tag_encoding import TagBufferError, TagSetEncoder, decode_tag_set
@@ -15,18 +13,6 @@ from lab.proto.tag_encoding import TagBufferError, TagSetEncoder, decode_tag_set
 ROUTE = "/api/v1/connections"
 
 
-@pytest.fixture
-def intake():
-    with IntakeServer() as server:
-        server.listen("127.0.0.1", 0)
-        yield server
-
-
-@pytest.fixture
-def client(intake):
-    c = IntakeClient(intake.url, poll_interval=0.05).wait_ready()
-    yield c
-    c.close()
 
 
 def post(url: str, body: bytes) -> requests.Response:

@@ -19,7 +19,6 @@ from datadog_api_client.v2.model.logs_query_filter import LogsQueryFilter
 from datadog_api_client.v2.model.logs_sort import LogsSort
 
 from lab.fakes.intake.client import IntakeClient
-from lab.fakes.intake.server import IntakeServer
 
 ENCODERS = {
     "": lambda b: b,
@@ -30,12 +29,6 @@ ENCODERS = {
                        + zstandard.ZstdCompressor().compress(b[len(b) // 2:])),
 }
 
-
-@pytest.fixture
-def intake():
-    with IntakeServer() as server:
-        server.listen("127.0.0.1", 0)
-        yield server
 
 
 def _entry(message: str, service: str = "web", status: str = "info", tags: str = "env:lab,task_family:web",

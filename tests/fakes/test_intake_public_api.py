@@ -20,14 +20,6 @@ from datadog_api_client.v2.model.spans_query_filter import SpansQueryFilter
 from datadog_api_client.v2.model.spans_sort import SpansSort
 
 from lab.fakes.intake.samples import series_body, traces_body
-from lab.fakes.intake.server import IntakeServer
-
-
-@pytest.fixture
-def intake():
-    with IntakeServer() as server:
-        server.listen("127.0.0.1", 0)
-        yield server
 
 
 @pytest.fixture

@@ -282,7 +282,8 @@ def test_agents_of_labs_side_by_side_keep_their_own_token(start_agent):
                                       LAB_AGENT_HOST_ADDRESSES=address))
         if ipc.CONF_DIR.is_dir():
             pytest.fail(f"{ipc.CONF_DIR} exists on this machine: the agents would both use it")
-        assert all(cli(a, "health").returncode == 0 for a in agents)
+        for a in agents:  # components are unhealthy until their first ping (0.5 s on this profile)
+            wait_until(lambda a=a: cli(a, "health").returncode == 0, 15, what="agent health: PASS")
         agents[0].stop()
         after = cli(agents[1], "health")
         assert after.returncode == 0, after.stdout + after.stderr

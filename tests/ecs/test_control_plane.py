@@ -346,8 +346,15 @@ def test_a_deleted_clusters_leftover_service_does_not_stop_another_clusters_reco
         scheduler.paused.discard(gone.cluster.name)
     ecs.create_service(cluster=world.cluster.name, serviceName="datadog-agent", taskDefinition=arn,
                        schedulingStrategy="DAEMON")
-    with ECS_LOCK:
-        scheduler._launches.clear()  # the loop's own passes may have tried already: try again now
-        control_plane.reconcile_services()
-    tasks = ecs.list_tasks(cluster=world.cluster.name, serviceName="datadog-agent")["taskArns"]
-    assert len(tasks) == 1, tasks
+    try:
+        with ECS_LOCK:
+            scheduler._launches.clear()  # the loop's own passes may have tried already: try again now
+            control_plane.reconcile_services()
+        tasks = ecs.list_tasks(cluster=world.cluster.name, serviceName="datadog-agent")["taskArns"]
+        assert len(tasks) == 1, tasks
+    finally:  # the control plane is the session's: later tests' `problems()` must not see the leftover
+        with ECS_LOCK:
+            backend = scheduler.ecs.backend
+            for key in [k for k, svc in backend.services.items() if svc.cluster_name == gone.cluster.name]:
+                del backend.services[key]
+        control_plane._forget("DeleteCluster", {"cluster": gone.cluster.name})

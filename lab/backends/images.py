@@ -321,13 +321,18 @@ def build_node_app_image(client=None, tag: str = NODE_APP_IMAGE, *, base_image: 
     return ImageResult(tag, image_id, True, time.monotonic() - started)
 
 
-def ensure_node_app_image(client=None, *, rebuild: bool = False,
+def ensure_node_app_image(client=None, *, base_image: str | None = None, rebuild: bool = False,
                           log: Callable[[str], None] = lambda _m: None) -> list[ImageResult]:
-    """The Node app's image and the base it needs, under the images' lock (see the module docstring)."""
+    """The Node app's image (and the debootstrap'd base unless one is given), under the images' lock
+    (see the module docstring)."""
     client = client or docker_client()
     with images_lock(log):
-        return [ensure_base_image(client, log=log),
-                build_node_app_image(client, rebuild=rebuild, log=log)]
+        results = []
+        if base_image is None:
+            results.append(ensure_base_image(client, log=log))
+        results.append(build_node_app_image(client, base_image=base_image or BASE_IMAGE, rebuild=rebuild,
+                                            log=log))
+        return results
 
 
 # -- agent images ---------------------------------------------------------------------------------
@@ -380,13 +385,13 @@ def ensure_images(agent: str = "lab", client=None, *, base_image: str | None = N
                               f"{', '.join(sorted(BUILDABLE))} (a real Datadog Agent image is "
                               "`docker load`ed, never built)")
     if BUILDABLE[agent] != SERVERLESS_COMPAT:
-        # The lab image, and the Node sample app's image beside it (scenarios/tracers runs it): one
-        # `images build` (and CI's background build) makes everything the docker scenarios run.
+        # The lab image, then the Node sample app's image (scenarios/tracers runs it): one `images
+        # build` (and CI's background build) makes everything the docker scenarios run. The lock is
+        # let go in between, so a lab waiting for the lab image starts while the Node image builds.
         client = client or docker_client()
-        with images_lock(log):
-            results = _ensure_lab_image(client, base_image=base_image, rebuild=rebuild, log=log)
-            results.append(build_node_app_image(client, base_image=base_image or BASE_IMAGE,
-                                                rebuild=rebuild, log=log))
+        results = ensure_lab_image(client, base_image=base_image, rebuild=rebuild, log=log)
+        results += [r for r in ensure_node_app_image(client, base_image=base_image, rebuild=rebuild, log=log)
+                    if r.tag != BASE_IMAGE]
         return results
     client = client or docker_client()
     results = []

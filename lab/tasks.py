@@ -33,6 +33,9 @@ MOUNTS_ENV = "LAB_CONTAINER_MOUNTS"
 
 # The lab's own image: the fakes, the emulated agent and the sample apps (docker/Dockerfile).
 LAB_IMAGE = "ecs-agent-lab/lab:latest"
+# The Node sample app's image on the docker backend (docker/node-app.Dockerfile: Debian's Node and the
+# app's npm modules); the local backend runs that app with the host's node from the lab image instead.
+NODE_APP_IMAGE = "ecs-agent-lab/node-app:latest"
 # Images that are the Datadog Agent, as the Datadog ECS docs name them.
 AGENT_IMAGE_PREFIXES = ("public.ecr.aws/datadog/agent", "datadog/agent", "gcr.io/datadoghq/agent",
                         "docker.io/datadog/agent")
@@ -63,6 +66,10 @@ def is_fips_proxy_image(image: str) -> bool:
 
 def is_lab_image(image: str) -> bool:
     return repository(image) == repository(LAB_IMAGE)
+
+
+def is_node_app_image(image: str) -> bool:
+    return repository(image) == repository(NODE_APP_IMAGE)
 
 
 @dataclass

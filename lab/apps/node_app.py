@@ -6,8 +6,11 @@ the lab into `lab/apps/node/node_modules` (`npm ci`: exactly the lock file, noth
 same up front (`python -m lab.apps node-install`, or `npm ci --ignore-scripts` in that directory).
 Node itself comes from the machine (Debian's `nodejs`); dd-trace 5 needs Node >= 18.
 
-`task_definition()` is the app as an ECS task definition for the lab image on the local backend: the
-lab image's filesystem is the host's there, so `workingDirectory` is this directory.
+`task_definition(backend=...)` is the app as an ECS task definition naming the image that backend
+runs: on the local backend the lab image, whose filesystem is the host's there (so `workingDirectory`
+is this directory and the host's node runs it); on the docker backend `ecs-agent-lab/node-app`
+(`docker/node-app.Dockerfile`: Debian's Node 18 and the modules `npm ci`ed from the same lock file
+at build time, made by `ecs-lab images build`), whose app lives in `/opt/node-app`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 from lab.apps.entrypoints import METADATA_ENDPOINT_ENV
-from lab.tasks import LAB_IMAGE
+from lab.tasks import LAB_IMAGE, NODE_APP_IMAGE
 
 NODE_APP_DIR = Path(__file__).resolve().parent / "node"
 LOCK_FILE = NODE_APP_DIR / "package-lock.json"
@@ -26,6 +29,9 @@ MODULES_DIR = NODE_APP_DIR / "node_modules"
 # What `npm ci` leaves behind: newer than the lock file when the install matches it.
 INSTALLED_MARKER = MODULES_DIR / ".package-lock.json"
 MIN_NODE_MAJOR = 18
+# Where docker/node-app.Dockerfile puts the app (app.js, package.json, node_modules).
+IMAGE_APP_DIR = "/opt/node-app"
+BACKENDS = ("local", "docker")
 
 
 class NodeAppUnavailable(RuntimeError):
@@ -81,8 +87,18 @@ def _npm_ci(npm: str, timeout: float) -> None:
 
 def task_definition(*, family: str = "node-web-task", service: str = "node-web", env: str = "lab",
                     version: str = "1.0.0", client_stats: bool = True, work_interval_ms: int = 1000,
-                    app_dir: Path = NODE_APP_DIR) -> dict:
-    """The Node app's task definition (bridge mode, like the Python sample apps)."""
+                    backend: str = "local", app_dir: Path | None = None) -> dict:
+    """The Node app's task definition (bridge mode, like the Python sample apps), for the image the
+    backend runs (module docstring). `app_dir` (local backend only) runs another checkout of the app."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: the Node app runs on {' and '.join(BACKENDS)}")
+    if backend == "docker":
+        if app_dir is not None:
+            raise ValueError("app_dir is the host's directory of the app, which only the local backend "
+                             f"runs; on docker the app is {IMAGE_APP_DIR} in {NODE_APP_IMAGE}")
+        image, working_dir = NODE_APP_IMAGE, IMAGE_APP_DIR
+    else:
+        image, working_dir = LAB_IMAGE, str(app_dir or NODE_APP_DIR)
     environment = {
         "DD_SERVICE": service,
         "DD_ENV": env,
@@ -99,11 +115,11 @@ def task_definition(*, family: str = "node-web-task", service: str = "node-web",
         "requiresCompatibilities": ["EC2"],
         "containerDefinitions": [{
             "name": "app",
-            "image": LAB_IMAGE,
+            "image": image,
             "essential": True,
             "cpu": 64,
             "memory": 256,
-            "workingDirectory": str(app_dir),
+            "workingDirectory": working_dir,
             "command": ["node", "app.js"],
             "portMappings": [{"containerPort": 8080, "protocol": "tcp"}],
             "environment": [{"name": k, "value": v} for k, v in environment.items()],

@@ -82,6 +82,7 @@ from lab.tasks import (
     is_agent_image,
     is_fips_proxy_image,
     is_lab_image,
+    is_node_app_image,
 )
 from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
 
@@ -736,6 +737,11 @@ class DockerBackend:
             return replace(spec, image=stand_in.image, entry_point=stand_in.entry_point,
                            command=stand_in.command, mounts=[*spec.mounts, *stand_in.mounts])
         if not is_lab_image(spec.image) and not images.image_exists(self.client, spec.image):
+            if is_node_app_image(spec.image):
+                raise CannotPullContainerError(
+                    f"CannotPullContainerError: image {spec.image!r} (container {spec.name!r}) is not in "
+                    "this Docker engine: it is the lab's Node sample app image, made by `ecs-lab images "
+                    "build` (or lab.backends.images.ensure_node_app_image())")
             raise CannotPullContainerError(
                 f"CannotPullContainerError: image {spec.image!r} (container {spec.name!r}) is not in this "
                 "Docker engine and the lab pulls nothing it was not asked to: `docker pull "

@@ -1,4 +1,5 @@
-"""The images the docker backend runs: a registry-free Debian base, the lab's own image, and the
+"""The images the docker backend runs: a registry-free Debian base, the lab's own image, the Node
+sample app's image (`docker/node-app.Dockerfile`, docs/apps.md#the-node-sample-app) and the
 serverless-compat agent image (`docker/serverless-compat.Dockerfile`, see docs/agents.md).
 
 No registry is assumed reachable (docs/docker_backend.md), so nothing is pulled: the base is Debian
@@ -9,9 +10,13 @@ Making them takes a lock file (`LAB_IMAGES_LOCK`): a second process that needs t
 same time (a test while CI builds them ahead, another checkout on the same engine) waits for the
 first and then finds them made, instead of building the same layers a second time beside it.
 
-Behind an intercepting HTTPS proxy, pip in the build needs that proxy's CA bundle. It is an input
-of the build (`ca_bundle`, default `$PIP_CERT`), added to the build context in memory as
-`ca-bundle.crt`: never a file in the repo, and only the Dockerfile's wheel stage sees it.
+Behind an intercepting HTTPS proxy, pip (and npm) in the build need that proxy's CA bundle. It is an
+input of the build (`ca_bundle`, default `$PIP_CERT`), added to the build context in memory as
+`ca-bundle.crt`: never a file in the repo, and only the stages that download see it.
+
+What a developer's machine leaves in the source tree is never an input: `node_modules` (the local
+backend's `npm ci` of the Node app) and caches are left out of the build context and the source hash,
+so installing the Node app locally neither makes the lab image stale nor ships its modules in it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from pathlib import Path
 
 # The engine helpers live below lab.ecs and lab.backends; the builder and its callers use them here.
 from lab.docker_engine import DockerUnavailable, docker_client, image_exists  # noqa: F401
-from lab.tasks import LAB_IMAGE
+from lab.tasks import LAB_IMAGE, NODE_APP_IMAGE
 
 BASE_IMAGE = "ecs-agent-lab/debian:bookworm"
 DEBIAN_SUITE = "bookworm"
@@ -43,6 +48,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "docker/Dockerfile"
 # What the Dockerfile COPYs; the rest of the repo stays out of the build context.
 CONTEXT_PATHS = ("pyproject.toml", "README.md", "lab", "docker")
+# Directories of a working tree that are never image inputs (see the module docstring).
+NOT_INPUTS = frozenset({"__pycache__", "node_modules"})
+NOT_INPUT_SUFFIXES = (".pyc", ".pyo", ".lock")
+
+
+def _is_input(rel: Path) -> bool:
+    return not (NOT_INPUTS & set(rel.parts)) and rel.suffix not in NOT_INPUT_SUFFIXES
 
 class ImageBuildError(RuntimeError):
     """An image could not be made; the message carries the failing step's output."""
@@ -123,7 +135,7 @@ def source_hash(root: Path = REPO_ROOT, paths: Iterable[str] = CONTEXT_PATHS) ->
             continue
         files = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
         for f in files:
-            if "__pycache__" in f.parts or f.suffix in (".pyc", ".pyo"):
+            if not _is_input(f.relative_to(root)):
                 continue
             digest.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
@@ -135,8 +147,7 @@ def build_context(root: Path = REPO_ROOT, ca_bundle: str | None = None,
     buf = io.BytesIO()
 
     def skip(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        name = Path(info.name)
-        if "__pycache__" in name.parts or name.suffix in (".pyc", ".pyo"):
+        if not _is_input(Path(info.name)):
             return None
         info.uid = info.gid = 0
         info.uname = info.gname = ""
@@ -278,6 +289,52 @@ def _ensure_lab_image(client, *, base_image: str | None, rebuild: bool,
     return results
 
 
+# -- the Node sample app's image -----------------------------------------------------------------
+
+NODE_APP_DOCKERFILE = "docker/node-app.Dockerfile"
+# What that Dockerfile COPYs (the app and its lock file), so that only they make the image stale.
+NODE_APP_PATHS = (NODE_APP_DOCKERFILE, "lab/apps/node/app.js", "lab/apps/node/package.json",
+                  "lab/apps/node/package-lock.json")
+
+
+def build_node_app_image(client=None, tag: str = NODE_APP_IMAGE, *, base_image: str = BASE_IMAGE,
+                         ca_bundle: str | None | bool = True, rebuild: bool = False, no_cache: bool = False,
+                         log: Callable[[str], None] = lambda _m: None) -> ImageResult:
+    """`ecs-agent-lab/node-app:latest`: Debian's Node and the app's `npm ci`ed modules on the base.
+
+    Cached by content like the others: reused when built from the same files and base image (label
+    `SOURCE_LABEL`); an edit of app.js rebuilds only its last layer (the modules stay cached)."""
+    client = client or docker_client()
+    started = time.monotonic()
+    if not image_exists(client, base_image):
+        raise ImageBuildError(f"base image {base_image} is not present; `ecs-lab images build` makes it")
+    inputs = hashlib.sha256((source_hash(paths=NODE_APP_PATHS)
+                             + client.images.get(base_image).id).encode()).hexdigest()[:16]
+    if not rebuild and image_exists(client, tag):
+        image = client.images.get(tag)
+        if (image.labels or {}).get(SOURCE_LABEL) == inputs:
+            return ImageResult(tag, image.id, False, time.monotonic() - started)
+        log(f"{tag} was built from other sources; rebuilding")
+    image_id = _docker_build(client, tag, dockerfile=NODE_APP_DOCKERFILE, paths=NODE_APP_PATHS,
+                             role="node-app", digest=inputs, buildargs={"BASE_IMAGE": base_image},
+                             ca_bundle=ca_bundle, no_cache=no_cache, log=log)
+    return ImageResult(tag, image_id, True, time.monotonic() - started)
+
+
+def ensure_node_app_image(client=None, *, base_image: str | None = None, rebuild: bool = False,
+                          log: Callable[[str], None] = lambda _m: None) -> list[ImageResult]:
+    """The Node app's image (and the debootstrap'd base unless one is given), under the images' lock
+    (see the module docstring)."""
+    client = client or docker_client()
+    with images_lock(log):
+        results = []
+        if base_image is None:
+            results.append(ensure_base_image(client, log=log))
+        results.append(build_node_app_image(client, base_image=base_image or BASE_IMAGE, rebuild=rebuild,
+                                            log=log))
+        return results
+
+
 # -- agent images ---------------------------------------------------------------------------------
 
 SERVERLESS_COMPAT_DOCKERFILE = "docker/serverless-compat.Dockerfile"
@@ -319,7 +376,8 @@ def build_serverless_compat_image(client=None, *, version: str | None = None, ba
 
 def ensure_images(agent: str = "lab", client=None, *, base_image: str | None = None, rebuild: bool = False,
                   log: Callable[[str], None] = lambda _m: None) -> list[ImageResult]:
-    """The images for one agent kind (`lab`/`emulated` or `serverless-compat`), base image first."""
+    """The images for one agent kind (`lab`/`emulated`, with the Node app's image, or
+    `serverless-compat`), base image first."""
     from lab.agent_images import BUILDABLE, SERVERLESS_COMPAT
 
     if agent not in BUILDABLE:
@@ -327,7 +385,14 @@ def ensure_images(agent: str = "lab", client=None, *, base_image: str | None = N
                               f"{', '.join(sorted(BUILDABLE))} (a real Datadog Agent image is "
                               "`docker load`ed, never built)")
     if BUILDABLE[agent] != SERVERLESS_COMPAT:
-        return ensure_lab_image(client, base_image=base_image, rebuild=rebuild, log=log)
+        # The lab image, then the Node sample app's image (scenarios/tracers runs it): one `images
+        # build` (and CI's background build) makes everything the docker scenarios run. The lock is
+        # let go in between, so a lab waiting for the lab image starts while the Node image builds.
+        client = client or docker_client()
+        results = ensure_lab_image(client, base_image=base_image, rebuild=rebuild, log=log)
+        results += [r for r in ensure_node_app_image(client, base_image=base_image, rebuild=rebuild, log=log)
+                    if r.tag != BASE_IMAGE]
+        return results
     client = client or docker_client()
     results = []
     if base_image is None:
@@ -381,14 +446,16 @@ def _click_command():
     @base_opt
     @click.pass_context
     def images_cmd(ctx: click.Context, rebuild: bool, base_image: str | None) -> None:
-        """Build the docker backend's images (Debian base via debootstrap, then ecs-agent-lab/lab)."""
+        """Build the docker backend's images (Debian base via debootstrap, then ecs-agent-lab/lab and
+        ecs-agent-lab/node-app)."""
         if ctx.invoked_subcommand is None:
             build("lab", rebuild, base_image)
 
     @images_cmd.command("build")
     @click.option("--agent", "agent", default="lab", show_default=True,
                   type=click.Choice(["lab", "emulated", "serverless-compat"]),
-                  help="Which agent image: the lab's (emulated agent, fakes, apps) or serverless-compat "
+                  help="Which agent image: the lab's (emulated agent, fakes, apps; with the Node app's "
+                       "image) or serverless-compat "
                        "(ecs-agent-lab/agent-serverless-compat:<installed version>).")
     @rebuild_opt
     @base_opt

@@ -86,6 +86,23 @@ def agent_settings(stack: Stack) -> dict[str, str]:
     return env
 
 
+# The agent's OTLP receiver settings (otlp_config.receiver.protocols.{grpc,http}.endpoint), gRPC first.
+OTLP_ENDPOINT_KEYS = ("DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_GRPC_ENDPOINT",
+                      "DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_HTTP_ENDPOINT")
+
+
+def otlp_receiver_ports(env: dict[str, str]) -> list[int]:
+    """The TCP ports the agent's OTLP receiver listens on with this environment (docs: 4317 gRPC, 4318
+    HTTP), in key order, each once; none without the settings. A value that is not `host:port` gets
+    no port here: the agent refuses it at start with the reason (docs/otlp.md#enabling-it)."""
+    ports: list[int] = []
+    for key in OTLP_ENDPOINT_KEYS:
+        _host, sep, port = (env.get(key) or "").strip().rpartition(":")
+        if sep and port.isdigit() and 0 < int(port) < 65536 and int(port) not in ports:
+            ports.append(int(port))
+    return ports
+
+
 def fips_proxy_settings(stack: Stack) -> dict[str, str]:
     """The FIPS proxy sidecar's `environment` (the docs' FIPS task definition)."""
     return {"DD_FIPS_PORT_RANGE_START": str(stack.ports.fips_start), "DD_FIPS_LOCAL_ADDRESS": "127.0.0.1"}

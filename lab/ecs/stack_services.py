@@ -8,7 +8,9 @@ task metadata serve:
 - the agent: the docs' `datadog-agent-ecs-full.json` (APM + DogStatsD + processes, with its
   8126/tcp and 8125/udp host ports and `agent health` check), with the stack's feature switches and
   `--agent-env` set in its `environment` (`lab.ecs.agent_env.agent_settings`), as a user edits the
-  docs' file; with the `fips` feature, the docs' FIPS definition's shape (host network mode, the
+  docs' file; when that environment enables the OTLP receiver, its ports (4317/tcp, 4318/tcp) are
+  published as host ports too, as a user who enables it adds them (docs/otlp.md#on-ecs); with the
+  `fips` feature, the docs' FIPS definition's shape (host network mode, the
   `fips-proxy` sidecar); with the `npm` feature, the docs' NPM additions from
   `datadog-agent-sysprobe-ecs.json` (its capabilities, the debugfs volume and mount point,
   `DD_SYSTEM_PROBE_ENABLED=true`: docs/npm.md#the-task-definition). The lab's redirects (intake
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.agent_images import SERVERLESS_COMPAT, agent_kind
-from lab.ecs.agent_env import agent_settings, fips_proxy_settings
+from lab.ecs.agent_env import agent_settings, fips_proxy_settings, otlp_receiver_ports
 from lab.stack import AGENT_SERVICE, Stack, app_service
 
 AGENT_TASKDEF_FILE = Path(__file__).parent / "taskdefs" / "datadog-agent-ecs-full.json"
@@ -69,6 +71,10 @@ def agent_task_definition(stack: Stack) -> dict:
     c["environment"] = _env_list(env)
     c["portMappings"] = [{"containerPort": p.apm, "hostPort": p.apm, "protocol": "tcp"},
                          {"containerPort": p.dogstatsd, "hostPort": p.dogstatsd, "protocol": "udp"}]
+    # The OTLP receiver is reached like 8126: apps on the instance send to its private IP, which in
+    # bridge mode only a published host port delivers to the agent's container.
+    otlp = otlp_receiver_ports(env)
+    c["portMappings"] += [{"containerPort": port, "hostPort": port, "protocol": "tcp"} for port in otlp]
     # The docs' check (interval 30, startPeriod 15) at the lab's shorter interval, so `status`
     # shows HEALTHY within seconds; ECS accepts intervals from 5 s. Its start period is the lab's
     # readiness bound: failures while the agent starts do not count (a passing check ends it at
@@ -93,7 +99,8 @@ def agent_task_definition(stack: Stack) -> dict:
         proxy["portMappings"] = [{"containerPort": p.fips_start + i, "protocol": "tcp"} for i in range(16)]
         td["networkMode"] = "host"
         c["portMappings"] = [{"containerPort": p.apm, "protocol": "tcp"},
-                             {"containerPort": p.dogstatsd, "protocol": "udp"}]
+                             {"containerPort": p.dogstatsd, "protocol": "udp"}] + \
+            [{"containerPort": port, "protocol": "tcp"} for port in otlp]
         c["dependsOn"] = [{"containerName": "fips-proxy", "condition": "START"}]
         td["containerDefinitions"] = [proxy, c]
     if stack.has("npm"):

@@ -8,7 +8,12 @@
   settings both ports are closed.
 - A second tracer: the Node sample app (real dd-trace and hot-shots from npm, agent host set in code
   from IMDS), run as an ECS task, with client-side stats on: its spans, its own stats and its metrics
-  arrive, tagged with its task.
+  arrive, tagged with its task. On the local backend it runs with the host's node and the modules
+  `npm ci`ed into the app's directory; on docker in its own image (`ecs-agent-lab/node-app`: Debian's
+  Node, the modules installed from the same lock file when the image is built).
+
+Both backends run every case: on docker the agent task publishes 4317/4318 as host ports when its
+environment enables the OTLP receiver, as it publishes 8126/8125.
 
 Every request goes to the agent at the instance's private IP, as an app container in bridge mode
 reaches it. Waits: the agent's flush intervals (`probe.intervals()`) plus the tracer's own (dd-trace-js
@@ -49,15 +54,6 @@ TRACER_ROUTES = {
 @pytest.fixture(scope="module")
 def tracers_lab(lab_with):
     return lab_with(**LAB_WITH)
-
-
-@pytest.fixture(scope="module")
-def local_backend(tracers_lab):
-    """What only the local backend has yet: Node in the lab image's filesystem (the host's) and the
-    agent's OTLP ports reachable at the instance's address (docker publishes no 4317/4318)."""
-    if tracers_lab.state.get("backend") == "docker":
-        pytest.skip("docker backend: the lab image has no Node and the agent task publishes no OTLP "
-                    "ports yet (docs/apps.md#the-node-sample-app, docs/otlp.md)")
 
 
 @pytest.fixture(scope="module")
@@ -212,14 +208,22 @@ def _multipart(boundary: str, parts: list[tuple[str, str, bytes]]) -> bytes:
 
 # -- the Node tracer ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def node_task(tracers_lab, local_backend):
-    """The Node sample app as an ECS task on the lab's cluster (its npm modules installed first)."""
+def node_task(tracers_lab):
+    """The Node sample app as an ECS task on the lab's cluster: its npm modules installed first (local
+    backend), or its image made first (docker: cached by content, so made once per source change)."""
     from lab.apps.node_app import ensure_installed, task_definition
 
-    ensure_installed()
+    backend = tracers_lab.state.get("backend", "local")
+    if backend == "docker":
+        from lab.backends import images
+
+        images.ensure_node_app_image()
+    else:
+        ensure_installed()
     ecs = tracers_lab.ecs_lab.control_plane.clients.ecs
     cluster = tracers_lab.cluster_name
-    arn = ecs.register_task_definition(**task_definition(service=NODE_SERVICE))["taskDefinition"]
+    definition = task_definition(service=NODE_SERVICE, backend=backend)
+    arn = ecs.register_task_definition(**definition)["taskDefinition"]
     task_arn = ecs.run_task(cluster=cluster, taskDefinition=arn["taskDefinitionArn"])["tasks"][0]["taskArn"]
     started = time.monotonic()
 
@@ -307,7 +311,7 @@ def _no_proxy_session():
 
 @pytest.mark.agent_offers("otlp")
 @pytest.mark.parametrize("transport", ["http", "grpc"])
-def test_otlp_spans_arrive_mapped(agent, intake, transport, local_backend):
+def test_otlp_spans_arrive_mapped(agent, intake, transport):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.trace import SpanKind
@@ -337,7 +341,7 @@ def test_otlp_spans_arrive_mapped(agent, intake, transport, local_backend):
 
 
 @pytest.mark.agent_offers("otlp")
-def test_otlp_metric_arrives_as_a_count(agent, intake, local_backend):
+def test_otlp_metric_arrives_as_a_count(agent, intake):
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -357,7 +361,9 @@ def test_otlp_metric_arrives_as_a_count(agent, intake, local_backend):
 
 
 @pytest.mark.agent_offers("otlp")
-def test_otlp_ports_are_closed_without_the_settings(agent, lab_with, local_backend):
+def test_otlp_ports_are_closed_without_the_settings(agent, lab_with):
+    """Last in the module: on docker `lab_with(**PLAIN)` redeploys the instance's agent without the
+    settings (one docker lab per engine), so everything about the OTLP agent is checked first."""
     import socket
 
     def refused(host: str, port: int) -> bool:
@@ -367,9 +373,9 @@ def test_otlp_ports_are_closed_without_the_settings(agent, lab_with, local_backe
 
     assert not refused(agent.private_ip, 4318) and not refused(agent.private_ip, 4317), \
         "control: with the settings the agent listens on 4318 and 4317"
+    # `agent status -j` says the same (its otlp section).
+    assert agent.probe.status()["otlp"]["otlpStatus"] is True
     plain = lab_with(**PLAIN).agents[0]
     assert refused(plain.private_ip, 4318) and refused(plain.private_ip, 4317), \
         "without DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_* the OTLP ports must stay closed"
-    # `agent status -j` says the same (its otlp section).
-    assert agent.probe.status()["otlp"]["otlpStatus"] is True
     assert plain.probe.status()["otlp"]["otlpStatus"] is False

@@ -160,6 +160,34 @@ def test_the_agent_task_definition_is_the_docs_file_with_the_stacks_features_and
     assert {"name": "DD_SERVICE", "value": "web-imdsv2"} in app["containerDefinitions"][0]["environment"]
 
 
+def test_the_otlp_receiver_settings_publish_its_ports_like_8126():
+    """With the agent's OTLP receiver enabled, apps reach 4317/4318 at the instance's IP as they reach
+    8126: bridge mode needs host ports for that (the docker backend publishes exactly these)."""
+    otlp = {"DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_GRPC_ENDPOINT": "0.0.0.0:4317",
+            "DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_HTTP_ENDPOINT": "0.0.0.0:4318"}
+    stack = Stack(agent_env=otlp)
+    td = agent_task_definition(stack)
+    taskdef.validate(td)
+    (c,) = td["containerDefinitions"]
+    assert {(p["containerPort"], p["hostPort"], p["protocol"]) for p in c["portMappings"]} == {
+        (8126, 8126, "tcp"), (8125, 8125, "udp"), (4317, 4317, "tcp"), (4318, 4318, "tcp")}
+    # One protocol on a port of the user's choosing: that port only.
+    http_only = agent_task_definition(Stack(agent_env={
+        "DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_HTTP_ENDPOINT": "0.0.0.0:14318"}))
+    assert {p["containerPort"] for p in http_only["containerDefinitions"][0]["portMappings"]} == {
+        8126, 8125, 14318}
+    # Not enabled, or a value the agent refuses at start (it says why): nothing more is published.
+    for env in ({}, {"DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_HTTP_ENDPOINT": "not-an-endpoint"}):
+        plain = agent_task_definition(Stack(agent_env=env))
+        assert {p["containerPort"] for p in plain["containerDefinitions"][0]["portMappings"]} == {8126, 8125}
+    # Host mode (FIPS): the container ports are the instance's; listed without hostPort, as 8126 is.
+    fips = agent_task_definition(stack.with_(features=stack.features | {"fips"}))
+    taskdef.validate(fips)
+    agent = next(x for x in fips["containerDefinitions"] if x["name"] == "datadog-agent")
+    assert {(p["containerPort"], p.get("hostPort")) for p in agent["portMappings"]} == {
+        (8126, None), (8125, None), (4317, None), (4318, None)}
+
+
 def test_a_stack_task_the_cluster_cannot_start_fails_start_up_with_ecs_reason(tmp_path):
     from lab.assembly import EcsLab
     from lab.stack import Ports

@@ -742,6 +742,7 @@ class LocalBackend:
                 "index": n,
                 "instance_id": inst.instance_id,
                 "launch_type": inst.launch_type,
+                "host_name": inst.os_hostname,
                 "private_ip": inst.private_ip,
                 "agent_localhost": s.agent_localhost(n),
                 "imds_url": self.imds_urls.get(n),

@@ -127,6 +127,16 @@ def test_the_host_is_an_external_instance_running_the_agent_daemon(anywhere_lab,
     assert task["group"] == "service:datadog-agent-external"
     td = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
     assert td["requiresCompatibilities"] == ["EXTERNAL"]
+    # ECS runs the definition's health check (`agent health`): the agent's components report healthy
+    # only after their first beat, so the task is HEALTHY within its start period and one interval.
+    check = next(c for c in td["containerDefinitions"] if c["name"] == agent.container)["healthCheck"]
+
+    def healthy() -> dict | None:
+        (t,) = ecs.describe_tasks(cluster=cluster, tasks=[agent.task_arn])["tasks"]
+        return t if t.get("healthStatus") == "HEALTHY" else None
+
+    wait_until(healthy, check["startPeriod"] + check["interval"] + check["timeout"] + 15,
+               what="the agent's task HEALTHY by its health check")
     assert agent.probe.health(), "agent health on the external host"
 
 

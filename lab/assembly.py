@@ -53,7 +53,7 @@ from lab.running import (
     endpoints_from_status,
 )
 from lab.serving import gc_paused
-from lab.stack import AGENT_SERVICE, Stack, app_service
+from lab.stack import AGENT_SERVICES, Stack, app_service
 from lab.subnet_claims import SubnetClaim, claim_subnet
 from lab.world import Cluster, World, wait_until
 
@@ -110,6 +110,9 @@ class EcsLab:
         self.backend_name = backend
         if self.stack.user_data is not None and backend != "local":
             raise ValueError(f"user data is run at instance boot on the local backend only, not on {backend}")
+        if self.stack.external_instances and backend != "local":
+            raise ValueError(f"external (ECS Anywhere) instances are hosted by the local backend only, "
+                             f"not by {backend}: use --backend local")
         self.world = World(Cluster(name=self.stack.cluster))
         self.progress = progress or (lambda _m: None)
         self.backend = backend_class(backend)(self.stack, world=self.world, progress=self.progress,
@@ -149,7 +152,7 @@ class EcsLab:
                 inst.user_data = self.stack.user_data
             cp = wait_control_plane()
             self._join_cluster(cp)
-            if self.stack.deploy and self.stack.instances > 0:
+            if self.stack.deploy and self.stack.instances + self.stack.external_instances > 0:
                 self._deploy(cp)
         self.started_in = time.monotonic() - t0
         self.progress(f"lab ready in {self.started_in:.1f}s")
@@ -241,11 +244,13 @@ class EcsLab:
         # The sample apps on instance 1, as the scenarios expect (one app per DD_AGENT_HOST variant).
         user_data = self.stack.user_data
         self.deployment = deploy_stack(cp.clients.ecs, self.stack, self.world.cluster.name,
-                                       apps_on=self.world.instance(1).instance_id,
+                                       apps_on=(self.world.instance(1).instance_id
+                                                if self.stack.instances else None),
                                        agent_daemon=user_data is None)
         apps = f" and {len(self.deployment.app_services)} app service(s)" if self.stack.apps else ""
         if user_data is None:
-            self.progress(f"deployed DAEMON service {self.deployment.agent_service}{apps}")
+            daemons = " and ".join(self.deployment.agent_services())
+            self.progress(f"deployed DAEMON service {daemons}{apps}")
         else:
             self.progress(f"registered {self.deployment.agent_task_definition}{apps}; booting with user data")
         cp.reconcile_services()
@@ -273,8 +278,8 @@ class EcsLab:
     def _running_agents(self) -> list:
         """The running agent tasks: the DAEMON service's, or, when user data starts the agent
         (no service), every running task of the agent's task definition family."""
-        if self.deployment is None or self.deployment.agent_service:
-            return self._running(AGENT_SERVICE)
+        if self.deployment is None or self.deployment.agent_service or self.deployment.external_agent_service:
+            return [found for service in AGENT_SERVICES for found in self._running(service)]
         family = self.deployment.agent_task_definition.rsplit("/", 1)[-1].rsplit(":", 1)[0]
         return [(inst, t) for inst in self.world.instances for t in list(inst.tasks)
                 if t.family == family and t.known_status == "RUNNING"]
@@ -326,7 +331,7 @@ class EcsLab:
 
         def old_gone() -> bool:
             return all(f"{t.family}:{t.revision}" == arn.rsplit("/", 1)[-1]
-                       for _inst, t in self._running(AGENT_SERVICE))
+                       for _inst, t in self._running_agents())
 
         wait_until(old_gone, timeout=60, what="the previous agent tasks to stop")
 

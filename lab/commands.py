@@ -54,7 +54,8 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 def build_stack(instances: int, features: tuple[str, ...], agent_image: str | None,
                 agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None,
                 intake_url: str | None = None, control_plane_port: int | None = None,
-                name: str | None = None, ready_timeout: float | None = None) -> Stack:
+                name: str | None = None, ready_timeout: float | None = None,
+                external_instances: int = 0) -> Stack:
     chosen = set(DEFAULT_FEATURES)
     for f in features:
         if f.startswith(("no-", "-")):
@@ -62,7 +63,7 @@ def build_stack(instances: int, features: tuple[str, ...], agent_image: str | No
         else:
             chosen.add(f)
     kwargs: dict = {"instances": instances, "features": frozenset(chosen), "agent_env": _parse_env(agent_env),
-                    "run_dir": lab_home() / "run"}
+                    "run_dir": lab_home() / "run", "external_instances": external_instances}
     if agent_image:
         kwargs["agent_image"] = agent_image
     if apps:
@@ -107,7 +108,8 @@ def print_status(state: dict, console=None) -> None:
         table.add_row("[red]problem[/]", problem)
     for inst in state.get("instances", []):
         n = inst["index"]
-        table.add_row(f"instance {n}", f"{inst['instance_id']} ({inst['private_ip']})")
+        kind = " ECS Anywhere" if inst.get("launch_type") == "EXTERNAL" else ""
+        table.add_row(f"instance {n}", f"{inst['instance_id']} ({inst['private_ip']}){kind}")
         for key in ("imds_url", "ecs_endpoint", "apm_url", "dogstatsd", "fips_proxy"):
             if inst.get(key):
                 table.add_row(f"  {key}", inst[key])
@@ -137,6 +139,8 @@ def print_status(state: dict, console=None) -> None:
 @click.option("--detach", "-d", is_flag=True, help="Start in the background and return once ready.")
 @click.option("--instances", "-n", default=1, show_default=True, type=click.IntRange(1, 200),
               help="Number of emulated EC2 container instances.")
+@click.option("--external-instances", default=0, show_default=True, type=click.IntRange(0, 50),
+              help="ECS Anywhere hosts after the EC2 instances (local backend; docs/ecs_anywhere.md).")
 @click.option("--backend", type=click.Choice(["local", "docker"]), default=lambda: os.environ.get(
     "LAB_BACKEND", "local"), show_default="local", help="Processes on loopback, or docker containers.")
 @click.option("--feature", "-f", "features", multiple=True,
@@ -156,9 +160,9 @@ def print_status(state: dict, console=None) -> None:
               help="Seconds each container may take to be ready (default 20, or LAB_READY_TIMEOUT; more "
                    "on a loaded machine).")
 @name_option
-def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], agent_image: str | None,
-       agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None, intake_url: str | None,
-       control_plane_port: int | None, ui: bool, ready_timeout: float | None) -> None:
+def up(detach: bool, instances: int, external_instances: int, backend: str, features: tuple[str, ...],
+       agent_image: str | None, agent_env: tuple[str, ...], apps: tuple[str, ...], subnet: str | None,
+       intake_url: str | None, control_plane_port: int | None, ui: bool, ready_timeout: float | None) -> None:
     """Start the ECS world: fakes, the ECS control plane on :4566 with every instance registered,
     the agent as a DAEMON service (one per instance) and the sample apps as services."""
     existing = read_state()
@@ -181,7 +185,8 @@ def up(detach: bool, instances: int, backend: str, features: tuple[str, ...], ag
         subnet = subnet or (claim.subnet if name else None)
     try:
         stack = build_stack(instances, features, agent_image, agent_env, apps, subnet, intake_url,
-                            control_plane_port, name=name, ready_timeout=ready_timeout)
+                            control_plane_port, name=name, ready_timeout=ready_timeout,
+                            external_instances=external_instances)
     except BaseException:
         if claim is not None:
             claim.release()

@@ -304,7 +304,7 @@ def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | 
               features: set[str] | frozenset[str] | None = None, agent_env: dict[str, str] | None = None,
               apps: tuple[str, ...] | None = None, run_dir: Path | None = None,
               cluster: str | None = None, ready_timeout: float | None = None,
-              user_data: str | None = None) -> Lab:
+              user_data: str | None = None, external_instances: int = 0) -> Lab:
     """Start a private stack (own subnet, ephemeral shared ports) through `EcsLab`; call `stop_lab`.
 
     The subnet (`subnet`, else a free one) is claimed machine-wide for the lab's life
@@ -335,6 +335,8 @@ def start_lab(backend_name: str = "local", *, instances: int = 1, subnet: str | 
         kwargs["apps"] = apps
     if user_data is not None:
         kwargs["user_data"] = user_data
+    if external_instances:
+        kwargs["external_instances"] = external_instances  # ECS Anywhere hosts (docs/ecs_anywhere.md)
     try:
         ecs_lab = EcsLab(Stack(**kwargs), backend=backend_name, subnet_claim=claim)
     except BaseException:

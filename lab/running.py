@@ -38,11 +38,17 @@ class RunningAgent:
     container: str
     status_when_read: str
     _exec: Exec = field(repr=False, compare=False)
+    # "EC2", or "EXTERNAL" for an ECS Anywhere host (instance_id is then its managed instance id).
+    launch_type: str = "EC2"
+    # The host's own name (what its docker daemon says), where the agent's hostname comes from on a
+    # host without IMDS.
+    host_name: str = ""
 
     @property
     def hostname(self) -> str:
-        """What the agent reports as its host on ECS EC2: the IMDS instance-id."""
-        return self.instance_id
+        """What the agent reports as its host: on ECS EC2 the IMDS instance-id; on an ECS Anywhere
+        host, which has no IMDS, the host's own name (docs/ecs_anywhere.md#the-agents-hostname)."""
+        return self.host_name if self.launch_type == "EXTERNAL" else self.instance_id
 
     def exec(self, argv: list[str], timeout: float = 30) -> tuple[int, str]:
         """Run a command in the agent's container (`docker exec`): (exit code, output)."""
@@ -123,7 +129,8 @@ def agents_from_status(status: dict, exec_in_container: Exec) -> list[RunningAge
             instance_index=inst["index"], instance_id=inst["instance_id"], private_ip=inst["private_ip"],
             apm_url=inst["apm_url"], dogstatsd=(host, int(port)), task_arn=agent.get("task_arn"),
             container=agent.get("container") or AGENT_CONTAINER,
-            status_when_read=agent.get("status", "UNKNOWN"), _exec=exec_in_container))
+            status_when_read=agent.get("status", "UNKNOWN"), _exec=exec_in_container,
+            launch_type=inst.get("launch_type", "EC2"), host_name=inst.get("host_name", "")))
     return out
 
 

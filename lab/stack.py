@@ -28,6 +28,10 @@ DEFAULT_FEATURES = frozenset({"apm", "dogstatsd", "processes", "apm_non_local", 
 APP_VARIANTS = ("imdsv1", "imdsv2", "metadata_file", "in_code")
 # The stack's agent service: one DAEMON service per cluster, named as in the docs.
 AGENT_SERVICE = "datadog-agent"
+# The same agent task definition on the stack's ECS Anywhere hosts: a DAEMON service of launch type
+# EXTERNAL (ECS places a service's tasks with one launch type, so external hosts need their own).
+EXTERNAL_AGENT_SERVICE = "datadog-agent-external"
+AGENT_SERVICES = (AGENT_SERVICE, EXTERNAL_AGENT_SERVICE)
 
 # The image the Datadog ECS docs' task definitions name; which agent really runs for it is the
 # backend's choice, recorded in the lab's status (docs/agents.md).
@@ -92,8 +96,21 @@ class Stack:
     # no DAEMON service is created: the user data starts the agent (`aws ecs start-task`), as in
     # the ECS guides that predate DAEMON services.
     user_data: str | None = None
+    # ECS Anywhere hosts after the EC2 instances (instance numbers instances+1 ...): registered with a
+    # managed instance id, no IMDS; the agent runs there as the DAEMON service of launch type
+    # EXTERNAL (docs/ecs_anywhere.md). Local backend only.
+    external_instances: int = 0
 
     def __post_init__(self) -> None:
+        if self.instances < 0 or self.external_instances < 0:
+            raise ValueError(f"instances ({self.instances}) and external_instances "
+                             f"({self.external_instances}) cannot be negative")
+        if self.external_instances and not self.instances and self.apps and self.deploy:
+            raise ValueError("the stack's sample apps are EC2 services placed on EC2 instance 1, and this "
+                             "stack has only external instances: use apps=() and run your own tasks with "
+                             "launch type EXTERNAL there, or add an EC2 instance")
+        if self.external_instances and self.user_data is not None:
+            raise ValueError("user data is EC2's (IMDS /latest/user-data): external instances have none")
         unknown = set(self.features) - set(FEATURES)
         if unknown:
             raise ValueError(f"unknown feature(s) {sorted(unknown)}; known: {', '.join(FEATURES)}")
@@ -134,6 +151,10 @@ class Stack:
     def agent_localhost(self, n: int) -> str:
         """What 127.0.0.1 is inside instance N's agent netns (bridge mode); apps are not told it."""
         return f"{self.subnet}.{self.localhost_octet}.{n}"
+
+    def is_external(self, n: int) -> bool:
+        """Whether instance N is one of the stack's ECS Anywhere hosts (they follow the EC2 ones)."""
+        return self.instances < n <= self.instances + self.external_instances
 
     def imds_url(self, n: int) -> str:
         return f"http://{self.private_ip(n)}:{self.ports.imds}"

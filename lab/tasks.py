@@ -30,6 +30,9 @@ DOCKER_DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKN
                                "AUDIT_WRITE")
 CAPABILITIES_ENV = "LAB_CONTAINER_CAPABILITIES"
 MOUNTS_ENV = "LAB_CONTAINER_MOUNTS"
+# The name of the instance an agent process runs on, as that host's docker daemon reports it (`docker
+# info` Name): what the agent's container hostname provider reads (lab.agent.hostname).
+INSTANCE_HOSTNAME_ENV = "LAB_INSTANCE_HOSTNAME"
 
 # The lab's own image: the fakes, the emulated agent and the sample apps (docker/Dockerfile).
 LAB_IMAGE = "ecs-agent-lab/lab:latest"

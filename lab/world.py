@@ -156,7 +156,9 @@ class ContainerInstance:
     arn: str = ""
     # "EC2" for a container instance; "FARGATE" for the micro-VM one Fargate task runs on: its
     # private_ip is the task's ENI address as the backend gives it, and it has no IMDS, no ECS
-    # agent introspection and no container instance ARN (docs/fargate.md).
+    # agent introspection and no container instance ARN (docs/fargate.md); "EXTERNAL" for an ECS
+    # Anywhere host: a managed instance id (`mi-...`) instead of an EC2 one, no IMDS, no zone, no
+    # EC2 tags, its ECS agent's introspection as on EC2 (docs/ecs_anywhere.md).
     launch_type: str = "EC2"
     tasks: list[Task] = field(default_factory=list)
     launched_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -174,14 +176,21 @@ class ContainerInstance:
     user_data: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.availability_zone:
+        if self.external:
+            # An on-premises host: what SSM activation gives it (a managed instance id) and nothing
+            # of EC2's (no zone, no instance tags, no IMDS, no instance profile).
+            self.instance_id = self.instance_id or "mi-" + _stable_hex(
+                f"managed-{self.index}-{self.private_ip}", 17)
+            self.imds_enabled = False
+            self.iam_role = None
+        if not self.availability_zone and not self.external:
             self.availability_zone = default_availability_zone(self.region, self.index)
         if not self.instance_id:
             self.instance_id = "i-0" + _stable_hex(f"instance-{self.index}-{self.private_ip}", 16)
         if not self.mac:
             h = _stable_hex(self.instance_id, 10)
             self.mac = "0e:" + ":".join(h[i : i + 2] for i in range(0, 10, 2))
-        if not self.tags:
+        if not self.tags and not self.external:
             self.tags = {"Name": f"ecs-lab-instance-{self.index}"}
         # One VPC and security group per account and region (the lab's instances share them).
         self.vpc_id = self.vpc_id or "vpc-0" + _stable_hex(f"{self.account_id}/{self.region}/vpc", 16)
@@ -210,6 +219,17 @@ class ContainerInstance:
             self.security_group_name = groups[0]["GroupName"]
         profile = ec2_instance.get("IamInstanceProfile") or {}
         self.instance_profile_id = profile.get("Id") or self.instance_profile_id
+
+    @property
+    def external(self) -> bool:
+        """An ECS Anywhere host (launch type EXTERNAL)."""
+        return self.launch_type == "EXTERNAL"
+
+    @property
+    def os_hostname(self) -> str:
+        """The host's own name, as its OS (and its docker daemon's `docker info`) says it: EC2's
+        private DNS name, or for an on-premises host the name its owner gave it."""
+        return f"onprem-host-{self.index}" if self.external else self.hostname
 
     @property
     def hostname(self) -> str:

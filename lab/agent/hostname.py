@@ -1,10 +1,23 @@
-"""The agent's hostname: DD_HOSTNAME, else on ECS EC2 the IMDS `instance-id`, else the OS hostname.
+"""The agent's hostname, by the real agent's providers in their order (pkg/util/hostname/providers.go,
+common.go and container.go of DataDog/datadog-agent):
+
+1. configuration: DD_HOSTNAME;
+2. fargate: on ECS Fargate no hostname at all;
+3. container: a containerized agent asks its docker daemon (`docker info` Name, the host's name).
+   The lab's agent runs as a process on the local backend and has no docker daemon of the
+   instance to ask: the backend hands it that name in LAB_INSTANCE_HOSTNAME (ECS Anywhere hosts);
+4. os: the OS hostname, only when no earlier provider found one;
+5. aws: on ECS (pkg/config/env IsECS: AWS_EXECUTION_ENV=AWS_ECS_EC2 or the ECS agent's metadata
+   variables, so ECS Anywhere too) the EC2 `instance-id` from IMDS replaces what was found; when IMDS
+   does not answer (on-premises), the earlier hostname stays and the error is recorded.
 
 pkg/util/ec2 (`GetInstanceID`): 300 ms timeout (`ec2_metadata_timeout`), an IMDSv2 token first
 (`PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds`), then a tokenless GET when
 the token call fails. The lab never falls back to the 169.254.169.254 default on the host: the
 endpoint comes from `AWS_EC2_METADATA_SERVICE_ENDPOINT`, and the link-local default is used only
 where the lab owns that address (`LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1`, the docker backend).
+Each provider's error is kept as `agent status` shows it (`hostnameStats.errors`, keyed by the
+provider's expvar name).
 """
 
 from __future__ import annotations
@@ -14,9 +27,10 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lab.agent.config import AgentConfig
+from lab.tasks import INSTANCE_HOSTNAME_ENV
 
 log = logging.getLogger("lab.agent.hostname")
 
@@ -30,8 +44,10 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 @dataclass(frozen=True)
 class HostnameResult:
     hostname: str
-    provider: str  # "configuration", "aws" (IMDS instance-id), "os"
+    provider: str  # "configuration", "fargate", "container", "os", "aws" (IMDS instance-id)
     detail: str = ""
+    # Provider (its expvar name) -> why it gave no hostname, as `agent status` lists them.
+    errors: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def is_ecs_ec2(env: Mapping[str, str]) -> bool:
@@ -79,24 +95,43 @@ def fetch_instance_id(base: str, timeout: float = 0.3) -> str:
 
 
 def resolve_hostname(config: AgentConfig, env: Mapping[str, str]) -> HostnameResult:
+    errors: dict[str, str] = {}
     if config.hostname:
         return HostnameResult(config.hostname, "configuration")
+    errors["'hostname' configuration/environment"] = "hostname is empty"
     if config.ecs_fargate:
         # A sidecar has no host of its own: on ECS Fargate the agent reports an empty hostname and
         # never asks IMDS (unreachable from a Fargate task); the task's tags identify its data.
-        return HostnameResult("", "fargate", "ECS_FARGATE=true")
-    if is_ecs_ec2(env):
-        base = imds_base(config)
-        if base is None:
-            log.warning(
-                "on ECS EC2 but AWS_EC2_METADATA_SERVICE_ENDPOINT is not set; the lab never "
-                "asks the host's 169.254.169.254 (set LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1 where "
-                "the lab owns it)"
-            )
-        else:
-            for attempt in range(3):
-                try:
-                    return HostnameResult(fetch_instance_id(base, config.imds_timeout), "aws", base)
-                except (OSError, urllib.error.URLError) as exc:
-                    log.warning("could not read instance-id from %s (attempt %d): %s", base, attempt + 1, exc)
-    return HostnameResult(socket.gethostname(), "os")
+        return HostnameResult("", "fargate", "ECS_FARGATE=true", errors)
+    errors["fargate"] = "agent is not runnning on Fargate"  # sic: upstream's wording
+    hostname, provider, detail = "", "", ""
+    instance_name = (env.get(INSTANCE_HOSTNAME_ENV) or "").strip()
+    if instance_name:
+        hostname, provider, detail = instance_name, "container", "the instance's docker daemon"
+    else:
+        errors["container"] = "no container environment detected or none of them detected a valid hostname"
+    if not hostname:
+        hostname, provider = socket.gethostname(), "os"
+    else:
+        errors["os"] = "Skipping OS hostname as a previous provider found a valid hostname"
+    if not is_ecs_ec2(env):
+        errors["aws"] = ("not retrieving hostname from AWS: the host is not an ECS instance and other "
+                         "providers already retrieve non-default hostnames")
+        return HostnameResult(hostname, provider, detail, errors)
+    base = imds_base(config)
+    if base is None:
+        log.warning(
+            "on ECS but AWS_EC2_METADATA_SERVICE_ENDPOINT is not set; the lab never asks the host's "
+            "169.254.169.254 (set LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1 where the lab owns it)"
+        )
+        errors["aws"] = "Unable to determine hostname from EC2: no metadata endpoint"
+        return HostnameResult(hostname, provider, detail, errors)
+    last: Exception | None = None
+    for attempt in range(3):
+        try:
+            return HostnameResult(fetch_instance_id(base, config.imds_timeout), "aws", base, errors)
+        except (OSError, urllib.error.URLError) as exc:
+            last = exc
+            log.warning("could not read instance-id from %s (attempt %d): %s", base, attempt + 1, exc)
+    errors["aws"] = f"Unable to determine hostname from EC2: {last}"
+    return HostnameResult(hostname, provider, detail, errors)

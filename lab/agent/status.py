@@ -141,7 +141,8 @@ def status_document(agent) -> dict:  # agent: lab.agent.main.Agent (not imported
         # populateFIPSStatus: "proxy" when fips.enabled without a FIPS build
         "fips_status": "proxy" if cfg.fips else "not available",
         "python_version": sys.version.split(" ")[0],
-        "hostnameStats": {"provider": agent.hostname.provider if agent.hostname else "", "errors": {}},
+        "hostnameStats": {"provider": agent.hostname.provider if agent.hostname else "",
+                          "errors": dict(agent.hostname.errors) if agent.hostname else {}},
         "hostinfo": {"hostname": host},
         "forwarderStats": _with_api_key_status(_forwarder_stats(fwd), agent),
         "aggregatorStats": {

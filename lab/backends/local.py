@@ -49,11 +49,12 @@ from lab.backends.process import (
 )
 from lab.datadog_sites import SITES
 from lab.fakes.fips_proxy.proxy import FipsProxyRecords
-from lab.stack import AGENT_IMAGE, AGENT_SERVICE, Stack, app_service
+from lab.stack import AGENT_IMAGE, AGENT_SERVICES, Stack, app_service
 from lab.tasks import (
     AGENT_IMAGE_PREFIXES,
     CAPABILITIES_ENV,
     DOCKER_DEFAULT_CAPABILITIES,
+    INSTANCE_HOSTNAME_ENV,
     LAB_IMAGE,
     MOUNTS_ENV,
     ContainerSpec,
@@ -73,6 +74,9 @@ ROUTER_SOCKET_ENV = "LAB_LOG_ROUTER_SOCKET"
 # How a process's start line names its container (the agent's log collection finds its run by it).
 CONTAINER_NOTE = "container "
 _INHERITED_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "TERM")
+# Where IMDS "is" for hosts that have none (Fargate tasks, ECS Anywhere hosts): the discard port of
+# the host's own loopback address, where nothing of the lab listens, so a connection is refused.
+NOTHING_LISTENS_PORT = 9
 
 
 class UnknownImage(ValueError):
@@ -236,21 +240,26 @@ class LocalBackend:
         for n in range(1, s.instances + 1):
             self.serve_instance(self.world.add_instance(s.private_ip(n),
                                                         imds_tokens_required=s.imds_tokens_required))
+        for n in range(s.instances + 1, s.instances + s.external_instances + 1):
+            # ECS Anywhere hosts: the next addresses of the subnet, no IMDS (docs/ecs_anywhere.md).
+            self.serve_instance(self.world.add_instance(s.private_ip(n), launch_type="EXTERNAL"))
 
     # -- InstanceHost ----------------------------------------------------------------------------------
     def serve_instance(self, inst: ContainerInstance) -> None:
         """Give an instance of the world (ours, or one the ECS control plane registered) its own
         IMDS and ECS agent introspection on its private IP."""
         ports = self.stack.ports
+        if inst.index not in self.ecs_agent_urls:
+            self.ecs_agent_urls[inst.index] = self.ecs_metadata.listen_introspection(
+                inst.private_ip, ports.ecs_introspection, inst).url
+        if inst.external:
+            return  # an on-premises host: nothing answers as its IMDS
         if inst.index not in self.imds_urls:
             self.imds_urls[inst.index] = self.imds.listen(inst.private_ip, ports.imds, inst).url
         if inst.index not in self.imds_bridge_urls:
             # Bridge-mode containers reach IMDS through the instance's docker bridge: one more hop,
             # which the token's HttpPutResponseHopLimit counts. Their own listener says so.
             self.imds_bridge_urls[inst.index] = self.imds.listen(inst.private_ip, 0, inst, hops=2).url
-        if inst.index not in self.ecs_agent_urls:
-            self.ecs_agent_urls[inst.index] = self.ecs_metadata.listen_introspection(
-                inst.private_ip, ports.ecs_introspection, inst).url
 
     def ecs_endpoints(self, up: bool) -> None:
         """Take the ECS agent's endpoints (every instance's introspection API and the task metadata
@@ -292,7 +301,7 @@ class LocalBackend:
     def _track(self, instance: ContainerInstance, task: Task) -> None:
         """Remember which task is instance N's agent and which is each sample app, whoever started
         it (this backend, or an instance agent for the stack's services, replacements included)."""
-        if task.service_name == AGENT_SERVICE:
+        if task.service_name in AGENT_SERVICES:
             self.agent_tasks[instance.index] = task
             return
         for variant in self.stack.apps:
@@ -428,7 +437,7 @@ class LocalBackend:
             # shows ECS services; more containers add their names.
             single = len(task.containers) == 1 or spec.name == "app"
             proc_name = task.service_name if single else f"{task.service_name}-{spec.name}"
-        elif is_agent_image(spec.image) and task.service_name == AGENT_SERVICE:
+        elif is_agent_image(spec.image) and task.service_name in AGENT_SERVICES:
             proc_name = f"agent-{instance.index}"
         proc = ManagedProcess(proc_name, argv, env=env, log_dir=self.run_dir, cwd=spec.working_directory,
                               ready=ready, ready_timeout=self.stack.ready_timeout,
@@ -472,9 +481,15 @@ class LocalBackend:
                                  metadata_file=str(meta_file) if meta_file else None))
         if meta_file:
             env.setdefault("ECS_CONTAINER_METADATA_FILE", str(meta_file))
-        bridged = task.network_mode == "bridge" and instance.index in self.imds_bridge_urls
-        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = (self.imds_bridge_urls if bridged
-                                                    else self.imds_urls)[instance.index]
+        if instance.external:
+            # On premises 169.254.169.254 answers nothing. Every AWS SDK (and the agent) is pointed at
+            # an address of the host's own where nothing listens: a lookup is refused at once, as
+            # there, and never reaches this machine's own 169.254.169.254 or the lab's IMDS.
+            env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = f"http://{instance.private_ip}:{NOTHING_LISTENS_PORT}"
+        else:
+            bridged = task.network_mode == "bridge" and instance.index in self.imds_bridge_urls
+            env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = (self.imds_bridge_urls if bridged
+                                                        else self.imds_urls)[instance.index]
         env.setdefault("AWS_DEFAULT_REGION", instance.region)
         env.setdefault("AWS_REGION", instance.region)
         env.setdefault("HOSTNAME", container.docker_id[:12])
@@ -507,6 +522,10 @@ class LocalBackend:
             env[CAPABILITIES_ENV] = ",".join(dict.fromkeys([*DOCKER_DEFAULT_CAPABILITIES,
                                                             *spec.capabilities_add]))
             env[MOUNTS_ENV] = ",".join(m.target for m in spec.mounts)
+            if instance.external:
+                # What the agent's container provider reads from the host's docker daemon (`docker
+                # info` Name): a process has no such daemon to ask (lab.agent.hostname).
+                env[INSTANCE_HOSTNAME_ENV] = instance.os_hostname
         return env
 
     def _log_router_env(self, env: dict[str, str], container: Container, address: str) -> None:
@@ -533,7 +552,7 @@ class LocalBackend:
 
         env.update(container_env(instance, task, container, base_url=self.task_metadata_url,
                                  relative_credentials=False))
-        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = f"http://{instance.private_ip}:9"
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = f"http://{instance.private_ip}:{NOTHING_LISTENS_PORT}"
         env.setdefault("AWS_DEFAULT_REGION", instance.region)
         env.setdefault("AWS_REGION", instance.region)
         env.setdefault("HOSTNAME", f"ip-{instance.private_ip.replace('.', '-')}.ec2.internal")
@@ -722,6 +741,8 @@ class LocalBackend:
             instances.append({
                 "index": n,
                 "instance_id": inst.instance_id,
+                "launch_type": inst.launch_type,
+                "host_name": inst.os_hostname,
                 "private_ip": inst.private_ip,
                 "agent_localhost": s.agent_localhost(n),
                 "imds_url": self.imds_urls.get(n),

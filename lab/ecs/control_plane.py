@@ -407,8 +407,14 @@ class ControlPlane:
 
         Embedded moto: the EC2 instance is launched, then given the world's instance id and private
         IP in moto's own records, so nothing the backend already published changes. LocalStack: the
-        world instance takes LocalStack's id (call this before its IMDS serves it).
+        world instance takes LocalStack's id (call this before its IMDS serves it). An external (ECS
+        Anywhere) instance launches nothing: it registers with its managed instance id
+        (`register_external_instance`), as its ECS agent does with ECS_EXTERNAL=true.
         """
+        if inst.external:
+            _, inst.arn = self.register_external_instance(world.cluster.name, inst.instance_id)
+            world.touch()
+            return inst.arn
         ec2 = self.launch_ec2_instance(instance_type=inst.instance_type, ami_id=inst.ami_id,
                                        name=inst.tags.get("Name", f"ecs-lab-instance-{inst.index}"),
                                        instance_profile=inst.iam_role,

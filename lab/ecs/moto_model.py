@@ -107,7 +107,10 @@ class MotoEcs:
         no_ec2 = SimpleNamespace(image_id=None, availability_zone=None, instance_type=None, platform="linux")
         with mock.patch.object(ec2, "get_instance", return_value=no_ec2):
             ci = ContainerInstance(managed_instance_id, self.account, self.region, cluster.name, b)
-        ci.attributes = {"ecs.os-type": "linux", "ecs.cpu-architecture": "x86_64"}
+        # The ECS agent in external mode also registers `ecs.capability.external`
+        # (agent/app/agent_capability.go of aws/amazon-ecs-agent, externalSpecificCapabilities).
+        ci.attributes = {"ecs.os-type": "linux", "ecs.cpu-architecture": "x86_64",
+                         "ecs.capability.external": None}
         b.container_instances.setdefault(cluster.name, {})[ci.container_instance_arn.rsplit("/", 1)[-1]] = ci
         cluster.registered_container_instances_count += 1
         return ci.container_instance_arn

@@ -30,7 +30,7 @@ from typing import Any
 
 from lab.agent_images import SERVERLESS_COMPAT, agent_kind
 from lab.ecs.agent_env import agent_settings, fips_proxy_settings, otlp_receiver_ports
-from lab.stack import AGENT_SERVICE, Stack, app_service
+from lab.stack import AGENT_SERVICE, EXTERNAL_AGENT_SERVICE, Stack, app_service
 
 AGENT_TASKDEF_FILE = Path(__file__).parent / "taskdefs" / "datadog-agent-ecs-full.json"
 APP_TASKDEF_DIR = Path(__file__).parent.parent / "apps" / "taskdefs"
@@ -105,6 +105,10 @@ def agent_task_definition(stack: Stack) -> dict:
         td["containerDefinitions"] = [proxy, c]
     if stack.has("npm"):
         add_npm(td)
+    if stack.external_instances:
+        # The docs' optional step for ECS Anywhere clusters: the same definition, declared
+        # compatible with EXTERNAL (ECS then reports it compatible with EC2 and EXTERNAL).
+        td["requiresCompatibilities"] = ["EXTERNAL"]
     return td
 
 
@@ -135,11 +139,16 @@ class StackDeployment:
     cluster: str
     agent_task_definition: str = ""
     agent_service: str = AGENT_SERVICE
+    # The agent's DAEMON service on the ECS Anywhere hosts (launch type EXTERNAL), if the stack has any.
+    external_agent_service: str = ""
     app_services: dict[str, str] = field(default_factory=dict)  # variant -> service name
     app_task_definitions: dict[str, str] = field(default_factory=dict)
 
     def service_names(self) -> list[str]:
-        return [s for s in (self.agent_service, *self.app_services.values()) if s]
+        return [*self.agent_services(), *(s for s in self.app_services.values() if s)]
+
+    def agent_services(self) -> list[str]:
+        return [s for s in (self.agent_service, self.external_agent_service) if s]
 
 
 def deploy_stack(ecs: Any, stack: Stack, cluster: str | None = None,
@@ -152,13 +161,21 @@ def deploy_stack(ecs: Any, stack: Stack, cluster: str | None = None,
     out = StackDeployment(cluster=cluster)
     td = ecs.register_task_definition(**agent_task_definition(stack))["taskDefinition"]
     out.agent_task_definition = td["taskDefinitionArn"]
-    if not agent_daemon:
-        # Something else starts the agent on each instance (user data's `aws ecs start-task`).
+    if not agent_daemon or not stack.instances:
+        # Something else starts the agent on each instance (user data's `aws ecs start-task`), or the
+        # stack has no EC2 instance for it.
         out.agent_service = ""
     else:
         ecs.create_service(cluster=cluster, serviceName=AGENT_SERVICE,
                            taskDefinition=out.agent_task_definition, schedulingStrategy="DAEMON",
                            launchType="EC2")
+    if stack.external_instances:
+        # ECS places a service's tasks with one launch type: the external hosts get the agent through a
+        # DAEMON service of their own, of the same task definition (the docs' "External" launch type).
+        ecs.create_service(cluster=cluster, serviceName=EXTERNAL_AGENT_SERVICE,
+                           taskDefinition=out.agent_task_definition, schedulingStrategy="DAEMON",
+                           launchType="EXTERNAL")
+        out.external_agent_service = EXTERNAL_AGENT_SERVICE
     for variant in stack.apps:
         td = ecs.register_task_definition(**app_task_definition(stack, variant))["taskDefinition"]
         service = app_service(variant)
@@ -176,8 +193,9 @@ def redeploy_agent(ecs: Any, stack: Stack, deployment: StackDeployment) -> str:
     of its task definition, then `update-service`; the service scheduler replaces the old tasks.
     Returns the new task definition ARN (also recorded in `deployment`)."""
     td = ecs.register_task_definition(**agent_task_definition(stack))["taskDefinition"]
-    ecs.update_service(cluster=deployment.cluster, service=deployment.agent_service,
-                       taskDefinition=td["taskDefinitionArn"])
+    for service in deployment.agent_services():
+        ecs.update_service(cluster=deployment.cluster, service=service,
+                           taskDefinition=td["taskDefinitionArn"])
     deployment.agent_task_definition = td["taskDefinitionArn"]
     return td["taskDefinitionArn"]
 

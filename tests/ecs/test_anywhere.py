@@ -85,3 +85,41 @@ def test_an_external_daemon_service_runs_on_external_instances_only(control_plan
 def test_a_managed_instance_id_must_look_like_one(control_plane, world):
     with pytest.raises(ValueError, match="'mi-' and 17 hex digits"):
         control_plane.register_external_instance(world.cluster.name, "i-0123456789abcdef0")
+
+
+def test_a_backends_external_instance_registers_with_its_managed_id_and_runs_the_agent_daemon(
+        control_plane, world, fake_runner):
+    """The path a backend's ECS Anywhere host takes (`EcsCluster.adopt_instance`): registered with the
+    world's managed instance id, no EC2 instance launched for it, and the docs' agent task definition
+    (with `requiresCompatibilities: EXTERNAL`) placed there by a DAEMON service of launch type
+    EXTERNAL, which the instance agent hands to the backend."""
+    from lab.ecs.cluster import EcsCluster
+    from lab.ecs.stack_services import agent_task_definition
+    from lab.stack import EXTERNAL_AGENT_SERVICE, Stack
+    from lab.world import wait_until
+
+    inst = world.add_instance("127.0.2.41", launch_type="EXTERNAL")
+    assert re.fullmatch(r"mi-[0-9a-f]{17}", inst.instance_id)
+    ec2 = control_plane.clients.ec2
+    before = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+    with EcsCluster(world, fake_runner, control_plane=control_plane, agent_interval=0.1):
+        ecs = control_plane.clients.ecs
+        ci = ecs.describe_container_instances(cluster=world.cluster.name,
+                                              containerInstances=[inst.arn])["containerInstances"][0]
+        assert ci["ec2InstanceId"] == inst.instance_id
+        assert "ecs.capability.external" in {a["name"] for a in ci["attributes"]}
+        after = {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+        assert after == before, "an external instance has no EC2 instance behind it"
+
+        td = agent_task_definition(Stack(instances=0, external_instances=1, apps=()))
+        assert td["requiresCompatibilities"] == ["EXTERNAL"]
+        registered = ecs.register_task_definition(**td)["taskDefinition"]
+        assert set(registered["compatibilities"]) == {"EC2", "EXTERNAL"}
+        ecs.create_service(cluster=world.cluster.name, serviceName=EXTERNAL_AGENT_SERVICE,
+                           taskDefinition=registered["taskDefinitionArn"], schedulingStrategy="DAEMON",
+                           launchType="EXTERNAL")
+        control_plane.reconcile_services()
+        started = wait_until(lambda: fake_runner.running_on(inst.index), 10,
+                             what="the agent task started on the external instance")
+        task = ecs.describe_tasks(cluster=world.cluster.name, tasks=started)["tasks"][0]
+        assert (task["launchType"], task["containerInstanceArn"]) == ("EXTERNAL", inst.arn)

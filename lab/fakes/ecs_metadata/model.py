@@ -280,19 +280,25 @@ class EcsMetadata:
             "Limits": self._task_limits(task),
             "PullStartedAt": _ts(task.pull_started_at),
             "PullStoppedAt": _ts(task.pull_started_at),
-            "AvailabilityZone": instance.availability_zone,
+            # The ECS agent learns its zone from RegisterContainerInstance's answer: an external
+            # instance has none, and the field is `omitempty` (ecs-agent/tmds/handlers/v2/response.go).
+            "AvailabilityZone": instance.availability_zone or None,
         }
         if version >= 4:
             out["LaunchType"] = instance.launch_type
             if task.service_name:
                 out["ServiceName"] = task.service_name
-            out["VPCID"] = instance.vpc_id
+            if not instance.external:
+                # In external mode the ECS agent never asks EC2 for its VPC (agent/app/agent.go skips
+                # setVPCSubnet when cfg.External is enabled): no VPCID.
+                out["VPCID"] = instance.vpc_id
             if not fargate:  # the ECS agent's v4 TaskResponse writes it always, false included
                 out["FaultInjectionEnabled"] = task.fault_injection_enabled
             out["ClockDrift"] = {"ClockErrorBound": 0.5, "ReferenceTimestamp":
                                  datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                  "ClockSynchronizationStatus": "SYNCHRONIZED"}
-        if with_tags and not fargate:
+        if with_tags and not fargate and instance.tags:
+            # `omitempty` too: an external instance has no EC2 tags to show.
             out["ContainerInstanceTags"] = dict(instance.tags)
         if with_tags and task.tags:
             # The ECS agent's TaskResponse has `TaskTags ... json:",omitempty"`: none, no key.
@@ -494,6 +500,10 @@ def container_env(instance: ContainerInstance, task: Task, container: Container,
         "AWS_REGION": instance.region,
         "AWS_DEFAULT_REGION": instance.region,
     }
+    if instance.external:
+        # ECS sends AWS_EXECUTION_ENV with EC2 and Fargate tasks only: on ECS Anywhere containers
+        # have none (what mackerelio/mackerel-container-agent#188 found and works around).
+        del env["AWS_EXECUTION_ENV"]
     if task.task_role_credentials_id:
         rel = f"/v2/credentials/{task.task_role_credentials_id}"
         if relative_credentials:
@@ -531,10 +541,16 @@ def metadata_file_json(instance: ContainerInstance, task: Task, container: Conta
                       **({"IPv4Addresses": list(container.ipv4_addresses)} if container.ipv4_addresses
                          else {})}],
         "MetadataFileStatus": status,
-        "AvailabilityZone": instance.availability_zone,
+        "AvailabilityZone": instance.availability_zone or None,
         "HostPrivateIPv4Address": instance.private_ip,
         "HostPublicIPv4Address": instance.public_ip,
     }
+    if instance.external:
+        # In external mode the ECS agent's EC2 metadata client is a black hole
+        # (ec2.NewBlackholeEC2MetadataClient in agent/app/agent.go): the host addresses it would
+        # read from IMDS stay empty, and agent/containermetadata/types.go omits empty fields.
+        out["HostPrivateIPv4Address"] = None
+        out["HostPublicIPv4Address"] = None
     return _drop_none(out)
 
 

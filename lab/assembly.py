@@ -110,9 +110,6 @@ class EcsLab:
         self.backend_name = backend
         if self.stack.user_data is not None and backend != "local":
             raise ValueError(f"user data is run at instance boot on the local backend only, not on {backend}")
-        if self.stack.external_instances and backend != "local":
-            raise ValueError(f"external (ECS Anywhere) instances are hosted by the local backend only, "
-                             f"not by {backend}: use --backend local")
         self.world = World(Cluster(name=self.stack.cluster))
         self.progress = progress or (lambda _m: None)
         self.backend = backend_class(backend)(self.stack, world=self.world, progress=self.progress,

@@ -1,11 +1,13 @@
 """`Stack(external_instances=N)`: ECS Anywhere hosts follow the EC2 instances; what cannot work is
-refused up front with a clear reason."""
+refused up front with a clear reason; on the docker backend they are instance networks whose
+link-local block the IMDS container does not answer."""
 
 from __future__ import annotations
 
 import pytest
 
-from lab.assembly import EcsLab
+from lab.backends.docker import DockerBackend
+from lab.backends.docker_topology import MAX_INSTANCES, Topology
 from lab.stack import Stack
 
 
@@ -28,6 +30,29 @@ def test_external_hosts_only_with_no_sample_apps_is_a_valid_stack():
     assert Stack(instances=0, external_instances=2, apps=()).external_instances == 2
 
 
-def test_the_docker_backend_refuses_external_hosts_before_touching_the_engine():
-    with pytest.raises(ValueError, match="local backend only"):
-        EcsLab(Stack(external_instances=1), backend="docker")
+def test_the_docker_backend_gives_external_hosts_a_network_and_no_route_back_from_imds():
+    # Instance 1 is EC2, 2 and 3 are ECS Anywhere hosts: each gets its instance network, and the IMDS
+    # container routes their link-local blocks (only theirs) nowhere, before any task starts.
+    topo = Topology(instances=1, external_instances=2)
+    assert {"instance1", "instance2", "instance3"} <= set(topo.networks())
+    assert topo.imds_blackholes() == [["ip", "route", "add", "unreachable", topo.instance_block(n)]
+                                      for n in (2, 3)]
+    assert Topology(instances=2).imds_blackholes() == []  # EC2 only: the IMDS runs as before
+
+
+def test_the_docker_backend_counts_external_hosts_against_its_instance_networks():
+    with pytest.raises(ValueError, match="EC2 and external together"):
+        Topology(instances=MAX_INSTANCES, external_instances=1)
+
+
+def test_an_agent_on_a_docker_external_host_is_not_told_it_runs_on_ec2():
+    # Built without touching the engine: the endpoints are the topology's.
+    backend = DockerBackend(Stack(instances=1, external_instances=1))
+    world = backend.world
+    ec2 = world.add_instance(Topology.private_ip(1))
+    onprem = world.add_instance(Topology.private_ip(2), launch_type="EXTERNAL")
+    assert backend.instance_endpoints(ec2).extra_env["AWS_EXECUTION_ENV"] == "AWS_ECS_EC2"
+    endpoints = backend.instance_endpoints(onprem)
+    assert "AWS_EXECUTION_ENV" not in endpoints.extra_env
+    assert endpoints.ecs_agent_url == "http://169.254.170.2:51678"  # introspection as on any instance
+    assert endpoints.private_ip == onprem.private_ip

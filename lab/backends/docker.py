@@ -70,8 +70,9 @@ from lab.backends.docker_topology import (
 )
 from lab.backends.lab_containers import lab_container, lab_network
 from lab.stack import AGENT_IMAGE as STACK_DEFAULT_AGENT_IMAGE
-from lab.stack import AGENT_SERVICE, Stack, app_service
+from lab.stack import AGENT_SERVICES, Stack, app_service
 from lab.tasks import (
+    INSTANCE_HOSTNAME_ENV,
     LAB_IMAGE,
     CannotPullContainerError,
     ContainerSpec,
@@ -262,7 +263,7 @@ class DockerBackend:
                  fips_proxy_image: str | None = None) -> None:
         self.stack = stack or Stack()
         self.world = world or World(Cluster(name=self.stack.cluster))
-        self.topo = Topology(instances=self.stack.instances)
+        self.topo = Topology(instances=self.stack.instances, external_instances=self.stack.external_instances)
         # Which agent runs for a Datadog agent image: one named explicitly (argument, LAB_AGENT_IMAGE,
         # a Stack image other than the docs' default) must be in the engine (or pulled); otherwise
         # the emulated agent (the lab image), the documented default. Never a guess from the cache.
@@ -344,6 +345,11 @@ class DockerBackend:
         for n in range(1, self.stack.instances + 1):
             inst = self.world.add_instance(self.topo.private_ip(n),
                                            imds_tokens_required=self.stack.imds_tokens_required)
+            self._routes[self.topo.instance_block(n)] = inst.instance_id
+        for n in range(self.stack.instances + 1, self.topo.hosts + 1):
+            # ECS Anywhere hosts: an instance network and a link-local block each (task metadata and
+            # introspection answer them by it), no IMDS (docs/ecs_anywhere.md#on-the-docker-backend).
+            inst = self.world.add_instance(self.topo.private_ip(n), launch_type="EXTERNAL")
             self._routes[self.topo.instance_block(n)] = inst.instance_id
         self._publish_world()
         self._start_services()
@@ -470,8 +476,8 @@ class DockerBackend:
         """Callers from instance `inst.index`'s address block are `inst` (the control plane may have
         given it another id): the IMDS and ECS agent introspection answer for it from now on. An
         instance is a bridge network fixed when the backend starts, so only those exist."""
-        if inst.index > self.stack.instances:
-            raise ValueError(f"the docker backend has {self.stack.instances} instance network(s), fixed at "
+        if inst.index > self.topo.hosts:
+            raise ValueError(f"the docker backend has {self.topo.hosts} instance network(s), fixed at "
                              f"start; instance {inst.index} has none (start it with more instances)")
         self._routes[self.topo.instance_block(inst.index)] = inst.instance_id
         self._serve_on_host(inst)
@@ -491,6 +497,10 @@ class DockerBackend:
                 self.host_ecs = EcsMetadataServer(self.world).start()
             if inst.index in self.host_endpoints:
                 return
+            if inst.external:  # an on-premises host has no IMDS, here either
+                self.host_endpoints[inst.index] = {
+                    "ecs_endpoint_host": self.host_ecs.listen_introspection("127.0.0.1", 0, inst).url}
+                return
             self.host_endpoints[inst.index] = {
                 "imds_host_url": self.host_imds.listen("127.0.0.1", 0, inst).url,
                 "imds_bridge_url": self.host_imds.listen("127.0.0.1", 0, inst, hops=2).url,
@@ -504,6 +514,11 @@ class DockerBackend:
         endpoints = self.topo.instance_endpoints(egress_proxy=self.stack.has("egress_proxy"))
         if inst.launch_type == "FARGATE":
             return replace(endpoints, ecs_agent_url=None, private_ip=inst.private_ip,
+                           extra_env={"LAB_AGENT_ALLOW_LINK_LOCAL_IMDS": "1"})
+        if inst.external:
+            # ECS Anywhere: no AWS_EXECUTION_ENV (ECS sends it for EC2 and Fargate only); the agent
+            # still asks 169.254.169.254 (it is on ECS), where nothing answers for this host.
+            return replace(endpoints, private_ip=inst.private_ip,
                            extra_env={"LAB_AGENT_ALLOW_LINK_LOCAL_IMDS": "1"})
         return endpoints
 
@@ -591,7 +606,7 @@ class DockerBackend:
 
     def _start_lab_container(self, *, name: str, role: str, command: list[str] | None,
                              networks: dict[str, str | None], entrypoint: list[str] | None = None,
-                             volumes: dict[str, str] | None = None) -> str:
+                             volumes: dict[str, str] | None = None, cap_add: list[str] | None = None) -> str:
         """Start a long-lived lab container (testcontainers) on `networks` {key: address or None}.
         It is created on the first (the link-local network, so it has its address there before it
         runs); the others are joined right after it starts, through docker-py: a create call takes
@@ -603,7 +618,7 @@ class DockerBackend:
         container = lab_container(self._image_ref(LAB_IMAGE), name=name, network=self.networks[first],
                                   ipv4_address=first_ip, labels=self._labels(role), command=command,
                                   entrypoint=entrypoint, volumes=volumes,
-                                  api_version=self.client.api.api_version)
+                                  api_version=self.client.api.api_version, cap_add=cap_add)
         self.lab_containers.append(container)
         container.start()
         cid = container.get_container_id()
@@ -613,9 +628,18 @@ class DockerBackend:
 
     def _start_services(self) -> None:
         for key, svc in self.topo.service_containers().items():
+            # With external hosts the IMDS routes their blocks nowhere (Topology.imds_blackholes).
+            blackholes = self.topo.imds_blackholes() if key == "imds" else []
             self.service_ids[key] = self._start_lab_container(
                 name=f"ecs-lab-{key}", role=key, entrypoint=[], command=self.topo.service_argv(key),
-                networks=svc["networks"], volumes=self._service_volumes(key))
+                networks=svc["networks"], volumes=self._service_volumes(key),
+                cap_add=["NET_ADMIN"] if blackholes else None)
+            for argv in blackholes:
+                # Before any task exists: no external host's container can have reached it yet.
+                code, out = self.client.containers.get(self.service_ids[key]).exec_run(argv)
+                if code != 0:
+                    raise RuntimeError(f"cannot hide the IMDS from the external hosts ({' '.join(argv)} in "
+                                       f"ecs-lab-{key} exited {code}): {out.decode(errors='replace')}")
         try:
             self._wait_world(self.world.generation, timeout=20)
         except TimeoutError as exc:
@@ -750,7 +774,7 @@ class DockerBackend:
 
     def _track(self, instance: ContainerInstance, task: Task) -> None:
         """Which task is instance N's agent and which is each sample app (replacements included)."""
-        if task.service_name == AGENT_SERVICE:
+        if task.service_name in AGENT_SERVICES:
             self.agent_tasks[instance.index] = task
             return
         for variant in self.stack.apps:
@@ -964,6 +988,9 @@ class DockerBackend:
                                 relative_credentials=True)
         else:
             meta_dir.mkdir(parents=True, exist_ok=True)
+            # On an ECS Anywhere host too: there 169.254.169.254 answers nothing for the host's
+            # link-local block (the IMDS container routes it nowhere), as on premises; naming it keeps
+            # the lab's own apps, which never fall back to a default, running.
             env = {"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://{IMDS_IP}"}
             env.update(container_env(instance, task, c, base_url=f"http://{TASK_METADATA_IP}",
                                      relative_credentials=True,
@@ -975,6 +1002,11 @@ class DockerBackend:
         # The docs' agent volumes are the EC2 task definition's: a Fargate task has no host to mount.
         if (is_agent_image(spec.image) or spec.name == "datadog-agent") and not fargate:
             mounts += [m for m in AGENT_MOUNTS if m.target not in {x.target for x in mounts}]
+            if instance.external:
+                # The real agent asks the docker daemon for the host's name (`docker info` Name); the
+                # lab's instances share one engine, so the emulated agent is told its host's own name,
+                # as on the local backend (lab.agent.hostname). A real agent image ignores it.
+                env.setdefault(INSTANCE_HOSTNAME_ENV, instance.os_hostname)
         for m in mounts:
             binds[m.source] = {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
         health = None
@@ -1308,14 +1340,17 @@ class DockerBackend:
     def status(self) -> dict:
         s = self.stack
         instances = []
-        for n in range(1, s.instances + 1):
+        for n in range(1, self.topo.hosts + 1):
             inst = self.world.instance(n)
             task = self.agent_tasks.get(n)
             agent_c = next((c for c in task.containers if c.name == "datadog-agent"), None) if task else None
             instances.append({
-                "index": n, "instance_id": inst.instance_id, "private_ip": inst.private_ip,
+                "index": n, "instance_id": inst.instance_id, "launch_type": inst.launch_type,
+                "private_ip": inst.private_ip,
                 "agent_localhost": "127.0.0.1",  # the agent's own netns: localhost is itself
-                "imds_url": "http://169.254.169.254", "ecs_endpoint": self.topo.ecs_agent_url,
+                # An ECS Anywhere host has no IMDS: nothing answers it at 169.254.169.254.
+                "imds_url": None if inst.external else "http://169.254.169.254",
+                "ecs_endpoint": self.topo.ecs_agent_url,
                 # The same instance's IMDS (and at a bridge container's distance) and introspection
                 # as the host reaches them: what `ecs-lab doctor` and the exercises call.
                 **self.host_endpoints.get(n, {}),

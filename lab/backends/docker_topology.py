@@ -64,11 +64,25 @@ WORLD_FILE = f"{WORLD_DIR}/world.json"
 class Topology:
     instances: int = 1
     image: str = LAB_IMAGE
+    # ECS Anywhere hosts, numbered after the EC2 instances: an instance network and a link-local
+    # block each, like an EC2 instance, but the IMDS container has no route back to their block
+    # (`external_blocks`), so nothing answers them at 169.254.169.254 (docs/ecs_anywhere.md).
+    external_instances: int = 0
 
     def __post_init__(self) -> None:
         # 0: a lab of Fargate tasks only (no EC2 instance at all).
-        if not 0 <= self.instances <= MAX_INSTANCES:
-            raise ValueError(f"the docker backend runs 0..{MAX_INSTANCES} instances, not {self.instances}")
+        if self.external_instances < 0 or not 0 <= self.hosts <= MAX_INSTANCES:
+            raise ValueError(f"the docker backend runs 0..{MAX_INSTANCES} instances (EC2 and external "
+                             f"together), not {self.instances} + {self.external_instances}")
+
+    @property
+    def hosts(self) -> int:
+        """Every host with an instance network: the EC2 instances, then the external ones."""
+        return self.instances + self.external_instances
+
+    def external_blocks(self) -> list[str]:
+        """The link-local blocks of the external hosts: the IMDS container routes them nowhere."""
+        return [self.instance_block(n) for n in range(self.instances + 1, self.hosts + 1)]
 
     # -- addresses --------------------------------------------------------------------------------
     @staticmethod
@@ -132,7 +146,7 @@ class Topology:
         otherwise fail with "Address already in use" while the instance netns holds it."""
         nets = {"linklocal": {"subnet": LINK_LOCAL_SUBNET, "gateway": LINK_LOCAL_GATEWAY},
                 "lab": {"subnet": LAB_SUBNET, "gateway": LAB_GATEWAY}}
-        for n in range(1, self.instances + 1):
+        for n in range(1, self.hosts + 1):
             nets[f"instance{n}"] = {"subnet": self.instance_subnet(n), "gateway": self.private_ip(n),
                                     "ip_range": f"172.30.{n}.128/25"}
         return nets
@@ -143,6 +157,13 @@ class Topology:
             "imds": {"networks": {"linklocal": IMDS_IP, "lab": IMDS_LAB_IP}},
             "services": {"networks": {"linklocal": TASK_METADATA_IP, "lab": SERVICES_LAB_IP}},
         }
+
+    def imds_blackholes(self) -> list[list[str]]:
+        """What the IMDS container runs (it starts with NET_ADMIN for this) once it is on its networks:
+        an `unreachable` route to each external host's link-local block, so its replies to them go
+        nowhere and for those hosts nothing answers at 169.254.169.254. Run after docker joined its
+        networks, as docker's own route updates on a join do not expect routes it did not make."""
+        return [["ip", "route", "add", "unreachable", block] for block in self.external_blocks()]
 
     def service_argv(self, role: str) -> list[str]:
         return ["python", "-m", "lab.backends.docker_services", "--role", role, "--world-file", WORLD_FILE,

@@ -41,7 +41,8 @@ def lab_network(name: str, *, subnet: str, gateway: str, ip_range: str | None,
 
 def lab_container(image: str, *, name: str, network: Any, ipv4_address: str | None, labels: dict[str, str],
                   command: list[str] | None, entrypoint: list[str] | None = None,
-                  volumes: dict[str, str] | None = None, api_version: str = "1.41") -> Any:
+                  volumes: dict[str, str] | None = None, api_version: str = "1.41",
+                  cap_add: list[str] | None = None) -> Any:
     """A long-lived lab container as a testcontainers `DockerContainer` on `network` (a `lab_network`)
     at `ipv4_address` (None: docker picks). Not started: the owner enters/exits it, or calls
     `start()`/`stop()`. `volumes` are read-only binds {host path: container path}."""
@@ -55,6 +56,6 @@ def lab_container(image: str, *, name: str, network: Any, ipv4_address: str | No
     # The address on the network it is created on: testcontainers' own `with_network` takes aliases
     # only, so the endpoint goes in as docker-py's create arguments, which `with_kwargs` passes on.
     container.with_kwargs(
-        entrypoint=entrypoint, labels=dict(labels), network=network.name,
+        entrypoint=entrypoint, labels=dict(labels), network=network.name, cap_add=cap_add or None,
         networking_config={network.name: EndpointConfig(api_version, ipv4_address=ipv4_address)})
     return container

@@ -12,7 +12,10 @@ What a user checks, and what this proves:
   no launch-type tag: docs/ecs_anywhere.md#tags), and the agent's hostname is the host's own name, not
   an EC2 instance id: `agent status` shows the EC2 provider failed, and the lab's IMDS got no request.
 
-External hosts are hosted by the local backend only; on docker the module is skipped, saying so.
+Both backends host external hosts (`--backend docker`: the host's containers reach task metadata and
+introspection on the shared link-local network, but the IMDS container has no route back to the host's
+address block, so nothing answers them at 169.254.169.254; docs/ecs_anywhere.md#on-the-docker-backend).
+On docker the module has the engine to itself (`exclusive_docker_engine`).
 The agent is a black box: its container is reached with `agent ...` commands and every wait on the
 intake is one of its own intervals (lab.agent_probe). What a test needs of the agent is asked of this
 lab's own agent (`require_offers`), not of the session lab's: the module never starts that lab.
@@ -42,13 +45,10 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @pytest.fixture(scope="module")
-def anywhere_lab(request):
+def anywhere_lab(request, exclusive_docker_engine):
     """A lab whose only host is an ECS Anywhere one: the stack's agent runs there as the DAEMON service
     of launch type EXTERNAL; nothing else runs until the scenario starts its app."""
     backend = request.config.getoption("--backend") or os.environ.get("LAB_BACKEND", "local")
-    if backend != "local":
-        pytest.skip(f"ECS Anywhere hosts are hosted by the local backend only: the {backend} backend has no "
-                    "host without IMDS (EcsLab refuses external_instances there)")
     from lab.assembly import EcsLab
     from lab.pytest_plugin import free_subnet
     from lab.stack import Ports, Stack
@@ -103,8 +103,14 @@ def _in_app(anywhere_lab, app_task, script: str) -> tuple[int, str]:
 
 
 def _app_url(anywhere_lab, app_task) -> str:
-    # The app listens on its container's own address (bridge mode), as its start line in the task's
-    # log says; the port is the one it chose (no host port is published).
+    # Where ECS published the container port (bridge mode, no hostPort: a dynamic host port on the
+    # host's address), as describe-tasks' networkBindings say; without one (the local backend
+    # publishes none), the container's own address and the port it chose, as its start line says.
+    ecs = anywhere_lab.control_plane.clients.ecs
+    (task,) = ecs.describe_tasks(cluster=anywhere_lab.world.cluster.name, tasks=[app_task["arn"]])["tasks"]
+    bindings = [b for c in task["containers"] for b in c.get("networkBindings", []) if b.get("hostPort")]
+    if bindings:
+        return f"http://{anywhere_lab.world.instance(1).private_ip}:{bindings[0]['hostPort']}"
     code, out = _in_app(anywhere_lab, app_task, 'echo "$LAB_APP_BIND $(cat "$LAB_APP_PORT_FILE")"')
     assert code == 0, out
     address, port = out.split()
@@ -199,6 +205,17 @@ def test_the_agent_tried_ec2_for_its_hostname_and_imds_got_nothing(anywhere_lab,
     assert stats["errors"].get("aws", "").startswith("Unable to determine hostname from EC2"), stats
     # Nothing of the lab answers as this host's IMDS, and the lab's IMDS (which records every request
     # it gets, by instance) got none at all: this lab has no EC2 instance to ask it.
-    backend = anywhere_lab.backend
-    assert host.index not in backend.imds_urls
-    assert backend.imds.model.stats.total == 0, backend.imds.model.stats.as_json()
+    (listed,) = anywhere_lab.status()["instances"]
+    assert listed["imds_url"] is None, listed
+    stats = _imds_stats(anywhere_lab)
+    assert stats["total"] == 0, stats
+
+
+def _imds_stats(anywhere_lab) -> dict:
+    """What the lab's IMDS recorded: on docker its control API on the lab network (the IMDS
+    container; never 169.254.x from the host), on local its model in this process."""
+    if anywhere_lab.backend_name == "docker":
+        (listed,) = anywhere_lab.status()["instances"]
+        with _opener.open(f"{listed['imds_control_url']}/ecs-lab/stats", timeout=10) as resp:
+            return json.load(resp)
+    return anywhere_lab.backend.imds.model.stats.as_json()

@@ -1346,7 +1346,8 @@ class DockerBackend:
             agent_c = next((c for c in task.containers if c.name == "datadog-agent"), None) if task else None
             instances.append({
                 "index": n, "instance_id": inst.instance_id, "launch_type": inst.launch_type,
-                "private_ip": inst.private_ip,
+                # The host's own name, what its docker daemon would say (the agent's hostname there).
+                "host_name": inst.os_hostname, "private_ip": inst.private_ip,
                 "agent_localhost": "127.0.0.1",  # the agent's own netns: localhost is itself
                 # An ECS Anywhere host has no IMDS: nothing answers it at 169.254.169.254.
                 "imds_url": None if inst.external else "http://169.254.169.254",

@@ -22,6 +22,9 @@ docs/ecs_metadata.md, docs/environment.md#link-local-addresses-belong-to-someone
   Fargate subnet with the task's own private IP and on the link-local network for task metadata
   (169.254.170.2) only: its netns has no route to 169.254.169.254, as a Fargate task has no IMDS;
   no docker socket, host mounts or metadata file (docs/fargate.md#on-the-docker-backend);
+- EXTERNAL (ECS Anywhere hosts, after the EC2 instances): an instance like the others (network,
+  link-local block, task metadata, introspection) whose block the IMDS container routes nowhere, so
+  nothing answers it at 169.254.169.254 (docs/ecs_anywhere.md#on-the-docker-backend);
 - FireLens: the router container gets ECS's generated configuration at
   /fluent-bit/etc/fluent-bit.conf and a host directory at /var/run for its forward socket; the
   backend reads each `awsfirelens` container's output from the engine and sends it to that socket

@@ -140,7 +140,7 @@ def print_status(state: dict, console=None) -> None:
 @click.option("--instances", "-n", default=1, show_default=True, type=click.IntRange(1, 200),
               help="Number of emulated EC2 container instances.")
 @click.option("--external-instances", default=0, show_default=True, type=click.IntRange(0, 50),
-              help="ECS Anywhere hosts after the EC2 instances (local backend; docs/ecs_anywhere.md).")
+              help="ECS Anywhere hosts after the EC2 ones (docs/ecs_anywhere.md; docker: 8 hosts in all).")
 @click.option("--backend", type=click.Choice(["local", "docker"]), default=lambda: os.environ.get(
     "LAB_BACKEND", "local"), show_default="local", help="Processes on loopback, or docker containers.")
 @click.option("--feature", "-f", "features", multiple=True,

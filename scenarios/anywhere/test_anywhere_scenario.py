@@ -103,18 +103,21 @@ def _in_app(anywhere_lab, app_task, script: str) -> tuple[int, str]:
 
 
 def _app_url(anywhere_lab, app_task) -> str:
-    # Where ECS published the container port (bridge mode, no hostPort: a dynamic host port on the
-    # host's address), as describe-tasks' networkBindings say; without one (the local backend
-    # publishes none), the container's own address and the port it chose, as its start line says.
+    # On the local backend the app is a process listening on its container's own address, on a port
+    # it chose (its start line and port file say which; nothing is published on the host). On docker
+    # it listens in its container, and ECS published its port (bridge mode, no hostPort: a dynamic
+    # host port on the host's address), as describe-tasks' networkBindings say.
+    code, out = _in_app(anywhere_lab, app_task,
+                        'echo "${LAB_APP_BIND:-} $(cat "${LAB_APP_PORT_FILE:-/nonexistent}" 2>/dev/null)"')
+    assert code == 0, out
+    if len(out.split()) == 2:
+        address, port = out.split()
+        return f"http://{address}:{port}"
     ecs = anywhere_lab.control_plane.clients.ecs
     (task,) = ecs.describe_tasks(cluster=anywhere_lab.world.cluster.name, tasks=[app_task["arn"]])["tasks"]
     bindings = [b for c in task["containers"] for b in c.get("networkBindings", []) if b.get("hostPort")]
-    if bindings:
-        return f"http://{anywhere_lab.world.instance(1).private_ip}:{bindings[0]['hostPort']}"
-    code, out = _in_app(anywhere_lab, app_task, 'echo "$LAB_APP_BIND $(cat "$LAB_APP_PORT_FILE")"')
-    assert code == 0, out
-    address, port = out.split()
-    return f"http://{address}:{port}"
+    assert bindings, f"the app's port is neither in its container's environment nor published: {task}"
+    return f"http://{anywhere_lab.world.instance(1).private_ip}:{bindings[0]['hostPort']}"
 
 
 def test_the_host_is_an_external_instance_running_the_agent_daemon(anywhere_lab, host, agent):

@@ -559,13 +559,36 @@ class DockerBackend:
             networks={"fargate": instance.private_ip, "linklocal": self._fargate_link_local_address()},
             extra_host_config={"cap_add": ["NET_ADMIN"]})
         self.client.api.start(pause)
+        self._wait_eni_ready(pause)
+        return pause
 
+    def _start_task_eni(self, task: Task, instance: ContainerInstance) -> str:
+        """An awsvpc task's ENI on an EC2 instance: one netns for the whole task, with an address of
+        its own on the instance's subnet and a link-local leg. Its IMDS calls are one hop from the
+        instance (the ENI is attached to the instance, no docker bridge between: no `_hops` entry),
+        unless the instance's ECS agent has ECS_AWSVPC_BLOCK_IMDS=true: then, as the ECS ENI plugin's
+        `block-instance-metadata` does, the netns gets no route to 169.254.169.254 (set with NET_ADMIN
+        by the pause container itself; the task's containers join without it). Returns its docker id."""
+        n = instance.index
+        block = instance.awsvpc_block_imds
+        pause = self._create(
+            name=f"{task.containers[0].docker_name}-pause"[:120], image=LAB_IMAGE,
+            labels=self._labels("pause", **{"com.amazonaws.ecs.task-arn": task.arn}),
+            entrypoint=(["sh", "-c", f"{IMDS_UNREACHABLE} && echo eni-ready && exec sleep infinity"] if block
+                        else ["sleep", "infinity"]),
+            networks={f"instance{n}": None, "linklocal": self._link_local_address(n)},
+            extra_host_config={"cap_add": ["NET_ADMIN"]} if block else None)
+        self.client.api.start(pause)
+        if block:
+            self._wait_eni_ready(pause)
+        return pause
+
+    def _wait_eni_ready(self, pause: str) -> None:
         def ready() -> bool:
             self._still_running(pause, "the task's ENI (pause container)")
             return b"eni-ready" in self.client.api.logs(pause)
 
         _wait_until_final(ready, self.stack.ready_timeout * 3, interval=0.1, what="the task's ENI")
-        return pause
 
     def agent_describe(self) -> str:
         return ("the emulated agent (the lab image; the documented default: name a real image with "
@@ -776,14 +799,8 @@ class DockerBackend:
                 running.helper_ids.append(pause)
                 netns = f"container:{pause}"
             elif mode == "awsvpc":
-                # The task ENI: one netns for the whole task, on the instance's subnet.
-                pause = self._create(
-                    name=f"{task.containers[0].docker_name}-pause"[:120], image=LAB_IMAGE,
-                    labels=self._labels("pause", **{"com.amazonaws.ecs.task-arn": task.arn}),
-                    entrypoint=["sleep", "infinity"],
-                    networks={f"instance{n}": None, "linklocal": self._link_local_address(n)})
+                pause = self._start_task_eni(task, instance)
                 running.helper_ids.append(pause)
-                self.client.api.start(pause)
                 netns = f"container:{pause}"
             elif mode == "host":
                 netns = f"container:{self._instance_host(n)}"

@@ -147,6 +147,7 @@ class LocalBackend:
         self._monitor: threading.Thread | None = None
         self.started_in: float | None = None
         self._container_seq = 0
+        self._task_addresses: dict[str, str] = {}  # awsvpc task on an instance -> its ENI's address
         self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log, kept after stop
         self._log_offsets: dict[tuple[str, str], int] = {}  # where that container's run begins in it
 
@@ -364,6 +365,8 @@ class LocalBackend:
             if rc.container.known_status != "STOPPED":
                 rc.container.mark_stopped(code)
         running.task.known_status = "STOPPED"
+        with self._lock:
+            self._task_addresses.pop(task_arn, None)
         self.world.touch()
 
     def _ship_to_log_router(self, running: RunningTask, rc: RunningContainer) -> None:
@@ -414,6 +417,11 @@ class LocalBackend:
         # address of its own, so two apps can both listen on their containerPort 8080.
         if instance.launch_type == "FARGATE":
             container.ipv4_addresses = [instance.private_ip]  # awsvpc: one ENI for the whole task
+        elif task.network_mode == "awsvpc" and (is_lab_image(spec.image)
+                                                or spec.log_router_config is not None):
+            # awsvpc on an instance: the task's ENI, one address for all its containers (they share
+            # one network namespace), distinct from the instance's private IP and every other task's.
+            container.ipv4_addresses = [self._task_address(task)]
         else:
             container.ipv4_addresses = ([self._container_ip()]
                                         if is_lab_image(spec.image) or spec.log_router_config is not None
@@ -478,6 +486,8 @@ class LocalBackend:
         env.setdefault("AWS_DEFAULT_REGION", instance.region)
         env.setdefault("AWS_REGION", instance.region)
         env.setdefault("HOSTNAME", container.docker_id[:12])
+        if task.network_mode == "awsvpc":
+            self._awsvpc_env(env, instance, task, spec)
         if spec.log_router_config is not None:
             self._log_router_env(env, container, container.ipv4_addresses[0])
         if is_lab_image(spec.image):
@@ -508,6 +518,31 @@ class LocalBackend:
                                                             *spec.capabilities_add]))
             env[MOUNTS_ENV] = ",".join(m.target for m in spec.mounts)
         return env
+
+    def _awsvpc_env(self, env: dict[str, str], instance: ContainerInstance, task: Task,
+                    spec: ContainerSpec) -> None:
+        """An awsvpc task on an instance (docs/awsvpc.md#on-the-local-backend). Its ENI reaches IMDS
+        as the instance does (one hop), unless the instance's ECS agent has ECS_AWSVPC_BLOCK_IMDS=true:
+        then the task's namespace has no route to 169.254.169.254, and here every SDK and the docs'
+        curl line are pointed at an address of the task's own where nothing listens. The task's
+        "localhost" is its own namespace, not the instance's: a process has none, so the tracer's and
+        the DogStatsD client's localhost (their default) become the task's address, where no agent
+        listens, as in the task's namespace on EC2."""
+        address = self._task_address(task)
+        if instance.awsvpc_block_imds:
+            env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = f"http://{address}:9"
+        if is_lab_image(spec.image):
+            for key in ("DD_AGENT_HOST", "DD_DOGSTATSD_HOST"):
+                if env.get(key, "localhost") in ("localhost", "127.0.0.1"):
+                    env[key] = address
+
+    def _task_address(self, task: Task) -> str:
+        """The loopback address standing for an awsvpc task's ENI (its network namespace)."""
+        with self._lock:
+            address = self._task_addresses.get(task.arn)
+            if address is None:
+                address = self._task_addresses[task.arn] = self._container_ip()
+            return address
 
     def _log_router_env(self, env: dict[str, str], container: Container, address: str) -> None:
         """Where a FireLens log router listens, on EC2 and Fargate alike: its forward input's address

@@ -82,6 +82,8 @@ from lab.tasks import (
     is_agent_image,
     is_fips_proxy_image,
     is_lab_image,
+    ships_to_log_router,
+    with_fluent_address,
 )
 from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
 
@@ -804,14 +806,27 @@ class DockerBackend:
                 netns = f"container:{pause}"
             elif mode == "host":
                 netns = f"container:{self._instance_host(n)}"
+            has_router = any(s.log_router_config is not None for s in specs)
+            # A bridge-mode container on awsfirelens is created once its router runs, as the ECS agent
+            # creates it: its FLUENT_HOST is the router's address, known only then.
+            deferred = {c.name for c in task.containers
+                        if has_router and mode == "bridge" and ships_to_log_router(by_name[c.name])}
             for c in task.containers:
-                spec = by_name[c.name]
-                cid = self._create_task_container(instance, task, c, spec, netns)
-                running.container_ids[c.name] = cid
-                c.docker_id = cid
-                c.image_id = self.client.api.inspect_container(cid)["Image"]
+                if c.name in deferred:
+                    continue
+                if has_router and mode == "awsvpc":
+                    by_name[c.name] = with_fluent_address(by_name[c.name], "127.0.0.1")
+                self._create_in_task(running, c, by_name[c.name], netns)
             self._wait_world(self._publish_world())
             for c in _start_order(task.containers, specs):
+                if c.name in deferred:
+                    router = next(x for x in task.containers if by_name[x.name].log_router_config is not None)
+                    if not router.ipv4_addresses:
+                        raise UnsupportedField(f"container {c.name!r} logs with awsfirelens: its log router "
+                                               f"{router.name!r} must start first (dependsOn START)")
+                    by_name[c.name] = with_fluent_address(by_name[c.name], router.ipv4_addresses[0])
+                    self._create_in_task(running, c, by_name[c.name], netns)
+                    self._wait_world(self._publish_world())
                 cid = running.container_ids[c.name]
                 self._start_when_addresses_free(cid, c.name)
                 self._follow_logs(self.log_name(task, c), cid)
@@ -838,6 +853,13 @@ class DockerBackend:
         except BaseException:
             self.stop_task(task.arn)
             raise
+
+    def _create_in_task(self, running: RunningTask, c: Container, spec: ContainerSpec,
+                        netns: str | None) -> None:
+        cid = self._create_task_container(running.instance, running.task, c, spec, netns)
+        running.container_ids[c.name] = cid
+        c.docker_id = cid
+        c.image_id = self.client.api.inspect_container(cid)["Image"]
 
     # -- FireLens ------------------------------------------------------------------------------------
     def _firelens_dir(self, task: Task) -> Path:

@@ -63,6 +63,7 @@ from lab.tasks import (
     is_agent_image,
     is_fips_proxy_image,
     is_lab_image,
+    with_fluent_address,
 )
 from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
 
@@ -108,6 +109,7 @@ class RunningTask:
     task: Task
     containers: list[RunningContainer] = field(default_factory=list)
     log_router_socket: str | None = None  # FireLens: where the task's log router listens
+    log_router_address: str | None = None  # and the address of its forward input on 24224
     log_stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -330,9 +332,14 @@ class LocalBackend:
             for spec in ordered:
                 for dep, condition in spec.depends_on:
                     self._wait_dependency(running, by_name, dep, condition.upper())
+                if running.log_router_address and task.network_mode != "host":
+                    # The ECS agent's FLUENT_HOST: the router's address (bridge), or 127.0.0.1 in the
+                    # task's namespace (awsvpc), which here is the address standing for it.
+                    spec = with_fluent_address(spec, running.log_router_address)
                 rc = self._start_container(instance, task, spec)
                 if spec.log_router_config is not None:
                     running.log_router_socket = rc.env.get(ROUTER_SOCKET_ENV)
+                    running.log_router_address = rc.env.get("LAB_APP_BIND")
                 with self._lock:
                     running.containers.append(rc)
                     stopped_meanwhile = task.arn not in self.tasks

@@ -539,9 +539,13 @@ class LocalBackend:
         if instance.awsvpc_block_imds:
             env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = f"http://{address}:9"
         if is_lab_image(spec.image):
-            for key in ("DD_AGENT_HOST", "DD_DOGSTATSD_HOST"):
-                if env.get(key, "localhost") in ("localhost", "127.0.0.1"):
-                    env[key] = address
+            # Unset, DD_AGENT_HOST means localhost to the tracer and the DogStatsD client alike; an
+            # unset DD_DOGSTATSD_HOST follows DD_AGENT_HOST (which an entryPoint line may still
+            # export), so it is rewritten only when it names localhost itself.
+            if env.get("DD_AGENT_HOST", "localhost") in ("localhost", "127.0.0.1"):
+                env["DD_AGENT_HOST"] = address
+            if env.get("DD_DOGSTATSD_HOST") in ("localhost", "127.0.0.1"):
+                env["DD_DOGSTATSD_HOST"] = address
 
     def _task_address(self, task: Task) -> str:
         """The loopback address standing for an awsvpc task's ENI (its network namespace)."""

@@ -142,6 +142,12 @@ class Tasks:
                 pass
 
 
+def _low64(trace_id: str) -> int:
+    # ddtrace makes 128-bit trace ids; a span's `trace_id` field carries the low 64 bits (the high
+    # ones travel in the `_dd.p.tid` tag).
+    return int(trace_id) & (2**64 - 1)
+
+
 def _get(url: str, timeout: float = 10.0) -> dict:
     import json
 
@@ -163,10 +169,12 @@ def awsvpc(lab):
             tasks.wait(arn, "RUNNING")
         addresses = {arn: tasks.address(arn) for arn in (web, local)}
         seen = {arn: _get(f"http://{addresses[arn]}:{APP_PORT}/") for arn in (web, local)}
+        # What the intake receives from now on: this module's traffic, not an earlier run's.
+        intake = intake_client(lab.intake_url, "awsvpc")
         sent_at = time.monotonic()
         work = {arn: _get(f"http://{addresses[arn]}:{APP_PORT}/work?ms=5&depth=2") for arn in (web, local)}
         yield {"tasks": tasks, "web": web, "local": local, "addresses": addresses, "seen": seen,
-               "work": work, "sent_at": sent_at, "suffix": suffix}
+               "work": work, "sent_at": sent_at, "suffix": suffix, "intake": intake}
     finally:
         tasks.stop_all()
 
@@ -186,11 +194,11 @@ def test_each_awsvpc_task_has_an_address_of_its_own_and_finds_the_agent_at_the_p
 @NEEDS_APP_TRACES
 def test_an_awsvpc_tasks_traces_reach_the_intake_with_its_ecs_tags(lab, agent, awsvpc):
     web = awsvpc["web"]
-    intake = intake_client(lab.intake_url)
-    trace_id = awsvpc["work"][web]["trace_id"]
+    intake = awsvpc["intake"]
+    trace_id = _low64(awsvpc["work"][web]["trace_id"])
     with waiting_for(agent.probe.intervals().traces(), awsvpc["sent_at"]) as timeout:
         spans = intake.wait_for_spans(service="awsvpc-web", timeout=timeout,
-                                      predicate=lambda s: str(s.get("trace_id")) == trace_id)
+                                      predicate=lambda s: int(s.get("trace_id") or 0) == trace_id)
     span = next((s for s in spans if s.get("name") == "work.request"), spans[0])
     assert span["hostname"] == agent.instance_id
     tags = set(span.get("container_tags") or [])
@@ -204,7 +212,7 @@ def test_an_awsvpc_tasks_traces_reach_the_intake_with_its_ecs_tags(lab, agent, a
 
 @pytest.mark.agent_offers("dogstatsd_metrics")
 def test_an_awsvpc_tasks_dogstatsd_metrics_reach_the_intake_with_its_ecs_tags(lab, agent, awsvpc):
-    intake = intake_client(lab.intake_url)
+    intake = awsvpc["intake"]
     with waiting_for(agent.probe.intervals().metrics(), awsvpc["sent_at"]) as timeout:
         series = intake.wait_for_metric("ecs_lab.app.work.done", tags=["service:awsvpc-web", "depth:2"],
                                         timeout=timeout)
@@ -232,10 +240,10 @@ def test_localhost_in_an_awsvpc_task_is_the_tasks_own_namespace_where_no_agent_l
         wait_until(reported, timeout, interval=0.5,
                    what=f"the awsvpc task's tracer to report it cannot send to {failure}")
         # The other task's traces of the same moment arrived: the intake was reachable and read.
-        web_trace = awsvpc["work"][web]["trace_id"]
-        intake = intake_client(lab.intake_url)
+        web_trace = _low64(awsvpc["work"][web]["trace_id"])
+        intake = awsvpc["intake"]
         intake.wait_for_spans(service="awsvpc-web", timeout=timeout,
-                              predicate=lambda s: str(s.get("trace_id")) == web_trace)
+                              predicate=lambda s: int(s.get("trace_id") or 0) == web_trace)
     assert not intake.spans(service="awsvpc-localhost"), \
         "traces sent to localhost in an awsvpc task reached the intake: localhost is not the instance's"
 

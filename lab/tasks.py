@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lab.world import ContainerInstance, Task
@@ -138,6 +138,26 @@ class ContainerSpec:
     # FireLens: this container is the task's log router (`firelensConfiguration`): its generated
     # fluent-bit configuration text, written by the control plane's translation.
     log_router_config: str | None = None
+
+
+# What the ECS agent adds to the environment of a container on the `awsfirelens` driver, so that a
+# fluent-logger library in it reaches the task's log router (amazon-ecs-agent, agent/engine
+# docker_task_engine.go, createContainer): FLUENT_HOST is 127.0.0.1 in awsvpc mode (the task's one
+# namespace) and the router container's IP in bridge mode; FLUENT_PORT is the forward input's 24224.
+# Nothing is added in host mode.
+FLUENT_PORT = 24224
+
+
+def with_fluent_address(spec: ContainerSpec, host: str) -> ContainerSpec:
+    """`spec` with FLUENT_HOST/FLUENT_PORT as the ECS agent sets them (its values win over the
+    definition's), when it logs with `awsfirelens`; otherwise `spec` unchanged."""
+    if not ships_to_log_router(spec):
+        return spec
+    return replace(spec, env={**spec.env, "FLUENT_HOST": host, "FLUENT_PORT": str(FLUENT_PORT)})
+
+
+def ships_to_log_router(spec: ContainerSpec) -> bool:
+    return spec.log_configuration is not None and spec.log_configuration.driver == "awsfirelens"
 
 
 class UnsupportedField(ValueError):

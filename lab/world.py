@@ -152,6 +152,9 @@ class ContainerInstance:
     # The ECS agent's ECS_ENABLE_CONTAINER_METADATA (/etc/ecs/ecs.config): whether it writes each
     # container's metadata file. The ECS default is false; the lab's instances have it on.
     container_metadata_enabled: bool = True
+    # The ECS agent's ECS_AWSVPC_BLOCK_IMDS: whether awsvpc tasks get no route to 169.254.169.254
+    # (the ECS default is false: an awsvpc task's ENI reaches IMDS as the instance does).
+    awsvpc_block_imds: bool = False
     iam_role: str | None = "ecs-lab-instance-role"
     arn: str = ""
     # "EC2" for a container instance; "FARGATE" for the micro-VM one Fargate task runs on: its

@@ -87,6 +87,8 @@ from lab.tasks import (
     is_fips_proxy_image,
     is_lab_image,
     is_node_app_image,
+    ships_to_log_router,
+    with_fluent_address,
 )
 from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
 
@@ -578,13 +580,36 @@ class DockerBackend:
             networks={"fargate": instance.private_ip, "linklocal": self._fargate_link_local_address()},
             extra_host_config={"cap_add": ["NET_ADMIN"]})
         self.client.api.start(pause)
+        self._wait_eni_ready(pause)
+        return pause
 
+    def _start_task_eni(self, task: Task, instance: ContainerInstance) -> str:
+        """An awsvpc task's ENI on an EC2 instance: one netns for the whole task, with an address of
+        its own on the instance's subnet and a link-local leg. Its IMDS calls are one hop from the
+        instance (the ENI is attached to the instance, no docker bridge between: no `_hops` entry),
+        unless the instance's ECS agent has ECS_AWSVPC_BLOCK_IMDS=true: then, as the ECS ENI plugin's
+        `block-instance-metadata` does, the netns gets no route to 169.254.169.254 (set with NET_ADMIN
+        by the pause container itself; the task's containers join without it). Returns its docker id."""
+        n = instance.index
+        block = instance.awsvpc_block_imds
+        pause = self._create(
+            name=f"{task.containers[0].docker_name}-pause"[:120], image=LAB_IMAGE,
+            labels=self._labels("pause", **{"com.amazonaws.ecs.task-arn": task.arn}),
+            entrypoint=(["sh", "-c", f"{IMDS_UNREACHABLE} && echo eni-ready && exec sleep infinity"] if block
+                        else ["sleep", "infinity"]),
+            networks={f"instance{n}": None, "linklocal": self._link_local_address(n)},
+            extra_host_config={"cap_add": ["NET_ADMIN"]} if block else None)
+        self.client.api.start(pause)
+        if block:
+            self._wait_eni_ready(pause)
+        return pause
+
+    def _wait_eni_ready(self, pause: str) -> None:
         def ready() -> bool:
             self._still_running(pause, "the task's ENI (pause container)")
             return b"eni-ready" in self.client.api.logs(pause)
 
         _wait_until_final(ready, self.stack.ready_timeout * 3, interval=0.1, what="the task's ENI")
-        return pause
 
     def agent_describe(self) -> str:
         return ("the emulated agent (the lab image; the documented default: name a real image with "
@@ -809,25 +834,32 @@ class DockerBackend:
                 running.helper_ids.append(pause)
                 netns = f"container:{pause}"
             elif mode == "awsvpc":
-                # The task ENI: one netns for the whole task, on the instance's subnet.
-                pause = self._create(
-                    name=f"{task.containers[0].docker_name}-pause"[:120], image=LAB_IMAGE,
-                    labels=self._labels("pause", **{"com.amazonaws.ecs.task-arn": task.arn}),
-                    entrypoint=["sleep", "infinity"],
-                    networks={f"instance{n}": None, "linklocal": self._link_local_address(n)})
+                pause = self._start_task_eni(task, instance)
                 running.helper_ids.append(pause)
-                self.client.api.start(pause)
                 netns = f"container:{pause}"
             elif mode == "host":
                 netns = f"container:{self._instance_host(n)}"
+            has_router = any(s.log_router_config is not None for s in specs)
+            # A bridge-mode container on awsfirelens is created once its router runs, as the ECS agent
+            # creates it: its FLUENT_HOST is the router's address, known only then.
+            deferred = {c.name for c in task.containers
+                        if has_router and mode == "bridge" and ships_to_log_router(by_name[c.name])}
             for c in task.containers:
-                spec = by_name[c.name]
-                cid = self._create_task_container(instance, task, c, spec, netns)
-                running.container_ids[c.name] = cid
-                c.docker_id = cid
-                c.image_id = self.client.api.inspect_container(cid)["Image"]
+                if c.name in deferred:
+                    continue
+                if has_router and mode == "awsvpc":
+                    by_name[c.name] = with_fluent_address(by_name[c.name], "127.0.0.1")
+                self._create_in_task(running, c, by_name[c.name], netns)
             self._wait_world(self._publish_world())
             for c in _start_order(task.containers, specs):
+                if c.name in deferred:
+                    router = next(x for x in task.containers if by_name[x.name].log_router_config is not None)
+                    if not router.ipv4_addresses:
+                        raise UnsupportedField(f"container {c.name!r} logs with awsfirelens: its log router "
+                                               f"{router.name!r} must start first (dependsOn START)")
+                    by_name[c.name] = with_fluent_address(by_name[c.name], router.ipv4_addresses[0])
+                    self._create_in_task(running, c, by_name[c.name], netns)
+                    self._wait_world(self._publish_world())
                 cid = running.container_ids[c.name]
                 self._start_when_addresses_free(cid, c.name)
                 self._follow_logs(self.log_name(task, c), cid)
@@ -854,6 +886,13 @@ class DockerBackend:
         except BaseException:
             self.stop_task(task.arn)
             raise
+
+    def _create_in_task(self, running: RunningTask, c: Container, spec: ContainerSpec,
+                        netns: str | None) -> None:
+        cid = self._create_task_container(running.instance, running.task, c, spec, netns)
+        running.container_ids[c.name] = cid
+        c.docker_id = cid
+        c.image_id = self.client.api.inspect_container(cid)["Image"]
 
     # -- FireLens ------------------------------------------------------------------------------------
     def _firelens_dir(self, task: Task) -> Path:

@@ -64,6 +64,7 @@ from lab.tasks import (
     is_agent_image,
     is_fips_proxy_image,
     is_lab_image,
+    with_fluent_address,
 )
 from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
 
@@ -112,6 +113,7 @@ class RunningTask:
     task: Task
     containers: list[RunningContainer] = field(default_factory=list)
     log_router_socket: str | None = None  # FireLens: where the task's log router listens
+    log_router_address: str | None = None  # and the address of its forward input on 24224
     log_stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -151,6 +153,7 @@ class LocalBackend:
         self._monitor: threading.Thread | None = None
         self.started_in: float | None = None
         self._container_seq = 0
+        self._task_addresses: dict[str, str] = {}  # awsvpc task on an instance -> its ENI's address
         self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log, kept after stop
         self._log_offsets: dict[tuple[str, str], int] = {}  # where that container's run begins in it
 
@@ -338,9 +341,14 @@ class LocalBackend:
             for spec in ordered:
                 for dep, condition in spec.depends_on:
                     self._wait_dependency(running, by_name, dep, condition.upper())
+                if running.log_router_address and task.network_mode != "host":
+                    # The ECS agent's FLUENT_HOST: the router's address (bridge), or 127.0.0.1 in the
+                    # task's namespace (awsvpc), which here is the address standing for it.
+                    spec = with_fluent_address(spec, running.log_router_address)
                 rc = self._start_container(instance, task, spec)
                 if spec.log_router_config is not None:
                     running.log_router_socket = rc.env.get(ROUTER_SOCKET_ENV)
+                    running.log_router_address = rc.env.get("LAB_APP_BIND")
                 with self._lock:
                     running.containers.append(rc)
                     stopped_meanwhile = task.arn not in self.tasks
@@ -373,6 +381,8 @@ class LocalBackend:
             if rc.container.known_status != "STOPPED":
                 rc.container.mark_stopped(code)
         running.task.known_status = "STOPPED"
+        with self._lock:
+            self._task_addresses.pop(task_arn, None)
         self.world.touch()
 
     def _ship_to_log_router(self, running: RunningTask, rc: RunningContainer) -> None:
@@ -423,6 +433,11 @@ class LocalBackend:
         # address of its own, so two apps can both listen on their containerPort 8080.
         if instance.launch_type == "FARGATE":
             container.ipv4_addresses = [instance.private_ip]  # awsvpc: one ENI for the whole task
+        elif task.network_mode == "awsvpc" and (is_lab_image(spec.image)
+                                                or spec.log_router_config is not None):
+            # awsvpc on an instance: the task's ENI, one address for all its containers (they share
+            # one network namespace), distinct from the instance's private IP and every other task's.
+            container.ipv4_addresses = [self._task_address(task)]
         else:
             container.ipv4_addresses = ([self._container_ip()]
                                         if is_lab_image(spec.image) or spec.log_router_config is not None
@@ -493,6 +508,8 @@ class LocalBackend:
         env.setdefault("AWS_DEFAULT_REGION", instance.region)
         env.setdefault("AWS_REGION", instance.region)
         env.setdefault("HOSTNAME", container.docker_id[:12])
+        if task.network_mode == "awsvpc":
+            self._awsvpc_env(env, instance, task, spec)
         if spec.log_router_config is not None:
             self._log_router_env(env, container, container.ipv4_addresses[0])
         if is_lab_image(spec.image):
@@ -527,6 +544,35 @@ class LocalBackend:
                 # info` Name): a process has no such daemon to ask (lab.agent.hostname).
                 env[INSTANCE_HOSTNAME_ENV] = instance.os_hostname
         return env
+
+    def _awsvpc_env(self, env: dict[str, str], instance: ContainerInstance, task: Task,
+                    spec: ContainerSpec) -> None:
+        """An awsvpc task on an instance (docs/awsvpc.md#on-the-local-backend). Its ENI reaches IMDS
+        as the instance does (one hop), unless the instance's ECS agent has ECS_AWSVPC_BLOCK_IMDS=true:
+        then the task's namespace has no route to 169.254.169.254, and here every SDK and the docs'
+        curl line are pointed at an address of the task's own where nothing listens. The task's
+        "localhost" is its own namespace, not the instance's: a process has none, so the tracer's and
+        the DogStatsD client's localhost (their default) become the task's address, where no agent
+        listens, as in the task's namespace on EC2."""
+        address = self._task_address(task)
+        if instance.awsvpc_block_imds:
+            env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = f"http://{address}:9"
+        if is_lab_image(spec.image):
+            # Unset, DD_AGENT_HOST means localhost to the tracer and the DogStatsD client alike; an
+            # unset DD_DOGSTATSD_HOST follows DD_AGENT_HOST (which an entryPoint line may still
+            # export), so it is rewritten only when it names localhost itself.
+            if env.get("DD_AGENT_HOST", "localhost") in ("localhost", "127.0.0.1"):
+                env["DD_AGENT_HOST"] = address
+            if env.get("DD_DOGSTATSD_HOST") in ("localhost", "127.0.0.1"):
+                env["DD_DOGSTATSD_HOST"] = address
+
+    def _task_address(self, task: Task) -> str:
+        """The loopback address standing for an awsvpc task's ENI (its network namespace)."""
+        with self._lock:
+            address = self._task_addresses.get(task.arn)
+            if address is None:
+                address = self._task_addresses[task.arn] = self._container_ip()
+            return address
 
     def _log_router_env(self, env: dict[str, str], container: Container, address: str) -> None:
         """Where a FireLens log router listens, on EC2 and Fargate alike: its forward input's address

@@ -256,7 +256,8 @@ class EcsFront:
         try:
             tasks = ecs.start_on(cluster_name, td_arn, placement.placed, started_by=p.get("startedBy", ""),
                                  group=group, overrides=p.get("overrides"), tags=p.get("tags"),
-                                 launch_type=launch[0], capacity_provider=launch[1]) \
+                                 launch_type=launch[0], capacity_provider=launch[1],
+                                 network_configuration=p.get("networkConfiguration")) \
                 if placement.placed else []
         except Exception as exc:  # noqa: BLE001 - moto's own checks on the task it builds
             return self._moto_error(start_response, exc)

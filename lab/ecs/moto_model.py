@@ -119,15 +119,21 @@ class MotoEcs:
     def start_on(self, cluster_name: str, task_definition: str, instance_arns: list[str], *,
                  started_by: str = "", group: str | None = None, overrides: dict | None = None,
                  tags: list | None = None, launch_type: str = "EC2",
-                 capacity_provider: str | None = None) -> list[Any]:
+                 capacity_provider: str | None = None,
+                 network_configuration: dict | None = None) -> list[Any]:
         """Create tasks on the given instances, in PENDING, one moto container per definition.
 
         ECS sets `launchType` or `capacityProviderName`, never both: a task placed through a
-        capacity provider strategy names its provider and has no launch type."""
+        capacity provider strategy names its provider and has no launch type. An `awsvpc` task gets
+        its ENI in the network configuration's first subnet (moto's EC2 makes it)."""
         b = self.backend
-        tasks = b.start_task(cluster_name, task_definition, instance_arns, overrides or {}, started_by,
-                             tags or [], group)
         td = b.describe_task_definition(task_definition)
+        if td.network_mode == "awsvpc" and network_configuration:
+            tasks = self._start_awsvpc_on(cluster_name, td, instance_arns, network_configuration,
+                                          started_by=started_by, group=group, overrides=overrides, tags=tags)
+        else:
+            tasks = b.start_task(cluster_name, task_definition, instance_arns, overrides or {}, started_by,
+                                 tags or [], group)
         now = time.time()
         for t in tasks:
             t.last_status = "PENDING"
@@ -137,6 +143,32 @@ class MotoEcs:
             t.containers = _containers_of(td, t)
         if tasks:
             ASSIGNMENTS.publish()
+        return tasks
+
+    def _start_awsvpc_on(self, cluster_name: str, td: Any, instance_arns: list[str],
+                         network_configuration: dict, *, started_by: str, group: str | None,
+                         overrides: dict | None, tags: list | None) -> list[Any]:
+        """moto's StartTask for an awsvpc definition on container instances: moto's own takes no
+        network configuration, and its Task refuses awsvpc without one."""
+        from moto.ecs.models import Task
+
+        b = self.backend
+        cluster = b._get_cluster(cluster_name)
+        vpc = dict(network_configuration["awsvpcConfiguration"])
+        if not vpc.get("securityGroups"):
+            vpc["securityGroups"] = self.default_security_groups(vpc["subnets"][0])
+        requirements = b._calculate_task_resource_requirements(td)
+        tasks = []
+        for arn in instance_arns:
+            instance = b.container_instances[cluster.name][arn.rsplit("/", 1)[-1]]
+            t = Task(cluster=cluster, task_definition=td,
+                     container_instance_arn=instance.container_instance_arn,
+                     resource_requirements=requirements, backend=b, group=group or f"family:{td.family}",
+                     overrides=overrides or {}, started_by=started_by, tags=tags or [],
+                     networking_configuration={"awsvpcConfiguration": vpc})
+            b.update_container_instance_resources(instance, requirements)
+            b.tasks.setdefault(cluster.name, {})[t.task_arn] = t
+            tasks.append(t)
         return tasks
 
     def subnets(self) -> dict[str, Any]:

@@ -7,10 +7,11 @@ its log router with dd_service, dd_source, dd_tags and the ECS fields.
 
 Waits: the agent's logs batch wait (from `agent config`, else its documented default) + container
 discovery + margin, as the agent under test reports it; awslogs: docker's driver publishes every 5 s;
-FireLens: fluent-bit flushes every second (its default `Flush`).
+FireLens: fluent-bit flushes every second (its default `Flush`), once the task runs.
 On docker the agent reads the containers' logs through the docker socket its task definition mounts,
-and the awslogs driver is fed from the docker API; FireLens routers run on the local backend only so
-far (docs/logs.md#not-yet).
+the awslogs driver is fed from the docker API, and the FireLens router is a container in its own
+network namespace (bridge mode), which the app reaches at FLUENT_HOST
+(docs/logs.md#firelens-tasks-on-ec2-and-fargate).
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ LAB_WITH = {"agent_env": {"DD_LOGS_ENABLED": "true", "DD_LOGS_CONFIG_CONTAINER_C
 # docker's awslogs driver (moby daemon/logger/awslogs batchPublishFrequency) + margin for a busy machine.
 AWSLOGS_PUBLISH = 5.0
 AWSLOGS_MARGIN = 10.0
-# fluent-bit's default [SERVICE] Flush (1 s), after the router container starts (a process here).
+# fluent-bit's default [SERVICE] Flush (1 s), counted once the task runs (its router listens).
 FLUENT_BIT_FLUSH = 1.0
 ROUTER_START_AND_MARGIN = 15.0
+# The task's start: the router (python or fluent-bit) then the app; docker waits up to 3x the lab's
+# readiness bound for each.
+TASK_START = 90.0
 
 
 @pytest.fixture(scope="module")
@@ -121,14 +125,19 @@ def test_an_awslogs_tasks_lines_are_read_back_with_botocore(logs_lab):
 
 def test_a_firelens_tasks_lines_reach_the_intake_through_its_log_router(logs_lab):
     lab = logs_lab
-    if lab.state.get("backend") == "docker":
-        pytest.skip("FireLens on EC2 is not proven on the docker backend yet: its routers run there (the "
-                    "Fargate scenario passes) but this bridge-mode task has not (docs/logs.md#not-yet)")
     marker = uuid.uuid4().hex[:8]
     ecs = _aws(lab, "ecs")
+    # The app writes one line to stdout (the awsfirelens driver ships it) and sends one record from
+    # its code to FLUENT_HOST:FLUENT_PORT, the router's forward input, as a fluent-logger library
+    # does (Message mode: [tag, time, record]) with a tag the router's output matches.
+    in_code = ("import msgpack,os,socket,time; "
+               "s=socket.create_connection((os.environ['FLUENT_HOST'], int(os.environ['FLUENT_PORT'])), 10); "
+               "s.sendall(msgpack.packb(['app-firelens-logger', int(time.time()), "
+               f"{{'log': 'in code {marker}'}}])); s.close()")
     ecs.register_task_definition(family="firelens-scenario", containerDefinitions=[
         {"name": "app", "image": "ecs-agent-lab/lab:latest", "essential": True, "memory": 64,
-         "entryPoint": ["sh", "-c"], "command": [f"echo GET /index {marker}; exec sleep 300"],
+         "entryPoint": ["sh", "-c"],
+         "command": [f'echo GET /index {marker}; python -c "{in_code}"; exec sleep 300'],
          # The document's options; Host and TLS are redirected to the lab's intake at deploy time.
          "logConfiguration": {"logDriver": "awsfirelens", "options": {
              "Name": "datadog", "dd_message_key": "log", "apikey": "0123456789abcdef0123456789abcdef",
@@ -140,13 +149,24 @@ def test_a_firelens_tasks_lines_reach_the_intake_through_its_log_router(logs_lab
     arn = ecs.run_task(cluster=lab.cluster_name, taskDefinition="firelens-scenario")["tasks"][0]["taskArn"]
     intake = intake_client(lab.intake_url)
     try:
-        got = intake.wait_for_logs("singsong", message=marker,
+        def running() -> bool:
+            task = ecs.describe_tasks(cluster=lab.cluster_name, tasks=[arn])["tasks"][0]
+            if task["lastStatus"] == "STOPPED":
+                raise AssertionError(f"the FireLens task stopped: {task.get('stoppedReason')}")
+            return task["lastStatus"] == "RUNNING"
+
+        wait_until(running, TASK_START, interval=0.3, what="the FireLens task RUNNING")
+        got = intake.wait_for_logs("singsong", message=marker, count=2,
                                    timeout=FLUENT_BIT_FLUSH + ROUTER_START_AND_MARGIN)
-        entry = got[0]
-        assert entry["message"] == f"GET /index {marker}" and entry["ddsource"] == "httpd"
+        entry = next(e for e in got if e["message"] == f"GET /index {marker}")
+        assert entry["ddsource"] == "httpd"
         expected = {"env:prod", f"cluster_name:{lab.cluster_name}", "task_family:firelens-scenario",
                     f"task_arn:{arn}", "region:us-east-1", "container_name:app"}
         assert expected <= set(entry["tags"]), f"missing {sorted(expected - set(entry['tags']))}"
         assert entry["ec2_instance_id"] == lab.agents[0].instance_id
+        # The record sent to FLUENT_HOST:FLUENT_PORT went through the same router and output.
+        sent = next((e for e in got if e["message"] == f"in code {marker}"), None)
+        assert sent is not None, [e["message"] for e in got]
+        assert {"env:prod", f"task_arn:{arn}"} <= set(sent["tags"]), sent["tags"]
     finally:
         ecs.stop_task(cluster=lab.cluster_name, task=arn)

@@ -77,6 +77,51 @@ def test_a_container_gets_the_env_ecs_gives_it_and_its_pid_goes_into_the_world(b
     assert _gone(container.pid)
 
 
+def test_an_awsvpc_task_has_one_address_of_its_own_and_reaches_imds_unless_blocked(backend, tmp_path):
+    """awsvpc on an instance (docs/awsvpc.md#on-the-local-backend): the task's containers share one
+    address (its ENI), not the instance's nor another task's; the tracer's default localhost is that
+    address; IMDS is one hop away, or unreachable with the ECS agent's ECS_AWSVPC_BLOCK_IMDS=true."""
+    inst = backend.world.instance(1)
+
+    def run(name: str) -> tuple[Task, dict[str, dict]]:
+        task = Task(family=name, revision=1, network_mode="awsvpc",
+                    containers=[Container(name=c, image=LAB_IMAGE) for c in ("a", "b")])
+        dump = "python -c 'import json,os,sys; json.dump(dict(os.environ), open(sys.argv[1], \"w\"))'"
+        specs = [ContainerSpec(c, LAB_IMAGE, entry_point=["sh", "-c", f"{dump} {tmp_path / name}-{c}.json; "
+                                                          "exec sleep 300"]) for c in ("a", "b")]
+        backend.start_task(inst, task, specs)
+        def dumped(c: str) -> dict | None:
+            try:
+                return json.loads((tmp_path / f"{name}-{c}.json").read_text())
+            except (OSError, ValueError):  # not written yet, or half written
+                return None
+
+        envs = {c: wait_until(lambda c=c: dumped(c), timeout=10, what=f"{name}/{c} env") for c in ("a", "b")}
+        return task, envs
+
+    first, envs = run("vpc-one")
+    try:
+        address = first.container("a").ipv4_addresses[0]
+        assert first.container("b").ipv4_addresses == [address] and address != inst.private_ip
+        assert envs["a"]["LAB_APP_BIND"] == envs["b"]["LAB_APP_BIND"] == address
+        assert envs["a"]["DD_AGENT_HOST"] == address, "localhost in the task is the task's own namespace"
+        assert envs["a"]["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == backend.imds_urls[1], \
+            "one hop from IMDS, as the instance itself"
+        inst.awsvpc_block_imds = True
+        second, blocked = run("vpc-two")
+        try:
+            other = second.container("a").ipv4_addresses[0]
+            assert other not in (address, inst.private_ip)
+            assert blocked["a"]["AWS_EC2_METADATA_SERVICE_ENDPOINT"] == f"http://{other}:9"
+            with pytest.raises(OSError):
+                _open(blocked["a"]["AWS_EC2_METADATA_SERVICE_ENDPOINT"] + "/latest/meta-data/local-ipv4")
+        finally:
+            backend.stop_task(second.arn)
+    finally:
+        inst.awsvpc_block_imds = False
+        backend.stop_task(first.arn)
+
+
 def test_an_unknown_image_is_refused_by_name(backend):
     task = _task("nginx", "web")
     with pytest.raises(UnknownImage, match="image 'nginx:1.27' cannot run on the local backend"):

@@ -296,3 +296,30 @@ def test_a_fargate_firelens_task_gets_its_routers_configuration(control_plane, w
         options = dict(line.split(None, 1) for line in output.group(1).strip().splitlines())
         assert options["Name"] == "datadog" and options["dd_service"] == "svc", options
         assert ("log-router", "START") in app.depends_on
+
+
+def test_run_task_of_an_awsvpc_definition_on_ec2_gets_an_eni_on_its_instance(control_plane, world):
+    """awsvpc on EC2 (docs/awsvpc.md): refused without a network configuration, as ECS refuses it;
+    with one, the task is placed on the container instance with an ENI in the subnet named."""
+    ecs = control_plane.clients.ecs
+    cluster = world.cluster.name
+    control_plane.ensure_cluster(cluster)
+    inst = control_plane.add_instance(world, "127.0.1.9")
+    subnet = _default_subnet(control_plane)
+    ecs.register_task_definition(family="ec2-vpc", networkMode="awsvpc", requiresCompatibilities=["EC2"],
+                                 containerDefinitions=[{"name": "a", "image": "ecs-agent-lab/lab:latest",
+                                                        "memory": 64}])
+    _refused(lambda: ecs.run_task(cluster=cluster, taskDefinition="ec2-vpc", launchType="EC2"),
+             "InvalidParameterException", fargate.NO_NETWORK_CONFIGURATION)
+    out = ecs.run_task(cluster=cluster, taskDefinition="ec2-vpc", launchType="EC2",
+                       networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet["SubnetId"]]}})
+    assert out["failures"] == [] and len(out["tasks"]) == 1
+    task = out["tasks"][0]
+    assert task["launchType"] == "EC2" and task["containerInstanceArn"] == inst.arn
+    eni = task["attachments"][0]
+    details = {d["name"]: d["value"] for d in eni["details"]}
+    assert eni["type"] == "ElasticNetworkInterface" and details["subnetId"] == subnet["SubnetId"]
+    got = control_plane.clients.ec2.describe_network_interfaces(
+        NetworkInterfaceIds=[details["networkInterfaceId"]])["NetworkInterfaces"][0]
+    assert got["PrivateIpAddress"] == details["privateIPv4Address"]
+    ecs.stop_task(cluster=cluster, task=task["taskArn"])

@@ -218,13 +218,24 @@ def test_the_ecs_agent_config_switch_and_its_being_down(lab):
     with requests.Session() as http:
         http.trust_env = False
         config = intro[1].url + "/ecs-lab/config"
-        assert http.get(config).json() == {"ECS_ENABLE_CONTAINER_METADATA": "true"}
+        # The ECS defaults, but for the metadata file, which the lab's instances write.
+        assert http.get(config).json() == {"ECS_ENABLE_CONTAINER_METADATA": "true",
+                                           "ECS_AWSVPC_BLOCK_IMDS": "false"}
         off = http.post(config, json={"ECS_ENABLE_CONTAINER_METADATA": "false"})
-        assert off.status_code == 200 and off.json() == {"ECS_ENABLE_CONTAINER_METADATA": "false"}
+        assert off.status_code == 200 and off.json() == {"ECS_ENABLE_CONTAINER_METADATA": "false",
+                                                         "ECS_AWSVPC_BLOCK_IMDS": "false"}
         assert one.container_metadata_enabled is False and world.instance(2).container_metadata_enabled
+        block = http.post(config, json={"ECS_AWSVPC_BLOCK_IMDS": "true"})
+        assert block.status_code == 200 and block.json()["ECS_AWSVPC_BLOCK_IMDS"] == "true"
+        assert one.awsvpc_block_imds is True and world.instance(2).awsvpc_block_imds is False
         bad = http.post(config, json={"ECS_ENABLE_TASK_IAM_ROLE": "true"})
         assert bad.status_code == 400 and "unknown ECS agent setting" in bad.json()["error"]
-        assert http.post(config, json={"ECS_ENABLE_CONTAINER_METADATA": "maybe"}).status_code == 400
+        # A bad value sets nothing, not even the valid setting beside it.
+        mixed = http.post(config, json={"ECS_AWSVPC_BLOCK_IMDS": "false",
+                                        "ECS_ENABLE_CONTAINER_METADATA": "maybe"})
+        assert mixed.status_code == 400 and "ECS_ENABLE_CONTAINER_METADATA must be true or false" in \
+            mixed.json()["error"]
+        assert one.awsvpc_block_imds is True
         # The ECS agent stopped: its port refuses connections; started again: it answers.
         server.stop_introspection(1)
         with pytest.raises(requests.ConnectionError):

@@ -21,24 +21,32 @@ CONFIG_PATH = "/ecs-lab/config"
 _TRUE = ("true", "1", "yes")
 
 
+# ecs.config setting -> the instance attribute it sets (all booleans).
+_SETTINGS = {"ECS_ENABLE_CONTAINER_METADATA": "container_metadata_enabled",
+             "ECS_AWSVPC_BLOCK_IMDS": "awsvpc_block_imds"}
+
+
 def agent_config(instance: ContainerInstance) -> dict[str, str]:
     """The instance's ECS agent settings the lab models, as /etc/ecs/ecs.config writes them."""
-    return {"ECS_ENABLE_CONTAINER_METADATA": str(instance.container_metadata_enabled).lower()}
+    return {name: str(getattr(instance, attr)).lower() for name, attr in _SETTINGS.items()}
 
 
 def apply_agent_config(instance: ContainerInstance, doc: object) -> None:
-    """Set what `doc` names (only the settings of `agent_config`); anything else is an error."""
+    """Set what `doc` names (only the settings of `agent_config`); anything else is an error, and
+    nothing is set unless every value is valid."""
     if not isinstance(doc, dict):
         raise ValueError("the body must be a JSON object of ecs.config settings")
-    unknown = set(doc) - set(agent_config(instance))
+    unknown = set(doc) - set(_SETTINGS)
     if unknown:
-        known = sorted(agent_config(instance))
-        raise ValueError(f"unknown ECS agent setting(s) {sorted(unknown)}; known: {known}")
-    if "ECS_ENABLE_CONTAINER_METADATA" in doc:
-        value = str(doc["ECS_ENABLE_CONTAINER_METADATA"]).strip().lower()
+        raise ValueError(f"unknown ECS agent setting(s) {sorted(unknown)}; known: {sorted(_SETTINGS)}")
+    values = {}
+    for name, raw in doc.items():
+        value = str(raw).strip().lower()
         if value not in (*_TRUE, "false", "0", "no"):
-            raise ValueError(f"ECS_ENABLE_CONTAINER_METADATA must be true or false, got {value!r}")
-        instance.container_metadata_enabled = value in _TRUE
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        values[_SETTINGS[name]] = value in _TRUE
+    for attr, value in values.items():
+        setattr(instance, attr, value)
 
 
 # Stats read /proc or ask the docker engine (a second or more): keep them off the event loop.

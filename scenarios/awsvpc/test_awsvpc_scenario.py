@@ -1,0 +1,308 @@
+"""awsvpc: app tasks in `awsvpc` network mode on an EC2 container instance, the agent as the Datadog
+ECS docs run it (the DAEMON task in bridge mode, 8126/tcp and 8125/udp published on the instance).
+
+What the docs say for awsvpc apps (Datadog "Amazon ECS" docs, "AWSVPC mode"; docs/awsvpc.md): an app
+task in awsvpc mode reaches the agent at the instance's private IP, learned from IMDS `local-ipv4`
+(the docs' `sh -c` entryPoint line), provided the instance's security group lets the task reach the
+agent's ports. What this proves, each with its own task definition registered and run with boto3 as a
+user would (`run-task --network-configuration`):
+
+- each awsvpc task has an address of its own (its ENI), neither the instance's nor another task's;
+- its traces and DogStatsD metrics reach the intake through the instance's agent, tagged with the
+  task's ECS tags (task_arn, task_family, ecs_container_name, container_id);
+- `localhost:8126` in an awsvpc task is the task's own network namespace: nothing listens there,
+  the tracer says so, and none of its traces arrive;
+- IMDS from an awsvpc task is one hop away (the task ENI is attached to the instance, no docker bridge
+  between): with `HttpPutResponseHopLimit=1` and tokens required the docs' IMDSv2 line still finds
+  the agent there, while in a bridge-mode task it does not;
+- with the instance's ECS agent set to `ECS_AWSVPC_BLOCK_IMDS=true` (AWS's advice to keep awsvpc tasks
+  off the instance profile's credentials), the docs' IMDS line finds no agent host and the task stops.
+
+Waits: the tracer's flush + the agent's trace writer flush + margin for traces; one metric bucket +
+one aggregator flush + margin for DogStatsD (lab.agent_probe, from the agent under test).
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+
+from lab.agent_probe import waiting_for
+from lab.apps import entrypoints
+from lab.pytest_plugin import intake_client
+from lab.world import wait_until
+
+# A task is RUNNING once its app listens: ddtrace-run plus Flask start in seconds, more on a loaded
+# machine (the lab's readiness bound, LAB_READY_TIMEOUT, is 20 s by default; docker waits 3x).
+RUNNING_WITHIN = 90.0
+APP_PORT = entrypoints.APP_PORT
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# The sample apps' tracer (ddtrace 4.x) sends /v0.5/traces only.
+NEEDS_APP_TRACES = pytest.mark.agent_offers("traces_v05")
+
+
+def _aws(lab, service: str):
+    # What a user's boto3 / aws CLI does against the lab's control plane (dummy credentials).
+    return boto3.client(service, endpoint_url=lab.state["control_plane"], region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def _app_definition(family: str, service: str, *, network_mode: str = "awsvpc",
+                    agent_host_line: str | None = "imdsv1", agent_host: str | None = None) -> dict:
+    """The sample app as a user's task definition: the docs' `sh -c` line finding DD_AGENT_HOST (or a
+    fixed DD_AGENT_HOST), the docs' IMDS address (the lab points it at its own IMDS)."""
+    env = {"DD_SERVICE": service, "DD_ENV": "lab", "DD_VERSION": "1.0.0",
+           entrypoints.METADATA_ENDPOINT_ENV: "http://169.254.169.254"}
+    if agent_host is not None:
+        env["DD_AGENT_HOST"] = agent_host
+    line = (entrypoints.shell_line(agent_host_line) if agent_host_line
+            else entrypoints.APP_COMMAND)
+    return {"family": family, "networkMode": network_mode, "requiresCompatibilities": ["EC2"],
+            "containerDefinitions": [{
+                "name": "app", "image": "ecs-agent-lab/lab:latest", "essential": True, "memory": 256,
+                "entryPoint": ["sh", "-c", line],
+                "portMappings": [{"containerPort": APP_PORT, "protocol": "tcp"}],
+                "environment": [{"name": k, "value": v} for k, v in env.items()]}]}
+
+
+class Tasks:
+    """The module's tasks on the session lab's cluster: run, waited for, stopped at the end."""
+
+    def __init__(self, lab) -> None:
+        if lab.world is None:
+            pytest.skip("the awsvpc scenario reads each task's ENI address from the lab's world: it needs "
+                        "the lab started by this pytest process, not an attached one")
+        self.lab = lab
+        self.ecs = _aws(lab, "ecs")
+        subnets = _aws(lab, "ec2").describe_subnets(
+            Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+        self.subnet = sorted(subnets, key=lambda s: s["AvailabilityZone"])[0]["SubnetId"]
+        self.arns: list[str] = []
+
+    def run(self, definition: dict) -> str:
+        self.ecs.register_task_definition(**definition)
+        kwargs = {}
+        if definition["networkMode"] == "awsvpc":
+            kwargs["networkConfiguration"] = {"awsvpcConfiguration": {"subnets": [self.subnet]}}
+        out = self.ecs.run_task(cluster=self.lab.cluster_name, taskDefinition=definition["family"],
+                                launchType="EC2", **kwargs)
+        assert out["failures"] == [], out["failures"]
+        arn = out["tasks"][0]["taskArn"]
+        self.arns.append(arn)
+        return arn
+
+    def status(self, arn: str) -> dict:
+        return self.ecs.describe_tasks(cluster=self.lab.cluster_name, tasks=[arn])["tasks"][0]
+
+    def wait(self, arn: str, status: str) -> dict:
+        """The task once ECS reports `status` (RUNNING or STOPPED); one that stops on the way to
+        RUNNING fails with its reason and its app's output."""
+        def reached() -> dict | None:
+            task = self.status(arn)
+            if task["lastStatus"] == status:
+                return task
+            if task["lastStatus"] == "STOPPED":
+                raise AssertionError(f"task {arn} STOPPED ({task.get('stoppedReason')}):\n{self.logs(arn)}")
+            return None
+
+        return wait_until(reached, RUNNING_WITHIN, interval=0.3, what=f"task {arn} {status}")
+
+    def wait_settled(self, arn: str) -> dict:
+        """The task once RUNNING or STOPPED, whichever comes."""
+        def settled() -> dict | None:
+            task = self.status(arn)
+            return task if task["lastStatus"] in ("RUNNING", "STOPPED") else None
+
+        return wait_until(settled, RUNNING_WITHIN, interval=0.3, what=f"task {arn} RUNNING or STOPPED")
+
+    def address(self, arn: str) -> str:
+        """The task's ENI address (what `describe-network-interfaces` shows on EC2)."""
+        found = self.lab.world.find_task(arn)
+        assert found is not None, f"the lab's world has no task {arn}"
+        return found[1].containers[0].ipv4_addresses[0]
+
+    def docker_id(self, arn: str) -> str:
+        return self.lab.world.find_task(arn)[1].container("app").docker_id
+
+    def logs(self, arn: str) -> str:
+        try:
+            return self.lab.backend.container_logs(arn, "app", lines=200)
+        except Exception as exc:  # noqa: BLE001 - only for a failure message
+            return f"(no output: {exc})"
+
+    def stop_all(self) -> None:
+        for arn in self.arns:
+            try:
+                self.ecs.stop_task(cluster=self.lab.cluster_name, task=arn, reason="scenario done")
+            except Exception:  # noqa: BLE001 - a task that already stopped
+                pass
+
+
+def _low64(trace_id: str) -> int:
+    # ddtrace makes 128-bit trace ids; a span's `trace_id` field carries the low 64 bits (the high
+    # ones travel in the `_dd.p.tid` tag).
+    return int(trace_id) & (2**64 - 1)
+
+
+def _get(url: str, timeout: float = 10.0) -> dict:
+    import json
+
+    with _opener.open(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture(scope="module")
+def awsvpc(lab):
+    """Two awsvpc tasks on instance 1: `web` finds the agent as the docs say; `localhost` keeps the
+    tracer's default host. Each gets one /work request (the send phase)."""
+    tasks = Tasks(lab)
+    suffix = uuid.uuid4().hex[:6]
+    try:
+        web = tasks.run(_app_definition(f"awsvpc-web-{suffix}", "awsvpc-web"))
+        local = tasks.run(_app_definition(f"awsvpc-localhost-{suffix}", "awsvpc-localhost",
+                                          agent_host_line=None, agent_host="localhost"))
+        for arn in (web, local):
+            tasks.wait(arn, "RUNNING")
+        addresses = {arn: tasks.address(arn) for arn in (web, local)}
+        seen = {arn: _get(f"http://{addresses[arn]}:{APP_PORT}/") for arn in (web, local)}
+        # What the intake receives from now on: this module's traffic, not an earlier run's.
+        intake = intake_client(lab.intake_url, "awsvpc")
+        sent_at = time.monotonic()
+        work = {arn: _get(f"http://{addresses[arn]}:{APP_PORT}/work?ms=5&depth=2") for arn in (web, local)}
+        yield {"tasks": tasks, "web": web, "local": local, "addresses": addresses, "seen": seen,
+               "work": work, "sent_at": sent_at, "suffix": suffix, "intake": intake}
+    finally:
+        tasks.stop_all()
+
+
+def test_each_awsvpc_task_has_an_address_of_its_own_and_finds_the_agent_at_the_private_ip(awsvpc, agent):
+    web, local = awsvpc["web"], awsvpc["local"]
+    addresses = awsvpc["addresses"]
+    assert addresses[web] != addresses[local], "two awsvpc tasks share an address: each has its own ENI"
+    assert agent.private_ip not in addresses.values(), (
+        f"an awsvpc task has the instance's private IP {agent.private_ip}: its ENI must be its own")
+    seen = awsvpc["seen"][web]
+    assert seen["agent_host"] == agent.private_ip, (
+        f"the docs' IMDS line in an awsvpc task set DD_AGENT_HOST={seen['agent_host']!r}; expected the "
+        f"instance's private IP {agent.private_ip} (IMDS local-ipv4)")
+
+
+@NEEDS_APP_TRACES
+def test_an_awsvpc_tasks_traces_reach_the_intake_with_its_ecs_tags(lab, agent, awsvpc):
+    web = awsvpc["web"]
+    intake = awsvpc["intake"]
+    trace_id = _low64(awsvpc["work"][web]["trace_id"])
+    with waiting_for(agent.probe.intervals().traces(), awsvpc["sent_at"]) as timeout:
+        spans = intake.wait_for_spans(service="awsvpc-web", timeout=timeout,
+                                      predicate=lambda s: int(s.get("trace_id") or 0) == trace_id)
+    span = next((s for s in spans if s.get("name") == "work.request"), spans[0])
+    assert span["hostname"] == agent.instance_id
+    tags = set(span.get("container_tags") or [])
+    expected = {f"task_arn:{web}", f"task_family:awsvpc-web-{awsvpc['suffix']}", "ecs_container_name:app",
+                f"ecs_cluster_name:{lab.cluster_name}", "region:us-east-1"}
+    assert expected <= tags, f"ECS tags missing on the awsvpc task's traces: {sorted(expected - tags)}; " \
+                             f"got {sorted(tags)}"
+    assert span["container_id"] == awsvpc["tasks"].docker_id(web), \
+        "the traces must be attributed to the app's container, not the task's ENI (pause) container"
+
+
+@pytest.mark.agent_offers("dogstatsd_metrics")
+def test_an_awsvpc_tasks_dogstatsd_metrics_reach_the_intake_with_its_ecs_tags(lab, agent, awsvpc):
+    intake = awsvpc["intake"]
+    with waiting_for(agent.probe.intervals().metrics(), awsvpc["sent_at"]) as timeout:
+        series = intake.wait_for_metric("ecs_lab.app.work.done", tags=["service:awsvpc-web", "depth:2"],
+                                        timeout=timeout)
+    tags = set(series[0]["tags"])
+    expected = {f"task_family:awsvpc-web-{awsvpc['suffix']}", "ecs_container_name:app",
+                f"ecs_cluster_name:{lab.cluster_name}", "env:lab"}
+    assert expected <= tags, f"ECS tags missing on the awsvpc task's metrics: {sorted(expected - tags)}; " \
+                             f"got {sorted(tags)}"
+
+
+@NEEDS_APP_TRACES
+def test_localhost_in_an_awsvpc_task_is_the_tasks_own_namespace_where_no_agent_listens(lab, agent, awsvpc):
+    tasks, web, local = awsvpc["tasks"], awsvpc["web"], awsvpc["local"]
+    host = awsvpc["seen"][local]["agent_host"]
+    # Docker: "localhost" as written; the local backend: the task's own address, which stands for it.
+    assert host in ("localhost", awsvpc["addresses"][local]), host
+    # The tracer's own report: it could not reach an agent at localhost:8126.
+    failure = f"{host}:8126/"
+
+    def reported() -> str | None:
+        out = tasks.logs(local)
+        return next((line for line in out.splitlines() if "failed to send" in line and failure in line), None)
+
+    with waiting_for(agent.probe.intervals().traces(), awsvpc["sent_at"]) as timeout:
+        wait_until(reported, timeout, interval=0.5,
+                   what=f"the awsvpc task's tracer to report it cannot send to {failure}")
+        # The other task's traces of the same moment arrived: the intake was reachable and read.
+        web_trace = _low64(awsvpc["work"][web]["trace_id"])
+        intake = awsvpc["intake"]
+        intake.wait_for_spans(service="awsvpc-web", timeout=timeout,
+                              predicate=lambda s: int(s.get("trace_id") or 0) == web_trace)
+    assert not intake.spans(service="awsvpc-localhost"), \
+        "traces sent to localhost in an awsvpc task reached the intake: localhost is not the instance's"
+
+
+def _imds_policy(lab, **policy) -> None:
+    inst = lab.instance(1)
+    base = inst.get("imds_host_url") or inst["imds_url"]
+    import json
+
+    req = urllib.request.Request(f"{base}/ecs-lab/policy", data=json.dumps(policy).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with _opener.open(req, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def _ecs_config(lab, **settings: str) -> None:
+    inst = lab.instance(1)
+    base = inst.get("ecs_endpoint_host") or inst["ecs_endpoint"]
+    import json
+
+    req = urllib.request.Request(f"{base}/ecs-lab/config", data=json.dumps(settings).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with _opener.open(req, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_with_hop_limit_1_an_awsvpc_task_gets_an_imds_token_and_a_bridge_task_does_not(lab, agent, awsvpc):
+    tasks, suffix = awsvpc["tasks"], awsvpc["suffix"]
+    # Tokens required: a caller that gets no token cannot fall back to a tokenless GET.
+    _imds_policy(lab, hop_limit=1, tokens_required=True)
+    try:
+        vpc = tasks.run(_app_definition(f"awsvpc-imdsv2-{suffix}", "awsvpc-imdsv2", agent_host_line="imdsv2"))
+        bridge = tasks.run(_app_definition(f"bridge-imdsv2-{suffix}", "bridge-imdsv2", network_mode="bridge",
+                                           agent_host_line="imdsv2"))
+        tasks.wait(vpc, "RUNNING")
+        seen = _get(f"http://{tasks.address(vpc)}:{APP_PORT}/")
+        assert seen["agent_host"] == agent.private_ip, seen
+        # The bridge-mode task is one hop further: its token PUT's answer never arrives (curl: "Empty
+        # reply from server"), the docs' line's GET is refused (401) and DD_AGENT_HOST is not the
+        # agent's address: the app fails to start (ddtrace refuses the error page as a host) or runs
+        # pointed elsewhere.
+        described = tasks.wait_settled(bridge)
+        out = tasks.logs(bridge)
+        assert "Empty reply from server" in out, out
+        if described["lastStatus"] == "RUNNING":
+            other = _get(f"http://{tasks.address(bridge)}:{APP_PORT}/")
+            assert other["agent_host"] != agent.private_ip, other
+    finally:
+        _imds_policy(lab, hop_limit=2, tokens_required=False)
+
+
+def test_with_ecs_awsvpc_block_imds_the_docs_line_finds_no_agent_host(lab, awsvpc):
+    tasks = awsvpc["tasks"]
+    _ecs_config(lab, ECS_AWSVPC_BLOCK_IMDS="true")
+    try:
+        # The definition that found the agent above, run again on the same instance.
+        arn = tasks.run(_app_definition(f"awsvpc-web-{awsvpc['suffix']}", "awsvpc-web"))
+        stopped = tasks.wait(arn, "STOPPED")
+        out = tasks.logs(arn)
+        assert "DD_AGENT_HOST is empty" in out, (stopped.get("stoppedReason"), out)
+    finally:
+        _ecs_config(lab, ECS_AWSVPC_BLOCK_IMDS="false")

@@ -25,9 +25,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from itertools import groupby
 
-from lab.agent.dogstatsd import MetricAggregator, MetricSample, ParseStats, parse_packet
+from lab.agent.dogstatsd import ContextKey, MetricAggregator, MetricSample, ParseStats, parse_packet
 from lab.serving import check_free
 
 log = logging.getLogger("lab.agent.dogstatsd")
@@ -36,8 +35,22 @@ MAX_PACKET = 65535
 # Datagrams read before they are parsed: parsing 256 takes ~1 ms, while which the kernel buffer
 # fills with at most 60 more at 60k/s; a larger batch would only let it fill further.
 READ_BATCH = 256
+# Context cache bounds (the agent bounds its string interner by dogstatsd_string_interner_size, 4096
+# by default, and its context resolver by expiring contexts): full, it is emptied and starts over.
+MAX_CACHED_CONTEXTS = 4096
+MAX_ORIGINS_PER_CONTEXT = 64
 # (peer ip, peer port, container id from the c: field) -> extra tags
 OriginResolver = Callable[[str, int, str], list[str]]
+
+
+class CachedContext:
+    """A one-line metric datagram as parsed once, without its values, and its contexts per origin."""
+
+    __slots__ = ("sample", "contexts")
+
+    def __init__(self, sample: MetricSample) -> None:
+        self.sample = sample
+        self.contexts: dict[tuple[str, ...], ContextKey] = {}  # origin tags -> aggregator context
 
 
 class DogStatsDServer:
@@ -66,6 +79,9 @@ class DogStatsDServer:
         self._parse_lock = threading.Lock()
         self._busy: list[int] = []  # per reader: 1 while a batch it read is not yet aggregated
         self.packets_read = 0
+        # name|type|fields of a one-line metric datagram -> its parse (see handle_batch)
+        self._contexts: dict[bytes, CachedContext] = {}
+        self.cache_resets = 0
 
     def start(self) -> DogStatsDServer:
         port = self.requested_port
@@ -92,7 +108,6 @@ class DogStatsDServer:
 
     def _read(self, sock: socket.socket, index: int) -> None:
         recvfrom = sock.recvfrom
-        handle = self.handle
         busy = self._busy
         poller = select.poll()
         poller.register(sock, select.POLLIN)
@@ -114,13 +129,107 @@ class DogStatsDServer:
                 return
             self.packets_read += len(batch)
             with self._parse_lock:
-                for (data, addr), run in groupby(batch):
-                    try:
-                        handle(data, addr, sum(1 for _ in run))
-                    except Exception as exc:  # noqa: BLE001 - a bad packet never stops the server
-                        self.stats.errors["internal"] += 1
-                        log.debug("packet from %s failed: %r", addr, exc)
+                self.handle_batch(batch)
             busy[index] = 0
+
+    def handle_batch(self, batch: list[tuple[bytes, tuple]]) -> None:
+        """Aggregate datagrams read from the socket, in their order: (datagram, peer address).
+
+        A one-line metric datagram is looked up in the context cache by its name and what follows
+        the values (`name|type|@rate|#tags...`): a hit only parses the values and aggregates them
+        into the context resolved the first time; a miss, or anything else (several lines, events,
+        service checks, `|T` timestamps, bad lines), goes through `parse_packet`, as every datagram
+        used to. Runs of identical datagrams are aggregated once with their multiplicity.
+        """
+        cache = self._contexts
+        stats = self.stats
+        origin = self.origin
+        context = self.aggregator.context
+        origins: dict[tuple, tuple[str, ...]] = {}  # (peer, container id) -> tags, for this batch
+        pending: list[tuple] = []  # aggregated with one lock, before any datagram that is not
+        batch.append((b"", None))  # a sentinel that ends the last run
+        prev = batch[0]
+        times = 0
+        for item in batch:
+            if item == prev:
+                times += 1
+                continue
+            data, addr = prev
+            prev, n, times = item, times, 1
+            try:
+                j = data.find(b"|")
+                i = data.find(b":", 0, j) if j > 0 else -1
+                entry = cache.get(data[:i] + data[j:]) if i > 0 and b"\n" not in data else None
+                if entry is None:
+                    entry = self._cache_miss(data, i, j) if i > 0 and b"\n" not in data else None
+                    if entry is None:  # not a one-line metric: parsed and aggregated in order
+                        if pending:
+                            self.aggregator.add_in_contexts(pending)
+                            pending = []
+                        self.handle(data, addr, n)
+                        continue
+                    values = entry.sample.values
+                else:
+                    raw = data[i + 1 : j]
+                    sample = entry.sample
+                    if sample.mtype == "s":
+                        values = [v.decode() for v in raw.split(b":")]
+                    elif b":" in raw:
+                        values = [float(v) for v in raw.split(b":")]
+                        if any(v - v != 0.0 for v in values):
+                            raise ValueError("nan or inf")
+                    else:
+                        v = float(raw)
+                        if v - v != 0.0:  # nan and inf: parse_metric refuses them
+                            raise ValueError("nan or inf")
+                        values = [v]
+                stats.packets += n
+                stats.bytes += len(data) * n
+                stats.metric_samples += len(values) * n
+                sample = entry.sample
+                cid = sample.container_id
+                tags = origins.get((addr, cid))
+                if tags is None:
+                    tags = origins[(addr, cid)] = tuple(origin(addr[0], addr[1], cid)) if origin else ()
+                ctx = entry.contexts.get(tags)
+                if ctx is None:
+                    if len(entry.contexts) >= MAX_ORIGINS_PER_CONTEXT:
+                        entry.contexts.clear()
+                    ctx = entry.contexts[tags] = context(sample, tags)
+                pending.append((ctx, sample.mtype, values, sample.sample_rate, n))
+            except (ValueError, UnicodeDecodeError):
+                # A value the cache's parse refuses: the full parser counts it under its reason.
+                if pending:
+                    self.aggregator.add_in_contexts(pending)
+                    pending = []
+                self._handle_safely(data, addr, n)
+            except Exception as exc:  # noqa: BLE001 - a bad packet never stops the server
+                stats.errors["internal"] += 1
+                log.debug("packet from %s failed: %r", addr, exc)
+        if pending:
+            self.aggregator.add_in_contexts(pending)
+
+    def _cache_miss(self, data: bytes, i: int, j: int) -> CachedContext | None:
+        """Parse a one-line datagram; if it is a metric the cache can serve, cache it."""
+        once = ParseStats()
+        messages = parse_packet(data, once)
+        if once.errors or len(messages) != 1:
+            return None
+        sample = messages[0]
+        if type(sample) is not MetricSample or sample.timestamp is not None:
+            return None
+        if len(self._contexts) >= MAX_CACHED_CONTEXTS:
+            self._contexts.clear()  # bounded: a flood of distinct contexts costs parses, not memory
+            self.cache_resets += 1
+        entry = self._contexts[data[:i] + data[j:]] = CachedContext(sample)
+        return entry
+
+    def _handle_safely(self, data: bytes, addr: tuple, times: int) -> None:
+        try:
+            self.handle(data, addr, times)
+        except Exception as exc:  # noqa: BLE001 - a bad packet never stops the server
+            self.stats.errors["internal"] += 1
+            log.debug("packet from %s failed: %r", addr, exc)
 
     def handle(self, data: bytes, addr: tuple, times: int = 1) -> None:
         """One datagram from `addr`, received `times` times in a row."""
@@ -179,4 +288,6 @@ class DogStatsDServer:
             "so_rcvbuf": self.rcvbuf_effective,
             "queued": self.queued,
             "contexts": self.aggregator.contexts_seen,
+            "context_cache": {"entries": len(self._contexts), "limit": MAX_CACHED_CONTEXTS,
+                              "resets": self.cache_resets},
         }

@@ -195,6 +195,9 @@ class Receiver:
         elif kind == "lab-rcvbuf-peer":
             # SO_RCVBUF is doubled by the kernel: ask for half of what the peer ends up with.
             self.owner = peers.LabAgent(intake_url, {"DD_DOGSTATSD_SO_RCVBUF": str(PEER_RCVBUF // 2)})
+        elif kind.startswith("lab@"):
+            # lab@DIR: the agent as another copy of the repository has it (before/after, one run)
+            self.owner = peers.LabAgent(intake_url, tree=Path(kind[4:]).resolve())
         else:
             self.owner = peers.LabAgent(intake_url)
 
@@ -381,7 +384,8 @@ def main() -> None:
     ap.add_argument("--max-per-step", type=int, default=400_000, help="datagrams per step (count bound)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison (noise)")
     ap.add_argument("--receivers", default="lab,serverless-compat-quiet,serverless-compat",
-                    help="comma list: lab, lab-rcvbuf-peer, serverless-compat, serverless-compat-quiet")
+                    help="comma list: lab, lab-rcvbuf-peer, serverless-compat, serverless-compat-quiet, "
+                         "lab@DIR (the agent of another copy of the repository, e.g. an older commit)")
     ap.add_argument("--sender", choices=("c", "python"), default="c",
                     help="c: dsd_sender.c built here (sendmmsg); python: one thread in this process")
     ap.add_argument("--senders", type=int, default=2, help="sender processes (--sender c)")

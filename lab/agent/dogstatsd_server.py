@@ -39,6 +39,7 @@ READ_BATCH = 256
 # by default, and its context resolver by expiring contexts): full, it is emptied and starts over.
 MAX_CACHED_CONTEXTS = 4096
 MAX_ORIGINS_PER_CONTEXT = 64
+NO_PEER = ("", 0)  # the address of datagrams read without one (no origin resolver)
 # (peer ip, peer port, container id from the c: field) -> extra tags
 OriginResolver = Callable[[str, int, str], list[str]]
 
@@ -107,7 +108,7 @@ class DogStatsDServer:
         return self
 
     def _read(self, sock: socket.socket, index: int) -> None:
-        recvfrom = sock.recvfrom
+        recvfrom, recv = sock.recvfrom, sock.recv
         busy = self._busy
         poller = select.poll()
         poller.register(sock, select.POLLIN)
@@ -120,8 +121,14 @@ class DogStatsDServer:
             batch = []
             busy[index] = 1
             try:
-                for _ in range(READ_BATCH):
-                    batch.append(recvfrom(MAX_PACKET))
+                if self.origin is None:
+                    # Nothing needs the sender's address: recv() does not build one per datagram
+                    # (~1 us of the ~2.5 us a recvfrom() costs here).
+                    for _ in range(READ_BATCH):
+                        batch.append((recv(MAX_PACKET), NO_PEER))
+                else:
+                    for _ in range(READ_BATCH):
+                        batch.append(recvfrom(MAX_PACKET))
             except BlockingIOError:
                 pass
             except OSError:

@@ -405,9 +405,9 @@ def main() -> None:
 
     rates = [int(x) for x in args.rates.split(",") if x.strip()]
     receivers = [r.strip() for r in args.receivers.split(",") if r.strip()]
-    unknown = set(receivers) - set(RECEIVERS)
+    unknown = {r for r in receivers if r not in RECEIVERS and not r.startswith("lab@")}
     if unknown or not rates or min(rates) <= 0:
-        ap.error(f"receivers must be among {', '.join(RECEIVERS)} and rates positive "
+        ap.error(f"receivers must be among {', '.join(RECEIVERS)} or lab@DIR and rates positive "
                  f"(got {sorted(unknown) or rates})")
     load_before = os.getloadavg()
     sender = CSender(args.senders, args.variants) if args.sender == "c" else None

@@ -68,21 +68,22 @@ def _seen(server: DogStatsDServer) -> tuple:
     )
 
 
-def _server() -> DogStatsDServer:
+def _server(with_origin: bool = True) -> DogStatsDServer:
     return DogStatsDServer(MetricAggregator("h", 10, extra_tags=("env:lab",)), ["127.0.0.1"], 0,
-                           origin=_origin)
+                           origin=_origin if with_origin else None)
 
 
-def _parsed_one_by_one(stream: list[tuple[bytes, tuple]]) -> tuple:
+def _parsed_one_by_one(stream: list[tuple[bytes, tuple]], with_origin: bool = True) -> tuple:
     """The reference: every datagram through parse_packet, aggregated on its own."""
-    server = _server()
+    server = _server(with_origin)
     for data, addr in stream:
         server.handle(data, addr)
     return _seen(server)
 
 
-def _through_the_cache(stream: list[tuple[bytes, tuple]], batch: int) -> tuple[tuple, DogStatsDServer]:
-    server = _server()
+def _through_the_cache(stream: list[tuple[bytes, tuple]], batch: int,
+                       with_origin: bool = True) -> tuple[tuple, DogStatsDServer]:
+    server = _server(with_origin)
     for start in range(0, len(stream), batch):
         server.handle_batch(list(stream[start : start + batch]))
     return _seen(server), server
@@ -95,16 +96,18 @@ def _fixed_clock(monkeypatch):
 
 @pytest.mark.parametrize("batch", [1, 3, 256])
 @pytest.mark.parametrize("order", ["as sent", "reversed", "twice"])
-def test_the_cache_aggregates_what_parsing_each_datagram_gives(batch, order):
+@pytest.mark.parametrize("with_origin", [True, False], ids=["origin", "no-origin"])
+def test_the_cache_aggregates_what_parsing_each_datagram_gives(batch, order, with_origin):
     stream = {"as sent": STREAM, "reversed": STREAM[::-1], "twice": STREAM + STREAM}[order]
-    reference = _parsed_one_by_one(stream)
-    cached, server = _through_the_cache(stream, batch)
+    reference = _parsed_one_by_one(stream, with_origin)
+    cached, server = _through_the_cache(stream, batch, with_origin)
     assert cached == reference
     assert reference[4]["packets"] == len(stream)
     assert reference[4]["errors_by_reason"]["invalid_value"] >= 2  # nan, inf
     assert reference[4]["errors_by_reason"]["no_value"] >= 1
     # The one-line metrics without |T were served from the cache after their first parse.
-    assert server.snapshot()["context_cache"]["entries"] >= 8
+    assert server.snapshot()["context_cache"]["contexts"] >= 8
+    assert server.snapshot()["context_cache"]["datagrams"] >= 8
 
 
 def test_a_cache_hit_skips_the_parser(monkeypatch):
@@ -115,8 +118,10 @@ def test_a_cache_hit_skips_the_parser(monkeypatch):
     monkeypatch.setattr(dogstatsd_server, "parse_packet", lambda *a: calls.append(a) or real(*a))
     server.handle_batch([(b"hits:%d|c|#route:/a" % v, PEER_A) for v in range(2, 50)])
     assert calls == []
+    server.handle_batch([(b"hits:%d|c|#route:/a" % v, PEER_A) for v in range(2, 50)])  # same bytes
+    assert calls == []
     series = {s.name: s for s in server.aggregator.flush(force=True)[0]}
-    assert series["hits"].points[0][1] * 10 == sum(range(1, 50))
+    assert series["hits"].points[0][1] * 10 == sum(range(1, 50)) + sum(range(2, 50))
     assert series["hits"].tags == ["env:lab", "peer:40001", "route:/a"]
 
 
@@ -127,4 +132,15 @@ def test_the_cache_is_bounded_and_stays_exact_when_full(monkeypatch):
     cached, server = _through_the_cache(stream, 64)
     assert cached == reference
     snap = server.snapshot()["context_cache"]
-    assert snap["entries"] <= 16 and snap["resets"] > 0
+    assert snap["contexts"] <= 16 and snap["datagrams"] <= 16 and snap["resets"] > 0
+
+
+def test_long_datagrams_are_parsed_each_time_not_cached():
+    """A cache of 4096 datagrams of up to 64 KiB would hold 256 MiB: long ones are not kept."""
+    tags = b",".join(b"tag%d:%s" % (i, b"x" * 40) for i in range(40))
+    stream = [(b"wide:%d|c|#" % v + tags, PEER_A) for v in (1, 2, 1)]
+    reference = _parsed_one_by_one(stream)
+    cached, server = _through_the_cache(stream, 8)
+    assert cached == reference
+    assert server.snapshot()["context_cache"]["contexts"] == 0
+    assert server.snapshot()["context_cache"]["datagrams"] == 0

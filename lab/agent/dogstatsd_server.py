@@ -47,6 +47,7 @@ READ_BATCH = 256
 # by default, and its context resolver by expiring contexts): full, it is emptied and starts over.
 MAX_CACHED_CONTEXTS = 4096
 MAX_ORIGINS_PER_CONTEXT = 64
+MAX_DATAGRAMS_PER_CONTEXT = 16
 MAX_CACHED_BYTES = 1024  # longer datagrams are parsed each time: a full cache holds a few MiB at most
 NO_PEER = ("", 0)  # the address of datagrams read without one (no origin resolver)
 # (peer ip, peer port, container id from the c: field) -> extra tags
@@ -56,10 +57,11 @@ OriginResolver = Callable[[str, int, str], list[str]]
 class CachedContext:
     """A one-line metric datagram as parsed once, without its values, and its contexts per origin."""
 
-    __slots__ = ("sample", "context", "contexts")
+    __slots__ = ("sample", "context", "contexts", "variants")
 
     def __init__(self, sample: MetricSample) -> None:
         self.sample = sample
+        self.variants = 0  # datagrams of this context looked up here (not found as such)
         self.context: ContextKey | None = None  # without an origin resolver
         self.contexts: dict[tuple[str, ...], ContextKey] = {}  # origin tags -> aggregator context
 
@@ -261,7 +263,10 @@ class DogStatsDServer:
                 if v - v != 0.0:  # nan and inf: parse_metric refuses them
                     raise ValueError("nan or inf")
                 values = [v]
-        if len(data) <= MAX_CACHED_BYTES:
+        entry.variants += 1
+        # A context whose values keep changing (a gauge, a timer) would only fill the datagram
+        # cache with datagrams never seen again: past a few, its datagrams are not kept.
+        if len(data) <= MAX_CACHED_BYTES and entry.variants <= MAX_DATAGRAMS_PER_CONTEXT:
             if len(self._datagrams) >= MAX_CACHED_CONTEXTS:
                 self._datagrams.clear()
                 self.cache_resets += 1

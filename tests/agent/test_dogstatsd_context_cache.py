@@ -144,3 +144,13 @@ def test_long_datagrams_are_parsed_each_time_not_cached():
     assert cached == reference
     assert server.snapshot()["context_cache"]["contexts"] == 0
     assert server.snapshot()["context_cache"]["datagrams"] == 0
+
+
+def test_a_context_whose_values_keep_changing_does_not_fill_the_datagram_cache():
+    stream = [(b"level:%d|g|#q:1" % v, PEER_A) for v in range(200)] + [(b"level:5|g|#q:1", PEER_A)]
+    reference = _parsed_one_by_one(stream)
+    cached, server = _through_the_cache(stream, 50)
+    assert cached == reference
+    snap = server.snapshot()["context_cache"]
+    assert snap["contexts"] == 1
+    assert snap["datagrams"] == dogstatsd_server.MAX_DATAGRAMS_PER_CONTEXT

@@ -195,6 +195,9 @@ class Receiver:
         elif kind == "lab-rcvbuf-peer":
             # SO_RCVBUF is doubled by the kernel: ask for half of what the peer ends up with.
             self.owner = peers.LabAgent(intake_url, {"DD_DOGSTATSD_SO_RCVBUF": str(PEER_RCVBUF // 2)})
+        elif kind.startswith("lab@"):
+            # lab@DIR: the agent as another copy of the repository has it (before/after, one run)
+            self.owner = peers.LabAgent(intake_url, tree=Path(kind[4:]).resolve())
         else:
             self.owner = peers.LabAgent(intake_url)
 
@@ -381,7 +384,8 @@ def main() -> None:
     ap.add_argument("--max-per-step", type=int, default=400_000, help="datagrams per step (count bound)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison (noise)")
     ap.add_argument("--receivers", default="lab,serverless-compat-quiet,serverless-compat",
-                    help="comma list: lab, lab-rcvbuf-peer, serverless-compat, serverless-compat-quiet")
+                    help="comma list: lab, lab-rcvbuf-peer, serverless-compat, serverless-compat-quiet, "
+                         "lab@DIR (the agent of another copy of the repository, e.g. an older commit)")
     ap.add_argument("--sender", choices=("c", "python"), default="c",
                     help="c: dsd_sender.c built here (sendmmsg); python: one thread in this process")
     ap.add_argument("--senders", type=int, default=2, help="sender processes (--sender c)")
@@ -401,9 +405,9 @@ def main() -> None:
 
     rates = [int(x) for x in args.rates.split(",") if x.strip()]
     receivers = [r.strip() for r in args.receivers.split(",") if r.strip()]
-    unknown = set(receivers) - set(RECEIVERS)
+    unknown = {r for r in receivers if r not in RECEIVERS and not r.startswith("lab@")}
     if unknown or not rates or min(rates) <= 0:
-        ap.error(f"receivers must be among {', '.join(RECEIVERS)} and rates positive "
+        ap.error(f"receivers must be among {', '.join(RECEIVERS)} or lab@DIR and rates positive "
                  f"(got {sorted(unknown) or rates})")
     load_before = os.getloadavg()
     sender = CSender(args.senders, args.variants) if args.sender == "c" else None

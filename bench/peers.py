@@ -252,7 +252,10 @@ class LabAgent(ManagedProcess):
 
     name = "lab-agent"
 
-    def __init__(self, intake_url: str = "", extra_env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, intake_url: str = "", extra_env: Mapping[str, str] | None = None,
+                 tree: Path | None = None) -> None:
+        """`tree`: run the agent from another copy of the repository (e.g. an older commit's
+        `git archive`), to compare two versions side by side in one run."""
         url = intake_url or DEAD_END
         env = {
             "DD_API_KEY": "bench0000000000000000000000000000",
@@ -277,7 +280,12 @@ class LabAgent(ManagedProcess):
             "DD_LOG_LEVEL": "warning",
         }
         env.update(extra_env or {})
-        super().__init__([sys.executable, "-m", "lab.agent", "run"], _child_env(env), cwd=REPO)
+        child_env = _child_env(env)
+        if tree is not None:
+            if not (tree / "lab" / "agent" / "__main__.py").is_file():
+                raise ValueError(f"{tree} is not a copy of this repository (no lab/agent/__main__.py)")
+            child_env["PYTHONPATH"] = str(tree)
+        super().__init__([sys.executable, "-m", "lab.agent", "run"], child_env, cwd=tree or REPO)
         self.ready: dict[str, Any] = {}
 
     def start(self) -> LabAgent:

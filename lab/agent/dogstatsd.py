@@ -507,13 +507,9 @@ class MetricAggregator:
             with self._lock:
                 self._service_checks.append(msg)
 
-    def add_sample(
-        self, s: MetricSample, origin_tags: list[str] | tuple[str, ...] = (), now: float | None = None,
-        times: int = 1,
-    ) -> None:
-        """Aggregate a sample; `times` > 1: the same sample received that many times in a row, with
-        the result of adding it `times` times, one at a time."""
-        now = time.time() if now is None else now
+    def context(self, s: MetricSample, origin_tags: list[str] | tuple[str, ...] = ()) -> ContextKey:
+        """The sample's context: (name, sorted de-duplicated tags with the agent's and the origin's,
+        host), as pkg/aggregator's context key (name + tags + host)."""
         tag_key = (tuple(s.tags), tuple(origin_tags))
         tags = self._tag_sets.get(tag_key)
         if tags is None:
@@ -522,8 +518,17 @@ class MetricAggregator:
             if len(self._tag_sets) > 100_000:
                 self._tag_sets.clear()
             self._tag_sets[tag_key] = tags
-        host = s.host if s.host is not None else self.hostname
-        ctx: ContextKey = (s.name, tags, host)
+        return (s.name, tags, s.host if s.host is not None else self.hostname)
+
+    def add_sample(
+        self, s: MetricSample, origin_tags: list[str] | tuple[str, ...] = (), now: float | None = None,
+        times: int = 1,
+    ) -> None:
+        """Aggregate a sample; `times` > 1: the same sample received that many times in a row, with
+        the result of adding it `times` times, one at a time."""
+        now = time.time() if now is None else now
+        ctx = self.context(s, origin_tags)
+        name, tags, host = ctx
         if s.timestamp is not None and s.mtype in ("c", "g"):
             mtype = TYPE_COUNT if s.mtype == "c" else TYPE_GAUGE
             with self._lock:
@@ -536,39 +541,69 @@ class MetricAggregator:
             return
         bucket = self._bucket(now)
         with self._lock:
+            self._add_in_bucket(self._buckets.setdefault(bucket, {}), bucket, ctx, s.mtype, s.values,
+                                s.sample_rate, times)
+
+    def add_in_contexts(self, items: list[tuple[ContextKey, str, list, float, int]],
+                        now: float | None = None) -> None:
+        """Aggregate (context, type, values, sample rate, times) tuples whose context the caller
+        already resolved with `context()` (not timestamped): what `add_sample` does for each of them
+        in order, with one clock read and one lock for the lot."""
+        bucket = self._bucket(time.time() if now is None else now)
+        add = self._add_in_bucket
+        types = self._types
+        with self._lock:
             contexts = self._buckets.setdefault(bucket, {})
-            state = contexts.get(ctx)
-            if state is None:
-                self.contexts_seen += 1
-            if s.mtype == "c":
-                total = sum(float(v) for v in s.values) / s.sample_rate
-                acc = (state or 0.0) + total
-                for _ in range(times - 1):  # one addition per datagram: the same float sum
-                    acc += total
-                contexts[ctx] = acc
-                self._types[(bucket, ctx)] = "c"
-            elif s.mtype == "g":
-                contexts[ctx] = float(s.values[-1])
-                self._types[(bucket, ctx)] = "g"
-            elif s.mtype == "s":
-                st = state if isinstance(state, set) else set()
-                st.update(str(v) for v in s.values)
-                contexts[ctx] = st
-                self._types[(bucket, ctx)] = "s"
-            elif s.mtype in ("h", "ms"):
-                hv = state if isinstance(state, _HistogramValues) else _HistogramValues()
-                weight = 1.0 / s.sample_rate
-                hv.values.extend([(float(v), weight) for v in s.values] * times)
-                contexts[ctx] = hv
-                self._types[(bucket, ctx)] = "h"
-            elif s.mtype == "d":
-                sk = state if isinstance(state, Sketch) else Sketch()
-                n = max(1, int(round(1.0 / s.sample_rate)))
-                for _ in range(times):
-                    for v in s.values:
-                        sk.insert(float(v), n)
-                contexts[ctx] = sk
-                self._types[(bucket, ctx)] = "d"
+            for ctx, mtype, values, rate, times in items:
+                if mtype == "c" and times == 1 and len(values) == 1:
+                    # The common case inline: _add_in_bucket's counter with one value, same sum.
+                    state = contexts.get(ctx)
+                    if state is None:
+                        self.contexts_seen += 1
+                        state = 0.0
+                    elif type(state) is not float:
+                        add(contexts, bucket, ctx, mtype, values, rate, times)
+                        continue
+                    contexts[ctx] = state + values[0] / rate
+                    types[(bucket, ctx)] = "c"
+                else:
+                    add(contexts, bucket, ctx, mtype, values, rate, times)
+
+    def _add_in_bucket(self, contexts: dict, bucket: int, ctx: ContextKey, mtype: str, values: list,
+                       sample_rate: float, times: int) -> None:
+        """One sample (`times` times in a row) into its context's state; the caller holds the lock."""
+        state = contexts.get(ctx)
+        if state is None:
+            self.contexts_seen += 1
+        if mtype == "c":
+            total = sum(float(v) for v in values) / sample_rate
+            acc = (state or 0.0) + total
+            for _ in range(times - 1):  # one addition per datagram: the same float sum
+                acc += total
+            contexts[ctx] = acc
+            self._types[(bucket, ctx)] = "c"
+        elif mtype == "g":
+            contexts[ctx] = float(values[-1])
+            self._types[(bucket, ctx)] = "g"
+        elif mtype == "s":
+            st = state if isinstance(state, set) else set()
+            st.update(str(v) for v in values)
+            contexts[ctx] = st
+            self._types[(bucket, ctx)] = "s"
+        elif mtype in ("h", "ms"):
+            hv = state if isinstance(state, _HistogramValues) else _HistogramValues()
+            weight = 1.0 / sample_rate
+            hv.values.extend([(float(v), weight) for v in values] * times)
+            contexts[ctx] = hv
+            self._types[(bucket, ctx)] = "h"
+        elif mtype == "d":
+            sk = state if isinstance(state, Sketch) else Sketch()
+            n = max(1, int(round(1.0 / sample_rate)))
+            for _ in range(times):
+                for v in values:
+                    sk.insert(float(v), n)
+            contexts[ctx] = sk
+            self._types[(bucket, ctx)] = "d"
 
     def flush(
         self, now: float | None = None, force: bool = False

@@ -165,7 +165,8 @@ class Agent:
             cfg.bind_addresses(cfg.dogstatsd_non_local_traffic),
             cfg.dogstatsd_port,
             cfg.dogstatsd_so_rcvbuf,
-            self._dogstatsd_origin,
+            # Without ECS there is no origin to resolve: the reader then skips senders' addresses.
+            self._dogstatsd_origin if self.ecs is not None else None,
         ).start()
         self.ports.dogstatsd = self.dogstatsd.port
 

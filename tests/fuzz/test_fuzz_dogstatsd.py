@@ -70,3 +70,34 @@ def test_a_flood_of_distinct_bad_datagrams_keeps_memory_bounded(seed):
     assert sum(stats.errors.values()) == 3 * FLOOD
     assert len(stats.errors) < 50, f"error reasons keyed by input: {len(stats.errors)} distinct"
     assert peak < 8 * 1024 * 1024, f"parsing {FLOOD} bad datagrams peaked at {peak / 1e6:.1f} MB"
+
+
+@given(st.lists(st.tuples(st.lists(near_valid_lines(), min_size=1, max_size=2), st.integers(0, 2)),
+                min_size=1, max_size=30))
+def test_the_readers_context_cache_aggregates_as_parsing_each_datagram(datagrams):
+    """What the reader aggregates through its context cache equals parse_packet on every datagram."""
+    import dataclasses
+
+    from lab.agent.dogstatsd import MetricAggregator
+    from lab.agent.dogstatsd_server import DogStatsDServer
+
+    stream = [("\n".join(lines).encode(), ("127.0.0.1", 40000 + peer)) for lines, peer in datagrams]
+    stream += stream  # the second time, every cacheable context is a hit
+    seen = []
+    for through_cache in (False, True):
+        server = DogStatsDServer(MetricAggregator("h", 10), ["127.0.0.1"], 0,
+                                 origin=lambda ip, port, cid: [f"p:{port}", f"c:{cid}"])
+        if through_cache:
+            server.handle_batch(list(stream))
+        else:
+            for data, addr in stream:
+                server.handle(data, addr)
+        series, sketches, events, checks = server.aggregator.flush(now=0, force=True)
+        seen.append((
+            sorted(repr((s.name, s.tags, s.host, s.mtype, [(0, v) for _, v in s.points])) for s in series),
+            sorted(repr((k.name, k.tags, k.host, sorted(k.sketch.bins.items()), k.sketch.count))
+                   for k in sketches),
+            sorted(repr(dataclasses.asdict(e)) for e in events + checks),
+            server.stats.as_dict(),
+        ))
+    assert seen[0] == seen[1]

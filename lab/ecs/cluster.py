@@ -86,7 +86,8 @@ class EcsCluster:
         self.on_instance(inst)
         agent = InstanceAgent(self.world, inst, self.runner, self.control_plane.clients,
                               redirects=self.redirects_for(inst), interval=self.agent_interval,
-                              report_health=self.control_plane.report_health)
+                              report_health=self.control_plane.report_health,
+                              report_address=self.control_plane.report_eni_address)
         self._unsubscribe.append(self.control_plane.on_assignments(agent.wake))
         self.agents[inst.index] = agent.start()
 

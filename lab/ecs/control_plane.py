@@ -466,6 +466,14 @@ class ControlPlane:
         with ECS_LOCK:
             MotoEcs(self.region).set_health(task_arn, container_health, essential)
 
+    def report_eni_address(self, task_arn: str, address: str) -> None:
+        """An awsvpc task's address on its instance, as the backend gave it, into the task's ENI
+        (`MotoEcs.set_eni_address`; embedded moto only: LocalStack runs its own tasks)."""
+        if self.kind != "moto":
+            return
+        with ECS_LOCK:
+            MotoEcs(self.region).set_eni_address(task_arn, address)
+
     def on_assignments(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener` whenever a task is placed or asked to stop: ECS pushes assignments to
         its agents (ACS), so they act at once. Embedded moto only; LocalStack's pushes do not reach

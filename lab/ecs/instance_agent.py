@@ -77,6 +77,8 @@ class InstanceAgent:
     on_error: Callable[[str], None] | None = None
     # Where container health goes (the ECS agent's telemetry channel); None keeps it in the world only.
     report_health: Callable[[str, dict[str, str], set[str]], None] | None = None
+    # Where an awsvpc task's address goes once it runs (its ENI in the control plane); None: nowhere.
+    report_address: Callable[[str, str], None] | None = None
     local: dict[str, LocalTask] = field(default_factory=dict)
     failures: list[StartFailure] = field(default_factory=list)
 
@@ -347,6 +349,10 @@ class InstanceAgent:
             if status == "RUNNING":
                 task.known_status = "RUNNING"
                 self.world.touch()
+                addresses = task.containers[0].ipv4_addresses if task.containers else []
+                if (task.network_mode == "awsvpc" and addresses and self.report_address is not None
+                        and self.instance.launch_type != "FARGATE"):
+                    self.report_address(arn, addresses[0])
             for c in task.containers:
                 entry = {"containerName": c.name, "runtimeId": c.docker_id,
                          "status": "STOPPED" if status == "STOPPED" else (c.known_status or status)}

@@ -371,6 +371,34 @@ class MotoEcs:
         else:
             t.health_status = "UNKNOWN"
 
+    def set_eni_address(self, task: str, address: str) -> None:
+        """The address an awsvpc task on an EC2 instance got from the backend, into its ENI: on ECS the
+        control plane picks the ENI's address and the instance's ECS agent plumbs the task's namespace
+        with it; here the backend picks (a free address of its own network), so the ENI moto made
+        takes that address, and `describe-tasks` attachments, `describe-network-interfaces` and task
+        metadata tell one story. Fargate tasks keep moto's address (their host is built from it)."""
+        from moto.ec2.models import ec2_backends
+        from moto.ec2.utils import generate_dns_from_ip
+
+        found = self.find_task(task)
+        if not found:
+            return
+        enis = ec2_backends[self.account][self.region].enis
+        for attachment in getattr(found[1], "attachments", None) or []:
+            if attachment.get("type") != "ElasticNetworkInterface":
+                continue
+            details = {d["name"]: d for d in attachment.get("details", [])}
+            eni = enis.get(details.get("networkInterfaceId", {}).get("value", ""))
+            dns = generate_dns_from_ip(address)
+            if "privateIPv4Address" in details:
+                details["privateIPv4Address"]["value"] = address
+            if "privateDnsName" in details:
+                details["privateDnsName"]["value"] = dns
+            if eni is not None:
+                eni.private_ip_address = address
+                eni.private_ip_addresses = [{"Primary": True, "PrivateIpAddress": address}]
+                eni.private_dns_name = dns
+
     def stop(self, cluster_name: str, task_arn: str, reason: str) -> None:
         """Ask for a task to stop (desired STOPPED); its agent reports STOPPED once it has."""
         t = self.backend.tasks.get(cluster_name, {}).get(task_arn)

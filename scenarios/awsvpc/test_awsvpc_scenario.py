@@ -185,6 +185,16 @@ def test_each_awsvpc_task_has_an_address_of_its_own_and_finds_the_agent_at_the_p
     assert addresses[web] != addresses[local], "two awsvpc tasks share an address: each has its own ENI"
     assert agent.private_ip not in addresses.values(), (
         f"an awsvpc task has the instance's private IP {agent.private_ip}: its ENI must be its own")
+    # One story: the address the task answers at is its ENI's in describe-tasks and in EC2's
+    # describe-network-interfaces (the control plane's ENI takes the address the task runs with).
+    tasks = awsvpc["tasks"]
+    for arn in (web, local):
+        details = {d["name"]: d["value"] for a in tasks.status(arn)["attachments"]
+                   if a["type"] == "ElasticNetworkInterface" for d in a["details"]}
+        assert details.get("privateIPv4Address") == addresses[arn], (arn, details)
+        eni = _aws(tasks.lab, "ec2").describe_network_interfaces(
+            NetworkInterfaceIds=[details["networkInterfaceId"]])["NetworkInterfaces"][0]
+        assert eni["PrivateIpAddress"] == addresses[arn], (arn, eni["PrivateIpAddress"])
     seen = awsvpc["seen"][web]
     assert seen["agent_host"] == agent.private_ip, (
         f"the docs' IMDS line in an awsvpc task set DD_AGENT_HOST={seen['agent_host']!r}; expected the "

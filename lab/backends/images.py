@@ -304,20 +304,30 @@ def build_node_app_image(client=None, tag: str = NODE_APP_IMAGE, *, base_image: 
 
     Cached by content like the others: reused when built from the same files and base image (label
     `SOURCE_LABEL`); an edit of app.js rebuilds only its last layer (the modules stay cached)."""
-    client = client or docker_client()
+    return _build_on_base(client or docker_client(), tag, dockerfile=NODE_APP_DOCKERFILE,
+                          paths=NODE_APP_PATHS, role="node-app", base_image=base_image, buildargs={},
+                          ca_bundle=ca_bundle, rebuild=rebuild, no_cache=no_cache, log=log)
+
+
+def _build_on_base(client, tag: str, *, dockerfile: str, paths: Iterable[str], role: str, base_image: str,
+                   buildargs: dict[str, str], ca_bundle: str | None | bool, rebuild: bool, no_cache: bool,
+                   log: Callable[[str], None]) -> ImageResult:
+    """`dockerfile` built as `tag` on `base_image`, cached by content: the tag is reused when it was
+    built from the same `paths`, build arguments and base image (label `SOURCE_LABEL`)."""
     started = time.monotonic()
     if not image_exists(client, base_image):
         raise ImageBuildError(f"base image {base_image} is not present; `ecs-lab images build` makes it")
-    inputs = hashlib.sha256((source_hash(paths=NODE_APP_PATHS)
+    args = "".join(buildargs[k] for k in sorted(buildargs))
+    inputs = hashlib.sha256((source_hash(paths=paths) + args
                              + client.images.get(base_image).id).encode()).hexdigest()[:16]
     if not rebuild and image_exists(client, tag):
         image = client.images.get(tag)
         if (image.labels or {}).get(SOURCE_LABEL) == inputs:
             return ImageResult(tag, image.id, False, time.monotonic() - started)
         log(f"{tag} was built from other sources; rebuilding")
-    image_id = _docker_build(client, tag, dockerfile=NODE_APP_DOCKERFILE, paths=NODE_APP_PATHS,
-                             role="node-app", digest=inputs, buildargs={"BASE_IMAGE": base_image},
-                             ca_bundle=ca_bundle, no_cache=no_cache, log=log)
+    image_id = _docker_build(client, tag, dockerfile=dockerfile, paths=paths, role=role, digest=inputs,
+                             buildargs={"BASE_IMAGE": base_image, **buildargs}, ca_bundle=ca_bundle,
+                             no_cache=no_cache, log=log)
     return ImageResult(tag, image_id, True, time.monotonic() - started)
 
 
@@ -354,24 +364,12 @@ def build_serverless_compat_image(client=None, *, version: str | None = None, ba
     """
     from lab.agent_images import serverless_compat_image, serverless_compat_version
 
-    client = client or docker_client()
-    started = time.monotonic()
     version = version or serverless_compat_version()
-    tag = serverless_compat_image(version)
-    if not image_exists(client, base_image):
-        raise ImageBuildError(f"base image {base_image} is not present; `ecs-lab images build` makes it")
-    inputs = hashlib.sha256((source_hash(paths=SERVERLESS_COMPAT_PATHS) + version
-                             + client.images.get(base_image).id).encode()).hexdigest()[:16]
-    if not rebuild and image_exists(client, tag):
-        image = client.images.get(tag)
-        if (image.labels or {}).get(SOURCE_LABEL) == inputs:
-            return ImageResult(tag, image.id, False, time.monotonic() - started)
-        log(f"{tag} was built from other sources; rebuilding")
-    image_id = _docker_build(client, tag, dockerfile=SERVERLESS_COMPAT_DOCKERFILE,
-                             paths=SERVERLESS_COMPAT_PATHS, role="agent-serverless-compat", digest=inputs,
-                             buildargs={"BASE_IMAGE": base_image, "SERVERLESS_COMPAT_VERSION": version},
-                             ca_bundle=ca_bundle, no_cache=no_cache, log=log)
-    return ImageResult(tag, image_id, True, time.monotonic() - started)
+    return _build_on_base(client or docker_client(), serverless_compat_image(version),
+                          dockerfile=SERVERLESS_COMPAT_DOCKERFILE, paths=SERVERLESS_COMPAT_PATHS,
+                          role="agent-serverless-compat", base_image=base_image,
+                          buildargs={"SERVERLESS_COMPAT_VERSION": version}, ca_bundle=ca_bundle,
+                          rebuild=rebuild, no_cache=no_cache, log=log)
 
 
 def ensure_images(agent: str = "lab", client=None, *, base_image: str | None = None, rebuild: bool = False,

@@ -24,6 +24,7 @@ one aggregator flush + margin for DogStatsD (lab.agent_probe, from the agent und
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 import uuid
@@ -34,6 +35,7 @@ import pytest
 from lab.agent_probe import waiting_for
 from lab.apps import entrypoints
 from lab.pytest_plugin import intake_client
+from lab.sandbox.target import instance_url
 from lab.world import wait_until
 
 # A task is RUNNING once its app listens: ddtrace-run plus Flask start in seconds, more on a loaded
@@ -149,8 +151,6 @@ def _low64(trace_id: str) -> int:
 
 
 def _get(url: str, timeout: float = 10.0) -> dict:
-    import json
-
     with _opener.open(url, timeout=timeout) as resp:
         return json.loads(resp.read())
 
@@ -258,26 +258,22 @@ def test_localhost_in_an_awsvpc_task_is_the_tasks_own_namespace_where_no_agent_l
         "traces sent to localhost in an awsvpc task reached the intake: localhost is not the instance's"
 
 
-def _imds_policy(lab, **policy) -> None:
-    inst = lab.instance(1)
-    base = inst.get("imds_host_url") or inst["imds_url"]
-    import json
-
-    req = urllib.request.Request(f"{base}/ecs-lab/policy", data=json.dumps(policy).encode(), method="POST",
+def _instance_control(lab, kind: str, path: str, payload: dict) -> None:
+    """A lab control call on instance 1's IMDS (`kind` "imds") or ECS agent ("ecs"), at the address
+    this machine may call."""
+    url = instance_url(lab.instance(1), kind)
+    req = urllib.request.Request(f"{url}{path}", data=json.dumps(payload).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
     with _opener.open(req, timeout=10) as resp:
         assert resp.status == 200
+
+
+def _imds_policy(lab, **policy) -> None:
+    _instance_control(lab, "imds", "/ecs-lab/policy", policy)
 
 
 def _ecs_config(lab, **settings: str) -> None:
-    inst = lab.instance(1)
-    base = inst.get("ecs_endpoint_host") or inst["ecs_endpoint"]
-    import json
-
-    req = urllib.request.Request(f"{base}/ecs-lab/config", data=json.dumps(settings).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with _opener.open(req, timeout=10) as resp:
-        assert resp.status == 200
+    _instance_control(lab, "ecs", "/ecs-lab/config", settings)
 
 
 def test_with_hop_limit_1_an_awsvpc_task_gets_an_imds_token_and_a_bridge_task_does_not(lab, agent, awsvpc):

@@ -37,6 +37,8 @@ from lab.world import wait_until
 NODE_SERVICE = "node-web"
 # dd-trace-js: a span-stats bucket is 10 s and is sent when it closes (span_stats.js).
 NODE_STATS_SECONDS = 10.0
+# The app serves itself one /work request (spans, hot-shots metrics) per LAB_NODE_WORK_INTERVAL_MS.
+NODE_WORK_SECONDS = 1.0
 # The agent's OTLP receiver as its docs enable it (all interfaces, the standard ports).
 OTLP_ENV = {"DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_HTTP_ENDPOINT": "0.0.0.0:4318",
             "DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_GRPC_ENDPOINT": "0.0.0.0:4317"}
@@ -235,7 +237,13 @@ def node_task(tracers_lab):
         return task if task["lastStatus"] == "RUNNING" else None
 
     wait_until(running, 60, interval=0.3, what="the Node app task to run")
-    yield {"arn": task_arn, "started": started, "ecs": ecs}
+    # RUNNING is the container's start; the app sends once Node has loaded dd-trace and listens
+    # (seconds on a loaded machine), and its first /work request is one work interval after that.
+    # Every wait on what the app sends counts from there, never from the task's start.
+    wait_until(lambda: "listening on " in tracers_lab.backend.container_logs(task_arn, "app", 60), 90,
+               interval=0.3, what="the Node app to listen (dd-trace loaded)")
+    sending = time.monotonic() + NODE_WORK_SECONDS
+    yield {"arn": task_arn, "started": started, "sending": sending, "ecs": ecs}
     ecs.stop_task(cluster=cluster, task=task_arn, reason="scenario done")
 
 
@@ -254,8 +262,8 @@ def test_node_app_sets_the_agent_host_from_imds(tracers_lab, agent, node_task):
 @pytest.mark.agent_offers("traces")
 def test_node_spans_arrive_with_the_task_tags(tracers_lab, agent, intake, node_task):
     # dd-trace-js writes traces every 2 s (flushInterval).
-    with waiting_for(agent.probe.intervals().traces(tracer_flush=2.0), node_task["started"] - 10) as timeout:
-        spans = intake.wait_for_spans(service=NODE_SERVICE, timeout=max(timeout, 20.0),
+    with waiting_for(agent.probe.intervals().traces(tracer_flush=2.0), node_task["sending"]) as timeout:
+        spans = intake.wait_for_spans(service=NODE_SERVICE, timeout=max(timeout, 5.0),
                                       predicate=lambda s: s.get("name") == "work.step")
     span = spans[0]
     assert span["hostname"] == agent.instance_id and span["env"] == "lab"
@@ -276,7 +284,7 @@ def test_node_client_side_stats_arrive(tracers_lab, agent, intake, node_task):
     budget = Wait(NODE_STATS_SECONDS * 2 + wait.seconds,
                   f"two dd-trace-js stats buckets ({NODE_STATS_SECONDS:g} s) + {wait}")
     try:
-        with waiting_for(budget, node_task["started"]) as timeout:
+        with waiting_for(budget, node_task["sending"]) as timeout:
             payload, group = wait_until(lambda: _stats_group(intake, NODE_SERVICE), max(timeout, 5.0),
                                         interval=0.5, what=f"{NODE_SERVICE}'s client-side stats")
     except TimeoutError as exc:
@@ -287,9 +295,12 @@ def test_node_client_side_stats_arrive(tracers_lab, agent, intake, node_task):
 
 @pytest.mark.agent_offers("dogstatsd_metrics")
 def test_node_hot_shots_metrics_arrive(tracers_lab, agent, intake, node_task):
-    with waiting_for(agent.probe.intervals().metrics(), node_task["started"] - 10) as timeout:
-        series = intake.wait_for_metric("ecs_lab.node.requests", tags=f"service:{NODE_SERVICE}",
-                                        timeout=max(timeout, 20.0))
+    try:
+        with waiting_for(agent.probe.intervals().metrics(), node_task["sending"]) as timeout:
+            series = intake.wait_for_metric("ecs_lab.node.requests", tags=f"service:{NODE_SERVICE}",
+                                            timeout=max(timeout, 5.0))
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; app log:\n{_node_log(tracers_lab, node_task)}") from None
     tags = set(series[0]["tags"])
     assert {"app:ecs-lab-node", "env:lab", "route:/work", "task_family:node-web-task"} <= tags, sorted(tags)
 

@@ -28,9 +28,10 @@ from lab.world import DEFAULT_REGION
 
 ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 _REGION_RE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
-# ECS's InvalidParameterException text for `assignPublicIp: ENABLED` on a launch other than Fargate:
-# an awsvpc task's ENI on an EC2 instance gets no public address (developer guide, "Amazon ECS task
-# networking options for EC2"; the API reference's AwsVpcConfiguration).
+# ECS's InvalidParameterException text for `assignPublicIp: ENABLED` on a launch other than Fargate: a
+# task ENI on an EC2 instance gets no public address (developer guide, "Allocate a network interface
+# for an Amazon ECS task"); the text as the real service answers it in public reports (aws/aws-cdk
+# issue 13348, hashicorp/waypoint issue 643, both create-service on EC2).
 PUBLIC_IP_NOT_SUPPORTED = "Assign public IP is not supported for this launch type."
 
 

@@ -428,9 +428,9 @@ class MotoEcs:
             ]
 
     def _release_eni(self, t: Any) -> None:
-        """A stopped task's ENI is deleted (ECS deletes the ENIs it created for awsvpc tasks when
-        they stop: developer guide, "Amazon ECS task networking options for EC2", awsvpc) and
-        its attachment shows DELETED; the details stay as they were, as ECS keeps them."""
+        """A stopped task's ENI is deleted and its attachment shows DELETED, its details kept ("When
+        the task stops or if the service is scaled down, the task ENI is detached and deleted":
+        developer guide, "Allocate a network interface for an Amazon ECS task")."""
         from moto.ec2.models import ec2_backends
 
         enis = ec2_backends[self.account][self.region].enis

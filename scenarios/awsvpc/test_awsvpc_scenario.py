@@ -85,6 +85,7 @@ class Tasks:
             Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
         self.subnet = sorted(subnets, key=lambda s: s["AvailabilityZone"])[0]["SubnetId"]
         self.arns: list[str] = []
+        self.replies: dict[str, dict] = {}  # run-task's answer, by task
 
     def run(self, definition: dict) -> str:
         self.ecs.register_task_definition(**definition)
@@ -96,6 +97,7 @@ class Tasks:
         assert out["failures"] == [], out["failures"]
         arn = out["tasks"][0]["taskArn"]
         self.arns.append(arn)
+        self.replies[arn] = out["tasks"][0]
         return arn
 
     def status(self, arn: str) -> dict:
@@ -190,9 +192,10 @@ def test_each_awsvpc_task_has_an_address_of_its_own_and_finds_the_agent_at_the_p
     # describe-network-interfaces (the control plane's ENI takes the address the task runs with).
     tasks = awsvpc["tasks"]
     for arn in (web, local):
-        details = {d["name"]: d["value"] for a in tasks.status(arn)["attachments"]
-                   if a["type"] == "ElasticNetworkInterface" for d in a["details"]}
-        assert details.get("privateIPv4Address") == addresses[arn], (arn, details)
+        # run-task's answer: the ENI is not attached yet, so it shows no address that could change.
+        assert _eni(tasks.replies[arn]) == ("PRECREATED", {"subnetId": tasks.subnet}), tasks.replies[arn]
+        status, details = _eni(tasks.status(arn))
+        assert status == "ATTACHED" and details.get("privateIPv4Address") == addresses[arn], (arn, details)
         eni = _aws(tasks.lab, "ec2").describe_network_interfaces(
             NetworkInterfaceIds=[details["networkInterfaceId"]])["NetworkInterfaces"][0]
         assert eni["PrivateIpAddress"] == addresses[arn], (arn, eni["PrivateIpAddress"])

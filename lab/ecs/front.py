@@ -88,6 +88,8 @@ class EcsFront:
                 return handler(ecs, params, environ, body, start_response)
             status, headers, out = self._forward(environ, body)
             if action == "StopTask" and status.startswith("200"):
+                if isinstance(params, dict) and params.get("task"):
+                    ecs.stopped_before_attach(str(params["task"]))
                 ASSIGNMENTS.publish()  # moto's own StopTask set desired STOPPED
             if action in ("DeleteCluster", "DeregisterContainerInstance") and status.startswith("200"):
                 self.on_deleted(action, params if isinstance(params, dict) else {})

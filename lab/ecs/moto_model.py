@@ -427,6 +427,17 @@ class MotoEcs:
                 {"name": "privateIPv4Address", "value": eni.private_ip_address},
             ]
 
+    def stopped_before_attach(self, task: str) -> None:
+        """moto's own StopTask marks a task STOPPED at once: one whose ENI was never attached (no
+        instance agent had started it) has no ENI to delete, and its attachment is DELETED now; an
+        attached one waits for its agent's STOPPED report (`submit_state_change`)."""
+        found = self.find_task(task)
+        if found and found[1].last_status == "STOPPED":
+            for attachment in getattr(found[1], "attachments", None) or []:
+                kind, status = attachment.get("type"), attachment.get("status")
+                if kind == "ElasticNetworkInterface" and status == "PRECREATED":
+                    attachment["status"] = "DELETED"
+
     def _release_eni(self, t: Any) -> None:
         """A stopped task's ENI is deleted and its attachment shows DELETED, its details kept ("When
         the task stops or if the service is scaled down, the task ENI is detached and deleted":

@@ -322,3 +322,6 @@ def test_run_task_of_an_awsvpc_definition_on_ec2_gets_an_eni_on_its_instance(con
     assert eni["type"] == "ElasticNetworkInterface" and eni["status"] == "PRECREATED"
     assert details == {"subnetId": subnet["SubnetId"]}
     ecs.stop_task(cluster=cluster, task=task["taskArn"])
+    # No instance agent ever started it: stopped with its ENI never attached, nothing left to delete.
+    stopped = ecs.describe_tasks(cluster=cluster, tasks=[task["taskArn"]])["tasks"][0]
+    assert stopped["lastStatus"] == "STOPPED" and stopped["attachments"][0]["status"] == "DELETED"

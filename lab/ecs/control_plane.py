@@ -467,12 +467,13 @@ class ControlPlane:
             MotoEcs(self.region).set_health(task_arn, container_health, essential)
 
     def report_eni_address(self, task_arn: str, address: str) -> None:
-        """An awsvpc task's address on its instance, as the backend gave it, into the task's ENI
-        (`MotoEcs.set_eni_address`; embedded moto only: LocalStack runs its own tasks)."""
+        """An awsvpc task's address on its instance, as the backend gave it: the task's ENI is made
+        with it and attached (`MotoEcs.attach_eni`; embedded moto only: LocalStack runs its own
+        tasks)."""
         if self.kind != "moto":
             return
         with ECS_LOCK:
-            MotoEcs(self.region).set_eni_address(task_arn, address)
+            MotoEcs(self.region).attach_eni(task_arn, address)
 
     def on_assignments(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call `listener` whenever a task is placed or asked to stop: ECS pushes assignments to

@@ -28,6 +28,11 @@ from lab.world import DEFAULT_REGION
 
 ECS_TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 _REGION_RE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+# ECS's InvalidParameterException text for `assignPublicIp: ENABLED` on a launch other than Fargate: a
+# task ENI on an EC2 instance gets no public address (developer guide, "Allocate a network interface
+# for an Amazon ECS task"); the text as the real service answers it in public reports (aws/aws-cdk
+# issue 13348, hashicorp/waypoint issue 643, both create-service on EC2).
+PUBLIC_IP_NOT_SUPPORTED = "Assign public IP is not supported for this launch type."
 
 
 
@@ -83,6 +88,8 @@ class EcsFront:
                 return handler(ecs, params, environ, body, start_response)
             status, headers, out = self._forward(environ, body)
             if action == "StopTask" and status.startswith("200"):
+                if isinstance(params, dict) and params.get("task"):
+                    ecs.stopped_before_attach(str(params["task"]))
                 ASSIGNMENTS.publish()  # moto's own StopTask set desired STOPPED
             if action in ("DeleteCluster", "DeregisterContainerInstance") and status.startswith("200"):
                 self.on_deleted(action, params if isinstance(params, dict) else {})
@@ -148,8 +155,8 @@ class EcsFront:
                                       "supported. Remove one and try again.")
         return None
 
-    def _launch(self, ecs: MotoEcs, p: dict, cluster: Any, td: Any, start_response: Callable,
-                *, ec2_awsvpc_check: bool = True) -> tuple[str, str | None] | list[bytes]:
+    def _launch(self, ecs: MotoEcs, p: dict, cluster: Any, td: Any,
+                start_response: Callable) -> tuple[str, str | None] | list[bytes]:
         """(launch type, capacity provider) for new tasks, or ECS's error (API reference, RunTask):
         with neither a launch type nor a strategy the cluster's default strategy applies, and
         without one the launch type is EC2."""
@@ -171,10 +178,12 @@ class EcsFront:
             if why:
                 return self._client_error(start_response, "InvalidParameterException", why)
             return ("FARGATE", None) if launch_type else ("", provider)
-        if (ec2_awsvpc_check and td is not None and td.network_mode == "awsvpc"
-                and not p.get("networkConfiguration")):
+        if td is not None and td.network_mode == "awsvpc" and not p.get("networkConfiguration"):
             return self._client_error(start_response, "InvalidParameterException",
                                       fargate.NO_NETWORK_CONFIGURATION)
+        vpc = (p.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
+        if isinstance(vpc, dict) and vpc.get("assignPublicIp") == "ENABLED":
+            return self._client_error(start_response, "InvalidParameterException", PUBLIC_IP_NOT_SUPPORTED)
         if launch_type == "EXTERNAL":
             # ECS Anywhere: the definition must say it runs there (requiresCompatibilities).
             if td is not None and "EXTERNAL" not in (getattr(td, "requires_compatibilities", None) or []):
@@ -232,6 +241,9 @@ class EcsFront:
         if len(refs) > 10:
             return self._client_error(start_response, "InvalidParameterException",
                                       "Up to 10 container instances can be specified.")
+        if ((p.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}).get("assignPublicIp") \
+                == "ENABLED":
+            return self._client_error(start_response, "InvalidParameterException", PUBLIC_IP_NOT_SUPPORTED)
         needs = scheduler.TaskNeeds.from_task_definition(taskdef_dict(td))
         views = {v.short_id: v for v in ecs.instance_views(cluster.name)}
         placement = scheduler.Placement()
@@ -367,8 +379,8 @@ class EcsFront:
                   if p.get("taskDefinition") else None)
         except Exception:  # noqa: BLE001 - moto's own error for an unknown definition follows
             return None
-        # For services the lab checks the network configuration on FARGATE only (as before).
-        launch = self._launch(ecs, p, cluster, td, start_response, ec2_awsvpc_check=False)
+        # An awsvpc definition needs its network configuration on EC2 too (ECS's text as RunTask's).
+        launch = self._launch(ecs, p, cluster, td, start_response)
         return launch if isinstance(launch, list) else None
 
     def _CreateService(self, ecs: MotoEcs, p: dict, environ: dict, body: bytes, start_response: Callable):

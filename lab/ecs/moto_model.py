@@ -166,10 +166,27 @@ class MotoEcs:
                      resource_requirements=requirements, backend=b, group=group or f"family:{td.family}",
                      overrides=overrides or {}, started_by=started_by, tags=tags or [],
                      networking_configuration={"awsvpcConfiguration": vpc})
+            self._precreate_eni(t)
             b.update_container_instance_resources(instance, requirements)
             b.tasks.setdefault(cluster.name, {})[t.task_arn] = t
             tasks.append(t)
         return tasks
+
+    def _precreate_eni(self, t: Any) -> None:
+        """An EC2 awsvpc task's ENI attachment as ECS shows it before the ENI is attached: status
+        PRECREATED and only its subnet (ECS API reference, `Attachment`). moto's Task made an ENI
+        with an address of its own choosing; the backend picks the task's address later
+        (`attach_eni`), so that ENI is dropped: no address is shown that would change."""
+        from moto.ec2.models import ec2_backends
+
+        enis = ec2_backends[self.account][self.region].enis
+        for attachment in getattr(t, "attachments", None) or []:
+            if attachment.get("type") != "ElasticNetworkInterface":
+                continue
+            details = {d["name"]: d["value"] for d in attachment.get("details", [])}
+            enis.pop(details.get("networkInterfaceId", ""), None)
+            attachment["status"] = "PRECREATED"
+            attachment["details"] = [{"name": "subnetId", "value": details.get("subnetId", "")}]
 
     def subnets(self) -> dict[str, Any]:
         """moto EC2's subnets in this region, by id (its default VPC has one per availability zone)."""
@@ -351,6 +368,9 @@ class MotoEcs:
             t.desired_status = "STOPPED"
             t.stopped_reason = reason or t.stopped_reason
             self._release(cluster_name, t)
+        if status == "STOPPED":
+            # Also when moto's own StopTask marked it STOPPED before its agent had stopped it.
+            self._release_eni(t)
 
     def set_health(self, task: str, container_health: dict[str, str], essential: set[str]) -> None:
         """Container health as the agent saw it run (the ECS agent reports it over its private
@@ -371,33 +391,67 @@ class MotoEcs:
         else:
             t.health_status = "UNKNOWN"
 
-    def set_eni_address(self, task: str, address: str) -> None:
-        """The address an awsvpc task on an EC2 instance got from the backend, into its ENI: on ECS the
-        control plane picks the ENI's address and the instance's ECS agent plumbs the task's namespace
-        with it; here the backend picks (a free address of its own network), so the ENI moto made
-        takes that address, and `describe-tasks` attachments, `describe-network-interfaces` and task
-        metadata tell one story. Fargate tasks keep moto's address (their host is built from it)."""
+    def attach_eni(self, task: str, address: str) -> None:
+        """An awsvpc task on an EC2 instance is running at `address` (the backend's): its ENI is
+        created with that address and its attachment becomes ATTACHED with the ENI's id, MAC, DNS
+        name and address. On ECS the control plane picks the ENI's address and the instance's ECS
+        agent plumbs the task's namespace with it; here the backend picks (a free address of its
+        own network), so the ENI is made once the address is known, and `describe-tasks`,
+        `describe-network-interfaces` and task metadata show one address that never changes. An
+        attachment already ATTACHED keeps its address (a later report changes nothing)."""
         from moto.ec2.models import ec2_backends
-        from moto.ec2.utils import generate_dns_from_ip
 
         found = self.find_task(task)
         if not found:
             return
+        t = found[1]
+        ec2 = ec2_backends[self.account][self.region]
+        vpc = (getattr(t, "network_configuration", None) or {}).get("awsvpcConfiguration") or {}
+        for attachment in getattr(t, "attachments", None) or []:
+            stopping = t.desired_status == "STOPPED" or t.last_status == "STOPPED"
+            eni_type = attachment.get("type") == "ElasticNetworkInterface"
+            if not eni_type or attachment.get("status") != "PRECREATED" or stopping:
+                continue  # attached already, or stopping: its address stays what was shown
+            subnet = next((d["value"] for d in attachment.get("details", []) if d["name"] == "subnetId"), "")
+            eni = ec2.create_network_interface(subnet=subnet, private_ip_address=address,
+                                               group_ids=list(vpc.get("securityGroups") or []),
+                                               description=f"ECS task {task.rsplit('/', 1)[-1]}")
+            eni.status = "in-use"
+            eni.device_index = 1  # the instance's primary interface is 0
+            attachment["status"] = "ATTACHED"
+            attachment["details"] = [
+                {"name": "subnetId", "value": subnet},
+                {"name": "networkInterfaceId", "value": eni.id},
+                {"name": "macAddress", "value": eni.mac_address},
+                {"name": "privateDnsName", "value": eni.private_dns_name},
+                {"name": "privateIPv4Address", "value": eni.private_ip_address},
+            ]
+
+    def stopped_before_attach(self, task: str) -> None:
+        """moto's own StopTask marks a task STOPPED at once: one whose ENI was never attached (no
+        instance agent had started it) has no ENI to delete, and its attachment is DELETED now; an
+        attached one waits for its agent's STOPPED report (`submit_state_change`)."""
+        found = self.find_task(task)
+        if found and found[1].last_status == "STOPPED":
+            for attachment in getattr(found[1], "attachments", None) or []:
+                kind, status = attachment.get("type"), attachment.get("status")
+                if kind == "ElasticNetworkInterface" and status == "PRECREATED":
+                    attachment["status"] = "DELETED"
+
+    def _release_eni(self, t: Any) -> None:
+        """A stopped task's ENI is deleted and its attachment shows DELETED, its details kept ("When
+        the task stops or if the service is scaled down, the task ENI is detached and deleted":
+        developer guide, "Allocate a network interface for an Amazon ECS task")."""
+        from moto.ec2.models import ec2_backends
+
         enis = ec2_backends[self.account][self.region].enis
-        for attachment in getattr(found[1], "attachments", None) or []:
-            if attachment.get("type") != "ElasticNetworkInterface":
+        for attachment in getattr(t, "attachments", None) or []:
+            if attachment.get("type") != "ElasticNetworkInterface" or attachment.get("status") == "DELETED":
                 continue
-            details = {d["name"]: d for d in attachment.get("details", [])}
-            eni = enis.get(details.get("networkInterfaceId", {}).get("value", ""))
-            dns = generate_dns_from_ip(address)
-            if "privateIPv4Address" in details:
-                details["privateIPv4Address"]["value"] = address
-            if "privateDnsName" in details:
-                details["privateDnsName"]["value"] = dns
-            if eni is not None:
-                eni.private_ip_address = address
-                eni.private_ip_addresses = [{"Primary": True, "PrivateIpAddress": address}]
-                eni.private_dns_name = dns
+            eni_id = next((d["value"] for d in attachment.get("details", [])
+                           if d["name"] == "networkInterfaceId"), "")
+            enis.pop(eni_id, None)
+            attachment["status"] = "DELETED"
 
     def stop(self, cluster_name: str, task_arn: str, reason: str) -> None:
         """Ask for a task to stop (desired STOPPED); its agent reports STOPPED once it has."""

@@ -186,7 +186,8 @@ class ServiceScheduler:
                 self._started(svc, self.ecs.start_on(cluster, svc.task_definition, [view.arn],
                                                      started_by=started_by, group=group,
                                                      tags=self._task_tags(svc),
-                                                     launch_type=self._launch_type(svc)))
+                                                     launch_type=self._launch_type(svc),
+                                                     network_configuration=svc.network_configuration))
         else:
             missing = svc.desired_count - len(mine)
             if running and len(running) == len(mine):
@@ -208,7 +209,8 @@ class ServiceScheduler:
                     self._started(svc, self.ecs.start_on(cluster, svc.task_definition, placement.placed,
                                                          started_by=started_by, group=group,
                                                          tags=self._task_tags(svc),
-                                                         launch_type=self._launch_type(svc)))
+                                                         launch_type=self._launch_type(svc),
+                                                         network_configuration=svc.network_configuration))
                 if placement.failures and len(placement.placed) < missing:
                     self._event(svc, placement.service_event(svc.name)
                                 or scheduler.Placement(failures=placement.failures).service_event(svc.name))

@@ -31,6 +31,7 @@ import uuid
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from lab.agent_probe import waiting_for
 from lab.apps import entrypoints
@@ -84,6 +85,7 @@ class Tasks:
             Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
         self.subnet = sorted(subnets, key=lambda s: s["AvailabilityZone"])[0]["SubnetId"]
         self.arns: list[str] = []
+        self.replies: dict[str, dict] = {}  # run-task's answer, by task
 
     def run(self, definition: dict) -> str:
         self.ecs.register_task_definition(**definition)
@@ -95,6 +97,7 @@ class Tasks:
         assert out["failures"] == [], out["failures"]
         arn = out["tasks"][0]["taskArn"]
         self.arns.append(arn)
+        self.replies[arn] = out["tasks"][0]
         return arn
 
     def status(self, arn: str) -> dict:
@@ -189,9 +192,10 @@ def test_each_awsvpc_task_has_an_address_of_its_own_and_finds_the_agent_at_the_p
     # describe-network-interfaces (the control plane's ENI takes the address the task runs with).
     tasks = awsvpc["tasks"]
     for arn in (web, local):
-        details = {d["name"]: d["value"] for a in tasks.status(arn)["attachments"]
-                   if a["type"] == "ElasticNetworkInterface" for d in a["details"]}
-        assert details.get("privateIPv4Address") == addresses[arn], (arn, details)
+        # run-task's answer: the ENI is not attached yet, so it shows no address that could change.
+        assert _eni(tasks.replies[arn]) == ("PRECREATED", {"subnetId": tasks.subnet}), tasks.replies[arn]
+        status, details = _eni(tasks.status(arn))
+        assert status == "ATTACHED" and details.get("privateIPv4Address") == addresses[arn], (arn, details)
         eni = _aws(tasks.lab, "ec2").describe_network_interfaces(
             NetworkInterfaceIds=[details["networkInterfaceId"]])["NetworkInterfaces"][0]
         assert eni["PrivateIpAddress"] == addresses[arn], (arn, eni["PrivateIpAddress"])
@@ -256,6 +260,118 @@ def test_localhost_in_an_awsvpc_task_is_the_tasks_own_namespace_where_no_agent_l
                               predicate=lambda s: int(s.get("trace_id") or 0) == web_trace)
     assert not intake.spans(service="awsvpc-localhost"), \
         "traces sent to localhost in an awsvpc task reached the intake: localhost is not the instance's"
+
+
+def _eni(task: dict) -> tuple[str, dict[str, str]]:
+    """(attachment status, details) of the task's ENI attachment in describe-tasks."""
+    (att,) = [a for a in task.get("attachments") or [] if a["type"] == "ElasticNetworkInterface"]
+    return att["status"], {d["name"]: d["value"] for d in att.get("details") or []}
+
+
+def _eni_listed(ec2, eni_id: str) -> bool:
+    try:
+        ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "InvalidNetworkInterfaceID.NotFound", exc.response
+        return False
+    return True
+
+
+@NEEDS_APP_TRACES
+def test_an_awsvpc_service_on_ec2_runs_each_task_at_its_own_eni_and_scaling_in_deletes_one(lab, agent):
+    """create-service of an awsvpc definition with its network configuration, desiredCount 2: each
+    task answers at the ENI address describe-tasks shows (never another one before), finds the agent
+    at its instance's private IP, and its traces carry its own task_arn; scaled to 1, the stopped
+    task's ENI is deleted."""
+    tasks = Tasks(lab)
+    ecs, ec2 = tasks.ecs, _aws(lab, "ec2")
+    cluster = lab.cluster_name
+    suffix = uuid.uuid4().hex[:6]
+    family = service = f"awsvpc-svc-{suffix}"
+    ecs.register_task_definition(**_app_definition(family, "awsvpc-svc"))
+    # ECS refuses an awsvpc service without its network configuration, with RunTask's text.
+    with pytest.raises(ClientError) as refused:
+        ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=family, desiredCount=2,
+                           launchType="EC2")
+    assert refused.value.response["Error"]["Message"] == \
+        "Network Configuration must be provided when networkMode 'awsvpc' is specified."
+    group = ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]["GroupId"]
+    config = {"subnets": [tasks.subnet], "securityGroups": [group]}
+    ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=family, desiredCount=2,
+                       launchType="EC2", networkConfiguration={"awsvpcConfiguration": config})
+    shown: dict[str, set[str]] = {}  # every ENI address describe-tasks showed, by task
+
+    def described() -> list[dict]:
+        arns = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="RUNNING")["taskArns"]
+        arns += ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="STOPPED")["taskArns"]
+        out = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+        for t in out:
+            address = _eni(t)[1].get("privateIPv4Address")
+            shown.setdefault(t["taskArn"], set()).update([address] if address else [])
+        return out
+
+    def both_running() -> list[dict] | None:
+        now = described()
+        for t in now:
+            if t["lastStatus"] == "STOPPED":
+                raise AssertionError(f"service task {t['taskArn']} STOPPED ({t.get('stoppedReason')}):\n"
+                                     f"{tasks.logs(t['taskArn'])}")
+        return now if len(now) == 2 and all(t["lastStatus"] == "RUNNING" for t in now) else None
+
+    try:
+        running = wait_until(both_running, RUNNING_WITHIN, interval=0.2,
+                             what="the service's two tasks RUNNING")
+        # The deployment carries the network configuration its tasks were launched with.
+        deployed = ecs.describe_services(cluster=cluster, services=[service])["services"][0]["deployments"][0]
+        vpc = deployed["networkConfiguration"]["awsvpcConfiguration"]
+        assert (vpc["subnets"], vpc["securityGroups"]) == ([tasks.subnet], [group]), deployed
+        enis = {t["taskArn"]: _eni(t) for t in running}
+        addresses = {arn: details["privateIPv4Address"] for arn, (_, details) in enis.items()}
+        assert len(set(addresses.values())) == 2, f"the service's two tasks share an ENI address: {addresses}"
+        for arn, address in addresses.items():
+            status, details = enis[arn]
+            assert status == "ATTACHED" and details["subnetId"] == tasks.subnet, (arn, status, details)
+            # describe-tasks never showed another address for it (none before it was attached).
+            assert shown[arn] == {address}, (arn, shown[arn])
+            listed = ec2.describe_network_interfaces(
+                NetworkInterfaceIds=[details["networkInterfaceId"]])["NetworkInterfaces"][0]
+            assert listed["PrivateIpAddress"] == address and \
+                [g["GroupId"] for g in listed["Groups"]] == [group], listed
+            # Where describe-tasks says the task is, it answers, and it found its instance's agent.
+            instance = lab.world.find_task(arn)[0]
+            assert address != instance.private_ip, "an awsvpc task has its own ENI, not the instance's"
+            seen = _get(f"http://{address}:{APP_PORT}/")
+            assert seen["agent_host"] == instance.private_ip, (arn, seen)
+        intake = intake_client(lab.intake_url, "awsvpc-svc")
+        sent_at = time.monotonic()
+        work = {arn: _low64(_get(f"http://{a}:{APP_PORT}/work?ms=5&depth=2")["trace_id"])
+                for arn, a in addresses.items()}
+        with waiting_for(agent.probe.intervals().traces(), sent_at) as timeout:
+            for arn, trace_id in work.items():
+                def of_trace(span: dict, t: int = trace_id) -> bool:
+                    return int(span.get("trace_id") or 0) == t
+
+                spans = intake.wait_for_spans(service="awsvpc-svc", timeout=timeout, predicate=of_trace)
+                tags = set(spans[0].get("container_tags") or [])
+                assert f"task_arn:{arn}" in tags, (arn, sorted(tags))
+
+        ecs.update_service(cluster=cluster, service=service, desiredCount=1)
+
+        def one_stopped() -> tuple[str, str] | None:
+            by_status = {t["taskArn"]: t["lastStatus"] for t in described()}
+            gone = [a for a in addresses if by_status.get(a) == "STOPPED"]
+            return (gone[0], next(a for a in addresses if a != gone[0])) if gone else None
+
+        gone, left = wait_until(one_stopped, RUNNING_WITHIN, interval=0.3, what="one service task STOPPED")
+        assert not _eni_listed(ec2, enis[gone][1]["networkInterfaceId"]), \
+            "the scaled-in task's ENI is still in describe-network-interfaces: ECS deletes it"
+        assert _eni_listed(ec2, enis[left][1]["networkInterfaceId"])
+        assert _get(f"http://{addresses[left]}:{APP_PORT}/")["agent_host"]
+        assert all(len(v) <= 1 for v in shown.values()), shown
+    finally:
+        ecs.update_service(cluster=cluster, service=service, desiredCount=0)
+        ecs.delete_service(cluster=cluster, service=service, force=True)
 
 
 def _instance_control(lab, kind: str, path: str, payload: dict) -> None:

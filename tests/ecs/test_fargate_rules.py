@@ -300,7 +300,8 @@ def test_a_fargate_firelens_task_gets_its_routers_configuration(control_plane, w
 
 def test_run_task_of_an_awsvpc_definition_on_ec2_gets_an_eni_on_its_instance(control_plane, world):
     """awsvpc on EC2 (docs/awsvpc.md): refused without a network configuration, as ECS refuses it;
-    with one, the task is placed on the container instance with an ENI in the subnet named."""
+    with one, the task is placed on the container instance with an ENI attachment in the subnet named,
+    PRECREATED until its instance attaches it (tests/ecs/test_awsvpc_on_ec2.py follows it on)."""
     ecs = control_plane.clients.ecs
     cluster = world.cluster.name
     control_plane.ensure_cluster(cluster)
@@ -318,8 +319,9 @@ def test_run_task_of_an_awsvpc_definition_on_ec2_gets_an_eni_on_its_instance(con
     assert task["launchType"] == "EC2" and task["containerInstanceArn"] == inst.arn
     eni = task["attachments"][0]
     details = {d["name"]: d["value"] for d in eni["details"]}
-    assert eni["type"] == "ElasticNetworkInterface" and details["subnetId"] == subnet["SubnetId"]
-    got = control_plane.clients.ec2.describe_network_interfaces(
-        NetworkInterfaceIds=[details["networkInterfaceId"]])["NetworkInterfaces"][0]
-    assert got["PrivateIpAddress"] == details["privateIPv4Address"]
+    assert eni["type"] == "ElasticNetworkInterface" and eni["status"] == "PRECREATED"
+    assert details == {"subnetId": subnet["SubnetId"]}
     ecs.stop_task(cluster=cluster, task=task["taskArn"])
+    # No instance agent ever started it: stopped with its ENI never attached, nothing left to delete.
+    stopped = ecs.describe_tasks(cluster=cluster, tasks=[task["taskArn"]])["tasks"][0]
+    assert stopped["lastStatus"] == "STOPPED" and stopped["attachments"][0]["status"] == "DELETED"

@@ -22,6 +22,10 @@ NO_FARGATE = (
     "ECS refuses this FARGATE launch, which moto runs as data: the task definition is not "
     "FARGATE-compatible (no requiresCompatibilities FARGATE, no task-level cpu and memory), or the "
     "call has no awsvpc networkConfiguration (docs/fargate.md#ecs-rules-and-error-texts)")
+AWSVPC_NEEDS_NETWORK = (
+    "ECS refuses a service of an awsvpc task definition on EC2 without a networkConfiguration "
+    "(InvalidParameterException, docs/awsvpc.md#the-control-planes-rules-for-awsvpc-on-ec2); moto "
+    "creates it")
 
 LAB_DIFFERENCES: dict[str, str] = {
     "tests/test_ecs/test_ecs.py::test_create_service": NOTHING_PENDING_WITHOUT_INSTANCES,
@@ -47,6 +51,8 @@ LAB_DIFFERENCES: dict[str, str] = {
     "tests/test_ecs/test_ecs.py::test_run_task_default_cluster": NO_FARGATE,
     "tests/test_ecs/test_ecs_account_settings.py::test_run_task_default_cluster_new_arn_format": NO_FARGATE,
     "tests/test_ecs/test_ecs_account_settings.py::test_put_account_setting_changes_service_arn": NO_FARGATE,
+    "tests/test_ecs/test_ecs.py::test_create_running_service_bad_env_var": AWSVPC_NEEDS_NETWORK,
+    "tests/test_ecs/test_ecs.py::test_create_running_service_negative_env_var": AWSVPC_NEEDS_NETWORK,
 }
 
 

@@ -173,3 +173,16 @@ def test_the_started_agent_sends_series_and_traces_to_the_intake(booted):
     hosts = {next((x.get("name") for x in r.get("resources", []) if x.get("type") == "host"), None)
              for r in series}
     assert hosts - {None}, f"series without a host resource: {series[:1]}"
+
+
+def test_user_data_that_is_not_a_script_is_refused_by_both_boots(tmp_path):
+    from lab.backends.docker_boot import boot_instance
+    from lab.instance_boot import UserDataError, run_user_data
+
+    cloud_config = "#cloud-config\nruncmd:\n  - echo hi\n"
+    with pytest.raises(UserDataError, match="not a script"):
+        boot_instance(None, 1, cloud_config, instance_dir=tmp_path, control_plane_url="http://127.0.0.1:1")
+    if not boot_requirements():
+        with pytest.raises(UserDataError, match="not a script"):
+            run_user_data(cloud_config, instance_dir=tmp_path, imds_url="http://127.0.0.1:1",
+                          introspection_url="http://127.0.0.1:1", control_plane_url="http://127.0.0.1:1")

@@ -108,8 +108,9 @@ class EcsLab:
                  subnet_claim: SubnetClaim | None = None, **backend_options: Any) -> None:
         self.stack = stack or Stack()
         self.backend_name = backend
-        if self.stack.user_data is not None and backend != "local":
-            raise ValueError(f"user data is run at instance boot on the local backend only, not on {backend}")
+        if self.stack.user_data is not None and backend != "local" \
+                and not hasattr(backend_class(backend), "boot_instance"):
+            raise ValueError(f"the {backend} backend cannot boot an instance with user data")
         self.world = World(Cluster(name=self.stack.cluster))
         self.progress = progress or (lambda _m: None)
         self.backend = backend_class(backend)(self.stack, world=self.world, progress=self.progress,
@@ -256,15 +257,25 @@ class EcsLab:
         self.wait_deployed()
 
     def _boot_instances(self, cp: ControlPlane, user_data: str) -> None:
-        """Each instance runs its user data once its ECS agent has registered it (lab/instance_boot.py)."""
+        """Each instance runs its user data once its ECS agent has registered it: on the local
+        backend as a process of the machine in a mount namespace of its own (lab/instance_boot.py), on
+        a backend whose instances are containers inside the instance (its `boot_instance`, e.g.
+        lab/backends/docker_boot.py)."""
         from lab.instance_boot import run_user_data
 
         by_index = {i["index"]: i for i in self.backend.status()["instances"]}
+        boot_instance = getattr(self.backend, "boot_instance", None)
         for inst in self.world.instances:
-            where = by_index[inst.index]
-            result = run_user_data(user_data, instance_dir=self.stack.run_dir / "instances" / str(inst.index),
-                                   imds_url=where["imds_url"], introspection_url=where["ecs_endpoint"],
-                                   control_plane_url=cp.endpoint, timeout=self.stack.ready_timeout * 6)
+            instance_dir = self.stack.run_dir / "instances" / str(inst.index)
+            timeout = self.stack.ready_timeout * 6
+            if boot_instance is not None:
+                result = boot_instance(inst.index, user_data, instance_dir=instance_dir,
+                                       control_plane_url=cp.endpoint, timeout=timeout)
+            else:
+                where = by_index[inst.index]
+                result = run_user_data(user_data, instance_dir=instance_dir, imds_url=where["imds_url"],
+                                       introspection_url=where["ecs_endpoint"],
+                                       control_plane_url=cp.endpoint, timeout=timeout)
             self.progress(f"instance {inst.index} ran its user data (exit {result.exit_code})")
 
     # -- the stack's services -------------------------------------------------------------------

@@ -48,10 +48,16 @@ class BootResult:
     etc: Path  # the instance's own /etc changes (the overlay's upper layer)
 
 
-def _write_stand_ins(bin_dir: Path) -> None:
+def write_stand_ins(bin_dir: Path, *, aws_cli: bool = True) -> None:
+    """The AMI's commands the lab plays, as scripts in `bin_dir` (put first on the boot's PATH):
+    `start`, `yum` and, with `aws_cli`, an `aws` running this Python environment's aws CLI (a boot
+    whose image has its own `aws` on PATH, as the docker boot's, goes without)."""
     bin_dir.mkdir(parents=True, exist_ok=True)
-    aws = bin_dir / "aws"
-    aws.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m awscli "$@"\n')
+    tools = []
+    if aws_cli:
+        aws = bin_dir / "aws"
+        aws.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m awscli "$@"\n')
+        tools.append(aws)
     start = bin_dir / "start"
     start.write_text('#!/bin/sh\n# upstart\'s `start <job>`: the instance\'s ECS agent already runs.\n'
                      'echo "$1 start/running"\n')
@@ -64,8 +70,14 @@ def _write_stand_ins(bin_dir: Path) -> None:
         f"{checks}\n    *) cmd=$pkg ;;\n  esac\n"
         '  command -v "$cmd" >/dev/null || { echo "yum: $pkg: the lab cannot install it and $cmd is '
         'not on this machine" >&2; exit 1; }\n  echo "Package $pkg already installed"\ndone\n')
-    for tool in (aws, start, yum):
+    for tool in (*tools, start, yum):
         tool.chmod(0o755)
+
+
+def check_script(script: str) -> None:
+    """Refuse user data the lab does not run (cloud-config, MIME multi-part: not `#!`-led)."""
+    if not script.startswith("#!"):
+        raise UserDataError("user data that is not a script (no '#!' first line) is not run by the lab")
 
 
 def boot_requirements() -> list[str]:
@@ -83,15 +95,14 @@ def run_user_data(script: str, *, instance_dir: Path, imds_url: str, introspecti
     missing = boot_requirements()
     if missing:
         raise UserDataError(f"cannot run user data on this machine: missing {', '.join(missing)}")
-    if not script.startswith("#!"):
-        raise UserDataError("user data that is not a script (no '#!' first line) is not run by the lab")
+    check_script(script)
     instance_dir = Path(instance_dir).resolve()
     upper, work, bin_dir = instance_dir / "root" / "etc", instance_dir / "overlay-work", instance_dir / "bin"
     # The ECS-optimized AMI's layout: /etc/ecs exists (ecs.config is appended to, not created in a
     # new directory).
     for d in (upper / "ecs", work):
         d.mkdir(parents=True, exist_ok=True)
-    _write_stand_ins(bin_dir)
+    write_stand_ins(bin_dir)
     user_data = instance_dir / "user-data.txt"
     user_data.write_text(script)
     env = {
@@ -130,4 +141,5 @@ def run_user_data(script: str, *, instance_dir: Path, imds_url: str, introspecti
     return BootResult(proc.returncode, output, upper)
 
 
-__all__ = ["BootResult", "UserDataError", "boot_requirements", "run_user_data"]
+__all__ = ["BootResult", "UserDataError", "boot_requirements", "check_script", "run_user_data",
+           "write_stand_ins"]

@@ -91,10 +91,10 @@ class Stack:
     # Deploy the stack's services (the agent DAEMON service, the apps). False: the instances join the
     # cluster with nothing on them (tests and users that register their own task definitions).
     deploy: bool = True
-    # User data every instance is launched with (IMDS /latest/user-data), run at its boot on the
-    # local backend (lab/instance_boot.py). With it, the agent's task definition is registered but
-    # no DAEMON service is created: the user data starts the agent (`aws ecs start-task`), as in
-    # the ECS guides that predate DAEMON services.
+    # User data every instance is launched with (IMDS /latest/user-data), run at its boot (local
+    # backend: lab/instance_boot.py; docker: inside the instance, lab/backends/docker_boot.py). With
+    # it, the agent's task definition is registered but no DAEMON service is created: the user data
+    # starts the agent (`aws ecs start-task`), as in the ECS guides that predate DAEMON services.
     user_data: str | None = None
     # ECS Anywhere hosts after the EC2 instances (instance numbers instances+1 ...): registered with a
     # managed instance id, no IMDS; the agent runs there as the DAEMON service of launch type

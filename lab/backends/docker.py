@@ -774,6 +774,29 @@ class DockerBackend:
                     command=None, networks={"linklocal": self._link_local_address(n), f"instance{n}": None})
             return self.instance_hosts[n]
 
+    # -- instance boot (user data) --------------------------------------------------------------------
+    def instance_netns(self, n: int) -> str:
+        """The docker id of instance N's own network namespace (its `ecs-lab-instanceN-host`)."""
+        if not 1 <= n <= self.stack.instances:
+            raise ValueError(f"the docker backend has EC2 instances 1..{self.stack.instances}, not {n}")
+        return self._instance_host(n)
+
+    def create_boot_container(self, n: int, *, name: str, netns: str, entrypoint: list[str],
+                              env: dict[str, str], binds: dict) -> str:
+        """Create (not start) a one-shot lab-image container in instance N's network namespace."""
+        return self._create(name=name, image=LAB_IMAGE, labels=self._labels("boot", instance=str(n)),
+                            networks={}, entrypoint=entrypoint, env=env, binds=binds,
+                            network_mode=f"container:{netns}", user="root")
+
+    def boot_instance(self, n: int, script: str, *, instance_dir: Path, control_plane_url: str,
+                      timeout: float = 180.0):
+        """Instance N runs `script` as its user data at boot, inside the instance
+        (lab/backends/docker_boot.py); returns its `BootResult`, raises `UserDataError`."""
+        from lab.backends.docker_boot import boot_instance
+
+        return boot_instance(self, n, script, instance_dir=instance_dir,
+                             control_plane_url=control_plane_url, timeout=timeout)
+
     # -- TaskRunner ---------------------------------------------------------------------------------
     def _image_for(self, instance: ContainerInstance, spec: ContainerSpec) -> ContainerSpec:
         """What really runs for a container's image. A Datadog agent image runs as the agent chosen

@@ -1,78 +1,72 @@
 """One instance, one task, one story: every surface a real client reads about the same EC2 instance
-and the same ECS task agrees on each id, address and version.
+and the same ECS task agrees on each id, address and version, on both backends.
 
 The surfaces, each read as its real client reads it: the control plane's EC2 API
-(`DescribeInstances`, botocore), IMDS (`/latest/meta-data/...`), the ECS container agent's
-introspection API (`/v1/metadata`, `/v1/tasks` on 51678), the ECS API
-(`DescribeContainerInstances`, `DescribeTasks`, botocore) and task metadata v4 (`/task`, the
-container's own document). On AWS they are all views of one instance and one task; a lab where
-they differ teaches a user's code to trust an id that AWS would never give it.
+(`DescribeInstances`, botocore) and ECS API (`DescribeContainerInstances`, `DescribeTasks`,
+botocore), from the host; IMDS (`/latest/meta-data/...`, IMDSv2), the ECS container agent's
+introspection API (`/v1/metadata`, `/v1/tasks`) and task metadata v4 (`/task`, the container's own
+document), from inside the agent task's container, found through its environment (task_client.py):
+on the local backend at their loopback listeners, on docker at 169.254.169.254, 169.254.170.2:51678
+and 169.254.170.2 in the lab's link-local network. On AWS they are all views of one instance and one
+task; a lab where they differ teaches a user's code to trust an id that AWS would never give it.
 """
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+from pathlib import Path
 
 import boto3
 import pytest
 
-from lab.pytest_plugin import start_lab, stop_lab
+from lab.pytest_plugin import Lab, agent_exec, start_lab, stop_lab
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _get(url: str) -> str:
-    assert url.startswith("http://127."), url  # nothing leaves the machine
-    with _DIRECT.open(url, timeout=10) as resp:
-        return resp.read().decode()
+# Where the task's surfaces are, as a container of the task reaches them: on the local backend every
+# listener is on loopback (this host's 169.254.x is someone else's); on docker they sit at their real
+# link-local addresses in the lab's own network, which only the lab's containers can reach.
+SURFACE_PREFIX = {"local": "127.", "docker": "169.254."}
+TASK_CLIENT = (Path(__file__).parent / "task_client.py").read_text()
 
 
-def _get_json(url: str) -> dict:
-    return json.loads(_get(url))
+def read_inside_agent_task(lab: Lab, backend: str) -> dict:
+    """IMDS, introspection and task metadata as a client in instance 1's agent task reads them: the
+    task client run in the agent's container (`docker exec` on docker; the agent process's own
+    environment on the local backend), finding each surface from the container's environment."""
+    code, output = agent_exec(lab, 1)(["python3", "-c", TASK_CLIENT, SURFACE_PREFIX[backend]])
+    lines = [line for line in output.splitlines() if line.startswith("TASK-CLIENT ")]
+    assert code == 0 and lines, f"the task client failed in the agent container (exit {code}):\n{output}"
+    return json.loads(lines[-1].removeprefix("TASK-CLIENT "))
 
 
-@pytest.fixture(scope="module")
-def story():
-    """A one-instance local lab, and what every surface says about instance 1 and the agent task."""
-    lab = start_lab("local", instances=1, apps=())
+@pytest.fixture(scope="module", params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def story(request):
+    """A one-instance lab on each backend, and what every surface says about instance 1 and its agent
+    task: the EC2 and ECS APIs through botocore from the host, the rest from inside the task."""
+    backend = request.param
+    lab = start_lab(backend, instances=1, apps=())
     try:
         state = lab.state
         inst = state["instances"][0]
+        inside = read_inside_agent_task(lab, backend)
+        md = inside["md"]
         endpoint = lab.ecs_lab.control_plane.endpoint
         session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
                                          region_name="us-east-1")
         ec2 = session.client("ec2", endpoint_url=endpoint)
         ecs = session.client("ecs", endpoint_url=endpoint)
-        imds = inst["imds_url"].rstrip("/") + "/latest/meta-data/"
-        md = {}
-        for path in ("instance-id", "mac", "local-ipv4", "placement/availability-zone", "security-groups",
-                     "iam/info", "reservation-id"):
-            md[path] = _get(imds + path)
-        mac = md["mac"]
-        for leaf in ("vpc-id", "subnet-id", "interface-id", "security-group-ids", "owner-id"):
-            md["net/" + leaf] = _get(imds + f"network/interfaces/macs/{mac}/{leaf}")
-        intro_meta = _get_json(inst["ecs_endpoint"] + "/v1/metadata")
-        intro_tasks = _get_json(inst["ecs_endpoint"] + "/v1/tasks")["Tasks"]
         described_instance = ec2.describe_instances(InstanceIds=[md["instance-id"]])
         reservation = described_instance["Reservations"][0]
         cluster = state["cluster"]
         ci = ecs.describe_container_instances(cluster=cluster,
-                                              containerInstances=[intro_meta["ContainerInstanceArn"]])
+                                              containerInstances=[inside["intro_meta"]["ContainerInstanceArn"]])
+        intro_tasks = inside["intro_tasks"]
         agent_tasks = [t for t in intro_tasks if t["Family"].startswith("datadog-agent")]
         assert agent_tasks, f"no agent task in introspection: {[t['Family'] for t in intro_tasks]}"
         task_arn = agent_tasks[0]["Arn"]
         described_task = ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"][0]
-        _, world_task = lab.world.find_task(task_arn)
-        token = world_task.containers[0].metadata_token
-        v4 = state["task_metadata_url"].rstrip("/") + f"/v4/{token}"
         yield {
-            "md": md, "ec2_reservation": reservation, "ec2": reservation["Instances"][0],
-            "intro_meta": intro_meta, "intro_tasks": intro_tasks, "ci": ci["containerInstances"][0],
-            "task": described_task, "v4_task": _get_json(v4 + "/task"),
-            "v4_tags": _get_json(v4 + "/taskWithTags"), "v4_container": _get_json(v4),
-            "task_arn": task_arn, "inst": inst,
+            **inside, "backend": backend, "ec2_reservation": reservation, "ec2": reservation["Instances"][0],
+            "ci": ci["containerInstances"][0], "task": described_task, "task_arn": task_arn, "inst": inst,
         }
     finally:
         stop_lab(lab)
@@ -85,6 +79,16 @@ def test_instance_identity_agrees_between_ec2_imds_and_ecs(story):
     assert md["placement/availability-zone"] == ec2["Placement"]["AvailabilityZone"]
     assert md["reservation-id"] == story["ec2_reservation"]["ReservationId"]
     assert md["net/owner-id"] == story["ec2_reservation"]["OwnerId"]
+
+
+def test_imds_closes_the_connection_after_an_error_and_keeps_it_after_an_answer(story):
+    """EC2's IMDS sends `Connection: close` with an error and hangs up (a keep-alive client such as
+    the AWS SDK for JavaScript's would otherwise hold its socket); a found path keeps the connection."""
+    missing, found = story["imds_missing"], story["imds_found"]
+    assert missing["statuses"][:1] == [404], missing
+    assert missing["connection"][0] == "close" and missing["closed_by_server"], missing
+    assert found["statuses"] == [200, 200], found
+    assert "close" not in found["connection"] and not found["closed_by_server"], found
 
 
 def test_network_identity_agrees_between_ec2_and_imds(story):

@@ -79,6 +79,14 @@ def _raw_exchange(base: str, path: str, token: str, requests: int) -> dict:
     return out
 
 
+def _metadata_file(path: str | None) -> dict | None:
+    """The ECS container metadata file, when the agent enabled it for this container."""
+    if not path:
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def read_everything(prefix: str) -> dict:
     env = os.environ
     imds = _checked(env["AWS_EC2_METADATA_SERVICE_ENDPOINT"], prefix)
@@ -89,11 +97,17 @@ def read_everything(prefix: str) -> dict:
     meta = imds + "/latest/meta-data/"
     md = {path: _fetch(meta + path, headers=auth)
           for path in ("instance-id", "mac", "local-ipv4", "placement/availability-zone", "security-groups",
-                       "iam/info", "reservation-id")}
-    for leaf in ("vpc-id", "subnet-id", "interface-id", "security-group-ids", "owner-id"):
+                       "iam/info", "reservation-id", "local-hostname", "hostname", "instance-type", "ami-id",
+                       "placement/region")}
+    # The agent asks with the trailing slash.
+    md["identity"] = json.loads(_fetch(imds + "/latest/dynamic/instance-identity/document/", headers=auth))
+    for leaf in ("vpc-id", "subnet-id", "interface-id", "security-group-ids", "owner-id", "local-ipv4s",
+                 "local-hostname"):
         md["net/" + leaf] = _fetch(meta + f"network/interfaces/macs/{md['mac']}/{leaf}", headers=auth)
     return {
         "md": md,
+        "environment": {key: env.get(key) for key in ("HOSTNAME", "AWS_EXECUTION_ENV")},
+        "metadata_file": _metadata_file(env.get("ECS_CONTAINER_METADATA_FILE")),
         # One answer that exists and one that does not, each on a connection of its own.
         "imds_found": _raw_exchange(imds, "/latest/meta-data/instance-id", token, 2),
         "imds_missing": _raw_exchange(imds, "/latest/meta-data/ecs-lab-no-such-category", token, 2),

@@ -170,3 +170,70 @@ def test_volumes_and_fault_injection_as_the_ecs_agent_writes_them(story):
     assert volumes.get("/var/run/docker.sock") == "/var/run/docker.sock", agent.get("Volumes")
     assert volumes.get("/host/proc") == "/proc/", agent.get("Volumes")
     assert any(dest.startswith("/host/sys/fs/cgroup") for dest in volumes), agent.get("Volumes")
+
+
+def test_instance_names_and_kind_agree_between_ec2_imds_and_ecs(story):
+    """The instance's DNS name, type, AMI, region and account: IMDS (meta-data and the identity
+    document the ECS agent registers with), `describe-instances` and the container instance's
+    `ecs.*` attributes."""
+    md, ec2, identity = story["md"], story["ec2"], story["md"]["identity"]
+    attributes = {a["name"]: a.get("value") for a in story["ci"]["attributes"]}
+    assert md["local-hostname"] == md["hostname"] == md["net/local-hostname"] == ec2["PrivateDnsName"]
+    assert md["net/local-ipv4s"].split("\n")[0] == md["local-ipv4"]
+    assert ec2["NetworkInterfaces"][0]["PrivateIpAddress"] == md["local-ipv4"]
+    assert md["instance-type"] == ec2["InstanceType"] == attributes["ecs.instance-type"]
+    assert md["instance-type"] == identity["instanceType"]
+    assert md["ami-id"] == ec2["ImageId"] == attributes["ecs.ami-id"] == identity["imageId"]
+    zone = md["placement/availability-zone"]
+    assert attributes["ecs.availability-zone"] == zone == identity["availabilityZone"]
+    assert identity["instanceId"] == md["instance-id"] and identity["privateIp"] == md["local-ipv4"]
+    region = story["task_arn"].split(":")[3]
+    assert md["placement/region"] == identity["region"] == region
+    assert identity["accountId"] == story["ec2_reservation"]["OwnerId"] == story["task_arn"].split(":")[4]
+
+
+def test_containers_agree_between_describe_tasks_introspection_and_task_metadata(story):
+    """Each container of the agent task: docker id, docker name, image and ECS labels, and the
+    task's definition and service, on every surface that shows them."""
+    task, v4 = story["task"], story["v4_task"]
+    intro = next(t for t in story["intro_tasks"] if t["Arn"] == story["task_arn"])
+    intro_by_name = {c["Name"]: c for c in intro["Containers"]}
+    described_by_name = {c["name"]: c for c in task["containers"]}
+    assert set(intro_by_name) == set(described_by_name) == {c["Name"] for c in v4["Containers"]}
+    assert task["taskDefinitionArn"].endswith(f":task-definition/{v4['Family']}:{v4['Revision']}")
+    assert intro["Family"] == v4["Family"] and intro["Version"] == v4["Revision"]
+    assert task["group"] == f"service:{v4['ServiceName']}", (task["group"], v4.get("ServiceName"))
+    for c in v4["Containers"]:
+        described = described_by_name[c["Name"]]
+        assert c["DockerId"] == intro_by_name[c["Name"]]["DockerId"] == described["runtimeId"]
+        assert c["DockerName"] == intro_by_name[c["Name"]]["DockerName"]
+        assert c["Image"] == described["image"]
+        assert c["KnownStatus"] == described["lastStatus"] == "RUNNING"
+        labels = c["Labels"]
+        assert labels["com.amazonaws.ecs.task-arn"] == story["task_arn"]
+        assert labels["com.amazonaws.ecs.container-name"] == c["Name"]
+        assert labels["com.amazonaws.ecs.task-definition-family"] == v4["Family"]
+        assert labels["com.amazonaws.ecs.task-definition-version"] == v4["Revision"]
+        assert labels["com.amazonaws.ecs.cluster"] in (task["clusterArn"], task["clusterArn"].split("/")[1])
+
+
+def test_the_container_knows_itself_as_the_others_know_it(story):
+    """Inside the agent's container: its hostname is its short docker id (as Docker sets it), and
+    the ECS container metadata file names the same container, task, container instance and host."""
+    own = story["v4_container"]
+    assert story["environment"]["HOSTNAME"] == own["DockerId"][:12]
+    assert story["environment"]["AWS_EXECUTION_ENV"] == "AWS_ECS_EC2"
+    meta = story["metadata_file"]
+    assert meta is not None, "the agent container has no ECS_CONTAINER_METADATA_FILE"
+    assert meta["ContainerID"] == own["DockerId"] and meta["ContainerName"] == own["Name"]
+    # The file keeps docker's own form of the name, with its leading slash (the ECS developer guide's
+    # container metadata file example); task metadata drops it.
+    assert meta["DockerContainerName"] == "/" + own["DockerName"]
+    assert meta["TaskARN"] == story["task_arn"]
+    assert meta["ContainerInstanceARN"] == story["ci"]["containerInstanceArn"]
+    cluster_arn = story["task"]["clusterArn"]
+    assert meta["Cluster"] in (cluster_arn, cluster_arn.rsplit("/", 1)[1])
+    assert meta["HostPrivateIPv4Address"] == story["md"]["local-ipv4"]
+    assert meta["AvailabilityZone"] == story["md"]["placement/availability-zone"]
+    assert meta["TaskDefinitionFamily"] == story["v4_task"]["Family"]
+    assert meta["TaskDefinitionRevision"] == story["v4_task"]["Revision"]

@@ -71,6 +71,9 @@ class Container:
     desired_status: str = "RUNNING"
     known_status: str = "PENDING"
     health_status: str = "UNKNOWN"
+    # Its container definition has a `healthCheck`: the ECS agent then reports its health (task
+    # metadata `Health`), UNKNOWN included, until the first check.
+    health_checked: bool = False
     created_at: str = field(default_factory=_now_iso)
     started_at: str | None = None
     exit_code: int | None = None

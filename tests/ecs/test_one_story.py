@@ -14,12 +14,14 @@ task; a lab where they differ teaches a user's code to trust an id that AWS woul
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import boto3
 import pytest
 
 from lab.pytest_plugin import Lab, agent_exec, start_lab, stop_lab
+from lab.world import wait_until
 
 # Where the task's surfaces are, as a container of the task reaches them: on the local backend every
 # listener is on loopback (this host's 169.254.x is someone else's); on docker they sit at their real
@@ -47,13 +49,22 @@ def story(request):
     try:
         state = lab.state
         inst = state["instances"][0]
-        inside = read_inside_agent_task(lab, backend)
-        md = inside["md"]
         endpoint = lab.ecs_lab.control_plane.endpoint
         session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
                                          region_name="us-east-1")
         ec2 = session.client("ec2", endpoint_url=endpoint)
         ecs = session.client("ecs", endpoint_url=endpoint)
+        # The agent's health check has a first verdict (ECS runs it one interval after the start), so
+        # every surface read next shows the same, settled health.
+        def agent_health() -> str:
+            described = ecs.describe_tasks(cluster=state["cluster"], tasks=[inst["agent"]["task_arn"]])
+            agent = next(c for c in described["tasks"][0]["containers"] if c["name"] == "datadog-agent")
+            return agent.get("healthStatus", "UNKNOWN")
+
+        wait_until(lambda: agent_health() != "UNKNOWN", timeout=90, interval=0.5,
+                   what="the agent container's first health verdict in describe-tasks")
+        inside = read_inside_agent_task(lab, backend)
+        md = inside["md"]
         described_instance = ec2.describe_instances(InstanceIds=[md["instance-id"]])
         reservation = described_instance["Reservations"][0]
         cluster = state["cluster"]
@@ -64,9 +75,12 @@ def story(request):
         assert agent_tasks, f"no agent task in introspection: {[t['Family'] for t in intro_tasks]}"
         task_arn = agent_tasks[0]["Arn"]
         described_task = ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"][0]
+        definition = ecs.describe_task_definition(taskDefinition=described_task["taskDefinitionArn"])
         yield {
             **inside, "backend": backend, "ec2_reservation": reservation, "ec2": reservation["Instances"][0],
             "ci": ci["containerInstances"][0], "task": described_task, "task_arn": task_arn, "inst": inst,
+            "network_mode": definition["taskDefinition"].get("networkMode", "bridge"),
+            "definitions": {c["name"]: c for c in definition["taskDefinition"]["containerDefinitions"]},
         }
     finally:
         stop_lab(lab)
@@ -237,3 +251,46 @@ def test_the_container_knows_itself_as_the_others_know_it(story):
     assert meta["AvailabilityZone"] == story["md"]["placement/availability-zone"]
     assert meta["TaskDefinitionFamily"] == story["v4_task"]["Family"]
     assert meta["TaskDefinitionRevision"] == story["v4_task"]["Revision"]
+
+
+# Task metadata v4 as the ECS agent writes it (aws/amazon-ecs-agent, the v2 TaskResponse and
+# ContainerResponse its v4 responses embed, agent/handlers/v2/response.go and
+# ecs-agent/tmds/handlers/v4/state/response.go): the keys without `omitempty` are always there.
+V4_TASK_KEYS = ("Cluster", "TaskARN", "Family", "Revision", "DesiredStatus", "KnownStatus",
+                "FaultInjectionEnabled")
+V4_CONTAINER_KEYS = ("DockerId", "Name", "DockerName", "Image", "ImageID", "DesiredStatus", "KnownStatus",
+                     "Limits", "Type")
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def test_task_metadata_keys_follow_the_ecs_agents_presence_rules(story):
+    """Always-written keys are there; a running container has CreatedAt and StartedAt and no
+    ExitCode or FinishedAt; a container with a health check reports its Health, the status
+    describe-tasks shows; the network mode is the task definition's."""
+    v4, task = story["v4_task"], story["task"]
+    missing = [k for k in V4_TASK_KEYS if k not in v4]
+    assert not missing, f"task metadata lacks {missing}: {sorted(v4)}"
+    described = {c["name"]: c for c in task["containers"]}
+    for c in v4["Containers"]:
+        missing = [k for k in V4_CONTAINER_KEYS if k not in c]
+        assert not missing, f"{c['Name']} lacks {missing}: {sorted(c)}"
+        assert c["Type"] == "NORMAL" and set(c["Limits"]) >= {"CPU", "Memory"}, (c["Type"], c["Limits"])
+        assert "ExitCode" not in c and "FinishedAt" not in c, c
+        assert _instant(c["CreatedAt"]) <= _instant(c["StartedAt"]), (c["CreatedAt"], c["StartedAt"])
+        assert [n["NetworkMode"] for n in c["Networks"]] == [story["network_mode"]], c["Networks"]
+        assert c["Networks"][0]["IPv4Addresses"], c["Networks"]
+        # The ECS agent writes Health for a container with a health check (UNKNOWN included).
+        checked = bool(story["definitions"][c["Name"]].get("healthCheck"))
+        assert ("Health" in c) == checked, (c["Name"], checked, c.get("Health"))
+        if checked:
+            assert c["Health"]["status"] == described[c["Name"]]["healthStatus"], (c["Health"], described)
+    agent = next(c for c in v4["Containers"] if c["Name"] == "datadog-agent")
+    assert agent["Health"]["status"] == "HEALTHY" == task["healthStatus"], (agent["Health"], task)
+    # The ECS agent reports the pull times it writes into task metadata with the task's state change.
+    for field, key in (("pullStartedAt", "PullStartedAt"), ("pullStoppedAt", "PullStoppedAt")):
+        if key in v4 or field in task:
+            skew = abs((_instant(v4[key]) - task[field]).total_seconds())
+            assert skew < 1, (field, task[field], v4[key])

@@ -90,7 +90,7 @@ from lab.tasks import (
     ships_to_log_router,
     with_fluent_address,
 )
-from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
+from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, now_iso, wait_until
 
 NS = 1_000_000_000
 AGENT_MOUNTS = (  # the docs' task definition volumes (docs/agent_contract.md)
@@ -820,6 +820,7 @@ class DockerBackend:
         agents = {s.name for s in specs if is_agent_image(s.image)}  # before the image mapping
         specs = [self._log_router_spec(task, s) if s.log_router_config is not None else s for s in specs]
         specs = [self._image_for(instance, s) for s in specs]
+        task.pull_stopped_at = now_iso()  # every image is here: the ECS agent's pull stops
         if task not in instance.tasks:
             self.world.add_task(instance, task)
         running = RunningTask(task, instance)

@@ -289,8 +289,9 @@ def test_task_metadata_keys_follow_the_ecs_agents_presence_rules(story):
             assert c["Health"]["status"] == described[c["Name"]]["healthStatus"], (c["Health"], described)
     agent = next(c for c in v4["Containers"] if c["Name"] == "datadog-agent")
     assert agent["Health"]["status"] == "HEALTHY" == task["healthStatus"], (agent["Health"], task)
-    # The ECS agent reports the pull times it writes into task metadata with the task's state change.
+    # The ECS agent reports the pull times it writes into task metadata with the task's state change
+    # (whole seconds on the wire, hence the second of slack).
     for field, key in (("pullStartedAt", "PullStartedAt"), ("pullStoppedAt", "PullStoppedAt")):
-        if key in v4 or field in task:
-            skew = abs((_instant(v4[key]) - task[field]).total_seconds())
-            assert skew < 1, (field, task[field], v4[key])
+        assert key in v4 and field in task, (key, sorted(v4), field, sorted(task))
+        skew = abs((_instant(v4[key]) - task[field]).total_seconds())
+        assert skew < 1, (field, task[field], v4[key])

@@ -284,7 +284,7 @@ class EcsMetadata:
             "Containers": [self.container_json(instance, task, c, version) for c in task.containers],
             "Limits": self._task_limits(task),
             "PullStartedAt": _ts(task.pull_started_at),
-            "PullStoppedAt": _ts(task.pull_started_at),
+            "PullStoppedAt": _ts(task.pull_stopped_at or task.pull_started_at),
             # The ECS agent learns its zone from RegisterContainerInstance's answer: an external
             # instance has none, and the field is `omitempty` (ecs-agent/tmds/handlers/v2/response.go).
             "AvailabilityZone": instance.availability_zone or None,

@@ -295,3 +295,20 @@ def test_task_metadata_keys_follow_the_ecs_agents_presence_rules(story):
         assert key in v4 and field in task, (key, sorted(v4), field, sorted(task))
         skew = abs((_instant(v4[key]) - task[field]).total_seconds())
         assert skew < 1, (field, task[field], v4[key])
+
+
+def test_introspection_and_the_metadata_file_carry_what_their_readers_parse(story):
+    """Introspection `/v1/metadata` and `/v1/tasks` with the keys the Datadog agent's ECS detection
+    and tagger read, and the container metadata file READY with the same image and ports task
+    metadata shows (the ECS developer guide's container metadata file fields)."""
+    assert set(story["intro_meta"]) >= {"Cluster", "ContainerInstanceArn", "Version"}, story["intro_meta"]
+    intro = next(t for t in story["intro_tasks"] if t["Arn"] == story["task_arn"])
+    assert set(intro) >= {"Arn", "DesiredStatus", "KnownStatus", "Family", "Version", "Containers"}, intro
+    for c in intro["Containers"]:
+        assert set(c) >= {"DockerId", "DockerName", "Name"}, c
+    meta, own = story["metadata_file"], story["v4_container"]
+    assert meta["MetadataFileStatus"] == "READY", meta
+    assert meta["ImageID"] == own["ImageID"] and meta["ImageName"] == own["Image"], meta
+    mapped = {(p["ContainerPort"], p["HostPort"], p["Protocol"], p["BindIp"]) for p in meta["PortMappings"]}
+    ports = {(p["ContainerPort"], p["HostPort"], p["Protocol"], p["HostIp"]) for p in own.get("Ports", [])}
+    assert mapped == ports and ports, (mapped, ports)

@@ -26,8 +26,17 @@ DEFAULT_CLUSTER = "ecs-lab"
 ECS_AGENT_VERSION = "Amazon ECS Agent - v1.89.2 (labc0ffe)"
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
+    """Now, as the world's times are written (UTC, microseconds, `Z`)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_now_iso = now_iso
+
+
+def parse_iso(text: str) -> datetime:
+    """A world time (`now_iso`) back as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _stable_hex(seed: str, length: int) -> str:
@@ -71,6 +80,9 @@ class Container:
     desired_status: str = "RUNNING"
     known_status: str = "PENDING"
     health_status: str = "UNKNOWN"
+    # Its container definition has a `healthCheck`: the ECS agent then reports its health (task
+    # metadata `Health`), UNKNOWN included, until the first check.
+    health_checked: bool = False
     created_at: str = field(default_factory=_now_iso)
     started_at: str | None = None
     exit_code: int | None = None
@@ -110,6 +122,10 @@ class Task:
     cpu: int | None = None
     memory: int | None = None
     pull_started_at: str = field(default_factory=_now_iso)
+    # When the runner had every image of the task (before it created the containers). The ECS agent
+    # keeps both pull times in its task state, writes them into task metadata and reports them with
+    # the task's state change, which is what describe-tasks then shows.
+    pull_stopped_at: str | None = None
     task_role_credentials_id: str | None = None
     # Task tags (RunTask/CreateService `tags`), served by task metadata v4 /taskWithTags.
     tags: dict[str, str] = field(default_factory=dict)

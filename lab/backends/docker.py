@@ -90,7 +90,7 @@ from lab.tasks import (
     ships_to_log_router,
     with_fluent_address,
 )
-from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
+from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, now_iso, wait_until
 
 NS = 1_000_000_000
 AGENT_MOUNTS = (  # the docs' task definition volumes (docs/agent_contract.md)
@@ -843,6 +843,7 @@ class DockerBackend:
         agents = {s.name for s in specs if is_agent_image(s.image)}  # before the image mapping
         specs = [self._log_router_spec(task, s) if s.log_router_config is not None else s for s in specs]
         specs = [self._image_for(instance, s) for s in specs]
+        task.pull_stopped_at = now_iso()  # every image is here: the ECS agent's pull stops
         if task not in instance.tasks:
             self.world.add_task(instance, task)
         running = RunningTask(task, instance)
@@ -902,6 +903,7 @@ class DockerBackend:
                 if spec.log_configuration and spec.log_configuration.driver == "awsfirelens":
                     self._ship_to_log_router(running, c)
             self._publish_ports(running, specs)
+            self._complete_metadata_files(running)
             self._wait_ready(running, specs, agents)
             task.known_status = "RUNNING"
             self.world.touch()
@@ -915,7 +917,6 @@ class DockerBackend:
         cid = self._create_task_container(running.instance, running.task, c, spec, netns)
         running.container_ids[c.name] = cid
         c.docker_id = cid
-        c.image_id = self.client.api.inspect_container(cid)["Image"]
 
     # -- FireLens ------------------------------------------------------------------------------------
     def _firelens_dir(self, task: Task) -> Path:
@@ -1111,9 +1112,26 @@ class DockerBackend:
             env=env, binds=binds, healthcheck=health, extra_host_config=extra, user=spec.user,
             working_dir=spec.working_directory)
         c.docker_id = cid
+        # The image the engine created it from, before the metadata file names it (`ImageID`, as
+        # task metadata does).
+        c.image_id = self.client.api.inspect_container(cid)["Image"]
         if instance.container_metadata_enabled and not fargate:  # ECS_ENABLE_CONTAINER_METADATA
             write_metadata_file(meta_dir / "ecs-container-metadata.json", instance, task, c)
         return cid
+
+    def _complete_metadata_files(self, running: RunningTask) -> None:
+        """Each container's metadata file again, once its host ports are published: the ECS agent
+        updates the file after the container starts with what docker then knows (`PortMappings`,
+        `Networks`; agent/containermetadata of aws/amazon-ecs-agent)."""
+        from lab.fakes.ecs_metadata.model import write_metadata_file
+
+        instance, task = running.instance, running.task
+        if not instance.container_metadata_enabled or instance.launch_type == "FARGATE":
+            return
+        for c in task.containers:
+            meta_dir = self.run_dir / "metadata" / c.docker_name
+            if c.name in running.container_ids and meta_dir.is_dir():
+                write_metadata_file(meta_dir / "ecs-container-metadata.json", instance, task, c)
 
     def _publish_ports(self, running: RunningTask, specs: list[ContainerSpec]) -> None:
         """Host ports on the instance's private IP, forwarded to the container (bridge) or the

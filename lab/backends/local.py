@@ -66,7 +66,7 @@ from lab.tasks import (
     is_lab_image,
     with_fluent_address,
 )
-from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, wait_until
+from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, now_iso, wait_until
 
 # Host variables a process needs to run at all; everything else (HTTP(S)_PROXY, AWS_*, DD_*) stays
 # out, as it would from a container.
@@ -329,6 +329,7 @@ class LocalBackend:
                     f"(it runs agent images {', '.join(AGENT_IMAGE_PREFIXES)} as the emulated agent, FIPS "
                     f"proxy images as the lab's stand-in and {LAB_IMAGE} as the sample app); use "
                     "--backend docker for other images")
+        task.pull_stopped_at = now_iso()  # every image is here (the host's own): the pull stops
         ordered = _dependency_order(specs)
         if self.world.find_task(task.arn) is None:
             self.world.add_task(instance, task)

@@ -350,8 +350,11 @@ class EcsFront:
                 d.setdefault("createdAt", created)
             started = getattr(t, "lab_started_at", None)
             if started is not None:
-                for key in ("pullStartedAt", "pullStoppedAt", "startedAt", "connectivityAt"):
-                    d.setdefault(key, started if key != "pullStartedAt" else created or started)
+                # The pull times the instance's agent reported with the task's state change, as ECS.
+                d.setdefault("pullStartedAt", getattr(t, "lab_pull_started_at", None) or created or started)
+                d.setdefault("pullStoppedAt", getattr(t, "lab_pull_stopped_at", None) or started)
+                for key in ("startedAt", "connectivityAt"):
+                    d.setdefault(key, started)
                 d.setdefault("connectivity", "CONNECTED")
             stopped = getattr(t, "lab_stopped_at", None)
             if stopped is not None:
@@ -514,7 +517,8 @@ class EcsFront:
                                start_response: Callable):
         try:
             ecs.submit_state_change(p["task"], p.get("status", ""), p.get("reason", ""),
-                                    p.get("containers") or [])
+                                    p.get("containers") or [],
+                                    pull_times=(p.get("pullStartedAt"), p.get("pullStoppedAt")))
         except KeyError:
             return self._client_error(start_response, "InvalidParameterException",
                                       f"The referenced task was not found: {p.get('task')}")

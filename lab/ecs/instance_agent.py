@@ -35,7 +35,7 @@ from lab.ecs.translate import (
     world_task,
 )
 from lab.tasks import ContainerSpec, TaskRunner, UnsupportedField
-from lab.world import ContainerInstance, Task, World
+from lab.world import ContainerInstance, Task, World, parse_iso
 
 log = logging.getLogger("lab.ecs.instance_agent")
 
@@ -368,6 +368,11 @@ class InstanceAgent:
                          "protocol": p.protocol} for p in c.ports]
                 containers.append(entry)
         kwargs = {"cluster": self.cluster, "task": arn, "status": status, "containers": containers}
+        if found and status == "RUNNING":
+            # The pull times the ECS agent keeps in its task state (and writes into task metadata).
+            _, task = found
+            kwargs["pullStartedAt"] = parse_iso(task.pull_started_at)
+            kwargs["pullStoppedAt"] = parse_iso(task.pull_stopped_at or task.pull_started_at)
         if reason:
             kwargs["reason"] = reason
         self.clients.ecs.submit_task_state_change(**kwargs)

@@ -337,7 +337,8 @@ class MotoEcs:
         return None
 
     def submit_state_change(self, task: str, status: str, reason: str = "",
-                            containers: Iterable[dict] = ()) -> None:
+                            containers: Iterable[dict] = (),
+                            pull_times: tuple[float | None, float | None] = (None, None)) -> None:
         found = self.find_task(task)
         if not found:
             raise KeyError(task)
@@ -348,6 +349,11 @@ class MotoEcs:
             t.lab_started_at = now  # describe-tasks `startedAt`, `connectivityAt`, `pullStoppedAt`
         if status == "STOPPED" and not was_stopped:
             t.lab_stopped_at = now
+        # The pull times the agent reported (epoch seconds on the wire): describe-tasks shows them.
+        if pull_times[0] is not None:
+            t.lab_pull_started_at = float(pull_times[0])
+        if pull_times[1] is not None:
+            t.lab_pull_stopped_at = float(pull_times[1])
         t.last_status = status
         by_name = {c.name: c for c in t.containers}
         for rep in containers:

@@ -373,6 +373,7 @@ def world_task(taskdef: dict, *, arn: str, service_name: str = "", described: di
     containers = [
         Container(name=c["name"], image=c.get("image", ""), network_mode=mode, cpu=int(c.get("cpu") or 0),
                   memory=c.get("memory"), arn=arns.get(c["name"], ""),
+                  health_checked=bool(c.get("healthCheck")),
                   env={e["name"]: e.get("value", "") for e in c.get("environment") or []},
                   volumes=_metadata_volumes(c, volumes))
         for c in taskdef.get("containerDefinitions") or []

@@ -236,3 +236,21 @@ class _NoEngine:
         @staticmethod
         def get(_id):
             raise ConnectionRefusedError("engine is down")
+
+
+def test_health_is_written_for_a_health_checked_container_unknown_included(world):
+    """As the ECS agent: `Health` for every container whose definition has a health check, UNKNOWN
+    (without `statusSince`) before the first check; none for a container without one."""
+    m = EcsMetadata(world, NoStats())
+    _, task, c = _first(world)
+    c.health_checked = True
+
+    def containers() -> dict[str, dict]:
+        body = m.task_metadata("GET", f"/v4/{c.metadata_token}/task", {}, None).body
+        return {x["Name"]: x for x in body["Containers"]}
+
+    assert containers()["app"]["Health"] == {"status": "UNKNOWN"}
+    assert "Health" not in containers()["sidecar"]
+    c.health_status = "HEALTHY"
+    health = containers()["app"]["Health"]
+    assert health["status"] == "HEALTHY" and health["statusSince"] == c.started_at

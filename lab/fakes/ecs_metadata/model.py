@@ -245,8 +245,13 @@ class EcsMetadata:
         }
         if c.volumes:  # `Volumes ... json:",omitempty"` (tmds handlers v2 ContainerResponse)
             out["Volumes"] = [dict(v) for v in c.volumes]
-        if c.health_status and c.health_status != "UNKNOWN":
-            out["Health"] = {"status": c.health_status, "statusSince": c.started_at or c.created_at}
+        # The ECS agent writes `Health` for every container whose definition has a health check
+        # (`HealthStatusShouldBeReported` in aws/amazon-ecs-agent's v2 container response), UNKNOWN
+        # before the first check; `statusSince` only once the status has changed.
+        if c.health_checked or (c.health_status and c.health_status != "UNKNOWN"):
+            out["Health"] = {"status": c.health_status or "UNKNOWN"}
+            if c.health_status and c.health_status != "UNKNOWN":
+                out["Health"]["statusSince"] = c.started_at or c.created_at
         networks = None
         if c.ipv4_addresses or task.network_mode in ("bridge", "host", "awsvpc"):
             net = {"NetworkMode": task.network_mode}
@@ -279,7 +284,7 @@ class EcsMetadata:
             "Containers": [self.container_json(instance, task, c, version) for c in task.containers],
             "Limits": self._task_limits(task),
             "PullStartedAt": _ts(task.pull_started_at),
-            "PullStoppedAt": _ts(task.pull_started_at),
+            "PullStoppedAt": _ts(task.pull_stopped_at or task.pull_started_at),
             # The ECS agent learns its zone from RegisterContainerInstance's answer: an external
             # instance has none, and the field is `omitempty` (ecs-agent/tmds/handlers/v2/response.go).
             "AvailabilityZone": instance.availability_zone or None,

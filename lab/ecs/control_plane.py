@@ -430,7 +430,21 @@ class ControlPlane:
         from moto.ec2.models import ec2_backends
 
         with ECS_LOCK:
-            machine = ec2_backends[inst.account_id][self.region].get_instance(moto_id)
+            ec2 = ec2_backends[inst.account_id][self.region]
+            machine = ec2.get_instance(moto_id)
+            # The world's ids are stable per address, so a lab that ends and another one at the same
+            # addresses in this process (the docker backend's fixed 172.30.N.1, the shared control
+            # plane) give the same id again. An instance id names one instance in EC2: the earlier
+            # lab's machine, gone with its lab, leaves moto's records (two reservations holding one
+            # id made describe-instances fail with moto's IndexError, a 500).
+            for rid, reservation in list(ec2.reservations.items()):
+                gone = [i for i in reservation.instances if i is not machine and i.id == inst.instance_id]
+                for old in gone:
+                    for nic in list(getattr(old, "nics", {}).values()):
+                        ec2.enis.pop(nic.id, None)  # its network interfaces went with it
+                reservation.instances = [i for i in reservation.instances if i not in gone]
+                if not reservation.instances:
+                    del ec2.reservations[rid]
             machine.id = inst.instance_id
             machine.nics[0].private_ip_address = inst.private_ip
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from lab.ecs.instance_agent import InstanceAgent
-from lab.world import wait_until
+from lab.world import Cluster, World, wait_until
 
 # The aws CLI of this very environment (a shell `aws` may belong to another Python and botocore).
 AWS_CLI = (sys.executable, "-m", "awscli")
@@ -279,6 +280,28 @@ def test_an_instance_the_backend_built_keeps_its_id_in_the_control_plane(control
     ci = control_plane.clients.ecs.describe_container_instances(
         cluster=world.cluster.name, containerInstances=[inst.arn])["containerInstances"][0]
     assert ci["ec2InstanceId"] == before
+
+
+def test_a_later_lab_at_the_same_address_gets_its_instance_described(control_plane):
+    """Docker labs in one process all put instance 1 at 172.30.1.1, so each gives it the same stable
+    id: the instance a finished lab left must not make that id name two machines (moto then failed
+    describe-instances with a 500)."""
+    ids, arns = [], []
+    for _ in range(2):
+        world = World(Cluster(name=f"test-{uuid.uuid4().hex[:8]}"))
+        inst = world.add_instance("127.0.1.77")
+        control_plane.adopt_instance(world, inst)
+        ids.append(inst.instance_id)
+        arns.append(inst.arn)
+    assert ids[0] == ids[1]  # the premise: the same address gives the same id
+    ec2 = control_plane.clients.ec2
+    described = ec2.describe_instances(InstanceIds=[ids[1]])["Reservations"]
+    assert [i["InstanceId"] for r in described for i in r["Instances"]] == [ids[1]]
+    everywhere = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    assert everywhere.count(ids[1]) == 1
+    interfaces = ec2.describe_network_interfaces(
+        Filters=[{"Name": "attachment.instance-id", "Values": [ids[1]]}])["NetworkInterfaces"]
+    assert len(interfaces) == 1, interfaces
 
 
 def test_a_new_revision_is_a_deployment_that_settles(control_plane, world, fake_runner):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import tarfile
 import threading
@@ -39,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lab.backends.docker_services import relay_tcp
 from lab.backends.docker_topology import INTROSPECTION_PORT, TASK_METADATA_IP
 from lab.instance_boot import BootResult, UserDataError, check_script, write_stand_ins
 
@@ -85,28 +87,9 @@ def control_plane_relay(bind_ip: str, control_plane_url: str) -> Iterator[str]:
     ready = threading.Event()
     found: dict = {}
 
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                writer.close()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*target)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
     async def serve() -> None:
         try:
-            server = await asyncio.start_server(handle, bind_ip, 0)
+            server = await asyncio.start_server(functools.partial(relay_tcp, target=target), bind_ip, 0)
         except OSError as exc:
             found["error"] = exc
             ready.set()

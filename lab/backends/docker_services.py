@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import ipaddress
 import json
 import logging
@@ -378,20 +379,24 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             pass
 
 
+async def relay_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    target: tuple[str, int]) -> None:
+    """One accepted connection relayed both ways to `target` (closed at once when it refuses)."""
+    try:
+        up_reader, up_writer = await asyncio.open_connection(*target)
+    except OSError:
+        writer.close()
+        return
+    await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+
 async def _serve_ports(mappings: list[tuple[str, int, str, str, int]], stop: asyncio.Event,
                        bound: asyncio.Event) -> None:
     servers = []
     transports = []
     for host_ip, host_port, proto, target_ip, target_port in mappings:
         if proto == "tcp":
-            async def handle(r, w, _t=(target_ip, target_port)):
-                try:
-                    ur, uw = await asyncio.open_connection(*_t)
-                except OSError:
-                    w.close()
-                    return
-                await asyncio.gather(_pipe(r, uw), _pipe(ur, w))
-
+            handle = functools.partial(relay_tcp, target=(target_ip, target_port))
             servers.append(await asyncio.start_server(handle, host_ip, host_port, reuse_address=True))
         else:
             loop = asyncio.get_running_loop()

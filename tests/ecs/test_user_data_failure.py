@@ -7,44 +7,43 @@ from __future__ import annotations
 
 import pytest
 
-from lab.instance_boot import boot_requirements
+from lab.instance_boot import UserDataError, boot_requirements
 from lab.pytest_plugin import start_lab
+from lab.subnet_claims import reserve_subnet
 
 
-@pytest.mark.parametrize("backend", ["local", pytest.param("docker", marks=pytest.mark.docker)])
-def test_a_failing_script_fails_the_start_with_its_exit_code_and_output(backend, request, tmp_path):
-    if backend == "local" and boot_requirements():
+@pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
+def backend(request) -> str:
+    """Each backend that boots instances: local when this machine can, docker alone on its engine."""
+    if request.param == "local" and boot_requirements():
         pytest.skip(f"this machine cannot boot an instance with user data: missing {boot_requirements()}")
-    if backend == "docker":
+    if request.param == "docker":
         request.getfixturevalue("exclusive_docker_engine")
-    from lab.instance_boot import UserDataError
-    from lab.subnet_claims import reserve_subnet
+    return request.param
 
+
+def _assert_no_boot_container_left(backend: str) -> None:
+    """Everything the lab started is gone with it, the boot container included."""
+    if backend != "docker":
+        return
+    from lab.backends import images
+    from lab.docker_engine import ROLE_LABEL
+
+    left = images.docker_client().containers.list(all=True, filters={"label": f"{ROLE_LABEL}=boot"})
+    assert left == [], [c.name for c in left]
+
+
+def test_a_failing_script_fails_the_start_with_its_exit_code_and_output(backend, tmp_path):
     script = "#!/bin/bash\necho ECS_CLUSTER=x >> /etc/ecs/ecs.config\necho 'no agent today' >&2\nexit 3\n"
     with pytest.raises(UserDataError, match=r"user data exited 3") as failed:
         start_lab(backend, instances=1, apps=(), subnet=reserve_subnet(), user_data=script, run_dir=tmp_path)
     assert "no agent today" in str(failed.value)
     log = tmp_path / "instances" / "1" / "cloud-init-output.log"
     assert log.read_text() == "no agent today\n"
-    if backend == "docker":
-        # Everything the lab started is gone with it, the boot container included.
-        from lab.backends import images
-        from lab.docker_engine import ROLE_LABEL
-
-        left = images.docker_client().containers.list(all=True, filters={"label": f"{ROLE_LABEL}=boot"})
-        assert left == [], [c.name for c in left]
+    _assert_no_boot_container_left(backend)
 
 
-
-@pytest.mark.parametrize("backend", ["local", pytest.param("docker", marks=pytest.mark.docker)])
-def test_a_script_that_hangs_is_stopped_at_the_boots_bound_with_its_output(backend, request, tmp_path):
-    if backend == "local" and boot_requirements():
-        pytest.skip(f"this machine cannot boot an instance with user data: missing {boot_requirements()}")
-    if backend == "docker":
-        request.getfixturevalue("exclusive_docker_engine")
-    from lab.instance_boot import UserDataError
-    from lab.subnet_claims import reserve_subnet
-
+def test_a_script_that_hangs_is_stopped_at_the_boots_bound_with_its_output(backend, tmp_path):
     # The boot's bound is 6x the lab's readiness bound: 18 s here.
     script = "#!/bin/bash\necho 'waiting for a network that never comes'\nsleep 600\n"
     with pytest.raises(UserDataError, match=r"user data still running after 18s"):
@@ -52,9 +51,4 @@ def test_a_script_that_hangs_is_stopped_at_the_boots_bound_with_its_output(backe
                   ready_timeout=3)
     log = tmp_path / "instances" / "1" / "cloud-init-output.log"
     assert log.read_text() == "waiting for a network that never comes\n"
-    if backend == "docker":
-        from lab.backends import images
-        from lab.docker_engine import ROLE_LABEL
-
-        left = images.docker_client().containers.list(all=True, filters={"label": f"{ROLE_LABEL}=boot"})
-        assert left == [], [c.name for c in left]
+    _assert_no_boot_container_left(backend)

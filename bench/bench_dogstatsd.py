@@ -9,9 +9,11 @@ receiver stops counting, then compares: received = what the receiver says it par
 `packets` in its `/agent/status`; serverless-compat: the sum of its `Parsed N valid metrics` debug
 log lines). The kernel's per-socket drop counter (`/proc/net/udp`) is read alongside as a witness.
 
-Receivers: `lab` (its default DD_DOGSTATSD_SO_RCVBUF), `lab-rcvbuf-peer` (the lab with the socket
-buffer the peer uses, 208 KiB: the kernel default it cannot change), `serverless-compat` (debug log:
-counted by its own log, but it writes one log line per datagram), `serverless-compat-quiet` (info
+Receivers: `lab` (its defaults: DD_DOGSTATSD_SO_RCVBUF, the sockets drained by a reader
+process), `lab-threads` (the sockets read by the agent's own threads, as before),
+`lab-rcvbuf-peer` (the lab with the socket buffer the peer uses, 208 KiB: the kernel default it
+cannot change), `serverless-compat` (debug log: counted by its own log, but it writes one log line
+per datagram), `serverless-compat-quiet` (info
 log, no per-datagram work beyond its own: counted as sent minus the kernel's drops once its socket
 backlog is empty; the debug runs validate that witness, it matches their parsed counts).
 
@@ -179,7 +181,7 @@ def settle(read: Callable[[], int], idle: float = 0.6, timeout: float = 60.0) ->
     return last
 
 
-RECEIVERS = ("lab", "lab-rcvbuf-peer", "serverless-compat", "serverless-compat-quiet")
+RECEIVERS = ("lab", "lab-threads", "lab-rcvbuf-peer", "serverless-compat", "serverless-compat-quiet")
 
 
 class Receiver:
@@ -195,6 +197,9 @@ class Receiver:
         elif kind == "lab-rcvbuf-peer":
             # SO_RCVBUF is doubled by the kernel: ask for half of what the peer ends up with.
             self.owner = peers.LabAgent(intake_url, {"DD_DOGSTATSD_SO_RCVBUF": str(PEER_RCVBUF // 2)})
+        elif kind == "lab-threads":
+            # The sockets read by the agent's own threads, as before the reader process.
+            self.owner = peers.LabAgent(intake_url, {"LAB_AGENT_DOGSTATSD_READER": "threads"})
         elif kind.startswith("lab@"):
             # lab@DIR: the agent as another copy of the repository has it (before/after, one run)
             self.owner = peers.LabAgent(intake_url, tree=Path(kind[4:]).resolve())
@@ -384,7 +389,8 @@ def main() -> None:
     ap.add_argument("--max-per-step", type=int, default=400_000, help="datagrams per step (count bound)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the whole comparison (noise)")
     ap.add_argument("--receivers", default="lab,serverless-compat-quiet,serverless-compat",
-                    help="comma list: lab, lab-rcvbuf-peer, serverless-compat, serverless-compat-quiet, "
+                    help="comma list: lab, lab-threads, lab-rcvbuf-peer, serverless-compat, "
+                         "serverless-compat-quiet, "
                          "lab@DIR (the agent of another copy of the repository, e.g. an older commit)")
     ap.add_argument("--sender", choices=("c", "python"), default="c",
                     help="c: dsd_sender.c built here (sendmmsg); python: one thread in this process")

@@ -22,7 +22,9 @@ connections check, default 1 instead of 30; docs/npm.md), `LAB_AGENT_STATS_BUCKE
 of the APM stats buckets the agent computes, seconds; default 2 instead of 10: a bucket is sent two
 widths after it opens), `LAB_AGENT_APM_DECODER_PROCESSES` /
 `LAB_AGENT_APM_DECODER_MIN_BYTES` (trace requests of at least that size decoded in that many worker
-processes; default: one per usable CPU, 64 KiB; see decoders.py), `LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1`
+processes; default: one per usable CPU, 64 KiB; see decoders.py), `LAB_AGENT_DOGSTATSD_READER`
+(`process`, the default: DogStatsD's sockets drained by a process of their own; `threads`: by the
+agent's own threads; see dogstatsd_drain.py), `LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1`
 (only where the lab itself owns 169.254.x: the docker backend).
 
 `LAB_AGENT_PROFILE` picks the timing (docs/agent.md): `fast` (default; the intervals above) or
@@ -96,6 +98,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _reader(env: Mapping[str, str]) -> bool:
+    """LAB_AGENT_DOGSTATSD_READER: `process` (default: the sockets drained by a process of their
+    own, lab/agent/dogstatsd_drain.py) or `threads` (read and parsed by the agent's own threads)."""
+    raw = (env.get("LAB_AGENT_DOGSTATSD_READER") or "process").strip().lower()
+    if raw not in ("process", "threads"):
+        raise ConfigError(f"LAB_AGENT_DOGSTATSD_READER={raw!r}: use process or threads")
+    return raw == "process"
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -223,6 +234,11 @@ class AgentConfig:
     dogstatsd_port: int = 8125
     dogstatsd_non_local_traffic: bool = False
     dogstatsd_so_rcvbuf: int = 0  # the agent's default: the kernel's (net.core.rmem_default)
+    # Datagrams read and not yet parsed, at most: dogstatsd_queue_size packet buffers of
+    # dogstatsd_packet_buffer_size packets (pkg/config/setup: 1024 and 32).
+    dogstatsd_queue_size: int = 1024
+    dogstatsd_packet_buffer_size: int = 32
+    dogstatsd_reader_process: bool = True  # LAB_AGENT_DOGSTATSD_READER: process | threads
     dogstatsd_origin_detection: bool = False
     dogstatsd_tag_cardinality: str = "low"
     dogstatsd_tags: tuple[str, ...] = ()  # DD_DOGSTATSD_TAGS: added to every DogStatsD message
@@ -372,6 +388,9 @@ class AgentConfig:
             dogstatsd_port=_int(env, "DD_DOGSTATSD_PORT", 8125),
             dogstatsd_non_local_traffic=_bool(env, "DD_DOGSTATSD_NON_LOCAL_TRAFFIC", False),
             dogstatsd_so_rcvbuf=_int(env, "DD_DOGSTATSD_SO_RCVBUF", 0),
+            dogstatsd_queue_size=max(1, _int(env, "DD_DOGSTATSD_QUEUE_SIZE", 1024)),
+            dogstatsd_packet_buffer_size=max(1, _int(env, "DD_DOGSTATSD_PACKET_BUFFER_SIZE", 32)),
+            dogstatsd_reader_process=_reader(env),
             dogstatsd_origin_detection=_bool(env, "DD_DOGSTATSD_ORIGIN_DETECTION", False),
             dogstatsd_tag_cardinality=_cardinality(env, "DD_DOGSTATSD_TAG_CARDINALITY"),
             dogstatsd_tags=tuple(parse_tags(env.get("DD_DOGSTATSD_TAGS"))),
@@ -520,6 +539,8 @@ class AgentConfig:
                 "port": self.dogstatsd_port,
                 "non_local_traffic": self.dogstatsd_non_local_traffic,
                 "so_rcvbuf": self.dogstatsd_so_rcvbuf,
+                "queue": self.dogstatsd_queue_size * self.dogstatsd_packet_buffer_size,
+                "reader": "process" if self.dogstatsd_reader_process else "threads",
             },
             "process_collection": self.process_collection_enabled,
             "container_check": self.container_check_enabled,
@@ -646,6 +667,8 @@ def runtime_settings(cfg: AgentConfig) -> dict:
         "dogstatsd_port": cfg.dogstatsd_port,
         "dogstatsd_non_local_traffic": cfg.dogstatsd_non_local_traffic,
         "dogstatsd_so_rcvbuf": cfg.dogstatsd_so_rcvbuf,
+        "dogstatsd_queue_size": cfg.dogstatsd_queue_size,
+        "dogstatsd_packet_buffer_size": cfg.dogstatsd_packet_buffer_size,
         "dogstatsd_origin_detection": cfg.dogstatsd_origin_detection,
         "dogstatsd_tag_cardinality": cfg.dogstatsd_tag_cardinality,
         "dogstatsd_tags": list(cfg.dogstatsd_tags),

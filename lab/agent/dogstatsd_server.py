@@ -28,13 +28,18 @@ most MAX_CACHED_CONTEXTS datagrams of at most MAX_CACHED_BYTES each, and are emp
 from __future__ import annotations
 
 import logging
+import os
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from lab.agent.dogstatsd import ContextKey, MetricAggregator, MetricSample, ParseStats, parse_packet
+from lab.agent.dogstatsd_drain import COUNT_MARK, set_pipe_size
 from lab.serving import check_free
 
 log = logging.getLogger("lab.agent.dogstatsd")
@@ -49,6 +54,13 @@ MAX_CACHED_CONTEXTS = 4096
 MAX_ORIGINS_PER_CONTEXT = 64
 MAX_DATAGRAMS_PER_CONTEXT = 16
 MAX_CACHED_BYTES = 1024  # longer datagrams are parsed each time: a full cache holds a few MiB at most
+DRAIN_SCRIPT = Path(__file__).with_name("dogstatsd_drain.py")
+# The reader process's queue, as the real agent's: dogstatsd_queue_size (1024) packet buffers of
+# dogstatsd_packet_buffer_size (32) packets.
+DEFAULT_QUEUE = 1024 * 32
+READER_START_TIMEOUT = 10.0
+PIPE_SMALL_READ = 32 * 1024
+PIPE_PAUSE = 0.002
 NO_PEER = ("", 0)  # the address of datagrams read without one (no origin resolver)
 # (peer ip, peer port, container id from the c: field) -> extra tags
 OriginResolver = Callable[[str, int, str], list[str]]
@@ -76,8 +88,18 @@ class DogStatsDServer:
         port: int,
         rcvbuf: int = 0,
         origin: OriginResolver | None = None,
+        reader_process: bool = False,
+        queue_size: int = DEFAULT_QUEUE,
     ) -> None:
         self.aggregator = aggregator
+        # Read the sockets in a process of its own (dogstatsd_drain.py) rather than in this one's
+        # reader threads; `queue_size`: datagrams it may hold read and not yet handed over.
+        self.reader_process = reader_process
+        self.queue_size = queue_size
+        self._drain: subprocess.Popen | None = None
+        self._drained = 0  # datagrams the reader process says it read from the sockets
+        self.reader_restarts = 0
+        self._reader_ready = threading.Event()
         self.hosts = hosts
         self.requested_port = port
         self.rcvbuf = rcvbuf
@@ -86,6 +108,7 @@ class DogStatsDServer:
         self.port = 0
         self.rcvbuf_effective = 0
         self._sockets: list[socket.socket] = []
+        self._pipe: int | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         # Readers of several addresses parse one batch at a time: ParseStats counts are plain ints.
@@ -114,11 +137,113 @@ class DogStatsDServer:
             self._sockets.append(sock)
         self.port = port
         self._busy = [0] * len(self._sockets)
+        if self.reader_process:
+            self._start_reader_process()
+        else:
+            self._start_reader_threads()
+        return self
+
+    def _start_reader_threads(self) -> None:
         for i, sock in enumerate(self._sockets):
             t = threading.Thread(target=self._read, args=(sock, i), name="dogstatsd-read", daemon=True)
             t.start()
             self._threads.append(t)
-        return self
+
+    def _start_reader_process(self) -> None:
+        """The sockets are read by dogstatsd_drain.py; this process reads its pipe and parses."""
+        r, w = os.pipe()  # both ends non-inheritable: only the reader gets `w` (pass_fds)
+        fds = [s.fileno() for s in self._sockets]
+        cmd = [sys.executable, "-I", str(DRAIN_SCRIPT), "--fds", ",".join(map(str, fds)), "--out", str(w),
+               "--queue", str(self.queue_size)]
+        if self.origin is not None:
+            cmd.append("--addresses")
+        try:
+            self._drain = subprocess.Popen(cmd, pass_fds=(*fds, w), stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            os.close(r)
+            os.close(w)
+            log.warning("dogstatsd: no reader process (%s); reading in this process", exc)
+            self._start_reader_threads()
+            return
+        finally:
+            if self._drain is not None:
+                os.close(w)
+        set_pipe_size(r)
+        self._pipe = r
+        t = threading.Thread(target=self._read_pipe, args=(r,), name="dogstatsd-parse", daemon=True)
+        t.start()
+        self._threads.append(t)
+        # Listening means read: wait for the reader's first count (or its end: then threads read).
+        if not self._reader_ready.wait(READER_START_TIMEOUT):
+            log.warning("dogstatsd: the reader process did not start in %s s", READER_START_TIMEOUT)
+
+    def _read_pipe(self, fd: int) -> None:
+        """Frames from the reader process (dogstatsd_drain.py's docstring), parsed batch by batch."""
+        addresses = self.origin is not None
+        head = 10 if addresses else 4
+        peers: dict[bytes, tuple[str, int]] = {}
+        rest = b""
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 20)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            data = rest + chunk if rest else chunk
+            end_of_data = len(data)
+            batch: list[tuple[bytes, tuple]] = []
+            off = 0
+            drained = -1
+            while off + 2 <= end_of_data:
+                size = data[off] | (data[off + 1] << 8)
+                if size == COUNT_MARK:
+                    if off + 10 > end_of_data:
+                        break
+                    drained = int.from_bytes(data[off + 2 : off + 10], "little")
+                    off += 10
+                    continue
+                end = off + head + size
+                if end > end_of_data:
+                    break
+                times = data[off + 2] | (data[off + 3] << 8)
+                if addresses:
+                    raw = data[off + 4 : off + 10]
+                    peer = peers.get(raw)
+                    if peer is None:
+                        if len(peers) > 4096:
+                            peers.clear()
+                        peer = peers[raw] = (socket.inet_ntoa(raw[2:]), (raw[0] << 8) | raw[1])
+                else:
+                    peer = NO_PEER
+                item = (data[off + head : end], peer)
+                if times == 1:
+                    batch.append(item)
+                else:
+                    batch.extend([item] * times)  # handle_batch aggregates the run once
+                off = end
+            rest = data[off:]
+            if drained >= 0:
+                self._drained = drained
+                self._reader_ready.set()
+            if batch:
+                n = len(batch)
+                with self._parse_lock:
+                    self.handle_batch(batch)
+                self.packets_read += n
+            if len(chunk) < PIPE_SMALL_READ and not self._stop.is_set():
+                # Little came: let the reader gather more before waking this thread again (each
+                # wake-up takes a CPU the reader may need; its pipe holds far more than this).
+                time.sleep(PIPE_PAUSE)
+        if self._stop.is_set():
+            return
+        # The reader process ended while the agent runs: read the sockets here from now on.
+        code = self._drain.poll() if self._drain is not None else None
+        log.error("dogstatsd: the reader process ended (exit %s); reading in the agent's process", code)
+        self.reader_restarts += 1
+        self._drained = self.packets_read
+        self._start_reader_threads()
+        self._reader_ready.set()
 
     def _read(self, sock: socket.socket, index: int) -> None:
         recvfrom, recv = sock.recvfrom, sock.recv
@@ -313,20 +438,33 @@ class DogStatsDServer:
 
     @property
     def queued(self) -> int:
-        """Batches read from a socket and not yet aggregated."""
-        return sum(self._busy)
+        """Read from a socket and not yet aggregated: batches of the reader threads, datagrams of
+        the reader process."""
+        return sum(self._busy) + max(0, self._drained - self.packets_read)
 
     def drain(self, timeout: float = 2.0) -> bool:
         """Wait until every packet read so far is aggregated (tests, shutdown)."""
         deadline = time.monotonic() + timeout
-        while any(self._busy) and time.monotonic() < deadline:
+        while self.queued and time.monotonic() < deadline:
             time.sleep(0.005)
-        return not any(self._busy)
+        return not self.queued
 
     def stop(self) -> None:
         self._stop.set()
+        if self._drain is not None:
+            # Its end: the pipe's write end closes, so the parse thread reads EOF and returns.
+            # (Should this process die instead, the reader sees the read end close and ends.)
+            self._drain.terminate()
+            try:
+                self._drain.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._drain.kill()
+                self._drain.wait(timeout=2)
         for t in self._threads:
             t.join(timeout=2)
+        if self._pipe is not None:
+            pipe, self._pipe = self._pipe, None
+            os.close(pipe)
         for s in self._sockets:
             s.close()
 
@@ -336,6 +474,7 @@ class DogStatsDServer:
             "listening": [f"{h}:{self.port}/udp" for h in self.hosts],
             "so_rcvbuf": self.rcvbuf_effective,
             "queued": self.queued,
+            "reader": ("process" if self._drain is not None and not self.reader_restarts else "threads"),
             "contexts": self.aggregator.contexts_seen,
             "context_cache": {"contexts": len(self._contexts), "datagrams": len(self._datagrams),
                               "limit": MAX_CACHED_CONTEXTS, "resets": self.cache_resets},

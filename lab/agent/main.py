@@ -167,6 +167,8 @@ class Agent:
             cfg.dogstatsd_so_rcvbuf,
             # Without ECS there is no origin to resolve: the reader then skips senders' addresses.
             self._dogstatsd_origin if self.ecs is not None else None,
+            reader_process=cfg.dogstatsd_reader_process,
+            queue_size=cfg.dogstatsd_queue_size * cfg.dogstatsd_packet_buffer_size,
         ).start()
         self.ports.dogstatsd = self.dogstatsd.port
 

@@ -126,13 +126,19 @@ def test_a_long_outage_drops_the_oldest_payloads_and_counts_them():
                 await _until(lambda n=n: fwd.counters["traces"].retries >= n + 1, 10,
                              f"trace payload {n} failed")
             await asyncio.get_running_loop().run_in_executor(None, intake.end_outages)
-            await _until(lambda: fwd.counters["traces"].sent == 3, 20, "the 3 newest delivered")
+            # Every payload delivered or dropped. (Payloads being retried are out of the queue
+            # while their attempt runs, as in the agent's sender, so a payload submitted at that
+            # moment may find room: at least the 3 newest survive, on a loaded machine more.)
+            await _until(lambda: fwd.counters["traces"].sent + fwd.counters["traces"].dropped == 8, 30,
+                         "every payload delivered or dropped")
             await fwd.stop()
             return fwd
 
         fwd = asyncio.run(run())
     services = [intake.store.decoded(p).data["tracerPayloads"][0]["chunks"][0]["spans"][0]["service"]
                 for p in intake.store.payloads("/api/v0.2/traces")]
-    assert sorted(services) == ["svc-5", "svc-6", "svc-7"]
     c = fwd.counters["traces"]
-    assert c.dropped == 5 and c.dropped_queue_full == 5
+    assert c.sent >= 3 and len(services) == c.sent
+    # The survivors are the newest, each once; everything older was dropped and counted.
+    assert sorted(services) == [f"svc-{n}" for n in range(8 - c.sent, 8)]
+    assert c.dropped == 8 - c.sent and c.dropped_queue_full == c.dropped

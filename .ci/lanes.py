@@ -15,7 +15,8 @@ of a lab test is waiting: on an agent's flush, on a DAEMON deployment, on an out
   the scenarios depend only on what the real agent offers and wait on its own intervals. Every
   scenario thus runs once per backend: on loopback with the default 1 s profile, on docker with the
   real agent's timing (`LAB_CI_DOCKER_PROFILE=` runs the default profile there too);
-- both lanes start at once, so the docker tests overlap the unit tests; the sandbox's exercises on
+- both lanes start at once, so the docker tests overlap the unit tests (once the images `.ci/run`
+  makes in the background are done: `LAB_CI_IMAGES_LOG`); the sandbox's exercises on
   docker and then the docker scenarios wait for the local lane to end and run alone. The scenarios
   are timed by the real agent's intervals and backoffs (an outage's retries, a 15 s flush): run
   beside the local lane's labs, at a load of 8-12 on 2 cores, their agents fell behind those
@@ -50,6 +51,12 @@ DOCKER_PROFILE = os.environ.get("LAB_CI_DOCKER_PROFILE", "real-timing")
 READY_TIMEOUT = os.environ.get("LAB_READY_TIMEOUT", "60")
 DOCKER_SCENARIOS_ALONE = os.environ.get("LAB_CI_DOCKER_SCENARIOS_ALONE", "1") != "0"
 SANDBOX_DOCKER = "tests/sandbox/test_exercises_docker.py"
+# `.ci/run` makes the docker images in the background and names its log here; the job's last line
+# is `images-finished-at <epoch>`. The docker lane waits for that line before its first phase, so
+# the build's time is not counted against a test's pytest-timeout (on a fresh machine the images
+# took 12 min; the first docker tests, waiting on the images' lock inside their 300 s, failed).
+IMAGES_LOG = os.environ.get("LAB_CI_IMAGES_LOG", "")
+IMAGES_WAIT = float(os.environ.get("LAB_CI_IMAGES_WAIT", "3600"))
 
 
 @dataclass
@@ -58,6 +65,36 @@ class Phase:
     args: list[str]
     env: dict[str, str] | None = None
     after_lane: str | None = None  # starts only once that lane has run all its phases
+    needs_images: bool = False  # starts only once the background image build has ended
+
+
+def images_finished(log_path: str) -> bool:
+    """Whether the background image build named by `log_path` has ended (no log named: yes)."""
+    if not log_path:
+        return True
+    try:
+        with open(log_path, errors="replace") as f:
+            return any(line.startswith("images-finished-at ") for line in f)
+    except FileNotFoundError:
+        return False
+
+
+def wait_for_images(phase: str, stopping: threading.Event) -> None:
+    if images_finished(IMAGES_LOG):
+        return
+    with _print_lock:
+        print(f"[{phase}] waiting for the docker images being made in the background ({IMAGES_LOG})",
+              flush=True)
+    began = time.monotonic()
+    while not images_finished(IMAGES_LOG) and not stopping.is_set():
+        if time.monotonic() - began > IMAGES_WAIT:
+            with _print_lock:
+                print(f"[{phase}] the image build has not ended after {IMAGES_WAIT:.0f} s; going on "
+                      "(tests that need an image will wait for its lock or say it is missing)", flush=True)
+            return
+        stopping.wait(1.0)
+    with _print_lock:
+        print(f"[{phase}] images ready after {time.monotonic() - began:.0f} s of waiting", flush=True)
 
 
 def xdist(workers: str) -> list[str]:
@@ -76,7 +113,8 @@ def lanes(extra: list[str]) -> dict[str, list[Phase]]:
             Phase("scenarios", ["scenarios", "-m", "not docker", *xdist(SCENARIO_WORKERS), *extra]),
         ],
         "docker": [
-            Phase("docker-tests", ["tests", "-m", "docker", "--ignore", SANDBOX_DOCKER, *extra]),
+            Phase("docker-tests", ["tests", "-m", "docker", "--ignore", SANDBOX_DOCKER, *extra],
+                  needs_images=True),
             # The exercises on docker break and heal a live agent through its health check and
             # DAEMON rolls: beside the unit tests' labs an agent failed its health check under load
             # and was replaced, masking the exercise's break. They run alone, as the scenarios do.
@@ -132,6 +170,8 @@ def run_lane(name: str, phases: list[Phase], report_dir: Path, results: dict[str
                     print(f"[{phase.name}] waiting for the {phase.after_lane} lane to end", flush=True)
                 while not (done[phase.after_lane].wait(0.5) or stopping.is_set()):
                     pass
+            if phase.needs_images and not stopping.is_set():
+                wait_for_images(phase.name, stopping)
             if stopping.is_set():
                 results[phase.name] = 130
                 continue

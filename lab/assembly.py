@@ -98,6 +98,21 @@ class _SharedControlPlane:
 SHARED_CONTROL_PLANE = _SharedControlPlane()
 
 
+# Packages that the control plane's start (moto, through `responses`) and the backend's start (the
+# docker SDK) both import on first use, from two threads at once. requests imports its own
+# submodules in a cycle (requests -> sessions -> adapters), and Python's per-module import locks
+# turn two threads' first imports of such a package into a deadlock that it breaks by handing one
+# thread a half-made module: "cannot import name 'HTTPAdapter' from partially initialized module
+# 'requests.adapters'" (seen in CI: every docker lab of a fresh pytest process failed to start).
+# Imported here, on the caller's thread, before the control plane's thread starts.
+SHARED_FIRST_IMPORTS = ("requests", "urllib3")
+
+
+def import_shared_dependencies() -> None:
+    for name in SHARED_FIRST_IMPORTS:
+        importlib.import_module(name)
+
+
 class EcsLab:
     """Owner of a running lab (see the module docstring). `backend` is a name from `BACKENDS`;
     `control_plane` is "moto" (the process's embedded one, shared), "localstack" (a LocalStack Pro
@@ -199,6 +214,7 @@ class EcsLab:
                 result["error"] = exc
 
         self.progress(f"starting the ECS control plane ({kind}) on {s.services_host}:{s.ports.control_plane}")
+        import_shared_dependencies()
         starter = threading.Thread(target=run, name="lab-control-plane-start", daemon=True)
         starter.start()
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import collections
 import ctypes
+import errno
 import fcntl
 import os
 import select
@@ -53,8 +54,18 @@ VLEN = 32  # datagrams per recvmmsg call (a 2 MiB buffer per socket)
 PIPE_SIZE = 4 << 20  # asked of the kernel (F_SETPIPE_SZ); root may get it, others pipe-max-size
 F_SETPIPE_SZ = 1031
 MSG_DONTWAIT = 0x40
-HEAD = struct.Struct("<HH")
-MARK = COUNT_MARK.to_bytes(2, "little")
+HEAD = struct.Struct("<HH")  # a datagram frame: length, times
+ADDRESS_BYTES = 6  # with --addresses, after HEAD: the sender's port (network order) and IPv4 address
+COUNT = struct.Struct("<HQ")  # a count frame: COUNT_MARK, datagrams read so far
+
+
+def add_frame(parts: list, data: bytes, times: int, address: bytes | None) -> None:
+    """Append the frame of `times` identical datagrams `data` (from `address`, when framed with
+    addresses) to `parts`."""
+    parts.append(HEAD.pack(len(data), times))
+    if address is not None:
+        parts.append(address)
+    parts.append(data)
 FEW = 16  # a read of fewer datagrams than this pauses the reader for PAUSE seconds
 PAUSE = 0.0002
 
@@ -133,7 +144,6 @@ class Reader:
         fn, fd, msgs, buf, names = self._recvmmsg, self.fd, self.msgs, self.buf, self.names
         lens, stride, at = self.lens, self.len_stride, self.len_at
         addresses = self.addresses
-        pack = HEAD.pack
         total = 0
         prev = prev_name = b""
         plen = -1
@@ -144,7 +154,7 @@ class Reader:
             if n <= 0:
                 if n < 0:
                     err = ctypes.get_errno()
-                    if err not in (11, 4):  # EAGAIN, EINTR
+                    if err not in (errno.EAGAIN, errno.EINTR):
                         raise OSError(err, os.strerror(err))
                 break
             for i in range(n):
@@ -156,10 +166,7 @@ class Reader:
                     times += 1
                     continue
                 if times:
-                    parts.append(pack(plen, times))
-                    if addresses:
-                        parts.append(prev_name)
-                    parts.append(prev)
+                    add_frame(parts, prev, times, prev_name if addresses else None)
                 prev = bytes(buf[start : start + size])
                 plen = size
                 if addresses:
@@ -169,26 +176,19 @@ class Reader:
             if n < want:
                 break
         if times:
-            parts.append(pack(plen, times))
-            if addresses:
-                parts.append(prev_name)
-            parts.append(prev)
+            add_frame(parts, prev, times, prev_name if addresses else None)
         return total
 
     def _read_one_by_one(self, room: int, parts: list) -> int:
         recvfrom, recv = self.sock.recvfrom, self.sock.recv
-        pack = HEAD.pack
         total = 0
         try:
             while total < room:
                 if self.addresses:
                     data, addr = recvfrom(MAX_DATAGRAM)
-                    parts.append(pack(len(data), 1))
-                    parts.append(addr[1].to_bytes(2, "big") + socket.inet_aton(addr[0]))
+                    add_frame(parts, data, 1, addr[1].to_bytes(2, "big") + socket.inet_aton(addr[0]))
                 else:
-                    data = recv(MAX_DATAGRAM)
-                    parts.append(pack(len(data), 1))
-                parts.append(data)
+                    add_frame(parts, recv(MAX_DATAGRAM), 1, None)
                 total += 1
         except BlockingIOError:
             pass
@@ -215,7 +215,7 @@ def run(fds: list[int], out: int, addresses: bool, queue_limit: int) -> int:
     batch_counts: collections.deque[int] = collections.deque()  # datagrams per queued block
     total = 0
     # A count of 0 first: the agent waits for it, so no datagram is sent before anyone reads.
-    queue.append(memoryview(MARK + total.to_bytes(8, "little")))
+    queue.append(memoryview(COUNT.pack(COUNT_MARK, total)))
     batch_counts.append(0)
     while True:
         try:
@@ -242,7 +242,7 @@ def run(fds: list[int], out: int, addresses: bool, queue_limit: int) -> int:
             if n:
                 total += n
                 queued += n
-                parts.append(MARK + total.to_bytes(8, "little"))
+                parts.append(COUNT.pack(COUNT_MARK, total))
                 queue.append(memoryview(b"".join(parts)))
                 batch_counts.append(n)
         # Write what is queued, as much as the pipe takes now.

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lab.agent.dogstatsd import ContextKey, MetricAggregator, MetricSample, ParseStats, parse_packet
-from lab.agent.dogstatsd_drain import COUNT_MARK, set_pipe_size
+from lab.agent.dogstatsd_drain import ADDRESS_BYTES, COUNT, COUNT_MARK, HEAD, set_pipe_size
 from lab.serving import check_free
 
 log = logging.getLogger("lab.agent.dogstatsd")
@@ -161,13 +161,11 @@ class DogStatsDServer:
             self._drain = subprocess.Popen(cmd, pass_fds=(*fds, w), stdin=subprocess.DEVNULL)
         except OSError as exc:
             os.close(r)
-            os.close(w)
             log.warning("dogstatsd: no reader process (%s); reading in this process", exc)
             self._start_reader_threads()
             return
         finally:
-            if self._drain is not None:
-                os.close(w)
+            os.close(w)  # the reader's copy is its own
         set_pipe_size(r)
         self._pipe = r
         t = threading.Thread(target=self._read_pipe, args=(r,), name="dogstatsd-parse", daemon=True)
@@ -180,7 +178,7 @@ class DogStatsDServer:
     def _read_pipe(self, fd: int) -> None:
         """Frames from the reader process (dogstatsd_drain.py's docstring), parsed batch by batch."""
         addresses = self.origin is not None
-        head = 10 if addresses else 4
+        head = HEAD.size + (ADDRESS_BYTES if addresses else 0)
         peers: dict[bytes, tuple[str, int]] = {}
         rest = b""
         while True:
@@ -198,17 +196,17 @@ class DogStatsDServer:
             while off + 2 <= end_of_data:
                 size = data[off] | (data[off + 1] << 8)
                 if size == COUNT_MARK:
-                    if off + 10 > end_of_data:
+                    if off + COUNT.size > end_of_data:
                         break
-                    drained = int.from_bytes(data[off + 2 : off + 10], "little")
-                    off += 10
+                    drained = COUNT.unpack_from(data, off)[1]
+                    off += COUNT.size
                     continue
                 end = off + head + size
                 if end > end_of_data:
                     break
                 times = data[off + 2] | (data[off + 3] << 8)
                 if addresses:
-                    raw = data[off + 4 : off + 10]
+                    raw = data[off + HEAD.size : off + head]
                     peer = peers.get(raw)
                     if peer is None:
                         if len(peers) > 4096:

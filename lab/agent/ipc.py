@@ -62,7 +62,9 @@ def auth_token_path(env: Mapping[str, str], cmd_port: int) -> Path:
         return CONF_DIR / "auth_token"
     # Both sides read the agent's address from the same environment (the CLI runs in its container).
     localhost = (env.get("LAB_AGENT_LOCALHOST") or "127.0.0.1").strip()
-    home = Path(tempfile.gettempdir()) / f"ecs-lab-agent-{os.getuid()}"
+    # The temp dir the environment names (a local container's own), so that whoever holds the agent's
+    # environment finds the token, whatever this process's own temp dir is.
+    home = Path(env.get("TMPDIR") or tempfile.gettempdir()) / f"ecs-lab-agent-{os.getuid()}"
     return home / f"{localhost}-{cmd_port}" / "auth_token"
 
 

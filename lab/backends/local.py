@@ -74,7 +74,7 @@ from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, 
 ROUTER_SOCKET_ENV = "LAB_LOG_ROUTER_SOCKET"
 # How a process's start line names its container (the agent's log collection finds its run by it).
 CONTAINER_NOTE = "container "
-_INHERITED_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "TERM")
+_INHERITED_ENV = ("HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TERM")
 # Where IMDS "is" for hosts that have none (Fargate tasks, ECS Anywhere hosts): the discard port of
 # the host's own loopback address, where nothing of the lab listens, so a connection is refused.
 NOTHING_LISTENS_PORT = 9
@@ -198,7 +198,20 @@ class LocalBackend:
                 t.start()
             for t in stoppers:
                 t.join(timeout=30)
+        # Each task's stop removed its containers' temp dirs; this catches a start that failed half-way.
+        # The run dir is this lab's alone (one per subnet), a crashed lab's goes with `down --all`.
+        shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
         self._exit.close()
+
+    def _container_tmp(self, container: Container) -> Path:
+        """The container's TMPDIR: what its processes leave in their temp dir (ddtrace writes a file
+        per process there and never removes it) goes with the container, as a container's /tmp does."""
+        return self.run_dir / "tmp" / container.docker_id[:12]
+
+    def _make_container_tmp(self, container: Container) -> Path:
+        path = self._container_tmp(container)
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
 
     def _stop_quietly(self, arn: str) -> None:
         with contextlib.suppress(Exception):
@@ -381,6 +394,7 @@ class LocalBackend:
                 t.join(timeout=15)
             if rc.container.known_status != "STOPPED":
                 rc.container.mark_stopped(code)
+            shutil.rmtree(self._container_tmp(rc.container), ignore_errors=True)
         running.task.known_status = "STOPPED"
         with self._lock:
             self._task_addresses.pop(task_arn, None)
@@ -478,6 +492,8 @@ class LocalBackend:
     def container_env(self, instance: ContainerInstance, task: Task, container: Container,
                       spec: ContainerSpec) -> dict[str, str]:
         env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
+        # A container's /tmp is its own and goes when it does (docs/local_backend.md#temporary-files).
+        env["TMPDIR"] = str(self._make_container_tmp(container))
         # The shims, then this interpreter's own bin (ddtrace-run, ecs-lab) ahead of any pyenv shim.
         env["PATH"] = os.pathsep.join([str(self.run_dir / "bin"), os.path.dirname(sys.executable),
                                        os.environ.get("PATH", "/usr/bin:/bin")])

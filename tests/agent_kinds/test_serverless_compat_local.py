@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -88,6 +89,9 @@ class LocalAgent:
                 self.proc.wait(timeout=5)
         return self.proc.returncode
 
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
 
 @pytest.fixture
 def instance_env(intake, egress):
@@ -116,6 +120,7 @@ def agent(instance_env):
     a = LocalAgent(instance_env)
     yield a
     a.stop()
+    a.remove()
 
 
 def test_trace_reaches_the_intake_and_the_metric_flush_only_the_egress_proxy(agent, instance_env, intake,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 
@@ -210,3 +211,43 @@ def test_depends_on_healthy_waits_for_the_dependency(backend, tmp_path):
         assert task.container("proxy").health_status == "HEALTHY"
     finally:
         backend.stop_task(task.arn)
+
+
+def test_a_containers_temp_dir_is_its_own_and_goes_with_it(backend, tmp_path):
+    """ddtrace leaves a file per traced process in its temp dir and never removes it: on the host's
+    /tmp that is hundreds of files a day of scenarios. A container's temp dir is private to it and is
+    removed when its task stops, as a container's /tmp goes with the container."""
+    out = tmp_path / "tmp.json"
+    inst = backend.world.instance(1)
+    task = _task("tmpdir", "web")
+    line = (f"python -c 'import json, os, tempfile, ddtrace; d = tempfile.gettempdir(); "
+            f"json.dump({{\"tmp\": d, \"files\": os.listdir(d)}}, open(\"{out}\", \"w\"))'; exec sleep 300")
+    backend.start_task(inst, task, [ContainerSpec("web", LAB_IMAGE, entry_point=["sh", "-c", line])])
+    try:
+        seen = wait_until(lambda: out.exists() and json.loads(out.read_text()), timeout=30, what="temp dir")
+        tmp = seen["tmp"]
+        assert tmp.startswith(str(backend.run_dir)), f"{tmp} is not the lab's"
+        assert task.container("web").docker_id[:12] in tmp
+        # What ddtrace's import left (its remote-config shared file) is there, not on the host's /tmp.
+        assert seen["files"], f"ddtrace wrote nothing in {tmp}: this test no longer sees its litter"
+        assert all(os.path.exists(os.path.join(tmp, f)) for f in seen["files"])
+        code, env = backend.exec_in_container(task.arn, "web", ["sh", "-c", "echo $TMPDIR"])
+        assert code == 0 and env.strip() == tmp, "docker exec runs in the container's temp dir too"
+    finally:
+        backend.stop_task(task.arn)
+    assert not os.path.exists(tmp), f"{tmp} outlived its task"
+
+
+def test_a_task_definitions_own_tmpdir_wins(backend, tmp_path):
+    out = tmp_path / "tmpdir.txt"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    inst = backend.world.instance(1)
+    task = _task("owntmp", "web")
+    backend.start_task(inst, task, [ContainerSpec("web", LAB_IMAGE, env={"TMPDIR": str(mine)},
+                                                  entry_point=["sh", "-c", f"echo $TMPDIR > {out}; exec sleep 300"])])
+    try:
+        assert wait_until(lambda: out.exists() and out.read_text().strip(), timeout=10, what="TMPDIR") == str(mine)
+    finally:
+        backend.stop_task(task.arn)
+    assert mine.is_dir(), "the lab removed a temp dir it did not make"

@@ -220,10 +220,26 @@ class LabTarget:
             if t.get("stoppedReason")
         ]
 
-    def agent_health(self) -> list[tuple[str, str]]:
-        """(task ARN, ECS healthStatus) of each running agent container."""
+    def failing_to_start(self, service: str) -> bool:
+        """Whether the service's newest stopped task stopped before it ever ran (no `startedAt`: a
+        secret or an image ECS could not fetch), so the tasks it keeps placing will fail as well."""
+        stopped = self.tasks(service, desired="STOPPED")
+        if not stopped:
+            return False
+        def when(t: dict) -> float:
+            at = t.get("stoppedAt") or t.get("createdAt")
+            return at.timestamp() if hasattr(at, "timestamp") else 0.0
+
+        newest = max(stopped, key=when)
+        return not newest.get("startedAt")
+
+    def agent_health(self, running_only: bool = False) -> list[tuple[str, str]]:
+        """(task ARN, ECS healthStatus) of each agent container of the service's tasks (those ECS
+        still lists as wanted: PROVISIONING, PENDING or RUNNING; `running_only`: RUNNING)."""
         out = []
         for t in self.tasks(AGENT_SERVICE):
+            if running_only and t.get("lastStatus") != "RUNNING":
+                continue
             for c in t.get("containers") or []:
                 if c.get("name") == "datadog-agent":
                     out.append((t["taskArn"], c.get("healthStatus", "UNKNOWN")))

@@ -222,12 +222,14 @@ def _settled_health(target: LabTarget, agent_c: dict) -> list[tuple[str, str]]:
     )
     deadline = time.monotonic() + limit
     while True:
-        health = target.agent_health()
+        containers = target.agent_containers()
+        health = [(arn, h) for arn, _status, h in containers]
         # Only a running container's check can still decide: while no agent task runs and the last
         # one stopped before it ever ran (a secret ECS cannot fetch), the next will fail too and
         # there is nothing to wait for. This waited out the whole limit (80 s) for tasks that were
         # only ever PROVISIONING, then STOPPED. A replacement of an UNHEALTHY task is waited for.
-        if hc and not target.agent_health(running_only=True) and target.failing_to_start(AGENT_SERVICE):
+        running = any(status == "RUNNING" for _arn, status, _h in containers)
+        if hc and not running and target.failing_to_start(AGENT_SERVICE):
             return health
         # UNHEALTHY is waited on too: on a loaded machine one slow `agent health` run flips it, and
         # ECS turns it HEALTHY again at the next passing check.

@@ -226,24 +226,26 @@ class LabTarget:
         stopped = self.tasks(service, desired="STOPPED")
         if not stopped:
             return False
+
         def when(t: dict) -> float:
             at = t.get("stoppedAt") or t.get("createdAt")
             return at.timestamp() if hasattr(at, "timestamp") else 0.0
 
-        newest = max(stopped, key=when)
-        return not newest.get("startedAt")
+        return not max(stopped, key=when).get("startedAt")
 
-    def agent_health(self, running_only: bool = False) -> list[tuple[str, str]]:
-        """(task ARN, ECS healthStatus) of each agent container of the service's tasks (those ECS
-        still lists as wanted: PROVISIONING, PENDING or RUNNING; `running_only`: RUNNING)."""
+    def agent_containers(self) -> list[tuple[str, str, str]]:
+        """(task ARN, task lastStatus, ECS healthStatus) of each agent container of the service's
+        tasks (those ECS still lists as wanted: PROVISIONING, PENDING or RUNNING)."""
         out = []
         for t in self.tasks(AGENT_SERVICE):
-            if running_only and t.get("lastStatus") != "RUNNING":
-                continue
             for c in t.get("containers") or []:
                 if c.get("name") == "datadog-agent":
-                    out.append((t["taskArn"], c.get("healthStatus", "UNKNOWN")))
+                    out.append((t["taskArn"], t.get("lastStatus", ""), c.get("healthStatus", "UNKNOWN")))
         return out
+
+    def agent_health(self) -> list[tuple[str, str]]:
+        """(task ARN, ECS healthStatus) of each agent container (`agent_containers`)."""
+        return [(arn, health) for arn, _status, health in self.agent_containers()]
 
     # -- the intake -------------------------------------------------------------------------------
     def cursor(self) -> int:

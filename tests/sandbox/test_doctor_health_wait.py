@@ -19,11 +19,10 @@ class StubTarget:
     def _now(self) -> list[tuple[str, str, str]]:
         return self.snapshots[min(self.polls, len(self.snapshots) - 1)]
 
-    def agent_health(self, running_only: bool = False) -> list[tuple[str, str]]:
+    def agent_containers(self) -> list[tuple[str, str, str]]:
         tasks = self._now()
-        if not running_only:
-            self.polls += 1
-        return [(arn, health) for arn, status, health in tasks if not running_only or status == "RUNNING"]
+        self.polls += 1
+        return tasks
 
     def failing_to_start(self, service: str) -> bool:
         return self._failing

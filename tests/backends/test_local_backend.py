@@ -244,10 +244,12 @@ def test_a_task_definitions_own_tmpdir_wins(backend, tmp_path):
     mine.mkdir()
     inst = backend.world.instance(1)
     task = _task("owntmp", "web")
+    script = f"echo $TMPDIR > {out}; exec sleep 300"
     backend.start_task(inst, task, [ContainerSpec("web", LAB_IMAGE, env={"TMPDIR": str(mine)},
-                                                  entry_point=["sh", "-c", f"echo $TMPDIR > {out}; exec sleep 300"])])
+                                                  entry_point=["sh", "-c", script])])
     try:
-        assert wait_until(lambda: out.exists() and out.read_text().strip(), timeout=10, what="TMPDIR") == str(mine)
+        seen = wait_until(lambda: out.exists() and out.read_text().strip(), timeout=10, what="TMPDIR")
+        assert seen == str(mine)
     finally:
         backend.stop_task(task.arn)
     assert mine.is_dir(), "the lab removed a temp dir it did not make"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import threading
 import zlib
 
 import zstandard
@@ -20,7 +21,18 @@ from lab.fakes.intake.decode.payload import MalformedPayload
 # lab must not be knocked over by a zip bomb in a test.
 MAX_DECOMPRESSED = 256 * 1024 * 1024
 
-_ZSTD = zstandard.ZstdDecompressor()
+# One decompressor per thread: a ZstdDecompressor is not thread-safe (python-zstandard's docs), and
+# every `decompressobj()` resets its one decompression context, so two threads sharing one (two labs'
+# intakes in one process, e.g. a stack started ahead beside the running one) garble each other's
+# frames: "Unknown frame descriptor", or the wrong bytes without an error.
+_local = threading.local()
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    dctx = getattr(_local, "zstd", None)
+    if dctx is None:
+        dctx = _local.zstd = zstandard.ZstdDecompressor()
+    return dctx
 
 
 def decompress(body: bytes, content_encoding: str) -> bytes:
@@ -73,8 +85,9 @@ def _zstd(body: bytes) -> bytes:
     total = 0
     rest = body
     frame = 0
+    dctx = _decompressor()
     while rest:
-        dobj = _ZSTD.decompressobj()
+        dobj = dctx.decompressobj()
         chunk = dobj.decompress(rest)
         if not dobj.eof:
             raise zstandard.ZstdError(f"frame {frame} is truncated")

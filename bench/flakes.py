@@ -14,13 +14,26 @@ Usage:
   python bench/flakes.py --local 50 --docker 10                       # the whole scenario suite
   python bench/flakes.py --local 2 --docker 1 scenarios/resilience    # one directory
   python bench/flakes.py --local 5 -- -k outage                       # extra pytest arguments after --
-Writes bench/results/flakes.md (`--out`), keeps the per-run logs and JUnit XML in the lab's working
-directory (`.lab/flakes/<report name>/`, not committed), and exits 1 when any run failed.
+  python bench/flakes.py --tally                                      # all reports, for this code
+Writes bench/results/flakes.md (`--out`) and its runs as JSON beside it (`flakes.json`), keeps the
+per-run logs and JUnit XML in the lab's working directory (`.lab/flakes/<report name>/`, not
+committed), and exits 1 when any run failed.
+
+"On the final code" across several reports (a series of runs outlasts a working session): every run
+records a digest of the code under test (`CODE_PATHS` as committed, with a `+` when the checkout
+changed them) and of the Python packages it ran with. `--tally` adds up the JSON reports in
+`bench/results/` whose runs had this checkout's code digest, per backend, path set and package set:
+runs, clean runs, and the clean runs in a row since the last failure, oldest report first. Work on
+anything outside `CODE_PATHS` (docs, bench, the lab's own tests) does not reset the count; a change to
+the lab, the scenarios or the images does.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.metadata
+import json
 import os
 import platform
 import shutil
@@ -34,6 +47,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TAIL_LINES = 40
+# What a scenario run exercises: the lab, the scenarios (their conftest included), the images' recipes
+# and the package's declared dependencies.
+CODE_PATHS = ("lab", "scenarios", "docker", "pyproject.toml")
+RESULTS = REPO / "bench" / "results"
 
 
 @dataclass
@@ -54,6 +71,7 @@ class Run:
     failures: list[Failure] = field(default_factory=list)
     log: str = ""
     commit: str = ""  # the code this run imported (commits made meanwhile show here)
+    code: str = ""  # code_digest() when the run started
 
 
 def _tail(text: str, lines: int = TAIL_LINES) -> str:
@@ -94,6 +112,24 @@ def current_commit() -> str:
                                                    else "")
 
 
+def code_digest() -> str:
+    """A digest of CODE_PATHS as committed at HEAD; `+` when the checkout differs from them there."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    trees = git("rev-parse", *(f"HEAD:{p}" for p in CODE_PATHS))
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
+    return hashlib.sha256(trees.encode()).hexdigest()[:12] + ("+" if dirty else "")
+
+
+def deps_digest() -> str:
+    """A digest of the installed distributions (name==version) of the Python the runs use."""
+    names = sorted({f"{d.metadata['Name']}=={d.version}".lower() for d in importlib.metadata.distributions()
+                    if d.metadata["Name"]})
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
+
+
 def run_once(backend: str, index: int, paths: list[str], extra: list[str], workdir: Path,
              timeout: float) -> Run:
     xml = workdir / f"{backend}-{index}.xml"
@@ -105,6 +141,7 @@ def run_once(backend: str, index: int, paths: list[str], extra: list[str], workd
     argv = [sys.executable, "-m", "pytest", *paths, "-p", "no:cacheprovider", "-rA", f"--junitxml={xml}",
             "--backend", backend, *extra]
     commit = current_commit()
+    code_at_start = code_digest()
     began = time.monotonic()
     try:
         with open(log, "wb") as out:
@@ -118,7 +155,7 @@ def run_once(backend: str, index: int, paths: list[str], extra: list[str], workd
     seconds = time.monotonic() - began
     output = log.read_text(errors="replace") if log.exists() else ""
     shown = log.relative_to(REPO) if log.is_relative_to(REPO) else log
-    run = Run(backend, index, code, seconds, log=str(shown), commit=commit)
+    run = Run(backend, index, code, seconds, log=str(shown), commit=commit, code=code_at_start)
     if xml.exists():
         try:
             run.counts, run.failures = read_junit(xml)
@@ -132,11 +169,62 @@ def run_once(backend: str, index: int, paths: list[str], extra: list[str], workd
     return run
 
 
-def render(runs: list[Run], args: argparse.Namespace, began: str, load: tuple, commit: str) -> str:
+def as_json(runs: list[Run], args: argparse.Namespace, began: str, commit: str, deps: str) -> dict:
+    return {
+        "started": began, "commit": commit, "deps": deps, "paths": args.paths,
+        "pytest_args": args.pytest_args,
+        "runs": [{"backend": r.backend, "index": r.index, "commit": r.commit, "code": r.code,
+                  "exit": r.returncode, "seconds": round(r.seconds, 1), "counts": r.counts,
+                  "failures": [{"test": f.test, "kind": f.kind, "message": f.message} for f in r.failures]}
+                 for r in runs],
+    }
+
+
+def tally(code: str, results: Path = RESULTS) -> str:
+    """Every JSON report's runs with code digest `code`, added up (see the module docstring)."""
+    groups: dict[tuple[str, str, str], list[tuple[str, dict]]] = {}
+    for path in sorted(results.glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(doc, dict) or "runs" not in doc or "deps" not in doc:
+            continue  # another bench's results
+        what = " ".join(doc.get("paths", [])) + "".join(f" {a}" for a in doc.get("pytest_args", []))
+        for run in doc["runs"]:
+            if run.get("code") == code:
+                groups.setdefault((run["backend"], what, doc["deps"]), []).append(
+                    (f"{doc['started']} #{run['index']}", run | {"report": path.name}))
+    lines = [f"# Flake tally for code `{code}`", ""]
+    if code.endswith("+"):
+        lines += ["(the checkout differs from its commit in the code under test: these runs name no "
+                  "committed code)", ""]
+    if not groups:
+        return "\n".join(lines + ["No run of this code in any report."]) + "\n"
+    lines += ["| backend | paths and pytest arguments | packages | runs | clean | clean in a row, newest | "
+              "reports |", "|---|---|---|---|---|---|---|"]
+    for (backend, what, deps), items in sorted(groups.items()):
+        items.sort(key=lambda item: item[0])
+        clean = [not run["failures"] and run["exit"] in (0, 5) for _, run in items]
+        streak = 0
+        for ok in reversed(clean):
+            if not ok:
+                break
+            streak += 1
+        reports = sorted({run["report"] for _, run in items})
+        lines.append(f"| {backend} | `{what}` | `{deps}` | {len(items)} | {sum(clean)} | {streak} | "
+                     f"{', '.join(reports)} |")
+    return "\n".join(lines) + "\n"
+
+
+def render(runs: list[Run], args: argparse.Namespace, began: str, load: tuple, commit: str,
+           code: str = "", deps: str = "") -> str:
     lines = [
         "# Flake report",
         "",
-        f"- started {began} UTC, commit `{commit}`, {platform.platform()}, {os.cpu_count()} CPUs, "
+        f"- started {began} UTC, commit `{commit}` (code digest `{code}`, packages `{deps}`: "
+        "`bench/flakes.py --tally`), "
+        f"{platform.platform()}, {os.cpu_count()} CPUs, "
         f"load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, at end "
         f"{os.getloadavg()[0]:.1f}",
         f"- paths: `{' '.join(args.paths)}`; extra pytest arguments: "
@@ -145,12 +233,13 @@ def render(runs: list[Run], args: argparse.Namespace, began: str, load: tuple, c
         f"**{sum(1 for r in runs if r.failures)} of {len(runs)} runs failed**, "
         f"{sum(len(r.failures) for r in runs)} failures in all",
         "",
-        "| backend | run | commit | exit | wall s | passed | failed | errors | skipped |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| backend | run | commit | code | exit | wall s | passed | failed | errors | skipped |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         c = r.counts
-        lines.append(f"| {r.backend} | {r.index} | `{r.commit}` | {r.returncode} | {r.seconds:.0f} | "
+        lines.append(f"| {r.backend} | {r.index} | `{r.commit}` | `{r.code}` | {r.returncode} | "
+                     f"{r.seconds:.0f} | "
                      f"{c.get('passed', '-')} | {c.get('failures', '-')} | {c.get('errors', '-')} | "
                      f"{c.get('skipped', '-')} |")
     by_test: dict[tuple[str, str], list[Run]] = {}
@@ -179,7 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--local", type=int, default=2, help="runs on the local backend")
     ap.add_argument("--docker", type=int, default=0, help="runs on the docker backend")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds one run may take")
-    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "flakes.md"))
+    ap.add_argument("--out", default=str(RESULTS / "flakes.md"))
+    ap.add_argument("--tally", action="store_true",
+                    help="add up the JSON reports' runs of this checkout's code (or --code) and exit")
+    ap.add_argument("--code", help="with --tally: the code digest to add up (default: this checkout's)")
     raw = sys.argv[1:] if argv is None else argv
     extra: list[str] = []
     if "--" in raw:
@@ -187,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         raw, extra = raw[:cut], raw[cut + 1:]
     args = ap.parse_args(raw)
     args.pytest_args = extra
+    if args.tally:
+        print(tally(args.code or code_digest(), Path(args.out).parent), end="")
+        return 0
     if args.local < 0 or args.docker < 0 or args.local + args.docker == 0:
         ap.error("--local and --docker are run counts (>= 0), at least one run in all")
     missing = [p for p in args.paths if not (REPO / p.split("::")[0]).exists()]  # absolute paths too
@@ -200,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     load = os.getloadavg()
     commit = current_commit()
+    code, deps = code_digest(), deps_digest()
     runs: list[Run] = []
     plan = [("local", i) for i in range(1, args.local + 1)]
     plan += [("docker", i) for i in range(1, args.docker + 1)]
@@ -210,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
             f.test for f in run.failures)
         print(f"{backend} run {i}: exit {run.returncode} in {run.seconds:.0f}s, {run.counts or '-'}: "
               f"{status}", flush=True)
-        out.write_text(render(runs, args, began, load, commit))  # a report so far, should a later run hang
+        # A report so far, should a later run hang.
+        out.write_text(render(runs, args, began, load, commit, code, deps))
+        report = as_json(runs, args, began, commit, deps)
+        out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {out}")
     return 1 if any(r.failures for r in runs) else 0
 

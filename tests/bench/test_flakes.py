@@ -3,6 +3,7 @@ reported with its id, the run it failed in and the tail of its output; a clean r
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import uuid
@@ -51,6 +52,15 @@ def test_a_flake_is_reported_with_its_test_id_run_and_output(tmp_path, monkeypat
     assert "| local | `test_sample::test_flaky_once` | 1 | 2 |" in report
     assert "first run loses the race on purpose" in report
     assert "test_steady" not in report.split("## Failures by test")[1]
+    # The runs as JSON, with the digest of the code they ran, add up across reports (--tally).
+    doc = json.loads(out.with_suffix(".json").read_text())
+    code = flakes.code_digest()
+    runs_seen = [(r["index"], r["code"], bool(r["failures"])) for r in doc["runs"]]
+    assert runs_seen == [(1, code, True), (2, code, False)]
+    table = flakes.tally(code, out.parent)
+    assert f"| local | `{suite}" in table
+    assert "| 2 | 1 | 1 | " in table, table  # 2 runs, 1 clean, 1 clean in a row (the newest)
+    assert "No run of this code" in flakes.tally("0" * 12, out.parent)
 
 
 def test_bad_counts_and_paths_are_refused(tmp_path, capsys):

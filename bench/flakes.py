@@ -102,24 +102,21 @@ def read_junit(path: Path) -> tuple[dict[str, int], list[Failure]]:
     return counts, failures
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                          check=False).stdout.strip()
+
+
 def current_commit() -> str:
     """The checkout's commit, `+` when its files differ from it."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                              check=False).stdout.strip()
-
-    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no")
-                                                   else "")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return _git("rev-parse", "--short", "HEAD") + ("+" if dirty else "")
 
 
 def code_digest() -> str:
     """A digest of CODE_PATHS as committed at HEAD; `+` when the checkout differs from them there."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                              check=False).stdout.strip()
-
-    trees = git("rev-parse", *(f"HEAD:{p}" for p in CODE_PATHS))
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
+    trees = _git("rev-parse", *(f"HEAD:{p}" for p in CODE_PATHS))
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
     return hashlib.sha256(trees.encode()).hexdigest()[:12] + ("+" if dirty else "")
 
 
@@ -182,7 +179,7 @@ def as_json(runs: list[Run], args: argparse.Namespace, began: str, commit: str, 
 
 def tally(code: str, results: Path = RESULTS) -> str:
     """Every JSON report's runs with code digest `code`, added up (see the module docstring)."""
-    groups: dict[tuple[str, str, str], list[tuple[str, dict]]] = {}
+    groups: dict[tuple[str, str, str], list[tuple[tuple[str, int], dict]]] = {}
     for path in sorted(results.glob("*.json")):
         try:
             doc = json.loads(path.read_text())
@@ -194,7 +191,7 @@ def tally(code: str, results: Path = RESULTS) -> str:
         for run in doc["runs"]:
             if run.get("code") == code:
                 groups.setdefault((run["backend"], what, doc["deps"]), []).append(
-                    (f"{doc['started']} #{run['index']}", run | {"report": path.name}))
+                    ((doc["started"], run["index"]), run | {"report": path.name}))
     lines = [f"# Flake tally for code `{code}`", ""]
     if code.endswith("+"):
         lines += ["(the checkout differs from its commit in the code under test: these runs name no "

@@ -63,6 +63,18 @@ def test_a_flake_is_reported_with_its_test_id_run_and_output(tmp_path, monkeypat
     assert "No run of this code" in flakes.tally("0" * 12, out.parent)
 
 
+def test_tally_counts_clean_runs_in_a_row_in_run_order(tmp_path):
+    # Ten runs of one report, run 2 failed: 9 clean, the newest 8 in a row. (Run 10 must sort after
+    # run 9, not after run 1.)
+    runs = [{"backend": "local", "index": i, "code": "c0de", "exit": 1 if i == 2 else 0,
+             "failures": [{"test": "t", "kind": "failure", "message": ""}] if i == 2 else []}
+            for i in range(1, 11)]
+    (tmp_path / "flakes_x.json").write_text(json.dumps(
+        {"started": "2026-12-06 08:00:00", "deps": "d", "paths": ["scenarios"], "pytest_args": [],
+         "runs": runs}))
+    assert "| local | `scenarios` | `d` | 10 | 9 | 8 | flakes_x.json |" in flakes.tally("c0de", tmp_path)
+
+
 def test_bad_counts_and_paths_are_refused(tmp_path, capsys):
     for argv in (["--local", "0", "--docker", "0"], ["--local", "-1"], ["no/such/dir"]):
         try:

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from lab import reaper
 from lab.apps import entrypoints
 from lab.world import wait_until
 
@@ -81,6 +82,7 @@ class SampleApp:
         with open(self.log_file, "wb") as log:
             self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.workdir, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
+        reaper.watch_group(self.proc.pid)  # stopped even if this process dies first (lab/reaper.py)
         return self
 
     def start(self, timeout: float = 20.0) -> SampleApp:
@@ -124,6 +126,7 @@ class SampleApp:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout)
+        reaper.release_group(self.proc.pid)
         return self.proc.returncode
 
     def __enter__(self) -> SampleApp:

@@ -49,6 +49,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from lab import reaper
 from lab.backends import images
 from lab.backends.docker_services import (
     CONTROL_PORT,
@@ -338,6 +339,9 @@ class DockerBackend:
         # container from the image built from *its* sources, checked once it holds the engine, under
         # a tag of its own (same repository, so containers' image_name stays ecs-agent-lab/lab).
         image_id = images.ensure_lab_image(self.client, log=self.progress)[-1].image_id
+        # From the run's image tag on, what this run makes goes even if its owner dies without a
+        # teardown (kill -9, xdist's os._exit): its watcher removes it by run label (lab/reaper.py).
+        reaper.watch_docker_run(self.run_id)
         repo = LAB_IMAGE.rsplit(":", 1)[0]
         self.client.api.tag(image_id, repo, f"run-{self.run_id}")
         self.lab_image_ref = f"{repo}:run-{self.run_id}"
@@ -438,6 +442,7 @@ class DockerBackend:
                 with contextlib.suppress(Exception):
                     self.client.api.remove_image(self.lab_image_ref, noprune=True)
                 self.lab_image_ref = None
+        reaper.release_docker_run(self.run_id)
         if self._lock_file is not None:
             self._lock_file.close()  # releases the flock
             self._lock_file = None
@@ -1504,8 +1509,8 @@ def _start_order(containers: list[Container], specs: list[ContainerSpec]) -> lis
 
 
 def sweep(client=None, *, run_id: str | None = None, stale_only: bool = False) -> int:
-    """Remove the lab's containers and networks (`ecs-lab down --all`): all of them, one run's
-    (`run_id`), or those whose owner process is gone (`stale_only`). Returns how many."""
+    """Remove the lab's containers, networks and run image tags (`ecs-lab down --all`): all of them,
+    one run's (`run_id`), or those whose owner process is gone (`stale_only`). Returns how many."""
     client = client or images.docker_client()
     selector = {"label": [f"{LABEL}=1"] + ([f"{RUN_LABEL}={run_id}"] if run_id else [])}
 
@@ -1540,6 +1545,20 @@ def sweep(client=None, *, run_id: str | None = None, stale_only: bool = False) -
         with contextlib.suppress(Exception):
             client.api.remove_network(net["Id"])
             removed += 1
+    # Each run tags the lab image it runs (`<repo>:run-<run id>`): a run that died kept its tag, and
+    # with it an image the next build replaced (1 GB each).
+    repo = LAB_IMAGE.rsplit(":", 1)[0]
+    for image in client.api.images(name=repo):
+        for tag in image.get("RepoTags") or []:
+            name, _, version = tag.rpartition(":")
+            rid = version.removeprefix("run-")
+            if name != repo or rid == version or (run_id and rid != run_id):
+                continue
+            if stale_only and not stale({RUN_LABEL: rid}):
+                continue
+            with contextlib.suppress(Exception):
+                client.api.remove_image(tag, noprune=True)
+                removed += 1
     return removed
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab import reaper
 from lab.world import wait_until
 
 
@@ -153,6 +154,9 @@ class ManagedProcess:
             raise ProcessExited(f"{self.name}: cannot start {self.argv[0]!r}: {exc}") from exc
         finally:
             log.close()
+        # Should this process die without stopping the group (kill -9, xdist's os._exit), its
+        # watcher stops it (lab/reaper.py).
+        reaper.watch_group(self.popen.pid)
         self.started_at = time.monotonic()
         return self
 
@@ -200,6 +204,7 @@ class ManagedProcess:
         if not _wait_group_gone(pgid, timeout):
             _signal_group(pgid, signal.SIGKILL)
             _wait_group_gone(pgid, 2.0)
+        reaper.release_group(pgid)
         return self.popen.returncode
 
     def __enter__(self) -> ManagedProcess:

@@ -243,10 +243,6 @@ class LabTarget:
                     out.append((t["taskArn"], t.get("lastStatus", ""), c.get("healthStatus", "UNKNOWN")))
         return out
 
-    def agent_health(self) -> list[tuple[str, str]]:
-        """(task ARN, ECS healthStatus) of each agent container (`agent_containers`)."""
-        return [(arn, health) for arn, _status, health in self.agent_containers()]
-
     # -- the intake -------------------------------------------------------------------------------
     def cursor(self) -> int:
         """The intake's cursor now: only payloads after it are 'new'."""

@@ -86,3 +86,47 @@ def test_down_all_without_a_docker_engine_still_succeeds(tmp_path):
     out = _ecs_lab("down", "--all", env=env)
     assert out.returncode == 0, out.stderr
     assert "no lab is running" in out.stdout
+
+
+OWNER = """
+import sys, time
+from pathlib import Path
+from lab.backends.docker import DockerBackend
+from lab.stack import Stack
+
+backend = DockerBackend(Stack(run_dir=Path(sys.argv[1]), apps=())).start()
+Path(sys.argv[2]).write_text(backend.run_id)
+time.sleep(600)  # until the test kills this owner
+"""
+
+
+def test_an_owner_killed_with_sigkill_leaves_no_container_or_network(tmp_path):
+    """No teardown runs in an owner killed with SIGKILL (or cut by xdist's os._exit): its watcher
+    removes the run's containers and networks (lab/reaper.py), not the next lab's start."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lab.world import wait_until
+
+    client = images.docker_client()
+    script, out = tmp_path / "owner.py", tmp_path / "run_id"
+    script.write_text(OWNER)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
+    owner = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), str(out)], env=env)
+    try:
+        wait_until(lambda: out.exists() and out.read_text().strip() or owner.poll() is not None, timeout=300,
+                   what="the owner's docker lab")
+        assert owner.poll() is None, f"the owner's lab did not start (exit {owner.returncode})"
+        run = f"ecs-agent-lab.run={out.read_text().strip()}"
+        assert client.api.containers(filters={"label": run}), "the lab runs before its owner dies"
+        owner.kill()
+        owner.wait(10)
+        wait_until(lambda: not client.api.containers(all=True, filters={"label": run})
+                   and not client.api.networks(filters={"label": run}),
+                   timeout=90, what=f"the watcher to remove {run}'s containers and networks")
+    finally:
+        owner.kill()
+        owner.wait(10)

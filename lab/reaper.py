@@ -81,19 +81,13 @@ class _Link:
                 pass
         self.fd = None
         self.proc = None
+        self.owner_pid = None
 
     def forget_after_fork(self) -> None:
         # A forked child must not hold its parent's end: the parent's watcher would wait for it too.
         # The lock may have been held by another thread at the fork: a new one, not a release.
         self.lock = threading.Lock()
-        if self.fd is not None:
-            try:
-                os.close(self.fd)
-            except OSError:
-                pass
-        self.fd = None
-        self.proc = None
-        self.owner_pid = None
+        self._close()
 
 
 _LINK = _Link()
@@ -137,46 +131,21 @@ def _check_token(value: str) -> None:
 # -- the watcher's side -----------------------------------------------------------------------------
 
 
-def _group_alive(pgid: int) -> bool:
-    """Any live process left in the group (zombies, which init reaps in a moment, do not count)?"""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        import psutil
-    except ImportError:
-        return True
-    for proc in psutil.process_iter(["pid", "status"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
-                return True
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return False
-
-
-def _signal(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def stop_groups(pgids: list[int], grace: float = GRACE_SECONDS) -> list[int]:
     """SIGTERM every group, SIGKILL the ones still alive after `grace`; returns the groups that were alive."""
-    alive = [g for g in pgids if _group_alive(g)]
+    # Imported here: the owner's side imports this module from lab.backends.process.
+    from lab.backends.process import group_alive, signal_group
+
+    alive = [g for g in pgids if group_alive(g)]
     for g in alive:
-        _signal(g, signal.SIGTERM)
+        signal_group(g, signal.SIGTERM)
     deadline = time.monotonic() + grace
     left = list(alive)
     while left and time.monotonic() < deadline:
         time.sleep(0.1)
-        left = [g for g in left if _group_alive(g)]
+        left = [g for g in left if group_alive(g)]
     for g in left:
-        _signal(g, signal.SIGKILL)
+        signal_group(g, signal.SIGKILL)
     return alive
 
 

@@ -437,11 +437,10 @@ class DockerBackend:
                 net.remove()
         self.networks.clear()
         if self._client is not None:
+            # Its containers, networks and this run's image tag (the image stays while another tag
+            # has it).
             sweep(self.client, run_id=self.run_id)
-            if self.lab_image_ref:  # this run's tag only (the image stays while another tag has it)
-                with contextlib.suppress(Exception):
-                    self.client.api.remove_image(self.lab_image_ref, noprune=True)
-                self.lab_image_ref = None
+            self.lab_image_ref = None
         reaper.release_docker_run(self.run_id)
         if self._lock_file is not None:
             self._lock_file.close()  # releases the flock

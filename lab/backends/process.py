@@ -193,16 +193,16 @@ class ManagedProcess:
         timeout = self.stop_timeout if timeout is None else timeout
         pgid = self.popen.pid  # leader of its own session/group (start_new_session)
         if self.popen.poll() is None:
-            _signal_group(pgid, signal.SIGTERM)
+            signal_group(pgid, signal.SIGTERM)
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                _signal_group(pgid, signal.SIGKILL)
+                signal_group(pgid, signal.SIGKILL)
                 self.popen.wait(5)
         # Children of the group may outlive a leader that exited on its own (`sh -c 'a & b'`).
-        _signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
         if not _wait_group_gone(pgid, timeout):
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             _wait_group_gone(pgid, 2.0)
         reaper.release_group(pgid)
         return self.popen.returncode
@@ -251,7 +251,7 @@ class ManagedProcess:
         return f"ManagedProcess({self.name!r}, pid={self.pid}, returncode={self.returncode})"
 
 
-def _signal_group(pgid: int, sig: int) -> None:
+def signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):

@@ -13,12 +13,14 @@ owner says on the pipe what it starts (`group <pgid>`, `docker <run id>`) and wh
 (`-group <pgid>`, `-docker <run id>`). The kernel closes the pipe when the owner ends, however it
 ends; the watcher then reads end-of-file and stops what is still listed: SIGTERM to each group,
 SIGKILL to what is left after a grace period, and the docker lab's containers and networks removed
-by their run label. An owner that stopped everything itself leaves an empty list, and the watcher
-exits at once. See docs/local_backend.md#when-the-owner-dies.
+by their run label. An owner that stopped everything itself leaves an empty list; at its orderly
+exit (atexit) it closes the pipe and waits for the watcher to end, so not even the watcher outlives
+it. See docs/local_backend.md#when-the-owner-dies.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -83,6 +85,18 @@ class _Link:
         self.proc = None
         self.owner_pid = None
 
+    def shutdown(self) -> None:
+        """At an orderly exit (atexit): close the pipe and wait for the watcher, so nothing the lab
+        started outlives its owner, the watcher included. Groups still listed are stopped by it now."""
+        with self.lock:
+            proc = self.proc if self.owner_pid == os.getpid() else None
+            self._close()
+        if proc is not None:
+            try:
+                proc.wait(GRACE_SECONDS + 10)
+            except subprocess.TimeoutExpired:
+                pass
+
     def forget_after_fork(self) -> None:
         # A forked child must not hold its parent's end: the parent's watcher would wait for it too.
         # The lock may have been held by another thread at the fork: a new one, not a release.
@@ -92,6 +106,7 @@ class _Link:
 
 _LINK = _Link()
 os.register_at_fork(after_in_child=_LINK.forget_after_fork)
+atexit.register(_LINK.shutdown)  # not run on kill -9 or os._exit: the cases the watcher is for
 
 
 def watch_group(pgid: int) -> None:

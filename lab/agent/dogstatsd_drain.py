@@ -29,6 +29,11 @@ Bounded like the real agent's queue: at most `--queue` datagrams (default 32768,
 pipe; while that is full the sockets are not read, so the kernel's buffer fills and drops, where
 its drop counter sees it. Nothing is lost here that is not counted there.
 
+It asks the kernel for a short scheduler slice (`ask_short_slice`): on a busy machine, the first
+milliseconds of a burst are where datagrams were lost, while the reader waited for a CPU held by a
+sender or by the agent's parse thread (which, for its part, runs at the lowest priority:
+`lab.agent.dogstatsd_server`). See bench/README.md, "DogStatsD: who gets the CPU".
+
 It ends when the agent closes its end of the pipe (the agent stops, or dies: poll() then reports
 an error on the write end at once, so the sockets' port is free again for a restarted agent).
 """
@@ -41,6 +46,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import platform
 import select
 import signal
 import socket
@@ -65,6 +71,41 @@ def add_frame(parts: list, data: bytes, times: int, address: bytes | None) -> No
     if address is not None:
         parts.append(address)
     parts.append(data)
+
+
+# sched_setattr(2) by architecture (glibc has no wrapper): x86_64, arm64.
+SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "arm64": 274}
+SHORT_SLICE_NS = 100_000  # the shortest slice the kernel grants a SCHED_OTHER task (0.1 ms)
+
+
+class _SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32),
+                ("sched_flags", ctypes.c_uint64),
+                ("sched_nice", ctypes.c_int32), ("sched_priority", ctypes.c_uint32),
+                ("sched_runtime", ctypes.c_uint64), ("sched_deadline", ctypes.c_uint64),
+                ("sched_period", ctypes.c_uint64), ("sched_util_min", ctypes.c_uint32),
+                ("sched_util_max", ctypes.c_uint32)]
+
+
+def ask_short_slice(runtime_ns: int = SHORT_SLICE_NS) -> bool:
+    """Ask for a short slice for this thread; returns whether the kernel took the request.
+
+    On Linux 6.12 and later (EEVDF), a normal task may set its slice with sched_setattr's
+    `sched_runtime` (Documentation/scheduler/sched-eevdf.rst): no privilege needed, its weight (its
+    share of the CPU) unchanged; a shorter slice gives it an earlier virtual deadline, so when it
+    wakes it is picked before, or preempts, a task that has been running. Earlier kernels accept the
+    call and ignore the value; where the call is missing or refused (a seccomp profile), nothing
+    changes."""
+    number = SCHED_SETATTR.get(platform.machine())
+    if number is None:
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        attr = _SchedAttr(size=ctypes.sizeof(_SchedAttr), sched_policy=os.SCHED_OTHER,
+                          sched_nice=os.getpriority(os.PRIO_PROCESS, 0), sched_runtime=runtime_ns)
+        return libc.syscall(number, 0, ctypes.byref(attr), 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def set_pipe_size(fd: int, size: int = PIPE_SIZE) -> int:
@@ -275,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     # The agent stops it by closing the pipe; Ctrl-C on a terminal reaches the agent, not this.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ask_short_slice()
     return run([int(f) for f in args.fds.split(",") if f], args.out, args.addresses, max(1, args.queue))
 
 

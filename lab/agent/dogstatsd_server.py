@@ -59,6 +59,7 @@ DRAIN_SCRIPT = Path(__file__).with_name("dogstatsd_drain.py")
 # dogstatsd_packet_buffer_size (32) packets.
 DEFAULT_QUEUE = 1024 * 32
 READER_START_TIMEOUT = 10.0
+PARSE_NICE = 19  # the parse thread's niceness beside the reader process (see _read_pipe)
 PIPE_SMALL_READ = 32 * 1024
 PIPE_PAUSE = 0.002
 NO_PEER = ("", 0)  # the address of datagrams read without one (no origin resolver)
@@ -97,6 +98,7 @@ class DogStatsDServer:
         self.reader_process = reader_process
         self.queue_size = queue_size
         self._drain: subprocess.Popen | None = None
+        self.parse_thread_id = 0  # the native id of the thread that parses the reader's pipe
         self._drained = 0  # datagrams the reader process says it read from the sockets
         self.reader_restarts = 0
         self._reader_ready = threading.Event()
@@ -176,7 +178,17 @@ class DogStatsDServer:
             log.warning("dogstatsd: the reader process did not start in %s s", READER_START_TIMEOUT)
 
     def _read_pipe(self, fd: int) -> None:
-        """Frames from the reader process (dogstatsd_drain.py's docstring), parsed batch by batch."""
+        """Frames from the reader process (dogstatsd_drain.py's docstring), parsed batch by batch.
+
+        This thread runs at nice 19: when it and the reader want the same CPU, the reader, which
+        alone keeps the kernel's buffer from overflowing, gets it (the reader process is at the
+        agent's priority, with a short slice). What this thread has not parsed yet waits in the
+        pipe and the reader's bounded queue; nothing is lost by parsing a little later."""
+        self.parse_thread_id = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.parse_thread_id, PARSE_NICE)  # this thread only (Linux)
+        except (AttributeError, OSError):
+            pass
         addresses = self.origin is not None
         head = HEAD.size + (ADDRESS_BYTES if addresses else 0)
         peers: dict[bytes, tuple[str, int]] = {}
@@ -235,7 +247,8 @@ class DogStatsDServer:
                 time.sleep(PIPE_PAUSE)
         if self._stop.is_set():
             return
-        # The reader process ended while the agent runs: read the sockets here from now on.
+        # The reader process ended while the agent runs: read the sockets here from now on. (The
+        # threads started here inherit this thread's nice 19 where the agent may not lower it.)
         code = self._drain.poll() if self._drain is not None else None
         log.error("dogstatsd: the reader process ended (exit %s); reading in the agent's process", code)
         self.reader_restarts += 1

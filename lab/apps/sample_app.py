@@ -54,8 +54,11 @@ class SampleApp:
         self.env = {k: os.environ[k] for k in _IMAGE_ENV if k in os.environ}
         self.env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable),
                                             os.environ.get("PATH", "/usr/bin:/bin")])
+        # The app's temp dir is its own, as a container's /tmp is (ddtrace leaves a file per process
+        # in it and never removes it): it goes with the work dir.
         self.env.update({"LAB_APP_BIND": bind, "LAB_APP_PORT": str(port),
-                         "LAB_APP_PORT_FILE": str(self.port_file), "PYTHONUNBUFFERED": "1"})
+                         "LAB_APP_PORT_FILE": str(self.port_file), "PYTHONUNBUFFERED": "1",
+                         "TMPDIR": str(self.workdir / "tmp")})
         self.env.update(env)
         self.bind = bind
         self.argv = [*wrapper, *self.command(variant)]
@@ -79,6 +82,7 @@ class SampleApp:
     def launch(self) -> SampleApp:
         """Start the process without waiting for it to listen (for runs expected to fail)."""
         self.port_file.unlink(missing_ok=True)
+        Path(self.env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "wb") as log:
             self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.workdir, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)

@@ -6,11 +6,13 @@ that dies hands its sockets back to the agent's threads."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -109,6 +111,26 @@ def test_stop_ends_the_reader_and_frees_the_port():
     assert drain.poll() is not None
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
         again.bind(("127.0.0.1", port))
+
+
+def test_the_reader_gets_a_short_slice_and_the_parse_thread_the_lowest_priority():
+    """Who wins a CPU both want: the reader process (a slice of 0.1 ms on kernels that take one,
+    6.12 and later; its niceness the agent's) over the agent's parse thread (nice 19)."""
+    server = DogStatsDServer(MetricAggregator("h", 10), ["127.0.0.1"], 0, reader_process=True).start()
+    try:
+        wait_until(lambda: server.parse_thread_id, 10, what="the parse thread to start")
+
+        def nice(stat: str) -> int:
+            return int(Path(stat).read_text().rsplit(")", 1)[1].split()[16])  # field 19 of proc(5)
+
+        assert nice(f"/proc/self/task/{server.parse_thread_id}/stat") == 19
+        assert nice(f"/proc/{server._drain.pid}/stat") == os.getpriority(os.PRIO_PROCESS, 0)
+        sched = Path(f"/proc/{server._drain.pid}/sched").read_text()
+        release = tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
+        if release >= (6, 12):
+            assert re.search(r"^se\.slice\s*:\s*100000$", sched, re.M), sched
+    finally:
+        server.stop()
 
 
 def test_an_agent_killed_with_sigkill_leaves_no_reader_holding_the_port(tmp_path):

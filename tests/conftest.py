@@ -1,1 +1,34 @@
 """Shared fixtures for the lab's own tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+_CHILDREN_TMP = pytest.StashKey[tuple[str, "str | None"]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The processes tests start themselves (`python -m lab.apps load`, scripts that import ddtrace)
+    write to their temp dir, and ddtrace leaves a file there per process that it never removes.
+    Give them a temp dir of this test process's own, removed when it ends. This process keeps the
+    system's (pytest's own `tmp_path` directories, kept after a failed run, stay where pytest puts
+    them): `gettempdir()` fixes it before the variable changes."""
+    tempfile.gettempdir()
+    before = os.environ.get("TMPDIR")
+    config.stash[_CHILDREN_TMP] = (tempfile.mkdtemp(prefix="ecs-lab-tests-"), before)
+    os.environ["TMPDIR"] = config.stash[_CHILDREN_TMP][0]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path, before = config.stash.get(_CHILDREN_TMP, ("", None))
+    if not path:
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    if before is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before

@@ -18,9 +18,9 @@ def pytest_configure(config: pytest.Config) -> None:
     system's (pytest's own `tmp_path` directories, kept after a failed run, stay where pytest puts
     them): `gettempdir()` fixes it before the variable changes."""
     tempfile.gettempdir()
-    before = os.environ.get("TMPDIR")
-    config.stash[_CHILDREN_TMP] = (tempfile.mkdtemp(prefix="ecs-lab-tests-"), before)
-    os.environ["TMPDIR"] = config.stash[_CHILDREN_TMP][0]
+    path = tempfile.mkdtemp(prefix="ecs-lab-tests-")
+    config.stash[_CHILDREN_TMP] = (path, os.environ.get("TMPDIR"))
+    os.environ["TMPDIR"] = path
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -6,6 +6,7 @@ import gzip
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from dataclasses import dataclass, field
@@ -118,6 +119,11 @@ def agent_env(intake_url: str, **extra: str) -> dict[str, str]:
         "LAB_AGENT_FLUSH_INTERVAL": "1",
         "LAB_AGENT_TRACE_FLUSH_INTERVAL": "0.5",
         "LAB_AGENT_PROCESS_INTERVAL": "1",
+        # The agent's temp dir, named in its environment as a local container's is: the default
+        # token path is under it, and the `agent` CLI processes tests start read it from the temp
+        # dir their environment names (tests/conftest.py gives child processes a TMPDIR of their
+        # own, while this process's `gettempdir()` stays the system's).
+        "TMPDIR": os.environ.get("TMPDIR") or tempfile.gettempdir(),
     }
     env.update(extra)
     return env

@@ -240,8 +240,21 @@ def node_task(tracers_lab):
     # RUNNING is the container's start; the app sends once Node has loaded dd-trace and listens
     # (seconds on a loaded machine), and its first /work request is one work interval after that.
     # Every wait on what the app sends counts from there, never from the task's start.
-    wait_until(lambda: "listening on " in tracers_lab.backend.container_logs(task_arn, "app", 60), 90,
-               interval=0.3, what="the Node app to listen (dd-trace loaded)")
+    # Until then the task may also stop (the app exits on an IMDS lookup that fails): `running` raises,
+    # and the timeout names it as the last error. Either way it shows what the app printed.
+    seen = {"log": ""}
+
+    def listening() -> bool:
+        seen["log"] = tracers_lab.backend.container_logs(task_arn, "app", 60)
+        if "listening on " in seen["log"]:
+            return True
+        running()
+        return False
+
+    try:
+        wait_until(listening, 90, interval=0.3, what="the Node app to listen (dd-trace loaded)")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; the app's log:\n{seen['log'][-4000:] or '(empty)'}") from None
     sending = time.monotonic() + NODE_WORK_SECONDS
     yield {"arn": task_arn, "started": started, "sending": sending, "ecs": ecs}
     ecs.stop_task(cluster=cluster, task=task_arn, reason="scenario done")

@@ -17,7 +17,9 @@ Usage:
   python bench/flakes.py --tally                                      # all reports, for this code
 Writes bench/results/flakes.md (`--out`) and its runs as JSON beside it (`flakes.json`), keeps the
 per-run logs and JUnit XML in the lab's working directory (`.lab/flakes/<report name>/`, not
-committed), and exits 1 when any run failed.
+committed), and exits 1 when any run failed. Ctrl-C or SIGTERM ends the series: the run in progress gets
+one SIGINT and stops its labs as pytest does (a kill only if it has not ended in 180 s), its temporary
+LAB_HOME is removed, and the report keeps the runs that finished.
 
 "On the final code" across several reports (a series of runs outlasts a working session): every run
 records a digest of the code under test (`CODE_PATHS` as committed, with a `+` when the checkout
@@ -37,6 +39,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -127,6 +130,25 @@ def deps_digest() -> str:
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
 
 
+def _terminated(signum, frame) -> None:
+    """SIGTERM (`kill`, a CI job's cancel) ends the series as Ctrl-C does: the run in progress stops
+    its labs, its temporary LAB_HOME goes, the report keeps the runs that finished."""
+    raise KeyboardInterrupt
+
+
+def _stop_run(proc: subprocess.Popen, grace: float = 180) -> None:
+    """End a pytest run so that it stops what it started: SIGINT, which pytest turns into an orderly
+    teardown (every lab fixture stops its lab), then a kill only if it has not ended in `grace` s.
+    (subprocess.run's own handling kills the child 0.25 s after a Ctrl-C, leaving its labs.)"""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def run_once(backend: str, index: int, paths: list[str], extra: list[str], workdir: Path,
              timeout: float) -> Run:
     xml = workdir / f"{backend}-{index}.xml"
@@ -142,11 +164,18 @@ def run_once(backend: str, index: int, paths: list[str], extra: list[str], workd
     began = time.monotonic()
     try:
         with open(log, "wb") as out:
-            proc = subprocess.run(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  timeout=timeout, check=False)
-        code = proc.returncode
-    except subprocess.TimeoutExpired:
-        code = -1
+            # Its own session: a Ctrl-C at the terminal reaches this process only, which then
+            # interrupts the run once (a second SIGINT would cut pytest's teardown short).
+            proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _stop_run(proc)
+                code = -1
+            except BaseException:  # Ctrl-C, or SIGTERM (see main): the run's labs stop before we go
+                _stop_run(proc)
+                raise
     finally:
         shutil.rmtree(home, ignore_errors=True)
     seconds = time.monotonic() - began
@@ -276,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         raw, extra = raw[:cut], raw[cut + 1:]
     args = ap.parse_args(raw)
     args.pytest_args = extra
+    signal.signal(signal.SIGTERM, _terminated)
     if args.tally:
         print(tally(args.code or code_digest(), Path(args.out).parent), end="")
         return 0
@@ -297,7 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     plan = [("local", i) for i in range(1, args.local + 1)]
     plan += [("docker", i) for i in range(1, args.docker + 1)]
     for backend, i in plan:
-        run = run_once(backend, i, args.paths, extra, workdir, args.timeout)
+        try:
+            run = run_once(backend, i, args.paths, extra, workdir, args.timeout)
+        except KeyboardInterrupt:
+            print(f"interrupted in {backend} run {i} (stopped as pytest stops on Ctrl-C); "
+                  f"{out} keeps the {len(runs)} finished run(s)", file=sys.stderr)
+            return 130
         runs.append(run)
         status = "ok" if not run.failures else f"{len(run.failures)} failed: " + ", ".join(
             f.test for f in run.failures)

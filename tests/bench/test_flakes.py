@@ -84,3 +84,64 @@ def test_bad_counts_and_paths_are_refused(tmp_path, capsys):
         else:
             raise AssertionError(f"{argv} was accepted")
     assert "no such path" in capsys.readouterr().err
+
+
+HELD = '''
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+MARKS = Path(os.environ["FLAKES_TEST_MARKS"])
+
+
+@pytest.fixture
+def lab():
+    (MARKS / "up").write_text(os.environ["LAB_HOME"])
+    yield
+    (MARKS / "torn-down").touch()  # what a lab fixture does here: stop the lab
+
+
+def test_held(lab):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (MARKS / "never").exists():
+        time.sleep(0.1)
+'''
+
+
+def test_sigterm_stops_the_run_in_progress_through_its_teardown_and_removes_its_lab_home(tmp_path):
+    """A series killed (SIGTERM, or Ctrl-C) must not leave the run's labs behind: the run gets one
+    SIGINT, so pytest tears its fixtures down, and the run's temporary LAB_HOME is removed."""
+    import os
+    import signal
+    import subprocess
+
+    from lab.world import wait_until
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_held.py").write_text(HELD)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    name = f"flakes-test-{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "report" / f"{name}.md"
+    env = {**os.environ, "FLAKES_TEST_MARKS": str(marks)}
+    proc = subprocess.Popen(
+        [sys.executable, str(flakes.REPO / "bench" / "flakes.py"), "--local", "2", "--out", str(out),
+         str(suite), "--", "-q", "-p", "no:randomly", f"--rootdir={suite}"],
+        env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: (marks / "up").exists(), 60, what="the run's fixture to be up")
+        home = Path((marks / "up").read_text())
+        assert home.is_dir()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(flakes.REPO / ".lab" / "flakes" / name, ignore_errors=True)
+    assert proc.returncode == 130, err
+    assert (marks / "torn-down").exists(), "the run was killed before its teardown"
+    assert not home.exists(), f"{home} left behind"
+    assert "interrupted in local run 1" in err and "keeps the 0 finished run(s)" in err

@@ -229,32 +229,34 @@ def node_task(tracers_lab):
     task_arn = ecs.run_task(cluster=cluster, taskDefinition=arn["taskDefinitionArn"])["tasks"][0]["taskArn"]
     started = time.monotonic()
 
-    def running() -> dict | None:
+    def status() -> str:
+        return ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"][0]["lastStatus"]
+
+    def fail_if_stopped() -> None:
         task = ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"][0]
         if task["lastStatus"] == "STOPPED":
             log = tracers_lab.backend.container_logs(task_arn, "app", 40)
             raise AssertionError(f"the Node app stopped: {task.get('stoppedReason')}\n{log}")
-        return task if task["lastStatus"] == "RUNNING" else None
 
-    wait_until(running, 60, interval=0.3, what="the Node app task to run")
+    # wait_until takes a predicate's exception for "not yet": so each wait also ends when the task
+    # stops (the app exits when its IMDS lookup fails), and what ended it is checked after.
+    wait_until(lambda: status() in ("RUNNING", "STOPPED"), 60, interval=0.3, what="the Node app task to run")
+    fail_if_stopped()
     # RUNNING is the container's start; the app sends once Node has loaded dd-trace and listens
     # (seconds on a loaded machine), and its first /work request is one work interval after that.
     # Every wait on what the app sends counts from there, never from the task's start.
-    # Until then the task may also stop (the app exits on an IMDS lookup that fails): `running` raises,
-    # and the timeout names it as the last error. Either way it shows what the app printed.
-    seen = {"log": ""}
+    log = ""
 
-    def listening() -> bool:
-        seen["log"] = tracers_lab.backend.container_logs(task_arn, "app", 60)
-        if "listening on " in seen["log"]:
-            return True
-        running()
-        return False
+    def listening_or_stopped() -> bool:
+        nonlocal log
+        log = tracers_lab.backend.container_logs(task_arn, "app", 60)
+        return "listening on " in log or status() == "STOPPED"
 
     try:
-        wait_until(listening, 90, interval=0.3, what="the Node app to listen (dd-trace loaded)")
+        wait_until(listening_or_stopped, 90, interval=0.3, what="the Node app to listen (dd-trace loaded)")
     except TimeoutError as exc:
-        raise TimeoutError(f"{exc}; the app's log:\n{seen['log'][-4000:] or '(empty)'}") from None
+        raise TimeoutError(f"{exc}; the app's log:\n{log[-4000:] or '(empty)'}") from None
+    fail_if_stopped()
     sending = time.monotonic() + NODE_WORK_SECONDS
     yield {"arn": task_arn, "started": started, "sending": sending, "ecs": ecs}
     ecs.stop_task(cluster=cluster, task=task_arn, reason="scenario done")

@@ -173,13 +173,20 @@ def auth_middleware(token: Callable[[], str]):
 
 class IpcServer:
     """One TCP port: TLS connections go to the IPC app, plain ones to `plain_app` when there is
-    one (the fast profile's private status) or get Go's 400. Start and stop on the server loop."""
+    one (the fast profile's private status) or get Go's 400. Start and stop on the server loop.
+
+    Two steps, as the real agent starts its IPC API: `start` binds the port (its number names the
+    auth token's path when cmd_port is 0) and accepts nothing yet, so a client is refused as before
+    the real agent listens; `serve` listens once the auth token and IPC certificate exist (the real
+    agent makes them before its API server starts: comp/api/authtoken, comp/api/api/apiimpl). A
+    client never meets the port without TLS (accepting and closing there reset the first `agent
+    status` after a restart: "Connection reset by peer")."""
 
     def __init__(
-        self, app: web.Application, host: str, port: int, tls: ssl.SSLContext | None,
-        plain_app: web.Application | None = None,
+        self, app: web.Application, host: str, port: int, plain_app: web.Application | None = None,
     ) -> None:
-        self.app, self.host, self.port, self.tls, self.plain_app = app, host, port, tls, plain_app
+        self.app, self.host, self.port, self.plain_app = app, host, port, plain_app
+        self.tls: ssl.SSLContext | None = None
         self.bound_port = 0
         self._runners: list[web.AppRunner] = []
         self._sock: socket.socket | None = None
@@ -187,6 +194,7 @@ class IpcServer:
         self._pending: set[asyncio.Task] = set()
 
     async def start(self) -> None:
+        """Bind (not listen): the port is the agent's from here on, `bound_port` says which."""
         from aiohttp import web
 
         for app in (self.app, self.plain_app):
@@ -199,7 +207,6 @@ class IpcServer:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self.host, self.port))
-            sock.listen(128)
             sock.setblocking(False)
         except OSError:
             sock.close()
@@ -207,6 +214,12 @@ class IpcServer:
             raise
         self._sock = sock
         self.bound_port = sock.getsockname()[1]
+
+    async def serve(self, tls: ssl.SSLContext) -> None:
+        """Listen and accept, with the IPC credentials in place."""
+        assert self._sock is not None, "start() first"
+        self.tls = tls
+        self._sock.listen(128)  # an OSError (another listener took the port meanwhile) fails the start
         self._accepting = asyncio.create_task(self._accept())
 
     async def _accept(self) -> None:
@@ -228,9 +241,7 @@ class IpcServer:
             finally:
                 loop.remove_reader(conn.fileno())
             first = conn.recv(1, socket.MSG_PEEK)
-            if first == b"\x16" and self.tls is None:  # credentials not written yet
-                conn.close()
-            elif first == b"\x16":  # a TLS handshake record
+            if first == b"\x16":  # a TLS handshake record
                 await loop.connect_accepted_socket(self._runners[0].server, conn, ssl=self.tls)
             elif first and self.plain_app is not None:
                 await loop.connect_accepted_socket(self._runners[1].server, conn)

@@ -242,14 +242,15 @@ class Agent:
         assert self.server is not None
         app = status.ipc_app(self, lambda: self.ipc_credentials.token if self.ipc_credentials else "")
         plain = status.make_app(self.status, self.health) if cfg.private_status else None
-        self.ipc_server = ipc.IpcServer(app, cfg.localhost, cfg.cmd_port, None, plain)
-        self.server.call(self.ipc_server.start)
-        self.ports.cmd = self.ipc_server.bound_port
+        ipc_server = self.ipc_server = ipc.IpcServer(app, cfg.localhost, cfg.cmd_port, plain)
+        self.server.call(ipc_server.start)  # bound, not yet accepting (lab.agent.ipc.IpcServer)
+        self.ports.cmd = ipc_server.bound_port
         token_path = ipc.auth_token_path(self.env, self.ports.cmd)
         self.ipc_credentials = ipc.IpcCredentials.fetch_or_create(
             token_path, ipc.ipc_cert_path(self.env, token_path), [cfg.localhost]
         )
-        self.ipc_server.tls = self.ipc_credentials.server_context()
+        tls = self.ipc_credentials.server_context()
+        self.server.call(lambda: ipc_server.serve(tls))
         # Components register with the health catalog at start: unhealthy until its first ping.
         catalog = self.health_catalog
         catalog.register("healthcheck", lambda: True)

@@ -257,11 +257,19 @@ def test_without_cap_sys_admin_system_probe_does_not_start_and_says_why(npm_lab)
         tasks = ecs.describe_tasks(cluster=npm_lab.cluster_name, tasks=arns)["tasks"] if arns else []
         running = [t for t in tasks if t["lastStatus"] != "STOPPED"]
         new = [t for t in running if t["taskDefinitionArn"] == arn and t["lastStatus"] == "RUNNING"]
-        return new[0]["taskArn"] if len(running) == 1 and new else None
+        assert not new or new[0].get("healthStatus") != "UNHEALTHY", "the new agent's health check failed"
+        healthy = new and new[0].get("healthStatus") == "HEALTHY"
+        return new[0]["taskArn"] if len(running) == 1 and healthy else None
 
-    # The old agent's last payloads must not count: the session opens once it is gone.
-    task_arn = wait_until(only_the_new_agent, 60, interval=0.5,
-                          what="the old agent replaced by the new revision")
+    # The old agent's last payloads must not count: the session opens once it is gone. The new one is
+    # asked for its status only once its task definition's health check (`agent health`) passed, as
+    # a user waits for a deployment: RUNNING says only that the container started, and the agent's
+    # API (which `agent status` asks) listens some time after its first log lines. HEALTHY comes on
+    # the first passing check; a failing one counts only after the start period.
+    hc = next(c for c in td["containerDefinitions"] if c["name"] == "datadog-agent")["healthCheck"]
+    healthy_within = hc.get("startPeriod", 0) + (hc.get("retries", 3) + 1) * (hc["interval"] + hc["timeout"])
+    task_arn = wait_until(only_the_new_agent, 60 + healthy_within, interval=0.5,
+                          what="the old agent replaced by the new revision, HEALTHY")
     agent = npm_lab.agents[0]
     intake = intake_client(npm_lab.intake_url, "npm-no-sys-admin")
     expected = "failed to create system probe: no module could be loaded"

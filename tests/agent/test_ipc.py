@@ -298,3 +298,42 @@ def test_the_cli_imports_no_server_library():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_ipc_port_refuses_until_its_credentials_exist_and_then_serves_only_tls(tmp_path):
+    """As the real agent starts its API server: the port is bound first (its number names the token
+    path), and a client is refused until the auth token and IPC certificate exist; never accepted and
+    then reset (that reset failed the first `agent status` after an agent restart)."""
+    from aiohttp import web
+
+    from lab.agent import ipc
+    from lab.serving import ServerThread
+
+    creds: list[ipc.IpcCredentials] = []
+
+    async def version(request):
+        return web.json_response({"Major": 7})
+
+    app = web.Application(middlewares=[ipc.auth_middleware(lambda: creds[0].token if creds else "")])
+    app.router.add_get("/agent/version", version)
+    server = ServerThread("ipc-test").start()
+    ipc_server = ipc.IpcServer(app, "127.0.0.1", 0)
+    try:
+        server.call(ipc_server.start)
+        port = ipc_server.bound_port
+        assert port
+        env = {"DD_CMD_PORT": str(port), "DD_AUTH_TOKEN_FILE_PATH": str(tmp_path / "auth_token")}
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), 5).close()
+        creds.append(ipc.IpcCredentials.fetch_or_create(
+            tmp_path / "auth_token", tmp_path / "ipc_cert.pem", ["127.0.0.1"]))
+        tls = creds[0].server_context()
+        server.call(lambda: ipc_server.serve(tls))
+        assert ipc.ipc_get_json(env, "/agent/version") == {"Major": 7}
+        # A plain-HTTP client gets Go's answer, not the app (no plain app on this port).
+        with socket.create_connection(("127.0.0.1", port), 5) as plain:
+            plain.sendall(b"GET /agent/version HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert plain.recv(200).startswith(b"HTTP/1.0 400 Bad Request")
+    finally:
+        server.call(ipc_server.stop)
+        server.stop()

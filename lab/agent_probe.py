@@ -398,6 +398,38 @@ class AgentProbe:
             raise NotOffered(f"`{' '.join(HEALTH_ARGV)}`: {out.strip()[:300]}")
         return parse_health(out, code)
 
+    def wait_healthy(self, timeout: float = 60.0) -> Health:
+        """Until `agent health` passes, as an operator waits after a deploy (`until agent health; do
+        sleep 1; done`, or the task's health check turning HEALTHY). A task is RUNNING once its
+        container started; the agent answers its CLI only once its API listens (after its first log
+        lines and its receivers), and passes once each component has pinged (pkg/status/health). An
+        agent without `agent health` raises NotOffered at once; a timeout names the last answer."""
+        from lab.world import wait_until
+
+        last: list[str] = []
+        not_offered: list[NotOffered] = []
+
+        def passed() -> Health | bool | None:
+            try:
+                health = self.health()
+            except NotOffered as exc:  # ends the wait (wait_until takes exceptions for "not yet")
+                not_offered.append(exc)
+                return True
+            except AgentProbeError as exc:
+                last[:] = [str(exc)]
+                return None
+            last[:] = [health.text.strip()[:300]]
+            return health if health else None
+
+        try:
+            found = wait_until(passed, timeout, interval=0.5, what="`agent health` to pass")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; its last answer: {last[0] if last else '(none)'}") from None
+        if not_offered:
+            raise not_offered[0]
+        assert isinstance(found, Health)
+        return found
+
     def config(self) -> dict:
         """`agent config`, parsed YAML."""
         code, out = self._run(CONFIG_ARGV)

@@ -281,6 +281,37 @@ def test_a_failing_command_is_an_error_naming_it():
     assert "could not reach" in probe.intervals().version, "intervals say whose defaults they are, and why"
 
 
+def test_wait_healthy_asks_until_the_api_answers_pass_and_names_the_last_answer_on_timeout():
+    """After a deploy: refused while the agent's API does not listen yet, FAIL before every component
+    pinged, then PASS; the wait ends on the PASS. An agent that never passes: the timeout quotes it."""
+    answers = [(1, "Error: could not reach agent: [Errno 111] Connection refused"), (1, HEALTH_FAIL),
+               (0, HEALTH_PASS)]
+    calls: list[list[str]] = []
+
+    def exec_fn(argv: list[str]) -> tuple[int, str]:
+        calls.append(argv)
+        return answers[min(len(calls), len(answers)) - 1]
+
+    health = AgentProbe(exec_fn, None).wait_healthy(10)
+    assert health and "forwarder" in health.healthy
+    assert calls == [["agent", "health"]] * 3
+    stuck = AgentProbe(lambda argv: (1, HEALTH_FAIL), None)
+    with pytest.raises(TimeoutError, match=r"`agent health` to pass; its last answer: Agent health: .*FAIL"):
+        stuck.wait_healthy(1.2)
+
+
+def test_wait_healthy_on_an_agent_without_agent_health_says_not_offered_at_once():
+    calls: list[list[str]] = []
+
+    def exec_fn(argv: list[str]) -> tuple[int, str]:
+        calls.append(argv)
+        return 127, "health: not offered by this agent"
+
+    with pytest.raises(NotOffered, match="not offered by this agent"):
+        AgentProbe(exec_fn, None).wait_healthy(30)
+    assert len(calls) == 1
+
+
 def test_a_command_the_container_lacks_is_not_offered_and_says_so(info_server):
     url, info_doc = info_server
     missing = (127, "status: not offered by this agent (datadog-serverless-compat 0.19.0, endpoints from "

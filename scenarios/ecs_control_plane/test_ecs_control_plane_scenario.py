@@ -10,6 +10,7 @@ on instance 2 never reports through the agent of instance 1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from lab.agent_probe import waiting_for
+from lab.agent_probe import AgentProbe, NotOffered, waiting_for
 from lab.ecs.diagnose import agent_findings, secrets_findings
 from lab.world import wait_until
 
@@ -47,8 +48,16 @@ def _agent_revision(lab, td: dict) -> dict:
                 and t["lastStatus"] == "RUNNING"]
         return mine if len(mine) == 2 and len(tasks) == 2 else None
 
-    return wait_until(settled, 40, what=f"2 RUNNING agent tasks of {td['taskDefinitionArn']} "
-                                         f"(service events: {_events(lab)})")
+    tasks = wait_until(settled, 40, what=f"2 RUNNING agent tasks of {td['taskDefinitionArn']} "
+                                          f"(service events: {_events(lab)})")
+    # RUNNING says the container started; the agent answers its CLI (`agent config`, `status`) once
+    # its API listens, some time after: a scenario asks it once `agent health` passes, as a user does.
+    for t in tasks:
+        arn = t["taskArn"]
+        probe = AgentProbe(lambda argv, a=arn: lab.backend.exec_in_container(a, "datadog-agent", argv), None)
+        with contextlib.suppress(NotOffered):  # an agent kind without the CLI: nothing to ask it
+            probe.wait_healthy(60)
+    return tasks
 
 
 def _events(lab) -> list[str]:

@@ -49,11 +49,11 @@ def agent_cli(lab, n: int, *args: str, timeout: float = 30) -> tuple[int, str]:
 
 
 def wait_healthy(lab, n: int = 1, timeout: float = HEALTH_START_PERIOD + 2 * HEALTH_PING) -> None:
-    """Until `agent health` passes, as the task definition's health check waits for it."""
-    from lab.world import wait_until
+    """Until `agent health` passes on instance n, as the task definition's health check waits for
+    it; each try asks the instance's current agent task (a killed one is replaced meanwhile)."""
+    from lab.agent_probe import AgentProbe
 
-    wait_until(lambda: agent_cli(lab, n, "health", timeout=10)[0] == 0, timeout,
-               interval=0.5, what=f"`agent health` to pass on instance {n}")
+    AgentProbe(lambda argv: agent_cli(lab, n, *argv[1:], timeout=10), None).wait_healthy(timeout)
 
 
 def agent_status(lab, n: int = 1) -> dict:

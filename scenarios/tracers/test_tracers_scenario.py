@@ -229,11 +229,14 @@ def node_task(tracers_lab):
     task_arn = ecs.run_task(cluster=cluster, taskDefinition=arn["taskDefinitionArn"])["tasks"][0]["taskArn"]
     started = time.monotonic()
 
+    def described() -> dict:
+        return ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"][0]
+
     def status() -> str:
-        return ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"][0]["lastStatus"]
+        return described()["lastStatus"]
 
     def fail_if_stopped() -> None:
-        task = ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"][0]
+        task = described()
         if task["lastStatus"] == "STOPPED":
             log = tracers_lab.backend.container_logs(task_arn, "app", 40)
             raise AssertionError(f"the Node app stopped: {task.get('stoppedReason')}\n{log}")

@@ -11,21 +11,24 @@ common.go and container.go of DataDog/datadog-agent):
    variables, so ECS Anywhere too) the EC2 `instance-id` from IMDS replaces what was found; when IMDS
    does not answer (on-premises), the earlier hostname stays and the error is recorded.
 
-pkg/util/ec2 (`GetInstanceID`): 300 ms timeout (`ec2_metadata_timeout`), an IMDSv2 token first
-(`PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds`), then a tokenless GET when
-the token call fails. The lab never falls back to the 169.254.169.254 default on the host: the
-endpoint comes from `AWS_EC2_METADATA_SERVICE_ENDPOINT`, and the link-local default is used only
-where the lab owns that address (`LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1`, the docker backend).
-Each provider's error is kept as `agent status` shows it (`hostnameStats.errors`, keyed by the
-provider's expvar name).
+pkg/util/ec2 (`GetInstanceID`): 300 ms timeout (`ec2_metadata_timeout`), an IMDSv2 token first (`PUT
+/latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds`), then a tokenless GET when the token
+call fails. The timeout is a deadline for each whole request (pkg/util/http `Get`/`Put` give it to
+Go's `http.Client.Timeout`: connecting, the answer and its body), so an IMDS slower than 300 ms is a
+timeout however the agent's own process is scheduled meanwhile. The lab never falls back to the
+169.254.169.254 default on the host: the endpoint comes from `AWS_EC2_METADATA_SERVICE_ENDPOINT`,
+and the link-local default is used only where the lab owns that address
+(`LAB_AGENT_ALLOW_LINK_LOCAL_IMDS=1`, the docker backend). Each provider's error is kept as `agent
+status` shows it (`hostnameStats.errors`, keyed by the provider's expvar name).
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
 import socket
-import urllib.error
-import urllib.request
+import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,8 +40,8 @@ log = logging.getLogger("lab.agent.hostname")
 LINK_LOCAL_IMDS = "http://169.254.169.254"
 TOKEN_TTL_SECONDS = "21600"
 
-# No proxy for metadata calls, whatever the environment says (the agent bypasses proxies for IMDS).
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# The most of an IMDS answer's body that is read (an instance-id or a token is tens of bytes).
+MAX_BODY = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -72,23 +75,55 @@ def imds_base(config: AgentConfig) -> str | None:
     return None
 
 
+def imds_call(method: str, url: str, headers: Mapping[str, str], timeout: float) -> str:
+    """One IMDS request under one deadline for the whole of it: connect, send, the answer and its
+    body, as the agent's Go client (`http.Client.Timeout`). The body of a 200 answer, else OSError.
+
+    A per-socket-call timeout (urllib's) restarts at every read: an agent that stalls between
+    sending and reading (a GC pause, waiting for a CPU on a loaded host) would still take an answer
+    that came long after the deadline, and report the instance-id where the real agent falls back.
+    An answer that completes after the deadline is a timeout here, whatever came in meanwhile.
+    Never through a proxy, whatever the environment says (the agent bypasses proxies for IMDS).
+    """
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"{method} {url}: no complete answer within {timeout * 1000:.0f} ms "
+                               "(ec2_metadata_timeout)")
+        return remaining
+
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=left())
+    try:
+        conn.connect()
+        assert conn.sock is not None
+        conn.sock.settimeout(left())
+        conn.request(method, parts.path or "/", headers=dict(headers))
+        conn.sock.settimeout(left())
+        resp = conn.getresponse()
+        body = resp.read(MAX_BODY)  # the socket waits at most what was left before the answer
+        left()  # the whole exchange, body included, within the deadline
+    except http.client.HTTPException as exc:
+        raise OSError(f"{method} {url}: {exc!r}") from exc
+    finally:
+        conn.close()
+    if resp.status != 200:
+        raise OSError(f"status code {resp.status} trying to {method} {url}")  # pkg/util/http's wording
+    return body.decode(errors="replace").strip()
+
+
 def fetch_instance_id(base: str, timeout: float = 0.3) -> str:
-    """Token first, tokenless GET as fallback; raises OSError when neither answers."""
+    """Token first, tokenless GET as fallback; raises OSError when neither answers in time."""
     token = None
     try:
-        req = urllib.request.Request(
-            base + "/latest/api/token",
-            method="PUT",
-            headers={"X-aws-ec2-metadata-token-ttl-seconds": TOKEN_TTL_SECONDS},
-        )
-        with _opener.open(req, timeout=timeout) as resp:
-            token = resp.read().decode().strip()
-    except (OSError, urllib.error.URLError) as exc:
+        token = imds_call("PUT", base + "/latest/api/token",
+                          {"X-aws-ec2-metadata-token-ttl-seconds": TOKEN_TTL_SECONDS}, timeout)
+    except OSError as exc:
         log.debug("IMDSv2 token request failed (%s); trying IMDSv1", exc)
     headers = {"X-aws-ec2-metadata-token": token} if token else {}
-    req = urllib.request.Request(base + "/latest/meta-data/instance-id", headers=headers)
-    with _opener.open(req, timeout=timeout) as resp:
-        value = resp.read().decode().strip()
+    value = imds_call("GET", base + "/latest/meta-data/instance-id", headers, timeout)
     if not value:
         raise OSError("IMDS returned an empty instance-id")
     return value
@@ -130,7 +165,7 @@ def resolve_hostname(config: AgentConfig, env: Mapping[str, str]) -> HostnameRes
     for attempt in range(3):
         try:
             return HostnameResult(fetch_instance_id(base, config.imds_timeout), "aws", base, errors)
-        except (OSError, urllib.error.URLError) as exc:
+        except OSError as exc:
             last = exc
             log.warning("could not read instance-id from %s (attempt %d): %s", base, attempt + 1, exc)
     errors["aws"] = f"Unable to determine hostname from EC2: {last}"

@@ -147,6 +147,8 @@ def _stop_run(proc: subprocess.Popen, grace: float = 180) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+            print(f"the run did not end within {grace:.0f} s of its SIGINT and was killed: its labs are "
+                  "left to the lab's reaper (`ecs-lab down` stops any that remain)", file=sys.stderr)
 
 
 def run_once(backend: str, index: int, paths: list[str], extra: list[str], workdir: Path,
@@ -306,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(raw)
     args.pytest_args = extra
     signal.signal(signal.SIGTERM, _terminated)
+    # Started as a background job of a non-interactive shell (`nohup ... &` in a script), this
+    # process has SIGINT ignored, and an ignored signal stays ignored across exec: each run would
+    # then ignore the one SIGINT that stops it through its teardown, and be killed 180 s later. A
+    # handler of our own is reset to the default in the child, so pytest gets Ctrl-C as usual.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.tally:
         print(tally(args.code or code_digest(), Path(args.out).parent), end="")
         return 0
@@ -330,8 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run = run_once(backend, i, args.paths, extra, workdir, args.timeout)
         except KeyboardInterrupt:
-            print(f"interrupted in {backend} run {i} (stopped as pytest stops on Ctrl-C); "
-                  f"{out} keeps the {len(runs)} finished run(s)", file=sys.stderr)
+            print(f"interrupted in {backend} run {i}; {out} keeps the {len(runs)} finished run(s)",
+                  file=sys.stderr)
             return 130
         runs.append(run)
         status = "ok" if not run.failures else f"{len(run.failures)} failed: " + ", ".join(

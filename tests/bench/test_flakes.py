@@ -9,6 +9,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import flakes  # noqa: E402
 
@@ -104,15 +106,25 @@ def lab():
 
 
 def test_held(lab):
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # longer than the test waits: only a SIGINT ends it in time
     while time.monotonic() < deadline and not (MARKS / "never").exists():
         time.sleep(0.1)
 '''
 
 
-def test_sigterm_stops_the_run_in_progress_through_its_teardown_and_removes_its_lab_home(tmp_path):
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("started_as", ["foreground", "background job"])
+def test_sigterm_stops_the_run_in_progress_through_its_teardown_and_removes_its_lab_home(
+        tmp_path, started_as):
     """A series killed (SIGTERM, or Ctrl-C) must not leave the run's labs behind: the run gets one
-    SIGINT, so pytest tears its fixtures down, and the run's temporary LAB_HOME is removed."""
+    SIGINT, so pytest tears its fixtures down, and the run's temporary LAB_HOME is removed.
+    "background job": started as `nohup flakes.py ... &` from a script, it inherits SIGINT ignored
+    (POSIX shells do that to a background job without job control); its run must not."""
     import os
     import signal
     import subprocess
@@ -130,7 +142,8 @@ def test_sigterm_stops_the_run_in_progress_through_its_teardown_and_removes_its_
     proc = subprocess.Popen(
         [sys.executable, str(flakes.REPO / "bench" / "flakes.py"), "--local", "2", "--out", str(out),
          str(suite), "--", "-q", "-p", "no:randomly", f"--rootdir={suite}"],
-        env=env, stderr=subprocess.PIPE, text=True)
+        env=env, stderr=subprocess.PIPE, text=True,
+        preexec_fn=None if started_as == "foreground" else _ignore_sigint)
     try:
         wait_until(lambda: (marks / "up").exists(), 60, what="the run's fixture to be up")
         home = Path((marks / "up").read_text())

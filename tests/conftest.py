@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 
 import pytest
@@ -21,6 +22,16 @@ def pytest_configure(config: pytest.Config) -> None:
     path = tempfile.mkdtemp(prefix="ecs-lab-tests-")
     config.stash[_CHILDREN_TMP] = (path, os.environ.get("TMPDIR"))
     os.environ["TMPDIR"] = path
+    _sigint_as_from_a_terminal()
+
+
+def _sigint_as_from_a_terminal() -> None:
+    """Started as a background job of a non-interactive shell (`( pytest ... & )` in a script),
+    pytest inherits SIGINT ignored, and so would every process a test starts (an ignored signal
+    stays ignored across exec): the tests that stop a CLI with SIGINT, as Ctrl-C does, would wait
+    for it in vain. Run as from a terminal: Python's own handler here, the default in children."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import sys
 import time
@@ -319,19 +320,28 @@ class Agent:
         elif self.system_probe is not None:
             # The agent image's s6 restarts a failed system-probe 2 s after it exits.
             self._tasks.append(asyncio.create_task(
-                self._every(2.0, "system-probe", self._restart_system_probe, first_after=2.0)))
+                self._every(2.0, "system-probe", self._restart_system_probe, first_after=2.0, ticker=False)))
         assert self.forwarder is not None and self.hostname is not None
         self.forwarder.submit(
             forwarder.host_metadata_transaction(self.config, self.hostname.hostname, self.host_tags())
         )
 
     async def _every(
-        self, interval: float, name: str, fn, wake: asyncio.Event | None = None, first_after: float = 0.0
+        self, interval: float, name: str, fn, wake: asyncio.Event | None = None, first_after: float = 0.0,
+        ticker: bool = True,
     ) -> None:
         """Run `fn` every `interval` seconds (the first time after `first_after`), or sooner when
-        `wake` is set."""
+        `wake` is set.
+
+        ticker=True: on a fixed schedule, as the Go tickers (`time.NewTicker`) of the agent's
+        aggregator, trace writer and process-check runner: a run that takes long (reading /proc on a
+        loaded host) does not push the next one back, ticks missed while it ran are dropped (a Go
+        ticker drops them), and a run `wake` asked for early leaves the schedule as it was.
+        ticker=False: `interval` after the run ended (a supervisor's restart delay)."""
+        loop = asyncio.get_running_loop()
         if first_after:
             await asyncio.sleep(first_after)
+        next_at = loop.time()
         while True:
             self._ticks[name] = time.monotonic()
             if wake is not None:
@@ -340,11 +350,20 @@ class Agent:
                 await fn()
             except Exception as exc:  # noqa: BLE001 - one failed flush must not stop the loop
                 log.warning("%s flush failed: %r", name, exc)
+            now = loop.time()
+            if not ticker or interval <= 0:
+                delay = max(interval, 0.0)
+            else:
+                if next_at <= now:  # this run answered the tick (or ran past it): on to the next one
+                    next_at += interval
+                    if next_at <= now:  # it ran past more ticks: dropped
+                        next_at += math.ceil((now - next_at) / interval) * interval
+                delay = next_at - now
             if wake is None:
-                await asyncio.sleep(interval)
+                await asyncio.sleep(delay)
             else:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), interval)
+                    await asyncio.wait_for(wake.wait(), delay)
 
     async def _stop_loops(self) -> None:
         for t in self._tasks:

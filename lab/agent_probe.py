@@ -204,10 +204,11 @@ class Intervals:
     margin: float = DEFAULT_MARGIN
     logs_batch_wait: float = 5.0  # the logs sender's batch wait (logs_config.batch_wait)
     connections_check: float = 30.0  # the process agent's connections check (NPM)
+    task_discovery: float = 5.0  # the tagger learns a new ECS task on workloadmeta's next pull
 
     def describe(self) -> str:
         names = ("metric_flush", "metric_bucket", "trace_flush", "apm_stats_bucket", "process_check",
-                 "container_check", "core_check", "logs_batch_wait", "connections_check")
+                 "container_check", "core_check", "logs_batch_wait", "connections_check", "task_discovery")
         return f"agent {self.version}: " + ", ".join(
             f"{n}={getattr(self, n):g}s ({self.source.get(n, '?')})" for n in names)
 
@@ -256,6 +257,13 @@ class Intervals:
                     f"container discovery (1 s) + one logs batch wait ({self.logs_batch_wait:g} s) + "
                     f"margin {self.margin:g} s")
 
+    def of_new_task(self, then: Wait) -> Wait:
+        """Data of a task started just now, carrying its ECS tags: the agent's tagger learns the task
+        on its next pull of ECS metadata (workloadmeta pulls every 5 s; what a task sends before that
+        has no task tags), then `then`."""
+        return Wait(self.task_discovery + then.seconds,
+                    f"the agent learning the new task ({self.task_discovery:g} s) + {then.what}")
+
     def flush_after(self) -> Wait:
         """One complete aggregator flush from now (a flush already under way may not carry it)."""
         return Wait(2 * self.metric_flush + self.margin,
@@ -274,6 +282,7 @@ DOCUMENTED_DEFAULTS: dict[str, float] = {
     "core_check": 15.0,  # pkg/collector/check/defaults DefaultCheckInterval
     "logs_batch_wait": 5.0,  # comp/logs-library/defaults DefaultBatchWait
     "connections_check": 30.0,  # pkg/process/checks/interval.go ConnectionsCheckDefaultInterval
+    "task_discovery": 5.0,  # comp/core/workloadmeta/impl/store.go pullCollectorInterval (no setting)
 }
 
 # Settings a real agent reports in `agent config` for some of them.

@@ -397,3 +397,15 @@ def test_the_lab_s_agent_probe_reads_health_status_and_info(local_lab):
     assert agent.probe.status()  # a JSON document
     assert "/v0.4/traces" in agent.probe.info()["endpoints"]
     assert agent.probe.offers("traces")
+
+
+def test_data_of_a_task_started_just_now_waits_for_the_tagger_to_learn_it_first():
+    # The tagger learns a new ECS task on workloadmeta's next pull (5 s, no setting): a scenario that
+    # needs a new task's data with its task tags waits that long more than for the data alone.
+    iv = intervals_from(None, "7.60.0")
+    assert iv.task_discovery == 5.0
+    assert iv.source["task_discovery"] == "documented default for agent 7.60.0"
+    wait = iv.of_new_task(iv.traces())
+    assert wait.seconds == 5.0 + iv.traces().seconds
+    assert wait.what.startswith("the agent learning the new task (5 s) + the tracer's flush"), wait.what
+    assert "task_discovery=5s" in iv.describe()

@@ -19,7 +19,9 @@ user would (`run-task --network-configuration`):
   off the instance profile's credentials), the docs' IMDS line finds no agent host and the task stops.
 
 Waits: the tracer's flush + the agent's trace writer flush + margin for traces; one metric bucket +
-one aggregator flush + margin for DogStatsD (lab.agent_probe, from the agent under test).
+one aggregator flush + margin for DogStatsD (lab.agent_probe, from the agent under test). A task just
+started is first sent from until the agent tags its data (the tagger learns a new task on its next
+pull of ECS metadata, 5 s on the real agent): only then is the send phase's one request made.
 """
 
 from __future__ import annotations
@@ -158,10 +160,43 @@ def _get(url: str, timeout: float = 10.0) -> dict:
         return json.loads(resp.read())
 
 
+def _until_the_agent_knows(lab, address: str, family: str, service: str) -> None:
+    """Send from a task just started until its data arrives with its ECS tags (a trace, else a
+    DogStatsD point, carrying `task_family:<family>`).
+
+    The agent's tagger learns a new task on its next pull of ECS metadata (workloadmeta pulls every
+    5 s, the emulated agent every 2 s): what the task sends before that arrives without task tags, on
+    the real agent as on the emulated one. A user's app sends all the time and the first seconds go
+    unnoticed; a scenario that sends once must first let the agent learn the task."""
+    probe = lab.agents[0].probe
+    intervals = probe.intervals()
+    tag = f"task_family:{family}"
+    intake = intake_client(lab.intake_url, f"awsvpc-discovery-{family}")
+    if probe.offers("traces_v05"):
+        wait = intervals.of_new_task(intervals.traces())
+
+        def tagged() -> list | None:
+            _get(f"http://{address}:{APP_PORT}/")
+            spans = intake.spans(service=service)
+            return [s for s in spans if tag in (s.get("container_tags") or [])] or None
+    elif probe.offers("dogstatsd_metrics"):
+        wait = intervals.of_new_task(intervals.metrics())
+
+        def tagged() -> list | None:
+            _get(f"http://{address}:{APP_PORT}/work?ms=1&depth=1")
+            wanted = [f"service:{service}", "depth:1", tag]
+            return intake.metrics("ecs_lab.app.work.done", tags=wanted) or None
+    else:
+        return  # neither traces nor DogStatsD: no test of the module looks for the task's tags
+    with waiting_for(wait) as timeout:
+        wait_until(tagged, timeout, interval=1.0, what=f"the agent to tag {service}'s data with {tag}")
+
+
 @pytest.fixture(scope="module")
 def awsvpc(lab):
     """Two awsvpc tasks on instance 1: `web` finds the agent as the docs say; `localhost` keeps the
-    tracer's default host. Each gets one /work request (the send phase)."""
+    tracer's default host. Once the agent has learnt `web` (its data arrives with its task tags), each
+    gets one /work request (the send phase)."""
     tasks = Tasks(lab)
     suffix = uuid.uuid4().hex[:6]
     try:
@@ -172,6 +207,7 @@ def awsvpc(lab):
             tasks.wait(arn, "RUNNING")
         addresses = {arn: tasks.address(arn) for arn in (web, local)}
         seen = {arn: _get(f"http://{addresses[arn]}:{APP_PORT}/") for arn in (web, local)}
+        _until_the_agent_knows(lab, addresses[web], f"awsvpc-web-{suffix}", "awsvpc-web")
         # What the intake receives from now on: this module's traffic, not an earlier run's.
         intake = intake_client(lab.intake_url, "awsvpc")
         sent_at = time.monotonic()

@@ -100,26 +100,36 @@ def test_topology_and_an_edge_going_dark_and_back(sandbox_lab, target, page, tmp
 def test_a_redeploy_shows_its_deployment_appear_and_settle(sandbox_lab, target, page, tmp_path):
     """The control plane's view, live: an agent redeploy (a new revision, update-service) shows a new
     PRIMARY deployment of that revision IN_PROGRESS, then COMPLETED with the old deployment gone, the
-    service's counts back to running = desired, and ECS's events for it."""
+    service's counts back to running = desired, and ECS's events for it.
+
+    The lab's rollout of one local agent takes about a second, less than the dashboard's refresh: the
+    IN_PROGRESS moment is held open by pausing the service scheduler for this lab's cluster (what the
+    lab does while it stops), so the page is seen mid-rollout every time, then the roll is let go."""
     from lab.sandbox.target import container, set_env
     from lab.stack import AGENT_SERVICE
 
     svc = f'tr.deployment[data-service="{AGENT_SERVICE}"]'
     original = target.service(AGENT_SERVICE)["taskDefinition"]
+    scheduler = sandbox_lab.control_plane.service_scheduler
+    assert scheduler is not None, "the sandbox lab runs the embedded control plane and its service scheduler"
     with Dashboard(sandbox_lab, exercise_state=tmp_path / "exercise.json") as dash:
         page.goto(dash.url)
         page.locator(f'{svc}[data-status="PRIMARY"][data-rollout="COMPLETED"]').wait_for(timeout=20_000)
         try:
-            arn = target.deploy_revision(
-                AGENT_SERVICE,
-                lambda td: set_env(container(td, agent=True), "LAB_DEPLOYMENT", str(time.time())),
-            )
-            revision = arn.rsplit("/", 1)[-1]
-            new = page.locator(f'{svc}[data-status="PRIMARY"][data-task-definition="{revision}"]')
-            new.wait_for(timeout=10_000)
-            assert new.get_attribute("data-rollout") == "IN_PROGRESS"
-            # While it rolls the old deployment is still listed, ACTIVE.
-            assert page.locator(f'{svc}[data-status="ACTIVE"]').count() == 1
+            scheduler.pause(target.cluster)
+            try:
+                arn = target.deploy_revision(
+                    AGENT_SERVICE,
+                    lambda td: set_env(container(td, agent=True), "LAB_DEPLOYMENT", str(time.time())),
+                )
+                revision = arn.rsplit("/", 1)[-1]
+                new = page.locator(f'{svc}[data-status="PRIMARY"][data-task-definition="{revision}"]')
+                new.wait_for(timeout=10_000)
+                assert new.get_attribute("data-rollout") == "IN_PROGRESS"
+                # While it rolls the old deployment is still listed, ACTIVE.
+                assert page.locator(f'{svc}[data-status="ACTIVE"]').count() == 1
+            finally:
+                scheduler.resume(target.cluster)
             page.locator(
                 f'{svc}[data-status="PRIMARY"][data-task-definition="{revision}"][data-rollout="COMPLETED"]'
             ).wait_for(timeout=60_000)

@@ -68,7 +68,8 @@ class MotoEcs:
                 continue
             if t.container_instance_arn:
                 by_arn.setdefault(t.container_instance_arn, []).append(scheduler.PlacedTask(
-                    arn=t.task_arn, needs=self.needs_of(t.task_definition_arn), group=t.group))
+                    arn=t.task_arn, needs=self.needs_of(t.task_definition_arn), group=t.group,
+                    stopping=stopping))
         views = []
         for ci in self.backend.container_instances.get(cluster_name, {}).values():
             reg = {r["name"]: r for r in ci.registered_resources}

@@ -74,6 +74,9 @@ class PlacedTask:
     needs: TaskNeeds
     family: str = ""
     group: str = ""  # "service:<name>" or "family:<family>", as ECS groups tasks
+    # Asked to stop (desired STOPPED) but not reported STOPPED yet: it still holds its resources,
+    # and it is on its way out, never a service's surplus.
+    stopping: bool = False
 
 
 @dataclass
@@ -287,9 +290,11 @@ def daemon_gaps(service_group: str, instances: Iterable[InstanceView]) -> list[I
 
 
 def daemon_surplus(service_group: str, instances: Iterable[InstanceView]) -> list[str]:
-    """Task ARNs beyond the first on any instance: a DAEMON service runs exactly one per instance."""
+    """Task ARNs beyond the first on any instance: a DAEMON service runs exactly one per instance.
+    A task already asked to stop is not counted: it is leaving, and counting it could stop the task
+    that replaces it (an old revision's task whose start settles after a redeploy placed the new)."""
     extra: list[str] = []
     for inst in instances:
-        mine = [t.arn for t in inst.tasks if t.group == service_group]
+        mine = [t.arn for t in inst.tasks if t.group == service_group and not t.stopping]
         extra.extend(sorted(mine)[1:])
     return extra

@@ -143,3 +143,14 @@ def test_binpack_memory_fills_the_fullest_instance_first():
 def test_unknown_strategy_is_refused_not_ignored():
     with pytest.raises(ValueError, match="placement strategy"):
         place(TaskNeeds(memory=1), [instance(1)], strategy=[{"type": "bogus"}])
+
+
+def test_a_daemon_task_already_asked_to_stop_is_not_surplus():
+    # An old revision's task asked to stop still holds its instance (until reported STOPPED), but it
+    # is leaving: the new revision's task beside it is no surplus, whatever their ARNs' order.
+    group = "service:datadog-agent"
+    for old, new in (("t1", "t2"), ("t2", "t1")):
+        insts = [instance(1, tasks=[PlacedTask(old, TaskNeeds(), group=group, stopping=True),
+                                    PlacedTask(new, TaskNeeds(), group=group)])]
+        assert daemon_surplus(group, insts) == []
+        assert daemon_gaps(group, insts) == []

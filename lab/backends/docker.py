@@ -951,13 +951,16 @@ class DockerBackend:
                        command=["python", "-m", "lab.log_router", "-c", ROUTER_CONFIG_PATH], mounts=mounts)
 
     def _wait_log_router(self, running: RunningTask, c: Container, spec: ContainerSpec) -> None:
-        """The router is up once its forward socket exists (the app containers start after it:
-        ECS gives them a START dependency on it); one that exited fails the task with its output."""
+        """The router is up once its forward socket accepts a connection (the app containers start
+        after it: ECS gives them a START dependency on it; the socket's file alone appears before the
+        router listens); one that exited fails the task with its output."""
+        from lab.backends.process import unix_listening
+
         socket_path = self._firelens_dir(running.task) / "socket" / ROUTER_SOCKET_NAME
 
         def listening() -> bool:
             self._still_running(c.docker_id, f"log router {c.name}")
-            return socket_path.exists()
+            return unix_listening(socket_path)
 
         _wait_until_final(listening, self.stack.ready_timeout * 3, interval=0.1,
                           what=f"log router {c.name} to listen on {socket_path}")

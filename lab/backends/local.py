@@ -46,6 +46,7 @@ from lab.backends.process import (
     file_probe,
     tcp_probe,
     udp_probe,
+    unix_probe,
 )
 from lab.datadog_sites import SITES
 from lab.fakes.fips_proxy.proxy import FipsProxyRecords
@@ -705,7 +706,7 @@ class LocalBackend:
         binary = shutil.which("fluent-bit") or shutil.which("fluent-bit", path="/opt/fluent-bit/bin")
         argv = ([binary, "-c", str(conf)] if binary
                 else [sys.executable, "-m", "lab.log_router", "-c", str(conf)])
-        return argv, file_probe(socket_path)
+        return argv, unix_probe(socket_path)
 
     def _container_ip(self) -> str:
         with self._lock:

@@ -87,6 +87,24 @@ def file_probe(path: str | os.PathLike) -> Probe:
     return Probe(f"file {path} exists", lambda: Path(path).exists())
 
 
+def unix_listening(path: str | os.PathLike, timeout: float = 0.3) -> bool:
+    """A unix stream socket at `path` accepts connections. Its file alone says less: the file
+    appears at bind(2), and a connect before the listen(2) that follows is refused."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(os.fspath(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def unix_probe(path: str | os.PathLike) -> Probe:
+    return Probe(f"unix socket {path} accepting", lambda: unix_listening(path))
+
+
 def all_of(*probes: Probe) -> Probe:
     return Probe(" and ".join(p.what for p in probes), lambda: all(p() for p in probes))
 

@@ -98,10 +98,8 @@ class EcsAwareness:
         self._refreshed = threading.Event()
         self._late: dict[str, ContainerTags] = {}
         self._late_pids: dict[int, str] = {}
-        self._env_cache: dict[int, tuple[float, str]] = {}
-        self._docker_ips: dict[
-            str, str
-        ] = {}  # container address -> docker id (docker backend)  # pid -> (create time, metadata URI)
+        self._env_cache: dict[int, tuple[float, str]] = {}  # pid -> (create time, metadata URI)
+        self._docker_ips: dict[str, str] = {}  # container address -> docker id (docker backend)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> EcsAwareness:
@@ -267,7 +265,7 @@ class EcsAwareness:
         """Each container's ECS_CONTAINER_METADATA_URI_V4 and the pids that carry it.
 
         A process's environment never changes, so each pid is read once (keyed by its start time,
-        in case the pid is reused)."""
+        in case the pid is reused); a read that got no environment is not kept (see process_environ)."""
         out: dict[str, list[int]] = {}
         me = os.getpid()
         alive: dict[int, tuple[float, str]] = {}
@@ -279,10 +277,9 @@ class EcsAwareness:
             if cached is not None and cached[0] == created:
                 uri = cached[1]
             else:
-                try:
-                    env = proc.environ()
-                except (psutil.Error, OSError):
-                    env = {}
+                env = process_environ(proc)
+                if env is None:
+                    continue  # read again next time: a process in the middle of an exec reads empty
                 uri = env.get("ECS_CONTAINER_METADATA_URI_V4") or env.get("ECS_CONTAINER_METADATA_URI") or ""
                 uri = uri.rstrip("/") if _is_reachable_metadata_uri(uri, self.config.allow_link_local) else ""
             alive[pid] = (created, uri)
@@ -372,9 +369,8 @@ class EcsAwareness:
         return None
 
     def _container_of_new_pid(self, pid: int) -> str | None:
-        try:
-            env = psutil.Process(pid).environ()
-        except (psutil.Error, OSError):
+        env = process_environ(pid)
+        if env is None:
             return None
         uri = (
             env.get("ECS_CONTAINER_METADATA_URI_V4") or env.get("ECS_CONTAINER_METADATA_URI") or ""
@@ -499,6 +495,21 @@ class EcsAwareness:
                 },
                 "last_error": self.state.last_error,
             }
+
+
+def process_environ(proc: psutil.Process | int) -> dict[str, str] | None:
+    """A process's environment as it was exec'd (/proc/<pid>/environ), None when it cannot be read.
+
+    Linux answers a read of /proc/<pid>/environ with nothing, not an error, while the process is
+    in the middle of an execve (its old memory is released, the new one not yet set up) or is a
+    zombie: an `sh -c '...; exec app'` entryPoint passes through that moment at its start. An
+    empty environment is therefore "not readable now", never an answer to keep (a kernel thread's
+    is empty too, and reading it again costs one read of an empty file)."""
+    try:
+        env = (proc if isinstance(proc, psutil.Process) else psutil.Process(proc)).environ()
+    except (psutil.Error, OSError):
+        return None
+    return env or None
 
 
 def _pid_of_socket(inodes: set[str], pids: list[int]) -> int | None:

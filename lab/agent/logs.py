@@ -42,6 +42,7 @@ import psutil
 import zstandard
 
 from lab.agent.config import AGENT_VERSION, AgentConfig
+from lab.agent.ecs import process_environ
 from lab.agent.ecs_tags import ContainerTags, parse_image
 
 log = logging.getLogger("lab.agent.logs")
@@ -186,13 +187,15 @@ def container_log_path(pids: list[int], procfs: str = "/proc") -> Path | None:
     return None
 
 
-def _container_env(pids: list[int]) -> dict[str, str]:
+def _container_env(pids: list[int]) -> dict[str, str] | None:
+    """The container's environment (DD_SERVICE & co.) from the first of its processes that can be
+    read; {} when every one is gone (the image name decides), None when one lives but none can be
+    read now (in the middle of an exec: the next scan reads it)."""
     for pid in pids:
-        try:
-            return psutil.Process(pid).environ()
-        except (psutil.Error, OSError):
-            continue
-    return {}
+        env = process_environ(pid)
+        if env is not None:
+            return env
+    return None if any(psutil.pid_exists(pid) for pid in pids) else {}
 
 
 @dataclass
@@ -303,6 +306,8 @@ class LogsAgent:
         if path is None and not (docker_socket and os.path.exists(docker_socket)):
             return None  # its processes are not mapped yet: the next scan tries again
         env = _container_env(pids) if pids else self._docker_env(docker_id)
+        if env is None:
+            return None  # its processes cannot be read this instant: the next scan tries again
         short = parse_image(tags.image)[1] if tags.image else tags.name
         service = cfg.get("service") or env.get("DD_SERVICE") or short
         source = cfg.get("source") or short

@@ -501,8 +501,9 @@ def process_environ(proc: psutil.Process | int) -> dict[str, str] | None:
     """A process's environment as it was exec'd (/proc/<pid>/environ), None when it cannot be read.
 
     Linux answers a read of /proc/<pid>/environ with nothing, not an error, while the process is
-    in the middle of an execve (its old memory is released, the new one not yet set up) or is a
-    zombie: an `sh -c '...; exec app'` entryPoint passes through that moment at its start. An
+    in the middle of an execve (its old memory is released, the new one not yet set up): an
+    `sh -c '...; exec app'` entryPoint passes through that moment at its start (a zombie's read
+    raises psutil.ZombieProcess instead, so it is None here too). An
     empty environment is therefore "not readable now", never an answer to keep (a kernel thread's
     is empty too, and reading it again costs one read of an empty file)."""
     try:

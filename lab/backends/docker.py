@@ -73,6 +73,7 @@ from lab.backends.docker_topology import (
     Topology,
 )
 from lab.backends.lab_containers import lab_container, lab_network
+from lab.backends.process import unix_listening
 from lab.stack import AGENT_IMAGE as STACK_DEFAULT_AGENT_IMAGE
 from lab.stack import AGENT_SERVICES, Stack, app_service
 from lab.tasks import (
@@ -954,8 +955,6 @@ class DockerBackend:
         """The router is up once its forward socket accepts a connection (the app containers start
         after it: ECS gives them a START dependency on it; the socket's file alone appears before the
         router listens); one that exited fails the task with its output."""
-        from lab.backends.process import unix_listening
-
         socket_path = self._firelens_dir(running.task) / "socket" / ROUTER_SOCKET_NAME
 
         def listening() -> bool:

@@ -92,7 +92,7 @@ def test_the_logs_agent_takes_the_service_from_a_later_read_not_the_image_name(c
     assert "env:lab" in tailer.tags and "service:web" in tailer.tags
 
 
-def test_a_gone_containers_lines_still_get_the_image_name(tmp_path):
+def test_a_gone_containers_lines_still_get_the_image_name():
     # Every process of the container is gone: nothing to wait for, the image name decides.
     proc = subprocess.Popen([sys.executable, "-c", "pass"], env={"PATH": os.environ["PATH"]})
     proc.wait()

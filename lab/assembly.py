@@ -172,8 +172,13 @@ class EcsLab:
         return self
 
     def stop(self) -> None:
-        # Scheduling stops first: otherwise each app the backend stops is an essential container
-        # exiting, which its service would replace.
+        # The backend takes no new task first, and its starts in flight give up (a lab stopped during
+        # its deploy): the instance agents' start threads end at once instead of running on while
+        # the backend tears down. Then scheduling stops: otherwise each app the backend stops is an
+        # essential container exiting, which its service would replace.
+        refuse_new_tasks = getattr(self.backend, "refuse_new_tasks", None)
+        if refuse_new_tasks is not None:
+            refuse_new_tasks()
         if self.cluster is not None:
             self.cluster.stop_scheduling()
         self._exit.close()

@@ -14,8 +14,10 @@ any task lands on it, and says where the lab's own services are as seen from ins
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -164,6 +166,72 @@ class UnsupportedField(ValueError):
     """A container definition field this backend cannot honour; raised with the field's name."""
 
 
+class LabStopping(RuntimeError):
+    """A task start the backend refused or gave up because its lab is stopping (`StartGate`)."""
+
+
+class StartGate:
+    """A backend's task starts in flight, and the moment its lab stops taking new ones.
+
+    The ECS instance agents start each task on a thread of its own, so a lab stopped during its
+    deploy (Ctrl-C, a failed fixture) can have starts still creating containers or processes while
+    the backend tears down: what such a start made after the teardown looked stays behind. A backend
+    enters the gate for each start (`starting`), checks it between steps (`check`: raises
+    `LabStopping`), and when it stops, closes it and waits for the starts in flight to give up and
+    remove what they made (`drain`) before it removes the rest."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return self._in_flight
+
+    def check(self, what: str) -> None:
+        if self._closed:
+            raise LabStopping(f"{what}: the lab is stopping")
+
+    @contextlib.contextmanager
+    def starting(self, what: str) -> Iterator[None]:
+        with self._cond:
+            self.check(what)
+            self._in_flight += 1
+        try:
+            yield
+        except Exception as exc:
+            # What a start in flight meets once the lab stops (a container removed under it, a
+            # readiness probe that can no longer pass) is the stop, not the task's failure.
+            if self._closed and not isinstance(exc, LabStopping):
+                raise LabStopping(f"{what}: the lab is stopping ({exc})") from exc
+            raise
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """No new start from now on; the ones in flight fail at their next check."""
+        with self._cond:
+            self._closed = True
+
+    def drain(self, timeout: float) -> int:
+        """Close, then wait up to `timeout` for the starts in flight to end; returns how many are
+        still running then (0: none)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._closed = True
+            while self._in_flight and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+            return self._in_flight
+
+
 class CannotPullContainerError(RuntimeError):
     """The task names an image the backend does not have and cannot get. The text is what ECS puts
     in the task's stoppedReason (`CannotPullContainerError: ...`), with how to get the image."""
@@ -210,6 +278,10 @@ class TaskRunner(Protocol):
 
 class InstanceHost(TaskRunner, Protocol):
     """A backend: a task runner that also hosts the cluster's instances."""
+
+    def refuse_new_tasks(self) -> None:
+        """Its lab is stopping: start no task from now on, and give up the starts in flight
+        (`StartGate`); what is running keeps running until the backend stops."""
 
     def serve_instance(self, instance: ContainerInstance) -> None:
         """Serve the instance's IMDS and ECS agent introspection before any task lands on it."""

@@ -280,14 +280,20 @@ class EcsAwareness:
                 env = process_environ(proc)
                 if env is None:
                     continue  # read again next time: a process in the middle of an exec reads empty
-                uri = env.get("ECS_CONTAINER_METADATA_URI_V4") or env.get("ECS_CONTAINER_METADATA_URI") or ""
-                uri = uri.rstrip("/") if _is_reachable_metadata_uri(uri, self.config.allow_link_local) else ""
+                uri = self._metadata_uri_in(env)
             alive[pid] = (created, uri)
             if uri:
                 out.setdefault(uri, []).append(pid)
         self._env_cache = alive
         out.update({u: [] for u in self._docker_metadata_uris() if u not in out})
         return out
+
+    def _metadata_uri_in(self, env: dict[str, str]) -> str:
+        """The task metadata endpoint a container's environment names (v4, else v3), or "" when it
+        names none this agent may call."""
+        uri = env.get("ECS_CONTAINER_METADATA_URI_V4") or env.get("ECS_CONTAINER_METADATA_URI") or ""
+        uri = uri.rstrip("/")
+        return uri if uri and _is_reachable_metadata_uri(uri, self.config.allow_link_local) else ""
 
     def _docker_metadata_uris(self) -> list[str]:
         """Metadata URIs of the containers the docker socket shows; also notes their addresses, so
@@ -372,10 +378,8 @@ class EcsAwareness:
         env = process_environ(pid)
         if env is None:
             return None
-        uri = (
-            env.get("ECS_CONTAINER_METADATA_URI_V4") or env.get("ECS_CONTAINER_METADATA_URI") or ""
-        ).rstrip("/")
-        if not uri or not _is_reachable_metadata_uri(uri, self.config.allow_link_local):
+        uri = self._metadata_uri_in(env)
+        if not uri:
             return None
         info = self._container_from_uri(uri)
         if info is None:

@@ -82,8 +82,10 @@ from lab.tasks import (
     CannotPullContainerError,
     ContainerSpec,
     InstanceEndpoints,
+    LabStopping,
     Mount,
     OutputLines,
+    StartGate,
     UnsupportedField,
     is_agent_image,
     is_fips_proxy_image,
@@ -110,6 +112,9 @@ IMDS_UNREACHABLE = f"ip route add unreachable {IMDS_IP}/32"  # in a Fargate task
 # Where ECS puts a bridge-mode container's dynamic host port (no hostPort): the ephemeral range.
 DYNAMIC_HOST_PORTS = range(32768, 61000)
 APP_PORT = 8080  # lab.apps.entrypoints.APP_PORT
+# How long a stopping lab waits for its task starts in flight to give up and remove what they made:
+# each ends at its next step, after at most one docker call (the client's own timeout, 120 s).
+STOP_DRAIN_TIMEOUT = 120.0
 ENGINE_LOCK = Path(os.environ.get("LAB_DOCKER_LOCK", "/tmp/ecs-agent-lab-docker.lock"))
 
 
@@ -220,14 +225,17 @@ class ContainerExited(RuntimeError):
     """A readiness wait's final answer: the container is gone or Docker judged it unhealthy."""
 
 
-def _wait_until_final(predicate, timeout: float, interval: float, what: str):
-    """`wait_until`, except that `ContainerExited` from the predicate ends the wait at once."""
-    final: list[ContainerExited] = []
+def _wait_until_final(predicate, timeout: float, interval: float, what: str, gate: StartGate | None = None):
+    """`wait_until`, except that `ContainerExited` from the predicate ends the wait at once, and so
+    does a closed `gate` (`LabStopping`: the lab is stopping, the start gives up)."""
+    final: list[Exception] = []
 
     def probe():
         try:
+            if gate is not None:
+                gate.check(f"waiting for {what}")
             return predicate()
-        except ContainerExited as exc:
+        except (ContainerExited, LabStopping) as exc:
             final.append(exc)
             return True
 
@@ -313,6 +321,9 @@ class DockerBackend:
         self.started_in: float | None = None
         self._lock_file = None
         self.lab_image_ref: str | None = None  # what LAB_IMAGE is for this lab (start())
+        # The task starts in flight (the instance agents start each on a thread of their own), and
+        # whether the lab still takes new ones: closed when it stops (`stop`, `refuse_new_tasks`).
+        self.gate = StartGate()
 
     # -- owner lifecycle --------------------------------------------------------------------------
     @property
@@ -405,7 +416,23 @@ class DockerBackend:
                 with contextlib.suppress(Exception):
                     self._publish_world()
 
+    @property
+    def stopping(self) -> bool:
+        return self.gate.closed
+
+    def refuse_new_tasks(self) -> None:
+        """The lab is stopping: no task starts from now on, and the ones in flight give up at their
+        next step (a container create or start, a readiness probe), removing what they made."""
+        self.gate.close()
+
     def stop(self) -> None:
+        # First the task starts still in flight (a lab stopped during its deploy): each gives up and
+        # removes what it made before anything else goes, so no container is created after the
+        # sweep by run label below. A docker call in progress ends within the client's timeout.
+        left = self.gate.drain(timeout=STOP_DRAIN_TIMEOUT)
+        if left:
+            self.progress(f"docker: {left} task start(s) still in flight after {STOP_DRAIN_TIMEOUT:.0f}s; "
+                          "stopping anyway (the sweep by run label removes what they made)")
         watch_stop = getattr(self, "_watch_stop", None)
         if watch_stop is not None:
             watch_stop.set()
@@ -614,7 +641,8 @@ class DockerBackend:
             self._still_running(pause, "the task's ENI (pause container)")
             return b"eni-ready" in self.client.api.logs(pause)
 
-        _wait_until_final(ready, self.stack.ready_timeout * 3, interval=0.1, what="the task's ENI")
+        _wait_until_final(ready, self.stack.ready_timeout * 3, interval=0.1, what="the task's ENI",
+                          gate=self.gate)
 
     def agent_describe(self) -> str:
         return ("the emulated agent (the lab image; the documented default: name a real image with "
@@ -635,7 +663,8 @@ class DockerBackend:
                     import json
 
                     return json.load(r)["generation"] >= generation
-            wait_until(loaded, timeout, interval=0.03, what=f"services at {ip} to load world {generation}")
+            _wait_until_final(loaded, timeout, interval=0.03,
+                              what=f"services at {ip} to load world {generation}", gate=self.gate)
 
     def _start_lab_container(self, *, name: str, role: str, command: list[str] | None,
                              networks: dict[str, str | None], entrypoint: list[str] | None = None,
@@ -729,7 +758,9 @@ class DockerBackend:
                 binds: dict | None = None, network_mode: str | None = None, healthcheck: dict | None = None,
                 extra_host_config: dict | None = None, user: str | None = None,
                 working_dir: str | None = None) -> str:
-        """Create (not start) a container; join every network, with its address, before it starts."""
+        """Create (not start) a container; join every network, with its address, before it starts.
+        Refused once the lab is stopping (`LabStopping`): nothing is created after its teardown began."""
+        self.gate.check(f"creating container {name}")
         api = self.client.api
         first = next(iter(networks), None)
         host_config = api.create_host_config(
@@ -838,6 +869,13 @@ class DockerBackend:
                 self.app_tasks[variant] = task
 
     def start_task(self, instance: ContainerInstance, task: Task, specs: list[ContainerSpec]) -> None:
+        """Create and start the task's containers (the ECS agent's order and readiness); one that
+        cannot start fails the task with its reason and removes what it made. Refused, or given up,
+        once the lab is stopping (`LabStopping`, `refuse_new_tasks`)."""
+        with self.gate.starting(f"task {task.arn}"):
+            self._start_task(instance, task, specs)
+
+    def _start_task(self, instance: ContainerInstance, task: Task, specs: list[ContainerSpec]) -> None:
         n = instance.index
         mode = task.network_mode
         if mode not in ("bridge", "host", "awsvpc"):
@@ -962,7 +1000,7 @@ class DockerBackend:
             return unix_listening(socket_path)
 
         _wait_until_final(listening, self.stack.ready_timeout * 3, interval=0.1,
-                          what=f"log router {c.name} to listen on {socket_path}")
+                          what=f"log router {c.name} to listen on {socket_path}", gate=self.gate)
         running.router_socket = str(socket_path)
 
     def _ship_to_log_router(self, running: RunningTask, c: Container) -> None:
@@ -1011,7 +1049,7 @@ class DockerBackend:
 
         try:
             _wait_until_final(started, self.stack.ready_timeout * 3, interval=0.5,
-                              what=f"docker to release the addresses {name} starts with")
+                              what=f"docker to release the addresses {name} starts with", gate=self.gate)
         except TimeoutError as exc:
             raise RuntimeError(f"{exc}: {refused[-1] if refused else ''}") from None
 
@@ -1180,7 +1218,7 @@ class DockerBackend:
         # A forwarder that exited fails at once (its logs say why); one still starting (a Python
         # process importing aiohttp on a loaded machine) is waited for, up to the readiness bound.
         _wait_until_final(bound, self.stack.ready_timeout * 3, interval=0.1,
-                   what=f"host port {host}:{port}/{proto}")
+                          what=f"host port {host}:{port}/{proto}", gate=self.gate)
 
     def _still_running(self, cid: str, what: str) -> None:
         """Raise (ending a readiness wait) when the container has exited: no point waiting on."""
@@ -1289,7 +1327,8 @@ class DockerBackend:
             return status == "healthy" or (status == "unhealthy" and last_check.get("ExitCode") == 127)
 
         try:
-            _wait_until_final(settled, timeout, interval=0.2, what=f"{c.name} to report healthy")
+            _wait_until_final(settled, timeout, interval=0.2, what=f"{c.name} to report healthy",
+                              gate=self.gate)
         except TimeoutError as exc:
             check = (f"; last health check: exit {last_check.get('ExitCode')}, "
                      f"{str(last_check.get('Output', '')).strip()[-300:]!r}") if last_check else ""
@@ -1303,7 +1342,8 @@ class DockerBackend:
                 return True
 
         try:
-            _wait_until_final(listening, timeout, interval=0.1, what=f"{c.name} to listen on {port}")
+            _wait_until_final(listening, timeout, interval=0.1, what=f"{c.name} to listen on {port}",
+                              gate=self.gate)
         except TimeoutError as exc:
             raise RuntimeError(f"{exc}\n{self.logs(c.docker_id)}") from None
 

@@ -61,6 +61,7 @@ from lab.tasks import (
     ContainerSpec,
     InstanceEndpoints,
     OutputLines,
+    StartGate,
     UnsupportedField,
     is_agent_image,
     is_fips_proxy_image,
@@ -73,6 +74,10 @@ from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, 
 # out, as it would from a container.
 # A FireLens log router container's forward socket (its /var/run/fluent.sock on this backend).
 ROUTER_SOCKET_ENV = "LAB_LOG_ROUTER_SOCKET"
+# How long a stopping lab waits for its task starts in flight to end once their processes are
+# stopped: each ends at its next step (a readiness wait sees its process gone, the next container
+# is refused).
+STOP_DRAIN_TIMEOUT = 30.0
 # How a process's start line names its container (the agent's log collection finds its run by it).
 CONTAINER_NOTE = "container "
 _INHERITED_ENV = ("HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TERM")
@@ -157,6 +162,9 @@ class LocalBackend:
         self._task_addresses: dict[str, str] = {}  # awsvpc task on an instance -> its ENI's address
         self._log_paths: dict[tuple[str, str], Path] = {}  # (task arn, container) -> its log, kept after stop
         self._log_offsets: dict[tuple[str, str], int] = {}  # where that container's run begins in it
+        # The task starts in flight (each on an instance agent's thread), and whether the lab still
+        # takes new ones: closed when it stops (`stop`, `refuse_new_tasks`).
+        self.gate = StartGate()
 
     # -- owner lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> LocalBackend:
@@ -184,14 +192,40 @@ class LocalBackend:
         self.started_in = time.monotonic() - t0
         return self
 
+    @property
+    def stopping(self) -> bool:
+        return self.gate.closed
+
+    def refuse_new_tasks(self) -> None:
+        """The lab is stopping: no task starts from now on, and the ones in flight give up before
+        their next container (a start whose processes the stop kills fails at once)."""
+        self.gate.close()
+
     def stop(self) -> None:
-        """Stop every task (all at once: each waits up to its stop timeout), then the fakes."""
+        """Stop every task (all at once: each waits up to its stop timeout), then the fakes. No task
+        starts once this begins; a start still in flight (a lab stopped during its deploy) ends before
+        the fakes go, and what it started is stopped with the rest."""
+        self.gate.close()
+        self._stop_monitor()
+        self._stop_all_tasks()
+        # The starts in flight end once their processes are stopped (a readiness wait fails) or at
+        # their next container; a task one of them registered after the stop above is stopped now.
+        left = self.gate.drain(timeout=STOP_DRAIN_TIMEOUT)
+        if left:
+            self.progress(f"{left} task start(s) still in flight after {STOP_DRAIN_TIMEOUT:.0f}s; "
+                          "stopping anyway")
+        self._stop_all_tasks()
+        # Each task's stop removed its containers' temp dirs; this catches a start that failed half-way.
+        # The run dir is this lab's alone (one per subnet), a crashed lab's goes with `down --all`.
+        shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
+        self._exit.close()
+
+    def _stop_all_tasks(self) -> None:
         with self._lock:
             agent_arns = {arn for arn, rt in self.tasks.items()
                           if any(is_agent_image(c.spec.image) for c in rt.containers)}
             apps = [arn for arn in self.tasks if arn not in agent_arns]
             agents = [arn for arn in self.tasks if arn in agent_arns]
-        self._stop_monitor()
         # Apps first, so their tracers' last flush on SIGTERM still finds a live agent; then agents.
         for wave in (apps, agents):
             stoppers = [threading.Thread(target=self._stop_quietly, args=(arn,), daemon=True) for arn in wave]
@@ -199,10 +233,6 @@ class LocalBackend:
                 t.start()
             for t in stoppers:
                 t.join(timeout=30)
-        # Each task's stop removed its containers' temp dirs; this catches a start that failed half-way.
-        # The run dir is this lab's alone (one per subnet), a crashed lab's goes with `down --all`.
-        shutil.rmtree(self.run_dir / "tmp", ignore_errors=True)
-        self._exit.close()
 
     def _container_tmp(self, container: Container) -> Path:
         """The container's TMPDIR: what its processes leave in their temp dir (ddtrace writes a file
@@ -332,8 +362,14 @@ class LocalBackend:
 
         A container with a readiness probe (the agent, the sample app) that dies before it is ready
         fails the start with its log tail; the task's other containers are then stopped. Any other
-        exit is ECS's business: the task stops when an essential container exits.
+        exit is ECS's business: the task stops when an essential container exits. Refused, or given
+        up, once the lab is stopping (`LabStopping`, `refuse_new_tasks`).
         """
+        with self.gate.starting(f"task {task.arn}"):
+            self._start_task(instance, task, specs, wait)
+
+    def _start_task(self, instance: ContainerInstance, task: Task, specs: list[ContainerSpec],
+                    wait: bool) -> None:
         for spec in specs:
             image = spec.image
             if not (is_agent_image(image) or is_lab_image(image) or is_fips_proxy_image(image)
@@ -360,6 +396,7 @@ class LocalBackend:
                     # The ECS agent's FLUENT_HOST: the router's address (bridge), or 127.0.0.1 in the
                     # task's namespace (awsvpc), which here is the address standing for it.
                     spec = with_fluent_address(spec, running.log_router_address)
+                self.gate.check(f"starting container {spec.name}")
                 rc = self._start_container(instance, task, spec)
                 if spec.log_router_config is not None:
                     running.log_router_socket = rc.env.get(ROUTER_SOCKET_ENV)
@@ -369,8 +406,10 @@ class LocalBackend:
                     stopped_meanwhile = task.arn not in self.tasks
                 if stopped_meanwhile:
                     # An essential container exited while we were starting the next: ECS stops them all.
+                    # (Or the lab is stopping: then the start says so.)
                     rc.container.mark_stopped(rc.process.stop())
                     self.world.touch()
+                    self.gate.check(f"task {task.arn}")
                     return
                 if wait and rc.process.ready_probe is not None:
                     rc.process.wait_ready(self.stack.ready_timeout)
@@ -430,14 +469,16 @@ class LocalBackend:
             raise ValueError(f"dependsOn names {dep!r}, which is not an earlier container of the task")
         if condition == "START":
             return
+        # A wait ends when the lab stops too (the gate's check then says so).
         if condition == "HEALTHY":
-            wait_until(lambda: rc.container.health_status == "HEALTHY", timeout=self.stack.ready_timeout * 3,
-                       what=f"{dep} HEALTHY")
+            wait_until(lambda: self.gate.closed or rc.container.health_status == "HEALTHY",
+                       timeout=self.stack.ready_timeout * 3, what=f"{dep} HEALTHY")
         elif condition in ("COMPLETE", "SUCCESS"):
-            wait_until(lambda: rc.process.returncode is not None, timeout=self.stack.ready_timeout * 3,
-                       what=f"{dep} to exit")
-            if condition == "SUCCESS" and rc.process.returncode != 0:
-                raise ProcessExited(f"{dep} exited with {rc.process.returncode}; dependsOn SUCCESS not met")
+            wait_until(lambda: self.gate.closed or rc.process.returncode is not None,
+                       timeout=self.stack.ready_timeout * 3, what=f"{dep} to exit")
+        self.gate.check(f"waiting for {dep} {condition}")
+        if condition == "SUCCESS" and rc.process.returncode != 0:
+            raise ProcessExited(f"{dep} exited with {rc.process.returncode}; dependsOn SUCCESS not met")
 
     def _start_container(self, instance: ContainerInstance, task: Task,
                          spec: ContainerSpec) -> RunningContainer:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from lab.ecs.agent_env import Redirects
 from lab.ecs.instance_agent import InstanceAgent, LocalTask, TaskRefused
 from lab.ecs.moto_model import FARGATE_PROVIDERS
-from lab.tasks import UnsupportedField
+from lab.tasks import LabStopping, UnsupportedField
 from lab.world import ContainerInstance
 
 log = logging.getLogger("lab.ecs.fargate_agent")
@@ -88,6 +88,9 @@ class FargateAgent(InstanceAgent):
         self.clients.ecs.submit_task_state_change(cluster=self.cluster, task=arn, status="PENDING")
         try:
             self.runner.start_task(host, task, specs)
+        except LabStopping as exc:
+            self._abandon(arn, str(exc))
+            return
         except UnsupportedField as exc:
             self._fail_started(arn, f"UnsupportedField: {exc}")
             return

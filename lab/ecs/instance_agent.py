@@ -34,7 +34,7 @@ from lab.ecs.translate import (
     container_specs,
     world_task,
 )
-from lab.tasks import ContainerSpec, TaskRunner, UnsupportedField
+from lab.tasks import ContainerSpec, LabStopping, TaskRunner, UnsupportedField
 from lab.world import ContainerInstance, Task, World, parse_iso
 
 log = logging.getLogger("lab.ecs.instance_agent")
@@ -241,6 +241,9 @@ class InstanceAgent:
         local = self.local[arn] = LocalTask(arn=arn, specs=specs, log_drivers=[d for _, d in drivers])
         try:
             self.runner.start_task(self.instance, task, specs)
+        except LabStopping as exc:
+            self._abandon(arn, str(exc))
+            return
         except UnsupportedField as exc:
             self._fail_started(arn, f"UnsupportedField: {exc}")
             return
@@ -289,6 +292,20 @@ class InstanceAgent:
             driver.close()
         self._mark_world_stopped(arn)
         self._refuse(arn, reason)
+
+    def _abandon(self, arn: str, reason: str) -> None:
+        """A start the backend gave up because the lab is stopping: not a start failure of the
+        task's (nothing to report in `failures`), only a task that stopped before it ran."""
+        log.info("instance %s: task %s not started: %s", self.instance.index, arn, reason)
+        abandoned = self.local.pop(arn, None)
+        for driver in abandoned.log_drivers if abandoned else []:
+            driver.close()
+        self._mark_world_stopped(arn)
+        try:
+            self.clients.ecs.submit_task_state_change(cluster=self.cluster, task=arn, status="STOPPED",
+                                                      reason=f"Task stopped: {reason}")
+        except Exception as exc:  # noqa: BLE001 - the control plane may be stopping too
+            log.info("instance %s: could not report %s stopped: %r", self.instance.index, arn, exc)
 
     def _stop_local(self, arn: str, reason: str | None) -> None:
         local = self.local.pop(arn, None)

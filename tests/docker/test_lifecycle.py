@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import pytest
 
 from lab.backends import images
 from lab.stack import Stack
+from lab.world import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -130,3 +132,107 @@ def test_an_owner_killed_with_sigkill_leaves_no_container_or_network(tmp_path):
     finally:
         owner.kill()
         owner.wait(10)
+
+
+def test_a_task_start_in_flight_when_the_backend_stops_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C during a lab's deploy: the instance agents' task starts run on their own threads and
+    can still be creating containers while the backend stops. Here one start is held just before it
+    creates its host port forwarder (a host-network container, so no removed network stops it) until
+    the backend's stop has begun; the stop must not leave that start's containers behind, and the
+    start must fail saying why."""
+    from lab.backends.docker import DockerBackend
+    from lab.tasks import LAB_IMAGE, ContainerSpec, PortSpec
+    from lab.world import Container, Task
+
+    client = images.docker_client()
+    backend = DockerBackend(Stack(run_dir=tmp_path, instances=1, apps=()))
+    run = f"ecs-agent-lab.run={backend.run_id}"
+    reached, go = threading.Event(), threading.Event()
+    publish_ports = DockerBackend._publish_ports
+
+    def held(self, running, specs):
+        reached.set()
+        go.wait(120)
+        return publish_ports(self, running, specs)
+
+    monkeypatch.setattr(DockerBackend, "_publish_ports", held)
+    outcome: dict = {}
+    try:
+        backend.start()
+        spec = ContainerSpec(name="web", image=LAB_IMAGE, entry_point=[], command=["sleep", "600"],
+                             ports=[PortSpec(container_port=8080, host_port=18080)])
+        task = Task(family="held", revision=1, network_mode="bridge",
+                    containers=[Container(name="web", image=LAB_IMAGE)])
+
+        def start() -> None:
+            try:
+                backend.start_task(backend.world.instance(1), task, [spec])
+            except BaseException as exc:  # noqa: BLE001 - what the test asserts on
+                outcome["error"] = exc
+
+        starter = threading.Thread(target=start, daemon=True)
+        starter.start()
+        assert reached.wait(120), "the task start never reached its port forwarder"
+        stopper = threading.Thread(target=backend.stop, daemon=True)
+        stopper.start()
+        # The start goes on once the stop has begun: it has returned, or it no longer takes new work.
+        wait_until(lambda: not stopper.is_alive() or getattr(backend, "stopping", False), 60,
+                   what="the backend's stop to begin")
+        go.set()
+        starter.join(timeout=120)
+        stopper.join(timeout=120)
+        assert not starter.is_alive() and not stopper.is_alive()
+        assert client.api.containers(all=True, filters={"label": run}) == []
+        assert client.api.networks(filters={"label": run}) == []
+        assert "the lab is stopping" in str(outcome.get("error")), outcome
+    finally:
+        go.set()
+        from lab.backends.docker import sweep
+
+        sweep(client, run_id=backend.run_id)
+
+
+def test_an_interrupt_during_the_deploy_leaves_no_container_or_network(tmp_path, monkeypatch):
+    """Ctrl-C while the lab deploys (what `ecs-lab up` or a pytest session gets): the interrupt ends
+    the wait for the tasks while the agent's and the app's starts are still held on their instance
+    agent's threads, slow as on a loaded machine; the lab stops, and once everything has settled no
+    container or network of its run is left, and no start counts as a task that failed to start."""
+    from lab.assembly import EcsLab
+    from lab.backends.docker import DockerBackend
+
+    client = images.docker_client()
+    reached = threading.Event()
+    publish_ports = DockerBackend._publish_ports
+
+    def held(self, running, specs):
+        reached.set()
+        # Until the lab stops, or for longer than the instance agents wait for their starts (30 s
+        # each) and the backend takes to stop, for a lab that never says it is stopping.
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: getattr(self, "stopping", False), 100, what="the lab to stop")
+        return publish_ports(self, running, specs)
+
+    agents: list = []
+
+    def interrupted(self, *args, **kwargs):
+        assert reached.wait(300), "no task start reached its port forwarder"
+        agents.extend(self.cluster.agents.values())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DockerBackend, "_publish_ports", held)
+    monkeypatch.setattr(EcsLab, "wait_deployed", interrupted)
+    lab = EcsLab(Stack(run_dir=tmp_path, instances=1, apps=("imdsv1",)), backend="docker")
+    run = f"ecs-agent-lab.run={lab.backend.run_id}"
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lab.__enter__()
+        # The instance agents' start threads are daemons: what they still do is waited for here.
+        wait_until(lambda: not [t for t in threading.enumerate() if t.name.startswith("ecs-instance-agent")],
+                   180, what="the instance agents' threads to end")
+        assert client.api.containers(all=True, filters={"label": run}) == []
+        assert client.api.networks(filters={"label": run}) == []
+        assert agents and not [f for agent in agents for f in agent.failures]
+    finally:
+        from lab.backends.docker import sweep
+
+        sweep(client, run_id=lab.backend.run_id)

@@ -13,7 +13,8 @@ from lab.assembly import EcsLab
 from lab.pytest_plugin import free_subnet
 from lab.stack import Ports, Stack
 from lab.tasks import LAB_IMAGE, ContainerSpec, LabStopping, StartGate
-from lab.world import Container, Task, wait_until
+from lab.world import Container, Task
+from tests.backends.held_start import start_across_stop
 
 
 def test_a_closed_gate_refuses_a_start_and_a_start_in_flight_fails_at_its_next_check():
@@ -77,37 +78,21 @@ def test_a_local_start_in_flight_when_the_backend_stops_starts_no_process(tmp_pa
 
     monkeypatch.setattr(local, "_dependency_order", held)
     lab = EcsLab(stack, backend="local")
-    outcome: dict = {}
     task = Task(family="held", revision=1, containers=[Container(name="web", image=LAB_IMAGE)])
     try:
         lab.start()
         backend = lab.backend
         spec = ContainerSpec("web", LAB_IMAGE, entry_point=["sh", "-c", "exec sleep 300"])
-
-        def start() -> None:
-            try:
-                backend.start_task(backend.world.instance(1), task, [spec])
-            except BaseException as exc:  # noqa: BLE001 - what the test asserts on
-                outcome["error"] = exc
-
-        starter = threading.Thread(target=start, daemon=True)
-        starter.start()
-        assert reached.wait(60), "the task start never began"
-        stopper = threading.Thread(target=lab.stop, daemon=True)
-        stopper.start()
-        # The start goes on once the stop has begun: it has returned, or it no longer takes new work.
-        wait_until(lambda: not stopper.is_alive() or getattr(backend, "stopping", False), 60,
-                   what="the lab's stop to begin")
-        go.set()
-        starter.join(60)
-        stopper.join(90)
-        assert not starter.is_alive() and not stopper.is_alive()
+        error = start_across_stop(backend,
+                                  lambda: backend.start_task(backend.world.instance(1), task, [spec]),
+                                  lab.stop, reached=reached, go=go, held_at="its first container",
+                                  timeout=60, stop_timeout=90)
         pid = task.container("web").pid
         alive = pid is not None and psutil.pid_exists(pid) and \
             psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
         assert not alive, f"the task's process {pid} outlived its lab"
-        assert isinstance(outcome.get("error"), LabStopping), outcome
-        assert "the lab is stopping" in str(outcome["error"])
+        assert isinstance(error, LabStopping), error
+        assert "the lab is stopping" in str(error)
     finally:
         go.set()
         pid = task.container("web").pid

@@ -143,6 +143,7 @@ def test_a_task_start_in_flight_when_the_backend_stops_leaves_nothing(tmp_path, 
     from lab.backends.docker import DockerBackend
     from lab.tasks import LAB_IMAGE, ContainerSpec, PortSpec
     from lab.world import Container, Task
+    from tests.backends.held_start import start_across_stop
 
     client = images.docker_client()
     backend = DockerBackend(Stack(run_dir=tmp_path, instances=1, apps=()))
@@ -156,7 +157,6 @@ def test_a_task_start_in_flight_when_the_backend_stops_leaves_nothing(tmp_path, 
         return publish_ports(self, running, specs)
 
     monkeypatch.setattr(DockerBackend, "_publish_ports", held)
-    outcome: dict = {}
     try:
         backend.start()
         spec = ContainerSpec(name="web", image=LAB_IMAGE, entry_point=[], command=["sleep", "600"],
@@ -164,27 +164,13 @@ def test_a_task_start_in_flight_when_the_backend_stops_leaves_nothing(tmp_path, 
         task = Task(family="held", revision=1, network_mode="bridge",
                     containers=[Container(name="web", image=LAB_IMAGE)])
 
-        def start() -> None:
-            try:
-                backend.start_task(backend.world.instance(1), task, [spec])
-            except BaseException as exc:  # noqa: BLE001 - what the test asserts on
-                outcome["error"] = exc
-
-        starter = threading.Thread(target=start, daemon=True)
-        starter.start()
-        assert reached.wait(120), "the task start never reached its port forwarder"
-        stopper = threading.Thread(target=backend.stop, daemon=True)
-        stopper.start()
-        # The start goes on once the stop has begun: it has returned, or it no longer takes new work.
-        wait_until(lambda: not stopper.is_alive() or getattr(backend, "stopping", False), 60,
-                   what="the backend's stop to begin")
-        go.set()
-        starter.join(timeout=120)
-        stopper.join(timeout=120)
-        assert not starter.is_alive() and not stopper.is_alive()
+        error = start_across_stop(backend,
+                                  lambda: backend.start_task(backend.world.instance(1), task, [spec]),
+                                  backend.stop, reached=reached, go=go, held_at="its port forwarder",
+                                  timeout=120, stop_timeout=120)
         assert client.api.containers(all=True, filters={"label": run}) == []
         assert client.api.networks(filters={"label": run}) == []
-        assert "the lab is stopping" in str(outcome.get("error")), outcome
+        assert "the lab is stopping" in str(error), error
     finally:
         go.set()
         from lab.backends.docker import sweep

@@ -38,7 +38,9 @@ docs/ecs_metadata.md, docs/environment.md#link-local-addresses-belong-to-someone
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
+import logging
 import os
 import re
 import socket
@@ -55,6 +57,8 @@ from lab.backends.docker_services import (
     CONTROL_PORT,
     ECS_ENDPOINTS_PATH,
     IMDS_PORT,
+    PORT_IN_USE_EXIT,
+    PORTS_BOUND,
     WORLD_PATH,
     write_world_file,
 )
@@ -96,6 +100,7 @@ from lab.tasks import (
 )
 from lab.world import Cluster, Container, ContainerInstance, PortMapping, Task, World, now_iso, wait_until
 
+log = logging.getLogger("lab.backends.docker")
 NS = 1_000_000_000
 AGENT_MOUNTS = (  # the docs' task definition volumes (docs/agent_contract.md)
     Mount("/var/run/docker.sock", "/var/run/docker.sock", True),
@@ -109,8 +114,12 @@ ROUTER_CONFIG_PATH = "/fluent-bit/etc/fluent-bit.conf"
 ROUTER_SOCKET_DIR = "/var/run"
 ROUTER_SOCKET_NAME = "fluent.sock"
 IMDS_UNREACHABLE = f"ip route add unreachable {IMDS_IP}/32"  # in a Fargate task's netns
-# Where ECS puts a bridge-mode container's dynamic host port (no hostPort): the ephemeral range.
+# Where ECS puts a bridge-mode container's dynamic host port (no hostPort): the ephemeral range,
+# each port tried for being free first (docs/docker_backend.md#dynamic-host-ports).
 DYNAMIC_HOST_PORTS = range(32768, 61000)
+# How many forwarders a task's host ports get when another socket takes a dynamic port between its
+# check and the forwarder's bind (each attempt picks the ports afresh).
+PORT_FORWARDER_ATTEMPTS = 3
 APP_PORT = 8080  # lab.apps.entrypoints.APP_PORT
 # How long a stopping lab waits for its task starts in flight to give up and remove what they made:
 # each ends at its next step, after at most one docker call (the client's own timeout, 120 s).
@@ -223,6 +232,32 @@ class HaproxyRecords:
 
 class ContainerExited(RuntimeError):
     """A readiness wait's final answer: the container is gone or Docker judged it unhealthy."""
+
+
+class HostPortTaken(ContainerExited):
+    """The host port forwarder exited because another socket holds one of its ports."""
+
+    def __init__(self, message: str, address: str) -> None:
+        super().__init__(message)
+        self.address = address  # HOSTIP:PORT/PROTO
+
+
+def host_port_free(ip: str, port: int, proto: str) -> bool:
+    """Whether `ip:port/proto` can be bound now as the host port forwarder binds it (TCP with
+    SO_REUSEADDR, UDP without), as the ECS agent checks each dynamic port before it hands it out. Held
+    are: a listener, and a socket still in TIME_WAIT or connected from that port (this host's own
+    connections to its containers take their source ports from the same ephemeral range, and
+    SO_REUSEADDR does not pass a client's TIME_WAIT). Only "in use" says no: an address this host
+    cannot bind (an engine elsewhere) leaves the answer to the forwarder."""
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as probe:
+        if proto == "tcp":
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((ip, port))
+        except OSError as exc:
+            return exc.errno != errno.EADDRINUSE
+    return True
 
 
 def _wait_until_final(predicate, timeout: float, interval: float, what: str, gate: StartGate | None = None):
@@ -1073,14 +1108,21 @@ class DockerBackend:
                 tcp = [p for p in spec.ports if p.protocol == "tcp"]
                 self.wait_listening(c, tcp[0].container_port if tcp else APP_PORT, timeout=timeout)
 
-    def _host_port(self, n: int, wanted: int | None) -> int:
-        """A bridge-mode port mapping without hostPort gets a dynamic one, as ECS gives it."""
+    def _host_port(self, n: int, wanted: int | None, proto: str) -> int:
+        """A bridge-mode port mapping without hostPort gets a dynamic one, as ECS gives it: the next
+        free port of the ephemeral range after the last one given on that instance, wrapping round."""
         if wanted:
             return wanted
+        ip = self.topo.private_ip(n)
+        first, span = DYNAMIC_HOST_PORTS.start, len(DYNAMIC_HOST_PORTS)
         with self._lock:
-            port = self._next_host_port.get(n, DYNAMIC_HOST_PORTS.start)
-            self._next_host_port[n] = port + 1
-            return port
+            start = self._next_host_port.get(n, first) - first
+            for i in range(span):
+                port = first + (start + i) % span
+                if host_port_free(ip, port, proto):
+                    self._next_host_port[n] = first + (port + 1 - first) % span
+                    return port
+        raise RuntimeError(f"no free {proto} host port on {ip} in {first}-{DYNAMIC_HOST_PORTS[-1]}")
 
     def _create_task_container(self, instance: ContainerInstance, task: Task, c: Container,
                                spec: ContainerSpec, netns: str | None) -> str:
@@ -1179,56 +1221,82 @@ class DockerBackend:
 
     def _publish_ports(self, running: RunningTask, specs: list[ContainerSpec]) -> None:
         """Host ports on the instance's private IP, forwarded to the container (bridge) or the
-        instance netns (host), as docker-proxy does; awsvpc tasks have no host ports."""
+        instance netns (host), as docker-proxy does; awsvpc tasks have no host ports. A dynamic port
+        another socket took between its check and the forwarder's bind is picked afresh."""
         task, n = running.task, running.instance.index
         if task.network_mode == "awsvpc":
             return
-        maps: list[str] = []
-        for spec in specs:
-            c = task.container(spec.name)
-            for p in spec.ports:
-                host_port = (self._host_port(n, p.host_port) if task.network_mode == "bridge"
-                             else p.container_port)
-                if task.network_mode == "bridge":
-                    target = c.ipv4_addresses[0]
-                else:
-                    target = self._ip_on(self.instance_hosts[n], f"instance{n}")
-                host_ip = self.topo.private_ip(n)
-                maps += ["--map", f"{host_ip}:{host_port}/{p.protocol}={target}:{p.container_port}"]
-                c.ports.append(PortMapping(p.container_port, host_port, p.protocol, self.topo.private_ip(n)))
-        if not maps:
+        for attempt in range(1, PORT_FORWARDER_ATTEMPTS + 1):
+            maps: list[str] = []
+            dynamic: set[str] = set()
+            published: list[tuple[Container, PortMapping]] = []
+            for spec in specs:
+                c = task.container(spec.name)
+                for p in spec.ports:
+                    host_port = (self._host_port(n, p.host_port, p.protocol) if task.network_mode == "bridge"
+                                 else p.container_port)
+                    if task.network_mode == "bridge":
+                        target = c.ipv4_addresses[0]
+                    else:
+                        target = self._ip_on(self.instance_hosts[n], f"instance{n}")
+                    host_ip = self.topo.private_ip(n)
+                    address = f"{host_ip}:{host_port}/{p.protocol}"
+                    if task.network_mode == "bridge" and not p.host_port:
+                        dynamic.add(address)
+                    maps += ["--map", f"{address}={target}:{p.container_port}"]
+                    published.append((c, PortMapping(p.container_port, host_port, p.protocol, host_ip)))
+            if not maps:
+                return
+            try:
+                self._start_port_forwarder(running, maps)
+            except HostPortTaken as exc:
+                if exc.address not in dynamic or attempt == PORT_FORWARDER_ATTEMPTS:
+                    raise
+                log.info("task %s: dynamic host port %s was taken before its forwarder bound it; "
+                         "picking again (attempt %d)", task.arn, exc.address, attempt + 1)
+                continue
+            for c, mapping in published:
+                c.ports.append(mapping)
             return
+
+    def _start_port_forwarder(self, running: RunningTask, maps: list[str]) -> None:
+        """Start the task's host port forwarder and wait until it has bound its ports; one that
+        found a port taken is removed again (`HostPortTaken`)."""
+        task = running.task
         cid = self._create(name=f"{task.containers[0].docker_name}-ports"[:120], image=LAB_IMAGE,
                            labels=self._labels("host-ports", **{"com.amazonaws.ecs.task-arn": task.arn}),
                            networks={}, network_mode="host", entrypoint=[],
                            command=["python", "-m", "lab.backends.docker_services", "--role", "ports", *maps])
         running.helper_ids.append(cid)
         self.client.api.start(cid)
-        first = next(m for m in maps if m != "--map")
-        host, port = first.split("=")[0].split("/")[0].rsplit(":", 1)
-        proto = first.split("=")[0].split("/")[1]
+        addresses = [m.split("=")[0] for m in maps if m != "--map"]
+        done = f"{PORTS_BOUND} {len(addresses)}"
 
         def bound() -> bool:
             self._still_running(cid, "the host port forwarder")
-            if proto == "udp":
-                return self._udp_bound(cid)
-            with socket.create_connection((host, int(port)), timeout=0.5):
-                return True
+            return done in self.client.api.logs(cid).decode(errors="replace")
 
         # A forwarder that exited fails at once (its logs say why); one still starting (a Python
         # process importing aiohttp on a loaded machine) is waited for, up to the readiness bound.
-        _wait_until_final(bound, self.stack.ready_timeout * 3, interval=0.1,
-                          what=f"host port {host}:{port}/{proto}", gate=self.gate)
+        try:
+            _wait_until_final(bound, self.stack.ready_timeout * 3, interval=0.1,
+                              what=f"host port(s) {', '.join(addresses)}", gate=self.gate)
+        except ContainerExited as exc:
+            state = self.client.api.inspect_container(cid)["State"]
+            taken = re.search(r"host port (\S+) is in use", str(exc))
+            if state.get("ExitCode") != PORT_IN_USE_EXIT or not taken:
+                raise
+            running.helper_ids.remove(cid)
+            if self._remove(cid):
+                running.helper_ids.append(cid)  # still there: the task's stop tries again
+            raise HostPortTaken(f"task {task.arn}: host port {taken.group(1)} is in use (another socket on "
+                                f"the docker host holds it)", taken.group(1)) from None
 
     def _still_running(self, cid: str, what: str) -> None:
         """Raise (ending a readiness wait) when the container has exited: no point waiting on."""
         state = self.client.api.inspect_container(cid)["State"]
         if not state.get("Running"):
             raise ContainerExited(f"{what} exited with {state.get('ExitCode')}:\n{self.logs(cid)}")
-
-    def _udp_bound(self, cid: str) -> bool:
-        logs = self.client.api.logs(cid).decode(errors="replace")
-        return "host port" in logs
 
     def stop_task(self, task_arn: str) -> None:
         """Stop and remove the task's containers and helpers, and return only once Docker no longer

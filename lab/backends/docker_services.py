@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
 import functools
 import ipaddress
 import json
@@ -35,6 +36,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -331,6 +333,18 @@ def run_services(world_file: WorldFile, stop: threading.Event, host: str = "0.0.
 
 # -- ports: an instance's host ports --------------------------------------------------------------
 
+# The forwarder's exit status when a host port it was given is held by another socket (its one line
+# on stderr names it: `host port HOSTIP:PORT/PROTO is in use`); the backend picks another dynamic
+# port then (docs/docker_backend.md#dynamic-host-ports).
+PORT_IN_USE_EXIT = 3
+# Its line once every port is bound (`PORTS_BOUND N`): what the backend waits for. Not a connection
+# to the port: a listener someone else holds there would answer that.
+PORTS_BOUND = "host ports bound:"
+
+
+class HostPortInUse(OSError):
+    """A host port the forwarder was to bind is held by another socket; str() is HOSTIP:PORT/PROTO."""
+
 
 def parse_mapping(text: str) -> tuple[str, int, str, str, int]:
     """`HOSTIP:PORT/PROTO=TARGETIP:PORT` -> (host_ip, host_port, proto, target_ip, target_port)."""
@@ -395,15 +409,25 @@ async def _serve_ports(mappings: list[tuple[str, int, str, str, int]], stop: asy
     servers = []
     transports = []
     for host_ip, host_port, proto, target_ip, target_port in mappings:
-        if proto == "tcp":
-            handle = functools.partial(relay_tcp, target=(target_ip, target_port))
-            servers.append(await asyncio.start_server(handle, host_ip, host_port, reuse_address=True))
-        else:
-            loop = asyncio.get_running_loop()
-            t, _ = await loop.create_datagram_endpoint(lambda _t=(target_ip, target_port): _UdpRelay(_t),
-                                                       local_addr=(host_ip, host_port))
-            transports.append(t)
+        try:
+            if proto == "tcp":
+                handle = functools.partial(relay_tcp, target=(target_ip, target_port))
+                servers.append(await asyncio.start_server(handle, host_ip, host_port, reuse_address=True))
+            else:
+                loop = asyncio.get_running_loop()
+                t, _ = await loop.create_datagram_endpoint(
+                    lambda _t=(target_ip, target_port): _UdpRelay(_t), local_addr=(host_ip, host_port))
+                transports.append(t)
+        except OSError as exc:
+            for s in servers:
+                s.close()
+            for t in transports:
+                t.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise HostPortInUse(errno.EADDRINUSE, f"{host_ip}:{host_port}/{proto}") from None
+            raise
         log.info("host port %s:%s/%s -> %s:%s", host_ip, host_port, proto, target_ip, target_port)
+    print(f"{PORTS_BOUND} {len(mappings)}", file=sys.stderr, flush=True)
     bound.set()
     await stop.wait()
     for s in servers:
@@ -436,7 +460,11 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if args.role == "ports":
-        run_ports(args.mappings, stop)
+        try:
+            run_ports(args.mappings, stop)
+        except HostPortInUse as exc:
+            print(f"host port {exc.strerror} is in use", file=sys.stderr, flush=True)
+            return PORT_IN_USE_EXIT
         return 0
     world_file = WorldFile(args.world_file).start()
     if world_file.loaded_generation < 0 and args.instances:

@@ -33,6 +33,7 @@ the lab, the scenarios or the images does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -137,18 +138,60 @@ def _terminated(signum, frame) -> None:
 
 
 def _stop_run(proc: subprocess.Popen, grace: float = 180) -> None:
-    """End a pytest run so that it stops what it started: SIGINT, which pytest turns into an orderly
-    teardown (every lab fixture stops its lab), then a kill only if it has not ended in `grace` s.
+    """End a pytest run so that it stops what it started: one SIGINT, which pytest turns into an
+    orderly teardown (every lab fixture stops its lab); wait until the last process of the run has
+    ended, and kill what is left only after `grace` s. With `-n` the SIGINT goes to each xdist worker
+    (the run's other processes), not to the controller: a controller interrupted asks its workers
+    to exit, and execnet interrupts a worker 5 s later and kills it 10 s after the ask, in the middle
+    of stopping its labs; a worker interrupted itself finishes its teardown and reports, and the
+    controller then ends the run.
     (subprocess.run's own handling kills the child 0.25 s after a Ctrl-C, leaving its labs.)"""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+    if proc.poll() is not None and not _group_alive(proc.pid):
+        return
+    workers = [pid for pid in _group_members(proc.pid) if pid != proc.pid]
+    for pid in workers or [proc.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    try:
+        proc.wait(timeout=grace)
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    except subprocess.TimeoutExpired:
+        pass
+    if proc.poll() is None or _group_alive(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        print(f"the run did not end within {grace:.0f} s of its SIGINT and was killed: its labs are "
+              "left to the lab's reaper (`ecs-lab down` stops any that remain)", file=sys.stderr)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The processes of process group `pgid` (Linux: /proc/PID/stat's fifth field)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            print(f"the run did not end within {grace:.0f} s of its SIGINT and was killed: its labs are "
-                  "left to the lab's reaper (`ecs-lab down` stops any that remain)", file=sys.stderr)
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the run's process group is still there."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run_once(backend: str, index: int, paths: list[str], extra: list[str], workdir: Path,

@@ -1266,7 +1266,8 @@ class DockerBackend:
         cid = self._create(name=f"{task.containers[0].docker_name}-ports"[:120], image=LAB_IMAGE,
                            labels=self._labels("host-ports", **{"com.amazonaws.ecs.task-arn": task.arn}),
                            networks={}, network_mode="host", entrypoint=[],
-                           command=["python", "-m", "lab.backends.docker_services", "--role", "ports", *maps])
+                           command=["python", "-m", "lab.backends.docker_services", "--role", "ports",
+                                    "--report-bound", *maps])
         running.helper_ids.append(cid)
         self.client.api.start(cid)
         addresses = [m.split("=")[0] for m in maps if m != "--map"]

@@ -337,8 +337,8 @@ def run_services(world_file: WorldFile, stop: threading.Event, host: str = "0.0.
 # on stderr names it: `host port HOSTIP:PORT/PROTO is in use`); the backend picks another dynamic
 # port then (docs/docker_backend.md#dynamic-host-ports).
 PORT_IN_USE_EXIT = 3
-# Its line once every port is bound (`PORTS_BOUND N`): what the backend waits for. Not a connection
-# to the port: a listener someone else holds there would answer that.
+# Its line once every port is bound (`PORTS_BOUND N`, with `--report-bound`): what the backend waits
+# for. Not a connection to the port: a listener someone else holds there would answer that.
 PORTS_BOUND = "host ports bound:"
 
 
@@ -405,7 +405,7 @@ async def relay_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
 
 async def _serve_ports(mappings: list[tuple[str, int, str, str, int]], stop: asyncio.Event,
-                       bound: asyncio.Event) -> None:
+                       bound: asyncio.Event, report_bound: bool = False) -> None:
     servers = []
     transports = []
     for host_ip, host_port, proto, target_ip, target_port in mappings:
@@ -427,7 +427,8 @@ async def _serve_ports(mappings: list[tuple[str, int, str, str, int]], stop: asy
                 raise HostPortInUse(errno.EADDRINUSE, f"{host_ip}:{host_port}/{proto}") from None
             raise
         log.info("host port %s:%s/%s -> %s:%s", host_ip, host_port, proto, target_ip, target_port)
-    print(f"{PORTS_BOUND} {len(mappings)}", file=sys.stderr, flush=True)
+    if report_bound:
+        print(f"{PORTS_BOUND} {len(mappings)}", file=sys.stderr, flush=True)
     bound.set()
     await stop.wait()
     for s in servers:
@@ -436,13 +437,13 @@ async def _serve_ports(mappings: list[tuple[str, int, str, str, int]], stop: asy
         t.close()
 
 
-def run_ports(mappings: list[str], stop: threading.Event) -> None:
+def run_ports(mappings: list[str], stop: threading.Event, report_bound: bool = False) -> None:
     parsed = [parse_mapping(m) for m in mappings]
     loop = asyncio.new_event_loop()
     done = asyncio.Event()
     bound = asyncio.Event()
     threading.Thread(target=lambda: (stop.wait(), loop.call_soon_threadsafe(done.set)), daemon=True).start()
-    loop.run_until_complete(_serve_ports(parsed, done, bound))
+    loop.run_until_complete(_serve_ports(parsed, done, bound, report_bound))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -451,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world-file", default="/run/ecs-lab/world.json")
     parser.add_argument("--map", dest="mappings", action="append", default=[],
                         help="role ports: HOSTIP:PORT/tcp|udp=TARGETIP:PORT (repeatable)")
+    parser.add_argument("--report-bound", action="store_true",
+                        help=f"role ports: print '{PORTS_BOUND} N' on stderr once every port is bound")
     parser.add_argument("--instances", type=int, default=0,
                         help="with no world file yet: serve a world of N instances (docker compose)")
     parser.add_argument("--log-level", default=os.environ.get("LAB_LOG_LEVEL", "info"))
@@ -461,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     if args.role == "ports":
         try:
-            run_ports(args.mappings, stop)
+            run_ports(args.mappings, stop, args.report_bound)
         except HostPortInUse as exc:
             print(f"host port {exc.strerror} is in use", file=sys.stderr, flush=True)
             return PORT_IN_USE_EXIT

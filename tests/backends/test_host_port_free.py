@@ -60,7 +60,7 @@ def _state_of(ip: str, port: int) -> str | None:
 
 
 def _forwarder(*maps: str) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "lab.backends.docker_services", "--role", "ports"]
+    argv = [sys.executable, "-m", "lab.backends.docker_services", "--role", "ports", "--report-bound"]
     for m in maps:
         argv += ["--map", m]
     return subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)

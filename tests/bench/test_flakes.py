@@ -112,6 +112,34 @@ def test_held(lab):
 '''
 
 
+HELD_ON_WORKERS = '''
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+MARKS = Path(os.environ["FLAKES_TEST_MARKS"])
+
+
+@pytest.fixture
+def lab(request):
+    me = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    (MARKS / f"up-{me}").write_text(os.environ["LAB_HOME"])
+    yield
+    time.sleep(7)  # a lab stop takes seconds: more than xdist gives a worker it asks to exit (5 s)
+    (MARKS / f"torn-down-{me}").touch()
+    (Path(os.environ["LAB_HOME"]) / f"stopped-{me}").touch()  # a lab writes its home as it stops
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_held(lab, n):
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (MARKS / "never").exists():
+        time.sleep(0.1)
+'''
+
+
 def _ignore_sigint() -> None:
     import signal
 
@@ -158,3 +186,43 @@ def test_sigterm_stops_the_run_in_progress_through_its_teardown_and_removes_its_
     assert (marks / "torn-down").exists(), "the run was killed before its teardown"
     assert not home.exists(), f"{home} left behind"
     assert "interrupted in local run 1" in err and "keeps the 0 finished run(s)" in err
+
+
+def test_sigterm_during_an_xdist_run_waits_for_every_worker_teardown_before_removing_the_lab_home(
+        tmp_path):
+    """The series runs the suite with `-n 2`: each xdist worker runs its own labs. Stopped, the run
+    must end as a Ctrl-C at a terminal ends it (every process of the run gets the SIGINT, each
+    worker tears its labs down), and the run's LAB_HOME goes only once the last of them has ended.
+    (Found in a series stopped mid-run: a worker still starting a Fargate lab wrote into the home
+    after the controller had ended and the home was removed.)"""
+    import os
+    import signal
+    import subprocess
+
+    from lab.world import wait_until
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_held.py").write_text(HELD_ON_WORKERS)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    name = f"flakes-test-{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "report" / f"{name}.md"
+    env = {**os.environ, "FLAKES_TEST_MARKS": str(marks)}
+    proc = subprocess.Popen(
+        [sys.executable, str(flakes.REPO / "bench" / "flakes.py"), "--local", "1", "--out", str(out),
+         str(suite), "--", "-q", "-p", "no:randomly", f"--rootdir={suite}", "-n", "2"],
+        env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: {m.name for m in marks.glob("up-*")} == {"up-gw0", "up-gw1"}, 90,
+                   what="both workers' fixtures to be up")
+        home = Path((marks / "up-gw0").read_text())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(flakes.REPO / ".lab" / "flakes" / name, ignore_errors=True)
+    assert proc.returncode == 130, err
+    assert {m.name for m in marks.glob("torn-down-*")} == {"torn-down-gw0", "torn-down-gw1"}, err
+    assert not home.exists(), f"{home} left behind: {sorted(p.name for p in home.iterdir())}"

@@ -1223,46 +1223,50 @@ class DockerBackend:
         """Host ports on the instance's private IP, forwarded to the container (bridge) or the
         instance netns (host), as docker-proxy does; awsvpc tasks have no host ports. A dynamic port
         another socket took between its check and the forwarder's bind is picked afresh."""
-        task, n = running.task, running.instance.index
+        task = running.task
         if task.network_mode == "awsvpc":
             return
         for attempt in range(1, PORT_FORWARDER_ATTEMPTS + 1):
-            maps: list[str] = []
-            dynamic: set[str] = set()
-            published: list[tuple[Container, PortMapping]] = []
-            for spec in specs:
-                c = task.container(spec.name)
-                for p in spec.ports:
-                    host_port = (self._host_port(n, p.host_port, p.protocol) if task.network_mode == "bridge"
-                                 else p.container_port)
-                    if task.network_mode == "bridge":
-                        target = c.ipv4_addresses[0]
-                    else:
-                        target = self._ip_on(self.instance_hosts[n], f"instance{n}")
-                    host_ip = self.topo.private_ip(n)
-                    address = f"{host_ip}:{host_port}/{p.protocol}"
-                    if task.network_mode == "bridge" and not p.host_port:
-                        dynamic.add(address)
-                    maps += ["--map", f"{address}={target}:{p.container_port}"]
-                    published.append((c, PortMapping(p.container_port, host_port, p.protocol, host_ip)))
-            if not maps:
+            plan = self._port_plan(running, specs)
+            if not plan:
                 return
             try:
-                self._start_port_forwarder(running, maps)
+                self._start_port_forwarder(running, [arg for _, _, arg, _ in plan])
             except HostPortTaken as exc:
+                dynamic = {arg.split("=")[0] for _, _, arg, is_dynamic in plan if is_dynamic}
                 if exc.address not in dynamic or attempt == PORT_FORWARDER_ATTEMPTS:
                     raise
                 log.info("task %s: dynamic host port %s was taken before its forwarder bound it; "
                          "picking again (attempt %d)", task.arn, exc.address, attempt + 1)
                 continue
-            for c, mapping in published:
+            for c, mapping, _, _ in plan:
                 c.ports.append(mapping)
             return
 
-    def _start_port_forwarder(self, running: RunningTask, maps: list[str]) -> None:
+    def _port_plan(self, running: RunningTask, specs: list[ContainerSpec]
+                   ) -> list[tuple[Container, PortMapping, str, bool]]:
+        """Each port of the task's containers: (container, its mapping, the forwarder's
+        `HOSTIP:PORT/PROTO=TARGETIP:PORT`, whether the host port is a dynamic one)."""
+        task, n = running.task, running.instance.index
+        host_ip = self.topo.private_ip(n)
+        plan = []
+        for spec in specs:
+            c = task.container(spec.name)
+            for p in spec.ports:
+                if task.network_mode == "bridge":
+                    host_port, target = self._host_port(n, p.host_port, p.protocol), c.ipv4_addresses[0]
+                else:
+                    host_port, target = p.container_port, self._ip_on(self.instance_hosts[n], f"instance{n}")
+                plan.append((c, PortMapping(p.container_port, host_port, p.protocol, host_ip),
+                             f"{host_ip}:{host_port}/{p.protocol}={target}:{p.container_port}",
+                             task.network_mode == "bridge" and not p.host_port))
+        return plan
+
+    def _start_port_forwarder(self, running: RunningTask, mappings: list[str]) -> None:
         """Start the task's host port forwarder and wait until it has bound its ports; one that
         found a port taken is removed again (`HostPortTaken`)."""
         task = running.task
+        maps = [arg for m in mappings for arg in ("--map", m)]
         cid = self._create(name=f"{task.containers[0].docker_name}-ports"[:120], image=LAB_IMAGE,
                            labels=self._labels("host-ports", **{"com.amazonaws.ecs.task-arn": task.arn}),
                            networks={}, network_mode="host", entrypoint=[],
@@ -1270,7 +1274,7 @@ class DockerBackend:
                                     "--report-bound", *maps])
         running.helper_ids.append(cid)
         self.client.api.start(cid)
-        addresses = [m.split("=")[0] for m in maps if m != "--map"]
+        addresses = [m.split("=")[0] for m in mappings]
         done = f"{PORTS_BOUND} {len(addresses)}"
 
         def bound() -> bool:

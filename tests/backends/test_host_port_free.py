@@ -3,6 +3,7 @@ holds a port for the forwarder's bind is what the check must see), and what the 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -11,11 +12,24 @@ from lab.backends.docker import host_port_free
 from lab.world import wait_until
 
 
+@contextlib.contextmanager
+def _reserved_port():
+    """A loopback TCP port kept from everyone else meanwhile, and free for the check and the
+    forwarder: a socket bound with SO_REUSEADDR but not listening (as the check binds) does not hold
+    it against them, and the kernel gives no connection a source port that has a bound socket. A port
+    merely closed can be taken by one of this busy machine's own connections at any moment."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
 def test_a_listener_holds_its_port():
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        port = server.getsockname()[1]
-        assert not host_port_free("127.0.0.1", port, "tcp")
-    assert host_port_free("127.0.0.1", port, "tcp")
+    with _reserved_port() as port:
+        assert host_port_free("127.0.0.1", port, "tcp")
+        with socket.create_server(("127.0.0.1", port)):
+            assert not host_port_free("127.0.0.1", port, "tcp")
+        assert host_port_free("127.0.0.1", port, "tcp")
 
 
 def test_a_connection_this_host_closed_holds_its_source_port_while_in_time_wait():
@@ -35,9 +49,8 @@ def test_a_connection_this_host_closed_holds_its_source_port_while_in_time_wait(
 
 
 def test_a_bound_udp_socket_holds_its_port_and_only_for_udp():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    with _reserved_port() as port, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))
         assert not host_port_free("127.0.0.1", port, "udp")
         assert host_port_free("127.0.0.1", port, "tcp")
 
@@ -69,9 +82,7 @@ def _forwarder(*maps: str) -> subprocess.Popen:
 def test_the_forwarder_says_when_every_port_is_bound_and_relays():
     from lab.backends.docker_services import PORTS_BOUND
 
-    with socket.create_server(("127.0.0.1", 0)) as target, socket.create_server(("127.0.0.1", 0)) as spare:
-        port = spare.getsockname()[1]
-        spare.close()
+    with socket.create_server(("127.0.0.1", 0)) as target, _reserved_port() as port:
         proc = _forwarder(f"127.0.0.1:{port}/tcp=127.0.0.1:{target.getsockname()[1]}")
         try:
             lines = []
@@ -91,12 +102,11 @@ def test_the_forwarder_says_when_every_port_is_bound_and_relays():
 def test_the_forwarder_exits_3_naming_the_port_another_socket_holds():
     from lab.backends.docker_services import PORT_IN_USE_EXIT
 
-    with socket.create_server(("127.0.0.1", 0)) as free, socket.create_server(("127.0.0.1", 0)) as held:
-        ok, taken = free.getsockname()[1], held.getsockname()[1]
-        free.close()
+    with _reserved_port() as ok, socket.create_server(("127.0.0.1", 0)) as held:
+        taken = held.getsockname()[1]
         proc = _forwarder(f"127.0.0.1:{ok}/tcp=127.0.0.1:1", f"127.0.0.1:{taken}/tcp=127.0.0.1:1")
         _, err = proc.communicate(timeout=30)
-    assert proc.returncode == PORT_IN_USE_EXIT, err
-    assert err.strip().splitlines()[-1] == f"host port 127.0.0.1:{taken}/tcp is in use"
-    assert "Traceback" not in err
-    assert host_port_free("127.0.0.1", ok, "tcp")  # the one it had bound is let go
+        assert proc.returncode == PORT_IN_USE_EXIT, err
+        assert err.strip().splitlines()[-1] == f"host port 127.0.0.1:{taken}/tcp is in use"
+        assert "Traceback" not in err
+        assert host_port_free("127.0.0.1", ok, "tcp")  # the one it had bound is let go

@@ -146,7 +146,9 @@ def _stop_run(proc: subprocess.Popen, grace: float = 180) -> None:
     of stopping its labs; a worker interrupted itself finishes its teardown and reports, and the
     controller then ends the run.
     (subprocess.run's own handling kills the child 0.25 s after a Ctrl-C, leaving its labs.)"""
-    if proc.poll() is not None and not _group_alive(proc.pid):
+    from lab.backends.process import group_alive  # the lab's own check: live members, not zombies
+
+    if proc.poll() is not None and not group_alive(proc.pid):
         return
     workers = [pid for pid in _group_members(proc.pid) if pid != proc.pid]
     for pid in workers or [proc.pid]:
@@ -155,11 +157,11 @@ def _stop_run(proc: subprocess.Popen, grace: float = 180) -> None:
     deadline = time.monotonic() + grace
     try:
         proc.wait(timeout=grace)
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
+        while group_alive(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
     except subprocess.TimeoutExpired:
         pass
-    if proc.poll() is None or _group_alive(proc.pid):
+    if proc.poll() is None or group_alive(proc.pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -181,17 +183,6 @@ def _group_members(pgid: int) -> list[int]:
         if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
             members.append(int(entry.name))
     return members
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the run's process group is still there."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_once(backend: str, index: int, paths: list[str], extra: list[str], workdir: Path,

@@ -170,18 +170,16 @@ def _stop_run(proc: subprocess.Popen, grace: float = 180) -> None:
 
 
 def _group_members(pgid: int) -> list[int]:
-    """The processes of process group `pgid` (Linux: /proc/PID/stat's fifth field)."""
+    """The live (non-zombie) processes of process group `pgid`, as `group_alive` counts them."""
+    import psutil
+
     members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for proc in psutil.process_iter(["pid"]):
         try:
-            stat = (entry / "stat").read_text()
-        except OSError:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
             continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            members.append(int(entry.name))
     return members
 
 

@@ -146,13 +146,11 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("started_as", ["foreground", "background job"])
-def test_sigterm_stops_the_run_in_progress_through_its_teardown_and_removes_its_lab_home(
-        tmp_path, started_as):
-    """A series killed (SIGTERM, or Ctrl-C) must not leave the run's labs behind: the run gets one
-    SIGINT, so pytest tears its fixtures down, and the run's temporary LAB_HOME is removed.
-    "background job": started as `nohup flakes.py ... &` from a script, it inherits SIGINT ignored
-    (POSIX shells do that to a background job without job control); its run must not."""
+def _stop_a_series_mid_run(tmp_path, suite_text: str, runs: int, pytest_args: list[str],
+                           up: list[str], preexec_fn=None) -> tuple[int, str, Path, Path]:
+    """Start `flakes.py --local runs` on a one-file suite, wait for the fixtures that write the
+    marks `up` (each holding the run's LAB_HOME), SIGTERM the series and let it end.
+    Returns its exit code, its stderr, the run's LAB_HOME and the marks directory."""
     import os
     import signal
     import subprocess
@@ -161,28 +159,41 @@ def test_sigterm_stops_the_run_in_progress_through_its_teardown_and_removes_its_
 
     suite = tmp_path / "suite"
     suite.mkdir()
-    (suite / "test_held.py").write_text(HELD)
+    (suite / "test_held.py").write_text(suite_text)
     marks = tmp_path / "marks"
     marks.mkdir()
     name = f"flakes-test-{uuid.uuid4().hex[:8]}"
     out = tmp_path / "report" / f"{name}.md"
     env = {**os.environ, "FLAKES_TEST_MARKS": str(marks)}
     proc = subprocess.Popen(
-        [sys.executable, str(flakes.REPO / "bench" / "flakes.py"), "--local", "2", "--out", str(out),
-         str(suite), "--", "-q", "-p", "no:randomly", f"--rootdir={suite}"],
-        env=env, stderr=subprocess.PIPE, text=True,
-        preexec_fn=None if started_as == "foreground" else _ignore_sigint)
+        [sys.executable, str(flakes.REPO / "bench" / "flakes.py"), "--local", str(runs), "--out",
+         str(out), str(suite), "--", "-q", "-p", "no:randomly", f"--rootdir={suite}", *pytest_args],
+        env=env, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
     try:
-        wait_until(lambda: (marks / "up").exists(), 60, what="the run's fixture to be up")
-        home = Path((marks / "up").read_text())
+        wait_until(lambda: all((marks / m).exists() for m in up), 90,
+                   what=f"the run's fixtures to be up ({', '.join(up)})")
+        home = Path((marks / up[0]).read_text())
         assert home.is_dir()
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
         shutil.rmtree(flakes.REPO / ".lab" / "flakes" / name, ignore_errors=True)
-    assert proc.returncode == 130, err
+    return proc.returncode, err, home, marks
+
+
+@pytest.mark.parametrize("started_as", ["foreground", "background job"])
+def test_sigterm_stops_the_run_in_progress_through_its_teardown_and_removes_its_lab_home(
+        tmp_path, started_as):
+    """A series killed (SIGTERM, or Ctrl-C) must not leave the run's labs behind: the run gets one
+    SIGINT, so pytest tears its fixtures down, and the run's temporary LAB_HOME is removed.
+    "background job": started as `nohup flakes.py ... &` from a script, it inherits SIGINT ignored
+    (POSIX shells do that to a background job without job control); its run must not."""
+    code, err, home, marks = _stop_a_series_mid_run(
+        tmp_path, HELD, 2, [], ["up"],
+        preexec_fn=None if started_as == "foreground" else _ignore_sigint)
+    assert code == 130, err
     assert (marks / "torn-down").exists(), "the run was killed before its teardown"
     assert not home.exists(), f"{home} left behind"
     assert "interrupted in local run 1" in err and "keeps the 0 finished run(s)" in err
@@ -195,34 +206,8 @@ def test_sigterm_during_an_xdist_run_waits_for_every_worker_teardown_before_remo
     worker tears its labs down), and the run's LAB_HOME goes only once the last of them has ended.
     (Found in a series stopped mid-run: a worker still starting a Fargate lab wrote into the home
     after the controller had ended and the home was removed.)"""
-    import os
-    import signal
-    import subprocess
-
-    from lab.world import wait_until
-
-    suite = tmp_path / "suite"
-    suite.mkdir()
-    (suite / "test_held.py").write_text(HELD_ON_WORKERS)
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    name = f"flakes-test-{uuid.uuid4().hex[:8]}"
-    out = tmp_path / "report" / f"{name}.md"
-    env = {**os.environ, "FLAKES_TEST_MARKS": str(marks)}
-    proc = subprocess.Popen(
-        [sys.executable, str(flakes.REPO / "bench" / "flakes.py"), "--local", "1", "--out", str(out),
-         str(suite), "--", "-q", "-p", "no:randomly", f"--rootdir={suite}", "-n", "2"],
-        env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until(lambda: {m.name for m in marks.glob("up-*")} == {"up-gw0", "up-gw1"}, 90,
-                   what="both workers' fixtures to be up")
-        home = Path((marks / "up-gw0").read_text())
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        shutil.rmtree(flakes.REPO / ".lab" / "flakes" / name, ignore_errors=True)
-    assert proc.returncode == 130, err
+    code, err, home, marks = _stop_a_series_mid_run(
+        tmp_path, HELD_ON_WORKERS, 1, ["-n", "2"], ["up-gw0", "up-gw1"])
+    assert code == 130, err
     assert {m.name for m in marks.glob("torn-down-*")} == {"torn-down-gw0", "torn-down-gw1"}, err
     assert not home.exists(), f"{home} left behind: {sorted(p.name for p in home.iterdir())}"

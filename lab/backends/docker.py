@@ -467,7 +467,9 @@ class DockerBackend:
         left = self.gate.drain(timeout=STOP_DRAIN_TIMEOUT)
         if left:
             self.progress(f"docker: {left} task start(s) still in flight after {STOP_DRAIN_TIMEOUT:.0f}s; "
-                          "stopping anyway (the sweep by run label removes what they made)")
+                          "stopping anyway: the sweep by run label removes what they made so far, and "
+                          "a container one of them creates after it is removed by `ecs-lab down` or "
+                          "the next docker lab's start (both sweep what ended runs left)")
         watch_stop = getattr(self, "_watch_stop", None)
         if watch_stop is not None:
             watch_stop.set()

@@ -15,6 +15,8 @@ Waits: one aggregator flush (and a forwarder attempt) from the moment the keys a
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from lab.agent_probe import waiting_for
@@ -32,8 +34,18 @@ ROUTES = ("/api/v2/series", "/api/v1/check_run", "/intake/")
 pytestmark = pytest.mark.agent_offers("agent_config", "forwarder_stats", "check_metrics")
 
 
+def _forbidden_by_route(intake: IntakeClient) -> dict[str, int]:
+    return {route: r.get("forbidden", 0) for route, r in intake.routestats().items()}
+
+
 def _forbidden(intake: IntakeClient) -> int:
-    return sum(r.get("forbidden", 0) for r in intake.routestats().values())
+    return sum(_forbidden_by_route(intake).values())
+
+
+def _dropped_urls(logs: str) -> list[str]:
+    """The URLs the agent's "API Key invalid, dropping transaction for <url>" lines name."""
+    marker = "API Key invalid, dropping transaction for"
+    return [line.split(marker, 1)[1].split()[0] for line in logs.splitlines() if marker in line]
 
 
 def _agent_logs(lab) -> str:
@@ -55,7 +67,7 @@ def test_a_key_the_site_does_not_know_is_refused_and_the_user_sees_why(wrong_key
     assert intake.set_valid_keys(SITE, [RIGHT])["sites"][SITE] == 1
     before = {route: max([r["seq"] for r in intake.payloads(route, fmt="raw")], default=0)
               for route in ROUTES}
-    forbidden_before = _forbidden(intake)
+    forbidden_before = _forbidden_by_route(intake)
     assert agent.probe.config()["site"] == SITE, "the user's DD_SITE is the agent's site"
     intervals = agent.probe.intervals()
 
@@ -68,12 +80,18 @@ def test_a_key_the_site_does_not_know_is_refused_and_the_user_sees_why(wrong_key
         return text if "API Key invalid, dropping transaction for" in text else None
 
     with waiting_for(intervals.flush_after()) as timeout:
-        wait_until(lambda: _forbidden(intake) > forbidden_before, timeout, what="a POST answered 403")
+        wait_until(lambda: _forbidden(intake) > sum(forbidden_before.values()), timeout,
+                   what="a POST answered 403")
         fwd = wait_until(refused_in_status, timeout, what="403s in agent status -j forwarderStats")
         logs = wait_until(logged, timeout, what="the agent's 'API Key invalid' log line")
     assert fwd["Transactions"]["Dropped"] >= 1, "a 403 is dropped, not retried"
     assert fwd["APIKeyStatus"] == {"API key ending with wrong": "API Key invalid"}
-    assert "/api/" in logs.split("API Key invalid, dropping transaction for", 1)[1].splitlines()[0]
+    # Each line names the transaction the intake refused: whichever payload came first (a series,
+    # a check run, the host metadata on /intake/), not a given one.
+    refused = {route for route, n in _forbidden_by_route(intake).items()
+               if n > forbidden_before.get(route, 0)}
+    named = {urlsplit(url).path for url in _dropped_urls(logs)}
+    assert named and named <= refused, f"the log names {named}; the intake refused {refused}"
     # Nothing from the refused key was stored after the site learnt its keys.
     for route in ROUTES:
         late = [r for r in intake.payloads(route, fmt="raw") if r["seq"] > before[route]]

@@ -160,9 +160,10 @@ def _get(url: str, timeout: float = 10.0) -> dict:
         return json.loads(resp.read())
 
 
-def _until_the_agent_knows(lab, address: str, family: str, service: str) -> None:
+def _until_the_agent_knows(lab, address: str, family: str, service: str, tag: str | None = None) -> None:
     """Send from a task just started until its data arrives with its ECS tags (a trace, else a
-    DogStatsD point, carrying `task_family:<family>`).
+    DogStatsD point, carrying `tag`: `task_family:<family>` unless told; `task_arn:<arn>` tells two
+    tasks of one family apart).
 
     The agent's tagger learns a new task on its next pull of ECS metadata (workloadmeta pulls every
     5 s, the emulated agent every 2 s): what the task sends before that arrives without task tags, on
@@ -170,7 +171,7 @@ def _until_the_agent_knows(lab, address: str, family: str, service: str) -> None
     unnoticed; a scenario that sends once must first let the agent learn the task."""
     probe = lab.agents[0].probe
     intervals = probe.intervals()
-    tag = f"task_family:{family}"
+    tag = tag or f"task_family:{family}"
     intake = intake_client(lab.intake_url, f"awsvpc-discovery-{family}")
     if probe.offers("traces_v05"):
         wait = intervals.of_new_task(intervals.traces())
@@ -379,6 +380,9 @@ def test_an_awsvpc_service_on_ec2_runs_each_task_at_its_own_eni_and_scaling_in_d
             assert address != instance.private_ip, "an awsvpc task has its own ENI, not the instance's"
             seen = _get(f"http://{address}:{APP_PORT}/")
             assert seen["agent_host"] == instance.private_ip, (arn, seen)
+        # Each task sends once below: first the agent learns both (as the awsvpc fixture does).
+        for arn, address in addresses.items():
+            _until_the_agent_knows(lab, address, family, "awsvpc-svc", tag=f"task_arn:{arn}")
         intake = intake_client(lab.intake_url, "awsvpc-svc")
         sent_at = time.monotonic()
         work = {arn: _low64(_get(f"http://{a}:{APP_PORT}/work?ms=5&depth=2")["trace_id"])

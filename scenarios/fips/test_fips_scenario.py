@@ -7,6 +7,7 @@ directly, and a non-loopback DD_FIPS_LOCAL_ADDRESS is refused at config load
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 import pytest
@@ -44,6 +45,12 @@ def test_each_data_type_goes_out_on_its_own_proxy_port(fips_lab):
         intake.wait_for_metric("ecs_lab.app.work.done", timeout=timeout)
     with waiting_for(intervals.processes()) as timeout:
         intake.wait_for_payloads("/api/v1/collector", timeout=timeout)
+    # The proxy writes its record once the intake's answer is relayed back: moments after the
+    # intake shows the payload.
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: all(any(r.path == path for r in proxy.records_for(route))
+                               for route, (_, path) in ROUTES.items()),
+                   15, interval=0.5, what="the proxy's record of each route")
     for route, (port, path) in ROUTES.items():
         records = [r for r in proxy.records_for(route) if r.path == path]
         assert records, f"no {path} request on the FIPS proxy's {route} port {port}; " \

@@ -152,7 +152,16 @@ def test_fips_sidecar_sends_nothing_in_bridge_mode_and_works_in_host_mode(docker
 
 
 def _remove_service(ecs, name, service):
+    """Delete the service and wait until its tasks have stopped, not only been told to: list-tasks
+    drops a task once its desired status is STOPPED, and a stopping agent still sends its last flush."""
     ecs.update_service(cluster=name, service=service, desiredCount=0)
     ecs.delete_service(cluster=name, service=service, force=True)
-    wait_until(lambda: not ecs.list_tasks(cluster=name, serviceName=service)["taskArns"], 60,
-               what=f"the tasks of {service} to stop")
+
+    def stopped() -> bool:
+        if ecs.list_tasks(cluster=name, serviceName=service)["taskArns"]:
+            return False
+        arns = ecs.list_tasks(cluster=name, serviceName=service, desiredStatus="STOPPED")["taskArns"]
+        return not arns or all(t["lastStatus"] == "STOPPED"
+                               for t in ecs.describe_tasks(cluster=name, tasks=arns)["tasks"])
+
+    wait_until(stopped, 60, interval=0.5, what=f"the tasks of {service} to stop")

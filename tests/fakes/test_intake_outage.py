@@ -140,6 +140,58 @@ def test_refuse_from_python_lasts_until_ended(intake, http):
     assert http.get(intake.url + "/fakeintake/health").status_code == 200
 
 
+def test_a_request_the_refusal_closes_before_its_answer_is_not_stored_and_its_retry_is_stored_once(http):
+    """A refusal that begins after a POST arrived and before it is answered closes its connection
+    (as a server going down drops what it has not answered): the sender gets no answer and sends
+    it again, so the first must not be stored. (Found by the resilience scenario: a process payload
+    made as the refusal began was stored, its answer lost, and its retry stored again.)"""
+    import asyncio
+    import threading
+
+    arrived, release = threading.Event(), threading.Event()
+    with IntakeServer(max_payloads=1000) as intake:
+        handle = intake._datadog_request
+
+        async def refusal_begins_before_the_answer(request):
+            # The request is in and its body read (aiohttp keeps it for the handler's own read());
+            # the test starts the refusal; then the handler goes on, as when the body's last bytes
+            # and the refusal come in the same turn of the server's loop.
+            if request.method == "POST" and request.path == SERIES:
+                await request.read()
+                arrived.set()
+                while not release.is_set():
+                    await asyncio.sleep(0.01)
+            return await handle(request)
+
+        intake._datadog_request = refusal_begins_before_the_answer  # the app is made at listen()
+        intake.listen("127.0.0.1", 0)
+        body, headers = series_body(n_series=1, metric="app.refused.midway")
+        outcome: list = []
+
+        def send() -> None:
+            try:
+                outcome.append(http.post(intake.url + SERIES, data=body, headers=headers, timeout=10))
+            except requests.exceptions.ConnectionError as exc:
+                outcome.append(exc)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        assert arrived.wait(10), "the POST never reached the intake"
+        intake.start_outage({"mode": "refuse"})
+        release.set()
+        sender.join(15)
+        assert not sender.is_alive()
+        assert isinstance(outcome[0], requests.exceptions.ConnectionError), outcome
+        # The handler has gone on (the query API shares the refused port: the store is asked).
+        _wait(lambda: sum(intake.store.route_stats().get(SERIES, {}).get(k, 0)
+                          for k in ("accepted", "abandoned")) == 1, 5, "the POST handled")
+        intake.end_outages()
+        # The sender's retry after the outage: stored once, in all.
+        assert http.post(intake.url + SERIES, data=body, headers=headers, timeout=10).status_code == 202
+        stats = _stats(http, intake, SERIES)
+        assert (stats["count"], stats["abandoned"]) == (1, 1), f"stored {stats['count']} times: {stats}"
+
+
 @pytest.mark.parametrize("spec, message", [
     ({"mode": "down"}, "mode must be one of"),
     ({"mode": "refuse"}, "needs duration_s"),

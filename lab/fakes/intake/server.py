@@ -160,6 +160,11 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
+def _connection_gone(request: web.Request) -> bool:
+    """Whether the request's connection has closed: an answer would be written nowhere."""
+    return request.transport is None or request.transport.is_closing()
+
+
 def _error(reason: str, status: int = 400) -> web.Response:
     return _json({"errors": [reason]}, status)
 
@@ -308,7 +313,7 @@ class IntakeServer:
         if outage is not None:
             if outage.mode == "slow":
                 await asyncio.sleep(outage.delay_ms / 1000)
-                if request.transport is None or request.transport.is_closing():
+                if _connection_gone(request):
                     # The client's timeout came first: it got no answer and will send it again.
                     self.store.count_not_stored(path, "abandoned")
                     return web.Response(status=499)  # written nowhere: the connection is gone
@@ -327,6 +332,13 @@ class IntakeServer:
             answer_status = 200
         else:
             answer_status = ACCEPTED_ANSWERS.get(path, DEFAULT_ANSWER)[0]
+        if _connection_gone(request):
+            # The connection closed between the request's arrival and now: a refusal that began
+            # meanwhile closed it (as a server going down drops the requests it has not answered),
+            # or the client gave up. No answer can reach the sender, which sends the payload again:
+            # stored now, it would be stored twice.
+            self.store.count_not_stored(path, "abandoned")
+            return web.Response(status=499)  # written nowhere: the connection is gone
         # The metrics host carries the sender's version (the core forwarder sends DD-Agent-Version).
         version = request.headers.get("DD-Agent-Version") or self.agent_version
         meant_for = intended_host(site, path, version) if site else ""

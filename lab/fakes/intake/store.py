@@ -261,7 +261,8 @@ class IntakeStore:
 
     def count_not_stored(self, route: str, why: str) -> None:
         """Count a POST the intake answered without storing it: `why` is "answered_not_stored" (an
-        outage's or override's error answer), "abandoned" (the client left before a slow answer) or
+        outage's or override's error answer), "abandoned" (the connection closed before the answer: the
+        client left before a slow answer, or a refusal began under the request) or
         "forbidden" (403: an API key the site does not know)."""
         if why not in ("answered_not_stored", "abandoned", "forbidden"):
             raise ValueError(f"unknown reason {why!r}")

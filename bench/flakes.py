@@ -146,11 +146,12 @@ def _stop_run(proc: subprocess.Popen, grace: float = 180) -> None:
     of stopping its labs; a worker interrupted itself finishes its teardown and reports, and the
     controller then ends the run.
     (subprocess.run's own handling kills the child 0.25 s after a Ctrl-C, leaving its labs.)"""
-    from lab.backends.process import group_alive  # the lab's own check: live members, not zombies
+    # The lab's own checks: live members, not zombies.
+    from lab.backends.process import group_alive, group_members
 
     if proc.poll() is not None and not group_alive(proc.pid):
         return
-    workers = [pid for pid in _group_members(proc.pid) if pid != proc.pid]
+    workers = [pid for pid in group_members(proc.pid) if pid != proc.pid]
     for pid in workers or [proc.pid]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGINT)
@@ -167,20 +168,6 @@ def _stop_run(proc: subprocess.Popen, grace: float = 180) -> None:
         proc.wait()
         print(f"the run did not end within {grace:.0f} s of its SIGINT and was killed: its labs are "
               "left to the lab's reaper (`ecs-lab down` stops any that remain)", file=sys.stderr)
-
-
-def _group_members(pgid: int) -> list[int]:
-    """The live (non-zombie) processes of process group `pgid`, as `group_alive` counts them."""
-    import psutil
-
-    members = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                members.append(proc.pid)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return members
 
 
 def run_once(backend: str, index: int, paths: list[str], extra: list[str], workdir: Path,

@@ -276,6 +276,20 @@ def signal_group(pgid: int, sig: int) -> None:
         pass
 
 
+def group_members(pgid: int) -> list[int]:
+    """The live (non-zombie) processes of process group `pgid`."""
+    import psutil
+
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
+
+
 def group_alive(pgid: int, thorough: bool = True) -> bool:
     """Is any live (non-zombie) process left in the group? `thorough=False` trusts killpg alone,
     which also counts zombies not yet reaped: cheap enough to poll."""
@@ -287,15 +301,7 @@ def group_alive(pgid: int, thorough: bool = True) -> bool:
         return True
     if not thorough:
         return True
-    import psutil
-
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return False
+    return bool(group_members(pgid))
 
 
 def _wait_group_gone(pgid: int, timeout: float) -> bool:

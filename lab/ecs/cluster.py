@@ -108,11 +108,12 @@ class EcsCluster:
         scheduler = self.control_plane.service_scheduler
         if scheduler:
             # The embedded control plane is shared by every lab of the process: pause this lab's
-            # cluster only, or the other labs' DAEMON agents would no longer be replaced.
+            # cluster only, or the other labs' DAEMON agents would no longer be replaced. A lab with
+            # a control plane of its own stops that one's scheduler too; the pause still matters,
+            # since another control plane of the process schedules the same moto model.
+            scheduler.pause(self.world.cluster.name)
             if self._own_control_plane:
                 scheduler.stop()
-            else:
-                scheduler.pause(self.world.cluster.name)
         for agent in [*self.agents.values(), *([self.fargate] if self.fargate else [])]:
             agent.stop(stop_tasks=False)
 

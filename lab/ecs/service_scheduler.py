@@ -11,6 +11,10 @@ ID) ...`, `(service S) has reached a steady state.`, and for a task whose essent
 health check (run by the instance's backend at the task definition's interval, timeout, retries and
 startPeriod) turned UNHEALTHY: `(service S) (task ID) failed container health checks.`, after which
 the task is stopped with the stopped reason `Task failed container health checks` and replaced.
+
+moto keeps one model per process, so every embedded control plane of a process (each lab's own, a
+test session's) schedules the same services; pausing a cluster (a lab stopping, a test holding a
+rollout open) therefore pauses it for all of them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from lab.world import DEFAULT_ACCOUNT, DEFAULT_REGION
 
 # The stopped reason ECS gives a service task its scheduler replaced for failing its health checks.
 HEALTH_CHECK_STOPPED_REASON = "Task failed container health checks"
+
+# Clusters no scheduler of this process touches (see the module docstring). Under ECS_LOCK.
+_PAUSED: set[str] = set()
 
 
 def _task_id(arn: str) -> str:
@@ -77,11 +84,13 @@ class ServiceScheduler:
         # throttling"): relaunches on one instance back off, 1 s doubling up to 30 s here.
         self._launches: dict[tuple[str, str], tuple[float, int]] = {}
         # Clusters whose lab is stopping: their services are left alone (the scheduler is shared by
-        # every lab of the process; stopping it for one lab would stop it for all).
-        self.paused: set[str] = set()
+        # every lab of the process; stopping it for one lab would stop it for all). The set is the
+        # process's, as moto's model is: another control plane's scheduler must not go on with them.
+        self.paused: set[str] = _PAUSED
 
     def pause(self, cluster: str) -> None:
-        """Stop relaunching `cluster`'s tasks (its lab is stopping them); other clusters go on."""
+        """Stop relaunching `cluster`'s tasks (its lab is stopping them), in every scheduler of the
+        process; other clusters go on."""
         with ECS_LOCK:
             self.paused.add(cluster)
 

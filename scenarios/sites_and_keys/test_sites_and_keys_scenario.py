@@ -38,8 +38,9 @@ def _forbidden_by_route(intake: IntakeClient) -> dict[str, int]:
     return {route: r.get("forbidden", 0) for route, r in intake.routestats().items()}
 
 
-def _forbidden(intake: IntakeClient) -> int:
-    return sum(_forbidden_by_route(intake).values())
+def _refused_since(intake: IntakeClient, before: dict[str, int]) -> set[str]:
+    """The routes the intake has answered 403 on since `before` (a `_forbidden_by_route` count)."""
+    return {route for route, n in _forbidden_by_route(intake).items() if n > before.get(route, 0)}
 
 
 def _dropped_urls(logs: str) -> list[str]:
@@ -77,23 +78,18 @@ def test_a_key_the_site_does_not_know_is_refused_and_the_user_sees_why(wrong_key
         fwd = agent.status()["forwarderStats"]
         return fwd if fwd["Transactions"]["HTTPErrorsByCode"].get("403") else None
 
-    def logged() -> str | None:
-        text = _agent_logs(lab)
-        return text if "API Key invalid, dropping transaction for" in text else None
-
     with waiting_for(intervals.flush_after()) as timeout:
-        wait_until(lambda: _forbidden(intake) > sum(forbidden_before.values()), timeout,
-                   what="a POST answered 403")
+        wait_until(lambda: _refused_since(intake, forbidden_before), timeout, what="a POST answered 403")
         fwd = wait_until(refused_in_status, timeout, what="403s in agent status -j forwarderStats")
-        logs = wait_until(logged, timeout, what="the agent's 'API Key invalid' log line")
+        dropped = wait_until(lambda: _dropped_urls(_agent_logs(lab)) or None, timeout,
+                             what="the agent's 'API Key invalid, dropping transaction' log line")
     assert fwd["Transactions"]["Dropped"] >= 1, "a 403 is dropped, not retried"
     assert fwd["APIKeyStatus"] == {"API key ending with wrong": "API Key invalid"}
     # Each line names the transaction the intake refused: whichever payload came first (a series,
     # a check run, the host metadata on /intake/), not a given one.
-    refused = {route for route, n in _forbidden_by_route(intake).items()
-               if n > forbidden_before.get(route, 0)}
-    named = {urlsplit(url).path for url in _dropped_urls(logs)}
-    assert named and named <= refused, f"the log names {named}; the intake refused {refused}"
+    refused = _refused_since(intake, forbidden_before)
+    named = {urlsplit(url).path for url in dropped}
+    assert named <= refused, f"the log names {named}; the intake refused {refused}"
     # Nothing from the refused key was stored after the site learnt its keys.
     for route in ROUTES:
         late = [r for r in intake.payloads(route, fmt="raw") if r["seq"] > before[route]]

@@ -381,3 +381,37 @@ def test_a_deleted_clusters_leftover_service_does_not_stop_another_clusters_reco
             for key in [k for k, svc in backend.services.items() if svc.cluster_name == gone.cluster.name]:
                 del backend.services[key]
         control_plane._forget("DeleteCluster", {"cluster": gone.cluster.name})
+
+
+def test_a_cluster_paused_by_one_control_plane_is_left_alone_by_all_others_in_the_process(
+        control_plane, world):
+    """moto keeps one model per process, so each embedded control plane's scheduler schedules every
+    service in it. Seen in the unit suite: a sandbox test paused its own lab's scheduler to hold a
+    rollout open, and this session's control plane, started by an earlier test in the same worker,
+    went on and completed the rollout. A pause is for every scheduler of the process."""
+    from lab.ecs.control_plane import ControlPlane
+    from lab.ecs.moto_model import ECS_LOCK
+
+    control_plane.add_instance(world, "127.0.1.1")
+    ecs = control_plane.clients.ecs
+    td = json.loads((TASKDEFS / "datadog-agent-ecs-apm.json").read_text())
+    arn = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
+
+    def tasks() -> list[str]:
+        return ecs.list_tasks(cluster=world.cluster.name, serviceName="datadog-agent")["taskArns"]
+
+    with ControlPlane(port=0) as other:
+        other.service_scheduler.pause(world.cluster.name)
+        try:
+            ecs.create_service(cluster=world.cluster.name, serviceName="datadog-agent", taskDefinition=arn,
+                               schedulingStrategy="DAEMON")
+            with ECS_LOCK:
+                control_plane.service_scheduler._launches.clear()
+                control_plane.reconcile_services()
+            assert tasks() == [], "the session's scheduler placed a task in a cluster another one paused"
+        finally:
+            other.service_scheduler.resume(world.cluster.name)
+        # Let go, the same scheduler places the daemon's task at once (the test can fail).
+        control_plane.reconcile_services()
+        assert len(tasks()) == 1, tasks()
+    ecs.delete_service(cluster=world.cluster.name, service="datadog-agent", force=True)

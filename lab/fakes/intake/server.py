@@ -315,8 +315,7 @@ class IntakeServer:
                 await asyncio.sleep(outage.delay_ms / 1000)
                 if _connection_gone(request):
                     # The client's timeout came first: it got no answer and will send it again.
-                    self.store.count_not_stored(path, "abandoned")
-                    return web.Response(status=499)  # written nowhere: the connection is gone
+                    return self._abandoned(path)
                 delay_ms = outage.delay_ms
             if outage.status_code is not None:
                 self.store.count_not_stored(path, "answered_not_stored")
@@ -337,8 +336,7 @@ class IntakeServer:
             # meanwhile closed it (as a server going down drops the requests it has not answered),
             # or the client gave up. No answer can reach the sender, which sends the payload again:
             # stored now, it would be stored twice.
-            self.store.count_not_stored(path, "abandoned")
-            return web.Response(status=499)  # written nowhere: the connection is gone
+            return self._abandoned(path)
         # The metrics host carries the sender's version (the core forwarder sends DD-Agent-Version).
         version = request.headers.get("DD-Agent-Version") or self.agent_version
         meant_for = intended_host(site, path, version) if site else ""
@@ -355,6 +353,12 @@ class IntakeServer:
             return web.Response(body=reply, status=200, content_type="application/x-protobuf")
         status, answer = ACCEPTED_ANSWERS.get(path, DEFAULT_ANSWER)
         return _json(answer, status)
+
+    def _abandoned(self, path: str) -> web.Response:
+        """A POST not stored because its connection is gone: counted `abandoned`, answered 499
+        (written nowhere; the status is only for the server's access log)."""
+        self.store.count_not_stored(path, "abandoned")
+        return web.Response(status=499)
 
     @staticmethod
     def _answer_override(override: Override) -> web.Response:

@@ -177,6 +177,10 @@ class ControlPlane:
         ref = str(params.get("cluster") or "default").rsplit("/", 1)[-1]
         if action == "DeleteCluster":
             self._own_clusters.discard(ref)
+            if self.service_scheduler:
+                # Deleted, the cluster has nothing to schedule: one made later under its name is
+                # scheduled from the start, whichever way it is made.
+                self.service_scheduler.resume(ref)
             self._own_instances = {a: c for a, c in self._own_instances.items() if c != ref}
         else:
             ci = str(params.get("containerInstance", "")).rsplit("/", 1)[-1]
@@ -207,8 +211,10 @@ class ControlPlane:
                             found.append(f"container instance {arn} is missing from cluster {name}")
         except Exception as exc:  # noqa: BLE001 - an unreachable control plane is the problem to report
             found.append(f"control plane {self.endpoint} does not answer: {exc}")
-        if self.service_scheduler and self.service_scheduler.errors:
-            found.append(f"service scheduler: {self.service_scheduler.errors[-1]}")
+        # Another lab's cluster in this process (moto's model is shared) is that lab's problem.
+        errors = self.service_scheduler.errors_for(self._own_clusters) if self.service_scheduler else []
+        if errors:
+            found.append(f"service scheduler: {errors[-1]}")
         return found
 
     def _post_moto_api(self, path: str, payload: dict) -> None:

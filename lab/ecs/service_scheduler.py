@@ -13,8 +13,11 @@ startPeriod) turned UNHEALTHY: `(service S) (task ID) failed container health ch
 the task is stopped with the stopped reason `Task failed container health checks` and replaced.
 
 moto keeps one model per process, so every embedded control plane of a process (each lab's own, a
-test session's) schedules the same services; pausing a cluster (a lab stopping, a test holding a
-rollout open) therefore pauses it for all of them.
+test session's) schedules the same services. What a scheduler keeps about them is the process's
+too: a cluster paused (a lab stopping, a test holding a rollout open) is paused for all of them
+until it is resumed or deleted, and a service's launch back-off is one, whichever scheduler
+launches. One service whose reconcile fails is recorded with its cluster and does not stop the
+others'.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from lab.world import DEFAULT_ACCOUNT, DEFAULT_REGION
 # The stopped reason ECS gives a service task its scheduler replaced for failing its health checks.
 HEALTH_CHECK_STOPPED_REASON = "Task failed container health checks"
 
-# Clusters no scheduler of this process touches (see the module docstring). Under ECS_LOCK.
+# Clusters no scheduler of this process touches, and each (service, instance)'s launch back-off
+# (see the module docstring). Under ECS_LOCK.
 _PAUSED: set[str] = set()
+_LAUNCHES: dict[tuple[str, str], tuple[float, int]] = {}
 
 
 def _task_id(arn: str) -> str:
@@ -79,10 +84,11 @@ class ServiceScheduler:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.errors: list[str] = []
+        # The latest errors, each with the cluster whose service raised it (None: the whole pass).
+        self.errors: list[tuple[str | None, str]] = []
         # ECS throttles a service whose tasks keep failing to start ("service task launch
         # throttling"): relaunches on one instance back off, 1 s doubling up to 30 s here.
-        self._launches: dict[tuple[str, str], tuple[float, int]] = {}
+        self._launches = _LAUNCHES
         # Clusters whose lab is stopping: their services are left alone (the scheduler is shared by
         # every lab of the process; stopping it for one lab would stop it for all). The set is the
         # process's, as moto's model is: another control plane's scheduler must not go on with them.
@@ -95,6 +101,7 @@ class ServiceScheduler:
             self.paused.add(cluster)
 
     def resume(self, cluster: str) -> None:
+        """Schedule `cluster` again (a lab starting on it; its deletion does it too)."""
         with ECS_LOCK:
             self.paused.discard(cluster)
         self.wake()
@@ -120,8 +127,15 @@ class ServiceScheduler:
             try:
                 self.reconcile()
             except Exception as exc:  # noqa: BLE001 - keep scheduling; the error is kept for status
-                self.errors.append(repr(exc))
-                del self.errors[:-20]
+                self._error(None, exc)
+
+    def _error(self, cluster: str | None, exc: Exception) -> None:
+        self.errors.append((cluster, repr(exc)))
+        del self.errors[:-20]
+
+    def errors_for(self, clusters: set[str]) -> list[str]:
+        """The recent errors of these clusters' services, and of whole passes, oldest first."""
+        return [text for cluster, text in self.errors if cluster is None or cluster in clusters]
 
     def reconcile(self) -> None:
         with ECS_LOCK:
@@ -131,7 +145,10 @@ class ServiceScheduler:
                 # in moto's model by a cluster already deleted has nothing to run on (ECS deletes a
                 # cluster's services with it), and must not fail the reconcile of the others.
                 if svc.cluster_name not in self.paused and svc.cluster_name in b.clusters:
-                    self._reconcile_service(svc)
+                    try:
+                        self._reconcile_service(svc)
+                    except Exception as exc:  # noqa: BLE001 - one service must not stop the others'
+                        self._error(svc.cluster_name, exc)
 
     def _task_tags(self, svc: Any) -> list[dict]:
         """The tags a service's tasks get: its own or its task definition's, by `propagateTags`."""

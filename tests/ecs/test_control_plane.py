@@ -415,3 +415,70 @@ def test_a_cluster_paused_by_one_control_plane_is_left_alone_by_all_others_in_th
         control_plane.reconcile_services()
         assert len(tasks()) == 1, tasks()
     ecs.delete_service(cluster=world.cluster.name, service="datadog-agent", force=True)
+
+
+def test_a_deleted_cluster_is_no_longer_paused_and_one_made_again_under_its_name_is_scheduled(
+        control_plane, world):
+    """A lab pauses its cluster when it stops and deletes it last; a cluster made later under that
+    name (a later lab on the same subnet, a user's create-cluster) is scheduled from the start."""
+    from lab.ecs.stack_services import remove_cluster
+
+    scheduler = control_plane.service_scheduler
+    ecs = control_plane.clients.ecs
+    td = json.loads((TASKDEFS / "datadog-agent-ecs-apm.json").read_text())
+    arn = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
+    name = world.cluster.name
+    scheduler.pause(name)
+    control_plane.add_instance(world, "127.0.1.1")
+    ecs.create_service(cluster=name, serviceName="datadog-agent", taskDefinition=arn,
+                       schedulingStrategy="DAEMON")
+    control_plane.reconcile_services()
+    assert ecs.list_tasks(cluster=name)["taskArns"] == [], "a paused cluster's daemon was placed"
+    remove_cluster(ecs, name)
+    assert name not in scheduler.paused
+    again = World(Cluster(name=name))
+    control_plane.add_instance(again, "127.0.1.2")
+    ecs.create_service(cluster=name, serviceName="datadog-agent", taskDefinition=arn,
+                       schedulingStrategy="DAEMON")
+    wait_until(lambda: len(ecs.list_tasks(cluster=name)["taskArns"]) == 1, 10,
+               what="the daemon's task in the cluster made again")
+    remove_cluster(ecs, name)
+
+
+def test_a_service_whose_reconcile_fails_stops_no_other_and_is_only_its_own_labs_problem(
+        control_plane, world, monkeypatch):
+    """One service that makes the scheduler raise (seen once: a cluster gone under its service) must
+    not keep the other labs' services from being scheduled; the error is its cluster's, and a lab
+    that does not own that cluster does not report it."""
+    from lab.ecs.stack_services import remove_cluster
+
+    scheduler = control_plane.service_scheduler
+    ecs = control_plane.clients.ecs
+    bad = World(Cluster(name=f"{world.cluster.name}-bad"))
+    control_plane.add_instance(bad, "127.0.2.1")
+    control_plane.add_instance(world, "127.0.1.1")
+    td = json.loads((TASKDEFS / "datadog-agent-ecs-apm.json").read_text())
+    good_td = ecs.register_task_definition(**td)["taskDefinition"]["taskDefinitionArn"]
+    bad_td = ecs.register_task_definition(**{**td, "family": "fails-to-reconcile"})["taskDefinition"]
+    needs_of = scheduler.ecs.needs_of
+
+    def failing(arn: str):
+        if "fails-to-reconcile" in arn:
+            raise RuntimeError("this service's reconcile fails")
+        return needs_of(arn)
+
+    monkeypatch.setattr(scheduler.ecs, "needs_of", failing)
+    try:
+        # The failing service is made first, so a pass meets it before the other.
+        ecs.create_service(cluster=bad.cluster.name, serviceName="broken", schedulingStrategy="DAEMON",
+                           taskDefinition=bad_td["taskDefinitionArn"])
+        ecs.create_service(cluster=world.cluster.name, serviceName="datadog-agent", taskDefinition=good_td,
+                           schedulingStrategy="DAEMON")
+        control_plane.reconcile_services()
+        assert len(ecs.list_tasks(cluster=world.cluster.name)["taskArns"]) == 1
+        assert any("this service's reconcile fails" in e for e in scheduler.errors_for({bad.cluster.name}))
+        assert scheduler.errors_for({world.cluster.name}) == []
+    finally:
+        monkeypatch.undo()
+        remove_cluster(ecs, bad.cluster.name)
+        remove_cluster(ecs, world.cluster.name)

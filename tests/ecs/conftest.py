@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
 from lab.ecs.control_plane import ControlPlane
+from lab.ecs.stack_services import remove_cluster
 from lab.tasks import ContainerSpec, UnsupportedField
 from lab.world import Cluster, ContainerInstance, Task, World
 
@@ -57,8 +59,13 @@ def control_plane():
 
 
 @pytest.fixture
-def world() -> World:
-    return World(Cluster(name=f"test-{uuid.uuid4().hex[:8]}"))
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    world = World(Cluster(name=f"test-{uuid.uuid4().hex[:8]}"))
+    yield world
+    if "control_plane" in request.fixturenames:
+        # The control plane is the session's and moto's model the process's: a cluster left in it
+        # is walked by every service scheduler of the worker, for every later test and lab.
+        remove_cluster(request.getfixturevalue("control_plane").clients.ecs, world.cluster.name)
 
 
 @pytest.fixture

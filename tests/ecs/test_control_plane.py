@@ -442,7 +442,6 @@ def test_a_deleted_cluster_is_no_longer_paused_and_one_made_again_under_its_name
                        schedulingStrategy="DAEMON")
     wait_until(lambda: len(ecs.list_tasks(cluster=name)["taskArns"]) == 1, 10,
                what="the daemon's task in the cluster made again")
-    remove_cluster(ecs, name)
 
 
 def test_a_service_whose_reconcile_fails_stops_no_other_and_is_only_its_own_labs_problem(
@@ -480,5 +479,4 @@ def test_a_service_whose_reconcile_fails_stops_no_other_and_is_only_its_own_labs
         assert scheduler.errors_for({world.cluster.name}) == []
     finally:
         monkeypatch.undo()
-        remove_cluster(ecs, bad.cluster.name)
-        remove_cluster(ecs, world.cluster.name)
+        remove_cluster(ecs, bad.cluster.name)  # the world fixture removes its own

@@ -17,22 +17,34 @@ const fs = require('fs')
 
 const METRIC_PREFIX = 'ecs_lab.node'
 
+// IMDS tries: a container starting on a loaded instance can wait seconds for its first answer (seen:
+// one 2 s try timed out at load 12-15). The docs' snippet sets no timeout at all; the AWS SDKs retry.
+const IMDS_ATTEMPTS = 3
+const IMDS_TIMEOUT_MS = 2000
+
+async function imdsToken (base) {
+  let last = null
+  for (let attempt = 1; attempt <= IMDS_ATTEMPTS; attempt++) {
+    try {
+      const put = await fetch(`${base}/latest/api/token`, {
+        method: 'PUT',
+        headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '21600' },
+        signal: AbortSignal.timeout(IMDS_TIMEOUT_MS)
+      })
+      return put.ok ? (await put.text()).trim() : null
+    } catch (err) {
+      last = err  // no answer (refused, reset, timed out): try again, a bounded number of times
+    }
+  }
+  throw new Error(`IMDS at ${base} is unreachable: ${last.message} (${IMDS_ATTEMPTS} tries)`)
+}
+
 async function imdsLocalIpv4 (base) {
   // The SDKs' order: an IMDSv2 token first; without one (PUT refused), a tokenless GET.
-  let token = null
-  try {
-    const put = await fetch(`${base}/latest/api/token`, {
-      method: 'PUT',
-      headers: { 'X-aws-ec2-metadata-token-ttl-seconds': '21600' },
-      signal: AbortSignal.timeout(2000)
-    })
-    if (put.ok) token = (await put.text()).trim()
-  } catch (err) {
-    throw new Error(`IMDS at ${base} is unreachable: ${err.message}`)
-  }
+  const token = await imdsToken(base)
   const res = await fetch(`${base}/latest/meta-data/local-ipv4`, {
     headers: token ? { 'X-aws-ec2-metadata-token': token } : {},
-    signal: AbortSignal.timeout(2000)
+    signal: AbortSignal.timeout(IMDS_TIMEOUT_MS)
   })
   if (!res.ok) throw new Error(`IMDS local-ipv4 from ${base} failed: HTTP ${res.status}`)
   const ip = (await res.text()).trim()
